@@ -1,0 +1,100 @@
+// C view of the Linux and libsystemd APIs that Swift's Glibc module does not export.
+// Do NOT define _GNU_SOURCE here: it breaks SwiftGlibc (fd_set redefinition); declare the few
+// GNU-only prototypes we need explicitly instead.
+#ifndef HERDD_SHIM_H
+#define HERDD_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+
+// GNU extensions, declared by hand (see above).
+int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+int memfd_create(const char *name, unsigned int flags);
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+
+// Flag values Swift cannot import as macros of macros.
+static inline int herd_sock_nonblock(void) { return SOCK_NONBLOCK; }
+static inline int herd_sock_cloexec(void) { return SOCK_CLOEXEC; }
+static inline int herd_sock_stream(void) { return SOCK_STREAM; }
+static inline uint32_t herd_epollin(void) { return EPOLLIN; }
+static inline uint32_t herd_epollout(void) { return EPOLLOUT; }
+static inline uint32_t herd_epollet(void) { return EPOLLET; }
+static inline uint32_t herd_epollrdhup(void) { return EPOLLRDHUP; }
+static inline uint32_t herd_epollhup(void) { return EPOLLHUP; }
+static inline uint32_t herd_epollerr(void) { return EPOLLERR; }
+static inline uint32_t herd_epollexclusive(void) { return EPOLLEXCLUSIVE; }
+
+// prctl is variadic: Swift cannot call it directly.
+static inline int herd_prctl_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+static inline int herd_prctl_set_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
+// errno as a function (Swift's `errno` works too, this keeps call sites uniform).
+static inline int herd_errno(void) { return errno; }
+
+// Relaxed/acquire/release atomics on words of the shared-memory scoreboard. Each worker writes only
+// its own slot; the master only reads. Plain loads and stores could tear or be reordered by the
+// compiler, __atomic builtins cannot.
+static inline uint64_t herd_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void herd_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void herd_add64(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+
+// epoll_event is packed on x86_64; fill and read it in C so Swift never sees the packing.
+static inline int herd_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+typedef struct { uint32_t events; uint64_t data; } herd_event;
+static inline int herd_epoll_wait(int epfd, herd_event *out, int max, int timeout_ms) {
+    struct epoll_event evs[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, evs, max, timeout_ms);
+    for (int i = 0; i < n; i++) { out[i].events = evs[i].events; out[i].data = evs[i].data.u64; }
+    return n;
+}
+
+// sigset helpers (sigemptyset etc. may be macros).
+static inline void herd_sigset_empty(sigset_t *s) { sigemptyset(s); }
+static inline void herd_sigset_add(sigset_t *s, int sig) { sigaddset(s, sig); }
+
+// Accept queue of a listening TCP socket: on Linux, for a socket in LISTEN state, tcpi_unacked is
+// the number of connections waiting in the accept queue and tcpi_sacked the backlog limit.
+static inline int herd_tcp_backlog(int fd, uint32_t *queued, uint32_t *limit) {
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return -1;
+    *queued = ti.tcpi_unacked;
+    *limit = ti.tcpi_sacked;
+    return 0;
+}
+
+#endif

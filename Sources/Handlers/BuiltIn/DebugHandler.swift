@@ -1,0 +1,67 @@
+import Glibc
+import Synchronization
+
+/// Test and demo endpoints. Only served where an operator maps `debug` explicitly.
+///
+/// - `/sleep/<ms>`: blocks the worker for `ms` milliseconds (capped at 60000), then "slept <ms>\n".
+/// - `/hang`: never returns (to exercise the master's heartbeat timeout).
+/// - `/exit/<code>`: terminates the worker with `exit(code)` (code 0...255; simulates a crash).
+/// - `/echo`: the request body back, with `X-Body-Length`.
+/// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
+/// - anything else: "debug pid=<pid>\n".
+public struct DebugHandler: Handler {
+    public static let maxSleepMs = 60_000
+    public static let maxStreamChunks = 1_000_000
+
+    public init() {}
+
+    public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
+        let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
+        let cmd = segs.first.map(String.init) ?? ""
+        let arg = segs.count == 2 ? Int(segs[1]) : nil
+        switch (cmd, segs.count) {
+        case ("sleep", 2):
+            guard let ms = arg, ms >= 0 else { return .errorResponse(status: 400) }
+            let total = min(ms, DebugHandler.maxSleepMs)
+            var left = total
+            while left > 0 {
+                let step = min(left, 100)
+                usleep(UInt32(step * 1000))
+                left -= step
+            }
+            return .text(200, "slept \(total)\n")
+        case ("hang", 1):
+            while true { sched_yield() }
+        case ("exit", 2):
+            guard let code = arg, (0...255).contains(code) else { return .errorResponse(status: 400) }
+            exit(Int32(code))
+        case ("echo", 1):
+            var r = HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
+                                 body: .bytes(request.body))
+            r.headers.add("X-Body-Length", String(request.body.count))
+            return r
+        case ("stream", 2):
+            guard let n = arg, n >= 0 else { return .errorResponse(status: 400) }
+            return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; charset=utf-8"],
+                                body: .stream(CountingStream(count: min(n, DebugHandler.maxStreamChunks))))
+        default:
+            return .text(200, "debug pid=\(context.pid)\n")
+        }
+    }
+}
+
+/// Yields "chunk 0\n", "chunk 1\n", ... `count` times.
+final class CountingStream: BodyStream {
+    private let next_ = Mutex(0)
+    let count: Int
+
+    init(count: Int) { self.count = count }
+
+    func next() -> [UInt8]? {
+        next_.withLock { i in
+            guard i < count else { return nil }
+            defer { i += 1 }
+            return Array("chunk \(i)\n".utf8)
+        }
+    }
+}

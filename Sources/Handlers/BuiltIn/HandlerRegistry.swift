@@ -1,0 +1,80 @@
+import Glibc
+import Synchronization
+
+/// A handler spec that cannot be turned into a handler.
+public struct HandlerSpecError: Error, CustomStringConvertible, Sendable {
+    public let spec: String
+    public let message: String
+
+    public init(spec: String, message: String) {
+        self.spec = spec
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Builds handlers from command-line specs: `hello`, `health`, `debug`, `static:/abs/dir`, or a
+/// name added with `register`. A spec is `name` or `name:argument` (split at the first ':').
+/// (`metrics` is not here: the executable serves it itself.)
+public enum HandlerRegistry {
+    public typealias Factory = @Sendable (String?) throws -> any Handler
+
+    public static var builtInNames: [String] { ["hello", "health", "debug", "static"] }
+
+    /// User-registered factories; they take precedence over built-ins of the same name.
+    private static let custom = Mutex<[String: Factory]>([:])
+
+    /// Adds (or replaces) a handler factory. The factory receives the text after ':' or nil.
+    public static func register(_ name: String, _ factory: @escaping Factory) {
+        custom.withLock { $0[name] = factory }
+    }
+
+    /// Names of all handlers `make` knows, built-ins first.
+    public static var knownNames: [String] {
+        let extra = custom.withLock { Array($0.keys) }.filter { !builtInNames.contains($0) }.sorted()
+        return builtInNames + extra
+    }
+
+    public static func make(_ spec: String) throws -> any Handler {
+        let name: String, arg: String?
+        if let colon = spec.firstIndex(of: ":") {
+            name = String(spec[..<colon])
+            arg = String(spec[spec.index(after: colon)...])
+        } else {
+            name = spec
+            arg = nil
+        }
+        if let factory = custom.withLock({ $0[name] }) { return try factory(arg) }
+
+        func noArg(_ h: any Handler) throws -> any Handler {
+            guard arg == nil else {
+                throw HandlerSpecError(spec: spec, message: "handler '\(name)' takes no argument (got '\(spec)')")
+            }
+            return h
+        }
+        switch name {
+        case "hello": return try noArg(HelloHandler())
+        case "health": return try noArg(HealthHandler())
+        case "debug": return try noArg(DebugHandler())
+        case "static":
+            guard let dir = arg, !dir.isEmpty else {
+                throw HandlerSpecError(spec: spec, message: "handler 'static' needs a directory: static:/abs/dir")
+            }
+            guard dir.hasPrefix("/") else {
+                throw HandlerSpecError(spec: spec, message: "static root must be an absolute path: '\(dir)'")
+            }
+            var st = stat()
+            guard stat(dir, &st) == 0 else {
+                throw HandlerSpecError(spec: spec, message: "static root '\(dir)' does not exist or is not accessible")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw HandlerSpecError(spec: spec, message: "static root '\(dir)' is not a directory")
+            }
+            return StaticHandler(root: dir)
+        default:
+            let known = knownNames.map { $0 == "static" ? "static:/abs/dir" : $0 }.joined(separator: ", ")
+            throw HandlerSpecError(spec: spec, message: "unknown handler '\(spec)'; known handlers: \(known)")
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Glibc
+
+/// A body produced piece by piece. `next()` returns the next piece, or nil at the end.
+/// Sent with chunked encoding to HTTP/1.1 clients and close-delimited to HTTP/1.0 clients.
+/// Empty pieces are allowed (they are skipped, not sent as a terminating chunk).
+public protocol BodyStream: Sendable, AnyObject {
+    func next() -> [UInt8]?
+}
+
+public enum ResponseBody: Sendable {
+    case bytes([UInt8])
+    /// `count` bytes of `fd` starting at `offset`, sent with sendfile. The connection owns `fd`
+    /// and must close it after sending - or call `discard()` if the body is not sent (HEAD, errors).
+    case file(fd: Int32, offset: Int, count: Int)
+    case stream(any BodyStream)
+
+    /// Releases resources held by a body that will not be sent (closes the fd of `.file`).
+    public func discard() {
+        if case .file(let fd, _, _) = self, fd >= 0 { _ = Glibc.close(fd) }
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: ResponseBody
+
+    public init(status: Int = 200, headers: HTTPHeaders = HTTPHeaders(), body: ResponseBody = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A text response with `Content-Type: contentType`.
+    public static func text(_ status: Int, _ s: String,
+                            contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": contentType], body: .bytes(Array(s.utf8)))
+    }
+
+    /// The small plain-text error page used for protocol errors and by built-in handlers:
+    /// body "<code> <reason>\n".
+    public static func errorResponse(status: Int) -> HTTPResponse {
+        text(status, "\(status) \(httpReasonPhrase(status))\n")
+    }
+}
+
+/// Standard reason phrase for a status code (RFC 9110 and common extensions); "" if unknown.
+public func httpReasonPhrase(_ status: Int) -> String {
+    switch status {
+    case 100: return "Continue"
+    case 101: return "Switching Protocols"
+    case 102: return "Processing"
+    case 103: return "Early Hints"
+    case 200: return "OK"
+    case 201: return "Created"
+    case 202: return "Accepted"
+    case 203: return "Non-Authoritative Information"
+    case 204: return "No Content"
+    case 205: return "Reset Content"
+    case 206: return "Partial Content"
+    case 207: return "Multi-Status"
+    case 208: return "Already Reported"
+    case 226: return "IM Used"
+    case 300: return "Multiple Choices"
+    case 301: return "Moved Permanently"
+    case 302: return "Found"
+    case 303: return "See Other"
+    case 304: return "Not Modified"
+    case 305: return "Use Proxy"
+    case 307: return "Temporary Redirect"
+    case 308: return "Permanent Redirect"
+    case 400: return "Bad Request"
+    case 401: return "Unauthorized"
+    case 402: return "Payment Required"
+    case 403: return "Forbidden"
+    case 404: return "Not Found"
+    case 405: return "Method Not Allowed"
+    case 406: return "Not Acceptable"
+    case 407: return "Proxy Authentication Required"
+    case 408: return "Request Timeout"
+    case 409: return "Conflict"
+    case 410: return "Gone"
+    case 411: return "Length Required"
+    case 412: return "Precondition Failed"
+    case 413: return "Content Too Large"
+    case 414: return "URI Too Long"
+    case 415: return "Unsupported Media Type"
+    case 416: return "Range Not Satisfiable"
+    case 417: return "Expectation Failed"
+    case 418: return "I'm a teapot"
+    case 421: return "Misdirected Request"
+    case 422: return "Unprocessable Content"
+    case 423: return "Locked"
+    case 424: return "Failed Dependency"
+    case 425: return "Too Early"
+    case 426: return "Upgrade Required"
+    case 428: return "Precondition Required"
+    case 429: return "Too Many Requests"
+    case 431: return "Request Header Fields Too Large"
+    case 451: return "Unavailable For Legal Reasons"
+    case 500: return "Internal Server Error"
+    case 501: return "Not Implemented"
+    case 502: return "Bad Gateway"
+    case 503: return "Service Unavailable"
+    case 504: return "Gateway Timeout"
+    case 505: return "HTTP Version Not Supported"
+    case 506: return "Variant Also Negotiates"
+    case 507: return "Insufficient Storage"
+    case 508: return "Loop Detected"
+    case 510: return "Not Extended"
+    case 511: return "Network Authentication Required"
+    default: return ""
+    }
+}

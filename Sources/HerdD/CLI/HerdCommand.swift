@@ -1,0 +1,206 @@
+import ArgumentParser
+import Glibc
+import Handlers
+import Logging
+
+let herddVersion = "0.1.0"
+
+@main
+struct HerdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herdd",
+        abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
+        version: herddVersion,
+        subcommands: [Serve.self, WorkerCommand.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Exit codes from sysexits.h, as systemd and shell scripts expect.
+enum ExitStatus {
+    static let usage: Int32 = 64
+    static let software: Int32 = 70
+    static let osError: Int32 = 71
+    static let config: Int32 = 78
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the master and its workers (the default command).",
+        discussion: """
+        Under systemd socket activation the listening sockets come from LISTEN_FDS / LISTEN_FDNAMES and \
+        --listen is ignored; otherwise herdd binds --listen addresses itself (default 127.0.0.1:8080). \
+        Signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload, TTIN/TTOU one \
+        worker more/less.
+        """)
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (key = value lines).", valueName: "path"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Listen address: HOST:PORT, [IPV6]:PORT or unix:/PATH, optionally ,name=NAME. Repeatable.", valueName: "addr"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Handler of a listener: NAME=HANDLER (hello, health, debug, static:/DIR). Repeatable.", valueName: "name=handler"))
+    var handler: [String] = []
+
+    @Option(name: .customLong("default-handler"), help: "Handler for listeners without a --handler entry (default: hello).")
+    var defaultHandler: String?
+
+    @Option(name: .long, help: "Number of worker processes (default: online CPUs).")
+    var workers: String?
+
+    @Option(name: .long, help: "listen(2) backlog for sockets herdd binds itself (default 1024).")
+    var backlog: String?
+
+    @Option(name: .customLong("accept-mode"), help: "exclusive (EPOLLEXCLUSIVE, default) or shared (every worker wakes: the thundering herd).")
+    var acceptMode: String?
+
+    @Option(name: .customLong("graceful-timeout"), help: "Seconds workers get to finish in-flight requests on stop (default 30).")
+    var gracefulTimeout: String?
+
+    @Option(name: .long, help: "Seconds without a heartbeat before a worker is killed (default 30).")
+    var timeout: String?
+
+    @Option(name: .customLong("max-requests"), help: "Recycle a worker after this many requests (0 = never).")
+    var maxRequests: String?
+
+    @Option(name: .customLong("max-requests-jitter"), help: "Random 0...N added to --max-requests per worker.")
+    var maxRequestsJitter: String?
+
+    @Option(name: .customLong("keepalive-timeout"), help: "Seconds an idle keep-alive connection stays open (default 5).")
+    var keepaliveTimeout: String?
+
+    @Option(name: .customLong("header-timeout"), help: "Seconds to receive a complete request before 408 (default 10).")
+    var headerTimeout: String?
+
+    @Option(name: .customLong("max-body"), help: "Largest request body in bytes (default 1048576); larger gets 413.")
+    var maxBody: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String = "info"
+
+    /// Command-line settings in the config file's vocabulary, applied after the file.
+    var overrides: [(String, String)] {
+        var o: [(String, String)] = []
+        for l in listen { o.append(("listen", l)) }
+        for h in handler { o.append(("handler", h)) }
+        let scalars: [(String, String?)] = [
+            ("default-handler", defaultHandler), ("workers", workers), ("backlog", backlog), ("accept-mode", acceptMode),
+            ("graceful-timeout", gracefulTimeout), ("timeout", timeout), ("max-requests", maxRequests),
+            ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
+            ("header-timeout", headerTimeout), ("max-body", maxBody),
+        ]
+        for (k, v) in scalars { if let v { o.append((k, v)) } }
+        return o
+    }
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: expected one of trace, debug, info, notice, warning, error, critical")
+        }
+        // Parse everything up front so a bad flag is a usage error (exit 64) with a clear message.
+        do { _ = try loadConfig(path: nil, overrides: overrides) } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        Log.bootstrap(role: "master", level: level)
+        let log = Logger(label: "herdd.master")
+        func fatal(_ message: String, _ code: Int32) -> ExitCode {
+            log.critical("\(message)", metadata: ["event": "fatal"])
+            SystemdNotify.send("STATUS=failed: \(message)")
+            return ExitCode(code)
+        }
+        var cfg: ServerConfig
+        do { cfg = try loadConfig(path: config, overrides: overrides) } catch { throw fatal("\(error)", ExitStatus.config) }
+
+        var listeners: [Listener]
+        do {
+            if let passed = try Listeners.fromActivation() {
+                listeners = passed
+                if !cfg.listen.isEmpty {
+                    log.notice("sockets passed by systemd; ignoring --listen/listen settings", metadata: ["event": "listen-ignored"])
+                }
+            } else {
+                if cfg.listen.isEmpty { cfg.listen = [ListenSpec(address: .ipv4("127.0.0.1", port: 8080))] }
+                listeners = try cfg.listen.map { try Listeners.bind($0, backlog: cfg.backlog) }
+            }
+        } catch {
+            throw fatal("cannot set up listening sockets: \(error)", ExitStatus.osError)
+        }
+        if listeners.count > Scoreboard.maxListeners {
+            throw fatal("herdd supports at most \(Scoreboard.maxListeners) listeners, got \(listeners.count)", ExitStatus.config)
+        }
+        do { try validateHandlers(cfg, listeners: listeners) } catch { throw fatal("\(error)", ExitStatus.config) }
+
+        let code: Int32
+        do {
+            let master = try Master(config: cfg, configPath: config, overrides: overrides, listeners: listeners)
+            code = try master.run()
+        } catch {
+            throw fatal("master failed: \(error)", ExitStatus.osError)
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+/// Defaults, then the config file (if any), then command-line overrides.
+func loadConfig(path: String?, overrides: [(String, String)]) throws -> ServerConfig {
+    var c = ServerConfig()
+    if let path { try c.apply(filePath: path) }
+    // Listen and handler entries on the command line replace those of the file.
+    if overrides.contains(where: { $0.0 == "listen" }) { c.listen = [] }
+    for (k, v) in overrides { try c.apply(key: k, value: v, origin: "--\(k)") }
+    return c
+}
+
+/// Every listener needs a handler that can be built; fail before spawning workers.
+func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
+    for l in listeners {
+        let spec = config.handlerSpec(for: l.name)
+        do { _ = try HandlerRegistry.make(spec) } catch {
+            throw ServerConfig.ConfigError(message: "listener '\(l.name)' (\(l.address)): handler '\(spec)': \(error)")
+        }
+    }
+    let names = Set(listeners.map(\.name))
+    for name in config.handlers.keys where !names.contains(name) {
+        Logger(label: "herdd.master").warning("handler configured for listener '\(name)', but no listener has that name (have: \(names.sorted().joined(separator: ", ")))", metadata: ["event": "config-warning"])
+    }
+}
+
+/// The worker role: started by the master with posix_spawn, never by hand.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "Internal: a worker process started by the master.", shouldDisplay: false)
+
+    @Option var slot: Int
+    @Option var generation: UInt64
+    @Option(name: .customLong("master-pid")) var masterPID: Int32
+    @Option(name: .customLong("scoreboard-fd")) var scoreboardFD: Int32
+    @Option(name: .customLong("listener")) var listenerNames: [String] = []
+    @Argument(parsing: .postTerminator) var settings: [String] = []
+
+    func run() throws {
+        Log.bootstrap(role: "worker", workerID: slot)
+        let log = Logger(label: "herdd.worker")
+        do {
+            let config = try ServerConfig.deserialize(settings)
+            let scoreboard = try Scoreboard(attaching: scoreboardFD)
+            guard slot >= 0, slot < scoreboard.slotCount else { throw ExitCode(ExitStatus.usage) }
+            var bound: [Worker.BoundListener] = []
+            for (i, name) in listenerNames.enumerated() {
+                let fd = 3 + Int32(i)
+                let handler = try HandlerRegistry.make(config.handlerSpec(for: name))
+                let isTCP = Listeners.localAddress(fd).map { !$0.hasPrefix("unix") } ?? true
+                bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler, isTCP: isTCP))
+            }
+            let worker = Worker(slot: slot, masterPID: masterPID, config: config, scoreboard: scoreboard, listeners: bound)
+            try worker.run()
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            log.critical("worker failed: \(error)", metadata: ["event": "worker-failed"])
+            throw ExitCode(ExitStatus.software)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import Glibc
+
+/// How workers watch the listening sockets.
+enum AcceptMode: String, Sendable, CaseIterable {
+    /// EPOLLIN | EPOLLEXCLUSIVE: the kernel wakes one waiting worker per connection.
+    case exclusive
+    /// EPOLLIN only: every idle worker wakes for every connection (the classic thundering herd,
+    /// kept to measure the difference).
+    case shared
+}
+
+/// The effective configuration of a herdd instance: defaults, then the config file, then the
+/// command line. The same `key = value` vocabulary serves the config file, the command line
+/// overrides and the master -> worker hand-over, so there is one parser for all three.
+struct ServerConfig: Equatable, Sendable {
+    var listen: [ListenSpec] = []
+    /// listener name -> handler spec (`hello`, `health`, `debug`, `static:/dir`, `metrics`).
+    var handlers: [String: String] = [:]
+    var defaultHandler = "hello"
+    var workers = ServerConfig.onlineCPUs()
+    var backlog: Int32 = 1024
+    var acceptMode: AcceptMode = .exclusive
+    var gracefulTimeout: Double = 30
+    var timeout: Double = 30
+    var maxRequests = 0
+    var maxRequestsJitter = 0
+    var keepAliveTimeout: Double = 5
+    var headerTimeout: Double = 10
+    var maxBodyBytes = 1 << 20
+    var upgradeTimeout: Double = 30
+    var maxWorkers = 256
+
+    struct ConfigError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    static let keys = [
+        "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
+        "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
+        "upgrade-timeout",
+    ]
+
+    static func onlineCPUs() -> Int {
+        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return n > 0 ? n : 1
+    }
+
+    /// Handler spec for a listener name.
+    func handlerSpec(for name: String) -> String { handlers[name] ?? defaultHandler }
+
+    /// Applies one `key = value` setting. `origin` names where it came from, for error messages.
+    mutating func apply(key: String, value: String, origin: String) throws {
+        func fail(_ why: String) -> ConfigError { ConfigError(message: "\(origin): \(key): \(why)") }
+        func int(_ lo: Int, _ hi: Int) throws -> Int {
+            guard let v = Int(value), v >= lo, v <= hi else { throw fail("expected an integer from \(lo) to \(hi), got '\(value)'") }
+            return v
+        }
+        func seconds() throws -> Double {
+            guard let v = Double(value), v.isFinite, v > 0, v <= 86400 else {
+                throw fail("expected seconds (a number > 0 and <= 86400), got '\(value)'")
+            }
+            return v
+        }
+        switch key {
+        case "listen":
+            do { listen.append(try ListenSpec(parsing: value)) } catch { throw fail("\(error)") }
+        case "handler":
+            guard let eq = value.firstIndex(of: "="), eq != value.startIndex, value.index(after: eq) != value.endIndex else {
+                throw fail("expected LISTENER=HANDLER (e.g. http=static:/srv/www), got '\(value)'")
+            }
+            handlers[String(value[..<eq])] = String(value[value.index(after: eq)...])
+        case "default-handler":
+            guard !value.isEmpty else { throw fail("empty handler") }
+            defaultHandler = value
+        case "workers": workers = try int(1, maxWorkers)
+        case "backlog": backlog = Int32(try int(1, 1 << 20))
+        case "accept-mode":
+            guard let m = AcceptMode(rawValue: value) else { throw fail("expected exclusive or shared, got '\(value)'") }
+            acceptMode = m
+        case "graceful-timeout": gracefulTimeout = try seconds()
+        case "timeout": timeout = try seconds()
+        case "max-requests": maxRequests = try int(0, Int(Int32.max))
+        case "max-requests-jitter": maxRequestsJitter = try int(0, Int(Int32.max))
+        case "keepalive-timeout": keepAliveTimeout = try seconds()
+        case "header-timeout": headerTimeout = try seconds()
+        case "max-body": maxBodyBytes = try int(0, 1 << 40)
+        case "upgrade-timeout": upgradeTimeout = try seconds()
+        default:
+            throw ConfigError(message: "\(origin): unknown setting '\(key)' (known: \(ServerConfig.keys.joined(separator: ", ")))")
+        }
+    }
+
+    /// Parses a config file's text: `key = value` lines, `#` comments, blank lines ignored;
+    /// `listen` and `handler` may repeat.
+    mutating func apply(fileText: String, path: String) throws {
+        var lineNo = 0
+        for raw in fileText.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNo += 1
+            var line = Substring(raw)
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = line.trimmingWhitespace()
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw ConfigError(message: "\(path):\(lineNo): expected 'key = value', got '\(trimmed)'")
+            }
+            let key = trimmed[..<eq].trimmingWhitespace()
+            let value = trimmed[trimmed.index(after: eq)...].trimmingWhitespace()
+            try apply(key: String(key), value: String(value), origin: "\(path):\(lineNo)")
+        }
+    }
+
+    /// Reads and applies a config file.
+    mutating func apply(filePath: String) throws {
+        guard let text = readTextFile(filePath) else {
+            throw ConfigError(message: "cannot read config file \(filePath): \(String(cString: strerror(errno)))")
+        }
+        try apply(fileText: text, path: filePath)
+    }
+
+    /// The settings as `key=value` strings: what the master passes to a worker on its command line.
+    func serialized() -> [String] {
+        var out: [String] = []
+        for l in listen { out.append("listen=\(l)") }
+        for (k, v) in handlers.sorted(by: { $0.key < $1.key }) { out.append("handler=\(k)=\(v)") }
+        out += [
+            "default-handler=\(defaultHandler)", "workers=\(workers)", "backlog=\(backlog)",
+            "accept-mode=\(acceptMode.rawValue)", "graceful-timeout=\(gracefulTimeout)", "timeout=\(timeout)",
+            "max-requests=\(maxRequests)", "max-requests-jitter=\(maxRequestsJitter)",
+            "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
+            "upgrade-timeout=\(upgradeTimeout)",
+        ]
+        return out
+    }
+
+    /// Inverse of `serialized()`.
+    static func deserialize(_ items: [String]) throws -> ServerConfig {
+        var c = ServerConfig()
+        for item in items {
+            guard let eq = item.firstIndex(of: "=") else { throw ConfigError(message: "bad setting '\(item)'") }
+            try c.apply(key: String(item[..<eq]), value: String(item[item.index(after: eq)...]), origin: "worker argv")
+        }
+        return c
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> SubSequence {
+        var s = self[...]
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
+        return s
+    }
+}
+
+/// Reads a whole (small) file as UTF-8 text; nil on error with errno set.
+func readTextFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; return nil }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+        if bytes.count > 16 << 20 { errno = EFBIG; return nil }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,284 @@
+import CHerdSys
+import Glibc
+import Handlers
+
+/// One accepted HTTP/1.1 connection in a worker: input buffer and incremental parser
+/// (pipelining), output buffer, sendfile for file bodies, chunked streams, timeouts and a
+/// lingering close after errors. Edge-triggered: every read and write goes until EAGAIN.
+final class Connection {
+    let fd: Int32
+    let listener: Int
+    let peer: String
+    unowned let worker: Worker
+
+    private var input = [UInt8](repeating: 0, count: 4096)
+    private var inputStart = 0
+    private var inputEnd = 0
+    /// Set after a protocol error: close with a lingering drain of the client's data.
+    private var lingerWanted = false
+    private var parser: HTTPRequestParser
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var file: (fd: Int32, offset: Int, remaining: Int)? = nil
+    private var stream: (any BodyStream)? = nil
+    private var streamChunked = false
+    private var closeAfterWrite = false
+    private var lingering = false
+    private var lingerDeadline: UInt64 = 0
+    private var peerClosed = false
+    private var lastActivity: UInt64
+    /// When the first byte of a not yet complete request arrived (header/body timeout).
+    private var requestStartedAt: UInt64? = nil
+    private(set) var closed = false
+
+    /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
+    private let maxBuffered: Int
+
+    init(fd: Int32, listener: Int, peer: String, worker: Worker) {
+        self.fd = fd
+        self.listener = listener
+        self.peer = peer
+        self.worker = worker
+        self.parser = HTTPRequestParser(limits: worker.limits)
+        self.lastActivity = worker.now
+        self.maxBuffered = worker.limits.maxHeaderBytes + worker.limits.maxBodyBytes + 65536
+    }
+
+    /// No request in progress and nothing to send: safe to close at drain or idle timeout.
+    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPendingOutput }
+    private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
+
+    // MARK: - Reading
+
+    func readable() {
+        guard !closed else { return }
+        if lingering { discardInput(); return }
+        // Read straight into the spare capacity of `input` (valid bytes: inputStart..<inputEnd).
+        while inputEnd - inputStart < maxBuffered {
+            if input.count - inputEnd < 4096 {
+                compact()
+                if input.count - inputEnd < 4096 { input += repeatElement(0, count: max(16384, input.count)) }
+            }
+            let room = input.count - inputEnd
+            let n = input.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + inputEnd, room, 0) }
+            if n > 0 {
+                inputEnd += n
+                lastActivity = worker.now
+                if n < room { break } // short read: the socket buffer is (very likely) empty
+                continue
+            }
+            if n == 0 { peerClosed = true; break }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { break }
+            close(); return // ECONNRESET etc.
+        }
+        process()
+        if peerClosed && !closed && !hasPendingOutput {
+            // The client is gone (or half-closed after its last request): nothing more to do.
+            close()
+        }
+    }
+
+    /// Parses and serves every complete request in the buffer, in order (pipelining), while
+    /// the previous responses fit in the output buffer.
+    private func process() {
+        while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
+            if inputStart == inputEnd { requestStartedAt = nil; break }
+            let result = input.withUnsafeBytes { raw in
+                parser.parse(UnsafeRawBufferPointer(rebasing: raw[inputStart..<inputEnd]))
+            }
+            switch result {
+            case .needMore:
+                if requestStartedAt == nil { requestStartedAt = worker.now }
+                compact()
+                flush()
+                return
+            case .error(let status, _):
+                sendError(status)
+            case .request(let request, let consumed):
+                inputStart += consumed
+                requestStartedAt = nil
+                serve(request)
+            }
+        }
+        compact()
+        flush()
+    }
+
+    /// Moves unparsed bytes to the front of the buffer (rarely: only when space runs out or
+    /// everything was consumed) and gives back memory a large request needed.
+    private func compact() {
+        if inputStart == inputEnd {
+            inputStart = 0
+            inputEnd = 0
+            if input.count > 65536 { input = [UInt8](repeating: 0, count: 4096) }
+        } else if inputStart > 0 && input.count - inputEnd < 4096 {
+            let live = inputEnd - inputStart
+            input.withUnsafeMutableBytes { raw in
+                guard let b = raw.baseAddress else { return }
+                memmove(b, b + inputStart, live)
+            }
+            inputStart = 0
+            inputEnd = live
+        }
+    }
+
+    private func serve(_ request: HTTPRequest) {
+        let response = worker.handle(request, on: self)
+        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && worker.keepAliveAllowed,
+              versionMinor: request.versionMinor)
+    }
+
+    private func sendError(_ status: Int) {
+        queue(HTTPResponse.errorResponse(status: status), isHEAD: false, keepAlive: false, versionMinor: 1)
+        // After a protocol error the rest of the input is garbage: drop it and linger-close so
+        // the client reads the error instead of a reset.
+        inputStart = 0
+        inputEnd = 0
+        lingerWanted = true
+    }
+
+    private func queue(_ response: HTTPResponse, isHEAD: Bool, keepAlive: Bool, versionMinor: Int) {
+        let framing = HTTPResponseHead.serialize(response, requestIsHEAD: isHEAD, keepAlive: keepAlive,
+                                                 versionMinor: versionMinor, date: worker.httpDate, into: &output)
+        var keep = keepAlive
+        switch framing {
+        case .none:
+            if case .file(let f, _, _) = response.body { Glibc.close(f) }
+        case .contentLength:
+            switch response.body {
+            case .bytes(let b): output.append(contentsOf: b)
+            case .file(let f, let offset, let count): file = (f, offset, count)
+            case .stream(let s): stream = s; streamChunked = false
+            }
+        case .chunked:
+            if case .stream(let s) = response.body { stream = s; streamChunked = true }
+        case .closeDelimited:
+            if case .stream(let s) = response.body { stream = s; streamChunked = false }
+            keep = false
+        }
+        if !keep { closeAfterWrite = true }
+        worker.responded(status: response.status)
+    }
+
+    // MARK: - Writing
+
+    func writable() {
+        guard !closed else { return }
+        flush()
+        // Output drained: serve pipelined requests that waited, and input we stopped reading.
+        if !closed && !hasPendingOutput && !lingering {
+            if inputEnd > inputStart { process() }
+            if !closed && !hasPendingOutput { readable() }
+        }
+    }
+
+    /// Writes as much pending output as the socket takes.
+    private func flush() {
+        while !closed {
+            if outputOffset < output.count {
+                let n = output.withUnsafeBytes { raw in
+                    send(fd, raw.baseAddress! + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL))
+                }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                    close(); return
+                }
+                outputOffset += n
+                worker.countBytesOut(n)
+                lastActivity = worker.now
+            } else if var f = file {
+                // sendfile: the file's pages go from the page cache to the socket, no copy
+                // through user space.
+                var off = off_t(f.offset)
+                let n = sendfile(fd, f.fd, &off, min(f.remaining, 1 << 20))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                    Glibc.close(f.fd); file = nil; close(); return
+                }
+                if n == 0 { Glibc.close(f.fd); file = nil; close(); return } // file shrank under us
+                f.offset = Int(off)
+                f.remaining -= n
+                worker.countBytesOut(n)
+                lastActivity = worker.now
+                if f.remaining == 0 { Glibc.close(f.fd); file = nil } else { file = f }
+            } else if let s = stream {
+                output.removeAll(keepingCapacity: true)
+                outputOffset = 0
+                if let chunk = s.next() {
+                    if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
+                    else { output.append(contentsOf: chunk) }
+                } else {
+                    if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
+                    stream = nil
+                }
+            } else {
+                output.removeAll(keepingCapacity: output.capacity <= 65536)
+                outputOffset = 0
+                if closeAfterWrite { finishAfterResponse() }
+                return
+            }
+        }
+    }
+
+    /// The last response is out. Close, or, if the client may still be sending (unread input,
+    /// an error mid-request), shut down our side and drain theirs briefly so the kernel does not
+    /// answer their data with a reset that would destroy our response in flight.
+    private func finishAfterResponse() {
+        if peerClosed { close(); return }
+        if lingerWanted || inputEnd > inputStart {
+            shutdown(fd, Int32(SHUT_WR))
+            lingering = true
+            lingerDeadline = worker.now + 2_000_000_000
+            discardInput()
+        } else {
+            close()
+        }
+    }
+
+    private func discardInput() {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            close(); return
+        }
+    }
+
+    // MARK: - Timeouts and close
+
+    func checkTimeouts(now: UInt64) {
+        guard !closed else { return }
+        if lingering {
+            if now >= lingerDeadline { close() }
+            return
+        }
+        if hasPendingOutput {
+            if now - lastActivity > 60_000_000_000 { close() } // client stopped reading
+            return
+        }
+        if let started = requestStartedAt {
+            if now - started > UInt64(worker.config.headerTimeout * 1e9) {
+                sendError(408)
+                flush()
+            }
+            return
+        }
+        if worker.draining || now - lastActivity > UInt64(worker.config.keepAliveTimeout * 1e9) { close() }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if let f = file { Glibc.close(f.fd); file = nil }
+        stream = nil
+        // close() also removes the fd from the epoll set (it is its only reference).
+        Glibc.close(fd)
+        worker.connectionClosed(self)
+    }
+}

@@ -1,0 +1,196 @@
+import CHerdSys
+import Glibc
+
+/// A listening stream socket owned by the master and shared with every worker.
+struct Listener: Sendable {
+    enum Family: String, Sendable { case tcp, unix }
+    var fd: Int32
+    var name: String
+    var family: Family
+    /// Human-readable address ("127.0.0.1:8080", "unix:/run/x.sock", "fd 3").
+    var address: String
+}
+
+/// Where the listening sockets come from: systemd (socket activation, or a previous herdd master
+/// during a hot upgrade, which uses the same protocol) or our own bind().
+enum Listeners {
+    struct ActivationError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    /// Takes the sockets passed with the sd_listen_fds protocol (LISTEN_PID, LISTEN_FDS,
+    /// LISTEN_FDNAMES). Returns nil when none were passed. The environment variables are unset
+    /// (unset_environment=1) so that workers and later children never mistake them for their own.
+    static func fromActivation() throws -> [Listener]? {
+        var namesPtr: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
+        let n = sd_listen_fds_with_names(1, &namesPtr)
+        if n < 0 { throw SysError("sd_listen_fds_with_names", errno: -n) }
+        defer {
+            if let namesPtr {
+                var i = 0
+                while let p = namesPtr[i] { free(p); i += 1 }
+                free(namesPtr)
+            }
+        }
+        if n == 0 { return nil }
+        var out: [Listener] = []
+        for i in 0..<Int(n) {
+            let fd = SD_LISTEN_FDS_START + Int32(i)
+            var name = "unknown"
+            if let namesPtr, let p = namesPtr[i] { name = String(cString: p) }
+            // Only listening stream sockets make sense for a prefork HTTP server: a datagram
+            // socket or a FIFO in the .socket unit is a configuration error, say so by name.
+            let r = sd_is_socket(fd, Int32(AF_UNSPEC), herd_sock_stream(), 1)
+            if r < 0 { throw SysError("sd_is_socket", errno: -r, detail: "fd \(fd) '\(name)'") }
+            if r == 0 {
+                throw ActivationError(message: "passed fd \(fd) (name '\(name)') is not a listening stream socket; herdd needs ListenStream= sockets")
+            }
+            var family = Listener.Family.tcp
+            var address = "fd \(fd)"
+            if sd_is_socket_unix(fd, herd_sock_stream(), 1, nil, 0) > 0 {
+                family = .unix
+                address = localAddress(fd) ?? "unix fd \(fd)"
+            } else if let a = localAddress(fd) {
+                address = a
+            }
+            out.append(Listener(fd: fd, name: name, family: family, address: address))
+        }
+        return out
+    }
+
+    /// socket + SO_REUSEADDR + bind + listen for one ListenSpec. The socket is CLOEXEC: only the
+    /// explicit dup2 of posix_spawn hands it to workers, nothing leaks into other children.
+    static func bind(_ spec: ListenSpec, backlog: Int32) throws -> Listener {
+        let what = spec.description
+        switch spec.address {
+        case .ipv4(let host, let port):
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else {
+                throw ActivationError(message: "invalid IPv4 address '\(host)'")
+            }
+            let fd = try sys("socket", detail: what) { socket(AF_INET, herd_sock_stream() | herd_sock_cloexec(), 0) }
+            do {
+                try reuseAddr(fd, what)
+                _ = try withUnsafeBytes(of: &sa) { raw in
+                    try sys("bind", detail: what) {
+                        Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                    }
+                }
+                try sys("listen", detail: what) { listen(fd, backlog) }
+            } catch { close(fd); throw error }
+            return Listener(fd: fd, name: spec.name, family: .tcp, address: "\(host):\(port)")
+        case .ipv6(let host, let port):
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else {
+                throw ActivationError(message: "invalid IPv6 address '\(host)'")
+            }
+            let fd = try sys("socket", detail: what) { socket(AF_INET6, herd_sock_stream() | herd_sock_cloexec(), 0) }
+            do {
+                try reuseAddr(fd, what)
+                // An explicit [::]:port means IPv6 only; bind 0.0.0.0 separately for IPv4.
+                var one: Int32 = 1
+                try sys("setsockopt", detail: "IPV6_V6ONLY \(what)") {
+                    setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+                }
+                _ = try withUnsafeBytes(of: &sa) { raw in
+                    try sys("bind", detail: what) {
+                        Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                    }
+                }
+                try sys("listen", detail: what) { listen(fd, backlog) }
+            } catch { close(fd); throw error }
+            return Listener(fd: fd, name: spec.name, family: .tcp, address: "[\(host)]:\(port)")
+        case .unix(let path):
+            var sa = sockaddr_un()
+            sa.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &sa.sun_path) { dst in
+                let bytes = Array(path.utf8)
+                for (i, b) in bytes.enumerated() where i < dst.count - 1 { dst[i] = b }
+            }
+            // A stale socket file from a previous run would make bind fail with EADDRINUSE.
+            // Remove it only if it is a socket nobody accepts on (connect gives ECONNREFUSED).
+            try removeStaleUnixSocket(path, &sa)
+            let fd = try sys("socket", detail: what) { socket(AF_UNIX, herd_sock_stream() | herd_sock_cloexec(), 0) }
+            do {
+                _ = try withUnsafeBytes(of: &sa) { raw in
+                    try sys("bind", detail: what) {
+                        Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                    }
+                }
+                try sys("listen", detail: what) { listen(fd, backlog) }
+            } catch { close(fd); throw error }
+            return Listener(fd: fd, name: spec.name, family: .unix, address: "unix:\(path)")
+        }
+    }
+
+    private static func reuseAddr(_ fd: Int32, _ what: String) throws {
+        var one: Int32 = 1
+        try sys("setsockopt", detail: "SO_REUSEADDR \(what)") {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    private static func removeStaleUnixSocket(_ path: String, _ sa: inout sockaddr_un) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ActivationError(message: "unix:\(path) exists and is not a socket; refusing to replace it")
+        }
+        let probe = socket(AF_UNIX, herd_sock_stream() | herd_sock_cloexec(), 0)
+        guard probe >= 0 else { throw SysError("socket", detail: "probe unix:\(path)") }
+        defer { close(probe) }
+        let r = withUnsafeBytes(of: &sa) { raw in
+            connect(probe, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
+        if r == 0 { throw ActivationError(message: "unix:\(path) is in use by another process") }
+        if errno == ECONNREFUSED { try sys("unlink", detail: path) { unlink(path) } }
+    }
+
+    /// getsockname rendered as text.
+    static func localAddress(_ fd: Int32) -> String? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let r = withUnsafeMutableBytes(of: &storage) { raw in
+            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+        }
+        guard r == 0 else { return nil }
+        return withUnsafeBytes(of: &storage) { raw in socketAddressText(raw, Int(len)) }
+    }
+}
+
+/// Renders a sockaddr as "1.2.3.4:80", "[::1]:80" or "unix:/path".
+func socketAddressText(_ raw: UnsafeRawBufferPointer, _ len: Int) -> String {
+    guard let base = raw.baseAddress, len >= MemoryLayout<sa_family_t>.size else { return "?" }
+    let family = Int32(base.load(as: sa_family_t.self))
+    var buf = [CChar](repeating: 0, count: 64)
+    switch family {
+    case AF_INET:
+        let sin = base.load(as: sockaddr_in.self)
+        var a = sin.sin_addr
+        inet_ntop(AF_INET, &a, &buf, 64)
+        return "\(cText(buf)):\(UInt16(bigEndian: sin.sin_port))"
+    case AF_INET6:
+        let sin6 = base.load(as: sockaddr_in6.self)
+        var a = sin6.sin6_addr
+        inet_ntop(AF_INET6, &a, &buf, 64)
+        return "[\(cText(buf))]:\(UInt16(bigEndian: sin6.sin6_port))"
+    case AF_UNIX:
+        let pathOffset = MemoryLayout<sa_family_t>.size
+        guard len > pathOffset else { return "unix" }
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[pathOffset..<min(len, raw.count)])
+        let path = bytes.prefix { $0 != 0 }
+        return path.isEmpty ? "unix" : "unix:" + String(decoding: path, as: UTF8.self)
+    default:
+        return "family \(family)"
+    }
+}
+
+/// A NUL-terminated C buffer as a String.
+func cText(_ buf: [CChar]) -> String {
+    String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,113 @@
+import CHerdSys
+import Glibc
+import Logging
+
+/// Process-wide logging setup. herdd logs through swift-log; the handler writes journald-native
+/// entries (sd_journal_sendv with HERDD_* fields) when stderr is connected to the journal
+/// (JOURNAL_STREAM names stderr's device:inode), and plain text lines on stderr otherwise.
+enum Log {
+    static func bootstrap(role: String, workerID: Int? = nil, level: Logger.Level = .info) {
+        let journal = stderrIsJournal()
+        LoggingSystem.bootstrap { label in
+            var h = HerdLogHandler(label: label, role: role, workerID: workerID, journal: journal)
+            h.logLevel = level
+            return h
+        }
+    }
+
+    /// systemd sets JOURNAL_STREAM=<dev>:<ino> for stdout/stderr connected to journald; only
+    /// if stderr is still that very stream do we switch to native journal entries.
+    static func stderrIsJournal() -> Bool {
+        guard let env = getenv("JOURNAL_STREAM") else { return false }
+        let parts = String(cString: env).split(separator: ":")
+        guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
+        var st = stat()
+        guard fstat(2, &st) == 0 else { return false }
+        return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
+    }
+}
+
+/// swift-log handler writing journald fields or text lines.
+struct HerdLogHandler: LogHandler {
+    let label: String
+    let role: String
+    let workerID: Int?
+    let journal: Bool
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
+             source: String, file: String, function: String, line: UInt) {
+        var fields = self.metadata
+        if let explicit { fields.merge(explicit) { _, new in new } }
+        if journal {
+            JournalEncoding.send(JournalEncoding.fields(
+                message: message.description, priority: JournalEncoding.priority(level), role: role,
+                workerID: workerID, metadata: fields))
+        } else {
+            var text = "herdd[\(getpid())] \(role)"
+            if let workerID { text += "/\(workerID)" }
+            text += " \(level): \(message)"
+            for (k, v) in fields.sorted(by: { $0.key < $1.key }) { text += " \(k)=\(v)" }
+            text += "\n"
+            var bytes = Array(text.utf8)
+            bytes.withUnsafeMutableBytes { writeAll(2, UnsafeRawBufferPointer($0)) }
+        }
+    }
+}
+
+/// Encoding of log records as journald fields. Metadata keys become upper-case fields with the
+/// HERDD_ prefix ("event" -> HERDD_EVENT); values are passed as binary-safe iovecs.
+enum JournalEncoding {
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+
+    static func fieldName(_ key: String) -> String {
+        var out = "HERDD_"
+        for c in key.uppercased().unicodeScalars {
+            let ok = (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "_"
+            out.unicodeScalars.append(ok ? c : "_")
+        }
+        return out
+    }
+
+    static func fields(message: String, priority: Int, role: String, workerID: Int?, metadata: Logger.Metadata) -> [String] {
+        var f = ["MESSAGE=\(message)", "PRIORITY=\(priority)", "SYSLOG_IDENTIFIER=herdd", "HERDD_ROLE=\(role)",
+                 "HERDD_PID=\(getpid())"]
+        if let workerID { f.append("HERDD_WORKER_ID=\(workerID)") }
+        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) { f.append("\(fieldName(k))=\(v)") }
+        return f
+    }
+
+    static func send(_ fields: [String]) {
+        // One contiguous buffer holds every field; the iovecs point into it for the call.
+        let encoded = fields.map { Array($0.utf8) }
+        let total = encoded.reduce(0) { $0 + $1.count }
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
+        defer { buf.deallocate() }
+        var iov = [iovec]()
+        iov.reserveCapacity(encoded.count)
+        var off = 0
+        for field in encoded {
+            field.withUnsafeBytes { src in
+                if let s = src.baseAddress { (buf + off).copyMemory(from: s, byteCount: src.count) }
+            }
+            iov.append(iovec(iov_base: buf + off, iov_len: field.count))
+            off += field.count
+        }
+        _ = sd_journal_sendv(iov, Int32(iov.count))
+    }
+}

@@ -1,0 +1,438 @@
+import CHerdSys
+import Glibc
+import Logging
+
+/// The master: owns the listening sockets and the scoreboard, never accepts. It spawns the
+/// workers, reaps and replaces them, kills hung ones, resizes the pool, reloads, and stops.
+/// Single-threaded: one epoll with a signalfd; housekeeping runs on a 100 ms tick.
+final class Master {
+    struct WorkerProc {
+        var pid: pid_t
+        var slot: Int
+        var generation: UInt64
+        var spawnedAt: UInt64
+        /// Set when the master asked it to leave (reload, TTOU, stop) and why.
+        var retireReason: String? = nil
+        /// Set when the master SIGKILLed it and why (timeout, graceful timeout).
+        var killReason: String? = nil
+    }
+
+    enum Stop { case graceful(deadline: UInt64), immediate(deadline: UInt64) }
+
+    var config: ServerConfig
+    let configPath: String?
+    let overrides: [(String, String)]
+    let listeners: [Listener]
+    let scoreboard: Scoreboard
+    var log = Logger(label: "herdd.master")
+    let workerEnv: [String]
+    let workerExe = "/proc/self/exe"
+
+    var epfd: Int32 = -1
+    var sigfd: Int32 = -1
+
+    var generation: UInt64 = 1
+    var wanted: Int
+    var workers: [pid_t: WorkerProc] = [:]
+    /// Slots waiting for a (re)spawn and when it is due (crash backoff).
+    var pendingSpawns: [Int: UInt64] = [:]
+    var fastDeaths: [Int: Int] = [:]
+    var readySent = false
+    var reloading = false
+    var stop: Stop? = nil
+    var exitCode: Int32 = 0
+    var lastStatus = ""
+    var lastStatusAt: UInt64 = 0
+    var watchdogUsec: UInt64? = SystemdNotify.watchdogInterval()
+    var lastWatchdogAt: UInt64 = 0
+
+    /// Counters of workers that have exited, so totals survive restarts.
+    var retired = RetiredTotals()
+    var restarts: [String: UInt64] = [:]
+
+    struct RetiredTotals {
+        var accepted: UInt64 = 0
+        var requests: UInt64 = 0
+        var statusClasses = [UInt64](repeating: 0, count: 5)
+        var bytesOut: UInt64 = 0
+        var listeners: [[UInt64]] = [] // per listener: wakeups, accepted, empty, drain
+    }
+
+    static let fastDeathNanos: UInt64 = 1_000_000_000
+    static let crashLoopThreshold = 5
+
+    init(config: ServerConfig, configPath: String?, overrides: [(String, String)], listeners: [Listener]) throws {
+        self.config = config
+        self.configPath = configPath
+        self.overrides = overrides
+        self.wanted = config.workers
+        // Keep listener fds above 100 so the dup2 to 3, 4, ... in posix_spawn never overwrites
+        // a source that has not been copied yet. F_DUPFD_CLOEXEC: only the spawn's dup2 makes
+        // them inheritable.
+        var moved: [Listener] = []
+        for var l in listeners {
+            let high = try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(l.name)") { fcntl(l.fd, F_DUPFD_CLOEXEC, 100) }
+            close(l.fd)
+            l.fd = high
+            moved.append(l)
+        }
+        self.listeners = moved
+        self.scoreboard = try Scoreboard(creatingSlots: config.maxWorkers * 2, masterPID: getpid())
+        self.retired.listeners = Array(repeating: [0, 0, 0, 0], count: listeners.count)
+        self.workerEnv = Spawn.environment(removing: [
+            "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+        ])
+    }
+
+    // MARK: - Main loop
+
+    func run() throws -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        sigfd = try makeSignalFD([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2])
+        epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
+
+        log.info("herdd \(herddVersion) master starting", metadata: [
+            "event": "start", "version": "\(herddVersion)", "workers": "\(wanted)",
+            "listeners": "\(listeners.map { "\($0.name)=\($0.address)" }.joined(separator: " "))",
+            "accept_mode": "\(config.acceptMode.rawValue)",
+        ])
+        SystemdNotify.status("starting \(wanted) workers")
+        tick()
+
+        var events = [herd_event](repeating: herd_event(), count: 16)
+        while true {
+            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 16, 100) }
+            if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "master") }
+            if n > 0 { drainSignals() }
+            tick()
+            if stop != nil && workers.isEmpty { break }
+        }
+        let reason = exitCode == 0 ? "stopped" : "failed"
+        log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
+        return exitCode
+    }
+
+    private func drainSignals() {
+        while let sig = readSignal(sigfd) {
+            switch sig {
+            case SIGCHLD: reap()
+            case SIGTERM, SIGINT:
+                if case .graceful = stop, sig == SIGINT { beginStop(immediate: true) } else { beginStop(immediate: false) }
+            case SIGQUIT: beginStop(immediate: true)
+            case SIGHUP: beginReload()
+            case SIGTTIN: resize(by: 1)
+            case SIGTTOU: resize(by: -1)
+            case SIGUSR2: log.warning("SIGUSR2 (hot upgrade) is not available in this build", metadata: ["event": "upgrade-refused"])
+            default: break
+            }
+        }
+    }
+
+    // MARK: - Housekeeping
+
+    private func tick() {
+        let now = monotonicNanos()
+        if let stop {
+            switch stop {
+            case .graceful(let deadline), .immediate(let deadline):
+                if now >= deadline { killAll(reason: "graceful-timeout") }
+            }
+            updateStatus(now)
+            return
+        }
+        checkHeartbeats(now)
+        balancePool(now)
+        if !readySent && currentReady() >= wanted {
+            readySent = true
+            let status = statusLine()
+            SystemdNotify.ready(status: status)
+            lastStatus = status
+            log.info("herdd ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
+        }
+        if reloading && currentReady() >= wanted && oldGeneration().isEmpty {
+            reloading = false
+            SystemdNotify.ready(status: statusLine())
+            log.info("reload complete", metadata: ["event": "reload-done", "generation": "\(generation)", "workers": "\(wanted)"])
+        }
+        updateStatus(now)
+        if let wd = watchdogUsec, now - lastWatchdogAt >= wd * 1000 / 2 {
+            // Only the supervision loop pings, and only after it read the scoreboard this turn:
+            // a master stuck anywhere else stops pinging and systemd kills it.
+            if scoreboard.slotCount > 0 {
+                SystemdNotify.watchdog()
+                lastWatchdogAt = now
+            }
+        }
+    }
+
+    private func current() -> [WorkerProc] {
+        workers.values.filter { $0.generation == generation && $0.retireReason == nil }
+    }
+
+    private func oldGeneration() -> [WorkerProc] {
+        workers.values.filter { $0.generation < generation && $0.retireReason == nil }
+    }
+
+    private func currentReady() -> Int {
+        current().filter {
+            let s = scoreboard.state($0.slot)
+            return s == .idle || s == .busy
+        }.count
+    }
+
+    /// Spawns missing workers, retires surplus ones and, during a reload, rolls the pool one
+    /// worker at a time: a new worker is serving before an old one is asked to drain.
+    private func balancePool(_ now: UInt64) {
+        let cur = current()
+        let old = oldGeneration()
+        let starting = cur.filter { scoreboard.state($0.slot) == .starting }.count
+        let have = cur.count + pendingSpawns.count
+        if have < wanted {
+            let missing = old.isEmpty ? wanted - have : (starting == 0 && pendingSpawns.isEmpty ? 1 : 0)
+            for _ in 0..<missing {
+                guard let slot = freeSlot() else {
+                    log.error("no free scoreboard slot", metadata: ["event": "spawn-failed"])
+                    break
+                }
+                pendingSpawns[slot] = now
+            }
+        } else if cur.count > wanted {
+            for w in cur.sorted(by: { $0.slot > $1.slot }).prefix(cur.count - wanted) { retire(w.pid, reason: "ttou") }
+        }
+        // Rolling reload: retire one old worker per new worker that is serving.
+        if !old.isEmpty {
+            let surplus = currentReady() + old.count - wanted
+            if surplus > 0 {
+                for w in old.sorted(by: { $0.slot < $1.slot }).prefix(surplus) { retire(w.pid, reason: "reload") }
+            }
+        }
+        for (slot, due) in pendingSpawns where due <= now {
+            pendingSpawns.removeValue(forKey: slot)
+            spawnWorker(slot: slot)
+        }
+    }
+
+    private func freeSlot() -> Int? {
+        let used = Set(workers.values.map(\.slot)).union(pendingSpawns.keys)
+        return (0..<scoreboard.slotCount).first { !used.contains($0) }
+    }
+
+    private func spawnWorker(slot: Int) {
+        scoreboard.reset(slot, generation: generation)
+        var fds: [(Int32, Int32)] = []
+        for (i, l) in listeners.enumerated() { fds.append((l.fd, 3 + Int32(i))) }
+        let scoreboardFD = 3 + Int32(listeners.count)
+        fds.append((scoreboard.fd, scoreboardFD))
+        var argv = ["herdd", "worker", "--slot", "\(slot)", "--generation", "\(generation)",
+                    "--master-pid", "\(getpid())", "--scoreboard-fd", "\(scoreboardFD)"]
+        for l in listeners { argv += ["--listener", "\(l.name)"] }
+        argv.append("--")
+        argv += config.serialized()
+        do {
+            let pid = try Spawn.start(path: workerExe, argv: argv, env: workerEnv, fds: fds)
+            workers[pid] = WorkerProc(pid: pid, slot: slot, generation: generation, spawnedAt: monotonicNanos())
+            log.info("worker spawned", metadata: [
+                "event": "worker-spawned", "worker_pid": "\(pid)", "worker_id": "\(slot)", "generation": "\(generation)",
+            ])
+        } catch {
+            log.error("cannot spawn worker: \(error)", metadata: ["event": "spawn-failed", "worker_id": "\(slot)"])
+            pendingSpawns[slot] = monotonicNanos() + 1_000_000_000
+        }
+    }
+
+    private func retire(_ pid: pid_t, reason: String) {
+        guard var w = workers[pid], w.retireReason == nil else { return }
+        w.retireReason = reason
+        workers[pid] = w
+        kill(pid, SIGTERM)
+        log.info("worker retiring", metadata: ["event": "worker-retire", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "reason": "\(reason)"])
+    }
+
+    private func checkHeartbeats(_ now: UInt64) {
+        let limit = UInt64(config.timeout * 1e9)
+        for (pid, w) in workers where w.killReason == nil {
+            let hb = scoreboard.load(w.slot, .heartbeat)
+            guard now > hb, now - hb > limit else { continue }
+            let state = scoreboard.state(w.slot)
+            var k = w
+            k.killReason = "timeout"
+            workers[pid] = k
+            kill(pid, SIGKILL)
+            log.error("worker \(pid) missed its heartbeat for \(String(format1(Double(now - hb) / 1e9))) s; killed", metadata: [
+                "event": "worker-timeout", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "last_state": "\(state.name)",
+            ])
+        }
+    }
+
+    // MARK: - Children
+
+    private func reap() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            guard let w = workers.removeValue(forKey: pid) else { continue }
+            let now = monotonicNanos()
+            let snap = scoreboard.snapshot(w.slot, listenerCount: listeners.count)
+            retired.accepted &+= snap.accepted
+            retired.requests &+= snap.requests
+            for i in 0..<5 { retired.statusClasses[i] &+= snap.statusClasses[i] }
+            retired.bytesOut &+= snap.bytesOut
+            for (i, l) in snap.listeners.enumerated() {
+                retired.listeners[i][0] &+= l.wakeups
+                retired.listeners[i][1] &+= l.accepted
+                retired.listeners[i][2] &+= l.emptyWakeups
+                retired.listeners[i][3] &+= l.drainEagain
+            }
+            scoreboard.store(w.slot, .state, Scoreboard.State.free.rawValue)
+
+            let how = describeWaitStatus(status)
+            let reason: String
+            if let k = w.killReason { reason = k }
+            else if let r = w.retireReason { reason = r }
+            else if snap.exitReason == Scoreboard.ExitReason.maxRequests.rawValue { reason = "max-requests" }
+            else if stop != nil { reason = "stop" }
+            else { reason = "crash" }
+            if reason != "stop" { restarts[reason, default: 0] += 1 }
+            let level: Logger.Level = (reason == "crash" || reason == "timeout") ? .error : .info
+            log.log(level: level, "worker \(pid) exited (\(how)), reason \(reason)", metadata: [
+                "event": "worker-exited", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "generation": "\(w.generation)",
+                "reason": "\(reason)", "exit_status": "\(how)", "requests": "\(snap.requests)",
+            ])
+            guard stop == nil else { continue }
+            // A worker that leaves because we asked (reload, TTOU) is not replaced here: the pool
+            // balancer decides. Otherwise it is respawned into its slot, with a backoff when it
+            // died right after it started, so a crash loop does not spin.
+            if w.retireReason != nil { continue }
+            if w.generation < generation { continue }
+            var delay: UInt64 = 0
+            if reason == "crash" && now - w.spawnedAt < Master.fastDeathNanos {
+                let n = (fastDeaths[w.slot] ?? 0) + 1
+                fastDeaths[w.slot] = n
+                delay = min(100_000_000 << UInt64(min(n - 1, 7)), 10_000_000_000)
+            } else {
+                fastDeaths[w.slot] = 0
+            }
+            if crashLoop() {
+                log.critical("every worker dies right after it starts (\(Master.crashLoopThreshold) times in a row); giving up", metadata: ["event": "crash-loop"])
+                SystemdNotify.status("crash loop: workers die at start")
+                exitCode = 1
+                beginStop(immediate: true)
+                return
+            }
+            pendingSpawns[w.slot] = now + delay
+            if delay > 0 {
+                log.warning("respawning worker slot \(w.slot) in \(format1(Double(delay) / 1e9)) s", metadata: ["event": "respawn-backoff", "worker_id": "\(w.slot)"])
+            }
+        }
+    }
+
+    private func crashLoop() -> Bool {
+        let loopingSlots = fastDeaths.values.filter { $0 >= Master.crashLoopThreshold }.count
+        return loopingSlots >= wanted && !current().contains { scoreboard.state($0.slot) == .idle || scoreboard.state($0.slot) == .busy }
+    }
+
+    // MARK: - Commands
+
+    func beginStop(immediate: Bool) {
+        let now = monotonicNanos()
+        if case .immediate = stop { return }
+        if stop != nil && !immediate { return }
+        let timeout = immediate ? 5.0 : config.gracefulTimeout
+        stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
+        pendingSpawns.removeAll()
+        SystemdNotify.stopping(status: immediate ? "stopping now" : "draining \(workers.count) workers")
+        log.info(immediate ? "stopping immediately" : "stopping gracefully", metadata: [
+            "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
+        ])
+        for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
+    }
+
+    private func killAll(reason: String) {
+        for (pid, w) in workers where w.killReason == nil {
+            var k = w
+            k.killReason = reason
+            workers[pid] = k
+            kill(pid, SIGKILL)
+            log.warning("worker \(pid) still running at stop deadline; killed", metadata: ["event": "worker-killed", "worker_pid": "\(pid)", "reason": "\(reason)"])
+        }
+    }
+
+    private func resize(by delta: Int) {
+        let new = max(1, min(config.maxWorkers, wanted + delta))
+        guard new != wanted else {
+            log.info("pool size stays \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)"])
+            return
+        }
+        wanted = new
+        log.info("pool size \(delta > 0 ? "increased" : "decreased") to \(new)", metadata: ["event": "resize", "workers": "\(new)"])
+    }
+
+    /// SIGHUP: RELOADING=1, re-read the configuration, roll the workers, READY=1. A config that
+    /// does not parse keeps the old one: nothing stops serving.
+    private func beginReload() {
+        SystemdNotify.reloading()
+        log.info("reloading configuration", metadata: ["event": "reload", "config": "\(configPath ?? "-")"])
+        do {
+            let new = try loadConfig(path: configPath, overrides: overrides)
+            try validateHandlers(new, listeners: listeners)
+            if new.listen != config.listen && !new.listen.isEmpty {
+                log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
+            }
+            config = new
+            wanted = new.workers
+            generation += 1
+            reloading = true
+            fastDeaths.removeAll()
+        } catch {
+            log.error("reload failed, keeping the running configuration: \(error)", metadata: ["event": "reload-failed"])
+            SystemdNotify.ready(status: "reload failed: \(error)")
+        }
+    }
+
+    // MARK: - Status
+
+    private func updateStatus(_ now: UInt64) {
+        guard now - lastStatusAt >= 1_000_000_000 else { return }
+        lastStatusAt = now
+        let s = statusLine()
+        if s != lastStatus {
+            SystemdNotify.status(s)
+            lastStatus = s
+        }
+    }
+
+    func statusLine() -> String {
+        var busy = 0, idle = 0
+        var accepted = retired.accepted
+        for w in workers.values {
+            switch scoreboard.state(w.slot) {
+            case .busy: busy += 1
+            case .idle: idle += 1
+            default: break
+            }
+            accepted &+= scoreboard.load(w.slot, .accepted)
+        }
+        var backlog: UInt64 = 0
+        for l in listeners where l.family == .tcp {
+            var q: UInt32 = 0, lim: UInt32 = 0
+            if herd_tcp_backlog(l.fd, &q, &lim) == 0 { backlog += UInt64(q) }
+        }
+        var s = "\(workers.count) workers (\(busy) busy, \(idle) idle), accepted \(accepted), backlog \(backlog)"
+        if stop != nil { s = "stopping: " + s }
+        return s
+    }
+}
+
+func format1(_ v: Double) -> String {
+    let tenths = Int((v * 10).rounded())
+    return "\(tenths / 10).\(abs(tenths % 10))"
+}
+
+func describeWaitStatus(_ status: Int32) -> String {
+    let sig = status & 0x7f
+    if sig == 0 { return "exit \((status >> 8) & 0xff)" }
+    if sig != 0x7f { return "signal \(sig) (\(String(cString: strsignal(sig))))" }
+    return "stopped"
+}

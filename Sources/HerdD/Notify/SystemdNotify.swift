@@ -1,0 +1,34 @@
+import CHerdSys
+import Glibc
+
+/// sd_notify(3) messages to the service manager. Without NOTIFY_SOCKET every call is a no-op
+/// (sd_notify returns 0), so herdd runs the same way by hand and under systemd.
+enum SystemdNotify {
+    /// Sends one or more newline-separated assignments ("READY=1\nSTATUS=...").
+    /// unset_environment=0: the master keeps NOTIFY_SOCKET for later messages; workers are
+    /// spawned with it removed (they never talk to systemd themselves).
+    @discardableResult
+    static func send(_ state: String) -> Bool {
+        let r = sd_notify(0, state)
+        return r > 0
+    }
+
+    static func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
+    static func status(_ s: String) { send("STATUS=\(s)") }
+    static func stopping(status: String) { send("STOPPING=1\nSTATUS=\(status)") }
+    static func watchdog() { send("WATCHDOG=1") }
+
+    /// RELOADING=1 must carry MONOTONIC_USEC (systemd >= 253 uses it to match the reload).
+    static func reloading() {
+        send("RELOADING=1\nMONOTONIC_USEC=\(monotonicNanos() / 1000)\nSTATUS=reloading")
+    }
+
+    /// Watchdog interval in microseconds when systemd asked for keep-alive pings, else nil.
+    static func watchdogInterval() -> UInt64? {
+        var usec: UInt64 = 0
+        let r = sd_watchdog_enabled(0, &usec)
+        return r > 0 && usec > 0 ? usec : nil
+    }
+
+    static var hasNotifySocket: Bool { getenv("NOTIFY_SOCKET") != nil }
+}

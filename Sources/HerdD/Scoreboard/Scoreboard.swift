@@ -1,0 +1,174 @@
+import CHerdSys
+import Glibc
+
+/// The shared-memory scoreboard: one memfd mapping created by the master before it spawns any
+/// worker, passed to each worker at a known fd and mapped MAP_SHARED by both.
+///
+/// Memory layout (all fields are little-endian UInt64 words, accessed only with the __atomic
+/// helpers of the C shim, so a reader never sees a torn value):
+///
+///     offset 0     header, 64 bytes: [0] magic "HERDSCB1", [1] layout version, [2] slot count,
+///                  [3] listeners per slot, [4] master pid
+///     offset 64    slot 0, 1024 bytes (128 words), then slot 1, ...
+///
+/// Slot words (see `Field`): pid, generation, state, heartbeat (CLOCK_MONOTONIC ns), request and
+/// status-class counters, bytes out, accepted/active connections, start time, exit reason; then
+/// per listener (up to `maxListeners`) 4 words: epoll wakeups, accepted, empty wakeups (first
+/// accept4 gave EAGAIN: another worker took the connection — the herd meter), drain EAGAINs (the
+/// normal EAGAIN that ends an accept loop after at least one accept).
+///
+/// A worker writes only its own slot; the master reads all slots and (re)initialises a slot only
+/// while no worker process owns it. No locks, no messages, readable when every worker is busy.
+final class Scoreboard: @unchecked Sendable {
+    static let magic: UInt64 = 0x3142_4353_4452_4548 // "HERDSCB1" little-endian
+    static let layoutVersion: UInt64 = 1
+    static let headerWords = 8
+    static let slotWords = 128
+    static let maxListeners = 16
+    static let listenerBase = 32
+    static let listenerWords = 4
+
+    enum Field: Int {
+        case pid = 0, generation, state, heartbeat, requests
+        case status1xx, status2xx, status3xx, status4xx, status5xx
+        case bytesOut, accepted, active, startedAt, exitReason, slotID
+    }
+
+    enum ListenerField: Int { case wakeups = 0, accepted, emptyWakeups, drainEagain }
+
+    enum State: UInt64, Sendable {
+        case free = 0, starting, idle, busy, draining, exited
+        var name: String {
+            switch self {
+            case .free: "free"; case .starting: "starting"; case .idle: "idle"
+            case .busy: "busy"; case .draining: "draining"; case .exited: "exited"
+            }
+        }
+    }
+
+    /// Why a worker left (written by the worker just before it exits).
+    enum ExitReason: UInt64 { case none = 0, maxRequests, drained, quit }
+
+    let fd: Int32
+    let slotCount: Int
+    private let base: UnsafeMutablePointer<UInt64>
+    private let bytes: Int
+
+    static func size(slots: Int) -> Int { (headerWords + slots * slotWords) * 8 }
+
+    /// Master side: creates the memfd and maps it.
+    init(creatingSlots slots: Int, masterPID: Int32) throws {
+        let low = try sys("memfd_create") { memfd_create("herdd-scoreboard", MFD_CLOEXEC) }
+        // Keep it above 100 like the listeners, so posix_spawn's dup2 to 3, 4, ... never
+        // overwrites it before it is copied to its own target number.
+        let fd: Int32
+        do { fd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC scoreboard") { fcntl(low, F_DUPFD_CLOEXEC, 100) } } catch {
+            close(low); throw error
+        }
+        close(low)
+        let size = Scoreboard.size(slots: slots)
+        do {
+            try sys("ftruncate", detail: "scoreboard") { ftruncate(fd, off_t(size)) }
+            self.base = try Scoreboard.map(fd, size)
+        } catch { close(fd); throw error }
+        self.fd = fd
+        self.slotCount = slots
+        self.bytes = size
+        herd_store64(base + 1, Scoreboard.layoutVersion)
+        herd_store64(base + 2, UInt64(slots))
+        herd_store64(base + 3, UInt64(Scoreboard.maxListeners))
+        herd_store64(base + 4, UInt64(masterPID))
+        herd_store64(base, Scoreboard.magic)
+    }
+
+    /// Worker side: maps the memfd inherited at `fd` and checks the header.
+    init(attaching fd: Int32) throws {
+        var st = stat()
+        try sys("fstat", detail: "scoreboard fd \(fd)") { fstat(fd, &st) }
+        let size = Int(st.st_size)
+        guard size >= Scoreboard.headerWords * 8 else { throw SysError("fstat", errno: EINVAL, detail: "scoreboard too small") }
+        let base = try Scoreboard.map(fd, size)
+        guard herd_load64(base) == Scoreboard.magic, herd_load64(base + 1) == Scoreboard.layoutVersion else {
+            munmap(base, size)
+            throw SysError("mmap", errno: EINVAL, detail: "fd \(fd) is not a herdd scoreboard")
+        }
+        self.fd = fd
+        self.base = base
+        self.bytes = size
+        self.slotCount = Int(herd_load64(base + 2))
+    }
+
+    private static func map(_ fd: Int32, _ size: Int) throws -> UnsafeMutablePointer<UInt64> {
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            throw SysError("mmap", detail: "scoreboard")
+        }
+        return p.assumingMemoryBound(to: UInt64.self)
+    }
+
+    @inline(__always) func word(_ slot: Int, _ f: Field) -> UnsafeMutablePointer<UInt64> {
+        base + Scoreboard.headerWords + slot * Scoreboard.slotWords + f.rawValue
+    }
+
+    @inline(__always) func word(_ slot: Int, listener: Int, _ f: ListenerField) -> UnsafeMutablePointer<UInt64> {
+        base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.listenerBase
+            + listener * Scoreboard.listenerWords + f.rawValue
+    }
+
+    @inline(__always) func load(_ slot: Int, _ f: Field) -> UInt64 { herd_load64(word(slot, f)) }
+    @inline(__always) func store(_ slot: Int, _ f: Field, _ v: UInt64) { herd_store64(word(slot, f), v) }
+    /// Single-writer increment: only the owning worker writes its slot, so load+store is enough
+    /// (cheaper than a locked add) and readers still see whole values.
+    @inline(__always) func bump(_ slot: Int, _ f: Field, by v: UInt64 = 1) {
+        let p = word(slot, f)
+        herd_store64(p, herd_load64(p) &+ v)
+    }
+    @inline(__always) func load(_ slot: Int, listener: Int, _ f: ListenerField) -> UInt64 {
+        herd_load64(word(slot, listener: listener, f))
+    }
+    @inline(__always) func bump(_ slot: Int, listener: Int, _ f: ListenerField) {
+        let p = word(slot, listener: listener, f)
+        herd_store64(p, herd_load64(p) &+ 1)
+    }
+
+    func state(_ slot: Int) -> State { State(rawValue: load(slot, .state)) ?? .free }
+
+    /// Master side: zeroes a slot before a new worker takes it.
+    func reset(_ slot: Int, generation: UInt64) {
+        let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords
+        for i in 0..<Scoreboard.slotWords { herd_store64(p + i, 0) }
+        herd_store64(p + Field.generation.rawValue, generation)
+        herd_store64(p + Field.slotID.rawValue, UInt64(slot))
+        herd_store64(p + Field.heartbeat.rawValue, monotonicNanos())
+        herd_store64(p + Field.state.rawValue, State.starting.rawValue)
+    }
+
+    /// A consistent-enough copy of one slot for reporting.
+    struct SlotSnapshot: Sendable {
+        var slot: Int
+        var pid: Int32
+        var generation: UInt64
+        var state: State
+        var heartbeat: UInt64
+        var requests: UInt64
+        var statusClasses: [UInt64] // 1xx..5xx
+        var bytesOut: UInt64
+        var accepted: UInt64
+        var active: UInt64
+        var startedAt: UInt64
+        var exitReason: UInt64
+        var listeners: [(wakeups: UInt64, accepted: UInt64, emptyWakeups: UInt64, drainEagain: UInt64)]
+    }
+
+    func snapshot(_ slot: Int, listenerCount: Int) -> SlotSnapshot {
+        SlotSnapshot(
+            slot: slot, pid: Int32(truncatingIfNeeded: load(slot, .pid)), generation: load(slot, .generation),
+            state: state(slot), heartbeat: load(slot, .heartbeat), requests: load(slot, .requests),
+            statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
+            bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
+            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason),
+            listeners: (0..<min(listenerCount, Scoreboard.maxListeners)).map { l in
+                (load(slot, listener: l, .wakeups), load(slot, listener: l, .accepted),
+                 load(slot, listener: l, .emptyWakeups), load(slot, listener: l, .drainEagain))
+            })
+    }
+}

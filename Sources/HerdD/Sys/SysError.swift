@@ -1,0 +1,104 @@
+import CHerdSys
+import Glibc
+
+/// A failed system call: the call's name and errno, so every error message says what failed.
+struct SysError: Error, CustomStringConvertible {
+    let call: String
+    let errno: Int32
+    var detail: String? = nil
+
+    init(_ call: String, errno: Int32 = Glibc.errno, detail: String? = nil) {
+        self.call = call
+        self.errno = errno
+        self.detail = detail
+    }
+
+    var description: String {
+        let msg = String(cString: strerror(errno))
+        if let detail { return "\(call)(\(detail)): \(msg) (errno \(errno))" }
+        return "\(call): \(msg) (errno \(errno))"
+    }
+}
+
+/// Runs a syscall that returns -1 on error, retrying on EINTR.
+@discardableResult
+@inline(__always)
+func sys(_ name: String, detail: String? = nil, _ body: () -> Int32) throws -> Int32 {
+    while true {
+        let r = body()
+        if r >= 0 { return r }
+        let e = Glibc.errno
+        if e == EINTR { continue }
+        throw SysError(name, errno: e, detail: detail)
+    }
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: immune to wall clock changes).
+@inline(__always)
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// Sets or clears FD_CLOEXEC.
+func setCloexec(_ fd: Int32, _ on: Bool) throws {
+    let flags = try sys("fcntl", detail: "F_GETFD") { fcntl(fd, F_GETFD) }
+    let new = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC)
+    if new != flags { try sys("fcntl", detail: "F_SETFD") { fcntl(fd, F_SETFD, new) } }
+}
+
+func setNonBlocking(_ fd: Int32) throws {
+    let flags = try sys("fcntl", detail: "F_GETFL") { fcntl(fd, F_GETFL) }
+    if flags & O_NONBLOCK == 0 {
+        try sys("fcntl", detail: "F_SETFL") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+}
+
+/// Blocks `signals` for the calling thread so they are delivered only through a signalfd.
+func makeSignalFD(_ signals: [Int32]) throws -> Int32 {
+    var set = sigset_t()
+    herd_sigset_empty(&set)
+    for s in signals { herd_sigset_add(&set, s) }
+    let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
+    if rc != 0 { throw SysError("pthread_sigmask", errno: rc) }
+    return try sys("signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
+}
+
+/// Reads one pending signal number from a non-blocking signalfd, nil when none is left.
+func readSignal(_ fd: Int32) -> Int32? {
+    var info = signalfd_siginfo()
+    let n = withUnsafeMutableBytes(of: &info) { read(fd, $0.baseAddress, $0.count) }
+    guard n == MemoryLayout<signalfd_siginfo>.size else { return nil }
+    return Int32(bitPattern: info.ssi_signo)
+}
+
+/// A periodic timerfd (CLOCK_MONOTONIC), non-blocking, for the event loops' housekeeping tick.
+func makeTimerFD(intervalMillis: Int) throws -> Int32 {
+    let fd = try sys("timerfd_create") { timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC)) }
+    var spec = itimerspec()
+    let ns = intervalMillis * 1_000_000
+    spec.it_interval.tv_sec = ns / 1_000_000_000
+    spec.it_interval.tv_nsec = ns % 1_000_000_000
+    spec.it_value = spec.it_interval
+    try sys("timerfd_settime") { timerfd_settime(fd, 0, &spec, nil) }
+    return fd
+}
+
+/// Drains a timerfd; returns how many expirations happened.
+@discardableResult
+func readTimer(_ fd: Int32) -> UInt64 {
+    var n: UInt64 = 0
+    let r = read(fd, &n, 8)
+    return r == 8 ? n : 0
+}
+
+/// Writes the whole buffer to a blocking fd (used for stderr logging).
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0 { if errno == EINTR { continue }; return }
+        off += n
+    }
+}

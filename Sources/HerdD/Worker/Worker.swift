@@ -1,0 +1,274 @@
+import CHerdSys
+import Glibc
+import Handlers
+import Logging
+
+/// A worker process: one epoll, every listener registered with EPOLLIN | EPOLLEXCLUSIVE, a
+/// non-blocking accept4 loop, and HTTP connections served by the handler of their listener.
+/// Single-threaded; it writes its own scoreboard slot (heartbeat, state, counters).
+final class Worker {
+    struct BoundListener {
+        var fd: Int32
+        var name: String
+        var handler: any Handler
+        var isTCP: Bool
+    }
+
+    let slot: Int
+    let masterPID: pid_t
+    let config: ServerConfig
+    let scoreboard: Scoreboard
+    var listeners: [BoundListener]
+    let limits: HTTPLimits
+    var log = Logger(label: "herdd.worker")
+    let pid = getpid()
+
+    var epfd: Int32 = -1
+    var sigfd: Int32 = -1
+    /// Connections indexed by fd (fds are small and dense: an array beats a dictionary).
+    var connections: [Connection?] = []
+    var activeCount = 0
+    var draining = false
+    var requestsServed = 0
+    let requestLimit: Int
+    var now: UInt64 = monotonicNanos()
+    private var dateSecond = -1
+    private var dateText = ""
+
+    // epoll user data: connection fds are < 2^32; listeners and the signalfd are tagged above.
+    static let listenerTag: UInt64 = 1 << 32
+    static let signalTag: UInt64 = 2 << 32
+
+    init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener]) {
+        self.slot = slot
+        self.masterPID = masterPID
+        self.config = config
+        self.scoreboard = scoreboard
+        self.listeners = listeners
+        var l = HTTPLimits()
+        l.maxBodyBytes = config.maxBodyBytes
+        self.limits = l
+        if config.maxRequests > 0 {
+            self.requestLimit = config.maxRequests + (config.maxRequestsJitter > 0 ? Int.random(in: 0...config.maxRequestsJitter) : 0)
+        } else {
+            self.requestLimit = Int.max
+        }
+        log[metadataKey: "worker_id"] = "\(slot)"
+    }
+
+    func run() throws -> Never {
+        // Exit with the master: the kernel sends SIGTERM when the parent dies (a graceful drain),
+        // and the getppid() checks catch a master that died before prctl ran.
+        try sys("prctl", detail: "PR_SET_PDEATHSIG") { herd_prctl_pdeathsig(SIGTERM) }
+        if getppid() != masterPID {
+            log.error("master \(masterPID) is gone before the worker started", metadata: ["event": "orphan"])
+            exit(1)
+        }
+        signal(SIGPIPE, SIG_IGN)
+        sigfd = try makeSignalFD([SIGTERM, SIGINT, SIGQUIT])
+        epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), Worker.signalTag) }
+        // EPOLLEXCLUSIVE: when a connection arrives, the kernel wakes only one of the workers
+        // blocked in epoll_wait on this listener instead of all of them (the thundering herd).
+        // It must be set at EPOLL_CTL_ADD time and cannot be combined with EPOLL_CTL_MOD.
+        // Level-triggered on purpose: if we leave connections in the queue, we are woken again.
+        let flags = herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
+        for (i, l) in listeners.enumerated() {
+            try setNonBlocking(l.fd)
+            try sys("epoll_ctl", detail: "listener \(l.name)") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, flags, Worker.listenerTag + UInt64(i)) }
+        }
+        scoreboard.store(slot, .pid, UInt64(pid))
+        scoreboard.store(slot, .startedAt, now)
+        scoreboard.store(slot, .heartbeat, now)
+        scoreboard.store(slot, .state, Scoreboard.State.idle.rawValue)
+        log.debug("worker serving", metadata: ["event": "worker-ready"])
+
+        var events = [herd_event](repeating: herd_event(), count: 64)
+        var lastSweep = now
+        while true {
+            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, 1000) }
+            if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "worker") }
+            now = monotonicNanos()
+            // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
+            // a worker stuck in a handler stops beating and the master kills it.
+            scoreboard.store(slot, .heartbeat, now)
+            for i in 0..<max(0, Int(n)) {
+                let ev = events[i]
+                if ev.data >= Worker.signalTag { handleSignals() }
+                else if ev.data >= Worker.listenerTag { acceptConnections(Int(ev.data - Worker.listenerTag)) }
+                else { connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events) }
+            }
+            if now - lastSweep >= 1_000_000_000 {
+                lastSweep = now
+                sweep()
+                if getppid() != masterPID && !draining {
+                    log.warning("master is gone; draining", metadata: ["event": "orphan"])
+                    beginDrain(reason: .drained)
+                }
+            }
+            if draining && activeCount == 0 { finish() }
+        }
+    }
+
+    // MARK: - Accepting
+
+    private func acceptConnections(_ index: Int) {
+        guard index < listeners.count, !draining else { return }
+        let l = listeners[index]
+        scoreboard.bump(slot, listener: index, .wakeups)
+        var first = true
+        while true {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutableBytes(of: &storage) { raw in
+                accept4(l.fd, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), &len, herd_sock_nonblock() | herd_sock_cloexec())
+            }
+            if fd < 0 {
+                let e = errno
+                switch e {
+                case EAGAIN, EWOULDBLOCK:
+                    // Woken for this listener but nothing to take on the first try: another
+                    // process got the connection. That is the herd; the EAGAIN that ends a
+                    // loop which accepted something is normal and counted apart.
+                    scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
+                    return
+                case EINTR, ECONNABORTED, EPROTO:
+                    continue
+                default:
+                    // EMFILE/ENFILE/ENOBUFS/ENOMEM: leave the connection queued for another
+                    // worker (or for us once connections close); log and return to the loop.
+                    log.error("accept4 on \(l.name): \(SysError("accept4", errno: e))", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+                    return
+                }
+            }
+            first = false
+            scoreboard.bump(slot, listener: index, .accepted)
+            scoreboard.bump(slot, .accepted)
+            if l.isTCP {
+                // Responses go out in one write; don't let Nagle hold back the tail of
+                // pipelined or streamed responses.
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            let peer = withUnsafeBytes(of: &storage) { socketAddressText($0, Int(len)) }
+            let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
+            // Edge-triggered: we always read and write until EAGAIN, so one registration serves
+            // the whole life of the connection with no EPOLL_CTL_MOD per request.
+            let events = herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet()
+            if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, UInt64(fd)) < 0 {
+                log.error("\(SysError("epoll_ctl", detail: "connection"))", metadata: ["event": "accept-error"])
+                close(fd)
+                continue
+            }
+            let i = Int(fd)
+            if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
+            connections[i] = conn
+            activeCount += 1
+            scoreboard.store(slot, .active, UInt64(activeCount))
+        }
+    }
+
+    private func connectionEvent(_ fd: Int32, _ events: UInt32) {
+        let i = Int(fd)
+        guard i < connections.count, let conn = connections[i] else { return }
+        if events & (herd_epollin() | herd_epollrdhup() | herd_epollhup() | herd_epollerr()) != 0 { conn.readable() }
+        if events & herd_epollout() != 0, !conn.closed { conn.writable() }
+    }
+
+    /// Called by a connection when it closed its fd.
+    func connectionClosed(_ conn: Connection) {
+        let i = Int(conn.fd)
+        if i < connections.count { connections[i] = nil }
+        activeCount -= 1
+        scoreboard.store(slot, .active, UInt64(activeCount))
+    }
+
+    // MARK: - Requests
+
+    func handlerContext(_ conn: Connection) -> HandlerContext {
+        HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peer: conn.peer)
+    }
+
+    func handle(_ request: HTTPRequest, on conn: Connection) -> HTTPResponse {
+        scoreboard.store(slot, .state, Scoreboard.State.busy.rawValue)
+        let response = listeners[conn.listener].handler.handle(request, context: handlerContext(conn))
+        scoreboard.store(slot, .state, (draining ? Scoreboard.State.draining : .idle).rawValue)
+        return response
+    }
+
+    /// Bookkeeping after a response was queued.
+    func responded(status: Int) {
+        scoreboard.bump(slot, .requests)
+        let cls = min(max(status / 100, 1), 5)
+        scoreboard.bump(slot, Scoreboard.Field(rawValue: Scoreboard.Field.status1xx.rawValue + cls - 1) ?? .status5xx)
+        requestsServed += 1
+        if requestsServed >= requestLimit && !draining {
+            log.info("served \(requestsServed) requests (max-requests); recycling", metadata: ["event": "max-requests"])
+            beginDrain(reason: .maxRequests)
+        }
+    }
+
+    func countBytesOut(_ n: Int) { scoreboard.bump(slot, .bytesOut, by: UInt64(n)) }
+
+    /// Whether responses may keep the connection open.
+    var keepAliveAllowed: Bool { !draining }
+
+    var httpDate: String {
+        let t = time(nil)
+        if t != dateSecond {
+            dateSecond = t
+            dateText = HTTPDate.format(epochSeconds: t)
+        }
+        return dateText
+    }
+
+    // MARK: - Signals, timeouts, drain
+
+    private func handleSignals() {
+        while let sig = readSignal(sigfd) {
+            switch sig {
+            case SIGQUIT:
+                scoreboard.store(slot, .exitReason, Scoreboard.ExitReason.quit.rawValue)
+                scoreboard.store(slot, .state, Scoreboard.State.exited.rawValue)
+                logCounters()
+                exit(0)
+            default:
+                beginDrain(reason: .drained)
+            }
+        }
+    }
+
+    /// Stop accepting (remove and close our copies of the listeners; the master keeps its own),
+    /// close idle connections, finish in-flight requests with `Connection: close`, then exit.
+    func beginDrain(reason: Scoreboard.ExitReason) {
+        guard !draining else { return }
+        draining = true
+        scoreboard.store(slot, .exitReason, reason.rawValue)
+        scoreboard.store(slot, .state, Scoreboard.State.draining.rawValue)
+        for l in listeners {
+            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
+            close(l.fd)
+        }
+        for case let c? in connections where c.isIdle { c.close() }
+    }
+
+    private func sweep() {
+        for case let c? in connections { c.checkTimeouts(now: now) }
+    }
+
+    private func finish() -> Never {
+        scoreboard.store(slot, .state, Scoreboard.State.exited.rawValue)
+        logCounters()
+        exit(0)
+    }
+
+    private func logCounters() {
+        let snap = scoreboard.snapshot(slot, listenerCount: listeners.count)
+        var meta: Logger.Metadata = ["event": "worker-exit", "requests": "\(snap.requests)", "accepted": "\(snap.accepted)"]
+        for (i, l) in snap.listeners.enumerated() {
+            let n = listeners[i].name
+            meta["listener_\(i)"] = "\(n) wakeups=\(l.wakeups) accepted=\(l.accepted) empty_wakeups=\(l.emptyWakeups) drain_eagain=\(l.drainEagain)"
+        }
+        log.info("worker exiting", metadata: meta)
+    }
+}

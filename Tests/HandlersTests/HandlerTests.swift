@@ -1,0 +1,244 @@
+import Glibc
+import Testing
+@testable import Handlers
+
+let ctx = HandlerContext(listenerName: "test", workerID: 3, pid: 1234, peer: "127.0.0.1:1")
+
+func bodyString(_ r: HTTPResponse) -> String? {
+    if case .bytes(let b) = r.body { return String(decoding: b, as: UTF8.self) }
+    return nil
+}
+
+/// Reads the whole `.file` body and closes the fd.
+func fileContents(_ r: HTTPResponse) -> String? {
+    guard case .file(let fd, let offset, let count) = r.body else { return nil }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: count)
+    let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+    guard n == count else { return nil }
+    return String(decoding: buf, as: UTF8.self)
+}
+
+/// A temporary directory tree, removed on deinit.
+final class TempDir {
+    let path: String
+    let outside: String
+
+    init() {
+        path = TempDir.makeTemp("/tmp/herdd-test-XXXXXX")
+        outside = TempDir.makeTemp("/tmp/herdd-outside-XXXXXX")
+    }
+
+    static func makeTemp(_ pattern: String) -> String {
+        var template = Array(pattern.utf8CString)
+        return template.withUnsafeMutableBufferPointer { b -> String in
+            guard let base = b.baseAddress, let p = mkdtemp(base) else { fatalError("mkdtemp failed") }
+            return String(cString: p)
+        }
+    }
+
+    func write(_ rel: String, _ content: String, base: String? = nil) {
+        let fd = open((base ?? path) + "/" + rel, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        precondition(fd >= 0, "create \(rel)")
+        _ = content.utf8CString.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
+        close(fd)
+    }
+
+    func mkdir(_ rel: String) { precondition(Glibc.mkdir(path + "/" + rel, 0o755) == 0) }
+
+    func symlink(_ target: String, _ rel: String) { precondition(Glibc.symlink(target, path + "/" + rel) == 0) }
+
+    deinit {
+        _ = system("rm -rf '\(path)' '\(outside)'")
+    }
+}
+
+func get(_ h: any Handler, _ target: String, method: String = "GET", headers: HTTPHeaders = ["Host": "h"]) -> HTTPResponse {
+    h.handle(HTTPRequest(method: method, target: target, headers: headers), context: ctx)
+}
+
+@Suite struct StaticFiles {
+    let dir = TempDir()
+    let handler: StaticHandler
+
+    init() {
+        dir.write("hello.txt", "hello file\n")
+        dir.write("page.HTML", "<p>hi</p>")
+        dir.write("blob.bin", "xyz")
+        dir.write("app.js", "1")
+        dir.mkdir("site")
+        dir.write("site/index.html", "<h1>index</h1>")
+        dir.mkdir("empty")
+        dir.write("secret.txt", "secret", base: dir.outside)
+        dir.symlink(dir.outside + "/secret.txt", "link-out")
+        dir.symlink(dir.outside, "dirlink-out")
+        dir.symlink("hello.txt", "link-in")
+        handler = StaticHandler(root: dir.path)
+    }
+
+    @Test func servesFile() throws {
+        let r = get(handler, "/hello.txt")
+        #expect(r.status == 200)
+        #expect(r.headers["content-type"] == "text/plain; charset=utf-8")
+        guard case .file(_, let off, let count) = r.body else { Issue.record("not a file"); return }
+        #expect(off == 0 && count == 11)
+        #expect(r.headers["last-modified"]?.hasSuffix(" GMT") == true)
+        #expect(fileContents(r) == "hello file\n")
+    }
+
+    @Test func contentTypes() {
+        let html = get(handler, "/page.HTML"); defer { html.body.discard() }
+        #expect(html.headers["content-type"] == "text/html; charset=utf-8")
+        let bin = get(handler, "/blob.bin"); defer { bin.body.discard() }
+        #expect(bin.headers["content-type"] == "application/octet-stream")
+        let js = get(handler, "/app.js"); defer { js.body.discard() }
+        #expect(js.headers["content-type"] == "text/javascript; charset=utf-8")
+        #expect(StaticHandler.contentType(forFileName: "a.png") == "image/png")
+        #expect(StaticHandler.contentType(forFileName: "a.woff2") == "font/woff2")
+        #expect(StaticHandler.contentType(forFileName: "a.json") == "application/json; charset=utf-8")
+        #expect(StaticHandler.contentType(forFileName: ".bashrc") == "application/octet-stream")
+        #expect(StaticHandler.contentType(forFileName: "noext") == "application/octet-stream")
+    }
+
+    @Test func headAlsoServesFile() {
+        let r = get(handler, "/hello.txt", method: "HEAD")
+        #expect(r.status == 200)
+        #expect(fileContents(r) == "hello file\n")
+    }
+
+    @Test func dotSegmentsAndSlashes() {
+        let r = get(handler, "//./hello.txt")
+        #expect(r.status == 200)
+        r.body.discard()
+    }
+
+    @Test func escapeIs404() {
+        #expect(get(handler, "/../etc/passwd").status == 404)
+        #expect(get(handler, "/site/../../etc/passwd").status == 404)
+        #expect(get(handler, "/%2e%2e/%2e%2e/etc/passwd").status == 404)
+        #expect(get(handler, "/site/..").status == 404)
+    }
+
+    @Test func symlinksOutside() {
+        #expect(get(handler, "/link-out").status == 404)
+        #expect(get(handler, "/dirlink-out/secret.txt").status == 404)
+        // O_NOFOLLOW: even an inside symlink as the last component is refused.
+        #expect(get(handler, "/link-in").status == 404)
+    }
+
+    @Test func directories() {
+        let r = get(handler, "/site/")
+        #expect(r.status == 200)
+        #expect(r.headers["content-type"] == "text/html; charset=utf-8")
+        #expect(fileContents(r) == "<h1>index</h1>")
+        let r2 = get(handler, "/site")
+        #expect(r2.status == 200)
+        r2.body.discard()
+        #expect(get(handler, "/empty/").status == 404)
+        #expect(get(handler, "/").status == 404)  // root has no index.html
+    }
+
+    @Test func methodNotAllowed() {
+        let r = get(handler, "/hello.txt", method: "POST")
+        #expect(r.status == 405)
+        #expect(r.headers["allow"] == "GET, HEAD")
+    }
+
+    @Test func missingAndNul() {
+        #expect(get(handler, "/nope.txt").status == 404)
+        #expect(get(handler, "/hello.txt/x").status == 404)
+        #expect(get(handler, "/hello%00.txt").status == 400)
+        #expect(get(handler, "*").status == 404)
+    }
+
+    @Test func notModified() {
+        let r = get(handler, "/hello.txt")
+        r.body.discard()
+        let lm = r.headers["last-modified"] ?? ""
+        let r2 = get(handler, "/hello.txt", headers: ["Host": "h", "If-Modified-Since": lm])
+        #expect(r2.status == 304)
+        #expect(r2.headers["last-modified"] == lm)
+        let r3 = get(handler, "/hello.txt", headers: ["Host": "h", "If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"])
+        #expect(r3.status == 200)
+        r3.body.discard()
+    }
+
+    @Test func fifoIsNotServedAndDoesNotHang() {
+        #expect(mkfifo(dir.path + "/fifo", 0o644) == 0)
+        #expect(get(handler, "/fifo").status == 404)
+    }
+
+    @Test func badRoot() {
+        let h = StaticHandler(root: "/nonexistent/herdd/root")
+        #expect(get(h, "/x").status == 404)
+    }
+}
+
+@Suite struct BuiltIns {
+    @Test func hello() {
+        let r = get(HelloHandler(), "/anything")
+        #expect(r.status == 200 && bodyString(r) == "hello\n")
+        #expect(r.headers["content-type"]?.hasPrefix("text/plain") == true)
+    }
+
+    @Test func health() {
+        let r = get(HealthHandler(), "/")
+        #expect(r.status == 200 && bodyString(r) == "ok pid=1234 worker=3\n")
+        #expect(r.headers["cache-control"] == "no-store")
+    }
+
+    @Test func debug() {
+        let d = DebugHandler()
+        #expect(bodyString(get(d, "/")) == "debug pid=1234\n")
+        #expect(bodyString(get(d, "/sleep/20")) == "slept 20\n")
+        #expect(get(d, "/sleep/abc").status == 400)
+        #expect(get(d, "/exit/999").status == 400)
+        let echo = d.handle(HTTPRequest(method: "POST", target: "/echo", body: bytes("data!")), context: ctx)
+        #expect(bodyString(echo) == "data!")
+        #expect(echo.headers["x-body-length"] == "5")
+        #expect(echo.headers["content-type"] == "application/octet-stream")
+        guard case .stream(let s) = get(d, "/stream/3").body else { Issue.record("not a stream"); return }
+        var pieces: [String] = []
+        while let p = s.next() { pieces.append(String(decoding: p, as: UTF8.self)) }
+        #expect(pieces == ["chunk 0\n", "chunk 1\n", "chunk 2\n"])
+        #expect(s.next() == nil)
+    }
+}
+
+@Suite struct Registry {
+    @Test func builtIns() throws {
+        #expect(try HandlerRegistry.make("hello") is HelloHandler)
+        #expect(try HandlerRegistry.make("health") is HealthHandler)
+        #expect(try HandlerRegistry.make("debug") is DebugHandler)
+        #expect(try HandlerRegistry.make("static:/tmp") is StaticHandler)
+        #expect(HandlerRegistry.builtInNames == ["hello", "health", "debug", "static"])
+    }
+
+    @Test func errors() {
+        for spec in ["nope", "metrics", "", "static", "static:", "static:relative/dir",
+                     "static:/nonexistent/herdd", "static:/etc/passwd", "hello:arg"] {
+            #expect(throws: HandlerSpecError.self, "\(spec)") { try HandlerRegistry.make(spec) }
+        }
+        do {
+            _ = try HandlerRegistry.make("nope")
+        } catch let e as HandlerSpecError {
+            #expect(e.description.contains("unknown handler 'nope'"))
+            #expect(e.description.contains("hello") && e.description.contains("static:/abs/dir"))
+        } catch {
+            Issue.record("wrong error \(error)")
+        }
+    }
+
+    struct Custom: Handler {
+        var arg: String?
+        func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse { .text(200, arg ?? "none") }
+    }
+
+    @Test func custom() throws {
+        HandlerRegistry.register("custom-test") { Custom(arg: $0) }
+        let h = try HandlerRegistry.make("custom-test:x:y")
+        #expect(bodyString(get(h, "/")) == "x:y")
+        #expect(bodyString(get(try HandlerRegistry.make("custom-test"), "/")) == "none")
+        #expect(HandlerRegistry.knownNames.contains("custom-test"))
+    }
+}

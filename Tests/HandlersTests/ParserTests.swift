@@ -1,0 +1,531 @@
+import Testing
+@testable import Handlers
+
+// MARK: helpers
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// Parses a whole buffer once with a fresh parser.
+func parseOnce(_ s: String, limits: HTTPLimits = HTTPLimits()) -> HTTPRequestParser.ParseResult {
+    var p = HTTPRequestParser(limits: limits)
+    return p.parse(bytes(s))
+}
+
+func request(_ r: HTTPRequestParser.ParseResult) -> (HTTPRequest, Int)? {
+    if case .request(let req, let consumed) = r { return (req, consumed) }
+    return nil
+}
+
+func errorStatus(_ r: HTTPRequestParser.ParseResult) -> Int? {
+    if case .error(let status, _) = r { return status }
+    return nil
+}
+
+func isNeedMore(_ r: HTTPRequestParser.ParseResult) -> Bool {
+    if case .needMore = r { return true }
+    return false
+}
+
+/// Feeds growing prefixes of `data` to one parser (as a connection would) and returns the first
+/// non-needMore result plus the prefix length at which it happened.
+func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTPLimits())
+    -> (HTTPRequestParser.ParseResult, Int) {
+    var p = HTTPRequestParser(limits: limits)
+    var n = 0
+    while n < data.count {
+        n = min(data.count, n + step)
+        let r = data.withUnsafeBytes { p.parse(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        if !isNeedMore(r) { return (r, n) }
+    }
+    return (.needMore, n)
+}
+
+// MARK: basic requests
+
+@Suite struct BasicParsing {
+    @Test func simpleGET() throws {
+        let raw = "GET /index.html?a=1&b=%20 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n"
+        let (req, consumed) = try #require(request(parseOnce(raw)))
+        #expect(consumed == raw.utf8.count)
+        #expect(req.method == "GET")
+        #expect(req.target == "/index.html?a=1&b=%20")
+        #expect(req.path == "/index.html")
+        #expect(req.query == "a=1&b=%20")
+        #expect(req.versionMinor == 1)
+        #expect(req.headers["host"] == "example.com")
+        #expect(req.headers["USER-AGENT"] == "t")
+        #expect(req.headers.count == 2)
+        #expect(req.body.isEmpty)
+        #expect(req.keepAlive)
+        #expect(!req.isHEAD)
+    }
+
+    @Test func needMoreOnIncompleteHead() {
+        #expect(isNeedMore(parseOnce("")))
+        #expect(isNeedMore(parseOnce("GET / HTTP/1.1\r\nHost: x\r\n")))
+        #expect(isNeedMore(parseOnce("GET / HTTP/1.1\r\nHost: x\r\n\r")))
+    }
+
+    @Test func noQuery() throws {
+        let (req, _) = try #require(request(parseOnce("GET /a/b HTTP/1.1\r\nHost: x\r\n\r\n")))
+        #expect(req.path == "/a/b")
+        #expect(req.query == nil)
+        let (req2, _) = try #require(request(parseOnce("GET /a? HTTP/1.1\r\nHost: x\r\n\r\n")))
+        #expect(req2.query == "")
+    }
+
+    @Test func headRequest() throws {
+        let (req, _) = try #require(request(parseOnce("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")))
+        #expect(req.isHEAD)
+    }
+
+    @Test func headerValueTrimmingAndOrder() throws {
+        let raw = "GET / HTTP/1.1\r\nHost: x\r\nX-A:   one  \t\r\nx-a:two\r\nEmpty:\r\n\r\n"
+        let (req, _) = try #require(request(parseOnce(raw)))
+        #expect(req.headers.values("X-A") == ["one", "two"])
+        #expect(req.headers["empty"] == "")
+        #expect(req.headers.map(\.name) == ["Host", "X-A", "x-a", "Empty"])
+    }
+
+    @Test func anyTokenMethodAccepted() throws {
+        let (req, _) = try #require(request(parseOnce("BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")))
+        #expect(req.method == "BREW")
+    }
+
+    @Test func leadingEmptyLinesSkipped() throws {
+        let raw = "\r\n\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        let (req, consumed) = try #require(request(parseOnce(raw)))
+        #expect(req.path == "/")
+        #expect(consumed == raw.utf8.count)
+        #expect(isNeedMore(parseOnce("\r\n\r\n")))
+        #expect(isNeedMore(parseOnce("\r\n\r")))
+    }
+
+    @Test func bareLFAccepted() throws {
+        let raw = "GET / HTTP/1.1\nHost: x\nA: b\n\n"
+        let (req, consumed) = try #require(request(parseOnce(raw)))
+        #expect(consumed == raw.utf8.count)
+        #expect(req.headers["a"] == "b")
+    }
+
+    @Test func absoluteFormAndAsterisk() throws {
+        let (req, _) = try #require(request(parseOnce("GET http://example.com/p%41th?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")))
+        #expect(req.path == "/pAth")
+        #expect(req.query == "q=1")
+        let (req2, _) = try #require(request(parseOnce("GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n")))
+        #expect(req2.path == "/")
+        let (req3, _) = try #require(request(parseOnce("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")))
+        #expect(req3.path == "*")
+        let (req4, _) = try #require(request(parseOnce("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")))
+        #expect(req4.path == "example.com:443")
+    }
+
+    @Test func expectContinueIsJustAHeader() throws {
+        let raw = "POST /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"
+        #expect(isNeedMore(parseOnce(raw)))
+        let (req, _) = try #require(request(parseOnce(raw + "abc")))
+        #expect(req.headers["expect"] == "100-continue")
+    }
+
+    @Test func higherMinorTreatedAs11() throws {
+        let (req, _) = try #require(request(parseOnce("GET / HTTP/1.7\r\nHost: x\r\n\r\n")))
+        #expect(req.versionMinor == 1)
+    }
+}
+
+// MARK: keep-alive
+
+@Suite struct KeepAlive {
+    func ka(_ version: String, _ connection: String?) throws -> Bool {
+        var raw = "GET / \(version)\r\nHost: x\r\n"
+        if let connection { raw += "Connection: \(connection)\r\n" }
+        let (req, _) = try #require(request(parseOnce(raw + "\r\n")))
+        return req.keepAlive
+    }
+
+    @Test func http11() throws {
+        #expect(try ka("HTTP/1.1", nil))
+        #expect(try ka("HTTP/1.1", "keep-alive"))
+        #expect(try !ka("HTTP/1.1", "close"))
+        #expect(try !ka("HTTP/1.1", "Upgrade, CLOSE"))
+    }
+
+    @Test func http10() throws {
+        #expect(try !ka("HTTP/1.0", nil))
+        #expect(try ka("HTTP/1.0", "keep-alive"))
+        #expect(try ka("HTTP/1.0", "Foo, Keep-Alive"))
+        #expect(try !ka("HTTP/1.0", "close"))
+    }
+
+    @Test func http10NeedsNoHost() throws {
+        let (req, _) = try #require(request(parseOnce("GET / HTTP/1.0\r\n\r\n")))
+        #expect(req.versionMinor == 0)
+    }
+}
+
+// MARK: pipelining and incremental input
+
+@Suite struct Incremental {
+    @Test func pipelinedTwoRequests() throws {
+        let a = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        let b = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        let c = "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+        var buf = bytes(a + b + c)
+        var p = HTTPRequestParser()
+        var paths: [String] = []
+        var bodies: [[UInt8]] = []
+        while true {
+            let r = p.parse(buf)
+            guard let (req, consumed) = request(r) else {
+                #expect(isNeedMore(r))
+                break
+            }
+            paths.append(req.path)
+            bodies.append(req.body)
+            buf.removeFirst(consumed)
+        }
+        #expect(paths == ["/a", "/b", "/c"])
+        #expect(bodies == [[], bytes("hello"), []])
+        #expect(buf.isEmpty)
+    }
+
+    @Test func byteByByteHead() throws {
+        let raw = bytes("GET /x?y HTTP/1.1\r\nHost: h\r\nA: 1\r\n\r\n")
+        let (r, n) = feedIncrementally(raw)
+        let (req, consumed) = try #require(request(r))
+        #expect(n == raw.count && consumed == raw.count)
+        let (ref, _) = try #require(request(parseOnce(String(decoding: raw, as: UTF8.self))))
+        #expect(req.path == ref.path && req.query == ref.query && req.headers.count == ref.headers.count)
+    }
+
+    @Test func byteByByteContentLength() throws {
+        let raw = bytes("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world")
+        for step in [1, 2, 3, 7, 50] {
+            let (r, _) = feedIncrementally(raw, step: step)
+            let (req, consumed) = try #require(request(r))
+            #expect(consumed == raw.count)
+            #expect(req.body == bytes("hello world"))
+        }
+    }
+
+    @Test func extraBytesAfterBodyNotConsumed() throws {
+        let raw = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nokGET"
+        let (req, consumed) = try #require(request(parseOnce(raw)))
+        #expect(req.body == bytes("ok"))
+        #expect(consumed == raw.utf8.count - 3)
+    }
+
+    @Test func stateResetsAfterRequest() throws {
+        var p = HTTPRequestParser()
+        let a = bytes("GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = a.withUnsafeBytes { p.parse(UnsafeRawBufferPointer(rebasing: $0[0..<10])) }
+        let (r1, _) = try #require(request(p.parse(a)))
+        #expect(r1.path == "/first")
+        let (r2, _) = try #require(request(p.parse(bytes("GET /second HTTP/1.1\r\nHost: h\r\n\r\n"))))
+        #expect(r2.path == "/second")
+    }
+
+    @Test func zeroContentLength() throws {
+        let raw = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+        let (req, consumed) = try #require(request(parseOnce(raw)))
+        #expect(req.body.isEmpty && consumed == raw.utf8.count)
+    }
+}
+
+// MARK: chunked
+
+@Suite struct Chunked {
+    let raw = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + "5;name=value;x\r\nhello\r\n"
+        + "1A\r\n" + String(repeating: "z", count: 26) + "\r\n"
+        + "0\r\nX-Trailer: t\r\nOther: 2\r\n\r\n"
+
+    @Test func wholeBuffer() throws {
+        let (req, consumed) = try #require(request(parseOnce(raw + "GET")))
+        #expect(consumed == raw.utf8.count)
+        #expect(req.body == bytes("hello" + String(repeating: "z", count: 26)))
+        #expect(req.headers["x-trailer"] == nil)  // trailers are discarded
+    }
+
+    @Test func splitArbitrarily() throws {
+        let data = bytes(raw)
+        for step in [1, 2, 3, 4, 5, 9, 13, 64] {
+            let (r, _) = feedIncrementally(data, step: step)
+            let (req, consumed) = try #require(request(r), "step \(step)")
+            #expect(consumed == data.count)
+            #expect(req.body.count == 31)
+        }
+    }
+
+    @Test func lfOnlyAndUppercaseTE() throws {
+        let s = "POST / HTTP/1.1\nHost: h\nTransfer-Encoding: CHUNKED\n\n3\nabc\n0\n\n"
+        let (req, consumed) = try #require(request(parseOnce(s)))
+        #expect(req.body == bytes("abc") && consumed == s.utf8.count)
+    }
+
+    @Test func emptyChunkedBody() throws {
+        let s = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        let (req, _) = try #require(request(parseOnce(s)))
+        #expect(req.body.isEmpty)
+    }
+
+    @Test func missingFinalCRLFNeedsMore() {
+        let s = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+        #expect(isNeedMore(parseOnce(s)))
+    }
+
+    @Test func errors() {
+        let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        #expect(errorStatus(parseOnce(head + "zz\r\n")) == 400)           // bad hex
+        #expect(errorStatus(parseOnce(head + "\r\n")) == 400)             // empty size
+        #expect(errorStatus(parseOnce(head + "5x\r\n")) == 400)           // junk after size
+        #expect(errorStatus(parseOnce(head + "3\r\nabcX\r\n")) == 400)    // no CRLF after data
+        #expect(errorStatus(parseOnce(head + "3\r\nabc\r\n0\r\nbad trailer\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(head + "3\rx\n")) == 400)           // bare CR
+        #expect(errorStatus(parseOnce(head + "FFFFFFFFFFFFFFFFFFFFFFFF\r\n")) == 413)  // overflow
+        let small = HTTPLimits(maxBodyBytes: 10)
+        #expect(errorStatus(parseOnce(head + "B\r\n", limits: small)) == 413)
+        #expect(errorStatus(parseOnce(head + "6\r\nabcdef\r\n6\r\n", limits: small)) == 413)
+        #expect(isNeedMore(parseOnce(head + "5\r\nabcde\r\n5\r\n", limits: small)))
+    }
+
+    @Test func teWithOtherCodings() {
+        let s = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        #expect(errorStatus(parseOnce(s)) == 501)
+        #expect(errorStatus(parseOnce("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")) == 501)
+        #expect(errorStatus(parseOnce("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n")) == 501)
+    }
+
+    @Test func teOnHTTP10() {
+        #expect(errorStatus(parseOnce("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n")) == 400)
+    }
+}
+
+// MARK: error statuses
+
+@Suite struct Errors {
+    @Test func badRequestLine() {
+        for line in ["GET /\r\n", "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1 \r\n", " GET / HTTP/1.1\r\n",
+                     "G(T / HTTP/1.1\r\n", "GET / http/1.1\r\n", "GET / HTTP/1\r\n", "GET / HTTP/1.1x\r\n",
+                     "GET / HTTP/x.1\r\n", "GET /a\u{7F} HTTP/1.1\r\n", "GET\r\n", "/ HTTP/1.1\r\n",
+                     "GET / FOO/1.1\r\n", "GET /\ta HTTP/1.1\r\n", "GET relative HTTP/1.1\r\n"] {
+            #expect(errorStatus(parseOnce(line + "Host: h\r\n\r\n")) == 400, "\(line.debugDescription)")
+        }
+    }
+
+    @Test func versionNotSupported() {
+        for v in ["HTTP/2.0", "HTTP/3", "HTTP/0.9", "HTTP/2"] {
+            #expect(errorStatus(parseOnce("GET / \(v)\r\nHost: h\r\n\r\n")) == 505, "\(v)")
+        }
+    }
+
+    @Test func badHeaderName() {
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost : h\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nA\u{01}: v\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nA: v\u{00}x\r\n\r\n")) == 400)
+    }
+
+    @Test func obsFold() {
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nA: b\r\n  c\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nA: b\r\n\tc\r\n\r\n")) == 400)
+    }
+
+    @Test func bareCR() {
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\rHost: h\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\nA: b\rc\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("\rGET / HTTP/1.1\r\nHost: h\r\n\r\n")) == 400)
+    }
+
+    @Test func host() {
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")) == 400)
+    }
+
+    @Test func contentLengthProblems() {
+        let h = "POST / HTTP/1.1\r\nHost: h\r\n"
+        #expect(errorStatus(parseOnce(h + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: 3\r\nContent-Length: 4\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: 3, 4\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: abc\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: -1\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: +1\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: 1 2\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length:\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(h + "Content-Length: 99999999999999999999999\r\n\r\n")) == 400)
+        // identical repeats are fine
+        #expect(request(parseOnce(h + "Content-Length: 2\r\nContent-Length: 2\r\n\r\nok")) != nil)
+        #expect(request(parseOnce(h + "Content-Length: 2, 2\r\n\r\nok")) != nil)
+    }
+
+    @Test func contentLengthTooLarge() {
+        // 413 immediately, before any body byte arrives.
+        let h = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \((1 << 20) + 1)\r\n\r\n"
+        #expect(errorStatus(parseOnce(h)) == 413)
+        #expect(isNeedMore(parseOnce("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \(1 << 20)\r\n\r\n")))
+    }
+
+    @Test func uriTooLong() {
+        let long = "/" + String(repeating: "a", count: 9000)
+        #expect(errorStatus(parseOnce("GET \(long) HTTP/1.1\r\nHost: h\r\n\r\n")) == 414)
+        // Even while the request line is still incomplete.
+        #expect(errorStatus(parseOnce("GET \(long)")) == 414)
+        // Exactly at the limit is fine.
+        let limits = HTTPLimits(maxRequestLine: 20)
+        #expect(request(parseOnce("GET /abcdef HTTP/1.1\r\nHost: h\r\n\r\n", limits: limits)) != nil)  // 20 bytes
+        #expect(errorStatus(parseOnce("GET /abcdefg HTTP/1.1\r\nHost: h\r\n\r\n", limits: limits)) == 414)
+        #expect(isNeedMore(parseOnce("GET /abcdef HTTP/1.1\r", limits: limits)))
+        #expect(errorStatus(parseOnce("GET /abcdefg HTTP/1.1\r", limits: limits)) == 414)
+    }
+
+    @Test func headerTooLarge() {
+        let big = "X-Big: " + String(repeating: "b", count: 33000) + "\r\n"
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\n" + big + "\r\n")) == 431)
+        // Incomplete head over the limit.
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\n" + String(big.dropLast(2)))) == 431)
+        // Many complete lines that never end the head.
+        let many = String(repeating: "A: " + String(repeating: "x", count: 100) + "\r\n", count: 99)
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\n" + many + many + many + many)) == 431)
+    }
+
+    @Test func tooManyHeaders() {
+        let hs99 = (0..<99).map { "H\($0): v\r\n" }.joined()
+        #expect(request(parseOnce("GET / HTTP/1.1\r\nHost: h\r\n" + hs99 + "\r\n")) != nil)  // exactly 100
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\n" + hs99 + "X: y\r\n\r\n")) == 431)
+        // Detected before the head is complete.
+        #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: h\r\n" + hs99 + "X: y\r\n")) == 431)
+    }
+
+    @Test func tooManyEmptyLines() {
+        #expect(errorStatus(parseOnce(String(repeating: "\r\n", count: 5000))) == 400)
+    }
+
+    @Test func errorsAreDeterministicIncrementally() {
+        let cases = ["GET / HTTP/2.0\r\nHost: h\r\n\r\n", "GET / HTTP/1.1\r\nA B: c\r\n\r\n",
+                     "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000000\r\n\r\n"]
+        for c in cases {
+            let whole = errorStatus(parseOnce(c))
+            let (r, _) = feedIncrementally(bytes(c))
+            #expect(errorStatus(r) == whole)
+        }
+    }
+}
+
+// MARK: percent-decoding
+
+@Suite struct PercentDecoding {
+    @Test func decodesPath() throws {
+        let (req, _) = try #require(request(parseOnce("GET /a%20b/%C3%A9%2f?x=%20 HTTP/1.1\r\nHost: h\r\n\r\n")))
+        #expect(req.path == "/a b/é/")
+        #expect(req.query == "x=%20")
+        #expect(req.target == "/a%20b/%C3%A9%2f?x=%20")
+    }
+
+    @Test func plusIsNotSpace() throws {
+        let (req, _) = try #require(request(parseOnce("GET /a+b HTTP/1.1\r\nHost: h\r\n\r\n")))
+        #expect(req.path == "/a+b")
+    }
+
+    @Test func badPercent() {
+        for t in ["/%", "/%2", "/%zz", "/a%g0", "/%FF", "/%C3"] {
+            #expect(errorStatus(parseOnce("GET \(t) HTTP/1.1\r\nHost: h\r\n\r\n")) == 400, "\(t)")
+        }
+    }
+
+    @Test func nulIsDecodedNotRejectedByParser() throws {
+        let (req, _) = try #require(request(parseOnce("GET /a%00b HTTP/1.1\r\nHost: h\r\n\r\n")))
+        #expect(req.path.utf8.contains(0))
+    }
+
+    @Test func convenienceInit() {
+        let r = HTTPRequest(target: "/x%41?q")
+        #expect(r.path == "/xA" && r.query == "q" && r.method == "GET" && r.versionMinor == 1)
+    }
+}
+
+// MARK: fuzz-ish
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct Fuzz {
+    static let seeds: [String] = [
+        "GET /a/b?c=d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+        "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+        "\r\nHEAD /%41 HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    ]
+
+    /// Checks the invariants every result must satisfy.
+    func check(_ r: HTTPRequestParser.ParseResult, _ len: Int) {
+        switch r {
+        case .needMore: break
+        case .request(_, let consumed): #expect(consumed > 0 && consumed <= len)
+        case .error(let status, let reason):
+            #expect((400...599).contains(status))
+            #expect(!reason.isEmpty)
+        }
+    }
+
+    @Test func randomBytes() {
+        var rng = SplitMix64(state: 42)
+        let alphabet = bytes("GET /HTP1.0\r\n: %chunkedContent-Length0123456789abcdefABCDEF;\t ") + [0, 0x7F, 0xFF, 0xC3]
+        for i in 0..<3000 {
+            let len = Int.random(in: 0...200, using: &rng)
+            let data: [UInt8] = (0..<len).map { _ in
+                i % 2 == 0 ? UInt8.random(in: 0...255, using: &rng) : alphabet.randomElement(using: &rng) ?? 0
+            }
+            var p = HTTPRequestParser(limits: HTTPLimits(maxRequestLine: 64, maxHeaderBytes: 128, maxHeaderCount: 5, maxBodyBytes: 32))
+            check(p.parse(data), data.count)
+        }
+    }
+
+    @Test func mutatedValidRequests() {
+        var rng = SplitMix64(state: 7)
+        let interesting = bytes("\r\n :%;0fF") + [0, 0x80, 0x7F]
+        for i in 0..<4000 {
+            var data = bytes(Fuzz.seeds[i % Fuzz.seeds.count])
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                guard !data.isEmpty else { break }
+                let pos = Int.random(in: 0..<data.count, using: &rng)
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: data[pos] = UInt8.random(in: 0...255, using: &rng)
+                case 1: data.remove(at: pos)
+                case 2: data.insert(interesting.randomElement(using: &rng) ?? 0, at: pos)
+                default: data[pos] = interesting.randomElement(using: &rng) ?? 0
+                }
+            }
+            // Whole buffer, then incrementally in random steps (with pipelining).
+            var p = HTTPRequestParser()
+            check(p.parse(data), data.count)
+            var q = HTTPRequestParser()
+            var buf: [UInt8] = []
+            var fed = 0
+            while fed < data.count {
+                let step = Int.random(in: 1...16, using: &rng)
+                buf.append(contentsOf: data[fed..<min(data.count, fed + step)])
+                fed = min(data.count, fed + step)
+                var done = false
+                while !buf.isEmpty {
+                    let r = q.parse(buf)
+                    check(r, buf.count)
+                    if case .request(_, let c) = r { buf.removeFirst(c); continue }
+                    if case .error = r { done = true }
+                    break
+                }
+                if done { break }
+            }
+        }
+    }
+}
