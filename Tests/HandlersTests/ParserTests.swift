@@ -225,6 +225,42 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(r2.path == "/second")
     }
 
+    @Test func pipelinedChunkedThenGetByteByByte() throws {
+        let a = "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        let b = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+        let data = bytes(a + b)
+        var p = HTTPRequestParser()
+        var buf: [UInt8] = []
+        var got: [(String, [UInt8])] = []
+        for byte in data {
+            buf.append(byte)
+            while let (req, consumed) = request(p.parse(buf)) {
+                got.append((req.path, req.body))
+                buf.removeFirst(consumed)
+            }
+        }
+        #expect(got.map(\.0) == ["/a", "/b"])
+        #expect(got.first?.1 == bytes("abc"))
+        #expect(buf.isEmpty)
+    }
+
+    @Test func largeHeadByteByByte() throws {
+        // ~30 KB head fed one byte at a time: must complete (and quickly: scanning resumes).
+        let hs = (0..<90).map { "X-H\($0): " + String(repeating: "v", count: 300) + "\r\n" }.joined()
+        let data = bytes("GET / HTTP/1.1\r\nHost: h\r\n" + hs + "\r\n")
+        #expect(data.count < 32768)
+        let (r, _) = feedIncrementally(data)
+        let (req, consumed) = try #require(request(r))
+        #expect(consumed == data.count && req.headers.count == 91)
+    }
+
+    @Test func shorterBufferResetsState() throws {
+        var p = HTTPRequestParser()
+        #expect(isNeedMore(p.parse(bytes("GET /aaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n"))))
+        let (req, _) = try #require(request(p.parse(bytes("GET /b HTTP/1.1\r\nHost: h\r\n\r\n"))))
+        #expect(req.path == "/b")
+    }
+
     @Test func zeroContentLength() throws {
         let raw = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
         let (req, consumed) = try #require(request(parseOnce(raw)))

@@ -183,6 +183,11 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         Log.bootstrap(role: "worker", workerID: slot)
         let log = Logger(label: "herdd.worker")
+        // Fault injection for the crash-loop test: a worker that dies as soon as it starts.
+        if getenv("HERDD_TEST_WORKER_EXIT_AT_START") != nil {
+            log.error("HERDD_TEST_WORKER_EXIT_AT_START is set; exiting", metadata: ["event": "worker-failed"])
+            throw ExitCode(3)
+        }
         do {
             let config = try ServerConfig.deserialize(settings)
             let scoreboard = try Scoreboard(attaching: scoreboardFD)

@@ -34,7 +34,7 @@ struct ListenSpec: Equatable, Sendable, CustomStringConvertible {
     }
 
     init(parsing text: String) throws {
-        var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var parts = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0.trimmingWhitespace()) }
         let addr = parts.removeFirst()
         var name = ListenSpec.defaultName
         for opt in parts {

@@ -262,13 +262,16 @@ final class Worker {
         exit(0)
     }
 
+    /// At exit: totals, then one entry per listener with the herd meter counters.
     private func logCounters() {
         let snap = scoreboard.snapshot(slot, listenerCount: listeners.count)
-        var meta: Logger.Metadata = ["event": "worker-exit", "requests": "\(snap.requests)", "accepted": "\(snap.accepted)"]
+        log.info("worker exiting", metadata: ["event": "worker-exit", "requests": "\(snap.requests)", "accepted": "\(snap.accepted)"])
         for (i, l) in snap.listeners.enumerated() {
-            let n = listeners[i].name
-            meta["listener_\(i)"] = "\(n) wakeups=\(l.wakeups) accepted=\(l.accepted) empty_wakeups=\(l.emptyWakeups) drain_eagain=\(l.drainEagain)"
+            log.info("listener counters", metadata: [
+                "event": "worker-listener-counters", "listener": "\(listeners[i].name)", "wakeups": "\(l.wakeups)",
+                "accepted": "\(l.accepted)", "empty_wakeups": "\(l.emptyWakeups)", "drain_eagain": "\(l.drainEagain)",
+            ])
         }
-        log.info("worker exiting", metadata: meta)
     }
+
 }

@@ -1,0 +1,117 @@
+import Testing
+@testable import HerdD
+
+@Suite struct ListenSpecTests {
+    @Test func ipv4WithName() throws {
+        let s = try ListenSpec(parsing: "127.0.0.1:9100,name=metrics")
+        #expect(s.address == .ipv4("127.0.0.1", port: 9100))
+        #expect(s.name == "metrics")
+    }
+
+    @Test func ipv6DefaultName() throws {
+        let s = try ListenSpec(parsing: "[::1]:8080")
+        #expect(s.address == .ipv6("::1", port: 8080))
+        #expect(s.name == "http")
+    }
+
+    @Test func unixPath() throws {
+        let s = try ListenSpec(parsing: "unix:/run/herdd.sock,name=app")
+        #expect(s.address == .unix(path: "/run/herdd.sock"))
+        #expect(s.name == "app")
+    }
+
+    @Test(arguments: [
+        "localhost:8080", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "256.1.1.1:80", "[::1]8080", "[zz]:80",
+        "unix:relative.sock", "127.0.0.1:80,nam=x", "127.0.0.1:80,name=", "127.0.0.1:80,name=a:b", "",
+    ])
+    func rejects(_ text: String) {
+        #expect(throws: ListenSpec.ParseError.self) { try ListenSpec(parsing: text) }
+    }
+
+    @Test func roundTripsThroughDescription() throws {
+        for t in ["127.0.0.1:80,name=a", "[::1]:443,name=b", "unix:/tmp/x.sock,name=c"] {
+            let s = try ListenSpec(parsing: t)
+            #expect(try ListenSpec(parsing: s.description) == s)
+        }
+    }
+}
+
+@Suite struct ServerConfigTests {
+    @Test func fileParsing() throws {
+        var c = ServerConfig()
+        try c.apply(fileText: """
+            # comment
+            workers = 3
+            listen = 127.0.0.1:8081, name=http
+            listen = 127.0.0.1:9100,name=metrics   # trailing comment
+            handler = metrics=health
+            accept-mode = shared
+
+            graceful-timeout = 2.5
+            """, path: "t.conf")
+        #expect(c.workers == 3)
+        #expect(c.listen.count == 2)
+        #expect(c.handlerSpec(for: "metrics") == "health")
+        #expect(c.handlerSpec(for: "other") == "hello")
+        #expect(c.acceptMode == .shared)
+        #expect(c.gracefulTimeout == 2.5)
+    }
+
+    @Test func errorsNameFileAndLine() {
+        var c = ServerConfig()
+        do {
+            try c.apply(fileText: "workers = 2\nworkers = many\n", path: "/etc/herdd.conf")
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("/etc/herdd.conf:2"))
+            #expect("\(error)".contains("workers"))
+        }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(fileText: "bogus = 1", path: "x") }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(fileText: "no equals sign", path: "x") }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "timeout", value: "-1", origin: "x") }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "workers", value: "0", origin: "x") }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "accept-mode", value: "herd", origin: "x") }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "handler", value: "=x", origin: "x") }
+    }
+
+    @Test func serializationRoundTrip() throws {
+        var c = ServerConfig()
+        try c.apply(key: "listen", value: "[::1]:81,name=a", origin: "t")
+        try c.apply(key: "handler", value: "a=static:/srv/www", origin: "t")
+        try c.apply(key: "workers", value: "7", origin: "t")
+        try c.apply(key: "max-requests", value: "100", origin: "t")
+        try c.apply(key: "keepalive-timeout", value: "0.5", origin: "t")
+        #expect(try ServerConfig.deserialize(c.serialized()) == c)
+    }
+
+    @Test func commandLineReplacesFileListeners() throws {
+        let c = try loadConfig(path: nil, overrides: [("listen", "127.0.0.1:1"), ("workers", "2")])
+        #expect(c.listen.count == 1)
+        #expect(c.workers == 2)
+    }
+}
+
+@Suite struct JournalEncodingTests {
+    @Test func fieldNames() {
+        #expect(JournalEncoding.fieldName("event") == "HERDD_EVENT")
+        #expect(JournalEncoding.fieldName("worker-id") == "HERDD_WORKER_ID")
+    }
+
+    @Test func fieldsCarryRoleWorkerAndMetadata() {
+        let f = JournalEncoding.fields(message: "hi", priority: 6, role: "worker", workerID: 3,
+                                       metadata: ["event": "ready", "generation": "2"])
+        #expect(f.contains("MESSAGE=hi"))
+        #expect(f.contains("PRIORITY=6"))
+        #expect(f.contains("HERDD_ROLE=worker"))
+        #expect(f.contains("HERDD_WORKER_ID=3"))
+        #expect(f.contains("HERDD_EVENT=ready"))
+        #expect(f.contains("HERDD_GENERATION=2"))
+    }
+}
+
+@Suite struct WaitStatusTests {
+    @Test func describes() {
+        #expect(describeWaitStatus(3 << 8) == "exit 3")
+        #expect(describeWaitStatus(9).hasPrefix("signal 9"))
+    }
+}

@@ -1,0 +1,666 @@
+"""Fixtures and helpers for herdd's integration tests.
+
+Every test starts its own herdd on random free ports with its own NOTIFY_SOCKET, so tests are
+independent of each other (and could run in parallel). Every wait is bounded by a deadline.
+The `herd` fixture's finalizer always kills (by PID only) the master and every worker it ever
+saw, so no test leaves processes behind even when it fails half-way.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal as _signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HERDD_BIN = Path(os.environ.get("HERDD_BIN", str(REPO_ROOT / ".build" / "debug" / "herdd")))
+SOCKET_ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
+LOCALHOST = "127.0.0.1"
+
+
+def pytest_sessionstart(session):
+    if not HERDD_BIN.is_file() or not os.access(HERDD_BIN, os.X_OK):
+        raise pytest.UsageError(
+            f"herdd binary not found at {HERDD_BIN}: run `swift build` in {REPO_ROOT} or set HERDD_BIN"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# small utilities
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOCALHOST, 0))
+        return s.getsockname()[1]
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOCALHOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Polls pred until it returns something truthy; returns it. Raises AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    # state is the field after the ")" that closes comm
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")
+
+
+def proc_cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def proc_status_field(pid: int, field: str) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+# --------------------------------------------------------------------------------------------
+# log parsing
+
+LOG_RE = re.compile(r"^herdd\[(\d+)\] (\S+) (\w+): (.*)$")
+KV_RE = re.compile(r"(?:(?<= )|^)([a-z_]+)=(\S*)")
+
+
+class LogLine:
+    def __init__(self, raw: str):
+        self.raw = raw
+        m = LOG_RE.match(raw)
+        self.is_herdd = m is not None
+        self.pid = int(m.group(1)) if m else None
+        self.source = m.group(2) if m else ""  # "master" or "worker/N"
+        self.level = m.group(3) if m else ""
+        self.text = m.group(4) if m else raw
+        self.meta: dict[str, str] = {}
+        if m:
+            for k, v in KV_RE.findall(self.text):
+                self.meta.setdefault(k, v)
+
+    @property
+    def event(self) -> Optional[str]:
+        return self.meta.get("event")
+
+    def __getitem__(self, key: str) -> str:
+        return self.meta[key]
+
+    def get(self, key: str, default=None):
+        return self.meta.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"LogLine({self.raw!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# sd_notify receiver
+
+
+class NotifySocket:
+    """AF_UNIX SOCK_DGRAM socket standing in for systemd's notify socket."""
+
+    def __init__(self):
+        # AF_UNIX paths are limited to 107 bytes: keep it short, in /tmp.
+        self.dir = tempfile.mkdtemp(prefix="herdn-", dir="/tmp")
+        self.path = os.path.join(self.dir, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self._messages: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notify-recv", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self._messages.append((time.monotonic(), data.decode(errors="replace")))
+                self._cond.notify_all()
+
+    @property
+    def messages(self) -> list[str]:
+        with self._cond:
+            return [m for _, m in self._messages]
+
+    def timed_messages(self) -> list[tuple[float, str]]:
+        with self._cond:
+            return list(self._messages)
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self._messages)
+
+    @staticmethod
+    def _matcher(what: Union[str, Callable[[str], bool]]) -> Callable[[str], bool]:
+        if callable(what):
+            return what
+        # A string matches a whole line of the datagram ("READY=1") or, failing that, a substring.
+        return lambda m: what in m.split("\n") or what in m
+
+    def wait_for(self, what: Union[str, Callable[[str], bool]], timeout: float = 10.0, start: int = 0) -> str:
+        """Waits for a datagram (index >= start) matching `what`; returns it."""
+        match = self._matcher(what)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for _, m in self._messages[start:]:
+                    if match(m):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no notify message matching {what!r} within {timeout}s; got {[m for _, m in self._messages]!r}"
+                    )
+                self._cond.wait(min(left, 0.2))
+
+    def index_of(self, what, start: int = 0) -> Optional[int]:
+        match = self._matcher(what)
+        with self._cond:
+            for i, (_, m) in enumerate(self._messages[start:], start):
+                if match(m):
+                    return i
+        return None
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# herdd process wrapper
+
+
+class Herd:
+    """One herdd master (direct, or exec'd by systemd-socket-activate on the same pid)."""
+
+    def __init__(
+        self,
+        args: Iterable[str] = (),
+        *,
+        activate: Optional[list[tuple[int, str]]] = None,
+        notify: Optional[NotifySocket] = None,
+        env: Optional[dict[str, str]] = None,
+        workdir: Path,
+        wrap_watchdog_pid: bool = False,
+    ):
+        self.args = [str(a) for a in args]
+        self.activate = activate
+        self.notify = notify
+        self.extra_env = dict(env or {})
+        self.workdir = Path(workdir)
+        self.stderr_path = self.workdir / f"herdd-{id(self):x}.stderr"
+        self.wrap_watchdog_pid = wrap_watchdog_pid
+        self.proc: Optional[subprocess.Popen] = None
+        self.seen_pids: set[int] = set()
+        self._tracker_stop = threading.Event()
+        self._tracker: Optional[threading.Thread] = None
+        self.returncode: Optional[int] = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        herdd = [str(HERDD_BIN)] + self.args
+        env = dict(self.extra_env)
+        if self.notify is not None:
+            env["NOTIFY_SOCKET"] = self.notify.path
+        if self.activate:
+            cmd = [SOCKET_ACTIVATE]
+            for port, name in self.activate:
+                cmd += ["-l", f"{LOCALHOST}:{port}", f"--fdname={name}"]
+            for k, v in env.items():
+                cmd += ["-E", f"{k}={v}"]
+            cmd += ["--"] + herdd
+        else:
+            cmd = herdd
+        if self.wrap_watchdog_pid:
+            # `exec` keeps the pid, so WATCHDOG_PID names the process that ends up being herdd.
+            # (systemd-socket-activate passes only -E variables on, hence the -E in that case.)
+            if self.activate:
+                cmd = cmd[:1] + ["-E", "WATCHDOG_PID=$$"] + cmd[1:]
+                script = "exec " + " ".join(_shq(c) if c != "WATCHDOG_PID=$$" else '"WATCHDOG_PID=$$"' for c in cmd)
+            else:
+                script = "WATCHDOG_PID=$$; export WATCHDOG_PID; exec " + " ".join(_shq(c) for c in cmd)
+            cmd = ["/bin/sh", "-c", script]
+        return cmd
+
+    def start(self) -> "Herd":
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        env.pop("LISTEN_FDNAMES", None)
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        if not self.activate:
+            env.update(self.extra_env)
+            if self.notify is not None:
+                env["NOTIFY_SOCKET"] = self.notify.path
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, env=env
+        )
+        self.seen_pids.add(self.proc.pid)
+        self._tracker = threading.Thread(target=self._track, name="herd-tracker", daemon=True)
+        self._tracker.start()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def _track(self):
+        # Records every child of the master so the finalizer can kill workers it never asked about.
+        while not self._tracker_stop.is_set():
+            if self.proc is None or self.proc.poll() is not None:
+                break
+            for c in children_of(self.proc.pid):
+                self.seen_pids.add(c)
+            self._tracker_stop.wait(0.05)
+
+    def poll(self) -> Optional[int]:
+        rc = self.proc.poll()
+        if rc is not None:
+            self.returncode = rc
+        return rc
+
+    def wait(self, timeout: float) -> int:
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"herdd (pid {self.pid}) did not exit within {timeout}s\n{self.log_tail()}")
+        return self.returncode
+
+    def signal(self, sig: int):
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        self.signal(_signal.SIGTERM)
+        return self.wait(timeout)
+
+    def _is_ours(self, pid: int) -> bool:
+        """Guards against PID reuse: only herdd processes of this master qualify."""
+        argv = proc_cmdline(pid)
+        if not argv:
+            return False
+        if pid == self.pid:
+            return True
+        if Path(argv[0]).name != "herdd" and argv[0] != str(HERDD_BIN):
+            return False
+        if "--master-pid" in argv:
+            i = argv.index("--master-pid")
+            return i + 1 < len(argv) and argv[i + 1] == str(self.pid)
+        return False
+
+    def kill_all(self):
+        """Finalizer: SIGKILL the master and every worker ever recorded (by PID only)."""
+        self._tracker_stop.set()
+        pids = set(self.seen_pids)
+        if self.proc is not None:
+            for c in children_of(self.proc.pid):
+                pids.add(c)
+        for line in self.log_lines():
+            for key in ("worker_pid",):
+                v = line.get(key)
+                if v and v.isdigit():
+                    pids.add(int(v))
+            if line.source.startswith("worker") and line.pid:
+                pids.add(line.pid)
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in pids:
+            if self.proc is not None and p == self.proc.pid:
+                continue
+            if pid_alive(p) and self._is_ours(p):
+                try:
+                    os.kill(p, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            self._stderr.close()
+        except Exception:
+            pass
+        if self._tracker is not None:
+            self._tracker.join(1)
+
+    # -- introspection ------------------------------------------------------------------------
+
+    def worker_pids(self) -> list[int]:
+        """Live children of the master (the workers)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        pids = [p for p in children_of(self.pid) if pid_alive(p)]
+        self.seen_pids.update(pids)
+        return sorted(pids)
+
+    def wait_workers(self, n: int, timeout: float = 10.0, exclude: Iterable[int] = ()) -> list[int]:
+        """Waits until exactly n workers run (none of them in `exclude`)."""
+        excl = set(exclude)
+
+        def ok():
+            ps = self.worker_pids()
+            return ps if len(ps) == n and not (set(ps) & excl) else None
+
+        try:
+            return wait_until(ok, timeout, what=f"{n} workers")
+        except AssertionError:
+            raise AssertionError(
+                f"expected {n} workers (excluding {sorted(excl)}), have {self.worker_pids()}\n{self.log_tail()}"
+            )
+
+    def log_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self) -> list[LogLine]:
+        return [LogLine(l) for l in self.log_text().splitlines()]
+
+    def log_tail(self, n: int = 40) -> str:
+        lines = self.log_text().splitlines()[-n:]
+        return "---- herdd stderr (tail) ----\n" + "\n".join(lines)
+
+    def events(self, event: str, **meta) -> list[LogLine]:
+        return [
+            l
+            for l in self.log_lines()
+            if l.event == event and all(l.get(k) == str(v) for k, v in meta.items())
+        ]
+
+    def wait_log(self, event: Optional[str] = None, timeout: float = 10.0, count: int = 1,
+                 pred: Optional[Callable[[LogLine], bool]] = None, **meta) -> list[LogLine]:
+        """Waits until at least `count` log lines match; returns the matches."""
+
+        def matches():
+            out = []
+            for l in self.log_lines():
+                if event is not None and l.event != event:
+                    continue
+                if any(l.get(k) != str(v) for k, v in meta.items()):
+                    continue
+                if pred is not None and not pred(l):
+                    continue
+                out.append(l)
+            return out if len(out) >= count else None
+
+        try:
+            return wait_until(matches, timeout, interval=0.05, what=f"log event={event} {meta}")
+        except AssertionError:
+            raise AssertionError(
+                f"no {count} log line(s) with event={event} {meta} within {timeout}s\n{self.log_tail()}"
+            )
+
+    def wait_ready_log(self, timeout: float = 10.0):
+        return self.wait_log("ready", timeout)
+
+
+def _shq(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP helpers (127.0.0.1 only)
+
+
+class Resp:
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, version: int = 11):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.version = version
+
+    def header(self, name: str) -> Optional[str]:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return f"Resp({self.status} {self.reason!r}, {self.headers!r}, {self.body[:200]!r})"
+
+
+def http_request(port: int, method: str = "GET", path: str = "/", *, body: Optional[bytes] = None,
+                 headers: Optional[dict[str, str]] = None, timeout: float = 5.0) -> Resp:
+    """One request on a fresh connection (closed afterwards)."""
+    c = http.client.HTTPConnection(LOCALHOST, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return Resp(r.status, r.reason, r.getheaders(), data, r.version)
+    finally:
+        c.close()
+
+
+def http_get(port: int, path: str = "/", **kw) -> Resp:
+    return http_request(port, "GET", path, **kw)
+
+
+def wait_http(port: int, timeout: float = 10.0, path: str = "/") -> Resp:
+    """Retries GET until a response arrives (connection refused while starting up)."""
+    deadline = time.monotonic() + timeout
+    last: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        try:
+            return http_get(port, path, timeout=min(3.0, max(0.2, deadline - time.monotonic())))
+        except (OSError, http.client.HTTPException) as e:
+            last = e
+            time.sleep(0.05)
+    raise AssertionError(f"no HTTP response on port {port} within {timeout}s (last error: {last!r})")
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close: bool = True,
+                 shutdown_write: bool = False) -> bytes:
+    """Sends raw bytes and reads until the server closes (or timeout). Returns what was read."""
+    with socket.create_connection((LOCALHOST, port), timeout=timeout) as s:
+        s.sendall(data)
+        if shutdown_write:
+            s.shutdown(socket.SHUT_WR)
+        out = bytearray()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not read_until_close:
+                break
+        return bytes(out)
+
+
+def parse_responses(data: bytes, head_requests: int = 0) -> list[Resp]:
+    """Splits a byte stream into HTTP/1.x responses (Content-Length or chunked bodies)."""
+    out: list[Resp] = []
+    i = 0
+    while i < len(data):
+        end = data.find(b"\r\n\r\n", i)
+        if end < 0:
+            raise AssertionError(f"incomplete response head in {data[i:]!r}")
+        head = data[i:end].decode("latin-1").split("\r\n")
+        ver, status, *reason = head[0].split(" ", 2)
+        headers = []
+        for h in head[1:]:
+            k, _, v = h.partition(":")
+            headers.append((k.strip(), v.strip()))
+        r = Resp(int(status), reason[0] if reason else "", headers, b"", 11 if ver == "HTTP/1.1" else 10)
+        i = end + 4
+        is_head = len(out) < head_requests
+        te = (r.header("Transfer-Encoding") or "").lower()
+        if is_head or r.status in (204, 304) or 100 <= r.status < 200:
+            pass
+        elif "chunked" in te:
+            body = bytearray()
+            while True:
+                le = data.find(b"\r\n", i)
+                size = int(data[i:le].split(b";")[0], 16)
+                i = le + 2
+                if size == 0:
+                    te_end = data.find(b"\r\n", i)
+                    i = te_end + 2
+                    break
+                body += data[i : i + size]
+                i += size + 2
+            r.body = bytes(body)
+        elif r.header("Content-Length") is not None:
+            n = int(r.header("Content-Length"))
+            r.body = data[i : i + n]
+            i += n
+        else:
+            r.body = data[i:]
+            i = len(data)
+        out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture
+def notify():
+    n = NotifySocket()
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+@pytest.fixture
+def herd_factory(tmp_path):
+    """Returns start(args, activate=..., notify=..., env=..., wait_ready=True) -> Herd.
+
+    Direct mode waits until the master logs `ready` (all workers serve); activation mode
+    returns right after the activator is listening (herdd starts on the first connection).
+    """
+    herds: list[Herd] = []
+
+    def start(args: Iterable[str] = (), *, activate=None, notify=None, env=None, wait_ready: bool = True,
+              wrap_watchdog_pid: bool = False) -> Herd:
+        h = Herd(args, activate=activate, notify=notify, env=env, workdir=tmp_path,
+                 wrap_watchdog_pid=wrap_watchdog_pid)
+        herds.append(h)
+        h.start()
+        if activate:
+            # systemd-socket-activate prints "Listening on ..." once per socket before waiting.
+            n = len(activate)
+            wait_until(lambda: h.log_text().count("Listening on") >= n or h.poll() is not None, 10,
+                       what="systemd-socket-activate listening")
+            assert h.poll() is None, f"systemd-socket-activate exited early\n{h.log_tail()}"
+        elif wait_ready:
+            try:
+                wait_until(lambda: h.events("ready") or h.poll() is not None, 15, what="herdd ready")
+            except AssertionError:
+                raise AssertionError(f"herdd did not become ready\n{h.log_tail()}")
+            assert h.poll() is None, f"herdd exited during startup (rc={h.returncode})\n{h.log_tail()}"
+        return h
+
+    yield start
+    for h in herds:
+        h.kill_all()
+
+
+def run_herdd(args: Iterable[str], timeout: float = 10.0, env: Optional[dict[str, str]] = None):
+    """Runs herdd to completion (for CLI tests); returns CompletedProcess."""
+    e = dict(os.environ)
+    for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        e.pop(k, None)
+    if env:
+        e.update(env)
+    p = subprocess.Popen([str(HERDD_BIN)] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Kill by pid, and any worker children it started.
+        for c in children_of(p.pid):
+            try:
+                os.kill(c, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        p.kill()
+        out, err = p.communicate(5)
+        raise AssertionError(f"herdd {list(args)} did not exit within {timeout}s; stderr={err!r}")
+    return subprocess.CompletedProcess(p.args, p.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
