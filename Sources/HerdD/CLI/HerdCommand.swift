@@ -4,6 +4,8 @@ import Handlers
 import Logging
 
 let herddVersion = "0.1.0"
+/// Listeners with this handler are served by the master itself (metrics and status).
+let metricsHandlerName = "metrics"
 
 @main
 struct HerdCommand: ParsableCommand {
@@ -11,7 +13,7 @@ struct HerdCommand: ParsableCommand {
         commandName: "herdd",
         abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
         version: herddVersion,
-        subcommands: [Serve.self, WorkerCommand.self],
+        subcommands: [Serve.self, StatusCommand.self, WorkerCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -158,6 +160,7 @@ func loadConfig(path: String?, overrides: [(String, String)]) throws -> ServerCo
 func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
     for l in listeners {
         let spec = config.handlerSpec(for: l.name)
+        if spec == metricsHandlerName { continue }
         do { _ = try HandlerRegistry.make(spec) } catch {
             throw ServerConfig.ConfigError(message: "listener '\(l.name)' (\(l.address)): handler '\(spec)': \(error)")
         }

@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import Handlers
 import Logging
 
 /// The master: owns the listening sockets and the scoreboard, never accepts. It spawns the
@@ -22,7 +23,14 @@ final class Master {
     var config: ServerConfig
     let configPath: String?
     let overrides: [(String, String)]
+    /// Every listening socket (kept for a hot upgrade), the ones workers serve, and the ones the
+    /// master serves itself (handler `metrics`).
+    let allListeners: [Listener]
     let listeners: [Listener]
+    let metricsListeners: [Listener]
+    var metricsServer: MetricsServer? = nil
+    let startedAt = monotonicNanos()
+    var upgrades: UInt64 = 0
     let scoreboard: Scoreboard
     var log = Logger(label: "herdd.master")
     let workerEnv: [String]
@@ -76,9 +84,11 @@ final class Master {
             l.fd = high
             moved.append(l)
         }
-        self.listeners = moved
+        self.allListeners = moved
+        self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
+        self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
         self.scoreboard = try Scoreboard(creatingSlots: config.maxWorkers * 2, masterPID: getpid())
-        self.retired.listeners = Array(repeating: [0, 0, 0, 0], count: listeners.count)
+        self.retired.listeners = Array(repeating: [0, 0, 0, 0], count: self.listeners.count)
         self.workerEnv = Spawn.environment(removing: [
             "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
         ])
@@ -91,10 +101,11 @@ final class Master {
         sigfd = try makeSignalFD([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2])
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
+        if !metricsListeners.isEmpty { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) }
 
         log.info("herdd \(herddVersion) master starting", metadata: [
             "event": "start", "version": "\(herddVersion)", "workers": "\(wanted)",
-            "listeners": "\(listeners.map { "\($0.name)=\($0.address)" }.joined(separator: " "))",
+            "listeners": "\(allListeners.map { "\($0.name)=\($0.address)" }.joined(separator: " "))",
             "accept_mode": "\(config.acceptMode.rawValue)",
         ])
         SystemdNotify.status("starting \(wanted) workers")
@@ -104,7 +115,11 @@ final class Master {
         while true {
             let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 16, 100) }
             if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "master") }
-            if n > 0 { drainSignals() }
+            for i in 0..<max(0, Int(n)) {
+                let data = events[i].data
+                if data == 0 { drainSignals() }
+                else { metricsServer?.event(data, respond: metricsResponse) }
+            }
             tick()
             if stop != nil && workers.isEmpty { break }
         }
@@ -133,6 +148,7 @@ final class Master {
 
     private func tick() {
         let now = monotonicNanos()
+        metricsServer?.sweep(now: now)
         if let stop {
             switch stop {
             case .graceful(let deadline), .immediate(let deadline):
@@ -404,24 +420,71 @@ final class Master {
     }
 
     func statusLine() -> String {
-        var busy = 0, idle = 0
-        var accepted = retired.accepted
-        for w in workers.values {
-            switch scoreboard.state(w.slot) {
-            case .busy: busy += 1
-            case .idle: idle += 1
-            default: break
+        let s = snapshot().statusLine
+        return stop != nil ? "stopping: " + s : s
+    }
+
+    /// Reads the scoreboard, the master's own counters and the accept queues.
+    func snapshot() -> MetricsSnapshot {
+        let now = monotonicNanos()
+        var m = MetricsSnapshot(version: herddVersion, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
+        m.restarts = restarts
+        m.upgrades = upgrades
+        m.accepted = retired.accepted
+        m.requestsByClass = retired.statusClasses
+        m.bytesOut = retired.bytesOut
+        m.listeners = listeners.enumerated().map { i, l in
+            var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
+            ls.wakeups = retired.listeners[i][0]
+            ls.accepted = retired.listeners[i][1]
+            ls.emptyWakeups = retired.listeners[i][2]
+            ls.drainEagain = retired.listeners[i][3]
+            if l.family == .tcp {
+                var q: UInt32 = 0, lim: UInt32 = 0
+                if herd_tcp_backlog(l.fd, &q, &lim) == 0 { ls.backlog = q; ls.backlogLimit = lim }
             }
-            accepted &+= scoreboard.load(w.slot, .accepted)
+            return ls
         }
-        var backlog: UInt64 = 0
-        for l in listeners where l.family == .tcp {
-            var q: UInt32 = 0, lim: UInt32 = 0
-            if herd_tcp_backlog(l.fd, &q, &lim) == 0 { backlog += UInt64(q) }
+        for w in workers.values.sorted(by: { $0.slot < $1.slot }) {
+            let snap = scoreboard.snapshot(w.slot, listenerCount: listeners.count)
+            m.accepted &+= snap.accepted
+            m.active &+= snap.active
+            m.bytesOut &+= snap.bytesOut
+            for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
+            for (i, l) in snap.listeners.enumerated() {
+                m.listeners[i].wakeups &+= l.wakeups
+                m.listeners[i].accepted &+= l.accepted
+                m.listeners[i].emptyWakeups &+= l.emptyWakeups
+                m.listeners[i].drainEagain &+= l.drainEagain
+            }
+            m.workers.append(MetricsSnapshot.WorkerStats(
+                slot: w.slot, pid: w.pid, generation: w.generation,
+                state: w.retireReason != nil && snap.state != .exited ? "draining" : snap.state.name,
+                requests: snap.requests, accepted: snap.accepted, active: snap.active,
+                heartbeatAgeSeconds: now > snap.heartbeat ? Double(now - snap.heartbeat) / 1e9 : 0,
+                uptimeSeconds: Double(now - w.spawnedAt) / 1e9))
         }
-        var s = "\(workers.count) workers (\(busy) busy, \(idle) idle), accepted \(accepted), backlog \(backlog)"
-        if stop != nil { s = "stopping: " + s }
-        return s
+        return m
+    }
+
+    /// Requests on the `metrics` listeners: /metrics (Prometheus text), /status, /status.json.
+    func metricsResponse(_ req: HTTPRequest) -> HTTPResponse {
+        guard req.method == "GET" || req.method == "HEAD" else {
+            var r = HTTPResponse.errorResponse(status: 405)
+            r.headers.set("Allow", "GET, HEAD")
+            return r
+        }
+        let snap = snapshot()
+        switch req.path {
+        case "/metrics", "/":
+            return HTTPResponse.text(200, snap.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case "/status":
+            return HTTPResponse.text(200, StatusReport.table(snap))
+        case "/status.json":
+            return HTTPResponse.text(200, StatusReport.json(snap), contentType: "application/json")
+        default:
+            return HTTPResponse.errorResponse(status: 404)
+        }
     }
 }
 

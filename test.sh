@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every herdd test: unit tests (swift test) and integration tests on the real binary
+# (pytest, Tests/integration). Installs what it needs first. Used as-is by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+dpkg -s libsystemd-dev >/dev/null 2>&1 || need_apt+=(libsystemd-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v systemd-socket-activate >/dev/null || need_apt+=(systemd)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
+
+echo "== swift build (debug) and unit tests"
+swift build --build-tests
+swift test --skip-build
+
+echo "== swift build -c release (names can resolve in debug and not in release)"
+swift build -c release --product herdd
+
+echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
+HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration "$@"
