@@ -34,6 +34,7 @@
 // GNU extensions, declared by hand (see above).
 int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 int memfd_create(const char *name, unsigned int flags);
+int pipe2(int pipefd[2], int flags);
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
 #endif

@@ -664,3 +664,136 @@ def run_herdd(args: Iterable[str], timeout: float = 10.0, env: Optional[dict[str
         out, err = p.communicate(5)
         raise AssertionError(f"herdd {list(args)} did not exit within {timeout}s; stderr={err!r}")
     return subprocess.CompletedProcess(p.args, p.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+class KeepAliveClient:
+    """A persistent-connection GET client on raw sockets.
+
+    `get()` returns (status, body). A request that fails because the server closed the idle
+    connection before sending ANY byte of the response is retried once on a fresh connection
+    (legal for idempotent requests on persistent connections, RFC 9112 section 9.3.1); every
+    other problem raises.
+    """
+
+    class ClosedBeforeResponse(Exception):
+        pass
+
+    def __init__(self, port: int, timeout: float = 5.0):
+        self.port = port
+        self.timeout = timeout
+        self.sock: Optional[socket.socket] = None
+        self.buf = b""
+        self.retries = 0
+        self.connections = 0
+
+    def _connect(self):
+        self.close()
+        self.sock = socket.create_connection((LOCALHOST, self.port), timeout=self.timeout)
+        self.buf = b""
+        self.connections += 1
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+
+    def _once(self, path: str) -> tuple[int, bytes, bool]:
+        req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        got_any = False
+        try:
+            self.sock.sendall(req)
+            while b"\r\n\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError
+                got_any = True
+                self.buf += chunk
+        except (EOFError, ConnectionResetError, BrokenPipeError) as e:
+            if not got_any and not self.buf:
+                raise KeepAliveClient.ClosedBeforeResponse(repr(e))
+            raise AssertionError(f"connection closed mid-response after {self.buf!r}")
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        hdrs = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        n = int(hdrs.get("content-length", "0"))
+        while len(rest) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"connection closed mid-body: head={head!r} body={rest!r}")
+            rest += chunk
+        body, self.buf = rest[:n], rest[n:]
+        close = hdrs.get("connection", "").lower() == "close"
+        return status, body, close
+
+    def get(self, path: str = "/") -> tuple[int, bytes]:
+        fresh = self.sock is None
+        if fresh:
+            self._connect()
+        try:
+            status, body, close = self._once(path)
+        except KeepAliveClient.ClosedBeforeResponse:
+            if fresh:
+                raise AssertionError("a fresh connection was closed before any response byte")
+            self.retries += 1
+            self._connect()
+            try:
+                status, body, close = self._once(path)
+            except KeepAliveClient.ClosedBeforeResponse as e:
+                raise AssertionError(f"retry on a fresh connection also closed before any response: {e}")
+        if close:
+            self.close()
+        return status, body
+
+
+class LoadThread(threading.Thread):
+    """Bounded background load: GETs until stopped, max_seconds elapse or max_requests are done.
+
+    Records successes and every failure (with its reason) instead of raising."""
+
+    def __init__(self, port: int, path: str = "/", max_seconds: float = 30.0, max_requests: int = 200000,
+                 keepalive: bool = True, expect_body: Optional[bytes] = None):
+        super().__init__(name="load", daemon=True)
+        self.port = port
+        self.path = path
+        self.max_seconds = max_seconds
+        self.max_requests = max_requests
+        self.keepalive = keepalive
+        self.expect_body = expect_body
+        self.ok = 0
+        self.failures: list[str] = []
+        self.retries = 0
+        self._stop_ev = threading.Event()
+
+    def run(self):
+        deadline = time.monotonic() + self.max_seconds
+        client = KeepAliveClient(self.port)
+        n = 0
+        while not self._stop_ev.is_set() and time.monotonic() < deadline and n < self.max_requests:
+            n += 1
+            try:
+                if self.keepalive:
+                    status, body = client.get(self.path)
+                else:
+                    r = http_get(self.port, self.path, timeout=5)
+                    status, body = r.status, r.body
+                if status != 200 or (self.expect_body is not None and body != self.expect_body):
+                    self.failures.append(f"status {status} body {body[:100]!r}")
+                else:
+                    self.ok += 1
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                self.failures.append(repr(e))
+                client.close()
+        client.close()
+        self.retries = client.retries
+
+    def stop(self, timeout: float = 10.0):
+        self._stop_ev.set()
+        self.join(timeout)
+        assert not self.is_alive(), "load thread did not stop"

@@ -4,6 +4,14 @@ import Handlers
 import Logging
 
 let herddVersion = "0.1.0"
+/// A build tag kept as a long literal (stored in the binary's read-only data, not inline), so a
+/// test can make a second, distinguishable build by patching these bytes in a copy.
+let herddBuildTag = "herdd-build-tag:0000000000000000"
+/// Version shown in logs, metrics and --version: "0.1.0", or "0.1.0+TAG" for a tagged build.
+let herddVersionString: String = {
+    let tag = herddBuildTag.dropFirst("herdd-build-tag:".count)
+    return tag.allSatisfy { $0 == "0" } ? herddVersion : "\(herddVersion)+\(tag)"
+}()
 /// Listeners with this handler are served by the master itself (metrics and status).
 let metricsHandlerName = "metrics"
 
@@ -12,7 +20,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herdd",
         abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
-        version: herddVersion,
+        version: herddVersionString,
         subcommands: [Serve.self, StatusCommand.self, WorkerCommand.self],
         defaultSubcommand: Serve.self)
 }
@@ -113,6 +121,10 @@ struct Serve: ParsableCommand {
             SystemdNotify.send("STATUS=failed: \(message)")
             return ExitCode(code)
         }
+        // Resolve our path on disk and pick up an upgrade handover before anything else
+        // (it is in the environment, which workers must not inherit).
+        let executablePath = resolveExecutablePath()
+        let handover = UpgradeHandover.fromEnvironment()
         var cfg: ServerConfig
         do { cfg = try loadConfig(path: config, overrides: overrides) } catch { throw fatal("\(error)", ExitStatus.config) }
 
@@ -121,7 +133,8 @@ struct Serve: ParsableCommand {
             if let passed = try Listeners.fromActivation() {
                 listeners = passed
                 if !cfg.listen.isEmpty {
-                    log.notice("sockets passed by systemd; ignoring --listen/listen settings", metadata: ["event": "listen-ignored"])
+                    let from = handover.map { "the previous master (pid \($0.oldPID))" } ?? "systemd"
+                    log.notice("sockets passed by \(from); ignoring --listen/listen settings", metadata: ["event": "listen-ignored"])
                 }
             } else {
                 if cfg.listen.isEmpty { cfg.listen = [ListenSpec(address: .ipv4("127.0.0.1", port: 8080))] }
@@ -137,7 +150,8 @@ struct Serve: ParsableCommand {
 
         let code: Int32
         do {
-            let master = try Master(config: cfg, configPath: config, overrides: overrides, listeners: listeners)
+            let master = try Master(config: cfg, configPath: config, overrides: overrides, listeners: listeners,
+                                    executablePath: executablePath, handover: handover)
             code = try master.run()
         } catch {
             throw fatal("master failed: \(error)", ExitStatus.osError)

@@ -31,6 +31,12 @@ final class Master {
     var metricsServer: MetricsServer? = nil
     let startedAt = monotonicNanos()
     var upgrades: UInt64 = 0
+    /// Hot upgrade in progress (old-master side), handover to do when ready (new-master side),
+    /// and whether we handed the service over (then we stop without STOPPING=1).
+    var upgrade: UpgradeState? = nil
+    var handover: UpgradeHandover? = nil
+    var handedOver = false
+    let executablePath: String
     let scoreboard: Scoreboard
     var log = Logger(label: "herdd.master")
     let workerEnv: [String]
@@ -69,8 +75,11 @@ final class Master {
     static let fastDeathNanos: UInt64 = 1_000_000_000
     static let crashLoopThreshold = 5
 
-    init(config: ServerConfig, configPath: String?, overrides: [(String, String)], listeners: [Listener]) throws {
+    init(config: ServerConfig, configPath: String?, overrides: [(String, String)], listeners: [Listener],
+         executablePath: String, handover: UpgradeHandover?) throws {
         self.config = config
+        self.executablePath = executablePath
+        self.handover = handover
         self.configPath = configPath
         self.overrides = overrides
         self.wanted = config.workers
@@ -103,8 +112,8 @@ final class Master {
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
         if !metricsListeners.isEmpty { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) }
 
-        log.info("herdd \(herddVersion) master starting", metadata: [
-            "event": "start", "version": "\(herddVersion)", "workers": "\(wanted)",
+        log.info("herdd \(herddVersionString) master starting", metadata: [
+            "event": "start", "version": "\(herddVersionString)", "workers": "\(wanted)",
             "listeners": "\(allListeners.map { "\($0.name)=\($0.address)" }.joined(separator: " "))",
             "accept_mode": "\(config.acceptMode.rawValue)",
         ])
@@ -118,10 +127,11 @@ final class Master {
             for i in 0..<max(0, Int(n)) {
                 let data = events[i].data
                 if data == 0 { drainSignals() }
+                else if data == upgradePipeTag { upgradePipeEvent() }
                 else { metricsServer?.event(data, respond: metricsResponse) }
             }
             tick()
-            if stop != nil && workers.isEmpty { break }
+            if stop != nil && workers.isEmpty && (upgrade == nil || handedOver) { break }
         }
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
@@ -138,7 +148,7 @@ final class Master {
             case SIGHUP: beginReload()
             case SIGTTIN: resize(by: 1)
             case SIGTTOU: resize(by: -1)
-            case SIGUSR2: log.warning("SIGUSR2 (hot upgrade) is not available in this build", metadata: ["event": "upgrade-refused"])
+            case SIGUSR2: beginUpgrade()
             default: break
             }
         }
@@ -149,6 +159,7 @@ final class Master {
     private func tick() {
         let now = monotonicNanos()
         metricsServer?.sweep(now: now)
+        checkUpgradeDeadline(now)
         if let stop {
             switch stop {
             case .graceful(let deadline), .immediate(let deadline):
@@ -162,7 +173,12 @@ final class Master {
         if !readySent && currentReady() >= wanted {
             readySent = true
             let status = statusLine()
-            SystemdNotify.ready(status: status)
+            if let h = handover {
+                completeHandover(h)
+                handover = nil
+            } else {
+                SystemdNotify.ready(status: status)
+            }
             lastStatus = status
             log.info("herdd ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
         }
@@ -288,6 +304,7 @@ final class Master {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
+            if upgradeChildExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()
             let snap = scoreboard.snapshot(w.slot, listenerCount: listeners.count)
@@ -358,7 +375,16 @@ final class Master {
         let timeout = immediate ? 5.0 : config.gracefulTimeout
         stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
         pendingSpawns.removeAll()
-        SystemdNotify.stopping(status: immediate ? "stopping now" : "draining \(workers.count) workers")
+        if let u = upgrade {
+            // Stopping in the middle of an upgrade: the new master must not outlive us unready.
+            kill(u.pid, SIGQUIT)
+        }
+        if handedOver {
+            // The new master is systemd's main pid now: STOPPING=1 from us would stop the service.
+            SystemdNotify.status("old master draining after upgrade")
+        } else {
+            SystemdNotify.stopping(status: immediate ? "stopping now" : "draining \(workers.count) workers")
+        }
         log.info(immediate ? "stopping immediately" : "stopping gracefully", metadata: [
             "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
         ])
@@ -427,7 +453,7 @@ final class Master {
     /// Reads the scoreboard, the master's own counters and the accept queues.
     func snapshot() -> MetricsSnapshot {
         let now = monotonicNanos()
-        var m = MetricsSnapshot(version: herddVersion, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
+        var m = MetricsSnapshot(version: herddVersionString, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
         m.restarts = restarts
         m.upgrades = upgrades
         m.accepted = retired.accepted
