@@ -86,6 +86,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest request body in bytes (default 1048576); larger gets 413.")
     var maxBody: String?
 
+    @Option(name: .customLong("upgrade-timeout"), help: "Seconds a new master gets to become ready on SIGUSR2 (default 30).")
+    var upgradeTimeout: String?
+
+    @Option(name: .customLong("backlog-alarm"), help: "Warn when an accept queue stays at or above N for 3 s (default: half its limit).")
+    var backlogAlarm: String?
+
+    @Option(name: .customLong("access-log"), help: "on or off (default): one log entry per request, at most 100 per second per worker.")
+    var accessLog: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String = "info"
 
@@ -98,7 +107,8 @@ struct Serve: ParsableCommand {
             ("default-handler", defaultHandler), ("workers", workers), ("backlog", backlog), ("accept-mode", acceptMode),
             ("graceful-timeout", gracefulTimeout), ("timeout", timeout), ("max-requests", maxRequests),
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
-            ("header-timeout", headerTimeout), ("max-body", maxBody),
+            ("header-timeout", headerTimeout), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
+            ("backlog-alarm", backlogAlarm), ("access-log", accessLog),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o

@@ -29,6 +29,10 @@ struct ServerConfig: Equatable, Sendable {
     var maxBodyBytes = 1 << 20
     var upgradeTimeout: Double = 30
     var maxWorkers = 256
+    /// Accept-queue length that raises a warning when sustained for 3 s (0: half the limit).
+    var backlogAlarm = 0
+    /// One log entry per request (rate-limited); off by default.
+    var accessLog = false
 
     struct ConfigError: Error, CustomStringConvertible {
         let message: String
@@ -38,7 +42,7 @@ struct ServerConfig: Equatable, Sendable {
     static let keys = [
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
-        "upgrade-timeout",
+        "upgrade-timeout", "backlog-alarm", "access-log",
     ]
 
     static func onlineCPUs() -> Int {
@@ -86,6 +90,13 @@ struct ServerConfig: Equatable, Sendable {
         case "header-timeout": headerTimeout = try seconds()
         case "max-body": maxBodyBytes = try int(0, 1 << 40)
         case "upgrade-timeout": upgradeTimeout = try seconds()
+        case "backlog-alarm": backlogAlarm = try int(0, 1 << 30)
+        case "access-log":
+            switch value {
+            case "on", "true", "yes", "1": accessLog = true
+            case "off", "false", "no", "0": accessLog = false
+            default: throw fail("expected on or off, got '\(value)'")
+            }
         default:
             throw ConfigError(message: "\(origin): unknown setting '\(key)' (known: \(ServerConfig.keys.joined(separator: ", ")))")
         }
@@ -128,7 +139,7 @@ struct ServerConfig: Equatable, Sendable {
             "accept-mode=\(acceptMode.rawValue)", "graceful-timeout=\(gracefulTimeout)", "timeout=\(timeout)",
             "max-requests=\(maxRequests)", "max-requests-jitter=\(maxRequestsJitter)",
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
-            "upgrade-timeout=\(upgradeTimeout)",
+            "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "access-log=\(accessLog ? "on" : "off")",
         ]
         return out
     }

@@ -125,9 +125,12 @@ final class Connection {
     }
 
     private func serve(_ request: HTTPRequest) {
+        // worker.now is when this turn of the loop began, i.e. when the request's bytes were read.
+        let started = worker.now
         let response = worker.handle(request, on: self)
         queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && worker.keepAliveAllowed,
               versionMinor: request.versionMinor)
+        worker.requestFinished(request, status: response.status, on: self, startedAt: started)
     }
 
     private func sendError(_ status: Int) {

@@ -62,6 +62,11 @@ final class Master {
 
     /// Counters of workers that have exited, so totals survive restarts.
     var retired = RetiredTotals()
+    /// Accept-queue sampling (every tick): peak since the last /metrics scrape, and the alarm
+    /// state (above the threshold since when, warned or not).
+    var backlogPeak: [UInt32] = []
+    var backlogAboveSince: [UInt64?] = []
+    var backlogAlarmed: [Bool] = []
     var restarts: [String: UInt64] = [:]
 
     struct RetiredTotals {
@@ -97,7 +102,10 @@ final class Master {
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
         self.scoreboard = try Scoreboard(creatingSlots: config.maxWorkers * 2, masterPID: getpid())
-        self.retired.listeners = Array(repeating: [0, 0, 0, 0], count: self.listeners.count)
+        self.backlogPeak = Array(repeating: 0, count: self.listeners.count)
+        self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
+        self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
+        self.retired.listeners = Array(repeating: [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount), count: self.listeners.count)
         self.workerEnv = Spawn.environment(removing: [
             "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
         ])
@@ -160,6 +168,7 @@ final class Master {
         let now = monotonicNanos()
         metricsServer?.sweep(now: now)
         checkUpgradeDeadline(now)
+        sampleBacklog(now)
         if let stop {
             switch stop {
             case .graceful(let deadline), .immediate(let deadline):
@@ -312,11 +321,9 @@ final class Master {
             retired.requests &+= snap.requests
             for i in 0..<5 { retired.statusClasses[i] &+= snap.statusClasses[i] }
             retired.bytesOut &+= snap.bytesOut
-            for (i, l) in snap.listeners.enumerated() {
-                retired.listeners[i][0] &+= l.wakeups
-                retired.listeners[i][1] &+= l.accepted
-                retired.listeners[i][2] &+= l.emptyWakeups
-                retired.listeners[i][3] &+= l.drainEagain
+            for i in retired.listeners.indices {
+                let c = scoreboard.listenerCounters(w.slot, listener: i)
+                for k in c.indices { retired.listeners[i][k] &+= c[k] }
             }
             scoreboard.store(w.slot, .state, Scoreboard.State.free.rawValue)
 
@@ -433,6 +440,38 @@ final class Master {
         }
     }
 
+    // MARK: - Accept queues
+
+    /// Samples each TCP listener's accept queue (TCP_INFO on the listening socket: tcpi_unacked
+    /// is the queue length, tcpi_sacked the limit). Keeps the peak for /metrics and warns when
+    /// the queue stays above --backlog-alarm (default: half the limit) for 3 seconds.
+    private func sampleBacklog(_ now: UInt64) {
+        for (i, l) in listeners.enumerated() where l.family == .tcp {
+            var q: UInt32 = 0, lim: UInt32 = 0
+            guard herd_tcp_backlog(l.fd, &q, &lim) == 0 else { continue }
+            backlogPeak[i] = max(backlogPeak[i], q)
+            let threshold = config.backlogAlarm > 0 ? UInt32(clamping: config.backlogAlarm) : max(1, lim / 2)
+            if q >= threshold {
+                let since = backlogAboveSince[i] ?? now
+                backlogAboveSince[i] = since
+                if !backlogAlarmed[i] && now - since >= 3_000_000_000 {
+                    backlogAlarmed[i] = true
+                    log.warning("accept queue of \(l.name) has stayed at or above \(threshold) for 3 s: \(q) waiting, limit \(lim); workers cannot keep up", metadata: [
+                        "event": "backlog-alarm", "listener": "\(l.name)", "backlog": "\(q)", "backlog_limit": "\(lim)", "threshold": "\(threshold)",
+                    ])
+                }
+            } else {
+                backlogAboveSince[i] = nil
+                if backlogAlarmed[i] {
+                    backlogAlarmed[i] = false
+                    log.notice("accept queue of \(l.name) back below \(threshold): \(q) waiting", metadata: [
+                        "event": "backlog-alarm-cleared", "listener": "\(l.name)", "backlog": "\(q)",
+                    ])
+                }
+            }
+        }
+    }
+
     // MARK: - Status
 
     private func updateStatus(_ now: UInt64) {
@@ -461,13 +500,11 @@ final class Master {
         m.bytesOut = retired.bytesOut
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
-            ls.wakeups = retired.listeners[i][0]
-            ls.accepted = retired.listeners[i][1]
-            ls.emptyWakeups = retired.listeners[i][2]
-            ls.drainEagain = retired.listeners[i][3]
+            ls.add(retired.listeners[i])
             if l.family == .tcp {
                 var q: UInt32 = 0, lim: UInt32 = 0
                 if herd_tcp_backlog(l.fd, &q, &lim) == 0 { ls.backlog = q; ls.backlogLimit = lim }
+                ls.backlogMax = max(backlogPeak[i], q)
             }
             return ls
         }
@@ -477,12 +514,7 @@ final class Master {
             m.active &+= snap.active
             m.bytesOut &+= snap.bytesOut
             for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
-            for (i, l) in snap.listeners.enumerated() {
-                m.listeners[i].wakeups &+= l.wakeups
-                m.listeners[i].accepted &+= l.accepted
-                m.listeners[i].emptyWakeups &+= l.emptyWakeups
-                m.listeners[i].drainEagain &+= l.drainEagain
-            }
+            for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
             m.workers.append(MetricsSnapshot.WorkerStats(
                 slot: w.slot, pid: w.pid, generation: w.generation,
                 state: w.retireReason != nil && snap.state != .exited ? "draining" : snap.state.name,
@@ -503,6 +535,7 @@ final class Master {
         let snap = snapshot()
         switch req.path {
         case "/metrics", "/":
+            for i in backlogPeak.indices { backlogPeak[i] = 0 }
             return HTTPResponse.text(200, snap.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/status":
             return HTTPResponse.text(200, StatusReport.table(snap))

@@ -17,6 +17,23 @@ struct MetricsSnapshot: Sendable {
         /// Accept queue length and limit (TCP_INFO tcpi_unacked / tcpi_sacked); nil if unknown.
         var backlog: UInt32? = nil
         var backlogLimit: UInt32? = nil
+        /// Highest accept queue length seen by the master's 100 ms sampling since the last scrape.
+        var backlogMax: UInt32? = nil
+        var latencySumMicros: UInt64 = 0
+        var latencyCount: UInt64 = 0
+        var latencyBuckets = [UInt64](repeating: 0, count: Scoreboard.latencyBoundsMicros.count)
+
+        /// Adds a vector of counters in Scoreboard.listenerCounters order.
+        mutating func add(_ c: [UInt64]) {
+            guard c.count >= Scoreboard.listenerCounterCount else { return }
+            wakeups &+= c[0]
+            accepted &+= c[1]
+            emptyWakeups &+= c[2]
+            drainEagain &+= c[3]
+            latencySumMicros &+= c[4]
+            latencyCount &+= c[5]
+            for b in 0..<latencyBuckets.count { latencyBuckets[b] &+= c[6 + b] }
+        }
     }
 
     struct WorkerStats: Sendable {
@@ -98,6 +115,20 @@ struct MetricsSnapshot: Sendable {
         for l in listeners { if let b = l.backlog { sample("herdd_listen_backlog", [("listener", l.name)], "\(b)") } }
         family("herdd_listen_backlog_limit", "gauge", "Accept queue limit (TCP_INFO tcpi_sacked on a listening socket).")
         for l in listeners { if let b = l.backlogLimit { sample("herdd_listen_backlog_limit", [("listener", l.name)], "\(b)") } }
+        family("herdd_listen_backlog_max", "gauge", "Highest accept queue length sampled (every 100 ms) since the previous scrape.")
+        for l in listeners { if let b = l.backlogMax { sample("herdd_listen_backlog_max", [("listener", l.name)], "\(b)") } }
+        family("herdd_request_duration_seconds", "histogram",
+               "Time from reading a request to queueing its response (handler time), per listener.")
+        for l in listeners {
+            var cumulative: UInt64 = 0
+            for (b, bound) in Scoreboard.latencyBoundsMicros.enumerated() {
+                cumulative &+= l.latencyBuckets[b]
+                sample("herdd_request_duration_seconds_bucket", [("listener", l.name), ("le", secondsText(bound))], "\(cumulative)")
+            }
+            sample("herdd_request_duration_seconds_bucket", [("listener", l.name), ("le", "+Inf")], "\(l.latencyCount)")
+            sample("herdd_request_duration_seconds_sum", [("listener", l.name)], "\(Double(l.latencySumMicros) / 1e6)")
+            sample("herdd_request_duration_seconds_count", [("listener", l.name)], "\(l.latencyCount)")
+        }
         family("herdd_worker_requests", "gauge", "Requests served by the current process in each worker slot.")
         for w in workers { sample("herdd_worker_requests", [("worker", "\(w.slot)")], "\(w.requests)") }
         family("herdd_worker_accepted", "gauge", "Connections accepted by the current process in each worker slot.")
@@ -106,6 +137,16 @@ struct MetricsSnapshot: Sendable {
         for w in workers { sample("herdd_worker_heartbeat_age_seconds", [("worker", "\(w.slot)")], "\(w.heartbeatAgeSeconds)") }
         return out
     }
+}
+
+/// Microseconds as a decimal seconds string for `le` labels ("0.0005", "1", "2.5").
+private func secondsText(_ micros: UInt64) -> String {
+    let whole = micros / 1_000_000
+    var frac = String(micros % 1_000_000)
+    if frac == "0" { return "\(whole)" }
+    frac = String(repeating: "0", count: 6 - frac.count) + frac
+    while frac.hasSuffix("0") { frac.removeLast() }
+    return "\(whole).\(frac)"
 }
 
 private func escapeLabel(_ s: String) -> String {

@@ -9,13 +9,16 @@ import Glibc
 ///
 ///     offset 0     header, 64 bytes: [0] magic "HERDSCB1", [1] layout version, [2] slot count,
 ///                  [3] listeners per slot, [4] master pid
-///     offset 64    slot 0, 1024 bytes (128 words), then slot 1, ...
+///     offset 64    slot 0, 4096 bytes (512 words), then slot 1, ... (pages are only allocated
+///                  when touched, so unused slots cost nothing)
 ///
 /// Slot words (see `Field`): pid, generation, state, heartbeat (CLOCK_MONOTONIC ns), request and
 /// status-class counters, bytes out, accepted/active connections, start time, exit reason; then
-/// per listener (up to `maxListeners`) 4 words: epoll wakeups, accepted, empty wakeups (first
-/// accept4 gave EAGAIN: another worker took the connection — the herd meter), drain EAGAINs (the
-/// normal EAGAIN that ends an accept loop after at least one accept).
+/// per listener (up to `maxListeners`, from word 32) 20 words: epoll wakeups, accepted, empty
+/// wakeups (first accept4 gave EAGAIN: another worker took the connection — the herd meter), drain
+/// EAGAINs (the normal EAGAIN that ends an accept loop after at least one accept), request
+/// latency sum (µs) and count, and 12 latency histogram buckets (non-cumulative, bounds in
+/// `latencyBounds`).
 ///
 /// A worker writes only its own slot; the master reads all slots and (re)initialises a slot only
 /// while no worker process owns it. No locks, no messages, readable when every worker is busy.
@@ -23,10 +26,12 @@ final class Scoreboard: @unchecked Sendable {
     static let magic: UInt64 = 0x3142_4353_4452_4548 // "HERDSCB1" little-endian
     static let layoutVersion: UInt64 = 1
     static let headerWords = 8
-    static let slotWords = 128
+    static let slotWords = 512
     static let maxListeners = 16
     static let listenerBase = 32
-    static let listenerWords = 4
+    static let listenerWords = 20
+    /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf beyond).
+    static let latencyBoundsMicros: [UInt64] = [500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000]
 
     enum Field: Int {
         case pid = 0, generation, state, heartbeat, requests
@@ -34,7 +39,7 @@ final class Scoreboard: @unchecked Sendable {
         case bytesOut, accepted, active, startedAt, exitReason, slotID
     }
 
-    enum ListenerField: Int { case wakeups = 0, accepted, emptyWakeups, drainEagain }
+    enum ListenerField: Int { case wakeups = 0, accepted, emptyWakeups, drainEagain, latencySumMicros, latencyCount, bucket0 }
 
     enum State: UInt64, Sendable {
         case free = 0, starting, idle, busy, draining, exited
@@ -128,6 +133,33 @@ final class Scoreboard: @unchecked Sendable {
     @inline(__always) func bump(_ slot: Int, listener: Int, _ f: ListenerField) {
         let p = word(slot, listener: listener, f)
         herd_store64(p, herd_load64(p) &+ 1)
+    }
+
+    /// Records one request's latency in the listener's histogram (single writer: the worker).
+    @inline(__always) func observeLatency(_ slot: Int, listener: Int, micros: UInt64) {
+        var b = 0
+        let bounds = Scoreboard.latencyBoundsMicros
+        while b < bounds.count && micros > bounds[b] { b += 1 }
+        let base = word(slot, listener: listener, .latencySumMicros)
+        herd_store64(base, herd_load64(base) &+ micros)
+        herd_store64(base + 1, herd_load64(base + 1) &+ 1)
+        if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
+    }
+
+    /// Latency sum (µs), count, and per-bucket counts (non-cumulative) of a listener in a slot.
+    func latency(_ slot: Int, listener: Int) -> (sum: UInt64, count: UInt64, buckets: [UInt64]) {
+        let base = word(slot, listener: listener, .latencySumMicros)
+        return (herd_load64(base), herd_load64(base + 1), (0..<Scoreboard.latencyBoundsMicros.count).map { herd_load64(base + 2 + $0) })
+    }
+
+    /// Number of counter words per listener that `listenerCounters` returns.
+    static let listenerCounterCount = 6 + latencyBoundsMicros.count
+
+    /// All counters of a listener in a slot, in ListenerField order (wakeups, accepted, empty
+    /// wakeups, drain EAGAINs, latency sum, latency count, buckets...).
+    func listenerCounters(_ slot: Int, listener: Int) -> [UInt64] {
+        let base = word(slot, listener: listener, .wakeups)
+        return (0..<Scoreboard.listenerCounterCount).map { herd_load64(base + $0) }
     }
 
     func state(_ slot: Int) -> State { State(rawValue: load(slot, .state)) ?? .free }

@@ -208,6 +208,33 @@ final class Worker {
         }
     }
 
+    /// Latency histogram and optional access log, after the response was queued.
+    func requestFinished(_ request: HTTPRequest, status: Int, on conn: Connection, startedAt: UInt64) {
+        let end = monotonicNanos()
+        let micros = end > startedAt ? (end - startedAt) / 1000 : 0
+        scoreboard.observeLatency(slot, listener: conn.listener, micros: micros)
+        guard config.accessLog else { return }
+        // At most 100 entries per second per worker; the rest are counted and reported.
+        let second = end / 1_000_000_000
+        if second != accessLogSecond {
+            if accessLogDropped > 0 {
+                log.warning("access log: \(accessLogDropped) entries dropped (rate limit 100/s)", metadata: ["event": "access-log-dropped", "dropped": "\(accessLogDropped)"])
+            }
+            accessLogSecond = second
+            accessLogCount = 0
+            accessLogDropped = 0
+        }
+        accessLogCount += 1
+        if accessLogCount > 100 { accessLogDropped += 1; return }
+        log.info("\(request.method) \(request.target) \(status)", metadata: [
+            "event": "access", "method": "\(request.method)", "path": "\(request.path)", "status": "\(status)",
+            "duration_us": "\(micros)", "peer": "\(conn.peer)", "listener": "\(listeners[conn.listener].name)",
+        ])
+    }
+    private var accessLogSecond: UInt64 = 0
+    private var accessLogCount = 0
+    private var accessLogDropped = 0
+
     func countBytesOut(_ n: Int) { scoreboard.bump(slot, .bytesOut, by: UInt64(n)) }
 
     /// Whether responses may keep the connection open.
