@@ -16,7 +16,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
-python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
+python3 -c 'import prometheus_client, pytest_timeout' 2>/dev/null || python3 -m pip install -q prometheus_client pytest-timeout
 
 echo "== swift build (debug) and unit tests"
 swift build --build-tests

@@ -1,0 +1,221 @@
+"""SIGUSR2 hot upgrade (issue 4): new binary on disk, same sockets, zero failed requests.
+
+herdd runs under systemd-socket-activate from a copy of the binary in a temp dir. The test
+replaces that file (rename over it, as dpkg does) with a second build, distinguishable by its
+build tag (the same binary with the bytes of its `herdd-build-tag:` literal patched), and sends
+SIGUSR2 under a bounded load of keep-alive and new-connection requests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+import conftest
+from conftest import (
+    HERDD_BIN,
+    Herd,
+    LoadThread,
+    children_of,
+    free_ports,
+    http_get,
+    pid_alive,
+    proc_cmdline,
+    wait_http,
+    wait_until,
+)
+
+TAG_ZERO = b"herdd-build-tag:0000000000000000"
+
+
+class BinHerd(Herd):
+    """A Herd that runs a given copy of the binary instead of HERDD_BIN."""
+
+    def __init__(self, binary: Path, *a, **kw):
+        super().__init__(*a, **kw)
+        self.binary = binary
+
+    def command(self):
+        saved = conftest.HERDD_BIN
+        conftest.HERDD_BIN = self.binary
+        try:
+            return super().command()
+        finally:
+            conftest.HERDD_BIN = saved
+
+
+def install_binary(path: Path, data: bytes):
+    """Writes a new executable next to `path` and renames it over (like dpkg)."""
+    tmp = path.with_suffix(".new")
+    tmp.write_bytes(data)
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+
+
+def tagged_build(tag: str) -> bytes:
+    data = HERDD_BIN.read_bytes()
+    assert data.count(TAG_ZERO) == 1, "build tag literal not found exactly once in the binary"
+    new = b"herdd-build-tag:" + tag.encode()
+    assert len(new) == len(TAG_ZERO)
+    return data.replace(TAG_ZERO, new)
+
+
+def kill_tree(pid: int, timeout: float = 10.0):
+    """Stops a master we started (by pid) and then any of its workers that remain."""
+    kids = children_of(pid)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            kids = sorted(set(kids) | set(children_of(pid)))
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for k in kids:
+        if pid_alive(k) and "worker" in proc_cmdline(k):
+            os.kill(k, signal.SIGKILL)
+
+
+def metrics_info(port: int) -> tuple[str, int]:
+    text = http_get(port, "/metrics").body.decode()
+    m = re.search(r'herdd_info\{version="([^"]+)",master_pid="(\d+)"\} 1', text)
+    assert m, text[:500]
+    return m.group(1), int(m.group(2))
+
+
+@pytest.fixture
+def upgrade_env(tmp_path, notify):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    binary = bindir / "herdd"
+    shutil.copy2(HERDD_BIN, binary)
+    http_port, metrics_port = free_ports(2)
+    herd = BinHerd(
+        binary,
+        ["--workers", "2", "--handler", "http=health", "--handler", "metrics=metrics", "--graceful-timeout", "10",
+         "--upgrade-timeout", "3"],
+        activate=[(http_port, "http"), (metrics_port, "metrics")],
+        notify=notify,
+        workdir=tmp_path,
+    )
+    extra: list[int] = []
+    herd.start()
+    wait_until(lambda: herd.log_text().count("Listening on") >= 2, 10, what="activator listening")
+    try:
+        yield herd, binary, http_port, metrics_port, notify, extra
+    finally:
+        for pid in extra:
+            kill_tree(pid)
+        herd.kill_all()
+
+
+def test_upgrade_under_load_zero_failures(upgrade_env):
+    herd, binary, port, mport, notify, extra = upgrade_env
+    assert wait_http(port).status == 200  # first connection activates herdd
+    notify.wait_for("READY=1", timeout=15)
+    old_pid = herd.pid
+    old_version, master = metrics_info(mport)
+    assert master == old_pid and "+" not in old_version
+    old_workers = herd.wait_workers(2)
+
+    keepalive = LoadThread(port, max_seconds=40, keepalive=True)
+    fresh = LoadThread(port, max_seconds=40, keepalive=False)
+    keepalive.start()
+    fresh.start()
+    try:
+        time.sleep(0.5)
+        install_binary(binary, tagged_build("00000000upgrade2"))
+        n_before = notify.count()
+        os.kill(old_pid, signal.SIGUSR2)
+        mainpid_msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n_before)
+        new_pid = int(re.search(r"MAINPID=(\d+)", mainpid_msg).group(1))
+        extra.append(new_pid)
+        assert "READY=1" in mainpid_msg.split("\n")
+        assert new_pid != old_pid
+        # The old master drains and exits on its own, cleanly, without STOPPING=1.
+        assert herd.wait(20) == 0
+        time.sleep(0.5)  # keep the load running against the new master
+    finally:
+        keepalive.stop()
+        fresh.stop()
+    assert keepalive.failures == [] and fresh.failures == [], (keepalive.failures[:5], fresh.failures[:5], herd.log_tail())
+    assert keepalive.ok > 20 and fresh.ok > 20
+    assert not any("STOPPING=1" in m.split("\n") for m in notify.messages[n_before:])
+
+    # The new version answers, from the new master, with its own workers.
+    version, master = metrics_info(mport)
+    assert version == "0.1.0+00000000upgrade2" or version.endswith("+00000000upgrade2"), version
+    assert master == new_pid
+    assert http_get(port, "/").status == 200
+    new_workers = [p for p in children_of(new_pid) if pid_alive(p)]
+    assert len(new_workers) == 2 and not set(new_workers) & set(old_workers)
+    # The old master and all its workers are gone, and the old master reaped every worker.
+    assert not pid_alive(old_pid)
+    for w in old_workers:
+        assert not pid_alive(w), f"old worker {w} still alive"
+    exited = {int(l["worker_pid"]) for l in herd.events("worker-exited") if l.pid == old_pid}
+    assert set(old_workers) <= exited, herd.log_tail()
+    assert herd.events("upgrade-done"), herd.log_tail()
+    takeover = herd.events("upgrade-takeover")
+    assert takeover and takeover[0].get("old_version") == old_version and takeover[0].get("new_version") == version
+    # And the new master stops cleanly on SIGTERM.
+    os.kill(new_pid, signal.SIGTERM)
+    wait_until(lambda: not pid_alive(new_pid), 15, what="new master exit")
+    wait_until(lambda: not any(pid_alive(w) for w in new_workers), 10, what="new workers exit")
+
+
+def test_upgrade_to_a_failing_binary_keeps_serving(upgrade_env):
+    herd, binary, port, mport, notify, extra = upgrade_env
+    assert wait_http(port).status == 200
+    notify.wait_for("READY=1", timeout=15)
+    workers = herd.wait_workers(2)
+    load = LoadThread(port, max_seconds=30, keepalive=True)
+    load.start()
+    try:
+        time.sleep(0.3)
+        install_binary(binary, b"#!/bin/sh\necho 'broken build' >&2\nexit 1\n")
+        n_before = notify.count()
+        herd.signal(signal.SIGUSR2)
+        failed = herd.wait_log("upgrade-failed", timeout=10)
+        assert "exit 1" in failed[0].raw or "closed the handover pipe" in failed[0].raw, failed[0].raw
+        time.sleep(0.5)
+    finally:
+        load.stop()
+    assert load.failures == [] and load.ok > 10, load.failures[:5]
+    assert herd.poll() is None, "old master must keep running"
+    assert herd.worker_pids() == workers
+    assert not any("MAINPID=" in m for m in notify.messages[n_before:])
+    assert http_get(port, "/").status == 200
+    assert herd.stop() == 0
+
+
+def test_upgrade_timeout_kills_the_new_master_and_refuses_a_second_usr2(upgrade_env):
+    herd, binary, port, mport, notify, extra = upgrade_env
+    assert wait_http(port).status == 200
+    notify.wait_for("READY=1", timeout=15)
+    workers = herd.wait_workers(2)
+    # A "new binary" that never becomes ready (--upgrade-timeout is 3 s in this fixture).
+    install_binary(binary, b"#!/bin/sh\nexec sleep 60\n")
+    herd.signal(signal.SIGUSR2)
+    start = herd.wait_log("upgrade-start", timeout=5)[0]
+    new_pid = int(start["new_pid"])
+    extra.append(new_pid)
+    time.sleep(0.3)
+    herd.signal(signal.SIGUSR2)
+    herd.wait_log("upgrade-refused", timeout=5)
+    t0 = time.monotonic()
+    herd.wait_log("upgrade-failed", timeout=10)
+    assert time.monotonic() - t0 < 6
+    wait_until(lambda: not pid_alive(new_pid), 10, what="stuck new master killed")
+    assert herd.poll() is None
+    assert herd.worker_pids() == workers
+    for _ in range(20):
+        assert http_get(port, "/").status == 200
+    assert herd.stop() == 0
