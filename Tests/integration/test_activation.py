@@ -35,6 +35,8 @@ def test_socket_activation_ready_serve_stop(herd_factory, notify):
 
     ready = notify.wait_for("READY=1", timeout=10)
     assert "READY=1" in ready.split("\n")
+    # READY=1 carries a STATUS= line describing the pool.
+    assert re.search(r"^STATUS=2 workers \(\d+ busy, \d+ idle\)", ready, re.M), ready
     # Same pid: the activator exec'd herdd.
     assert proc_cmdline(h.pid)[0].endswith("herdd"), proc_cmdline(h.pid)
     workers = h.wait_workers(2)

@@ -7,8 +7,8 @@ worker wakes and all but one find nothing to accept (an "empty wakeup").
 Observed on the 2-core dev machine (10 runs each, idle and with a CPU hog):
   exclusive: empty_wakeups 1..38 of 2000 (0.05%..1.9%), ~1.04..1.69 voluntary ctx switches per
              connection summed over the workers
-  shared:    empty_wakeups 119..1387 of 2000 (6%..69%), ~4.2..4.4 voluntary ctx switches per
-             connection
+  shared:    empty_wakeups 0..1387 of 2000 (0%..69%; 0 when a second test run shared the CPUs),
+             ~4.2..4.4 voluntary ctx switches per connection
 The voluntary context switch figure is the robust one; the empty-wakeup figure swings with
 scheduling. Thresholds below sit well between the two populations.
 """
@@ -94,8 +94,11 @@ def test_herd_meter_exclusive_vs_shared(herd_factory):
     # Exclusive: the kernel wakes ~one worker per connection.
     assert ex["empty_wakeups"] < 0.03 * N_CONNECTIONS, summary
     assert ex["ctxsw_per_conn"] < 2.5, summary
-    # Shared: the herd. Clearly more empty wakeups and ~one wakeup per idle worker per connection.
-    assert sh["empty_wakeups"] > 0.025 * N_CONNECTIONS, summary
-    assert sh["empty_wakeups"] > 3 * max(ex["empty_wakeups"], 5), summary
+    # Shared: the herd. Every idle worker is woken for every connection: ~one voluntary context
+    # switch per worker per connection. (Its empty_wakeups figure is NOT asserted: the kernel
+    # re-checks a level-triggered listener before epoll_wait returns, so a woken worker that
+    # lost the race usually goes back to sleep inside the kernel without ever seeing the event;
+    # under CPU contention shared mode was measured at 0 empty wakeups with 4.39 ctx
+    # switches per connection.)
     assert sh["ctxsw_per_conn"] > 3.0, summary
     assert sh["ctxsw_per_conn"] > 1.8 * ex["ctxsw_per_conn"], summary

@@ -230,3 +230,34 @@ def test_static_handler(herd_factory, tmp_path):
         assert b"root:" not in r.body and b"do not serve" not in r.body, (path, r)
     assert http_get(port, "/a.css").status == 200
     assert h.stop() == 0
+
+
+def test_expect_100_continue(debug_herd):
+    """RFC 9110 10.1.1: on a complete header section with `Expect: 100-continue` and a body to
+    follow, the server MUST send either 100 (Continue) or a final status at once."""
+    port = debug_herd.port
+    with socket.create_connection((LOCALHOST, port), timeout=5) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        s.settimeout(0.8)  # well under the 1 s header timeout of this fixture
+        try:
+            first = s.recv(4096)
+        except socket.timeout:
+            first = b""
+        assert first.startswith(b"HTTP/1.1 100 "), f"no 100 Continue before the body was sent: {first!r}"
+        s.settimeout(5)
+        s.sendall(b"hello")
+        data = first.partition(b"\r\n\r\n")[2]
+        while b"hello" not in data:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200 "), data
+    # A body over --max-body is refused up front with 413, without waiting for the body.
+    with socket.create_connection((LOCALHOST, port), timeout=5) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+        s.settimeout(0.8)
+        try:
+            first = s.recv(4096)
+        except socket.timeout:
+            first = b""
+        assert first.startswith(b"HTTP/1.1 413 "), first

@@ -55,6 +55,10 @@ public struct HTTPRequestParser: Sendable {
         self.limits = limits
     }
 
+    /// The request whose head is complete while its body is still arriving (nil otherwise). The
+    /// connection layer uses it to answer `Expect: 100-continue` before the body is sent.
+    public var pendingHead: HTTPRequest? { head?.request }
+
     /// Forgets all progress (the next `parse` starts at a request boundary).
     public mutating func reset() {
         headStart = -1

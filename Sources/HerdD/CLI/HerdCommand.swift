@@ -95,6 +95,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("access-log"), help: "on or off (default): one log entry per request, at most 100 per second per worker.")
     var accessLog: String?
 
+    @Option(name: .customLong("min-spare"), help: "Dynamic pool: grow (up to --max-workers) while fewer workers are idle (0 = off).")
+    var minSpare: String?
+
+    @Option(name: .customLong("max-spare"), help: "Dynamic pool: shrink (down to --workers) while more workers are idle (0 = off).")
+    var maxSpare: String?
+
+    @Option(name: .customLong("max-workers"), help: "Upper bound of the pool for TTIN and the dynamic pool (default 256).")
+    var maxWorkers: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String = "info"
 
@@ -108,7 +117,8 @@ struct Serve: ParsableCommand {
             ("graceful-timeout", gracefulTimeout), ("timeout", timeout), ("max-requests", maxRequests),
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
             ("header-timeout", headerTimeout), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
-            ("backlog-alarm", backlogAlarm), ("access-log", accessLog),
+            ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
+            ("min-spare", minSpare), ("max-spare", maxSpare),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o
@@ -177,7 +187,7 @@ func loadConfig(path: String?, overrides: [(String, String)]) throws -> ServerCo
     // Listen and handler entries on the command line replace those of the file.
     if overrides.contains(where: { $0.0 == "listen" }) { c.listen = [] }
     for (k, v) in overrides { try c.apply(key: k, value: v, origin: "--\(k)") }
-    return c
+    return try c.validated()
 }
 
 /// Every listener needs a handler that can be built; fail before spawning workers.

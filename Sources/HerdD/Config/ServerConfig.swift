@@ -17,7 +17,7 @@ struct ServerConfig: Equatable, Sendable {
     /// listener name -> handler spec (`hello`, `health`, `debug`, `static:/dir`, `metrics`).
     var handlers: [String: String] = [:]
     var defaultHandler = "hello"
-    var workers = ServerConfig.onlineCPUs()
+    var workers = min(ServerConfig.onlineCPUs(), ServerConfig.workerLimit)
     var backlog: Int32 = 1024
     var acceptMode: AcceptMode = .exclusive
     var gracefulTimeout: Double = 30
@@ -29,6 +29,10 @@ struct ServerConfig: Equatable, Sendable {
     var maxBodyBytes = 1 << 20
     var upgradeTimeout: Double = 30
     var maxWorkers = 256
+    /// Dynamic pool (Apache prefork style): keep at least `minSpare` idle workers (growing up to
+    /// `maxWorkers`) and at most `maxSpare` (shrinking down to `workers`). 0 = off.
+    var minSpare = 0
+    var maxSpare = 0
     /// Accept-queue length that raises a warning when sustained for 3 s (0: half the limit).
     var backlogAlarm = 0
     /// One log entry per request (rate-limited); off by default.
@@ -42,8 +46,22 @@ struct ServerConfig: Equatable, Sendable {
     static let keys = [
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
-        "upgrade-timeout", "backlog-alarm", "access-log",
+        "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers",
     ]
+
+    /// Hard upper bound of the pool (the scoreboard is sized for it at start).
+    static let workerLimit = 256
+
+    /// Cross-setting checks, after every source was applied.
+    func validated() throws -> ServerConfig {
+        if workers > maxWorkers {
+            throw ConfigError(message: "workers (\(workers)) is above max-workers (\(maxWorkers))")
+        }
+        if maxSpare > 0 && minSpare > maxSpare {
+            throw ConfigError(message: "min-spare (\(minSpare)) is above max-spare (\(maxSpare))")
+        }
+        return self
+    }
 
     static func onlineCPUs() -> Int {
         let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
@@ -77,7 +95,10 @@ struct ServerConfig: Equatable, Sendable {
         case "default-handler":
             guard !value.isEmpty else { throw fail("empty handler") }
             defaultHandler = value
-        case "workers": workers = try int(1, maxWorkers)
+        case "workers": workers = try int(1, ServerConfig.workerLimit)
+        case "max-workers": maxWorkers = try int(1, ServerConfig.workerLimit)
+        case "min-spare": minSpare = try int(0, ServerConfig.workerLimit)
+        case "max-spare": maxSpare = try int(0, ServerConfig.workerLimit)
         case "backlog": backlog = Int32(try int(1, 1 << 20))
         case "accept-mode":
             guard let m = AcceptMode(rawValue: value) else { throw fail("expected exclusive or shared, got '\(value)'") }
@@ -139,7 +160,8 @@ struct ServerConfig: Equatable, Sendable {
             "accept-mode=\(acceptMode.rawValue)", "graceful-timeout=\(gracefulTimeout)", "timeout=\(timeout)",
             "max-requests=\(maxRequests)", "max-requests-jitter=\(maxRequestsJitter)",
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
-            "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "access-log=\(accessLog ? "on" : "off")",
+            "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
+            "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
         ]
         return out
     }

@@ -30,6 +30,9 @@ final class Connection {
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
     private(set) var closed = false
+    /// An interim "100 Continue" was sent for the request in progress.
+    private var sentContinue = false
+    private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     private let maxBuffered: Int
@@ -91,6 +94,13 @@ final class Connection {
             switch result {
             case .needMore:
                 if requestStartedAt == nil { requestStartedAt = worker.now }
+                // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
+                // 100 before it sends the body; the head is complete and within limits here.
+                if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
+                   head.headers["Expect"]?.lowercased() == "100-continue" {
+                    sentContinue = true
+                    output.append(contentsOf: Connection.continueLine)
+                }
                 compact()
                 flush()
                 return
@@ -99,6 +109,7 @@ final class Connection {
             case .request(let request, let consumed):
                 inputStart += consumed
                 requestStartedAt = nil
+                sentContinue = false
                 serve(request)
             }
         }

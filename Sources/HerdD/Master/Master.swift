@@ -57,6 +57,7 @@ final class Master {
     var exitCode: Int32 = 0
     var lastStatus = ""
     var lastStatusAt: UInt64 = 0
+    var lastPoolAdjust: UInt64 = 0
     var watchdogUsec: UInt64? = SystemdNotify.watchdogInterval()
     var lastWatchdogAt: UInt64 = 0
 
@@ -101,7 +102,8 @@ final class Master {
         self.allListeners = moved
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
-        self.scoreboard = try Scoreboard(creatingSlots: config.maxWorkers * 2, masterPID: getpid())
+        // Twice the hard limit: during a rolling reload old and new workers overlap.
+        self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid())
         self.backlogPeak = Array(repeating: 0, count: self.listeners.count)
         self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
         self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
@@ -178,6 +180,7 @@ final class Master {
             return
         }
         checkHeartbeats(now)
+        adjustDynamicPool(now)
         balancePool(now)
         if !readySent && currentReady() >= wanted {
             readySent = true
@@ -251,6 +254,24 @@ final class Master {
         for (slot, due) in pendingSpawns where due <= now {
             pendingSpawns.removeValue(forKey: slot)
             spawnWorker(slot: slot)
+        }
+    }
+
+    /// Apache-prefork-style spare workers: at most one step per second, never while workers are
+    /// still starting or a reload rolls.
+    private func adjustDynamicPool(_ now: UInt64) {
+        guard config.minSpare > 0 || config.maxSpare > 0, !reloading, now - lastPoolAdjust >= 1_000_000_000 else { return }
+        let cur = current()
+        guard cur.count == wanted, !cur.contains(where: { scoreboard.state($0.slot) == .starting }) else { return }
+        let idle = cur.filter { scoreboard.state($0.slot) == .idle }.count
+        if config.minSpare > 0 && idle < config.minSpare && wanted < config.maxWorkers {
+            wanted += 1
+            lastPoolAdjust = now
+            log.info("only \(idle) idle workers (min-spare \(config.minSpare)): growing to \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)", "reason": "min-spare"])
+        } else if config.maxSpare > 0 && idle > config.maxSpare && wanted > config.workers {
+            wanted -= 1
+            lastPoolAdjust = now
+            log.info("\(idle) idle workers (max-spare \(config.maxSpare)): shrinking to \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)", "reason": "max-spare"])
         }
     }
 
