@@ -28,6 +28,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
@@ -96,6 +100,59 @@ static inline int herd_tcp_backlog(int fd, uint32_t *queued, uint32_t *limit) {
     *queued = ti.tcpi_unacked;
     *limit = ti.tcpi_sacked;
     return 0;
+}
+
+// Accept queue of a listening unix stream socket, which TCP_INFO cannot report: ask the kernel
+// with sock_diag (NETLINK_SOCK_DIAG, UNIX_DIAG_RQLEN) for the socket with our inode. For a
+// listener, udiag_rqueue is the number of connections waiting and udiag_wqueue the backlog limit.
+// Returns 0 on success, -errno on failure. nlfd: a NETLINK_SOCK_DIAG socket (kept open by the
+// caller, so sampling costs one sendto + one recv).
+static inline int herd_unix_backlog(int nlfd, int fd, uint32_t *queued, uint32_t *limit) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    struct {
+        struct nlmsghdr nlh;
+        struct unix_diag_req req;
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.req.sdiag_family = AF_UNIX;
+    msg.req.udiag_states = 1U << 10; /* TCP_LISTEN */
+    msg.req.udiag_ino = (uint32_t)st.st_ino;
+    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_cookie[0] = (uint32_t)-1; /* INET_DIAG_NOCOOKIE: match by inode only */
+    msg.req.udiag_cookie[1] = (uint32_t)-1;
+    struct sockaddr_nl nladdr;
+    memset(&nladdr, 0, sizeof nladdr);
+    nladdr.nl_family = AF_NETLINK;
+    if (sendto(nlfd, &msg, sizeof msg, 0, (struct sockaddr *)&nladdr, sizeof nladdr) < 0) return -errno;
+    union { struct nlmsghdr h; char raw[8192]; } buf;
+    ssize_t n = recv(nlfd, &buf, sizeof buf, 0);
+    if (n < 0) return -errno;
+    for (struct nlmsghdr *h = &buf.h; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_ERROR) {
+            struct nlmsgerr *err = (struct nlmsgerr *)NLMSG_DATA(h);
+            return err->error ? err->error : -ENOENT;
+        }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+        struct unix_diag_msg *m = (struct unix_diag_msg *)NLMSG_DATA(h);
+        int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+        for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+                struct unix_diag_rqlen *q = (struct unix_diag_rqlen *)RTA_DATA(a);
+                *queued = q->udiag_rqueue;
+                *limit = q->udiag_wqueue;
+                return 0;
+            }
+        }
+    }
+    return -ENOENT;
+}
+
+static inline int herd_sock_diag_socket(void) {
+    return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 }
 
 #endif

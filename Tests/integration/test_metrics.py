@@ -134,3 +134,44 @@ def test_access_log_entries(herd_factory):
     assert line["path"] == "/hello-there" and line["status"] == "200" and line["method"] == "GET"
     assert line["listener"] == "http" and line["peer"].startswith("127.0.0.1:")
     assert int(line["duration_us"]) >= 0
+
+
+def test_unix_listener_backlog_via_sock_diag(herd_factory, tmp_path):
+    import tempfile, os
+    d = tempfile.mkdtemp(prefix="herdu-", dir="/tmp")  # short path: sun_path is 108 bytes
+    path = os.path.join(d, "app.sock")
+    mport = free_ports(1)[0]
+    h = herd_factory(["--workers", "1", "--listen", f"unix:{path},name=app", "--handler", "app=debug",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics", "--backlog", "64"])
+
+    def unix_get(p: str) -> bytes:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(15)
+            s.connect(path)
+            s.sendall(f"GET {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            return out
+
+    assert unix_get("/").startswith(b"HTTP/1.1 200")
+    m = scrape(mport)
+    assert value(m, "herdd_listen_backlog", listener="app") == 0
+    assert value(m, "herdd_listen_backlog_limit", listener="app") == 64
+    blocker = threading.Thread(target=lambda: unix_get("/sleep/3000"))
+    blocker.start()
+    time.sleep(0.4)
+    queued = []
+    try:
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            queued.append(s)
+        wait_until(lambda: value(scrape(mport), "herdd_listen_backlog", listener="app") == 3, 3, what="unix backlog 3")
+        blocker.join(10)
+        wait_until(lambda: value(scrape(mport), "herdd_listen_backlog", listener="app") == 0, 5, what="unix backlog 0")
+    finally:
+        for s in queued:
+            s.close()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)

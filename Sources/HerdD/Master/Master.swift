@@ -66,6 +66,8 @@ final class Master {
     /// Accept-queue sampling (every tick): peak since the last /metrics scrape, and the alarm
     /// state (above the threshold since when, warned or not).
     var backlogPeak: [UInt32] = []
+    /// NETLINK_SOCK_DIAG socket for unix listeners' queues (opened on first use).
+    var sockDiagFD: Int32 = -1
     var backlogAboveSince: [UInt64?] = []
     var backlogAlarmed: [Bool] = []
     var restarts: [String: UInt64] = [:]
@@ -463,13 +465,28 @@ final class Master {
 
     // MARK: - Accept queues
 
+    /// Length and limit of a worker listener's accept queue: TCP_INFO for TCP (tcpi_unacked /
+    /// tcpi_sacked on a listening socket), sock_diag UNIX_DIAG_RQLEN for unix stream sockets.
+    func acceptQueue(_ i: Int) -> (UInt32, UInt32)? {
+        var q: UInt32 = 0, lim: UInt32 = 0
+        switch listeners[i].family {
+        case .tcp:
+            return herd_tcp_backlog(listeners[i].fd, &q, &lim) == 0 ? (q, lim) : nil
+        case .unix:
+            if sockDiagFD < 0 {
+                sockDiagFD = herd_sock_diag_socket()
+                if sockDiagFD < 0 { return nil }
+            }
+            return herd_unix_backlog(sockDiagFD, listeners[i].fd, &q, &lim) == 0 ? (q, lim) : nil
+        }
+    }
+
     /// Samples each TCP listener's accept queue (TCP_INFO on the listening socket: tcpi_unacked
     /// is the queue length, tcpi_sacked the limit). Keeps the peak for /metrics and warns when
     /// the queue stays above --backlog-alarm (default: half the limit) for 3 seconds.
     private func sampleBacklog(_ now: UInt64) {
-        for (i, l) in listeners.enumerated() where l.family == .tcp {
-            var q: UInt32 = 0, lim: UInt32 = 0
-            guard herd_tcp_backlog(l.fd, &q, &lim) == 0 else { continue }
+        for (i, l) in listeners.enumerated() {
+            guard let (q, lim) = acceptQueue(i) else { continue }
             backlogPeak[i] = max(backlogPeak[i], q)
             let threshold = config.backlogAlarm > 0 ? UInt32(clamping: config.backlogAlarm) : max(1, lim / 2)
             if q >= threshold {
@@ -522,9 +539,9 @@ final class Master {
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
-            if l.family == .tcp {
-                var q: UInt32 = 0, lim: UInt32 = 0
-                if herd_tcp_backlog(l.fd, &q, &lim) == 0 { ls.backlog = q; ls.backlogLimit = lim }
+            if let (q, lim) = acceptQueue(i) {
+                ls.backlog = q
+                ls.backlogLimit = lim
                 ls.backlogMax = max(backlogPeak[i], q)
             }
             return ls

@@ -111,9 +111,9 @@ struct MetricsSnapshot: Sendable {
         for l in listeners { sample("herdd_accept_empty_wakeups_total", [("listener", l.name)], "\(l.emptyWakeups)") }
         family("herdd_accept_drain_eagain_total", "counter", "EAGAINs that ended an accept loop after at least one accept (normal).")
         for l in listeners { sample("herdd_accept_drain_eagain_total", [("listener", l.name)], "\(l.drainEagain)") }
-        family("herdd_listen_backlog", "gauge", "Connections waiting in the accept queue (TCP_INFO tcpi_unacked).")
+        family("herdd_listen_backlog", "gauge", "Connections waiting in the accept queue (TCP: TCP_INFO tcpi_unacked; unix: sock_diag UNIX_DIAG_RQLEN).")
         for l in listeners { if let b = l.backlog { sample("herdd_listen_backlog", [("listener", l.name)], "\(b)") } }
-        family("herdd_listen_backlog_limit", "gauge", "Accept queue limit (TCP_INFO tcpi_sacked on a listening socket).")
+        family("herdd_listen_backlog_limit", "gauge", "Accept queue limit (TCP: tcpi_sacked of a listening socket; unix: UNIX_DIAG_RQLEN write queue).")
         for l in listeners { if let b = l.backlogLimit { sample("herdd_listen_backlog_limit", [("listener", l.name)], "\(b)") } }
         family("herdd_listen_backlog_max", "gauge", "Highest accept queue length sampled (every 100 ms) since the previous scrape.")
         for l in listeners { if let b = l.backlogMax { sample("herdd_listen_backlog_max", [("listener", l.name)], "\(b)") } }
