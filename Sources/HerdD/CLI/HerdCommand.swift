@@ -21,7 +21,7 @@ struct HerdCommand: ParsableCommand {
         commandName: "herdd",
         abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
         version: herddVersionString,
-        subcommands: [Serve.self, StatusCommand.self, WorkerCommand.self],
+        subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self, WorkerCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -159,6 +159,10 @@ struct Serve: ParsableCommand {
             } else {
                 if cfg.listen.isEmpty { cfg.listen = [ListenSpec(address: .ipv4("127.0.0.1", port: 8080))] }
                 listeners = try cfg.listen.map { try Listeners.bind($0, backlog: cfg.backlog) }
+                // Sockets we bound ourselves go into systemd's fd store (if the unit allows it,
+                // FileDescriptorStoreMax=); the next start gets them back as LISTEN_FDS, so a
+                // `systemctl restart` without a .socket unit never refuses a connection.
+                SystemdNotify.storeListeners(listeners)
             }
         } catch {
             throw fatal("cannot set up listening sockets: \(error)", ExitStatus.osError)
@@ -220,10 +224,14 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         Log.bootstrap(role: "worker", workerID: slot)
         let log = Logger(label: "herdd.worker")
-        // Fault injection for the crash-loop test: a worker that dies as soon as it starts.
-        if getenv("HERDD_TEST_WORKER_EXIT_AT_START") != nil {
-            log.error("HERDD_TEST_WORKER_EXIT_AT_START is set; exiting", metadata: ["event": "worker-failed"])
-            throw ExitCode(3)
+        // Fault injection for the crash-loop and reload-rollback tests: a worker that dies as
+        // soon as it starts (always, or from generation N on with "generation>=N").
+        if let v = getenv("HERDD_TEST_WORKER_EXIT_AT_START").map({ String(cString: $0) }) {
+            let fromGeneration = v.hasPrefix("generation>=") ? UInt64(v.dropFirst("generation>=".count)) ?? 0 : 0
+            if generation >= fromGeneration {
+                log.error("HERDD_TEST_WORKER_EXIT_AT_START=\(v); exiting", metadata: ["event": "worker-failed"])
+                throw ExitCode(3)
+            }
         }
         do {
             let config = try ServerConfig.deserialize(settings)

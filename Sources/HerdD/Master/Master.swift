@@ -53,6 +53,7 @@ final class Master {
     var fastDeaths: [Int: Int] = [:]
     var readySent = false
     var reloading = false
+    var rollback: Rollback? = nil
     var stop: Stop? = nil
     var exitCode: Int32 = 0
     var lastStatus = ""
@@ -198,8 +199,13 @@ final class Master {
         }
         if reloading && currentReady() >= wanted && oldGeneration().isEmpty {
             reloading = false
+            rollback = nil
             SystemdNotify.ready(status: statusLine())
+            scoreboard.setHeader(.generation, generation)
+            scoreboard.publish(reload: .ok, message: "generation \(generation) serving with \(wanted) workers")
             log.info("reload complete", metadata: ["event": "reload-done", "generation": "\(generation)", "workers": "\(wanted)"])
+        } else if reloading, let rb = rollback, fastDeaths.values.contains(where: { $0 >= 3 }) {
+            abortReload(rb, why: "new workers die right after they start")
         }
         updateStatus(now)
         if let wd = watchdogUsec, now - lastWatchdogAt >= wd * 1000 / 2 {
@@ -452,6 +458,7 @@ final class Master {
             if new.listen != config.listen && !new.listen.isEmpty {
                 log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
             }
+            if rollback == nil { rollback = Rollback(config: config, wanted: wanted, generation: generation) }
             config = new
             wanted = new.workers
             generation += 1
@@ -460,7 +467,32 @@ final class Master {
         } catch {
             log.error("reload failed, keeping the running configuration: \(error)", metadata: ["event": "reload-failed"])
             SystemdNotify.ready(status: "reload failed: \(error)")
+            scoreboard.publish(reload: .failed, message: "reload failed, running configuration kept: \(error)")
         }
+    }
+
+    /// What a rolling reload returns to when the new generation cannot start.
+    struct Rollback {
+        var config: ServerConfig
+        var wanted: Int
+        var generation: UInt64
+    }
+
+    /// The new generation keeps dying at start: retire it, go back to the previous configuration
+    /// and generation (whose workers are still serving, or are respawned), and report failure.
+    private func abortReload(_ rb: Rollback, why: String) {
+        let failed = generation
+        config = rb.config
+        wanted = rb.wanted
+        generation = rb.generation
+        reloading = false
+        rollback = nil
+        fastDeaths.removeAll()
+        pendingSpawns.removeAll()
+        for w in workers.values where w.generation == failed { retire(w.pid, reason: "reload-failed") }
+        log.error("reload failed: \(why); back to generation \(generation)", metadata: ["event": "reload-failed", "generation": "\(generation)"])
+        SystemdNotify.ready(status: "reload failed: \(why)")
+        scoreboard.publish(reload: .failed, message: "reload failed: \(why); previous configuration restored")
     }
 
     // MARK: - Accept queues

@@ -18,6 +18,9 @@ struct UpgradeState {
     var pipeFD: Int32
     var deadline: UInt64
     var killedAt: UInt64? = nil
+    /// The pipe closed without "R": the new master is dying; its exit status (SIGCHLD) is the
+    /// better report, so wait briefly for it before stopping it ourselves.
+    var pipeClosed = false
 }
 
 /// Environment a master started by an upgrade finds (and removes, so its own children and a
@@ -63,6 +66,7 @@ extension Master {
         }
         if stop != nil {
             log.warning("SIGUSR2 ignored: stopping", metadata: ["event": "upgrade-refused"])
+            scoreboard.publish(upgrade: .failed, newPID: 0, message: "upgrade refused: the master is stopping")
             return
         }
         do {
@@ -99,9 +103,13 @@ extension Master {
             log.notice("upgrade: started \(executablePath) as pid \(pid)", metadata: [
                 "event": "upgrade-start", "new_pid": "\(pid)", "old_version": "\(herddVersionString)", "path": "\(executablePath)",
             ])
+            // Give systemd room for the new master's start (only matters while a job runs, e.g.
+            // `herdd upgrade` as ExecReload=); the watchdog keeps being fed by this loop.
+            SystemdNotify.send("EXTEND_TIMEOUT_USEC=\(UInt64((config.upgradeTimeout + 10) * 1e6))")
             SystemdNotify.status("upgrading: new master PID \(pid); " + statusLine())
         } catch {
             log.error("upgrade failed to start: \(error); still serving", metadata: ["event": "upgrade-failed"])
+            scoreboard.publish(upgrade: .failed, newPID: 0, message: "upgrade failed to start: \(error)")
         }
     }
 
@@ -114,6 +122,7 @@ extension Master {
         if n == 1 && byte == UInt8(ascii: "R") {
             endUpgrade()
             upgrades += 1
+            scoreboard.publish(upgrade: .ok, newPID: u.pid, message: "new master \(u.pid) is serving")
             log.notice("upgrade: new master \(u.pid) is serving; draining this one", metadata: [
                 "event": "upgrade-done", "new_pid": "\(u.pid)", "old_version": "\(herddVersionString)",
             ])
@@ -121,17 +130,24 @@ extension Master {
             beginStop(immediate: false)
             return
         }
-        abortUpgrade(u, why: "the new master closed the handover pipe before it was ready")
+        var k = u
+        k.pipeClosed = true
+        k.deadline = min(u.deadline, monotonicNanos() + 2_000_000_000)
+        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.pipeFD, 0, 0)
+        upgrade = k
     }
 
     /// Called from reap(): the new master (our child) exited.
     func upgradeChildExited(_ pid: pid_t, status: String) -> Bool {
         guard let u = upgrade, u.pid == pid else { return false }
+        let alreadyReported = u.killedAt != nil
         endUpgrade()
+        if alreadyReported { return true }
         log.error("upgrade failed: new master \(pid) exited (\(status)) before it was ready; still serving", metadata: [
             "event": "upgrade-failed", "new_pid": "\(pid)", "exit_status": "\(status)",
         ])
         SystemdNotify.status("upgrade failed; " + statusLine())
+        scoreboard.publish(upgrade: .failed, newPID: pid, message: "new master \(pid) exited (\(status)) before it was ready")
         return true
     }
 
@@ -142,7 +158,8 @@ extension Master {
             return
         }
         if now >= u.deadline {
-            abortUpgrade(u, why: "the new master was not ready within --upgrade-timeout \(config.upgradeTimeout) s")
+            abortUpgrade(u, why: u.pipeClosed ? "the new master closed the handover pipe before it was ready"
+                                              : "the new master was not ready within --upgrade-timeout \(config.upgradeTimeout) s")
         }
     }
 
@@ -151,6 +168,7 @@ extension Master {
         log.error("upgrade failed: \(why); stopping pid \(u.pid), still serving", metadata: ["event": "upgrade-failed", "new_pid": "\(u.pid)"])
         // SIGQUIT: the new master stops its workers at once and exits; SIGKILL follows in 5 s.
         kill(u.pid, SIGQUIT)
+        scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "upgrade failed: \(why)")
         var k = u
         k.killedAt = monotonicNanos()
         _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.pipeFD, 0, 0)

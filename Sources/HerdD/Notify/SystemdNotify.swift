@@ -30,5 +30,15 @@ enum SystemdNotify {
         return r > 0 && usec > 0 ? usec : nil
     }
 
+    /// FDSTORE=1 with FDNAME= per listener (one message each: a name applies to every fd of its
+    /// message). Without NOTIFY_SOCKET this does nothing.
+    static func storeListeners(_ listeners: [Listener]) {
+        guard hasNotifySocket else { return }
+        for l in listeners {
+            var fd = l.fd
+            _ = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(l.name)", &fd, 1)
+        }
+    }
+
     static var hasNotifySocket: Bool { getenv("NOTIFY_SOCKET") != nil }
 }

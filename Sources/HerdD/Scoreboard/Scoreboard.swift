@@ -7,9 +7,11 @@ import Glibc
 /// Memory layout (all fields are little-endian UInt64 words, accessed only with the __atomic
 /// helpers of the C shim, so a reader never sees a torn value):
 ///
-///     offset 0     header, 64 bytes: [0] magic "HERDSCB1", [1] layout version, [2] slot count,
-///                  [3] listeners per slot, [4] master pid
-///     offset 64    slot 0, 4096 bytes (512 words), then slot 1, ... (pages are only allocated
+///     offset 0     header, 512 bytes: [0] magic "HERDSCB1", [1] layout version, [2] slot count,
+///                  [3] listeners per slot, [4] master pid, then the master's command results
+///                  (`HeaderField`: generation, reload and upgrade sequence numbers and outcomes)
+///                  and from word 16 a NUL-terminated message for the last failure (384 bytes)
+///     offset 512   slot 0, 4096 bytes (512 words), then slot 1, ... (pages are only allocated
 ///                  when touched, so unused slots cost nothing)
 ///
 /// Slot words (see `Field`): pid, generation, state, heartbeat (CLOCK_MONOTONIC ns), request and
@@ -24,8 +26,16 @@ import Glibc
 /// while no worker process owns it. No locks, no messages, readable when every worker is busy.
 final class Scoreboard: @unchecked Sendable {
     static let magic: UInt64 = 0x3142_4353_4452_4548 // "HERDSCB1" little-endian
-    static let layoutVersion: UInt64 = 1
-    static let headerWords = 8
+    static let layoutVersion: UInt64 = 2
+    static let headerWords = 64
+    static let messageWord = 16
+
+    /// Header words written by the master for `herdd reload` / `herdd upgrade`, which read the
+    /// scoreboard of a running master through /proc/PID/fd.
+    enum HeaderField: Int {
+        case masterPID = 4, generation, reloadSeq, reloadResult, upgradeSeq, upgradeResult, upgradeNewPID
+    }
+    enum Outcome: UInt64 { case none = 0, ok, failed }
     static let slotWords = 512
     static let maxListeners = 16
     static let listenerBase = 32
@@ -86,13 +96,14 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(base, Scoreboard.magic)
     }
 
-    /// Worker side: maps the memfd inherited at `fd` and checks the header.
-    init(attaching fd: Int32) throws {
+    /// Worker side: maps the memfd inherited at `fd` and checks the header. (Also used read-only
+    /// by `herdd reload/upgrade` on a master's fd reopened through /proc.)
+    init(attaching fd: Int32, readOnly: Bool = false) throws {
         var st = stat()
         try sys("fstat", detail: "scoreboard fd \(fd)") { fstat(fd, &st) }
         let size = Int(st.st_size)
         guard size >= Scoreboard.headerWords * 8 else { throw SysError("fstat", errno: EINVAL, detail: "scoreboard too small") }
-        let base = try Scoreboard.map(fd, size)
+        let base = try Scoreboard.map(fd, size, readOnly: readOnly)
         guard herd_load64(base) == Scoreboard.magic, herd_load64(base + 1) == Scoreboard.layoutVersion else {
             munmap(base, size)
             throw SysError("mmap", errno: EINVAL, detail: "fd \(fd) is not a herdd scoreboard")
@@ -103,11 +114,51 @@ final class Scoreboard: @unchecked Sendable {
         self.slotCount = Int(herd_load64(base + 2))
     }
 
-    private static func map(_ fd: Int32, _ size: Int) throws -> UnsafeMutablePointer<UInt64> {
-        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+    private static func map(_ fd: Int32, _ size: Int, readOnly: Bool = false) throws -> UnsafeMutablePointer<UInt64> {
+        guard let p = mmap(nil, size, readOnly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
             throw SysError("mmap", detail: "scoreboard")
         }
         return p.assumingMemoryBound(to: UInt64.self)
+    }
+
+    func header(_ f: HeaderField) -> UInt64 { herd_load64(base + f.rawValue) }
+    func setHeader(_ f: HeaderField, _ v: UInt64) { herd_store64(base + f.rawValue, v) }
+
+    /// The last failure message (master side writes, commands read).
+    var message: String {
+        get {
+            let bytes = UnsafeRawPointer(base + Scoreboard.messageWord).assumingMemoryBound(to: UInt8.self)
+            var out: [UInt8] = []
+            for i in 0..<((Scoreboard.headerWords - Scoreboard.messageWord) * 8 - 1) {
+                let b = bytes[i]
+                if b == 0 { break }
+                out.append(b)
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    func setMessage(_ text: String) {
+        let room = (Scoreboard.headerWords - Scoreboard.messageWord) * 8 - 1
+        let bytes = UnsafeMutableRawPointer(base + Scoreboard.messageWord).assumingMemoryBound(to: UInt8.self)
+        var n = 0
+        for b in text.utf8.prefix(room) { bytes[n] = b; n += 1 }
+        bytes[n] = 0
+    }
+
+    /// Master: publishes the outcome of a reload or an upgrade; the sequence number is written
+    /// last (release store), so a reader that sees it also sees outcome and message.
+    func publish(reload outcome: Outcome, message: String) {
+        setMessage(message)
+        setHeader(.reloadResult, outcome.rawValue)
+        setHeader(.reloadSeq, header(.reloadSeq) &+ 1)
+    }
+
+    func publish(upgrade outcome: Outcome, newPID: pid_t, message: String) {
+        setMessage(message)
+        setHeader(.upgradeNewPID, UInt64(max(0, newPID)))
+        setHeader(.upgradeResult, outcome.rawValue)
+        setHeader(.upgradeSeq, header(.upgradeSeq) &+ 1)
     }
 
     @inline(__always) func word(_ slot: Int, _ f: Field) -> UnsafeMutablePointer<UInt64> {

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Glibc
+
+/// `herdd reload` and `herdd upgrade`: signal a running master and wait for the outcome, so
+/// they can serve as ExecReload= and fail loudly. They read the master's scoreboard (a memfd,
+/// reopened read-only through /proc/PID/fd) where the master publishes each reload's and
+/// upgrade's result with a sequence number.
+struct ReloadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Reload a running master (SIGHUP) and wait until the new generation serves; non-zero exit with the reason if it fails.")
+
+    @OptionGroup var target: ControlTarget
+
+    func run() throws {
+        try target.signalAndWait(signal: SIGHUP, sequence: .reloadSeq, result: .reloadResult, what: "reload") { sb in
+            "reloaded: generation \(sb.header(.generation))"
+        }
+    }
+}
+
+struct UpgradeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upgrade",
+        abstract: "Hot-upgrade a running master (SIGUSR2) and wait until the new master serves; non-zero exit with the reason if it fails.")
+
+    @OptionGroup var target: ControlTarget
+
+    func run() throws {
+        try target.signalAndWait(signal: SIGUSR2, sequence: .upgradeSeq, result: .upgradeResult, what: "upgrade") { sb in
+            "upgraded: new master pid \(sb.header(.upgradeNewPID))"
+        }
+    }
+}
+
+struct ControlTarget: ParsableArguments {
+    @Option(name: .long, help: "PID of the master (default: $MAINPID, as systemd sets it for ExecReload=).")
+    var pid: Int32?
+
+    @Option(name: .long, help: "Seconds to wait for the outcome (default 90).")
+    var timeout: Double = 90
+
+    func masterPID() throws -> Int32 {
+        if let pid { return pid }
+        if let env = getenv("MAINPID"), let p = Int32(String(cString: env)) { return p }
+        throw ValidationError("give --pid PID of the herdd master (or set MAINPID)")
+    }
+
+    func signalAndWait(signal sig: Int32, sequence: Scoreboard.HeaderField, result: Scoreboard.HeaderField, what: String,
+                       success: (Scoreboard) -> String) throws {
+        let pid = try masterPID()
+        let sb: Scoreboard
+        do { sb = try openScoreboard(of: pid) } catch {
+            fail("\(what): \(error)")
+        }
+        let before = sb.header(sequence)
+        guard kill(pid, sig) == 0 else { fail("\(what): \(SysError("kill", detail: "pid \(pid)"))") }
+        let deadline = monotonicNanos() + UInt64(timeout * 1e9)
+        while sb.header(sequence) == before {
+            if monotonicNanos() > deadline { fail("\(what): no outcome within \(timeout) s (see the journal of pid \(pid))") }
+            usleep(50_000)
+        }
+        if sb.header(result) == Scoreboard.Outcome.ok.rawValue {
+            print(success(sb))
+        } else {
+            fail("\(what) failed: \(sb.message)")
+        }
+    }
+
+    private func fail(_ message: String) -> Never {
+        var line = "herdd \(message)\n"
+        line.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
+        Glibc.exit(1)
+    }
+}
+
+/// Finds the scoreboard memfd among a master's open files and maps it read-only.
+func openScoreboard(of pid: Int32) throws -> Scoreboard {
+    let dir = "/proc/\(pid)/fd"
+    guard let d = opendir(dir) else { throw SysError("opendir", detail: "\(dir) (is \(pid) a herdd master you may inspect?)") }
+    defer { closedir(d) }
+    while let entry = readdir(d) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard !name.hasPrefix(".") else { continue }
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink("\(dir)/\(name)", &buf, buf.count - 1)
+        guard n > 0, cText(Array(buf[0..<n])).hasPrefix("/memfd:herdd-scoreboard") else { continue }
+        let fd = open("\(dir)/\(name)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SysError("open", detail: "\(dir)/\(name)") }
+        defer { close(fd) } // the mapping outlives the fd (and the master)
+        return try Scoreboard(attaching: fd, readOnly: true)
+    }
+    throw SysError("readdir", errno: ENOENT, detail: "no herdd scoreboard among the files of pid \(pid); is it a herdd master?")
+}
