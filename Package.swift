@@ -9,8 +9,8 @@ let package = Package(
         .library(name: "Handlers", targets: ["Handlers"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // C view of the Linux and libsystemd APIs Glibc does not export (epoll, signalfd,
