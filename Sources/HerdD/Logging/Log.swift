@@ -95,8 +95,12 @@ enum JournalEncoding {
     static func fields(message: String, priority: Int, role: String, workerID: Int?, metadata: Logger.Metadata) -> [String] {
         var f = ["MESSAGE=\(message)", "PRIORITY=\(priority)", "SYSLOG_IDENTIFIER=herdd", "HERDD_ROLE=\(role)",
                  "HERDD_PID=\(getpid())"]
-        if let workerID { f.append("HERDD_WORKER_ID=\(workerID)") }
-        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) { f.append("\(fieldName(k))=\(v)") }
+        if let workerID, metadata["worker_id"] == nil { f.append("HERDD_WORKER_ID=\(workerID)") }
+        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
+            let name = fieldName(k)
+            if name == "HERDD_ROLE" || name == "HERDD_PID" { continue } // set above, one value each
+            f.append("\(name)=\(v)")
+        }
         return f
     }
 
