@@ -65,6 +65,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("accept-mode"), help: "exclusive (EPOLLEXCLUSIVE, default) or shared (every worker wakes: the thundering herd).")
     var acceptMode: String?
 
+    @Option(name: .long, help: "hot (default: EPOLLEXCLUSIVE's LIFO, a few hot workers) or spread (even spread over workers).")
+    var balance: String?
+
     @Option(name: .customLong("graceful-timeout"), help: "Seconds workers get to finish in-flight requests on stop (default 30).")
     var gracefulTimeout: String?
 
@@ -113,7 +116,7 @@ struct Serve: ParsableCommand {
         for l in listen { o.append(("listen", l)) }
         for h in handler { o.append(("handler", h)) }
         let scalars: [(String, String?)] = [
-            ("default-handler", defaultHandler), ("workers", workers), ("backlog", backlog), ("accept-mode", acceptMode),
+            ("default-handler", defaultHandler), ("workers", workers), ("backlog", backlog), ("accept-mode", acceptMode), ("balance", balance),
             ("graceful-timeout", gracefulTimeout), ("timeout", timeout), ("max-requests", maxRequests),
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
             ("header-timeout", headerTimeout), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),

@@ -9,6 +9,16 @@ enum AcceptMode: String, Sendable, CaseIterable {
     case shared
 }
 
+/// How connections spread over workers (see README "Balance").
+enum BalancePolicy: String, Sendable, CaseIterable {
+    /// EPOLLEXCLUSIVE as the kernel does it: the most recently waiting worker takes the next
+    /// connection (LIFO), so a few hot workers serve most of the load (warm caches).
+    case hot
+    /// A worker rotates to the tail of the wait queue after each accept batch and steps out while
+    /// it holds more than its share of connections.
+    case spread
+}
+
 /// The effective configuration of a herdd instance: defaults, then the config file, then the
 /// command line. The same `key = value` vocabulary serves the config file, the command line
 /// overrides and the master -> worker hand-over, so there is one parser for all three.
@@ -20,6 +30,7 @@ struct ServerConfig: Equatable, Sendable {
     var workers = min(ServerConfig.onlineCPUs(), ServerConfig.workerLimit)
     var backlog: Int32 = 1024
     var acceptMode: AcceptMode = .exclusive
+    var balance: BalancePolicy = .hot
     var gracefulTimeout: Double = 30
     var timeout: Double = 30
     var maxRequests = 0
@@ -46,7 +57,7 @@ struct ServerConfig: Equatable, Sendable {
     static let keys = [
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
-        "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers",
+        "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -103,6 +114,9 @@ struct ServerConfig: Equatable, Sendable {
         case "accept-mode":
             guard let m = AcceptMode(rawValue: value) else { throw fail("expected exclusive or shared, got '\(value)'") }
             acceptMode = m
+        case "balance":
+            guard let b = BalancePolicy(rawValue: value) else { throw fail("expected hot or spread, got '\(value)'") }
+            balance = b
         case "graceful-timeout": gracefulTimeout = try seconds()
         case "timeout": timeout = try seconds()
         case "max-requests": maxRequests = try int(0, Int(Int32.max))
@@ -157,7 +171,7 @@ struct ServerConfig: Equatable, Sendable {
         for (k, v) in handlers.sorted(by: { $0.key < $1.key }) { out.append("handler=\(k)=\(v)") }
         out += [
             "default-handler=\(defaultHandler)", "workers=\(workers)", "backlog=\(backlog)",
-            "accept-mode=\(acceptMode.rawValue)", "graceful-timeout=\(gracefulTimeout)", "timeout=\(timeout)",
+            "accept-mode=\(acceptMode.rawValue)", "balance=\(balance.rawValue)", "graceful-timeout=\(gracefulTimeout)", "timeout=\(timeout)",
             "max-requests=\(maxRequests)", "max-requests-jitter=\(maxRequestsJitter)",
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",

@@ -290,6 +290,7 @@ final class Master {
 
     private func spawnWorker(slot: Int) {
         scoreboard.reset(slot, generation: generation)
+        if UInt64(slot + 1) > scoreboard.header(.slotHighWater) { scoreboard.setHeader(.slotHighWater, UInt64(slot + 1)) }
         var fds: [(Int32, Int32)] = []
         for (i, l) in listeners.enumerated() { fds.append((l.fd, 3 + Int32(i))) }
         let scoreboardFD = 3 + Int32(listeners.count)

@@ -34,6 +34,8 @@ final class Scoreboard: @unchecked Sendable {
     /// scoreboard of a running master through /proc/PID/fd.
     enum HeaderField: Int {
         case masterPID = 4, generation, reloadSeq, reloadResult, upgradeSeq, upgradeResult, upgradeNewPID
+        /// One past the highest slot the master ever used: workers scan only below it.
+        case slotHighWater
     }
     enum Outcome: UInt64 { case none = 0, ok, failed }
     static let slotWords = 512

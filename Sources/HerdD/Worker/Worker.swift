@@ -30,6 +30,10 @@ final class Worker {
     var activeCount = 0
     var draining = false
     var requestsServed = 0
+    /// Connections accepted by this process, and whether it stepped out of the listeners'
+    /// wait queues (--balance spread).
+    var accepted: UInt64 = 0
+    var acceptPaused = false
     let requestLimit: Int
     var now: UInt64 = monotonicNanos()
     private var dateSecond = -1
@@ -72,11 +76,8 @@ final class Worker {
         // blocked in epoll_wait on this listener instead of all of them (the thundering herd).
         // It must be set at EPOLL_CTL_ADD time and cannot be combined with EPOLL_CTL_MOD.
         // Level-triggered on purpose: if we leave connections in the queue, we are woken again.
-        let flags = herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
-        for (i, l) in listeners.enumerated() {
-            try setNonBlocking(l.fd)
-            try sys("epoll_ctl", detail: "listener \(l.name)") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, flags, Worker.listenerTag + UInt64(i)) }
-        }
+        for l in listeners { try setNonBlocking(l.fd) }
+        try watchListeners()
         scoreboard.store(slot, .pid, UInt64(pid))
         scoreboard.store(slot, .startedAt, now)
         scoreboard.store(slot, .heartbeat, now)
@@ -86,7 +87,9 @@ final class Worker {
         var events = [herd_event](repeating: herd_event(), count: 64)
         var lastSweep = now
         while true {
-            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, 1000) }
+            // A worker that stepped back from accepting (--balance spread) looks again soon.
+            let timeout: Int32 = acceptPaused ? 20 : 1000
+            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, timeout) }
             if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "worker") }
             now = monotonicNanos()
             // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
@@ -98,6 +101,7 @@ final class Worker {
                 else if ev.data >= Worker.listenerTag { acceptConnections(Int(ev.data - Worker.listenerTag)) }
                 else { connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events) }
             }
+            if acceptPaused && !draining && !overShare() { try watchListeners() }
             if now - lastSweep >= 1_000_000_000 {
                 lastSweep = now
                 sweep()
@@ -131,6 +135,12 @@ final class Worker {
                     // process got the connection. That is the herd; the EAGAIN that ends a
                     // loop which accepted something is normal and counted apart.
                     scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
+                    if config.balance == .spread && !first {
+                        // Re-arm (DEL + ADD): we move to the tail of the exclusive wait queue, so
+                        // the next connection wakes another idle worker instead of us (LIFO).
+                        unwatchListeners()
+                        try? watchListeners()
+                    }
                     return
                 case EINTR, ECONNABORTED, EPROTO:
                     continue
@@ -142,6 +152,7 @@ final class Worker {
                 }
             }
             first = false
+            accepted += 1
             scoreboard.bump(slot, listener: index, .accepted)
             scoreboard.bump(slot, .accepted)
             if l.isTCP {
@@ -165,7 +176,58 @@ final class Worker {
             connections[i] = conn
             activeCount += 1
             scoreboard.store(slot, .active, UInt64(activeCount))
+            if config.balance == .spread && overShare() {
+                // Leave the rest of the queue to the others: step out of every listener's
+                // wait queue until we are back within our share.
+                unwatchListeners()
+                return
+            }
         }
+    }
+
+    // MARK: - Balance
+
+    /// Registers every listener in our epoll. EPOLLEXCLUSIVE (default): when a connection
+    /// arrives, the kernel wakes only one of the workers blocked in epoll_wait on this listener
+    /// instead of all of them (the thundering herd). It must be set at EPOLL_CTL_ADD time and
+    /// cannot be combined with EPOLL_CTL_MOD. Level-triggered on purpose: connections we leave in
+    /// the queue wake us again. EPOLL_CTL_ADD puts us at the tail of the listener's exclusive
+    /// wait queue, which --balance spread uses to rotate.
+    func watchListeners() throws {
+        let flags = herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
+        for (i, l) in listeners.enumerated() {
+            try sys("epoll_ctl", detail: "listener \(l.name)") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, flags, Worker.listenerTag + UInt64(i)) }
+        }
+        acceptPaused = false
+    }
+
+    func unwatchListeners() {
+        for l in listeners { _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0) }
+        acceptPaused = true
+    }
+
+    /// --balance spread: are we above our share? Above it means more open connections than
+    /// ceil(total / workers), or more accepted connections than the least loaded idle worker
+    /// + 16 (connection-per-request load where nobody holds connections). Busy workers (in a
+    /// handler, maybe stuck) do not count for the minimum, so nobody waits for them.
+    func overShare() -> Bool {
+        let hw = min(Int(scoreboard.header(.slotHighWater)), scoreboard.slotCount)
+        var total: UInt64 = 0
+        var n: UInt64 = 0
+        var minAccepted = UInt64.max
+        for s in 0..<hw where s != slot {
+            let st = scoreboard.state(s)
+            guard st == .idle || st == .busy else { continue }
+            total &+= scoreboard.load(s, .active)
+            n += 1
+            if st == .idle { minAccepted = min(minAccepted, scoreboard.load(s, .accepted)) }
+        }
+        if n == 0 { return false } // alone: never step back
+        total &+= UInt64(activeCount)
+        n += 1
+        let share = (total + n - 1) / n
+        if UInt64(activeCount) > share { return true }
+        return minAccepted != UInt64.max && accepted > minAccepted + 16
     }
 
     private func connectionEvent(_ fd: Int32, _ events: UInt32) {
