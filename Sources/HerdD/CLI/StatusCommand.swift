@@ -97,7 +97,7 @@ func httpGet(_ address: ListenSpec.Address, path: String) throws -> String {
 
 private func connectOrClose<T>(_ fd: Int32, _ sa: inout T, _ what: String) throws {
     let r = withUnsafeBytes(of: &sa) { raw in
-        connect(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        connect(fd, sockaddrPointer(raw), socklen_t(raw.count))
     }
     if r < 0 {
         let e = errno

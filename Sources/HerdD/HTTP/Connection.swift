@@ -63,7 +63,7 @@ final class Connection {
                 if input.count - inputEnd < 4096 { input += repeatElement(0, count: max(16384, input.count)) }
             }
             let room = input.count - inputEnd
-            let n = input.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + inputEnd, room, 0) }
+            let n = input.withUnsafeMutableBytes { raw in raw.baseAddress.map { recv(fd, $0 + inputEnd, room, 0) } ?? -1 }
             if n > 0 {
                 inputEnd += n
                 lastActivity = worker.now
@@ -193,7 +193,7 @@ final class Connection {
         while !closed {
             if outputOffset < output.count {
                 let n = output.withUnsafeBytes { raw in
-                    send(fd, raw.baseAddress! + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL))
+                    raw.baseAddress.map { send(fd, $0 + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL)) } ?? -1
                 }
                 if n < 0 {
                     if errno == EINTR { continue }

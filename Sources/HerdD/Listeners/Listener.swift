@@ -76,7 +76,7 @@ enum Listeners {
                 try reuseAddr(fd, what)
                 _ = try withUnsafeBytes(of: &sa) { raw in
                     try sys("bind", detail: what) {
-                        Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                        Glibc.bind(fd, sockaddrPointer(raw), socklen_t(raw.count))
                     }
                 }
                 try sys("listen", detail: what) { listen(fd, backlog) }
@@ -99,7 +99,7 @@ enum Listeners {
                 }
                 _ = try withUnsafeBytes(of: &sa) { raw in
                     try sys("bind", detail: what) {
-                        Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                        Glibc.bind(fd, sockaddrPointer(raw), socklen_t(raw.count))
                     }
                 }
                 try sys("listen", detail: what) { listen(fd, backlog) }
@@ -119,7 +119,7 @@ enum Listeners {
             do {
                 _ = try withUnsafeBytes(of: &sa) { raw in
                     try sys("bind", detail: what) {
-                        Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                        Glibc.bind(fd, sockaddrPointer(raw), socklen_t(raw.count))
                     }
                 }
                 try sys("listen", detail: what) { listen(fd, backlog) }
@@ -145,7 +145,7 @@ enum Listeners {
         guard probe >= 0 else { throw SysError("socket", detail: "probe unix:\(path)") }
         defer { close(probe) }
         let r = withUnsafeBytes(of: &sa) { raw in
-            connect(probe, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+            connect(probe, sockaddrPointer(raw), socklen_t(raw.count))
         }
         if r == 0 { throw ActivationError(message: "unix:\(path) is in use by another process") }
         if errno == ECONNREFUSED { try sys("unlink", detail: path) { unlink(path) } }
@@ -156,7 +156,7 @@ enum Listeners {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let r = withUnsafeMutableBytes(of: &storage) { raw in
-            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+            getsockname(fd, sockaddrPointer(raw), &len)
         }
         guard r == 0 else { return nil }
         return withUnsafeBytes(of: &storage) { raw in socketAddressText(raw, Int(len)) }

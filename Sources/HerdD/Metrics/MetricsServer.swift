@@ -89,7 +89,9 @@ final class MetricsServer {
             if !isHEAD, case .bytes(let b) = response.body { c.output += b }
         }
         while c.sent < c.output.count {
-            let n = c.output.withUnsafeBytes { send(fd, $0.baseAddress! + c.sent, c.output.count - c.sent, Int32(MSG_NOSIGNAL)) }
+            let n = c.output.withUnsafeBytes { raw in
+                raw.baseAddress.map { send(fd, $0 + c.sent, c.output.count - c.sent, Int32(MSG_NOSIGNAL)) } ?? -1
+            }
             if n > 0 { c.sent += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { clients[fd] = c; return }

@@ -95,10 +95,22 @@ func readTimer(_ fd: Int32) -> UInt64 {
 
 /// Writes the whole buffer to a blocking fd (used for stderr logging).
 func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress else { return }
     var off = 0
     while off < bytes.count {
-        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        let n = write(fd, base + off, bytes.count - off)
         if n < 0 { if errno == EINTR { continue }; return }
         off += n
     }
+}
+
+/// The sockaddr view of a socket address struct's bytes (for bind/connect/getsockname).
+@inline(__always)
+func sockaddrPointer(_ raw: UnsafeRawBufferPointer) -> UnsafePointer<sockaddr>? {
+    raw.baseAddress?.assumingMemoryBound(to: sockaddr.self)
+}
+
+@inline(__always)
+func sockaddrPointer(_ raw: UnsafeMutableRawBufferPointer) -> UnsafeMutablePointer<sockaddr>? {
+    raw.baseAddress?.assumingMemoryBound(to: sockaddr.self)
 }
