@@ -69,7 +69,11 @@ final class Worker {
             exit(1)
         }
         signal(SIGPIPE, SIG_IGN)
-        sigfd = try makeSignalFD([SIGTERM, SIGINT, SIGQUIT])
+        // TERM/INT (drain) are read from a signalfd between events. QUIT must work even while a
+        // handler runs, so it keeps a real handler that only calls _exit (async-signal-safe;
+        // the default action would dump core).
+        signal(SIGQUIT) { _ in _exit(0) }
+        sigfd = try makeSignalFD([SIGTERM, SIGINT])
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), Worker.signalTag) }
         // EPOLLEXCLUSIVE: when a connection arrives, the kernel wakes only one of the workers
@@ -314,17 +318,8 @@ final class Worker {
     // MARK: - Signals, timeouts, drain
 
     private func handleSignals() {
-        while let sig = readSignal(sigfd) {
-            switch sig {
-            case SIGQUIT:
-                scoreboard.store(slot, .exitReason, Scoreboard.ExitReason.quit.rawValue)
-                scoreboard.store(slot, .state, Scoreboard.State.exited.rawValue)
-                logCounters()
-                exit(0)
-            default:
-                beginDrain(reason: .drained)
-            }
-        }
+        // TERM (master stop, retire, or PR_SET_PDEATHSIG) and INT (terminal Ctrl-C): drain.
+        while readSignal(sigfd) != nil { beginDrain(reason: .drained) }
     }
 
     /// Stop accepting (remove and close our copies of the listeners; the master keeps its own),
