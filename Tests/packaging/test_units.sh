@@ -64,7 +64,7 @@ expect herdd-metrics.socket Service herdd.service
 expect herdd.service Type notify
 expect herdd.service NotifyAccess all
 expect herdd.service ExecStart "/usr/bin/herdd --config /etc/herdd/herdd.conf"
-expect herdd.service ExecReload '/bin/kill -HUP $MAINPID'
+expect herdd.service ExecReload '/usr/bin/herdd reload'
 expect herdd.service KillMode mixed
 expect herdd.service TimeoutStopSec 35
 expect herdd.service WatchdogSec 10

@@ -417,8 +417,9 @@ final class Master {
             kill(u.pid, SIGQUIT)
         }
         if handedOver {
-            // The new master is systemd's main pid now: STOPPING=1 from us would stop the service.
-            SystemdNotify.status("old master draining after upgrade")
+            // The new master is systemd's main pid now: STOPPING=1 (or any STATUS=) from us
+            // would stop the service or overwrite the new master's status.
+            SystemdNotify.silenced = true
         } else {
             SystemdNotify.stopping(status: immediate ? "stopping now" : "draining \(workers.count) workers")
         }

@@ -7,8 +7,13 @@ enum SystemdNotify {
     /// Sends one or more newline-separated assignments ("READY=1\nSTATUS=...").
     /// unset_environment=0: the master keeps NOTIFY_SOCKET for later messages; workers are
     /// spawned with it removed (they never talk to systemd themselves).
+    /// Set by an old master once a hot upgrade handed the service over: with NotifyAccess=all
+    /// its STATUS= lines would overwrite the new main process's.
+    nonisolated(unsafe) static var silenced = false
+
     @discardableResult
     static func send(_ state: String) -> Bool {
+        if silenced { return false }
         let r = sd_notify(0, state)
         return r > 0
     }

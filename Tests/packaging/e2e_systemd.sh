@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# End-to-end test of the herdd Debian package under a real systemd: boots a Debian 12
+# container with systemd-nspawn (private network: only its own loopback), installs the
+# .deb and exercises socket activation, Type=notify status, journald fields, reload, hot
+# upgrade (SIGUSR2, and a package upgrade when a second .deb is given), restart after
+# kill -9, graceful stop, purge. Every wait is bounded; all traffic stays inside the
+# container's loopback.
+#
+#   Tests/packaging/e2e_systemd.sh [HERDD_DEB [HERDD_DEB2]]
+#
+# HERDD_DEB defaults to the newest out/herdd_*.deb (packaging/build-deb.sh). HERDD_DEB2, a
+# higher version (e.g. HERDD_DEB_VERSION=0.1.0-2 HERDD_BUILD_TAG=... build-deb.sh), adds the
+# package-upgrade test. The Debian 12 rootfs is debootstrap'ed once and cached as
+# $HERDD_E2E_CACHE (default /var/tmp/herdd-rootfs-bookworm.tar.gz); each run unpacks a fresh copy.
+set -uo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${HERDD_E2E_CACHE:-/var/tmp/herdd-rootfs-bookworm.tar.gz}"
+MIRROR="${HERDD_E2E_MIRROR:-http://deb.debian.org/debian}"
+
+DEB="${1:-$(ls -t "$REPO"/out/herdd_*.deb 2>/dev/null | head -1)}"
+DEB2="${2:-}"
+[ -f "$DEB" ] || { echo "e2e: no .deb (run packaging/build-deb.sh first)"; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "e2e: needs root"; exit 2; }
+
+need=()
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v nsenter >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" || exit 2
+fi
+
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+check() { local what="$1"; shift; if "$@"; then ok "$what"; return 0; else fail "$what"; return 1; fi; }
+note() { echo "     $*"; }
+
+# --- rootfs -------------------------------------------------------------------------------
+if [ ! -s "$CACHE" ]; then
+    echo "== debootstrap Debian 12 into a cache ($CACHE)"
+    tmp="$(mktemp -d /var/tmp/herdd-debootstrap.XXXXXX)"
+    timeout 1200 debootstrap --variant=minbase \
+        --include=systemd,systemd-sysv,dbus,curl,procps,iproute2,ca-certificates,libsystemd0 \
+        bookworm "$tmp" "$MIRROR" >/tmp/herdd-debootstrap.log 2>&1 \
+        || { echo "e2e: debootstrap failed, see /tmp/herdd-debootstrap.log"; rm -rf "$tmp"; exit 2; }
+    tar -C "$tmp" -czf "$CACHE.part" . && mv "$CACHE.part" "$CACHE"
+    rm -rf "$tmp"
+fi
+ROOT="$(mktemp -d /var/tmp/herdd-e2e-root.XXXXXX)"
+BOOT_LOG="$ROOT.boot.log"
+NSPAWN_PID=""
+cleanup() {
+    if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        kill -TERM "$NSPAWN_PID" 2>/dev/null   # nspawn asks the container's systemd to halt
+        for _ in $(seq 1 30); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.5; done
+        kill -KILL "$NSPAWN_PID" 2>/dev/null
+        wait "$NSPAWN_PID" 2>/dev/null
+    fi
+    if grep -q " $ROOT" /proc/mounts; then umount -R "$ROOT" 2>/dev/null || umount -lR "$ROOT" 2>/dev/null; fi
+    rm -rf --one-file-system "$ROOT"
+    if [ "$failed" -gt 0 ] && [ -s "$BOOT_LOG" ]; then
+        echo "== container console (last 30 lines)"; tail -30 "$BOOT_LOG"
+    fi
+    rm -f "$BOOT_LOG"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+tar -C "$ROOT" -xzf "$CACHE"
+echo herdd-e2e > "$ROOT/etc/hostname"
+cp "$DEB" "$ROOT/root/herdd1.deb"
+[ -n "$DEB2" ] && cp "$DEB2" "$ROOT/root/herdd2.deb"
+
+# --- boot -----------------------------------------------------------------------------------
+# --register=no --keep-unit: no machined/dbus on the host needed (the host's PID 1 need not be
+# systemd). --private-network: the container has only its own loopback. timeout: a bound on
+# the whole container lifetime.
+timeout 900 systemd-nspawn -q --register=no --keep-unit --private-network --console=passive \
+    -D "$ROOT" -b >"$BOOT_LOG" 2>&1 &
+NSPAWN_PID=$!
+LEADER=""
+for _ in $(seq 1 100); do
+    # the container's PID 1: child of systemd-nspawn (itself the child of timeout); an
+    # intermediate "outer child" exists briefly
+    ns="$(pgrep -P "$NSPAWN_PID" -x systemd-nspawn | head -1)"
+    [ -n "$ns" ] && LEADER="$(pgrep -P "$ns" | head -1)"
+    [ -n "$LEADER" ] && [ "$(cat /proc/"$LEADER"/comm 2>/dev/null)" = systemd ] && break
+    LEADER=""
+    sleep 0.2
+done
+[ -n "$LEADER" ] || { echo "e2e: systemd-nspawn did not start"; cat "$BOOT_LOG"; exit 1; }
+cin() { nsenter -t "$LEADER" -a "$@"; }
+# herdd_procs: true if a herdd master (/usr/bin/herdd) or worker ("herdd worker ...") runs
+# (matched on the start of the command line: pgrep -f would match the bash -c text itself).
+sh_in() { nsenter -t "$LEADER" -a /bin/bash -c "herdd_procs() { ps -eo args= | grep -Eq '^(/usr/bin/herdd|herdd worker)'; }; $1"; }
+state=""
+for _ in $(seq 1 60); do
+    state="$(cin systemctl is-system-running 2>/dev/null)"
+    case "$state" in running|degraded) break ;; esac
+    sleep 1
+done
+if [[ "$state" =~ ^(running|degraded)$ ]]; then
+    ok "container booted systemd ($state, $(cin systemctl --version | head -1))"
+else
+    fail "container systemd state '$state' after 60 s"; cat "$BOOT_LOG"; exit 1
+fi
+
+curl_in() { cin curl -sS -m "${CURL_MAX_TIME:-5}" "$@"; }
+mainpid() { cin systemctl show -p MainPID --value herdd.service; }
+# Bounded request loop: SECONDS_ seconds of sequential requests; prints "ok bad".
+load_loop() { # seconds url
+    sh_in "ok=0; bad=0; end=\$((SECONDS+$1)); while [ \$SECONDS -lt \$end ]; do
+             if curl -fsS -m 3 -o /dev/null '$2'; then ok=\$((ok+1)); else bad=\$((bad+1)); fi; done
+           echo \"\$ok \$bad\""
+}
+wait_until() { # seconds command...: polls every 0.5 s
+    local n=$(( $1 * 2 )); shift
+    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.5; done
+    return 1
+}
+
+# --- install ----------------------------------------------------------------------------------
+echo "== install $(basename "$DEB")"
+if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q /root/herdd1.deb 2>&1)"; then
+    ok "apt install ./$(basename "$DEB") (offline: every Depends already in the base system)"
+else
+    fail "apt install"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'; exit 1
+fi
+check "herdd.socket and herdd-metrics.socket enabled" \
+    test "$(cin systemctl is-enabled herdd.socket herdd-metrics.socket | tr '\n' ' ')" = "enabled enabled "
+check "sockets listening after install" \
+    sh_in "systemctl is-active -q herdd.socket herdd-metrics.socket && ss -Hltn | grep -q ':8080 ' && ss -Hltn | grep -q '127.0.0.1:9100 '"
+check "herdd.service not started by the install (socket activation)" \
+    test "$(cin systemctl is-active herdd.service)" = inactive
+
+# --- socket activation, status, journal ----------------------------------------------------
+body="$(curl_in http://127.0.0.1:8080/)"
+check "first request activates herdd and is served (got '$body')" test "$body" = hello
+check "herdd.service active (READY=1)" wait_until 10 sh_in "systemctl is-active -q herdd.service"
+status="$(cin systemctl status herdd.service --no-pager 2>&1)"
+statusline="$(printf '%s\n' "$status" | sed -n 's/^ *Status: //p')"
+note "Status: $statusline"
+check "systemctl status shows the STATUS= line" grep -q workers <<<"$statusline"
+check "TriggeredBy both sockets" sh_in "systemctl status herdd --no-pager | grep -A1 TriggeredBy | grep -q herdd-metrics.socket"
+m="$(curl_in http://127.0.0.1:9100/metrics)"
+check "metrics socket served by the master (/metrics)" grep -q '^herdd_' <<<"$m"
+check "herdd status (metrics socket)" sh_in "herdd status | grep -q 'master pid'"
+events="$(cin journalctl -u herdd.service -o json --no-pager | grep -o '"HERDD_EVENT":"[^"]*"' | sort -u | tr '\n' ' ')"
+note "journal HERDD_EVENT values: $events"
+check "journalctl -o json has HERDD_EVENT fields (start, ready)" \
+    sh_in "journalctl -u herdd -o json --no-pager | grep -q '\"HERDD_EVENT\":\"ready\"'"
+MP="$(mainpid)"
+note "main pid $MP: $(cin ps -o user=,pid=,args= -p "$MP")"
+check "runs as a transient non-root user (DynamicUser)" test "$(cin ps -o uid= -p "$MP" | tr -d ' ')" -ne 0
+check "sandbox: NoNewPrivs=1, Seccomp=2, no capabilities" \
+    sh_in "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$MP/status && grep -q '^Seccomp:[[:space:]]*2' /proc/$MP/status && grep -q '^CapEff:[[:space:]]*0000000000000000' /proc/$MP/status"
+
+# --- reload (SIGHUP): new config applied, zero failed requests --------------------------------
+sh_in "sed -i 's/^handler = http=hello/handler = http=debug/' /etc/herdd/herdd.conf"
+load_loop 6 http://127.0.0.1:8080/ >/tmp/herdd-e2e-load.$$ &
+LP=$!
+sleep 1
+check "systemctl reload herdd" cin timeout 30 systemctl reload herdd.service
+wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
+note "requests during reload: $good ok, $bad failed"
+check "reload: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0
+check "reload: same main pid" test "$(mainpid)" = "$MP"
+check "reload: new config serves (debug handler /sleep/10)" \
+    wait_until 10 sh_in "curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/sleep/10"
+check "reload: journal has the reload" sh_in "journalctl -u herdd -o json --no-pager | grep -q '\"HERDD_EVENT\":\"reload'"
+
+# --- hot upgrade (SIGUSR2 to the master), zero failed requests ---------------------------------
+load_loop 10 http://127.0.0.1:8080/sleep/20 >/tmp/herdd-e2e-load.$$ &
+LP=$!
+sleep 2
+cin systemctl kill --kill-who=main -s USR2 herdd.service
+wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
+note "requests during the USR2 upgrade: $good ok, $bad failed"
+check "USR2 upgrade: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0
+MP2="$(mainpid)"
+check "USR2 upgrade: systemd follows the new MAINPID ($MP -> $MP2)" test "$MP2" != "$MP" -a "$MP2" != 0
+check "USR2 upgrade: old master gone, service active" \
+    wait_until 40 sh_in "! kill -0 $MP 2>/dev/null && systemctl is-active -q herdd"
+note "Status after upgrade: $(cin systemctl show -p StatusText --value herdd.service)"
+
+# --- package upgrade: postinst hot-upgrades the running server ------------------------------
+if [ -n "$DEB2" ]; then
+    v1="$(curl_in http://127.0.0.1:9100/status | head -1)"
+    MP="$(mainpid)"
+    load_loop 12 http://127.0.0.1:8080/sleep/20 >/tmp/herdd-e2e-load.$$ &
+    LP=$!
+    sleep 2
+    if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q /root/herdd2.deb 2>&1)"; then
+        ok "apt install ./$(basename "$DEB2") (upgrade)"
+    else
+        fail "apt install ./$(basename "$DEB2")"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+    fi
+    wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
+    note "requests during the package upgrade: $good ok, $bad failed"
+    check "package upgrade: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0
+    wait_until 40 sh_in "! kill -0 $MP 2>/dev/null"
+    v2="$(curl_in http://127.0.0.1:9100/status | head -1)"
+    note "before: $v1"; note "after:  $v2"
+    newver="$(cin herdd --version)"
+    check "package upgrade: new master ($(mainpid)) runs the new binary ($newver)" \
+        sh_in "[ \"\$(systemctl show -p MainPID --value herdd)\" != $MP ] && curl -fsS -m 5 http://127.0.0.1:9100/status | head -1 | grep -qF 'herdd $newver '"
+    check "package upgrade: sockets were not restarted (service stayed active)" \
+        test "$(cin systemctl show -p NRestarts --value herdd.service)" = 0
+fi
+
+# --- kill -9 of the master: systemd restarts it ---------------------------------------------
+MP="$(mainpid)"
+restarts="$(cin systemctl show -p NRestarts --value herdd.service)"
+cin kill -9 "$MP"
+check "kill -9 master: restarted by systemd within 30 s" \
+    wait_until 30 sh_in "p=\$(systemctl show -p MainPID --value herdd); [ \"\$p\" != 0 ] && [ \"\$p\" != $MP ] && systemctl is-active -q herdd"
+check "kill -9 master: NRestarts incremented" test "$(cin systemctl show -p NRestarts --value herdd.service)" -gt "$restarts"
+check "kill -9 master: serving again" wait_until 10 sh_in "curl -fsS -m 3 -o /dev/null http://127.0.0.1:8080/"
+
+# --- stop drains in-flight requests ------------------------------------------------------------
+sh_in "curl -sS -m 20 -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/sleep/3000 >/tmp/drain.code 2>&1" &
+CP=$!
+sleep 0.7
+t0=$SECONDS
+check "systemctl stop herdd (within TimeoutStopSec)" cin timeout 45 systemctl stop herdd.service
+took=$((SECONDS - t0))
+wait "$CP"
+code="$(cin cat /tmp/drain.code 2>/dev/null)"
+note "stop took ${took}s; in-flight /sleep/3000 got '$code'"
+check "stop: the in-flight request completed (200)" test "$code" = 200
+check "stop: service inactive, no herdd process left" \
+    sh_in "[ \"\$(systemctl is-active herdd.service)\" = inactive ] && ! herdd_procs"
+if ! check "stop: sockets still listening, next request re-activates herdd" \
+    sh_in "systemctl is-active -q herdd.socket && curl -fsS -m 10 -o /dev/null http://127.0.0.1:8080/ &&
+           for i in \$(seq 1 20); do systemctl is-active -q herdd && exit 0; sleep 0.5; done; exit 1"; then
+    cin systemctl status --no-pager herdd.service herdd.socket 2>&1 | sed 's/^/     /'
+fi
+
+# --- SIGUSR2 to the whole cgroup (systemctl kill without --kill-who=main) ------------------------
+# Workers ignore the master's signals, so this upgrades as well, with zero failed requests.
+MP="$(mainpid)"
+load_loop 8 http://127.0.0.1:8080/ >/tmp/herdd-e2e-load.$$ &
+LP=$!
+sleep 1
+cin systemctl kill -s USR2 herdd.service
+wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
+note "requests during 'systemctl kill -s USR2' (all processes): $good ok, $bad failed"
+check "USR2 to every process: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0
+check "USR2 to every process: new main pid, old master gone" \
+    wait_until 40 sh_in "p=\$(systemctl show -p MainPID --value herdd); [ \"\$p\" != 0 ] && [ \"\$p\" != $MP ] && ! kill -0 $MP 2>/dev/null"
+check "USR2 to every process: no process died of it" \
+    sh_in "! journalctl -u herdd --no-pager --since -15s | grep -qE 'signal 12|upgrade failed'"
+
+# --- a reload that fails is reported by systemctl reload (ExecReload=herdd reload) ------------
+sh_in "cp /etc/herdd/herdd.conf /tmp/herdd.conf.good && echo 'workers = many' >> /etc/herdd/herdd.conf"
+if cin timeout 60 systemctl reload herdd.service >/dev/null 2>&1; then
+    fail "broken config: systemctl reload should fail"
+else
+    ok "broken config: systemctl reload fails"
+fi
+check "broken config: the reason is in the journal" \
+    sh_in "journalctl -u herdd --no-pager --since -30s | grep -q 'workers: expected an integer'"
+check "broken config: still active and serving" sh_in "systemctl is-active -q herdd && curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/"
+sh_in "cp /tmp/herdd.conf.good /etc/herdd/herdd.conf"
+check "fixed config: systemctl reload succeeds" cin timeout 60 systemctl reload herdd.service
+
+# --- remove and purge ----------------------------------------------------------------------------
+if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get purge -y -q herdd 2>&1)"; then
+    ok "apt purge herdd"
+else
+    fail "apt purge herdd"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+fi
+check "purge: nothing listening on 8080/9100, no herdd process" \
+    wait_until 40 sh_in "! ss -Hltn | grep -qE ':8080 |:9100 ' && ! herdd_procs"
+check "purge: /etc/herdd and unit symlinks gone" \
+    sh_in "[ ! -e /etc/herdd ] && [ ! -e /etc/systemd/system/sockets.target.wants/herdd.socket ] && [ ! -e /lib/systemd/system/herdd.service ]"
+
+rm -f /tmp/herdd-e2e-load.$$
+echo "e2e: $passed passed, $failed failed"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
