@@ -162,7 +162,9 @@ sh_in "sed -i 's/^handler = http=hello/handler = http=debug/' /etc/herdd/herdd.c
 load_loop 6 http://127.0.0.1:8080/ >/tmp/herdd-e2e-load.$$ &
 LP=$!
 sleep 1
-check "systemctl reload herdd" cin timeout 30 systemctl reload herdd.service
+if ! check "systemctl reload herdd" cin timeout 30 systemctl reload herdd.service; then
+    cin journalctl -u herdd.service --no-pager -n 15 2>&1 | sed 's/^/     /'
+fi
 wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
 note "requests during reload: $good ok, $bad failed"
 check "reload: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0

@@ -30,6 +30,8 @@ final class Connection {
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
     private(set) var closed = false
+    /// Requests this connection has carried.
+    private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
     private var sentContinue = false
     private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
@@ -109,6 +111,7 @@ final class Connection {
             case .request(let request, let consumed):
                 inputStart += consumed
                 requestStartedAt = nil
+                served += 1
                 sentContinue = false
                 serve(request)
             }
@@ -283,7 +286,24 @@ final class Connection {
             }
             return
         }
-        if worker.draining || now - lastActivity > UInt64(worker.config.keepAliveTimeout * 1e9) { close() }
+        if worker.draining {
+            // A connection that has not sent its first request yet gets a moment while we drain:
+            // its client is about to send it (closing now would fail that request).
+            if served > 0 || now - lastActivity > Connection.drainGraceNanos { close() }
+            return
+        }
+        if now - lastActivity > UInt64(worker.config.keepAliveTimeout * 1e9) { close() }
+    }
+
+    static let drainGraceNanos: UInt64 = 1_000_000_000
+
+    /// Drain started: pull in whatever the client already sent (a request racing with our
+    /// decision is served, with `Connection: close`), then close if the connection is an idle
+    /// keep-alive one. Fresh connections wait for their first request (see checkTimeouts).
+    func drain() {
+        guard !closed else { return }
+        readable()
+        if !closed && isIdle && served > 0 { close() }
     }
 
     func close() {

@@ -326,7 +326,8 @@ final class Worker {
     }
 
     /// Stop accepting (remove and close our copies of the listeners; the master keeps its own),
-    /// close idle connections, finish in-flight requests with `Connection: close`, then exit.
+    /// close idle keep-alive connections, finish in-flight requests (and first requests of fresh
+    /// connections, for a short grace) with `Connection: close`, then exit.
     func beginDrain(reason: Scoreboard.ExitReason) {
         guard !draining else { return }
         draining = true
@@ -336,7 +337,7 @@ final class Worker {
             _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
             close(l.fd)
         }
-        for case let c? in connections where c.isIdle { c.close() }
+        for case let c? in connections { c.drain() }
     }
 
     private func sweep() {
