@@ -189,3 +189,15 @@ def test_fd_store_keeps_listeners_across_a_restart(tmp_path):
             os.close(fd)
         store.close()
         os.unlink(path)
+
+
+def test_scoreboard_published_in_runtime_directory(herd_factory, tmp_path):
+    rt = tmp_path / "run"
+    rt.mkdir()
+    port = free_ports(1)[0]
+    h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}"], env={"RUNTIME_DIRECTORY": str(rt)})
+    assert (rt / "scoreboard").is_file()
+    p = run_herdd(["reload", "--pid", str(h.pid), "--timeout", "20"], timeout=30)
+    assert p.returncode == 0 and "generation 2" in p.stdout, p.stderr
+    assert h.stop() == 0
+    assert not (rt / "scoreboard").exists(), "the master removes its published scoreboard at exit"

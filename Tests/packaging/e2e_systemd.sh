@@ -250,8 +250,10 @@ cin systemctl kill -s USR2 herdd.service
 wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
 note "requests during 'systemctl kill -s USR2' (all processes): $good ok, $bad failed"
 check "USR2 to every process: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0
-check "USR2 to every process: new main pid, old master gone" \
-    wait_until 40 sh_in "p=\$(systemctl show -p MainPID --value herdd); [ \"\$p\" != 0 ] && [ \"\$p\" != $MP ] && ! kill -0 $MP 2>/dev/null"
+if ! check "USR2 to every process: new main pid, old master gone" \
+    wait_until 40 sh_in "p=\$(systemctl show -p MainPID --value herdd); [ \"\$p\" != 0 ] && [ \"\$p\" != $MP ] && ! kill -0 $MP 2>/dev/null"; then
+    cin journalctl -u herdd.service --no-pager -n 25 2>&1 | sed 's/^/     /'
+fi
 check "USR2 to every process: no process died of it" \
     sh_in "! journalctl -u herdd --no-pager --since -15s | grep -qE 'signal 12|upgrade failed'"
 

@@ -74,8 +74,25 @@ struct ControlTarget: ParsableArguments {
     }
 }
 
-/// Finds the scoreboard memfd among a master's open files and maps it read-only.
+/// The scoreboard of master `pid`: the memfd among its open files (/proc/PID/fd), or, where that
+/// is hidden (systemd sandboxing), the copy it published in $RUNTIME_DIRECTORY. Mapped read-only.
 func openScoreboard(of pid: Int32) throws -> Scoreboard {
+    do { return try openScoreboardThroughProc(pid) } catch let procError {
+        let dir = getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) }
+            ?? "/run/herdd"
+        let path = "\(dir)/\(Scoreboard.fileName)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SysError("open", detail: "\(path) (and \(procError))") }
+        defer { close(fd) }
+        let sb = try Scoreboard(attaching: fd, readOnly: true)
+        guard sb.header(.masterPID) == UInt64(pid) else {
+            throw SysError("open", errno: ESRCH, detail: "\(path) belongs to master \(sb.header(.masterPID)), not \(pid)")
+        }
+        return sb
+    }
+}
+
+private func openScoreboardThroughProc(_ pid: Int32) throws -> Scoreboard {
     let dir = "/proc/\(pid)/fd"
     guard let d = opendir(dir) else { throw SysError("opendir", detail: "\(dir) (is \(pid) a herdd master you may inspect?)") }
     defer { closedir(d) }
@@ -86,7 +103,10 @@ func openScoreboard(of pid: Int32) throws -> Scoreboard {
         guard !name.hasPrefix(".") else { continue }
         var buf = [CChar](repeating: 0, count: 256)
         let n = readlink("\(dir)/\(name)", &buf, buf.count - 1)
-        guard n > 0, cText(Array(buf[0..<n])).hasPrefix("/memfd:herdd-scoreboard") else { continue }
+        guard n > 0 else { continue }
+        let target = cText(Array(buf[0..<n]))
+        // The memfd, or the file published in the runtime directory (the magic is checked on map).
+        guard target.hasPrefix("/memfd:herdd-scoreboard") || target.hasSuffix("/" + Scoreboard.fileName) else { continue }
         let fd = open("\(dir)/\(name)", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SysError("open", detail: "\(dir)/\(name)") }
         defer { close(fd) } // the mapping outlives the fd (and the master)

@@ -106,7 +106,9 @@ final class Master {
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
         // Twice the hard limit: during a rolling reload old and new workers overlap.
-        self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid())
+        let runtimeDir = getenv("RUNTIME_DIRECTORY").map { String(cString: $0).split(separator: ":").first.map(String.init) ?? "" }
+        self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid(),
+                                         publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil)
         self.backlogPeak = Array(repeating: 0, count: self.listeners.count)
         self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
         self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
@@ -146,6 +148,7 @@ final class Master {
             tick()
             if stop != nil && workers.isEmpty && (upgrade == nil || handedOver) { break }
         }
+        scoreboard.unpublish(masterPID: getpid())
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
         return exitCode

@@ -74,8 +74,22 @@ final class Scoreboard: @unchecked Sendable {
     static func size(slots: Int) -> Int { (headerWords + slots * slotWords) * 8 }
 
     /// Master side: creates the memfd and maps it.
-    init(creatingSlots slots: Int, masterPID: Int32) throws {
-        let low = try sys("memfd_create") { memfd_create("herdd-scoreboard", MFD_CLOEXEC) }
+    /// With `publishDirectory` (systemd's $RUNTIME_DIRECTORY), the scoreboard is a file
+    /// `DIR/scoreboard` on that tmpfs instead of an anonymous memfd, so `herdd reload` /
+    /// `herdd upgrade` run as ExecReload= can open it where /proc/PID/fd is hidden from them
+    /// (ProtectProc=invisible, PrivateUsers=). It is created under a temporary name and renamed
+    /// into place: a master being replaced keeps its own file (and a reader its mapping).
+    init(creatingSlots slots: Int, masterPID: Int32, publishDirectory: String? = nil) throws {
+        var published: (tmp: String, final: String)? = nil
+        let low: Int32
+        if let dir = publishDirectory {
+            let final = dir + "/" + Scoreboard.fileName
+            let tmp = final + ".\(masterPID)"
+            low = try sys("open", detail: tmp) { open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+            published = (tmp, final)
+        } else {
+            low = try sys("memfd_create") { memfd_create("herdd-scoreboard", MFD_CLOEXEC) }
+        }
         // Keep it above 100 like the listeners, so posix_spawn's dup2 to 3, 4, ... never
         // overwrites it before it is copied to its own target number.
         let fd: Int32
@@ -96,6 +110,29 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(base + 3, UInt64(Scoreboard.maxListeners))
         herd_store64(base + 4, UInt64(masterPID))
         herd_store64(base, Scoreboard.magic)
+        if let p = published {
+            do { try sys("rename", detail: "\(p.tmp) -> \(p.final)") { rename(p.tmp, p.final) } } catch {
+                unlink(p.tmp)
+                throw error
+            }
+            self.path = p.final
+        }
+    }
+
+    static let fileName = "scoreboard"
+    /// Where the scoreboard is published (nil: memfd only).
+    private(set) var path: String? = nil
+
+    /// Master exit: remove the published file if it is still ours (an upgrade may have
+    /// replaced it with the new master's).
+    func unpublish(masterPID: Int32) {
+        guard let path else { return }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        if let other = try? Scoreboard(attaching: fd, readOnly: true), other.header(.masterPID) == UInt64(masterPID) {
+            unlink(path)
+        }
     }
 
     /// Worker side: maps the memfd inherited at `fd` and checks the header. (Also used read-only
