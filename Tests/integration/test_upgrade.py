@@ -219,3 +219,47 @@ def test_upgrade_timeout_kills_the_new_master_and_refuses_a_second_usr2(upgrade_
     for _ in range(20):
         assert http_get(port, "/").status == 200
     assert herd.stop() == 0
+
+
+def test_usr2_to_every_process_of_the_unit(upgrade_env):
+    """`systemctl kill -s USR2 herdd` (no --kill-who=main) signals the master, its workers, and
+    - racing with the upgrade - the new master while it starts. Nobody may die of it."""
+    herd, binary, port, mport, notify, extra = upgrade_env
+    assert wait_http(port).status == 200
+    notify.wait_for("READY=1", timeout=15)
+    old_pid = herd.pid
+    load = LoadThread(port, max_seconds=30, keepalive=False)
+    load.start()
+    try:
+        n_before = notify.count()
+        os.kill(old_pid, signal.SIGUSR2)
+        # Like systemd's fan-out: one more USR2 to every other process of the tree, the new
+        # master included as soon as it exists (it is still starting up then).
+        deadline = time.monotonic() + 5
+        signalled_new = False
+        while time.monotonic() < deadline and not signalled_new:
+            tree = children_of(old_pid)
+            for p in tree:
+                if "worker" not in proc_cmdline(p):
+                    signalled_new = True
+            for p in tree:
+                try:
+                    os.kill(p, signal.SIGUSR2)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.002)
+        assert signalled_new
+        msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n_before)
+        new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
+        extra.append(new_pid)
+        assert herd.wait(20) == 0
+        time.sleep(0.3)
+    finally:
+        load.stop()
+    assert load.failures == [], load.failures[:5]
+    assert not herd.events("upgrade-failed"), herd.log_tail()
+    assert "signal 12" not in herd.log_text()
+    # The new master did not start a second upgrade from a USR2 meant for the old one.
+    time.sleep(0.5)
+    assert len(herd.events("upgrade-start")) == 1, herd.log_tail()
+    assert pid_alive(new_pid) and len(children_of(new_pid)) == 2

@@ -122,6 +122,12 @@ final class Master {
 
     func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        if handover != nil {
+            // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
+            // since our spawn): it was meant for the old master. Setting SIG_IGN discards it.
+            signal(SIGUSR2, SIG_IGN)
+            signal(SIGUSR2, SIG_DFL)
+        }
         sigfd = try makeSignalFD([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2])
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }

@@ -8,6 +8,12 @@ enum Spawn {
     /// dup2'ed to its target, which clears FD_CLOEXEC on the copy. Every other fd of ours is
     /// CLOEXEC, so the child inherits exactly stdin/stdout/stderr plus these.
     /// Sources must not collide with targets (the master keeps its listeners above fd 100).
+    /// Signals meant for the master that `systemctl kill` (without --kill-who=main) also
+    /// delivers to every other process of the unit. Children start with them blocked, so one
+    /// arriving before the child set up its own handling cannot kill or stop it; the child then
+    /// ignores them (workers) or reads them from its signalfd (a new master).
+    static let masterOnlySignals: [Int32] = [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU]
+
     static func start(path: String, argv: [String], env: [String], fds: [(Int32, Int32)]) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         var rc = posix_spawn_file_actions_init(&actions)
@@ -23,13 +29,15 @@ enum Spawn {
         guard rc == 0 else { throw SysError("posix_spawnattr_init", errno: rc) }
         defer { posix_spawnattr_destroy(&attr) }
         // The master blocks the signals it reads from its signalfd; a child would inherit that
-        // mask (and ignored dispositions), so give it an empty mask and default handlers.
-        var empty = sigset_t()
-        herd_sigset_empty(&empty)
+        // mask (and ignored dispositions), so give it default handlers and a mask with only the
+        // master-only signals blocked.
+        var mask = sigset_t()
+        herd_sigset_empty(&mask)
+        for sig in masterOnlySignals { herd_sigset_add(&mask, sig) }
         var all = sigset_t()
         herd_sigset_empty(&all)
         for s in 1..<32 where s != SIGKILL && s != SIGSTOP { herd_sigset_add(&all, Int32(s)) }
-        rc = posix_spawnattr_setsigmask(&attr, &empty)
+        rc = posix_spawnattr_setsigmask(&attr, &mask)
         guard rc == 0 else { throw SysError("posix_spawnattr_setsigmask", errno: rc) }
         rc = posix_spawnattr_setsigdefault(&attr, &all)
         guard rc == 0 else { throw SysError("posix_spawnattr_setsigdefault", errno: rc) }

@@ -75,7 +75,7 @@ final class Worker {
         signal(SIGQUIT) { _ in _exit(0) }
         // Signals meant for the master (`systemctl kill` without --kill-who=main reaches every
         // process of the unit): a worker must neither die (HUP, USR1, USR2) nor stop (TTIN, TTOU).
-        for sig in [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU] { signal(sig, SIG_IGN) }
+        for sig in Spawn.masterOnlySignals { signal(sig, SIG_IGN) }
         sigfd = try makeSignalFD([SIGTERM, SIGINT])
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), Worker.signalTag) }
