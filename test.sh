@@ -26,4 +26,7 @@ echo "== swift build -c release (names can resolve in debug and not in release)"
 swift build -c release --product herdd
 
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
-HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration "$@"
+HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration
+
+echo "== packaging: systemd units, .deb build + lintian, end-to-end under a real systemd (nspawn)"
+Tests/packaging/run_all.sh
