@@ -34,40 +34,25 @@ struct StatusFetchError: Error, CustomStringConvertible {
 
 /// A minimal blocking HTTP/1.0 GET with a 5 s timeout, enough to read herdd's own endpoint.
 func httpGet(_ address: ListenSpec.Address, path: String) throws -> String {
-    let fd: Int32
-    var target = ""
+    let target: String // what errors name; also the Host header (unix: localhost)
+    let host: String
     switch address {
-    case .ipv4(let host, let port):
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &sa.sin_addr)
-        fd = try sys("socket") { socket(AF_INET, herd_sock_stream() | herd_sock_cloexec(), 0) }
-        try connectOrClose(fd, &sa, "\(host):\(port)")
-        target = "\(host):\(port)"
-    case .ipv6(let host, let port):
-        var sa = sockaddr_in6()
-        sa.sin6_family = sa_family_t(AF_INET6)
-        sa.sin6_port = port.bigEndian
-        inet_pton(AF_INET6, host, &sa.sin6_addr)
-        fd = try sys("socket") { socket(AF_INET6, herd_sock_stream() | herd_sock_cloexec(), 0) }
-        try connectOrClose(fd, &sa, "[\(host)]:\(port)")
-        target = "[\(host)]:\(port)"
-    case .unix(let path):
-        var sa = sockaddr_un()
-        sa.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &sa.sun_path) { dst in
-            for (i, b) in path.utf8.enumerated() where i < dst.count - 1 { dst[i] = b }
-        }
-        fd = try sys("socket") { socket(AF_UNIX, herd_sock_stream() | herd_sock_cloexec(), 0) }
-        try connectOrClose(fd, &sa, "unix:\(path)")
-        target = "localhost"
+    case .ipv4(let h, let port): target = "\(h):\(port)"; host = target
+    case .ipv6(let h, let port): target = "[\(h)]:\(port)"; host = target
+    case .unix(let path): target = "unix:\(path)"; host = "localhost"
+    }
+    let sa = try SocketAddress(address)
+    let fd = try sys("socket") { socket(sa.family, herd_sock_stream() | herd_sock_cloexec(), 0) }
+    if sa.withSockaddr({ connect(fd, $0, $1) }) < 0 {
+        let e = errno
+        close(fd)
+        throw SysError("connect", errno: e, detail: target)
     }
     defer { close(fd) }
     var tv = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var request = "GET \(path) HTTP/1.1\r\nHost: \(target)\r\nConnection: close\r\n\r\n"
+    var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"
     request.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
     var response: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 16384)
@@ -93,15 +78,4 @@ func httpGet(_ address: ListenSpec.Address, path: String) throws -> String {
         throw StatusFetchError(description: "\(target)\(path): \(statusLine) (is this a listener with handler 'metrics'?)")
     }
     return String(decoding: response[(headEnd + 4)...], as: UTF8.self)
-}
-
-private func connectOrClose<T>(_ fd: Int32, _ sa: inout T, _ what: String) throws {
-    let r = withUnsafeBytes(of: &sa) { raw in
-        connect(fd, sockaddrPointer(raw), socklen_t(raw.count))
-    }
-    if r < 0 {
-        let e = errno
-        close(fd)
-        throw SysError("connect", errno: e, detail: what)
-    }
 }

@@ -63,79 +63,39 @@ enum Listeners {
     /// explicit dup2 of posix_spawn hands it to workers, nothing leaks into other children.
     static func bind(_ spec: ListenSpec, backlog: Int32) throws -> Listener {
         let what = spec.description
-        switch spec.address {
-        case .ipv4(let host, let port):
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else {
-                throw ActivationError(message: "invalid IPv4 address '\(host)'")
-            }
-            let fd = try sys("socket", detail: what) { socket(AF_INET, herd_sock_stream() | herd_sock_cloexec(), 0) }
-            do {
-                try reuseAddr(fd, what)
-                _ = try withUnsafeBytes(of: &sa) { raw in
-                    try sys("bind", detail: what) {
-                        Glibc.bind(fd, sockaddrPointer(raw), socklen_t(raw.count))
-                    }
+        let sa = try SocketAddress(spec.address)
+        if case .unix(let path) = spec.address {
+            // A stale socket file from a previous run would make bind fail with EADDRINUSE.
+            // Remove it only if it is a socket nobody accepts on (connect gives ECONNREFUSED).
+            try removeStaleUnixSocket(path, sa)
+        }
+        let fd = try sys("socket", detail: what) { socket(sa.family, herd_sock_stream() | herd_sock_cloexec(), 0) }
+        do {
+            var one: Int32 = 1
+            if sa.family != AF_UNIX {
+                try sys("setsockopt", detail: "SO_REUSEADDR \(what)") {
+                    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
                 }
-                try sys("listen", detail: what) { listen(fd, backlog) }
-            } catch { close(fd); throw error }
-            return Listener(fd: fd, name: spec.name, family: .tcp, address: "\(host):\(port)")
-        case .ipv6(let host, let port):
-            var sa = sockaddr_in6()
-            sa.sin6_family = sa_family_t(AF_INET6)
-            sa.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else {
-                throw ActivationError(message: "invalid IPv6 address '\(host)'")
             }
-            let fd = try sys("socket", detail: what) { socket(AF_INET6, herd_sock_stream() | herd_sock_cloexec(), 0) }
-            do {
-                try reuseAddr(fd, what)
+            if sa.family == AF_INET6 {
                 // An explicit [::]:port means IPv6 only; bind 0.0.0.0 separately for IPv4.
-                var one: Int32 = 1
                 try sys("setsockopt", detail: "IPV6_V6ONLY \(what)") {
                     setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
                 }
-                _ = try withUnsafeBytes(of: &sa) { raw in
-                    try sys("bind", detail: what) {
-                        Glibc.bind(fd, sockaddrPointer(raw), socklen_t(raw.count))
-                    }
-                }
-                try sys("listen", detail: what) { listen(fd, backlog) }
-            } catch { close(fd); throw error }
-            return Listener(fd: fd, name: spec.name, family: .tcp, address: "[\(host)]:\(port)")
-        case .unix(let path):
-            var sa = sockaddr_un()
-            sa.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &sa.sun_path) { dst in
-                let bytes = Array(path.utf8)
-                for (i, b) in bytes.enumerated() where i < dst.count - 1 { dst[i] = b }
             }
-            // A stale socket file from a previous run would make bind fail with EADDRINUSE.
-            // Remove it only if it is a socket nobody accepts on (connect gives ECONNREFUSED).
-            try removeStaleUnixSocket(path, &sa)
-            let fd = try sys("socket", detail: what) { socket(AF_UNIX, herd_sock_stream() | herd_sock_cloexec(), 0) }
-            do {
-                _ = try withUnsafeBytes(of: &sa) { raw in
-                    try sys("bind", detail: what) {
-                        Glibc.bind(fd, sockaddrPointer(raw), socklen_t(raw.count))
-                    }
-                }
-                try sys("listen", detail: what) { listen(fd, backlog) }
-            } catch { close(fd); throw error }
-            return Listener(fd: fd, name: spec.name, family: .unix, address: "unix:\(path)")
+            try sys("bind", detail: what) { sa.withSockaddr { Glibc.bind(fd, $0, $1) } }
+            try sys("listen", detail: what) { listen(fd, backlog) }
+        } catch { close(fd); throw error }
+        let text: String
+        switch spec.address {
+        case .ipv4(let h, let p): text = "\(h):\(p)"
+        case .ipv6(let h, let p): text = "[\(h)]:\(p)"
+        case .unix(let path): text = "unix:\(path)"
         }
+        return Listener(fd: fd, name: spec.name, family: sa.family == AF_UNIX ? .unix : .tcp, address: text)
     }
 
-    private static func reuseAddr(_ fd: Int32, _ what: String) throws {
-        var one: Int32 = 1
-        try sys("setsockopt", detail: "SO_REUSEADDR \(what)") {
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        }
-    }
-
-    private static func removeStaleUnixSocket(_ path: String, _ sa: inout sockaddr_un) throws {
+    private static func removeStaleUnixSocket(_ path: String, _ sa: SocketAddress) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
@@ -144,10 +104,9 @@ enum Listeners {
         let probe = socket(AF_UNIX, herd_sock_stream() | herd_sock_cloexec(), 0)
         guard probe >= 0 else { throw SysError("socket", detail: "probe unix:\(path)") }
         defer { close(probe) }
-        let r = withUnsafeBytes(of: &sa) { raw in
-            connect(probe, sockaddrPointer(raw), socklen_t(raw.count))
+        if sa.withSockaddr({ connect(probe, $0, $1) }) == 0 {
+            throw ActivationError(message: "unix:\(path) is in use by another process")
         }
-        if r == 0 { throw ActivationError(message: "unix:\(path) is in use by another process") }
         if errno == ECONNREFUSED { try sys("unlink", detail: path) { unlink(path) } }
     }
 
@@ -193,4 +152,54 @@ func socketAddressText(_ raw: UnsafeRawBufferPointer, _ len: Int) -> String {
 /// A NUL-terminated C buffer as a String.
 func cText(_ buf: [CChar]) -> String {
     String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// A ListenSpec address as a sockaddr (sockaddr_in, sockaddr_in6 or sockaddr_un in a
+/// sockaddr_storage), for bind and connect.
+struct SocketAddress {
+    let family: Int32
+    private var storage = sockaddr_storage()
+    private let length: socklen_t
+
+    init(_ address: ListenSpec.Address) throws {
+        switch address {
+        case .ipv4(let host, let port):
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else {
+                throw Listeners.ActivationError(message: "invalid IPv4 address '\(host)'")
+            }
+            family = AF_INET
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sa) { dst.copyMemory(from: $0) } }
+        case .ipv6(let host, let port):
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else {
+                throw Listeners.ActivationError(message: "invalid IPv6 address '\(host)'")
+            }
+            family = AF_INET6
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sa) { dst.copyMemory(from: $0) } }
+        case .unix(let path):
+            var sa = sockaddr_un()
+            sa.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            let fits = withUnsafeMutableBytes(of: &sa.sun_path) { dst -> Bool in
+                guard bytes.count < dst.count else { return false }
+                for (i, b) in bytes.enumerated() { dst[i] = b }
+                return true
+            }
+            guard fits else { throw Listeners.ActivationError(message: "unix socket path too long: \(path)") }
+            family = AF_UNIX
+            length = socklen_t(MemoryLayout<sockaddr_un>.size)
+            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sa) { dst.copyMemory(from: $0) } }
+        }
+    }
+
+    func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>?, socklen_t) throws -> T) rethrows -> T {
+        try withUnsafeBytes(of: storage) { raw in try body(sockaddrPointer(raw), length) }
+    }
 }
