@@ -102,6 +102,15 @@ final class Master {
             l.fd = high
             moved.append(l)
         }
+        // TCP_NODELAY once on each TCP listener: accepted sockets inherit it on Linux, which
+        // saves workers a setsockopt per connection. Responses go out in one write; Nagle
+        // would only hold back the tail of pipelined or streamed responses.
+        for l in moved where l.family == .tcp {
+            var one: Int32 = 1
+            try sys("setsockopt", detail: "TCP_NODELAY \(l.name)") {
+                setsockopt(l.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+        }
         self.allListeners = moved
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
@@ -143,7 +152,10 @@ final class Master {
 
         var events = [herd_event](repeating: herd_event(), count: 16)
         while true {
-            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 16, 100) }
+            // 100 ms housekeeping tick; 5 ms while workers start, so READY=1 follows the last
+            // worker's readiness closely (start to READY=1 is part of what we measure).
+            let tickMillis: Int32 = (!readySent || reloading || workers.values.contains { scoreboard.state($0.slot) == .starting }) ? 5 : 100
+            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 16, tickMillis) }
             if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "master") }
             for i in 0..<max(0, Int(n)) {
                 let data = events[i].data

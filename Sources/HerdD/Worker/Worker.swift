@@ -30,9 +30,7 @@ final class Worker {
     var activeCount = 0
     var draining = false
     var requestsServed = 0
-    /// Connections accepted by this process, and whether it stepped out of the listeners'
-    /// wait queues (--balance spread).
-    var accepted: UInt64 = 0
+    /// Whether this worker stepped out of the listeners' wait queues (--balance spread).
     var acceptPaused = false
     let requestLimit: Int
     var now: UInt64 = monotonicNanos()
@@ -159,15 +157,8 @@ final class Worker {
                 }
             }
             first = false
-            accepted += 1
             scoreboard.bump(slot, listener: index, .accepted)
             scoreboard.bump(slot, .accepted)
-            if l.isTCP {
-                // Responses go out in one write; don't let Nagle hold back the tail of
-                // pipelined or streamed responses.
-                var one: Int32 = 1
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
             let peer = withUnsafeBytes(of: &storage) { socketAddressText($0, Int(len)) }
             let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
@@ -213,28 +204,26 @@ final class Worker {
         acceptPaused = true
     }
 
-    /// --balance spread: are we above our share? Above it means more open connections than
-    /// ceil(total / workers), or more accepted connections than the least loaded idle worker
-    /// + 16 (connection-per-request load where nobody holds connections). Busy workers (in a
-    /// handler, maybe stuck) do not count for the minimum, so nobody waits for them.
+    /// --balance spread: do we hold more open connections than our share, ceil(total / workers)?
+    /// One criterion on purpose: the worker with the fewest connections is never above it, so at
+    /// least one worker always watches the listeners (with two criteria every worker could be
+    /// above one of them, and connections would wait). Connection-per-request load, where nobody
+    /// holds connections, is spread by the re-arm rotation instead.
     func overShare() -> Bool {
         let hw = min(Int(scoreboard.header(.slotHighWater)), scoreboard.slotCount)
         var total: UInt64 = 0
         var n: UInt64 = 0
-        var minAccepted = UInt64.max
         for s in 0..<hw where s != slot {
             let st = scoreboard.state(s)
             guard st == .idle || st == .busy else { continue }
             total &+= scoreboard.load(s, .active)
             n += 1
-            if st == .idle { minAccepted = min(minAccepted, scoreboard.load(s, .accepted)) }
         }
         if n == 0 { return false } // alone: never step back
         total &+= UInt64(activeCount)
         n += 1
         let share = (total + n - 1) / n
-        if UInt64(activeCount) > share { return true }
-        return minAccepted != UInt64.max && accepted > minAccepted + 16
+        return UInt64(activeCount) > share
     }
 
     private func connectionEvent(_ fd: Int32, _ events: UInt32) {
