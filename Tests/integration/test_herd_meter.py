@@ -91,14 +91,22 @@ def test_herd_meter_exclusive_vs_shared(herd_factory):
         assert m["wakeups"] == m["drain_eagain"] + m["empty_wakeups"], summary
         assert m["drain_eagain"] <= m["accepted"], summary
 
-    # Exclusive: the kernel wakes ~one worker per connection.
+    # Exclusive: the kernel wakes ~one worker per connection, about one context switch per
+    # connection. The target is < 2% empty wakeups; measured 0.05%..2.1% on idle 2-core
+    # machines. The residue is a real race, not a herd: when the worker that served the previous
+    # connection is not yet back in epoll_wait as the next one arrives, the kernel wakes another
+    # worker *and* queues the event for the first, which returns, accepts first, and leaves the
+    # woken one an EAGAIN. Asserted at 3% so scheduling noise cannot fail CI; shared mode is
+    # 5-65%.
     assert ex["empty_wakeups"] < 0.03 * N_CONNECTIONS, summary
     assert ex["ctxsw_per_conn"] < 2.5, summary
-    # Shared: the herd. Every idle worker is woken for every connection: ~one voluntary context
-    # switch per worker per connection. (Its empty_wakeups figure is NOT asserted: the kernel
-    # re-checks a level-triggered listener before epoll_wait returns, so a woken worker that
-    # lost the race usually goes back to sleep inside the kernel without ever seeing the event;
-    # under CPU contention shared mode was measured at 0 empty wakeups with 4.39 ctx
-    # switches per connection.)
+    # Shared: the herd. Every idle worker is woken for every connection. The meter sees part
+    # of it: the kernel re-checks a level-triggered listener before epoll_wait returns, so a
+    # woken worker that lost the race often goes back to sleep inside the kernel, unseen (on an
+    # idle 2-core machine 5-10% of connections still show an empty wakeup; under heavy CPU
+    # contention from other processes the figure drops toward 0). The context switches show
+    # the whole herd: about one per worker per connection.
+    assert sh["empty_wakeups"] > 0.02 * N_CONNECTIONS, summary
+    assert sh["empty_wakeups"] > 3 * ex["empty_wakeups"], summary
     assert sh["ctxsw_per_conn"] > 3.0, summary
     assert sh["ctxsw_per_conn"] > 1.8 * ex["ctxsw_per_conn"], summary
