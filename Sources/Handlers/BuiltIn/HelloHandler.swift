@@ -2,8 +2,11 @@
 public struct HelloHandler: Handler {
     public init() {}
 
+    /// Built once: the response is the same for every request (no allocation per request).
+    private static let response = HTTPResponse.text(200, "hello\n")
+
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
-        .text(200, "hello\n")
+        HelloHandler.response
     }
 }
 

@@ -26,7 +26,11 @@ public enum HTTPResponseHead {
                                  versionMinor: Int, date: String, into out: inout [UInt8]) -> BodyFraming {
         // Out-of-range status codes from a handler become 500 rather than a malformed status line.
         let status = (100...999).contains(response.status) ? response.status : 500
-        out.append(contentsOf: "HTTP/1.1 \(status) \(httpReasonPhrase(status))\r\n".utf8)
+        if let line = commonStatusLines[status] {
+            out.append(contentsOf: line)
+        } else {
+            out.append(contentsOf: "HTTP/1.1 \(status) \(httpReasonPhrase(status))\r\n".utf8)
+        }
 
         let headers = response.headers
         if !headers.contains("Server") { out.append(contentsOf: "Server: herdd\r\n".utf8) }
@@ -47,11 +51,11 @@ public enum HTTPResponseHead {
         } else {
             switch response.body {
             case .bytes(let b):
-                appendField("Content-Length", String(b.count), &out)
+                appendContentLength(b.count, &out)
                 framing = requestIsHEAD ? .none : .contentLength(b.count)
             case .file(_, _, let count):
                 let c = max(0, count)
-                appendField("Content-Length", String(c), &out)
+                appendContentLength(c, &out)
                 framing = requestIsHEAD ? .none : .contentLength(c)
             case .stream:
                 if versionMinor >= 1 {
@@ -84,6 +88,37 @@ public enum HTTPResponseHead {
         out.append(contentsOf: "\r\n".utf8)
         out.append(contentsOf: bytes)
         out.append(contentsOf: "\r\n".utf8)
+    }
+
+    /// Status lines of the usual statuses, built once (the hot path appends bytes only).
+    private static let commonStatusLines: [Int: [UInt8]] = {
+        var t: [Int: [UInt8]] = [:]
+        for s in [200, 201, 204, 206, 301, 302, 304, 400, 403, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505] {
+            t[s] = Array("HTTP/1.1 \(s) \(httpReasonPhrase(s))\r\n".utf8)
+        }
+        return t
+    }()
+
+    private static let contentLengthPrefix = Array("Content-Length: ".utf8)
+
+    /// "Content-Length: <n>\r\n" without building a String for the number.
+    private static func appendContentLength(_ n: Int, _ out: inout [UInt8]) {
+        out.append(contentsOf: contentLengthPrefix)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var v = max(0, n)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[19 - count] = UInt8(48 + v % 10)
+                v /= 10
+                count += 1
+            } while v > 0 && count < 20
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(20 - count)...]))
+        }
+        out.append(13)
+        out.append(10)
     }
 
     private static func appendField(_ name: String, _ value: String, _ out: inout [UInt8]) {
