@@ -263,3 +263,44 @@ def test_usr2_to_every_process_of_the_unit(upgrade_env):
     time.sleep(0.5)
     assert len(herd.events("upgrade-start")) == 1, herd.log_tail()
     assert pid_alive(new_pid) and len(children_of(new_pid)) == 2
+
+
+def test_watchdog_is_fed_through_a_slow_upgrade(tmp_path, notify):
+    """While a (slow) new master boots, the old one keeps sending WATCHDOG=1 and asks for
+    EXTEND_TIMEOUT_USEC; after the handover the new master pings: no gap lets systemd's
+    watchdog kill a healthy upgrade."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    binary = bindir / "herdd"
+    real = bindir / "herdd-real"
+    shutil.copy2(HERDD_BIN, binary)
+    port = free_ports(1)[0]
+    herd = BinHerd(binary, ["--workers", "1", "--listen", f"127.0.0.1:{port}", "--upgrade-timeout", "10"],
+                   notify=notify, env={"WATCHDOG_USEC": "600000"}, workdir=tmp_path, wrap_watchdog_pid=True)
+    extra = []
+    herd.start()
+    try:
+        notify.wait_for("READY=1", timeout=15)
+        # The "new binary": a wrapper that takes 1.5 s before exec'ing a tagged build.
+        real.write_bytes(tagged_build("00000000slowboot"))
+        real.chmod(0o755)
+        install_binary(binary, f"#!/bin/sh\nsleep 1.5\nexec {real} \"$@\"\n".encode())
+        n0 = notify.count()
+        t0 = time.monotonic()
+        herd.signal(signal.SIGUSR2)
+        msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n0)
+        new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
+        extra.append(new_pid)
+        assert herd.wait(15) == 0
+        time.sleep(1.5)  # the new master's own pings
+        t1 = time.monotonic()
+        timed = [(t, m) for t, m in notify.timed_messages()[n0:]]
+        assert any("EXTEND_TIMEOUT_USEC=" in m for _, m in timed), [m for _, m in timed]
+        pings = [t for t, m in timed if "WATCHDOG=1" in m.split("\n")]
+        points = [t0] + pings + [t1]
+        gaps = [b - a for a, b in zip(points, points[1:])]
+        assert max(gaps) < 0.6, f"watchdog gap {max(gaps):.2f}s >= WATCHDOG_USEC (0.6 s): {gaps}"
+    finally:
+        for pid in extra:
+            kill_tree(pid)
+        herd.kill_all()
