@@ -42,6 +42,9 @@ note() { echo "     $*"; }
 if [ ! -s "$CACHE" ]; then
     echo "== debootstrap Debian 12 into a cache ($CACHE)"
     tmp="$(mktemp -d /var/tmp/herdd-debootstrap.XXXXXX)"
+    # mktemp makes the directory 0700, and tar stores "./" with that mode: the container's / would
+    # be closed to every non-root service (dbus-daemon could not read its config, boot stalls).
+    chmod 755 "$tmp"
     timeout 1200 debootstrap --variant=minbase \
         --include=systemd,systemd-sysv,dbus,curl,procps,iproute2,ca-certificates,libsystemd0 \
         bookworm "$tmp" "$MIRROR" >/tmp/herdd-debootstrap.log 2>&1 \
@@ -69,6 +72,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 tar -C "$ROOT" -xzf "$CACHE"
+chmod 755 "$ROOT"   # whatever mode the cache recorded for "./" (older caches: 0700)
 echo herdd-e2e > "$ROOT/etc/hostname"
 cp "$DEB" "$ROOT/root/herdd1.deb"
 [ -n "$DEB2" ] && cp "$DEB2" "$ROOT/root/herdd2.deb"
