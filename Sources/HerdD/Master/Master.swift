@@ -351,7 +351,7 @@ final class Master {
             k.killReason = "timeout"
             workers[pid] = k
             kill(pid, SIGKILL)
-            log.error("worker \(pid) missed its heartbeat for \(String(format1(Double(now - hb) / 1e9))) s; killed", metadata: [
+            log.error("worker \(pid) missed its heartbeat for \(format1(Double(now - hb) / 1e9)) s; killed", metadata: [
                 "event": "worker-timeout", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "last_state": "\(state.name)",
             ])
         }
