@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -153,6 +154,29 @@ static inline int herd_unix_backlog(int nlfd, int fd, uint32_t *queued, uint32_t
 
 static inline int herd_sock_diag_socket(void) {
     return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+}
+
+// sd_notify without blocking, for the frequent, droppable messages (STATUS=, WATCHDOG=1): if the
+// service manager stops reading and the notify socket's queue fills up, sd_notify would block
+// the master's loop (and with it supervision and the metrics endpoint). Supports a path or an
+// abstract ("@...") NOTIFY_SOCKET. Returns 1 sent, 0 no NOTIFY_SOCKET, -errno on failure.
+static inline int herd_notify_nonblocking(const char *text) {
+    const char *e = getenv("NOTIFY_SOCKET");
+    if (!e || !*e) return 0;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(e);
+    if (n >= sizeof sa.sun_path || (e[0] != '/' && e[0] != '@')) return -EINVAL;
+    memcpy(sa.sun_path, e, n);
+    if (e[0] == '@') sa.sun_path[0] = 0;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    ssize_t r = sendto(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+    int err = errno;
+    close(fd);
+    return r < 0 ? -err : 1;
 }
 
 #endif

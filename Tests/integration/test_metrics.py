@@ -175,3 +175,46 @@ def test_unix_listener_backlog_via_sock_diag(herd_factory, tmp_path):
             s.close()
         import shutil
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_master_keeps_working_when_the_notify_reader_stalls(tmp_path):
+    """A service manager that stops reading its notify socket must not freeze the master:
+    STATUS= and WATCHDOG=1 are sent without blocking (dropped when the queue is full)."""
+    import os, subprocess
+    from conftest import HERDD_BIN, children_of
+    path = f"/tmp/herdstall-{os.getpid()}-{time.monotonic_ns()}.sock"
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum: a few datagrams
+    rx.bind(path)
+    port, mport = free_ports(2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="100000")
+    p = subprocess.Popen([str(HERDD_BIN), "--workers", "1", "--listen", f"{LOCALHOST}:{port}",
+                          "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rx.settimeout(10)
+        while b"READY=1" not in rx.recv(4096):
+            pass
+        # From now on nobody reads: the queue fills within a few pings (every 50 ms).
+        time.sleep(2)
+        for i in range(3):
+            assert http_get(port, "/").status == 200
+            m = scrape(mport)
+            assert value(m, "herdd_workers", state="idle") == 1
+            time.sleep(0.5)
+    finally:
+        kids = children_of(p.pid)
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+        for k in kids:
+            try:
+                os.kill(k, 9)
+            except ProcessLookupError:
+                pass
+        rx.close()
+        os.unlink(path)

@@ -19,9 +19,17 @@ enum SystemdNotify {
     }
 
     static func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
-    static func status(_ s: String) { send("STATUS=\(s)") }
+    static func status(_ s: String) { sendDroppable("STATUS=\(s)") }
     static func stopping(status: String) { send("STOPPING=1\nSTATUS=\(status)") }
-    static func watchdog() { send("WATCHDOG=1") }
+    static func watchdog() { sendDroppable("WATCHDOG=1") }
+
+    /// Frequent messages go out without blocking: a full notify queue drops them (the next one
+    /// follows within a second) instead of freezing the master's loop.
+    @discardableResult
+    static func sendDroppable(_ state: String) -> Bool {
+        if silenced { return false }
+        return herd_notify_nonblocking(state) > 0
+    }
 
     /// RELOADING=1 must carry MONOTONIC_USEC (systemd >= 253 uses it to match the reload).
     static func reloading() {
