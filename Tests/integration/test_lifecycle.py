@@ -58,3 +58,65 @@ def _ignore(fn):
         fn()
     except Exception:  # noqa: BLE001 - the connection is cut on purpose
         pass
+
+
+def test_fd_exhaustion_does_not_spin_and_recovers(tmp_path):
+    """accept4 failing with EMFILE leaves the listener readable: the worker must step back
+    instead of spinning on it, and serve again once descriptors are free."""
+    import os, socket, subprocess
+    from conftest import HERDD_BIN, children_of, proc_status_field
+    port = free_ports(1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    # 48 descriptors per process: a worker runs out after a few dozen connections.
+    p = subprocess.Popen(["prlimit", "--nofile=48:48", str(HERDD_BIN), "--workers", "1",
+                          "--listen", f"{LOCALHOST}:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    held = []
+    try:
+        wait_until(lambda: children_of(p.pid), 10, what="worker")
+        worker = children_of(p.pid)[0]
+        from conftest import wait_http
+        wait_http(port)
+        for _ in range(60):  # more than the worker can hold: the rest wait in the accept queue
+            s = socket.create_connection((LOCALHOST, port), timeout=5)
+            held.append(s)
+        time.sleep(0.5)
+
+        def cpu_ticks(pid):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime + stime
+
+        t0 = cpu_ticks(worker)
+        time.sleep(1.0)
+        used = cpu_ticks(worker) - t0
+        assert used < 20, f"worker used {used} ticks in 1 s while out of descriptors (spinning)"
+        for s in held:
+            s.close()
+        held.clear()
+        # Descriptors free again: new connections are served.
+        wait_until(lambda: _ok(port), 10, what="serving again after EMFILE")
+    finally:
+        for s in held:
+            s.close()
+        kids = children_of(p.pid)
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+        for k in kids:
+            try:
+                os.kill(k, 9)
+            except ProcessLookupError:
+                pass
+    err = p.stderr.read().decode(errors="replace")
+    assert "accept-error" in err and "Too many open files" in err, err[-2000:]
+
+
+def _ok(port):
+    try:
+        return http_get(port, "/", timeout=2).status == 200
+    except Exception:  # noqa: BLE001
+        return False

@@ -92,12 +92,12 @@ final class Master {
         self.configPath = configPath
         self.overrides = overrides
         self.wanted = config.workers
-        // Keep listener fds above 100 so the dup2 to 3, 4, ... in posix_spawn never overwrites
+        // Keep listener fds at Spawn.firstPrivateFD and above so the dup2 to 3, 4, ... in posix_spawn never overwrites
         // a source that has not been copied yet. F_DUPFD_CLOEXEC: only the spawn's dup2 makes
         // them inheritable.
         var moved: [Listener] = []
         for var l in listeners {
-            let high = try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(l.name)") { fcntl(l.fd, F_DUPFD_CLOEXEC, 100) }
+            let high = try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(l.name)") { fcntl(l.fd, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
             close(l.fd)
             l.fd = high
             moved.append(l)

@@ -7,11 +7,16 @@ enum Spawn {
     /// Starts `path` with `argv` and `env`. `fds` lists (source fd, number in the child): each is
     /// dup2'ed to its target, which clears FD_CLOEXEC on the copy. Every other fd of ours is
     /// CLOEXEC, so the child inherits exactly stdin/stdout/stderr plus these.
-    /// Sources must not collide with targets (the master keeps its listeners above fd 100).
+    /// Sources must not collide with targets (the master keeps its copies at firstPrivateFD+).
     /// Signals meant for the master that `systemctl kill` (without --kill-who=main) also
     /// delivers to every other process of the unit. Children start with them blocked, so one
     /// arriving before the child set up its own handling cannot kill or stop it; the child then
     /// ignores them (workers) or reads them from its signalfd (a new master).
+    /// Children get fds 3 ..< 3 + listeners (at most Scoreboard.maxListeners) + scoreboard or
+    /// upgrade pipe. The master keeps its own copies from here on, so no dup2 target ever
+    /// overwrites a source not yet copied. Low enough to work with a small RLIMIT_NOFILE.
+    static let firstPrivateFD: Int32 = 3 + Int32(Scoreboard.maxListeners) + 5
+
     static let masterOnlySignals: [Int32] = [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU]
 
     static func start(path: String, argv: [String], env: [String], fds: [(Int32, Int32)]) throws -> pid_t {

@@ -73,10 +73,10 @@ extension Master {
             var fds = [Int32](repeating: -1, count: 2)
             try sys("pipe2", detail: "upgrade") { pipe2(&fds, O_CLOEXEC | O_NONBLOCK) }
             let readEnd = fds[0]
-            // Above 100, like the listeners: the dup2 to 3, 4, ... must not overwrite it first.
+            // Above the handed-over range, like the listeners: the dup2 to 3, 4, ... must not overwrite it first.
             let writeEnd: Int32
             do {
-                writeEnd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC upgrade pipe") { fcntl(fds[1], F_DUPFD_CLOEXEC, 100) }
+                writeEnd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC upgrade pipe") { fcntl(fds[1], F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
                 close(fds[1])
             } catch { close(fds[0]); close(fds[1]); throw error }
             defer { close(writeEnd) }

@@ -90,10 +90,10 @@ final class Scoreboard: @unchecked Sendable {
         } else {
             low = try sys("memfd_create") { memfd_create("herdd-scoreboard", MFD_CLOEXEC) }
         }
-        // Keep it above 100 like the listeners, so posix_spawn's dup2 to 3, 4, ... never
+        // Keep it above the handed-over range like the listeners, so posix_spawn's dup2 to 3, 4, ... never
         // overwrites it before it is copied to its own target number.
         let fd: Int32
-        do { fd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC scoreboard") { fcntl(low, F_DUPFD_CLOEXEC, 100) } } catch {
+        do { fd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC scoreboard") { fcntl(low, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) } } catch {
             close(low); throw error
         }
         close(low)

@@ -32,6 +32,8 @@ final class Worker {
     var requestsServed = 0
     /// Whether this worker stepped out of the listeners' wait queues (--balance spread).
     var acceptPaused = false
+    /// After an accept4 resource error (EMFILE...), no accepting before this time.
+    var acceptResumeAt: UInt64 = 0
     let requestLimit: Int
     var now: UInt64 = monotonicNanos()
     private var dateSecond = -1
@@ -106,7 +108,7 @@ final class Worker {
                 else if ev.data >= Worker.listenerTag { acceptConnections(Int(ev.data - Worker.listenerTag)) }
                 else { connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events) }
             }
-            if acceptPaused && !draining && !overShare() { try watchListeners() }
+            if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
             if now - lastSweep >= 1_000_000_000 {
                 lastSweep = now
                 sweep()
@@ -151,8 +153,12 @@ final class Worker {
                     continue
                 default:
                     // EMFILE/ENFILE/ENOBUFS/ENOMEM: leave the connection queued for another
-                    // worker (or for us once connections close); log and return to the loop.
-                    log.error("accept4 on \(l.name): \(SysError("accept4", errno: e))", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+                    // worker (or for us once connections close). The listener stays readable, so
+                    // a level-triggered registration would wake us again at once and spin: step
+                    // out of the listeners for 100 ms instead (nginx does the same).
+                    log.error("accept4 on \(l.name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+                    unwatchListeners()
+                    acceptResumeAt = now + 100_000_000
                     return
                 }
             }
