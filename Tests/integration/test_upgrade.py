@@ -67,20 +67,33 @@ def tagged_build(tag: str) -> bytes:
     return data.replace(TAG_ZERO, new)
 
 
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 def kill_tree(pid: int, timeout: float = 10.0):
-    """Stops a master we started (by pid) and then any of its workers that remain."""
-    kids = children_of(pid)
+    """Stops a master we started (by pid), then anything it left below it: its workers and, if
+    an upgrade went wrong, a further master and that one's workers."""
+    seen = set(descendants(pid))
     if pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while pid_alive(pid) and time.monotonic() < deadline:
-            kids = sorted(set(kids) | set(children_of(pid)))
+            seen.update(descendants(pid))
             time.sleep(0.05)
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-    for k in kids:
-        if pid_alive(k) and "worker" in proc_cmdline(k):
-            os.kill(k, signal.SIGKILL)
+    for k in seen:
+        seen_more = descendants(k)
+        for d in [k] + seen_more:
+            argv = proc_cmdline(d)
+            if pid_alive(d) and argv and Path(argv[0]).name in ("herdd", "sh", "sleep"):
+                os.kill(d, signal.SIGKILL)
 
 
 def metrics_info(port: int) -> tuple[str, int]:
