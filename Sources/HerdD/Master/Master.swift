@@ -232,7 +232,7 @@ final class Master {
         if let wd = watchdogUsec, now - lastWatchdogAt >= wd * 1000 / 2 {
             // Only the supervision loop pings, and only after it read the scoreboard this turn:
             // a master stuck anywhere else stops pinging and systemd kills it.
-            if scoreboard.slotCount > 0 {
+            if scoreboard.isIntact {
                 SystemdNotify.watchdog()
                 lastWatchdogAt = now
             }

@@ -161,6 +161,11 @@ final class Scoreboard: @unchecked Sendable {
     }
 
     func header(_ f: HeaderField) -> UInt64 { herd_load64(base + f.rawValue) }
+
+    /// The mapping still reads as our scoreboard (magic and layout), e.g. before a watchdog ping.
+    var isIntact: Bool {
+        herd_load64(base) == Scoreboard.magic && herd_load64(base + 1) == Scoreboard.layoutVersion
+    }
     func setHeader(_ f: HeaderField, _ v: UInt64) { herd_store64(base + f.rawValue, v) }
 
     /// The last failure message (master side writes, commands read).
