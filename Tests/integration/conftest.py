@@ -797,3 +797,29 @@ class LoadThread(threading.Thread):
         self._stop_ev.set()
         self.join(timeout)
         assert not self.is_alive(), "load thread did not stop"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without systemd's variables, plus `extra`."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    e.update(extra)
+    return e
+
+
+def stop_process_tree(p: subprocess.Popen, timeout: float = 10.0):
+    """SIGTERM a herdd we started directly, wait, SIGKILL if needed, then SIGKILL any worker it
+    left (by the pids recorded before the stop)."""
+    kids = children_of(p.pid)
+    if p.poll() is None:
+        p.terminate()
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+    for k in kids:
+        if pid_alive(k):
+            try:
+                os.kill(k, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -14,6 +14,8 @@ import time
 
 from conftest import (
     HERDD_BIN,
+    clean_env,
+    stop_process_tree,
     LOCALHOST,
     LoadThread,
     children_of,
@@ -86,7 +88,7 @@ def test_upgrade_command_success_and_failure(herd_factory, tmp_path):
     port = free_ports(1)[0]
     # Started directly from the copy (not through the Herd wrapper, whose binary is fixed).
     log = open(tmp_path / "master.log", "wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    env = clean_env()
     master = subprocess.Popen([str(binary), "--workers", "2", "--listen", f"{LOCALHOST}:{port}",
                                "--upgrade-timeout", "3"], stdout=log, stderr=log, env=env)
     started = [master.pid]
@@ -141,7 +143,7 @@ def test_fd_store_keeps_listeners_across_a_restart(tmp_path):
     store = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     store.bind(path)
     port = free_ports(1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    env = clean_env()
     procs = []
     kept = []
     try:
@@ -174,17 +176,7 @@ def test_fd_store_keeps_listeners_across_a_restart(tmp_path):
         assert http_get(port).status == 200
     finally:
         for p in procs:
-            if p.poll() is None:
-                kids = children_of(p.pid)
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
-                for k in kids:
-                    if pid_alive(k):
-                        os.kill(k, signal.SIGKILL)
+            stop_process_tree(p)
         for _, fd in kept:
             os.close(fd)
         store.close()

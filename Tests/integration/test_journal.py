@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import LOCALHOST, free_ports, http_get, wait_http, wait_until
+from conftest import LOCALHOST, clean_env, free_ports, http_get, stop_process_tree, wait_http, wait_until
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 
@@ -44,26 +44,14 @@ def run_with_journal_stream(tmp_path, args, duration_fn):
     """Starts herdd with stderr on a file and JOURNAL_STREAM naming that file."""
     err = open(tmp_path / "stderr", "wb")
     st = os.fstat(err.fileno())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
-    env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-    from conftest import HERDD_BIN, children_of
+    env = clean_env(JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+    from conftest import HERDD_BIN
 
     p = subprocess.Popen([str(HERDD_BIN), *args], stdout=err, stderr=err, env=env)
     try:
         duration_fn()
     finally:
-        kids = children_of(p.pid)
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        for k in kids:
-            try:
-                os.kill(k, 9)
-            except ProcessLookupError:
-                pass
+        stop_process_tree(p, 15)
         err.close()
     return (tmp_path / "stderr").read_bytes(), p.returncode
 

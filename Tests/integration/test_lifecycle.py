@@ -64,9 +64,9 @@ def test_fd_exhaustion_does_not_spin_and_recovers(tmp_path):
     """accept4 failing with EMFILE leaves the listener readable: the worker must step back
     instead of spinning on it, and serve again once descriptors are free."""
     import os, socket, subprocess
-    from conftest import HERDD_BIN, children_of, proc_status_field
+    from conftest import HERDD_BIN, children_of, clean_env, stop_process_tree
     port = free_ports(1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    env = clean_env()
     # 48 descriptors per process: a worker runs out after a few dozen connections.
     p = subprocess.Popen(["prlimit", "--nofile=48:48", str(HERDD_BIN), "--workers", "1",
                           "--listen", f"{LOCALHOST}:{port}"], env=env,
@@ -99,18 +99,7 @@ def test_fd_exhaustion_does_not_spin_and_recovers(tmp_path):
     finally:
         for s in held:
             s.close()
-        kids = children_of(p.pid)
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        for k in kids:
-            try:
-                os.kill(k, 9)
-            except ProcessLookupError:
-                pass
+        stop_process_tree(p)
     err = p.stderr.read().decode(errors="replace")
     assert "accept-error" in err and "Too many open files" in err, err[-2000:]
 

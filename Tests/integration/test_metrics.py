@@ -181,14 +181,13 @@ def test_master_keeps_working_when_the_notify_reader_stalls(tmp_path):
     """A service manager that stops reading its notify socket must not freeze the master:
     STATUS= and WATCHDOG=1 are sent without blocking (dropped when the queue is full)."""
     import os, subprocess
-    from conftest import HERDD_BIN, children_of
+    from conftest import HERDD_BIN, clean_env, stop_process_tree
     path = f"/tmp/herdstall-{os.getpid()}-{time.monotonic_ns()}.sock"
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum: a few datagrams
     rx.bind(path)
     port, mport = free_ports(2)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
-    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="100000")
+    env = clean_env(NOTIFY_SOCKET=path, WATCHDOG_USEC="100000")
     p = subprocess.Popen([str(HERDD_BIN), "--workers", "1", "--listen", f"{LOCALHOST}:{port}",
                           "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -204,17 +203,6 @@ def test_master_keeps_working_when_the_notify_reader_stalls(tmp_path):
             assert value(m, "herdd_workers", state="idle") == 1
             time.sleep(0.5)
     finally:
-        kids = children_of(p.pid)
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        for k in kids:
-            try:
-                os.kill(k, 9)
-            except ProcessLookupError:
-                pass
+        stop_process_tree(p)
         rx.close()
         os.unlink(path)
