@@ -30,7 +30,7 @@ log() { printf '== %s\n' "$*"; }
 
 # (a) build dependencies
 need=()
-for p in debhelper dpkg-dev lintian libsystemd-dev pkg-config fakeroot binutils file; do
+for p in debhelper dpkg-dev lintian libsystemd-dev pkg-config fakeroot binutils file g++; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -57,8 +57,16 @@ if [ -n "${HERDD_BIN:-}" ]; then
     log "using prebuilt $bin"
 else
     # -z now: full RELRO (bind now), like Debian's hardening=+bindnow.
+    # The static Swift runtime is C++: link libstdc++ and libgcc statically too, so the package
+    # depends only on libc6 and libsystemd0. The runtime's link arguments name -lstdc++
+    # explicitly; a search directory holding only libstdc++.a (listed first) makes that the
+    # static archive, and clang's -static-libgcc replaces libgcc_s with libgcc_eh.
+    cxxdir="$(mktemp -d)"
+    trap 'rm -rf "$cxxdir"' EXIT
+    ln -s "$(g++ -print-file-name=libstdc++.a)" "$cxxdir/libstdc++.a"
     swift_flags=(-c release --static-swift-stdlib --product herdd --scratch-path "$SCRATCH"
-                 -Xlinker -z -Xlinker now)
+                 -Xlinker -z -Xlinker now -Xlinker "-L$cxxdir"
+                 -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
     if [ -n "${HERDD_GIT_REF:-}" ]; then
         src="$PKG/build/src"
         SCRATCH="$PKG/build/.build-release-static"
