@@ -58,17 +58,12 @@ static inline uint32_t herd_epollexclusive(void) { return EPOLLEXCLUSIVE; }
 
 // prctl is variadic: Swift cannot call it directly.
 static inline int herd_prctl_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
-static inline int herd_prctl_set_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
-
-// errno as a function (Swift's `errno` works too, this keeps call sites uniform).
-static inline int herd_errno(void) { return errno; }
 
 // Relaxed/acquire/release atomics on words of the shared-memory scoreboard. Each worker writes only
 // its own slot; the master only reads. Plain loads and stores could tear or be reordered by the
 // compiler, __atomic builtins cannot.
 static inline uint64_t herd_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void herd_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-static inline void herd_add64(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 // epoll_event is packed on x86_64; fill and read it in C so Swift never sees the packing.
 static inline int herd_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {

@@ -29,7 +29,6 @@ final class Master {
     let listeners: [Listener]
     let metricsListeners: [Listener]
     var metricsServer: MetricsServer? = nil
-    let startedAt = monotonicNanos()
     var upgrades: UInt64 = 0
     /// Hot upgrade in progress (old-master side), handover to do when ready (new-master side),
     /// and whether we handed the service over (then we stop without STOPPING=1).
@@ -367,7 +366,7 @@ final class Master {
             if upgradeChildExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()
-            let snap = scoreboard.snapshot(w.slot, listenerCount: listeners.count)
+            let snap = scoreboard.snapshot(w.slot)
             retired.accepted &+= snap.accepted
             retired.requests &+= snap.requests
             for i in 0..<5 { retired.statusClasses[i] &+= snap.statusClasses[i] }
@@ -602,7 +601,7 @@ final class Master {
             return ls
         }
         for w in workers.values.sorted(by: { $0.slot < $1.slot }) {
-            let snap = scoreboard.snapshot(w.slot, listenerCount: listeners.count)
+            let snap = scoreboard.snapshot(w.slot)
             m.accepted &+= snap.accepted
             m.active &+= snap.active
             m.bytesOut &+= snap.bytesOut

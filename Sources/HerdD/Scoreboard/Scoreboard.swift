@@ -64,12 +64,11 @@ final class Scoreboard: @unchecked Sendable {
     }
 
     /// Why a worker left (written by the worker just before it exits).
-    enum ExitReason: UInt64 { case none = 0, maxRequests, drained, quit }
+    enum ExitReason: UInt64 { case none = 0, maxRequests, drained }
 
     let fd: Int32
     let slotCount: Int
     private let base: UnsafeMutablePointer<UInt64>
-    private let bytes: Int
 
     static func size(slots: Int) -> Int { (headerWords + slots * slotWords) * 8 }
 
@@ -104,7 +103,6 @@ final class Scoreboard: @unchecked Sendable {
         } catch { close(fd); throw error }
         self.fd = fd
         self.slotCount = slots
-        self.bytes = size
         herd_store64(base + 1, Scoreboard.layoutVersion)
         herd_store64(base + 2, UInt64(slots))
         herd_store64(base + 3, UInt64(Scoreboard.maxListeners))
@@ -149,7 +147,6 @@ final class Scoreboard: @unchecked Sendable {
         }
         self.fd = fd
         self.base = base
-        self.bytes = size
         self.slotCount = Int(herd_load64(base + 2))
     }
 
@@ -222,9 +219,6 @@ final class Scoreboard: @unchecked Sendable {
         let p = word(slot, f)
         herd_store64(p, herd_load64(p) &+ v)
     }
-    @inline(__always) func load(_ slot: Int, listener: Int, _ f: ListenerField) -> UInt64 {
-        herd_load64(word(slot, listener: listener, f))
-    }
     @inline(__always) func bump(_ slot: Int, listener: Int, _ f: ListenerField) {
         let p = word(slot, listener: listener, f)
         herd_store64(p, herd_load64(p) &+ 1)
@@ -239,12 +233,6 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(base, herd_load64(base) &+ micros)
         herd_store64(base + 1, herd_load64(base + 1) &+ 1)
         if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
-    }
-
-    /// Latency sum (µs), count, and per-bucket counts (non-cumulative) of a listener in a slot.
-    func latency(_ slot: Int, listener: Int) -> (sum: UInt64, count: UInt64, buckets: [UInt64]) {
-        let base = word(slot, listener: listener, .latencySumMicros)
-        return (herd_load64(base), herd_load64(base + 1), (0..<Scoreboard.latencyBoundsMicros.count).map { herd_load64(base + 2 + $0) })
     }
 
     /// Number of counter words per listener that `listenerCounters` returns.
@@ -283,19 +271,14 @@ final class Scoreboard: @unchecked Sendable {
         var active: UInt64
         var startedAt: UInt64
         var exitReason: UInt64
-        var listeners: [(wakeups: UInt64, accepted: UInt64, emptyWakeups: UInt64, drainEagain: UInt64)]
     }
 
-    func snapshot(_ slot: Int, listenerCount: Int) -> SlotSnapshot {
+    func snapshot(_ slot: Int) -> SlotSnapshot {
         SlotSnapshot(
             slot: slot, pid: Int32(truncatingIfNeeded: load(slot, .pid)), generation: load(slot, .generation),
             state: state(slot), heartbeat: load(slot, .heartbeat), requests: load(slot, .requests),
             statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
             bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
-            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason),
-            listeners: (0..<min(listenerCount, Scoreboard.maxListeners)).map { l in
-                (load(slot, listener: l, .wakeups), load(slot, listener: l, .accepted),
-                 load(slot, listener: l, .emptyWakeups), load(slot, listener: l, .drainEagain))
-            })
+            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason))
     }
 }

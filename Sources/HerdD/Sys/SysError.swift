@@ -41,13 +41,6 @@ func monotonicNanos() -> UInt64 {
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
-/// Sets or clears FD_CLOEXEC.
-func setCloexec(_ fd: Int32, _ on: Bool) throws {
-    let flags = try sys("fcntl", detail: "F_GETFD") { fcntl(fd, F_GETFD) }
-    let new = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC)
-    if new != flags { try sys("fcntl", detail: "F_SETFD") { fcntl(fd, F_SETFD, new) } }
-}
-
 func setNonBlocking(_ fd: Int32) throws {
     let flags = try sys("fcntl", detail: "F_GETFL") { fcntl(fd, F_GETFL) }
     if flags & O_NONBLOCK == 0 {
@@ -71,26 +64,6 @@ func readSignal(_ fd: Int32) -> Int32? {
     let n = withUnsafeMutableBytes(of: &info) { read(fd, $0.baseAddress, $0.count) }
     guard n == MemoryLayout<signalfd_siginfo>.size else { return nil }
     return Int32(bitPattern: info.ssi_signo)
-}
-
-/// A periodic timerfd (CLOCK_MONOTONIC), non-blocking, for the event loops' housekeeping tick.
-func makeTimerFD(intervalMillis: Int) throws -> Int32 {
-    let fd = try sys("timerfd_create") { timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC)) }
-    var spec = itimerspec()
-    let ns = intervalMillis * 1_000_000
-    spec.it_interval.tv_sec = ns / 1_000_000_000
-    spec.it_interval.tv_nsec = ns % 1_000_000_000
-    spec.it_value = spec.it_interval
-    try sys("timerfd_settime") { timerfd_settime(fd, 0, &spec, nil) }
-    return fd
-}
-
-/// Drains a timerfd; returns how many expirations happened.
-@discardableResult
-func readTimer(_ fd: Int32) -> UInt64 {
-    var n: UInt64 = 0
-    let r = read(fd, &n, 8)
-    return r == 8 ? n : 0
 }
 
 /// Writes the whole buffer to a blocking fd (used for stderr logging).

@@ -347,12 +347,13 @@ final class Worker {
 
     /// At exit: totals, then one entry per listener with the herd meter counters.
     private func logCounters() {
-        let snap = scoreboard.snapshot(slot, listenerCount: listeners.count)
+        let snap = scoreboard.snapshot(slot)
         log.info("worker exiting", metadata: ["event": "worker-exit", "requests": "\(snap.requests)", "accepted": "\(snap.accepted)"])
-        for (i, l) in snap.listeners.enumerated() {
+        for (i, l) in listeners.enumerated() {
+            let c = scoreboard.listenerCounters(slot, listener: i) // ListenerField order
             log.info("listener counters", metadata: [
-                "event": "worker-listener-counters", "listener": "\(listeners[i].name)", "wakeups": "\(l.wakeups)",
-                "accepted": "\(l.accepted)", "empty_wakeups": "\(l.emptyWakeups)", "drain_eagain": "\(l.drainEagain)",
+                "event": "worker-listener-counters", "listener": "\(l.name)", "wakeups": "\(c[0])",
+                "accepted": "\(c[1])", "empty_wakeups": "\(c[2])", "drain_eagain": "\(c[3])",
             ])
         }
     }
