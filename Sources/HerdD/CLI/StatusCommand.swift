@@ -34,13 +34,9 @@ struct StatusFetchError: Error, CustomStringConvertible {
 
 /// A minimal blocking HTTP/1.0 GET with a 5 s timeout, enough to read herdd's own endpoint.
 func httpGet(_ address: ListenSpec.Address, path: String) throws -> String {
-    let target: String // what errors name; also the Host header (unix: localhost)
-    let host: String
-    switch address {
-    case .ipv4(let h, let port): target = "\(h):\(port)"; host = target
-    case .ipv6(let h, let port): target = "[\(h)]:\(port)"; host = target
-    case .unix(let path): target = "unix:\(path)"; host = "localhost"
-    }
+    let target = "\(address)" // what errors name; also the Host header (unix: localhost)
+    var host = target
+    if case .unix = address { host = "localhost" }
     let sa = try SocketAddress(address)
     let fd = try sys("socket") { socket(sa.family, herd_sock_stream() | herd_sock_cloexec(), 0) }
     if sa.withSockaddr({ connect(fd, $0, $1) }) < 0 {

@@ -2,23 +2,24 @@
 /// `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:80`, `unix:/run/herdd.sock`, each optionally followed by
 /// `,name=NAME` (the listener name that selects its handler; default `http`).
 struct ListenSpec: Equatable, Sendable, CustomStringConvertible {
-    enum Address: Equatable, Sendable {
+    enum Address: Equatable, Sendable, CustomStringConvertible {
         case ipv4(String, port: UInt16)
         case ipv6(String, port: UInt16)
         case unix(path: String)
+
+        /// "127.0.0.1:8080", "[::1]:8080", "unix:/run/herdd.sock": the form `--listen` takes.
+        var description: String {
+            switch self {
+            case .ipv4(let h, let p): "\(h):\(p)"
+            case .ipv6(let h, let p): "[\(h)]:\(p)"
+            case .unix(let path): "unix:\(path)"
+            }
+        }
     }
     var address: Address
     var name: String
 
-    var description: String {
-        let a: String
-        switch address {
-        case .ipv4(let h, let p): a = "\(h):\(p)"
-        case .ipv6(let h, let p): a = "[\(h)]:\(p)"
-        case .unix(let path): a = "unix:\(path)"
-        }
-        return "\(a),name=\(name)"
-    }
+    var description: String { "\(address),name=\(name)" }
 
     static let defaultName = "http"
 

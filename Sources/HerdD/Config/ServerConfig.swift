@@ -39,7 +39,7 @@ struct ServerConfig: Equatable, Sendable {
     var headerTimeout: Double = 10
     var maxBodyBytes = 1 << 20
     var upgradeTimeout: Double = 30
-    var maxWorkers = 256
+    var maxWorkers = ServerConfig.workerLimit
     /// Dynamic pool (Apache prefork style): keep at least `minSpare` idle workers (growing up to
     /// `maxWorkers`) and at most `maxSpare` (shrinking down to `workers`). 0 = off.
     var minSpare = 0

@@ -86,13 +86,7 @@ enum Listeners {
             try sys("bind", detail: what) { sa.withSockaddr { Glibc.bind(fd, $0, $1) } }
             try sys("listen", detail: what) { listen(fd, backlog) }
         } catch { close(fd); throw error }
-        let text: String
-        switch spec.address {
-        case .ipv4(let h, let p): text = "\(h):\(p)"
-        case .ipv6(let h, let p): text = "[\(h)]:\(p)"
-        case .unix(let path): text = "unix:\(path)"
-        }
-        return Listener(fd: fd, name: spec.name, family: sa.family == AF_UNIX ? .unix : .tcp, address: text)
+        return Listener(fd: fd, name: spec.name, family: sa.family == AF_UNIX ? .unix : .tcp, address: "\(spec.address)")
     }
 
     private static func removeStaleUnixSocket(_ path: String, _ sa: SocketAddress) throws {
