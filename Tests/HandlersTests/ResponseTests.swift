@@ -166,3 +166,77 @@ final class ArrayStream: BodyStream, @unchecked Sendable {
         #expect(HTTPHeaders().count == 0)
     }
 }
+
+@Suite struct ByteLevelHelpers {
+    /// The two tchar masks are hand-computed constants: compare them with RFC 9110's definition.
+    @Test func tcharMasksMatchRFC9110() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for c in 0...255 {
+            #expect(ASCII.isTchar(UInt8(c)) == tchar.contains(UInt8(c)), "byte \(c)")
+        }
+    }
+
+    /// Literal status lines spell the same line the general path would build.
+    @Test func literalStatusLines() {
+        var literal = 0
+        for s in 100...599 {
+            guard let line = HTTPResponseHead.commonStatusLine(s) else { continue }
+            literal += 1
+            #expect(line.description == "HTTP/1.1 \(s) \(httpReasonPhrase(s))\r\n")
+        }
+        #expect(literal >= 10)
+    }
+
+    /// Interned field names and methods keep the client's exact spelling; other spellings and
+    /// other names are decoded as sent.
+    @Test func commonNamesKeepSpelling() throws {
+        for name in ["Host", "host", "User-Agent", "Accept-Encoding", "Content-Length", "If-Modified-Since"] {
+            let got = Array(name.utf8).withUnsafeBytes { HTTPRequestParser.commonFieldName($0) }
+            #expect(got == name)
+        }
+        for name in ["HOST", "Hosts", "X-Custom", "content-Length", ""] {
+            #expect(Array(name.utf8).withUnsafeBytes { HTTPRequestParser.commonFieldName($0) } == nil)
+        }
+        for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            #expect(Array(m.utf8).withUnsafeBytes { HTTPRequestParser.commonMethod($0) } == m)
+        }
+        #expect(Array("get".utf8).withUnsafeBytes { HTTPRequestParser.commonMethod($0) } == nil)
+        var p = HTTPRequestParser()
+        guard case .request(let r, _) = p.parse(Array("get /a HTTP/1.1\r\nhOsT: x\r\nhost2: y\r\n\r\n".utf8)) else {
+            Issue.record("not parsed"); return
+        }
+        #expect(r.method == "get" && r.headers.map(\.name) == ["hOsT", "host2"])
+    }
+
+    @Test func listElementsAndTokens() {
+        var seen: [String] = []
+        Array(" a ,, b\t,c ,".utf8).withUnsafeBytes { p in
+            ASCII.forEachListElement(p) { seen.append(String(decoding: $0, as: UTF8.self)); return true }
+        }
+        #expect(seen == ["a", "b", "c"])
+        let h: HTTPHeaders = ["Connection": "Upgrade, KEEP-ALIVE", "X": "close"]
+        #expect(h.containsToken("keep-alive", in: "connection"))
+        #expect(!h.containsToken("close", in: "Connection"))
+        #expect(!h.containsToken("keep", in: "Connection"))
+    }
+
+    /// advance + takeRequest (the worker's path) gives the same requests as parse, once each.
+    @Test func advanceThenTake() {
+        let bytes = Array("POST /a?b=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+        var p = HTTPRequestParser()
+        var offset = 0
+        var got: [(String, String, String?, [UInt8])] = []
+        while offset < bytes.count {
+            let progress = bytes.withUnsafeBytes { p.advance(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+            guard case .request(let consumed) = progress, let r = p.takeRequest() else {
+                Issue.record("unexpected \(progress)"); return
+            }
+            #expect(p.takeRequest() == nil)
+            got.append((r.method, r.path, r.query, r.body))
+            offset += consumed
+        }
+        #expect(got.count == 2)
+        #expect(got.first.map { $0.0 == "POST" && $0.1 == "/a" && $0.2 == "b=1" && $0.3 == Array("xyz".utf8) } == true)
+        #expect(got.last.map { $0.0 == "GET" && $0.1 == "/c" && $0.2 == nil && $0.3.isEmpty } == true)
+    }
+}

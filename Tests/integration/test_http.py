@@ -145,6 +145,30 @@ def test_keepalive_pipelining_head_and_chunked(debug_herd):
     assert r.status == 200 and r.body == b"hello world", data
 
 
+def test_deep_pipelining_is_served_to_the_end(debug_herd):
+    """10000 pipelined requests in one stream: more input than a connection buffers at once
+    (--max-body 100: about 130 KiB) and far more output than its 64 KiB output limit. Every
+    request must be answered, in order: the worker has to go on by itself with bytes it already
+    read or left in the socket (edge-triggered epoll reports no new edge for them)."""
+    n = 10000
+    reqs = b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n))
+    assert len(reqs) > 300_000
+    with socket.create_connection((LOCALHOST, debug_herd.port), timeout=10) as s:
+        import threading
+        sender = threading.Thread(target=s.sendall, args=(reqs,), daemon=True)
+        sender.start()
+        data = bytearray()
+        deadline = time.monotonic() + 30
+        while data.count(b"HTTP/1.1 200 ") < n and time.monotonic() < deadline:
+            chunk = s.recv(1 << 16)
+            assert chunk, f"server closed after {data.count(b'HTTP/1.1 200 ')} of {n} responses"
+            data += chunk
+        sender.join(5)
+    got = data.count(b"HTTP/1.1 200 ")
+    assert got == n, f"{got} of {n} pipelined requests answered within 30 s"
+    assert data.count(b"HTTP/1.1 ") == n, "unexpected extra responses"
+
+
 def test_header_timeout_and_keepalive_timeout(debug_herd):
     port = debug_herd.port
     # --header-timeout 1: an incomplete request gets 408 and the connection closes.

@@ -12,17 +12,18 @@ enum ASCII {
     static let slash: UInt8 = 47
     static let question: UInt8 = 63
 
-    /// RFC 9110 `tchar`: token characters (header names, methods).
-    static let tcharTable: [Bool] = {
-        var t = [Bool](repeating: false, count: 256)
-        for c in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(c)] = true }
-        for c in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(c)] = true }
-        for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(c)] = true }
-        for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
-        return t
-    }()
+    /// RFC 9110 `tchar` (token characters: header names, methods) as two 64-bit masks, one
+    /// per half of ASCII: a literal constant, so the hot path pays neither a table lookup
+    /// through a lazily initialised global nor a bounds check.
+    /// Low half: "!#$%&'*+-." and digits. High half: letters and "^_`|~".
+    static let tcharMaskLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tcharMaskHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
-    @inline(__always) static func isTchar(_ c: UInt8) -> Bool { tcharTable[Int(c)] }
+    @inline(__always) static func isTchar(_ c: UInt8) -> Bool {
+        if c < 64 { return (tcharMaskLow >> UInt64(c)) & 1 == 1 }
+        if c < 128 { return (tcharMaskHigh >> UInt64(c - 64)) & 1 == 1 }
+        return false
+    }
 
     @inline(__always) static func lower(_ c: UInt8) -> UInt8 {
         (c >= 65 && c <= 90) ? c | 0x20 : c
@@ -38,23 +39,64 @@ enum ASCII {
         }
     }
 
+    /// Field-value bytes that would corrupt a message head: controls other than HTAB, and DEL.
+    @inline(__always) static func isUnsafeInValue(_ c: UInt8) -> Bool {
+        (c < 0x20 && c != ht) || c == 0x7F
+    }
+
+    /// Case-insensitive (ASCII) comparison of bytes with a lowercase literal (no allocation).
+    @inline(__always)
+    static func equalsLowercase(_ p: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let n = lowercase.utf8CodeUnitCount
+        guard p.count == n else { return false }
+        let q = lowercase.utf8Start
+        for i in 0..<n where lower(p[i]) != q[i] { return false }
+        return true
+    }
+
+    /// Case-insensitive (ASCII) comparison of a string with a lowercase literal.
+    @inline(__always)
+    static func equalsLowercase(_ s: String, _ lowercase: StaticString) -> Bool {
+        withBytes(s) { equalsLowercase($0, lowercase) }
+    }
+
+    /// Calls `body` with the UTF-8 bytes of `s`: in place for native strings (every string we
+    /// build), through a temporary copy otherwise (bridged or foreign strings).
+    @inline(__always)
+    static func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let r = s.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return r }
+        return Array(s.utf8).withUnsafeBytes(body)
+    }
+
     /// Case-insensitive (ASCII only) comparison of two strings.
     static func caseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-        let ua = a.utf8, ub = b.utf8
-        guard ua.count == ub.count else { return false }
-        for (x, y) in zip(ua, ub) where lower(x) != lower(y) { return false }
-        return true
+        guard a.utf8.count == b.utf8.count else { return false }
+        return withBytes(a) { pa in
+            withBytes(b) { pb in
+                for i in 0..<pa.count where lower(pa[i]) != lower(pb[i]) { return false }
+                return true
+            }
+        }
     }
 
     /// Is `s` a non-empty token (RFC 9110 5.6.2)?
     static func isToken(_ s: String) -> Bool {
-        var any = false
-        for c in s.utf8 {
-            guard isTchar(c) else { return false }
-            any = true
+        withBytes(s) { p in
+            guard !p.isEmpty else { return false }
+            for c in p where !isTchar(c) { return false }
+            return true
         }
-        return any
     }
+
+    /// Does `s` contain no byte that would corrupt a message head?
+    static func isSafeValue(_ s: String) -> Bool {
+        withBytes(s) { p in
+            for c in p where isUnsafeInValue(c) { return false }
+            return true
+        }
+    }
+
+    @inline(__always) static func isOWS(_ c: UInt8) -> Bool { c == sp || c == ht }
 
     /// Trims spaces and horizontal tabs (OWS) at both ends.
     static func trimOWS(_ s: Substring) -> Substring {
@@ -62,6 +104,24 @@ enum ASCII {
         while let f = u.first, f == sp || f == ht { u = u.dropFirst() }
         while let l = u.last, l == sp || l == ht { u = u.dropLast() }
         return Substring(u)
+    }
+
+    /// Calls `body` with each trimmed, non-empty element of a comma-separated list, until it
+    /// returns false. Returns false if `body` stopped early.
+    @discardableResult @inline(__always)
+    static func forEachListElement(_ p: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        var i = 0
+        let n = p.count
+        while i <= n {
+            var e = i
+            while e < n && p[e] != comma { e += 1 }
+            var s = i, t = e
+            while s < t && isOWS(p[s]) { s += 1 }
+            while t > s && isOWS(p[t - 1]) { t -= 1 }
+            if t > s, !body(UnsafeRawBufferPointer(rebasing: p[s..<t])) { return false }
+            i = e + 1
+        }
+        return true
     }
 
     /// Splits a comma-separated header value into trimmed, non-empty elements.
@@ -98,4 +158,13 @@ func percentDecode<C: Collection>(_ bytes: C) -> [UInt8]? where C.Element == UIn
 /// Decodes bytes as UTF-8, returning nil for invalid UTF-8 (no replacement characters).
 func strictUTF8<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
     String(validating: bytes, as: UTF8.self)
+}
+
+extension Array where Element == UInt8 {
+    /// Appends raw bytes with one copy. (`append(contentsOf:)` with an UnsafeRawBufferPointer
+    /// goes byte by byte: it has no contiguous-storage fast path; a typed buffer does.)
+    @inline(__always)
+    mutating func appendBytes(_ p: UnsafeRawBufferPointer) {
+        append(contentsOf: p.assumingMemoryBound(to: UInt8.self))
+    }
 }

@@ -3,12 +3,19 @@
 public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     public typealias Element = (name: String, value: String)
 
-    private var fields: [Element] = []
+    /// Stored as a struct rather than a tuple: the compiler then knows how to copy and destroy
+    /// the array's elements directly instead of going through the runtime's generic tuple code.
+    @usableFromInline struct Field: Sendable {
+        var name: String
+        var value: String
+    }
+
+    private var fields: [Field] = []
 
     public init() {}
 
     public init(_ pairs: [(String, String)]) {
-        fields = pairs.map { (name: $0.0, value: $0.1) }
+        fields = pairs.map { Field(name: $0.0, value: $0.1) }
     }
 
     public init(dictionaryLiteral elements: (String, String)...) {
@@ -20,6 +27,9 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
     public var isEmpty: Bool { fields.isEmpty }
 
+    /// Room for `n` fields without reallocating (the parser knows the count up front).
+    public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
+
     /// First value for `name`, or nil.
     public subscript(name: String) -> String? {
         for f in fields where ASCII.caseInsensitiveEquals(f.name, name) { return f.value }
@@ -28,27 +38,29 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
     /// All values for `name`, in order.
     public func values(_ name: String) -> [String] {
-        fields.filter { ASCII.caseInsensitiveEquals($0.name, name) }.map(\.value)
+        var out: [String] = []
+        for f in fields where ASCII.caseInsensitiveEquals(f.name, name) { out.append(f.value) }
+        return out
     }
 
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
     /// Appends a field (keeps existing ones with the same name).
     public mutating func add(_ name: String, _ value: String) {
-        fields.append((name: name, value: value))
+        fields.append(Field(name: name, value: value))
     }
 
     /// Replaces all fields named `name` by a single one (at the position of the first, else appended).
     public mutating func set(_ name: String, _ value: String) {
         if let i = fields.firstIndex(where: { ASCII.caseInsensitiveEquals($0.name, name) }) {
-            fields[i] = (name: name, value: value)
+            fields[i] = Field(name: name, value: value)
             var j = fields.count - 1
             while j > i {
                 if ASCII.caseInsensitiveEquals(fields[j].name, name) { fields.remove(at: j) }
                 j -= 1
             }
         } else {
-            fields.append((name: name, value: value))
+            fields.append(Field(name: name, value: value))
         }
     }
 
@@ -58,14 +70,39 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     }
 
     /// Does any comma-separated element of any `name` field equal `token` (case-insensitive)?
+    /// Allocation-free: it runs for every request (`Connection: close` / `keep-alive`).
     public func containsToken(_ token: String, in name: String) -> Bool {
-        for v in values(name) {
-            for t in ASCII.commaList(v) where ASCII.caseInsensitiveEquals(String(t), token) { return true }
+        for f in fields where ASCII.caseInsensitiveEquals(f.name, name) {
+            let found = ASCII.withBytes(f.value) { v in
+                ASCII.withBytes(token) { t in
+                    !ASCII.forEachListElement(v) { element in
+                        guard element.count == t.count else { return true }
+                        for i in 0..<t.count where ASCII.lower(element[i]) != ASCII.lower(t[i]) { return true }
+                        return false // found: stop
+                    }
+                }
+            }
+            if found { return true }
         }
         return false
     }
 
-    public func makeIterator() -> IndexingIterator<[Element]> { fields.makeIterator() }
+    /// Calls `body` with each field in order (no tuple iterator in between).
+    @inline(__always)
+    func forEachField(_ body: (String, String) -> Void) {
+        for f in fields { body(f.name, f.value) }
+    }
+
+    public struct Iterator: IteratorProtocol {
+        private var base: IndexingIterator<[Field]>
+        init(_ fields: [Field]) { base = fields.makeIterator() }
+        public mutating func next() -> Element? {
+            guard let f = base.next() else { return nil }
+            return (name: f.name, value: f.value)
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(fields) }
 
     public var description: String {
         fields.map { "\($0.name): \($0.value)" }.joined(separator: "\n")

@@ -45,6 +45,8 @@ public struct HTTPRequestParser: Sendable {
     private var scanPos = 0         // next offset to scan for a line ending
     private var lineCount = 0       // complete head lines seen (request line included)
     private var head: Head?
+    /// The request `advance` reported complete, until `takeRequest()`.
+    private var completed: HTTPRequest?
     private var chunkPhase = ChunkPhase.size
     private var chunkPos = 0        // next offset to decode in a chunked body
     private var chunkBody: [UInt8] = []
@@ -78,17 +80,43 @@ public struct HTTPRequestParser: Sendable {
     }
 
     public mutating func parse(_ buf: UnsafeRawBufferPointer) -> ParseResult {
+        switch advance(buf) {
+        case .needMore: return .needMore
+        case .error(let status, let reason): return .error(status: status, reason: reason)
+        case .request(let consumed):
+            guard let request = takeRequest() else { return .error(status: 500, reason: "parser lost its request") }
+            return .request(request, consumed: consumed)
+        }
+    }
+
+    /// What `advance` found.
+    public enum Progress: Sendable, Equatable {
+        case needMore
+        /// A complete request of `consumed` bytes: take it with `takeRequest()`.
+        case request(consumed: Int)
+        case error(status: Int, reason: String)
+    }
+
+    /// The hot-path form of `parse`: the request is not carried in the result but taken with
+    /// `takeRequest()` (moved out, not copied: an HTTPRequest holds several reference-counted
+    /// strings and arrays, and an enum payload was copied and destroyed at every level).
+    public mutating func advance(_ buf: UnsafeRawBufferPointer) -> Progress {
         // Defensive: a shorter buffer than what we already scanned means the caller restarted.
         if scanPos > buf.count || chunkPos > buf.count { reset() }
-        let result = parseStep(buf)
-        switch result {
+        let progress = step(buf)
+        switch progress {
         case .needMore: break
         case .request, .error: reset()
         }
-        return result
+        return progress
     }
 
-    private mutating func parseStep(_ buf: UnsafeRawBufferPointer) -> ParseResult {
+    /// The request `advance` just reported (once; nil afterwards).
+    public mutating func takeRequest() -> HTTPRequest? {
+        completed.take()
+    }
+
+    private mutating func step(_ buf: UnsafeRawBufferPointer) -> Progress {
         if head == nil {
             switch scanHead(buf) {
             case .needMore: return .needMore
@@ -102,15 +130,16 @@ public struct HTTPRequestParser: Sendable {
                 }
             }
         }
-        guard let h = head else { return .needMore }
-        switch h.framing {
+        guard let framing = head?.framing, let end = head?.end else { return .needMore }
+        switch framing {
         case .none:
-            return .request(h.request, consumed: h.end)
+            completed = head.take()?.request
+            return .request(consumed: end)
         case .length(let n):
-            guard buf.count - h.end >= n else { return .needMore }
-            var req = h.request
-            req.body = Array(UnsafeRawBufferPointer(rebasing: buf[h.end..<(h.end + n)]))
-            return .request(req, consumed: h.end + n)
+            guard buf.count - end >= n else { return .needMore }
+            completed = head.take()?.request
+            completed?.body = Array(UnsafeRawBufferPointer(rebasing: buf[end..<(end + n)]))
+            return .request(consumed: end + n)
         case .chunked:
             return decodeChunked(buf)
         }
@@ -192,11 +221,59 @@ public struct HTTPRequestParser: Sendable {
         return nil
     }
 
+    /// What the head says about framing and Host, gathered while its fields are parsed (by
+    /// comparing name bytes, without building or searching strings), judged afterwards in the
+    /// order RFC 9112 gives.
+    private struct FramingFields {
+        var hostCount = 0
+        var teSeen = false
+        var teCodings = 0          // list elements over all Transfer-Encoding fields
+        var teFirstIsChunked = false
+        var clSeen = false
+        var clLength: Int? = nil
+        var clInvalid = false
+        var clConflict = false
+
+        mutating func noteContentLength(_ v: UnsafeRawBufferPointer) {
+            clSeen = true
+            // A field may repeat the value as a list ("5, 5"); all must agree. Empty elements
+            // are invalid here (unlike other lists).
+            var i = 0
+            let n = v.count
+            while i <= n {
+                var e = i
+                while e < n && v[e] != ASCII.comma { e += 1 }
+                var s = i, t = e
+                while s < t && ASCII.isOWS(v[s]) { s += 1 }
+                while t > s && ASCII.isOWS(v[t - 1]) { t -= 1 }
+                guard let value = HTTPRequestParser.parseDecimal(UnsafeRawBufferPointer(rebasing: v[s..<t])) else {
+                    clInvalid = true
+                    return
+                }
+                if let l = clLength, l != value { clConflict = true }
+                clLength = value
+                i = e + 1
+            }
+        }
+
+        mutating func noteTransferEncoding(_ v: UnsafeRawBufferPointer) {
+            teSeen = true
+            ASCII.forEachListElement(v) { coding in
+                if teCodings == 0 { teFirstIsChunked = ASCII.equalsLowercase(coding, "chunked") }
+                teCodings += 1
+                return true
+            }
+        }
+    }
+
     private func parseHead(_ buf: UnsafeRawBufferPointer, start: Int, end: Int) -> Result<Head, Failure> {
         var isFirst = true
-        var method = "", target = "", versionMinor = 1
-        var rawTarget: [UInt8] = []
+        var method = "", versionMinor = 1
+        var targetRange = 0..<0
         var headers = HTTPHeaders()
+        // lineCount (from scanHead) counts the request line too.
+        headers.reserveCapacity(max(0, lineCount - 1))
+        var framingFields = FramingFields()
         let failure = HTTPRequestParser.forEachLine(buf, start, end) { r in
             if r.isEmpty { return nil }  // the terminating blank line
             if isFirst {
@@ -205,8 +282,7 @@ public struct HTTPRequestParser: Sendable {
                 case .failure(let f): return f
                 case .success(let rl):
                     method = rl.method
-                    rawTarget = rl.target
-                    target = String(decoding: rl.target, as: UTF8.self)
+                    targetRange = rl.target
                     versionMinor = rl.minor
                     return nil
                 }
@@ -224,79 +300,90 @@ public struct HTTPRequestParser: Sendable {
                 return Failure(status: 400, reason: "invalid header line")
             }
             var vs = colon + 1, ve = r.upperBound
-            while vs < ve && (buf[vs] == ASCII.sp || buf[vs] == ASCII.ht) { vs += 1 }
-            while ve > vs && (buf[ve - 1] == ASCII.sp || buf[ve - 1] == ASCII.ht) { ve -= 1 }
-            for k in vs..<ve {
-                let c = buf[k]
-                if (c < 0x20 && c != ASCII.ht) || c == 0x7F {
-                    return Failure(status: 400, reason: "invalid character in header value")
-                }
+            while vs < ve && ASCII.isOWS(buf[vs]) { vs += 1 }
+            while ve > vs && ASCII.isOWS(buf[ve - 1]) { ve -= 1 }
+            for k in vs..<ve where ASCII.isUnsafeInValue(buf[k]) {
+                return Failure(status: 400, reason: "invalid character in header value")
             }
             if headers.count >= limits.maxHeaderCount {
                 return Failure(status: 431, reason: "too many header fields")
             }
-            headers.add(String(decoding: UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<colon]), as: UTF8.self),
-                        String(decoding: UnsafeRawBufferPointer(rebasing: buf[vs..<ve]), as: UTF8.self))
+            let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            switch name.count {  // the length first: most fields are none of these
+            case 4 where ASCII.equalsLowercase(name, "host"):
+                framingFields.hostCount += 1
+            case 14 where ASCII.equalsLowercase(name, "content-length"):
+                framingFields.noteContentLength(value)
+            case 17 where ASCII.equalsLowercase(name, "transfer-encoding"):
+                framingFields.noteTransferEncoding(value)
+            default:
+                break
+            }
+            headers.add(HTTPRequestParser.commonFieldName(name) ?? String(decoding: name, as: UTF8.self),
+                        String(decoding: value, as: UTF8.self))
             return nil
         }
         if let failure { return .failure(failure) }
 
         // Host (RFC 9112 3.2).
-        let hosts = headers.values("Host")
-        if hosts.count > 1 { return .failure(Failure(status: 400, reason: "multiple Host headers")) }
-        if versionMinor >= 1 && hosts.isEmpty { return .failure(Failure(status: 400, reason: "missing Host header")) }
+        if framingFields.hostCount > 1 { return .failure(Failure(status: 400, reason: "multiple Host headers")) }
+        if versionMinor >= 1 && framingFields.hostCount == 0 {
+            return .failure(Failure(status: 400, reason: "missing Host header"))
+        }
 
         // Target -> path and query.
-        let split = HTTPRequest.splitTarget(rawTarget)
+        let rawTarget = UnsafeRawBufferPointer(rebasing: buf[targetRange])
+        let target = String(decoding: rawTarget, as: UTF8.self)
         let path: String
-        if rawTarget.first == ASCII.slash || rawTarget == [UInt8(ascii: "*")] || split.path.first == ASCII.slash {
-            guard let decoded = percentDecode(split.path) else {
-                return .failure(Failure(status: 400, reason: "invalid percent-encoding in path"))
+        let query: String?
+        if let fast = HTTPRequestParser.plainOriginForm(rawTarget) {
+            // origin-form without '%' or non-ASCII bytes (nearly every request): the path is
+            // the bytes before '?' as they are; without a query it is the target itself.
+            if case .query(let q) = fast {
+                path = String(decoding: UnsafeRawBufferPointer(rebasing: rawTarget[..<(q - 1)]), as: UTF8.self)
+                query = String(decoding: UnsafeRawBufferPointer(rebasing: rawTarget[q...]), as: UTF8.self)
+            } else {
+                path = target
+                query = nil
             }
-            guard let s = strictUTF8(decoded) else {
-                return .failure(Failure(status: 400, reason: "path is not valid UTF-8"))
-            }
-            path = s
-        } else if method == "CONNECT" {
-            path = target  // authority-form
         } else {
-            return .failure(Failure(status: 400, reason: "invalid request target"))
+            let bytes = Array(rawTarget)
+            let split = HTTPRequest.splitTarget(bytes)
+            if bytes.first == ASCII.slash || bytes == [UInt8(ascii: "*")] || split.path.first == ASCII.slash {
+                guard let decoded = percentDecode(split.path) else {
+                    return .failure(Failure(status: 400, reason: "invalid percent-encoding in path"))
+                }
+                guard let s = strictUTF8(decoded) else {
+                    return .failure(Failure(status: 400, reason: "path is not valid UTF-8"))
+                }
+                path = s
+            } else if method == "CONNECT" {
+                path = target  // authority-form
+            } else {
+                return .failure(Failure(status: 400, reason: "invalid request target"))
+            }
+            query = split.query.map { String(decoding: $0, as: UTF8.self) }
         }
-        let query = split.query.map { String(decoding: $0, as: UTF8.self) }
 
         // Body framing (RFC 9112 6).
-        let te = headers.values("Transfer-Encoding")
-        let cl = headers.values("Content-Length")
         var framing = BodyFraming.none
-        if !te.isEmpty {
-            if !cl.isEmpty {
+        if framingFields.teSeen {
+            if framingFields.clSeen {
                 return .failure(Failure(status: 400, reason: "both Transfer-Encoding and Content-Length"))
             }
             if versionMinor == 0 {
                 return .failure(Failure(status: 400, reason: "Transfer-Encoding in HTTP/1.0 request"))
             }
-            let codings = te.flatMap { ASCII.commaList($0) }
-            if codings.isEmpty { return .failure(Failure(status: 400, reason: "empty Transfer-Encoding")) }
-            guard codings.count == 1, ASCII.caseInsensitiveEquals(String(codings[0]), "chunked") else {
+            if framingFields.teCodings == 0 { return .failure(Failure(status: 400, reason: "empty Transfer-Encoding")) }
+            guard framingFields.teCodings == 1, framingFields.teFirstIsChunked else {
                 return .failure(Failure(status: 501, reason: "unsupported Transfer-Encoding"))
             }
             framing = .chunked
-        } else if !cl.isEmpty {
-            var length: Int?
-            for v in cl {
-                // A field may repeat the value as a list ("5, 5"); all must agree.
-                let items = v.split(separator: ",", omittingEmptySubsequences: false).map { ASCII.trimOWS($0) }
-                for item in items {
-                    guard let n = HTTPRequestParser.parseDecimal(item) else {
-                        return .failure(Failure(status: 400, reason: "invalid Content-Length"))
-                    }
-                    if let l = length, l != n {
-                        return .failure(Failure(status: 400, reason: "conflicting Content-Length"))
-                    }
-                    length = n
-                }
-            }
-            guard let length else { return .failure(Failure(status: 400, reason: "invalid Content-Length")) }
+        } else if framingFields.clSeen {
+            if framingFields.clInvalid { return .failure(Failure(status: 400, reason: "invalid Content-Length")) }
+            if framingFields.clConflict { return .failure(Failure(status: 400, reason: "conflicting Content-Length")) }
+            guard let length = framingFields.clLength else { return .failure(Failure(status: 400, reason: "invalid Content-Length")) }
             if length > limits.maxBodyBytes { return .failure(Failure(status: 413, reason: "body too large")) }
             if length > 0 { framing = .length(length) }
         }
@@ -306,11 +393,27 @@ public struct HTTPRequestParser: Sendable {
         return .success(Head(request: req, framing: framing, end: end))
     }
 
+    private enum PlainOriginForm { case noQuery, query(start: Int) }
+
+    /// An origin-form target ("/p?q") whose path part has no '%' and no byte >= 0x80 needs no
+    /// decoding: where its query starts (just past '?'), if it has one. nil for every other
+    /// target (the general path decodes and checks it).
+    @inline(__always)
+    private static func plainOriginForm(_ t: UnsafeRawBufferPointer) -> PlainOriginForm? {
+        guard let first = t.first, first == ASCII.slash else { return nil }
+        for i in 0..<t.count {
+            let c = t[i]
+            if c == ASCII.question { return .query(start: i + 1) }
+            if c == ASCII.percent || c >= 0x80 { return nil }
+        }
+        return .noQuery
+    }
+
     /// Non-negative decimal without sign; nil if empty, non-digit or overflowing.
-    static func parseDecimal(_ s: Substring) -> Int? {
+    static func parseDecimal(_ s: UnsafeRawBufferPointer) -> Int? {
         guard !s.isEmpty else { return nil }
         var v = 0
-        for c in s.utf8 {
+        for c in s {
             guard c >= 48 && c <= 57 else { return nil }
             let (m, o1) = v.multipliedReportingOverflow(by: 10)
             let (a, o2) = m.addingReportingOverflow(Int(c - 48))
@@ -320,7 +423,7 @@ public struct HTTPRequestParser: Sendable {
         return v
     }
 
-    private struct RequestLine { var method: String; var target: [UInt8]; var minor: Int }
+    private struct RequestLine { var method: String; var target: Range<Int>; var minor: Int }
 
     /// `method SP request-target SP HTTP-version`
     private static func parseRequestLine(_ buf: UnsafeRawBufferPointer, _ r: Range<Int>) -> Result<RequestLine, Failure> {
@@ -345,8 +448,8 @@ public struct HTTPRequestParser: Sendable {
         i += 1
         // HTTP-version = "HTTP/" DIGIT "." DIGIT  (case-sensitive)
         let v = UnsafeRawBufferPointer(rebasing: buf[i..<r.upperBound])
-        let prefix = Array("HTTP/".utf8)
-        guard v.count >= 6, v.prefix(5).elementsEqual(prefix) else { return .failure(bad) }
+        guard v.count >= 6, v[0] == UInt8(ascii: "H"), v[1] == UInt8(ascii: "T"), v[2] == UInt8(ascii: "T"),
+              v[3] == UInt8(ascii: "P"), v[4] == ASCII.slash else { return .failure(bad) }
         let isDigit = { (c: UInt8) in c >= 48 && c <= 57 }
         let major = v[5]
         guard isDigit(major) else { return .failure(bad) }
@@ -362,17 +465,91 @@ public struct HTTPRequestParser: Sendable {
         guard major == UInt8(ascii: "1") else {
             return .failure(Failure(status: 505, reason: "HTTP version not supported"))
         }
-        let method = String(decoding: UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<methodEnd]), as: UTF8.self)
-        let target = Array(UnsafeRawBufferPointer(rebasing: buf[targetStart..<targetEnd]))
-        return .success(RequestLine(method: method, target: target, minor: min(minor, 1)))
+        let methodBytes = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<methodEnd])
+        let method = commonMethod(methodBytes) ?? String(decoding: methodBytes, as: UTF8.self)
+        return .success(RequestLine(method: method, target: targetStart..<targetEnd, minor: min(minor, 1)))
+    }
+
+    // MARK: common names
+
+    // Field names and methods that nearly every request carries, spelled as clients send them,
+    // are taken from literals: no UTF-8 validation, no allocation, no reference counting (the
+    // spelling is kept: the bytes must match exactly). Others are decoded as usual.
+
+    @inline(__always)
+    private static func same(_ p: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
+        guard let b = p.baseAddress, p.count == s.utf8CodeUnitCount else { return false }
+        return memcmp(b, s.utf8Start, p.count) == 0
+    }
+
+    static func commonFieldName(_ p: UnsafeRawBufferPointer) -> String? {
+        switch p.count {
+        case 4:
+            if same(p, "Host") { return "Host" }
+            if same(p, "host") { return "host" }
+        case 6:
+            if same(p, "Accept") { return "Accept" }
+            if same(p, "Cookie") { return "Cookie" }
+            if same(p, "Origin") { return "Origin" }
+            if same(p, "Expect") { return "Expect" }
+            if same(p, "accept") { return "accept" }
+        case 7:
+            if same(p, "Referer") { return "Referer" }
+        case 10:
+            if same(p, "User-Agent") { return "User-Agent" }
+            if same(p, "Connection") { return "Connection" }
+            if same(p, "user-agent") { return "user-agent" }
+            if same(p, "connection") { return "connection" }
+        case 12:
+            if same(p, "Content-Type") { return "Content-Type" }
+            if same(p, "content-type") { return "content-type" }
+        case 13:
+            if same(p, "Cache-Control") { return "Cache-Control" }
+            if same(p, "Authorization") { return "Authorization" }
+            if same(p, "If-None-Match") { return "If-None-Match" }
+        case 14:
+            if same(p, "Content-Length") { return "Content-Length" }
+            if same(p, "content-length") { return "content-length" }
+        case 15:
+            if same(p, "Accept-Encoding") { return "Accept-Encoding" }
+            if same(p, "Accept-Language") { return "Accept-Language" }
+            if same(p, "X-Forwarded-For") { return "X-Forwarded-For" }
+            if same(p, "accept-encoding") { return "accept-encoding" }
+        case 17:
+            if same(p, "Transfer-Encoding") { return "Transfer-Encoding" }
+            if same(p, "If-Modified-Since") { return "If-Modified-Since" }
+        default:
+            break
+        }
+        return nil
+    }
+
+    static func commonMethod(_ p: UnsafeRawBufferPointer) -> String? {
+        switch p.count {
+        case 3:
+            if same(p, "GET") { return "GET" }
+            if same(p, "PUT") { return "PUT" }
+        case 4:
+            if same(p, "HEAD") { return "HEAD" }
+            if same(p, "POST") { return "POST" }
+        case 5:
+            if same(p, "PATCH") { return "PATCH" }
+        case 6:
+            if same(p, "DELETE") { return "DELETE" }
+        case 7:
+            if same(p, "OPTIONS") { return "OPTIONS" }
+        default:
+            break
+        }
+        return nil
     }
 
     // MARK: chunked body
 
     /// Decodes as much of a chunked body as is available, resuming at `chunkPos`.
-    private mutating func decodeChunked(_ buf: UnsafeRawBufferPointer) -> ParseResult {
+    private mutating func decodeChunked(_ buf: UnsafeRawBufferPointer) -> Progress {
         let n = buf.count
-        guard let base = buf.baseAddress, var h = head else { return .needMore }
+        guard let base = buf.baseAddress, head != nil else { return .needMore }
         while true {
             switch chunkPhase {
             case .size:
@@ -410,7 +587,7 @@ public struct HTTPRequestParser: Sendable {
             case .data(let remaining):
                 let take = min(remaining, n - chunkPos)
                 if take > 0 {
-                    chunkBody.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[chunkPos..<(chunkPos + take)]))
+                    chunkBody.appendBytes(UnsafeRawBufferPointer(rebasing: buf[chunkPos..<(chunkPos + take)]))
                     chunkPos += take
                 }
                 if take < remaining {
@@ -444,9 +621,9 @@ public struct HTTPRequestParser: Sendable {
                 if trailerBytes > limits.maxHeaderBytes { return .error(status: 431, reason: "trailers too large") }
                 if e == chunkPos {
                     // End of message.
-                    h.request.body = chunkBody
-                    head = h
-                    return .request(h.request, consumed: lf + 1)
+                    completed = head.take()?.request
+                    completed?.body = chunkBody
+                    return .request(consumed: lf + 1)
                 }
                 if let err = HTTPRequestParser.checkTrailer(buf, chunkPos..<e) { return err }
                 trailerCount += 1
@@ -457,7 +634,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// Minimal syntax check of a trailer field line: `token ":" value` without controls.
-    private static func checkTrailer(_ buf: UnsafeRawBufferPointer, _ r: Range<Int>) -> ParseResult? {
+    private static func checkTrailer(_ buf: UnsafeRawBufferPointer, _ r: Range<Int>) -> Progress? {
         var i = r.lowerBound
         while i < r.upperBound && buf[i] != ASCII.colon {
             guard ASCII.isTchar(buf[i]) else { return .error(status: 400, reason: "invalid trailer field") }

@@ -26,21 +26,33 @@ public enum HTTPResponseHead {
                                  versionMinor: Int, date: String, into out: inout [UInt8]) -> BodyFraming {
         // Out-of-range status codes from a handler become 500 rather than a malformed status line.
         let status = (100...999).contains(response.status) ? response.status : 500
-        if let line = commonStatusLines[status] {
-            out.append(contentsOf: line)
+        if let line = commonStatusLine(status) {
+            appendLiteral(line, &out)
         } else {
             out.append(contentsOf: "HTTP/1.1 \(status) \(httpReasonPhrase(status))\r\n".utf8)
         }
 
-        let headers = response.headers
-        if !headers.contains("Server") { out.append(contentsOf: "Server: herdd\r\n".utf8) }
-        if !headers.contains("Date") { appendField("Date", date, &out) }
-        for (name, value) in headers {
-            if ASCII.caseInsensitiveEquals(name, "Content-Length")
-                || ASCII.caseInsensitiveEquals(name, "Transfer-Encoding")
-                || ASCII.caseInsensitiveEquals(name, "Connection") { continue }
-            // Drop fields that would corrupt the head (response splitting).
-            guard ASCII.isToken(name), isSafeValue(value) else { continue }
+        // Handler fields, except the framing ones the serializer owns and any that would
+        // corrupt the head (response splitting). Server and Date unless the handler set them.
+        // Names are compared by length first: most fields are none of these.
+        var hasServer = false, hasDate = false
+        response.headers.forEachField { name, _ in
+            switch name.utf8.count {
+            case 4 where ASCII.equalsLowercase(name, "date"): hasDate = true
+            case 6 where ASCII.equalsLowercase(name, "server"): hasServer = true
+            default: break
+            }
+        }
+        if !hasServer { appendLiteral("Server: herdd\r\n", &out) }
+        if !hasDate { appendField("Date", date, &out) }
+        response.headers.forEachField { name, value in
+            switch name.utf8.count {
+            case 10 where ASCII.equalsLowercase(name, "connection"): return
+            case 14 where ASCII.equalsLowercase(name, "content-length"): return
+            case 17 where ASCII.equalsLowercase(name, "transfer-encoding"): return
+            default: break
+            }
+            guard ASCII.isToken(name), ASCII.isSafeValue(value) else { return }
             appendField(name, value, &out)
         }
 
@@ -60,7 +72,7 @@ public enum HTTPResponseHead {
             case .stream:
                 if versionMinor >= 1 {
                     // Also sent for HEAD, mirroring what GET would get (RFC 9110 9.3.2).
-                    out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+                    appendLiteral("Transfer-Encoding: chunked\r\n", &out)
                     framing = requestIsHEAD ? .none : .chunked
                 } else if requestIsHEAD {
                     framing = .none
@@ -72,11 +84,12 @@ public enum HTTPResponseHead {
         }
 
         if !keep {
-            out.append(contentsOf: "Connection: close\r\n".utf8)
+            appendLiteral("Connection: close\r\n", &out)
         } else if versionMinor == 0 {
-            out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+            appendLiteral("Connection: keep-alive\r\n", &out)
         }
-        out.append(contentsOf: "\r\n".utf8)
+        out.append(13)
+        out.append(10)
         return framing
     }
 
@@ -90,20 +103,29 @@ public enum HTTPResponseHead {
         out.append(contentsOf: "\r\n".utf8)
     }
 
-    /// Status lines of the usual statuses, built once (the hot path appends bytes only).
-    private static let commonStatusLines: [Int: [UInt8]] = {
-        var t: [Int: [UInt8]] = [:]
-        for s in [200, 201, 204, 206, 301, 302, 304, 400, 403, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505] {
-            t[s] = Array("HTTP/1.1 \(s) \(httpReasonPhrase(s))\r\n".utf8)
+    /// Status lines of the usual statuses as literals (a switch, no table to initialise or hash).
+    static func commonStatusLine(_ status: Int) -> StaticString? {
+        switch status {
+        case 200: return "HTTP/1.1 200 OK\r\n"
+        case 201: return "HTTP/1.1 201 Created\r\n"
+        case 204: return "HTTP/1.1 204 No Content\r\n"
+        case 206: return "HTTP/1.1 206 Partial Content\r\n"
+        case 301: return "HTTP/1.1 301 Moved Permanently\r\n"
+        case 302: return "HTTP/1.1 302 Found\r\n"
+        case 304: return "HTTP/1.1 304 Not Modified\r\n"
+        case 400: return "HTTP/1.1 400 Bad Request\r\n"
+        case 403: return "HTTP/1.1 403 Forbidden\r\n"
+        case 404: return "HTTP/1.1 404 Not Found\r\n"
+        case 405: return "HTTP/1.1 405 Method Not Allowed\r\n"
+        case 500: return "HTTP/1.1 500 Internal Server Error\r\n"
+        case 503: return "HTTP/1.1 503 Service Unavailable\r\n"
+        default: return nil
         }
-        return t
-    }()
-
-    private static let contentLengthPrefix = Array("Content-Length: ".utf8)
+    }
 
     /// "Content-Length: <n>\r\n" without building a String for the number.
     private static func appendContentLength(_ n: Int, _ out: inout [UInt8]) {
-        out.append(contentsOf: contentLengthPrefix)
+        appendLiteral("Content-Length: ", &out)
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -115,21 +137,29 @@ public enum HTTPResponseHead {
                 v /= 10
                 count += 1
             } while v > 0 && count < 20
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(20 - count)...]))
+            out.appendBytes(UnsafeRawBufferPointer(rebasing: d[(20 - count)...]))
         }
         out.append(13)
         out.append(10)
     }
 
-    private static func appendField(_ name: String, _ value: String, _ out: inout [UInt8]) {
-        out.append(contentsOf: name.utf8)
-        out.append(contentsOf: ": ".utf8)
-        out.append(contentsOf: value.utf8)
-        out.append(contentsOf: "\r\n".utf8)
+    /// Appends a literal's bytes (no String, no per-character iteration).
+    @inline(__always)
+    private static func appendLiteral(_ s: StaticString, _ out: inout [UInt8]) {
+        out.appendBytes(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    private static func isSafeValue(_ v: String) -> Bool {
-        for c in v.utf8 where (c < 0x20 && c != ASCII.ht) || c == 0x7F { return false }
-        return true
+    @inline(__always)
+    private static func appendString(_ s: String, _ out: inout [UInt8]) {
+        ASCII.withBytes(s) { out.appendBytes($0) }
+    }
+
+    private static func appendField(_ name: String, _ value: String, _ out: inout [UInt8]) {
+        appendString(name, &out)
+        out.append(UInt8(ascii: ":"))
+        out.append(ASCII.sp)
+        appendString(value, &out)
+        out.append(13)
+        out.append(10)
     }
 }

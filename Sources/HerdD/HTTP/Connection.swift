@@ -9,9 +9,15 @@ final class Connection {
     let fd: Int32
     let listener: Int
     let peer: String
-    unowned let worker: Worker
+    /// The worker owns every connection and lives as long as the process (its run loop never
+    /// returns), so no reference counting on this hot reference: unowned(unsafe) skips the
+    /// unowned-retain each access would otherwise pay.
+    unowned(unsafe) let worker: Worker
 
-    private var input = [UInt8](repeating: 0, count: 4096)
+    /// Input bytes: valid ones are inputStart..<inputEnd. Raw memory owned by the connection
+    /// (freed in deinit) rather than an array: recv and the parser take pointers into it, and
+    /// an array's withUnsafe(Mutable)Bytes pays a uniqueness and an exclusivity check each time.
+    private var input = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     private var inputStart = 0
     private var inputEnd = 0
     /// Set after a protocol error: close with a lingering drain of the client's data.
@@ -58,66 +64,85 @@ final class Connection {
     func readable() {
         guard !closed else { return }
         if lingering { discardInput(); return }
-        // Read straight into the spare capacity of `input` (valid bytes: inputStart..<inputEnd).
-        while inputEnd - inputStart < maxBuffered {
-            if input.count - inputEnd < 4096 {
-                compact()
-                if input.count - inputEnd < 4096 { input += repeatElement(0, count: max(16384, input.count)) }
-            }
-            let room = input.count - inputEnd
-            let n = input.withUnsafeMutableBytes { raw in raw.baseAddress.map { recv(fd, $0 + inputEnd, room, 0) } ?? -1 }
-            if n > 0 {
-                inputEnd += n
-                lastActivity = worker.now
-                if n < room { break } // short read: the socket buffer is (very likely) empty
-                continue
-            }
-            if n == 0 { peerClosed = true; break }
-            let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { break }
-            close(); return // ECONNRESET etc.
+        while true {
+            let bufferFull = fill()
+            if closed { return }
+            process()
+            // Reading stopped at maxBuffered: the socket may hold more, and edge-triggered epoll
+            // reports no new edge for bytes that were already there. Go on once processing made
+            // room (with output waiting, writable() goes on when it is out).
+            if !bufferFull || closed || hasPendingOutput || inputEnd - inputStart >= maxBuffered { break }
         }
-        process()
         if peerClosed && !closed && !hasPendingOutput {
             // The client is gone (or half-closed after its last request): nothing more to do.
             close()
         }
     }
 
-    /// Parses and serves every complete request in the buffer, in order (pipelining), while
-    /// the previous responses fit in the output buffer.
-    private func process() {
-        while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
-            if inputStart == inputEnd { requestStartedAt = nil; break }
-            let result = input.withUnsafeBytes { raw in
-                parser.parse(UnsafeRawBufferPointer(rebasing: raw[inputStart..<inputEnd]))
-            }
-            switch result {
-            case .needMore:
-                if requestStartedAt == nil { requestStartedAt = worker.now }
-                // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
-                // 100 before it sends the body; the head is complete and within limits here.
-                if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
-                   head.headers["Expect"]?.lowercased() == "100-continue" {
-                    sentContinue = true
-                    output.append(contentsOf: Connection.continueLine)
-                }
+    /// Reads what the socket has straight into the spare capacity of `input` (valid bytes:
+    /// inputStart..<inputEnd). Returns true if it stopped because maxBuffered bytes wait.
+    private func fill() -> Bool {
+        while inputEnd - inputStart < maxBuffered {
+            if input.count - inputEnd < 4096 {
                 compact()
-                flush()
-                return
-            case .error(let status, _):
-                sendError(status)
-            case .request(let request, let consumed):
-                inputStart += consumed
-                requestStartedAt = nil
-                served += 1
-                sentContinue = false
-                serve(request)
+                if input.count - inputEnd < 4096 { resizeInput(input.count + max(16384, input.count)) }
             }
+            let room = input.count - inputEnd
+            let n = recv(fd, input.baseAddress.map { $0 + inputEnd }, room, 0)
+            if n > 0 {
+                inputEnd += n
+                lastActivity = worker.now
+                // Short read: the socket buffer was empty after it. Bytes arriving later raise
+                // a new edge, so no second recv just to hear EAGAIN.
+                if n < room { return false }
+                continue
+            }
+            if n == 0 { peerClosed = true; return false }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return false }
+            close() // ECONNRESET etc.
+            return false
         }
-        compact()
-        flush()
+        return true
+    }
+
+    /// Parses and serves every complete request in the buffer, in order (pipelining), while
+    /// the previous responses fit in the output buffer; goes on when they could be sent at once.
+    private func process() {
+        while true {
+            while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
+                if inputStart == inputEnd { requestStartedAt = nil; break }
+                let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
+                switch progress {
+                case .needMore:
+                    if requestStartedAt == nil { requestStartedAt = worker.now }
+                    // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
+                    // 100 before it sends the body; the head is complete and within limits here.
+                    if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
+                       head.headers["Expect"]?.lowercased() == "100-continue" {
+                        sentContinue = true
+                        output.append(contentsOf: Connection.continueLine)
+                    }
+                    compact()
+                    flush()
+                    return
+                case .error(let status, _):
+                    sendError(status)
+                case .request(let consumed):
+                    inputStart += consumed
+                    requestStartedAt = nil
+                    served += 1
+                    sentContinue = false
+                    if let request = parser.takeRequest() { serve(request) }
+                }
+            }
+            compact()
+            flush()
+            // Stopped at the output limit and the socket took it all: the buffered requests
+            // are ours to serve now (no event will come for bytes already read).
+            guard !closed && !closeAfterWrite && !hasPendingOutput && inputEnd > inputStart else { return }
+        }
     }
 
     /// Moves unparsed bytes to the front of the buffer (rarely: only when space runs out or
@@ -126,16 +151,28 @@ final class Connection {
         if inputStart == inputEnd {
             inputStart = 0
             inputEnd = 0
-            if input.count > 65536 { input = [UInt8](repeating: 0, count: 4096) }
+            if input.count > 65536 { resizeInput(4096) }
         } else if inputStart > 0 && input.count - inputEnd < 4096 {
             let live = inputEnd - inputStart
-            input.withUnsafeMutableBytes { raw in
-                guard let b = raw.baseAddress else { return }
-                memmove(b, b + inputStart, live)
-            }
+            if let b = input.baseAddress { memmove(b, b + inputStart, live) }
             inputStart = 0
             inputEnd = live
         }
+    }
+
+    /// Replaces the input buffer by one of `size` bytes holding the live bytes at its start.
+    private func resizeInput(_ size: Int) {
+        let live = inputEnd - inputStart
+        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, live), alignment: 16)
+        if live > 0, let to = bigger.baseAddress, let from = input.baseAddress { memcpy(to, from + inputStart, live) }
+        input.deallocate()
+        input = bigger
+        inputStart = 0
+        inputEnd = live
+    }
+
+    deinit {
+        input.deallocate()
     }
 
     private func serve(_ request: HTTPRequest) {
@@ -182,7 +219,11 @@ final class Connection {
     // MARK: - Writing
 
     func writable() {
-        guard !closed else { return }
+        // Edge-triggered epoll reports EPOLLOUT together with every EPOLLIN (the socket is
+        // writable whenever it becomes readable): without output waiting there is nothing to do,
+        // and readable() already ran for the same event. (Acting on it would cost one extra
+        // recv per request, answered EAGAIN.)
+        guard !closed, hasPendingOutput else { return }
         flush()
         // Output drained: serve pipelined requests that waited, and input we stopped reading.
         if !closed && !hasPendingOutput && !lingering {
