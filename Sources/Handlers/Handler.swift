@@ -15,13 +15,22 @@ public struct HandlerContext: Sendable {
     /// Worker slot number (0-based) and OS pid of the worker process.
     public var workerID: Int
     public var pid: Int32
-    /// Peer address as text ("127.0.0.1:51234", "[::1]:4000", "unix").
-    public var peer: String
+    /// Peer address ("127.0.0.1:51234", "[::1]:4000", "unix" when printed).
+    public var peerAddress: PeerAddress
+    /// Peer address as text, formatted when read.
+    public var peer: String {
+        get { peerAddress.description }
+        set { peerAddress = PeerAddress(text: newValue) }
+    }
 
     public init(listenerName: String, workerID: Int, pid: Int32, peer: String) {
+        self.init(listenerName: listenerName, workerID: workerID, pid: pid, peerAddress: PeerAddress(text: peer))
+    }
+
+    public init(listenerName: String, workerID: Int, pid: Int32, peerAddress: PeerAddress) {
         self.listenerName = listenerName
         self.workerID = workerID
         self.pid = pid
-        self.peer = peer
+        self.peerAddress = peerAddress
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Handlers
 
@@ -238,5 +239,60 @@ final class ArrayStream: BodyStream, @unchecked Sendable {
         #expect(got.count == 2)
         #expect(got.first.map { $0.0 == "POST" && $0.1 == "/a" && $0.2 == "b=1" && $0.3 == Array("xyz".utf8) } == true)
         #expect(got.last.map { $0.0 == "GET" && $0.1 == "/c" && $0.2 == nil && $0.3.isEmpty } == true)
+    }
+}
+
+@Suite struct ConnectionOptionsAndPeers {
+    /// keepAlive from what the parser noted equals keepAlive computed from the fields, and a
+    /// change to the fields is seen.
+    @Test func parsedOptionsMatchFields() throws {
+        let cases: [(String, Bool)] = [
+            ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            ("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, Close\r\n\r\n", false),
+            ("GET / HTTP/1.1\r\nHost: x\r\nconnection: keep-alive\r\nConnection: close\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+            ("GET / HTTP/1.0\r\nConnection: keep-alive-ish\r\n\r\n", false),
+        ]
+        for (text, expected) in cases {
+            var p = HTTPRequestParser()
+            guard case .request(var r, _) = p.parse(Array(text.utf8)) else { Issue.record("not parsed: \(text)"); continue }
+            #expect(r.keepAlive == expected, "\(text)")
+            let fromFields = HTTPRequest(method: r.method, target: r.target, path: r.path, query: r.query,
+                                         versionMinor: r.versionMinor, headers: r.headers, body: [])
+            #expect(fromFields.keepAlive == expected, "\(text)")
+            r.headers.set("Connection", expected ? "close" : "keep-alive")
+            #expect(r.keepAlive == !expected, "after set: \(text)")
+        }
+    }
+
+    @Test func peerAddressText() {
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = UInt16(51234).bigEndian
+        sin.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let v4 = withUnsafeBytes(of: &sin) { PeerAddress(sockaddr: $0, length: $0.count) }
+        #expect(v4.description == "127.0.0.1:51234")
+
+        var sin6 = sockaddr_in6()
+        sin6.sin6_family = sa_family_t(AF_INET6)
+        sin6.sin6_port = UInt16(4000).bigEndian
+        withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0[15] = 1 }
+        let v6 = withUnsafeBytes(of: &sin6) { PeerAddress(sockaddr: $0, length: $0.count) }
+        #expect(v6.description == "[::1]:4000")
+
+        var un = sockaddr_un()
+        un.sun_family = sa_family_t(AF_UNIX)
+        let unnamed = withUnsafeBytes(of: &un) { PeerAddress(sockaddr: $0, length: MemoryLayout<sa_family_t>.size) }
+        #expect(unnamed.description == "unix")
+        withUnsafeMutableBytes(of: &un.sun_path) { p in for (i, c) in "/run/x.sock".utf8.enumerated() { p[i] = c } }
+        let named = withUnsafeBytes(of: &un) { PeerAddress(sockaddr: $0, length: $0.count) }
+        #expect(named.description == "unix:/run/x.sock")
+
+        #expect(PeerAddress(sockaddr: UnsafeRawBufferPointer(start: nil, count: 0), length: 0).description == "?")
+        var ctx = HandlerContext(listenerName: "l", workerID: 0, pid: 1, peerAddress: v4)
+        #expect(ctx.peer == "127.0.0.1:51234")
+        ctx.peer = "elsewhere"
+        #expect(ctx.peerAddress == PeerAddress(text: "elsewhere"))
     }
 }

@@ -11,7 +11,9 @@ public struct HTTPRequest: Sendable {
     public var query: String?
     /// 0 for HTTP/1.0, 1 for HTTP/1.1 (HTTP/1.2..1.9 are treated as 1.1).
     public var versionMinor: Int
-    public var headers: HTTPHeaders
+    public var headers: HTTPHeaders {
+        didSet { connectionOptions = nil }  // no longer what the parser saw
+    }
     /// Decoded body (chunked encoding already removed).
     public var body: [UInt8]
 
@@ -39,11 +41,36 @@ public struct HTTPRequest: Sendable {
                   versionMinor: versionMinor, headers: headers, body: body)
     }
 
+    /// The `close` and `keep-alive` options of the Connection fields, as the parser found them
+    /// while reading the head (so keepAlive does not search the fields again for every request);
+    /// nil when not known: set by the memberwise initialiser, cleared when `headers` change.
+    struct ConnectionOptions: Sendable {
+        var close = false
+        var keepAlive = false
+
+        init() {}
+
+        init(_ headers: HTTPHeaders) {
+            close = headers.containsToken("close", in: "Connection")
+            keepAlive = headers.containsToken("keep-alive", in: "Connection")
+        }
+
+        /// Notes the options in one Connection field value.
+        mutating func note(_ value: UnsafeRawBufferPointer) {
+            ASCII.forEachListElement(value) { option in
+                if ASCII.equalsLowercase(option, "close") { close = true }
+                else if ASCII.equalsLowercase(option, "keep-alive") { keepAlive = true }
+                return true
+            }
+        }
+    }
+    var connectionOptions: ConnectionOptions? = nil
+
     /// HTTP/1.1: persistent unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
     public var keepAlive: Bool {
-        if headers.containsToken("close", in: "Connection") { return false }
-        if versionMinor >= 1 { return true }
-        return headers.containsToken("keep-alive", in: "Connection")
+        let options = connectionOptions ?? ConnectionOptions(headers)
+        if options.close { return false }
+        return versionMinor >= 1 || options.keepAlive
     }
 
     public var isHEAD: Bool { method == "HEAD" }

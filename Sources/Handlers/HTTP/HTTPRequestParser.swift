@@ -274,6 +274,7 @@ public struct HTTPRequestParser: Sendable {
         // lineCount (from scanHead) counts the request line too.
         headers.reserveCapacity(max(0, lineCount - 1))
         var framingFields = FramingFields()
+        var connectionOptions = HTTPRequest.ConnectionOptions()
         let failure = HTTPRequestParser.forEachLine(buf, start, end) { r in
             if r.isEmpty { return nil }  // the terminating blank line
             if isFirst {
@@ -313,6 +314,8 @@ public struct HTTPRequestParser: Sendable {
             switch name.count {  // the length first: most fields are none of these
             case 4 where ASCII.equalsLowercase(name, "host"):
                 framingFields.hostCount += 1
+            case 10 where ASCII.equalsLowercase(name, "connection"):
+                connectionOptions.note(value)
             case 14 where ASCII.equalsLowercase(name, "content-length"):
                 framingFields.noteContentLength(value)
             case 17 where ASCII.equalsLowercase(name, "transfer-encoding"):
@@ -388,8 +391,9 @@ public struct HTTPRequestParser: Sendable {
             if length > 0 { framing = .length(length) }
         }
 
-        let req = HTTPRequest(method: method, target: target, path: path, query: query,
+        var req = HTTPRequest(method: method, target: target, path: path, query: query,
                               versionMinor: versionMinor, headers: headers, body: [])
+        req.connectionOptions = connectionOptions
         return .success(Head(request: req, framing: framing, end: end))
     }
 

@@ -8,7 +8,7 @@ import Handlers
 final class Connection {
     let fd: Int32
     let listener: Int
-    let peer: String
+    let peer: PeerAddress
     /// The worker owns every connection and lives as long as the process (its run loop never
     /// returns), so no reference counting on this hot reference: unowned(unsafe) skips the
     /// unowned-retain each access would otherwise pay.
@@ -45,7 +45,7 @@ final class Connection {
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     private let maxBuffered: Int
 
-    init(fd: Int32, listener: Int, peer: String, worker: Worker) {
+    init(fd: Int32, listener: Int, peer: PeerAddress, worker: Worker) {
         self.fd = fd
         self.listener = listener
         self.peer = peer
@@ -53,6 +53,8 @@ final class Connection {
         self.parser = HTTPRequestParser(limits: worker.limits)
         self.lastActivity = worker.now
         self.maxBuffered = worker.limits.maxHeaderBytes + worker.limits.maxBodyBytes + 65536
+        // Room for a typical response head and small body without growing step by step.
+        output.reserveCapacity(1024)
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.

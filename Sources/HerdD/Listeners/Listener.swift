@@ -1,3 +1,4 @@
+import Handlers
 import CHerdSys
 import Glibc
 
@@ -118,29 +119,7 @@ enum Listeners {
 
 /// Renders a sockaddr as "1.2.3.4:80", "[::1]:80" or "unix:/path".
 func socketAddressText(_ raw: UnsafeRawBufferPointer, _ len: Int) -> String {
-    guard let base = raw.baseAddress, len >= MemoryLayout<sa_family_t>.size else { return "?" }
-    let family = Int32(base.load(as: sa_family_t.self))
-    var buf = [CChar](repeating: 0, count: 64)
-    switch family {
-    case AF_INET:
-        let sin = base.load(as: sockaddr_in.self)
-        var a = sin.sin_addr
-        inet_ntop(AF_INET, &a, &buf, 64)
-        return "\(cText(buf)):\(UInt16(bigEndian: sin.sin_port))"
-    case AF_INET6:
-        let sin6 = base.load(as: sockaddr_in6.self)
-        var a = sin6.sin6_addr
-        inet_ntop(AF_INET6, &a, &buf, 64)
-        return "[\(cText(buf))]:\(UInt16(bigEndian: sin6.sin6_port))"
-    case AF_UNIX:
-        let pathOffset = MemoryLayout<sa_family_t>.size
-        guard len > pathOffset else { return "unix" }
-        let bytes = UnsafeRawBufferPointer(rebasing: raw[pathOffset..<min(len, raw.count)])
-        let path = bytes.prefix { $0 != 0 }
-        return path.isEmpty ? "unix" : "unix:" + String(decoding: path, as: UTF8.self)
-    default:
-        return "family \(family)"
-    }
+    PeerAddress(sockaddr: raw, length: len).description
 }
 
 /// A NUL-terminated C buffer as a String.

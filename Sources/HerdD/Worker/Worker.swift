@@ -165,7 +165,7 @@ final class Worker {
             first = false
             scoreboard.bump(slot, listener: index, .accepted)
             scoreboard.bump(slot, .accepted)
-            let peer = withUnsafeBytes(of: &storage) { socketAddressText($0, Int(len)) }
+            let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
             let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
             // the whole life of the connection with no EPOLL_CTL_MOD per request.
@@ -250,7 +250,7 @@ final class Worker {
     // MARK: - Requests
 
     func handlerContext(_ conn: Connection) -> HandlerContext {
-        HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peer: conn.peer)
+        HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peerAddress: conn.peer)
     }
 
     func handle(_ request: HTTPRequest, on conn: Connection) -> HTTPResponse {
