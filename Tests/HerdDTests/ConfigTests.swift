@@ -115,3 +115,36 @@ import Testing
         #expect(describeWaitStatus(9).hasPrefix("signal 9"))
     }
 }
+
+@Suite struct WorkerRoleArguments {
+    /// What the master writes is what the worker reads back.
+    @Test func roundTrip() throws {
+        var config = ServerConfig()
+        config.multiAccept = true
+        let args = WorkerRole.Arguments(slot: 7, generation: 3, masterPID: 4242, scoreboardFD: 5,
+                                        listenerNames: ["http", "metrics"], settings: config.serialized())
+        #expect(args.commandLine.first == "worker")
+        let back = try WorkerRole.parse(Array(args.commandLine.dropFirst()))
+        #expect(back == args)
+        #expect(try ServerConfig.deserialize(back.settings) == config)
+    }
+
+    @Test func badArgumentsAreNamed() {
+        func reason(_ a: [String]) -> String {
+            do { _ = try WorkerRole.parse(a); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(reason(["--slot", "x"]).contains("'x' is not a number"))
+        #expect(reason(["--slot"]).contains("--slot needs a value"))
+        #expect(reason(["--slot", "1", "--generation", "1", "--master-pid", "1"]).contains("missing --scoreboard-fd"))
+        #expect(reason(["--bogus"]).contains("unknown argument '--bogus'"))
+        #expect(reason(["--slot", "1", "--generation", "1", "--master-pid", "1", "--scoreboard-fd", "4", "--"]) == "accepted")
+    }
+
+    @Test func multiAcceptSetting() throws {
+        #expect(ServerConfig().multiAccept == false)
+        var c = ServerConfig()
+        try c.apply(key: "multi-accept", value: "on", origin: "test")
+        #expect(c.multiAccept)
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "multi-accept", value: "maybe", origin: "test") }
+    }
+}

@@ -15,13 +15,27 @@ let herddVersionString: String = {
 /// Listeners with this handler are served by the master itself (metrics and status).
 let metricsHandlerName = "metrics"
 
+/// The process entry. The worker role (argv[1] == "worker") is the master's private interface
+/// and is read by hand (WorkerRole): a worker then never runs the argument parser, whose
+/// reflection would touch (and keep resident) runtime code and metadata that serving does
+/// not need. Everything else goes through ArgumentParser.
 @main
+enum Entry {
+    static func main() {
+        let args = CommandLine.arguments
+        if args.count > 1 && args[1] == WorkerRole.commandName {
+            WorkerRole.main(Array(args.dropFirst(2)))
+        }
+        HerdCommand.main()
+    }
+}
+
 struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herdd",
         abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
         version: herddVersionString,
-        subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self, WorkerCommand.self],
+        subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -98,6 +112,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("access-log"), help: "on or off (default): one log entry per request, at most 100 per second per worker.")
     var accessLog: String?
 
+    @Option(name: .customLong("multi-accept"), help: "on or off (default): accept every queued connection per wakeup instead of one.")
+    var multiAccept: String?
+
     @Option(name: .customLong("min-spare"), help: "Dynamic pool: grow (up to --max-workers) while fewer workers are idle (0 = off).")
     var minSpare: String?
 
@@ -121,7 +138,7 @@ struct Serve: ParsableCommand {
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
             ("header-timeout", headerTimeout), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
-            ("min-spare", minSpare), ("max-spare", maxSpare),
+            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o
@@ -209,51 +226,5 @@ func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
     let names = Set(listeners.map(\.name))
     for name in config.handlers.keys where !names.contains(name) {
         Logger(label: "herdd.master").warning("handler configured for listener '\(name)', but no listener has that name (have: \(names.sorted().joined(separator: ", ")))", metadata: ["event": "config-warning"])
-    }
-}
-
-/// The worker role: started by the master with posix_spawn, never by hand.
-struct WorkerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "worker", abstract: "Internal: a worker process started by the master.", shouldDisplay: false)
-
-    @Option var slot: Int
-    @Option var generation: UInt64
-    @Option(name: .customLong("master-pid")) var masterPID: Int32
-    @Option(name: .customLong("scoreboard-fd")) var scoreboardFD: Int32
-    @Option(name: .customLong("listener")) var listenerNames: [String] = []
-    @Argument(parsing: .postTerminator) var settings: [String] = []
-
-    func run() throws {
-        Log.bootstrap(role: "worker", workerID: slot)
-        let log = Logger(label: "herdd.worker")
-        // Fault injection for the crash-loop and reload-rollback tests: a worker that dies as
-        // soon as it starts (always, or from generation N on with "generation>=N").
-        if let v = getenv("HERDD_TEST_WORKER_EXIT_AT_START").map({ String(cString: $0) }) {
-            let fromGeneration = v.hasPrefix("generation>=") ? UInt64(v.dropFirst("generation>=".count)) ?? 0 : 0
-            if generation >= fromGeneration {
-                log.error("HERDD_TEST_WORKER_EXIT_AT_START=\(v); exiting", metadata: ["event": "worker-failed"])
-                throw ExitCode(3)
-            }
-        }
-        do {
-            let config = try ServerConfig.deserialize(settings)
-            let scoreboard = try Scoreboard(attaching: scoreboardFD)
-            guard slot >= 0, slot < scoreboard.slotCount else { throw ExitCode(ExitStatus.usage) }
-            var bound: [Worker.BoundListener] = []
-            for (i, name) in listenerNames.enumerated() {
-                let fd = 3 + Int32(i)
-                let handler = try HandlerRegistry.make(config.handlerSpec(for: name))
-                let isTCP = Listeners.localAddress(fd).map { !$0.hasPrefix("unix") } ?? true
-                bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler, isTCP: isTCP))
-            }
-            let worker = Worker(slot: slot, masterPID: masterPID, config: config, scoreboard: scoreboard, listeners: bound)
-            try worker.run()
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            log.critical("worker failed: \(error)", metadata: ["event": "worker-failed"])
-            throw ExitCode(ExitStatus.software)
-        }
     }
 }

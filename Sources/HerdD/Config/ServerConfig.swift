@@ -48,6 +48,10 @@ struct ServerConfig: Equatable, Sendable {
     var backlogAlarm = 0
     /// One log entry per request (rate-limited); off by default.
     var accessLog = false
+    /// Accept every queued connection per wakeup (until EAGAIN) instead of one (nginx's
+    /// multi_accept). Off by default: one per wakeup leaves the next connection to wake another
+    /// idle worker, which spreads a burst of connections, and saves the EAGAIN that ends a loop.
+    var multiAccept = false
 
     struct ConfigError: Error, CustomStringConvertible {
         let message: String
@@ -58,6 +62,7 @@ struct ServerConfig: Equatable, Sendable {
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
+        "multi-accept",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -88,6 +93,13 @@ struct ServerConfig: Equatable, Sendable {
         func int(_ lo: Int, _ hi: Int) throws -> Int {
             guard let v = Int(value), v >= lo, v <= hi else { throw fail("expected an integer from \(lo) to \(hi), got '\(value)'") }
             return v
+        }
+        func onOff() throws -> Bool {
+            switch value {
+            case "on", "true", "yes", "1": return true
+            case "off", "false", "no", "0": return false
+            default: throw fail("expected on or off, got '\(value)'")
+            }
         }
         func seconds() throws -> Double {
             guard let v = Double(value), v.isFinite, v > 0, v <= 86400 else {
@@ -126,12 +138,8 @@ struct ServerConfig: Equatable, Sendable {
         case "max-body": maxBodyBytes = try int(0, 1 << 40)
         case "upgrade-timeout": upgradeTimeout = try seconds()
         case "backlog-alarm": backlogAlarm = try int(0, 1 << 30)
-        case "access-log":
-            switch value {
-            case "on", "true", "yes", "1": accessLog = true
-            case "off", "false", "no", "0": accessLog = false
-            default: throw fail("expected on or off, got '\(value)'")
-            }
+        case "access-log": accessLog = try onOff()
+        case "multi-accept": multiAccept = try onOff()
         default:
             throw ConfigError(message: "\(origin): unknown setting '\(key)' (known: \(ServerConfig.keys.joined(separator: ", ")))")
         }
@@ -176,6 +184,7 @@ struct ServerConfig: Equatable, Sendable {
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
+            "multi-accept=\(multiAccept ? "on" : "off")",
         ]
         return out
     }

@@ -315,11 +315,9 @@ final class Master {
         for (i, l) in listeners.enumerated() { fds.append((l.fd, 3 + Int32(i))) }
         let scoreboardFD = 3 + Int32(listeners.count)
         fds.append((scoreboard.fd, scoreboardFD))
-        var argv = ["herdd", "worker", "--slot", "\(slot)", "--generation", "\(generation)",
-                    "--master-pid", "\(getpid())", "--scoreboard-fd", "\(scoreboardFD)"]
-        for l in listeners { argv += ["--listener", "\(l.name)"] }
-        argv.append("--")
-        argv += config.serialized()
+        let argv = ["herdd"] + WorkerRole.Arguments(
+            slot: slot, generation: generation, masterPID: getpid(), scoreboardFD: scoreboardFD,
+            listenerNames: listeners.map(\.name), settings: config.serialized()).commandLine
         do {
             let pid = try Spawn.start(path: workerExe, argv: argv, env: workerEnv, fds: fds)
             workers[pid] = WorkerProc(pid: pid, slot: slot, generation: generation, spawnedAt: monotonicNanos())

@@ -123,12 +123,19 @@ final class Worker {
 
     // MARK: - Accepting
 
+    /// One wakeup for listener `index`: accept one connection (default) or, with multi-accept
+    /// (and --balance spread, whose rotation needs the loop's end), every queued one until
+    /// EAGAIN. One per wakeup, like nginx's default: the listener is level-triggered, so a
+    /// connection still queued wakes a worker again; while we serve this one, that is another
+    /// idle worker, so a burst of connections spreads over the pool instead of piling onto the
+    /// worker that woke first; and no accept4 per wakeup ends in EAGAIN.
     private func acceptConnections(_ index: Int) {
         guard index < listeners.count, !draining else { return }
         let l = listeners[index]
         scoreboard.bump(slot, listener: index, .wakeups)
+        let drainQueue = config.multiAccept || config.balance == .spread
         var first = true
-        while true {
+        while first || drainQueue {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd = withUnsafeMutableBytes(of: &storage) { raw in
