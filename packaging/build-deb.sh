@@ -14,8 +14,8 @@
 #                      work tree: a consistent snapshot while others edit Sources/.
 #   HERDD_NO_LINTIAN=1 skip lintian.
 #
-# Steps: (a) install the build dependencies with apt when missing, (b) swift build -c release
-# --static-swift-stdlib into <repo>/.build-release-static, strip the binary (debug info kept
+# Steps: (a) install the build dependencies with apt when missing, (b) build-release.sh (static
+# Swift runtime, lld) into <repo>/.build-release-static, strip the binary (debug info kept
 # in out/), (c) stage a source tree in packaging/build/ and run dpkg-buildpackage -b there
 # (debhelper: dh_installsystemd writes the maintainer scripts, dh_shlibdeps the Depends),
 # (d) check the result: dpkg-deb -I, Depends, lintian.
@@ -56,29 +56,17 @@ if [ -n "${HERDD_BIN:-}" ]; then
     bin="$HERDD_BIN"
     log "using prebuilt $bin"
 else
-    # -z now: full RELRO (bind now), like Debian's hardening=+bindnow.
-    # The static Swift runtime is C++: link libstdc++ and libgcc statically too, so the package
-    # depends only on libc6 and libsystemd0. The runtime's link arguments name -lstdc++
-    # explicitly; a search directory holding only libstdc++.a (listed first) makes that the
-    # static archive, and clang's -static-libgcc replaces libgcc_s with libgcc_eh.
-    cxxdir="$(mktemp -d)"
-    trap 'rm -rf "$cxxdir"' EXIT
-    ln -s "$(g++ -print-file-name=libstdc++.a)" "$cxxdir/libstdc++.a"
-    swift_flags=(-c release --static-swift-stdlib --product herdd --scratch-path "$SCRATCH"
-                 -Xlinker -z -Xlinker now -Xlinker "-L$cxxdir"
-                 -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
+    # How the shipped binary is built (static runtime, lld with packed relocations, bind now):
+    # see build-release.sh.
     if [ -n "${HERDD_GIT_REF:-}" ]; then
         src="$PKG/build/src"
         SCRATCH="$PKG/build/.build-release-static"
-        swift_flags[6]="$SCRATCH"
         log "sources of $HERDD_GIT_REF ($(git -C "$REPO" rev-parse --short "$HERDD_GIT_REF")) in $src"
         rm -rf "$src"; mkdir -p "$src"
         git -C "$REPO" archive "$HERDD_GIT_REF" | tar -x -C "$src"
         [ -f "$REPO/Package.resolved" ] && [ ! -f "$src/Package.resolved" ] && cp "$REPO/Package.resolved" "$src/"
     fi
-    log "swift build ${swift_flags[*]}"
-    (cd "$src" && swift build "${swift_flags[@]}")
-    bin="$SCRATCH/release/herdd"
+    bin="$("$PKG/build-release.sh" "$src" "$SCRATCH")"
 fi
 [ -x "$bin" ] || { echo "build-deb.sh: no executable at $bin" >&2; exit 1; }
 

@@ -38,6 +38,9 @@ tmpx="$(mktemp -d)"; dpkg-deb -x "$DEB" "$tmpx"
 check "herdd --version runs" "$tmpx/usr/bin/herdd" --version
 check "binary is stripped" bash -c "! readelf -S '$tmpx/usr/bin/herdd' | grep -q '\.symtab'"
 check "binary has BIND_NOW" bash -c "readelf -d '$tmpx/usr/bin/herdd' | grep -qE 'BIND_NOW|FLAGS_1.*NOW'"
+# Packed relative relocations (build-release.sh) need glibc 2.36; the package must say so.
+check "binary has packed relocations (DT_RELR)" bash -c "readelf -d '$tmpx/usr/bin/herdd' | grep -q '(RELR)'"
+check "Depends libc6 (>= 2.36) for DT_RELR" bash -c "grep -q 'libc6 (>= 2.36)' <<<'$deps'"
 rm -rf "$tmpx"
 if command -v lintian >/dev/null; then
     lint="$(lintian --fail-on error "$DEB" 2>&1)"; rc=$?
