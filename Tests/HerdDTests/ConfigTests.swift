@@ -147,4 +147,18 @@ import Testing
         #expect(c.multiAccept)
         #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "multi-accept", value: "maybe", origin: "test") }
     }
+
+    @Test func balanceRotate() throws {
+        var c = ServerConfig()
+        #expect(c.balance == .hot)
+        try c.apply(key: "balance", value: "rotate", origin: "test")
+        #expect(c.balance == .rotate)
+        #expect(try ServerConfig.deserialize(c.serialized()).balance == .rotate)
+        do {
+            try c.apply(key: "balance", value: "round-robin", origin: "f.conf:2")
+            Issue.record("accepted round-robin")
+        } catch {
+            #expect("\(error)" == "f.conf:2: balance: expected hot, rotate or spread, got 'round-robin'")
+        }
+    }
 }

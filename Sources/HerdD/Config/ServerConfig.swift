@@ -14,6 +14,10 @@ enum BalancePolicy: String, Sendable, CaseIterable {
     /// EPOLLEXCLUSIVE as the kernel does it: the most recently waiting worker takes the next
     /// connection (LIFO), so a few hot workers serve most of the load (warm caches).
     case hot
+    /// Like nginx (ngx_reorder_accept_events): every 16 accepts a worker re-adds the listener,
+    /// moving to the tail of its exclusive wait queue, so the LIFO order cannot pin the load on
+    /// one worker. Two epoll_ctl calls per 16 connections.
+    case rotate
     /// A worker rotates to the tail of the wait queue after each accept batch and steps out while
     /// it holds more than its share of connections.
     case spread
@@ -127,7 +131,7 @@ struct ServerConfig: Equatable, Sendable {
             guard let m = AcceptMode(rawValue: value) else { throw fail("expected exclusive or shared, got '\(value)'") }
             acceptMode = m
         case "balance":
-            guard let b = BalancePolicy(rawValue: value) else { throw fail("expected hot or spread, got '\(value)'") }
+            guard let b = BalancePolicy(rawValue: value) else { throw fail("expected hot, rotate or spread, got '\(value)'") }
             balance = b
         case "graceful-timeout": gracefulTimeout = try seconds()
         case "timeout": timeout = try seconds()

@@ -193,6 +193,34 @@ final class Worker {
                 unwatchListeners()
                 return
             }
+            if config.balance == .rotate {
+                acceptsSinceRotation += 1
+                if acceptsSinceRotation >= Worker.rotationInterval {
+                    acceptsSinceRotation = 0
+                    rotate(listener: index)
+                }
+            }
+        }
+    }
+
+    /// --balance rotate: accepts since this worker last moved to the tail of a wait queue.
+    private var acceptsSinceRotation = 0
+    static let rotationInterval = 16
+
+    /// Re-adds one listener (DEL + ADD): EPOLLEXCLUSIVE wakes the first idle waiter of the
+    /// listener's wait queue and EPOLL_CTL_ADD appends, so this worker goes to the back and the
+    /// next connections wake the others first. Level-triggered: a connection queued meanwhile
+    /// is reported again after the ADD.
+    private func rotate(listener index: Int) {
+        let l = listeners[index]
+        let flags = herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
+        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
+        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, flags, Worker.listenerTag + UInt64(index)) < 0 {
+            // Not watching this listener any more would silently shrink the pool: re-add all
+            // listeners on the next turn of the loop (acceptPaused path).
+            log.error("\(SysError("epoll_ctl", detail: "re-adding listener \(l.name)"))", metadata: ["event": "accept-error"])
+            unwatchListeners()
+            acceptResumeAt = now + 100_000_000
         }
     }
 
