@@ -98,14 +98,6 @@ enum ASCII {
 
     @inline(__always) static func isOWS(_ c: UInt8) -> Bool { c == sp || c == ht }
 
-    /// Trims spaces and horizontal tabs (OWS) at both ends.
-    static func trimOWS(_ s: Substring) -> Substring {
-        var u = s.utf8[...]
-        while let f = u.first, f == sp || f == ht { u = u.dropFirst() }
-        while let l = u.last, l == sp || l == ht { u = u.dropLast() }
-        return Substring(u)
-    }
-
     /// Calls `body` with each trimmed, non-empty element of a comma-separated list, until it
     /// returns false. Returns false if `body` stopped early.
     @discardableResult @inline(__always)
@@ -122,13 +114,6 @@ enum ASCII {
             i = e + 1
         }
         return true
-    }
-
-    /// Splits a comma-separated header value into trimmed, non-empty elements.
-    static func commaList(_ s: String) -> [Substring] {
-        s.split(separator: ",", omittingEmptySubsequences: false)
-            .map { trimOWS($0) }
-            .filter { !$0.isEmpty }
     }
 }
 
