@@ -150,10 +150,10 @@ import Testing
 
     @Test func balanceRotate() throws {
         var c = ServerConfig()
+        #expect(c.balance == .rotate)  // the default (issue 7: p99 at parity with nginx)
+        try c.apply(key: "balance", value: "hot", origin: "test")
         #expect(c.balance == .hot)
-        try c.apply(key: "balance", value: "rotate", origin: "test")
-        #expect(c.balance == .rotate)
-        #expect(try ServerConfig.deserialize(c.serialized()).balance == .rotate)
+        #expect(try ServerConfig.deserialize(c.serialized()).balance == .hot)
         do {
             try c.apply(key: "balance", value: "round-robin", origin: "f.conf:2")
             Issue.record("accepted round-robin")

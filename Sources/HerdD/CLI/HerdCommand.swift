@@ -79,7 +79,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("accept-mode"), help: "exclusive (EPOLLEXCLUSIVE, default) or shared (every worker wakes: the thundering herd).")
     var acceptMode: String?
 
-    @Option(name: .long, help: "hot (default: EPOLLEXCLUSIVE's LIFO, a few hot workers), rotate (nginx's re-add every 16 accepts) or spread (even spread over workers).")
+    @Option(name: .long, help: "rotate (default: nginx's re-add every 16 accepts, even spread), hot (EPOLLEXCLUSIVE's LIFO, a few hot workers) or spread (even spread, share-capped).")
     var balance: String?
 
     @Option(name: .customLong("graceful-timeout"), help: "Seconds workers get to finish in-flight requests on stop (default 30).")

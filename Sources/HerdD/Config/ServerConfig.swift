@@ -34,7 +34,7 @@ struct ServerConfig: Equatable, Sendable {
     var workers = min(ServerConfig.onlineCPUs(), ServerConfig.workerLimit)
     var backlog: Int32 = 1024
     var acceptMode: AcceptMode = .exclusive
-    var balance: BalancePolicy = .hot
+    var balance: BalancePolicy = .rotate
     var gracefulTimeout: Double = 30
     var timeout: Double = 30
     var maxRequests = 0
