@@ -213,9 +213,8 @@ final class Worker {
     /// is reported again after the ADD.
     private func rotate(listener index: Int) {
         let l = listeners[index]
-        let flags = herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
         _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
-        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, flags, Worker.listenerTag + UInt64(index)) < 0 {
+        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, listenerEvents, Worker.listenerTag + UInt64(index)) < 0 {
             // Not watching this listener any more would silently shrink the pool: re-add all
             // listeners on the next turn of the loop (acceptPaused path).
             log.error("\(SysError("epoll_ctl", detail: "re-adding listener \(l.name)"))", metadata: ["event": "accept-error"])
@@ -233,11 +232,15 @@ final class Worker {
     /// the queue wake us again. EPOLL_CTL_ADD puts us at the tail of the listener's exclusive
     /// wait queue, which --balance spread uses to rotate.
     func watchListeners() throws {
-        let flags = herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
         for (i, l) in listeners.enumerated() {
-            try sys("epoll_ctl", detail: "listener \(l.name)") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, flags, Worker.listenerTag + UInt64(i)) }
+            try sys("epoll_ctl", detail: "listener \(l.name)") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, listenerEvents, Worker.listenerTag + UInt64(i)) }
         }
         acceptPaused = false
+    }
+
+    /// A listener's registration: level-triggered EPOLLIN, EPOLLEXCLUSIVE unless --accept-mode shared.
+    private var listenerEvents: UInt32 {
+        herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
     }
 
     func unwatchListeners() {
