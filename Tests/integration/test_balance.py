@@ -76,6 +76,10 @@ def test_rotate_spreads_sequential_connections(herd_factory):
     st = status(mport)
     accepted = [w["accepted"] for w in st["workers"]]
     assert sum(accepted) == 400, accepted
-    print(f"rotate: accepted per worker {accepted}")
+    print(f"rotate: accepted per worker {accepted}, empty wakeups {st['listeners'][0]['empty_wakeups']}")
     assert min(accepted) >= 50 and max(accepted) <= 150, accepted
-    assert st["listeners"][0]["empty_wakeups"] <= 0.03 * 400, st["listeners"][0]
+    # Rotating must not bring back the herd. Measured: 0-11 empty wakeups of 400 on an idle
+    # machine, 16 once in CI (each of the 25 rotations changes which worker is woken first,
+    # and now and then the previous one is not back in epoll_wait yet); the herd itself
+    # (--accept-mode shared) is 10-70%. Bound: 6%.
+    assert st["listeners"][0]["empty_wakeups"] <= 0.06 * 400, st["listeners"][0]
