@@ -215,6 +215,11 @@ final class ArrayStream: BodyStream, @unchecked Sendable {
             ASCII.forEachListElement(p) { seen.append(String(decoding: $0, as: UTF8.self)); return true }
         }
         #expect(seen == ["a", "b", "c"])
+        var all: [String] = []
+        Array(" a ,, b\t,c ,".utf8).withUnsafeBytes { p in
+            ASCII.forEachListElement(p, keepingEmpty: true) { all.append(String(decoding: $0, as: UTF8.self)); return true }
+        }
+        #expect(all == ["a", "", "b", "c", ""])
         let h: HTTPHeaders = ["Connection": "Upgrade, KEEP-ALIVE", "X": "close"]
         #expect(h.containsToken("keep-alive", in: "connection"))
         #expect(!h.containsToken("close", in: "Connection"))

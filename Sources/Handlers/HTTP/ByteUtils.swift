@@ -98,10 +98,12 @@ enum ASCII {
 
     @inline(__always) static func isOWS(_ c: UInt8) -> Bool { c == sp || c == ht }
 
-    /// Calls `body` with each trimmed, non-empty element of a comma-separated list, until it
-    /// returns false. Returns false if `body` stopped early.
+    /// Calls `body` with each OWS-trimmed element of a comma-separated list, until it returns
+    /// false. Empty elements are skipped (RFC 9110 5.6.1) unless `keepingEmpty` (Content-Length,
+    /// where an empty element is an error). Returns false if `body` stopped early.
     @discardableResult @inline(__always)
-    static func forEachListElement(_ p: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+    static func forEachListElement(_ p: UnsafeRawBufferPointer, keepingEmpty: Bool = false,
+                                   _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         var i = 0
         let n = p.count
         while i <= n {
@@ -110,7 +112,7 @@ enum ASCII {
             var s = i, t = e
             while s < t && isOWS(p[s]) { s += 1 }
             while t > s && isOWS(p[t - 1]) { t -= 1 }
-            if t > s, !body(UnsafeRawBufferPointer(rebasing: p[s..<t])) { return false }
+            if t > s || keepingEmpty, !body(UnsafeRawBufferPointer(rebasing: p[s..<t])) { return false }
             i = e + 1
         }
         return true

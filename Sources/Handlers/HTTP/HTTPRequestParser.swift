@@ -238,21 +238,14 @@ public struct HTTPRequestParser: Sendable {
             clSeen = true
             // A field may repeat the value as a list ("5, 5"); all must agree. Empty elements
             // are invalid here (unlike other lists).
-            var i = 0
-            let n = v.count
-            while i <= n {
-                var e = i
-                while e < n && v[e] != ASCII.comma { e += 1 }
-                var s = i, t = e
-                while s < t && ASCII.isOWS(v[s]) { s += 1 }
-                while t > s && ASCII.isOWS(v[t - 1]) { t -= 1 }
-                guard let value = HTTPRequestParser.parseDecimal(UnsafeRawBufferPointer(rebasing: v[s..<t])) else {
+            ASCII.forEachListElement(v, keepingEmpty: true) { element in
+                guard let value = HTTPRequestParser.parseDecimal(element) else {
                     clInvalid = true
-                    return
+                    return false
                 }
                 if let l = clLength, l != value { clConflict = true }
                 clLength = value
-                i = e + 1
+                return true
             }
         }
 

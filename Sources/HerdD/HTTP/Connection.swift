@@ -165,10 +165,10 @@ final class Connection {
     /// Replaces the input buffer by one of `size` bytes holding the live bytes at its start.
     private func resizeInput(_ size: Int) {
         let live = inputEnd - inputStart
-        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, live), alignment: 16)
-        if live > 0, let to = bigger.baseAddress, let from = input.baseAddress { memcpy(to, from + inputStart, live) }
+        let replacement = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, live), alignment: 16)
+        if live > 0, let to = replacement.baseAddress, let from = input.baseAddress { memcpy(to, from + inputStart, live) }
         input.deallocate()
-        input = bigger
+        input = replacement
         inputStart = 0
         inputEnd = live
     }

@@ -113,13 +113,8 @@ enum Listeners {
             getsockname(fd, sockaddrPointer(raw), &len)
         }
         guard r == 0 else { return nil }
-        return withUnsafeBytes(of: &storage) { raw in socketAddressText(raw, Int(len)) }
+        return withUnsafeBytes(of: &storage) { raw in PeerAddress(sockaddr: raw, length: Int(len)).description }
     }
-}
-
-/// Renders a sockaddr as "1.2.3.4:80", "[::1]:80" or "unix:/path".
-func socketAddressText(_ raw: UnsafeRawBufferPointer, _ len: Int) -> String {
-    PeerAddress(sockaddr: raw, length: len).description
 }
 
 /// A NUL-terminated C buffer as a String.
