@@ -158,9 +158,13 @@ class NotifySocket:
         self.dir = tempfile.mkdtemp(prefix="herdn-", dir="/tmp")
         self.path = os.path.join(self.dir, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # SO_PASSCRED: every datagram carries SCM_CREDENTIALS with the sender's pid (filled in by
+        # the kernel), as systemd reads it to apply NotifyAccess=.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(self.path)
         self.sock.settimeout(0.1)
         self._messages: list[tuple[float, str]] = []
+        self._senders: list[int] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notify-recv", daemon=True)
@@ -169,13 +173,18 @@ class NotifySocket:
     def _run(self):
         while not self._stop.is_set():
             try:
-                data = self.sock.recv(65536)
+                data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
             except socket.timeout:
                 continue
             except OSError:
                 return
+            sender = 0
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 4:
+                    sender = int.from_bytes(payload[0:4], "little")  # struct ucred: pid, uid, gid
             with self._cond:
                 self._messages.append((time.monotonic(), data.decode(errors="replace")))
+                self._senders.append(sender)
                 self._cond.notify_all()
 
     @property
@@ -186,6 +195,11 @@ class NotifySocket:
     def timed_messages(self) -> list[tuple[float, str]]:
         with self._cond:
             return list(self._messages)
+
+    def sender_messages(self, start: int = 0) -> list[tuple[int, str]]:
+        """(sender pid, datagram) pairs, from SCM_CREDENTIALS."""
+        with self._cond:
+            return list(zip(self._senders[start:], [m for _, m in self._messages[start:]]))
 
     def count(self) -> int:
         with self._cond:

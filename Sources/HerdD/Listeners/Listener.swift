@@ -10,6 +10,9 @@ struct Listener: Sendable {
     var family: Family
     /// Human-readable address ("127.0.0.1:8080", "unix:/run/x.sock", "fd 3").
     var address: String
+    /// herdd bound it itself (not systemd's, not passed in): closed at the start of a graceful
+    /// stop unless it went into systemd's fd store (see Master.init).
+    var owned = false
 }
 
 /// Where the listening sockets come from: systemd (socket activation, or a previous herdd master
@@ -87,7 +90,7 @@ enum Listeners {
             try sys("bind", detail: what) { sa.withSockaddr { Glibc.bind(fd, $0, $1) } }
             try sys("listen", detail: what) { listen(fd, backlog) }
         } catch { close(fd); throw error }
-        return Listener(fd: fd, name: spec.name, family: sa.family == AF_UNIX ? .unix : .tcp, address: "\(spec.address)")
+        return Listener(fd: fd, name: spec.name, family: sa.family == AF_UNIX ? .unix : .tcp, address: "\(spec.address)", owned: true)
     }
 
     private static func removeStaleUnixSocket(_ path: String, _ sa: SocketAddress) throws {

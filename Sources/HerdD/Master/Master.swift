@@ -30,11 +30,18 @@ final class Master {
     let metricsListeners: [Listener]
     var metricsServer: MetricsServer? = nil
     var upgrades: UInt64 = 0
-    /// Hot upgrade in progress (old-master side), handover to do when ready (new-master side),
-    /// and whether we handed the service over (then we stop without STOPPING=1).
+    /// Hot upgrade in progress (old-master side), handover not yet committed by the old master
+    /// (new-master side; we say nothing to systemd meanwhile), and whether we handed the service
+    /// over (then we stop without STOPPING=1).
     var upgrade: UpgradeState? = nil
     var handover: UpgradeHandover? = nil
     var handedOver = false
+    /// New-master side after the commit: the old master, until it closes the socket (its final
+    /// totals come that way). Old-master side: our end of the socket to the new master.
+    var predecessor: UpgradeHandover? = nil
+    var successorFD: Int32 = -1
+    /// Counters handed over by the master we replaced (added to ours in every snapshot).
+    var inherited = CarriedTotals()
     let executablePath: String
     let scoreboard: Scoreboard
     var log = Logger(label: "herdd.master")
@@ -63,9 +70,11 @@ final class Master {
 
     /// Counters of workers that have exited, so totals survive restarts.
     var retired = RetiredTotals()
-    /// Accept-queue sampling (every tick): peak since the last /metrics scrape, and the alarm
-    /// state (above the threshold since when, warned or not).
-    var backlogPeak: [UInt32] = []
+    /// Accept-queue sampling (every tick): peak over the last minute and time at or above the
+    /// alarm threshold, and the alarm state (above the threshold since when, warned or not).
+    var backlogWindows: [BacklogWindow] = []
+    /// Set when a graceful stop closed the listeners herdd bound itself (their fds are gone).
+    var listenersClosed = false
     /// NETLINK_SOCK_DIAG socket for unix listeners' queues (opened on first use).
     var sockDiagFD: Int32 = -1
     var backlogAboveSince: [UInt64?] = []
@@ -91,11 +100,15 @@ final class Master {
         self.configPath = configPath
         self.overrides = overrides
         self.wanted = config.workers
+        self.generation = handover?.generation ?? 1
         // Keep listener fds at Spawn.firstPrivateFD and above so the dup2 to 3, 4, ... in posix_spawn never overwrites
         // a source that has not been copied yet. F_DUPFD_CLOEXEC: only the spawn's dup2 makes
         // them inheritable.
         var moved: [Listener] = []
         for var l in listeners {
+            // Ours alone: bound by us and not in systemd's fd store, or (after an upgrade) the
+            // old master's own sockets.
+            l.owned = handover.map { $0.ownedListeners.contains(l.name) } ?? (l.owned && !SystemdNotify.hasNotifySocket)
             let high = try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(l.name)") { fcntl(l.fd, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
             close(l.fd)
             l.fd = high
@@ -116,8 +129,9 @@ final class Master {
         // Twice the hard limit: during a rolling reload old and new workers overlap.
         let runtimeDir = getenv("RUNTIME_DIRECTORY").map { String(cString: $0).split(separator: ":").first.map(String.init) ?? "" }
         self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid(),
-                                         publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil)
-        self.backlogPeak = Array(repeating: 0, count: self.listeners.count)
+                                         publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil,
+                                         publishNow: handover == nil)
+        self.backlogWindows = Array(repeating: BacklogWindow(), count: self.listeners.count)
         self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
         self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
         self.retired.listeners = Array(repeating: [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount), count: self.listeners.count)
@@ -139,7 +153,12 @@ final class Master {
         sigfd = try makeSignalFD([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2])
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
-        if !metricsListeners.isEmpty { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) }
+        if let h = handover {
+            // Metrics wait for the commit: until then the old master answers them.
+            try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, h.fd, herd_epollin() | herd_epollrdhup(), upgradeHandoverTag) }
+        } else if !metricsListeners.isEmpty {
+            metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd)
+        }
 
         log.info("herdd \(herddVersionString) master starting", metadata: [
             "event": "start", "version": "\(herddVersionString)", "workers": "\(wanted)",
@@ -160,11 +179,13 @@ final class Master {
                 let data = events[i].data
                 if data == 0 { drainSignals() }
                 else if data == upgradePipeTag { upgradePipeEvent() }
+                else if data == upgradeHandoverTag { handoverEvent() }
                 else { metricsServer?.event(data, respond: metricsResponse) }
             }
             tick()
             if stop != nil && workers.isEmpty && (upgrade == nil || handedOver) { break }
         }
+        sendFinalTotals()
         scoreboard.unpublish(masterPID: getpid())
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
@@ -209,8 +230,7 @@ final class Master {
             readySent = true
             let status = statusLine()
             if let h = handover {
-                completeHandover(h)
-                handover = nil
+                reportReadyToOldMaster(h)
             } else {
                 SystemdNotify.ready(status: status)
             }
@@ -445,6 +465,26 @@ final class Master {
             "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
         ])
         for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
+        if !handedOver { closeOwnedListeners() }
+    }
+
+    /// Start of a stop: close the sockets herdd bound itself (workers close their copies as
+    /// they begin to drain), so new connections are refused at once instead of waiting in a
+    /// queue nobody will accept from, to be reset when we exit. systemd's sockets (and those in
+    /// its fd store) stay: systemd holds them and queues connections for the next start.
+    private func closeOwnedListeners() {
+        guard !listenersClosed, allListeners.contains(where: \.owned) else { return }
+        listenersClosed = true
+        if allListeners.contains(where: { $0.owned && metricsListeners.map(\.fd).contains($0.fd) }) {
+            metricsServer?.stopListening()
+        }
+        for l in allListeners where l.owned {
+            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
+            close(l.fd)
+        }
+        log.info("closed the listening sockets herdd bound", metadata: [
+            "event": "listeners-closed", "listeners": "\(allListeners.filter(\.owned).map(\.name).joined(separator: " "))",
+        ])
     }
 
     private func killAll(reason: String) {
@@ -474,7 +514,7 @@ final class Master {
         log.info("reloading configuration", metadata: ["event": "reload", "config": "\(configPath ?? "-")"])
         do {
             let new = try loadConfig(path: configPath, overrides: overrides)
-            try validateHandlers(new, listeners: listeners)
+            try validateHandlers(new, listeners: allListeners)
             if new.listen != config.listen && !new.listen.isEmpty {
                 log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
             }
@@ -520,6 +560,8 @@ final class Master {
     /// Length and limit of a worker listener's accept queue: TCP_INFO for TCP (tcpi_unacked /
     /// tcpi_sacked on a listening socket), sock_diag UNIX_DIAG_RQLEN for unix stream sockets.
     func acceptQueue(_ i: Int) -> (UInt32, UInt32)? {
+        // A closed listener's fd number may belong to something else by now.
+        if listenersClosed && listeners[i].owned { return nil }
         var q: UInt32 = 0, lim: UInt32 = 0
         switch listeners[i].family {
         case .tcp:
@@ -539,8 +581,8 @@ final class Master {
     private func sampleBacklog(_ now: UInt64) {
         for (i, l) in listeners.enumerated() {
             guard let (q, lim) = acceptQueue(i) else { continue }
-            backlogPeak[i] = max(backlogPeak[i], q)
             let threshold = config.backlogAlarm > 0 ? UInt32(clamping: config.backlogAlarm) : max(1, lim / 2)
+            backlogWindows[i].record(q, above: q >= threshold, now: now)
             if q >= threshold {
                 let since = backlogAboveSince[i] ?? now
                 backlogAboveSince[i] = since
@@ -583,18 +625,22 @@ final class Master {
     func snapshot() -> MetricsSnapshot {
         let now = monotonicNanos()
         var m = MetricsSnapshot(version: herddVersionString, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
-        m.restarts = restarts
-        m.upgrades = upgrades
-        m.accepted = retired.accepted
-        m.requestsByClass = retired.statusClasses
-        m.bytesOut = retired.bytesOut
+        // Our own counters plus those of the masters we replaced (hot upgrades).
+        m.restarts = inherited.restarts.merging(restarts, uniquingKeysWith: +)
+        m.upgrades = inherited.upgrades &+ upgrades
+        m.accepted = inherited.accepted &+ retired.accepted
+        m.requestsByClass = zip(inherited.requestsByClass, retired.statusClasses).map { $0 &+ $1 }
+        m.bytesOut = inherited.bytesOut &+ retired.bytesOut
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
+            if let c = inherited.listeners[l.name] { ls.add(c) }
+            let alarmMillis = (inherited.backlogAlarmMillis[l.name] ?? 0) &+ backlogWindows[i].aboveNanos / 1_000_000
+            ls.backlogAlarmSeconds = Double(alarmMillis) / 1000
             if let (q, lim) = acceptQueue(i) {
                 ls.backlog = q
                 ls.backlogLimit = lim
-                ls.backlogMax = max(backlogPeak[i], q)
+                ls.backlogMax = max(backlogWindows[i].peak(now: now), q)
             }
             return ls
         }
@@ -625,7 +671,6 @@ final class Master {
         let snap = snapshot()
         switch req.path {
         case "/metrics", "/":
-            for i in backlogPeak.indices { backlogPeak[i] = 0 }
             return HTTPResponse.text(200, snap.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/status":
             return HTTPResponse.text(200, StatusReport.table(snap))

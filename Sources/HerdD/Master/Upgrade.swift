@@ -2,51 +2,69 @@ import CHerdSys
 import Glibc
 import Logging
 
-/// SIGUSR2 hot upgrade.
+/// SIGUSR2 hot upgrade, with one point of no return that the old master owns.
 ///
-/// Old master: starts the executable found at its original path on disk (not /proc/self/exe,
+/// The old master starts the executable found at its original path on disk (not /proc/self/exe,
 /// which after a package upgrade is the deleted old file) with the same arguments, handing over
 /// every listening socket with the sd_listen_fds protocol itself: fds from 3, LISTEN_FDS,
 /// LISTEN_FDNAMES, and LISTEN_PID = the child's own pid (a `/bin/sh -c 'LISTEN_PID=$$ exec ...'`
-/// trampoline: posix_spawn cannot know the pid before the exec, the shell's $$ is it). The write
-/// end of a pipe goes along (HERDD_UPGRADE_FD). The new master, once its workers serve, sends
-/// MAINPID=<pid> + READY=1 and writes "R" on the pipe; the old master then drains and exits
-/// without STOPPING=1 (it is no longer the main pid). EOF without "R", an exit, or
-/// --upgrade-timeout: the old master kills the new one and keeps serving.
+/// trampoline: posix_spawn cannot know the pid before the exec, the shell's $$ is it). One end
+/// of a SOCK_SEQPACKET socketpair goes along (HERDD_UPGRADE_FD); each message is one datagram:
+///
+///     new -> old   "R"              my workers serve
+///     old -> new   "C\n<totals>"    committed: you are the main pid now (CarriedTotals)
+///     old -> new   "F\n<totals>"    final totals, sent when the old master exits
+///
+/// Until "C" the new master says nothing at all to the service manager (no STATUS=, READY=1,
+/// MAINPID=, STOPPING=1, WATCHDOG=1): an aborted upgrade is invisible to systemd. On "R" the old
+/// master, still the main pid, commits: it sends `MAINPID=<new>` + `READY=1` itself, then "C",
+/// then drains and exits without STOPPING=1. EOF without "R", an exit, or --upgrade-timeout
+/// before the commit: the old master kills the new one (SIGQUIT, SIGKILL 5 s later) and keeps
+/// serving; the new master, never committed, stops without a word to systemd.
 struct UpgradeState {
     var pid: pid_t
-    var pipeFD: Int32
+    var fd: Int32
     var deadline: UInt64
     var killedAt: UInt64? = nil
-    /// The pipe closed without "R": the new master is dying; its exit status (SIGCHLD) is the
+    /// The socket closed without "R": the new master is dying; its exit status (SIGCHLD) is the
     /// better report, so wait briefly for it before stopping it ourselves.
     var pipeClosed = false
+    /// "R" arrived; commit at this time (now, unless the test hook delays it).
+    var commitAt: UInt64? = nil
 }
 
 /// Environment a master started by an upgrade finds (and removes, so its own children and a
 /// later upgrade never see stale values).
 struct UpgradeHandover {
-    var pipeFD: Int32
+    var fd: Int32
     var oldPID: pid_t
     var oldVersion: String
+    /// The generation the new master's workers start with (the old master's + 1).
+    var generation: UInt64
+    /// Names of the listeners the old master bound itself and nobody else holds (closed at stop).
+    var ownedListeners: Set<String>
 
     static func fromEnvironment() -> UpgradeHandover? {
         defer {
-            unsetenv("HERDD_UPGRADE_FD")
-            unsetenv("HERDD_UPGRADE_FROM")
-            unsetenv("HERDD_UPGRADE_FROM_VERSION")
+            for name in ["HERDD_UPGRADE_FD", "HERDD_UPGRADE_FROM", "HERDD_UPGRADE_FROM_VERSION",
+                         "HERDD_UPGRADE_GENERATION", "HERDD_UPGRADE_OWNED"] { unsetenv(name) }
         }
         guard let fdText = getenv("HERDD_UPGRADE_FD"), let fd = Int32(String(cString: fdText)), fd > 2,
               let pidText = getenv("HERDD_UPGRADE_FROM"), let pid = pid_t(String(cString: pidText)) else { return nil }
-        // The pipe arrived without FD_CLOEXEC (dup2 of posix_spawn); our workers must not inherit it.
+        // Not a word to the service manager until the old master has committed to us.
+        SystemdNotify.silenced = true
+        // The socket arrived without FD_CLOEXEC (dup2 of posix_spawn); our workers must not inherit it.
         guard fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else { return nil }
         let version = getenv("HERDD_UPGRADE_FROM_VERSION").map { String(cString: $0) } ?? "?"
-        return UpgradeHandover(pipeFD: fd, oldPID: pid, oldVersion: version)
+        let generation = getenv("HERDD_UPGRADE_GENERATION").flatMap { UInt64(String(cString: $0)) } ?? 1
+        let owned = getenv("HERDD_UPGRADE_OWNED").map { String(cString: $0).split(separator: ":").map(String.init) } ?? []
+        return UpgradeHandover(fd: fd, oldPID: pid, oldVersion: version, generation: max(1, generation), ownedListeners: Set(owned))
     }
 }
 
-/// Tag of the upgrade pipe in the master's epoll.
+/// Tags in the master's epoll: the old master's end of the handover socket, and the new one's.
 let upgradePipeTag: UInt64 = 3 << 32
+let upgradeHandoverTag: UInt64 = 4 << 32
 
 /// The executable's path on disk, resolved at start-up (before a package upgrade replaces it).
 func resolveExecutablePath() -> String {
@@ -58,48 +76,78 @@ func resolveExecutablePath() -> String {
     return path
 }
 
+/// Sends one datagram on the handover socket; false if it did not go out whole.
+@discardableResult
+func sendHandoverMessage(_ fd: Int32, _ text: String) -> Bool {
+    var bytes = Array(text.utf8)
+    let n = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+    return n == bytes.count
+}
+
+/// Receives one datagram: .message, .empty (EAGAIN), or .closed (EOF or error).
+enum HandoverRead { case message(String), empty, closed }
+func readHandoverMessage(_ fd: Int32) -> HandoverRead {
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if n > 0 { return .message(String(decoding: buf[0..<n], as: UTF8.self)) }
+        if n == 0 { return .closed }
+        if errno == EINTR { continue }
+        return errno == EAGAIN || errno == EWOULDBLOCK ? .empty : .closed
+    }
+}
+
 extension Master {
+    // MARK: Old-master side
+
     func beginUpgrade() {
         if let u = upgrade {
             log.warning("SIGUSR2 ignored: an upgrade to pid \(u.pid) is already in progress", metadata: ["event": "upgrade-refused", "new_pid": "\(u.pid)"])
             return
         }
-        if stop != nil {
-            log.warning("SIGUSR2 ignored: stopping", metadata: ["event": "upgrade-refused"])
-            scoreboard.publish(upgrade: .failed, newPID: 0, message: "upgrade refused: the master is stopping")
+        if stop != nil || handover != nil {
+            let why = stop != nil ? "the master is stopping" : "this master is itself waiting for its predecessor to commit"
+            log.warning("SIGUSR2 ignored: \(why)", metadata: ["event": "upgrade-refused"])
+            scoreboard.publish(upgrade: .failed, newPID: 0, message: "upgrade refused: \(why)")
             return
         }
         do {
             var fds = [Int32](repeating: -1, count: 2)
-            try sys("pipe2", detail: "upgrade") { pipe2(&fds, O_CLOEXEC | O_NONBLOCK) }
-            let readEnd = fds[0]
+            // SOCK_SEQPACKET: both directions, message boundaries kept, EOF when the peer dies.
+            try sys("socketpair", detail: "upgrade") { socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | herd_sock_cloexec(), 0, &fds) }
+            let ours = fds[0]
             // Above the handed-over range, like the listeners: the dup2 to 3, 4, ... must not overwrite it first.
-            let writeEnd: Int32
+            let theirs: Int32
             do {
-                writeEnd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC upgrade pipe") { fcntl(fds[1], F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
+                theirs = try sys("fcntl", detail: "F_DUPFD_CLOEXEC upgrade socket") { fcntl(fds[1], F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
                 close(fds[1])
+                try setNonBlocking(ours)
             } catch { close(fds[0]); close(fds[1]); throw error }
-            defer { close(writeEnd) }
+            defer { close(theirs) }
 
             var handover: [(Int32, Int32)] = []
             for (i, l) in allListeners.enumerated() { handover.append((l.fd, 3 + Int32(i))) }
-            let pipeTarget = 3 + Int32(allListeners.count)
-            handover.append((writeEnd, pipeTarget))
+            let target = 3 + Int32(allListeners.count)
+            handover.append((theirs, target))
             var env = Spawn.environment(removing: [
                 "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID",
                 "HERDD_UPGRADE_FD", "HERDD_UPGRADE_FROM", "HERDD_UPGRADE_FROM_VERSION",
+                "HERDD_UPGRADE_GENERATION", "HERDD_UPGRADE_OWNED",
             ])
             env += [
                 "LISTEN_FDS=\(allListeners.count)",
                 "LISTEN_FDNAMES=\(allListeners.map(\.name).joined(separator: ":"))",
-                "HERDD_UPGRADE_FD=\(pipeTarget)", "HERDD_UPGRADE_FROM=\(getpid())",
+                "HERDD_UPGRADE_FD=\(target)", "HERDD_UPGRADE_FROM=\(getpid())",
                 "HERDD_UPGRADE_FROM_VERSION=\(herddVersionString)",
+                "HERDD_UPGRADE_GENERATION=\(generation + 1)",
+                "HERDD_UPGRADE_OWNED=\(allListeners.filter(\.owned).map(\.name).joined(separator: ":"))",
             ]
             let argv = ["/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\"", executablePath]
                 + Array(CommandLine.arguments.dropFirst())
-            let pid = try Spawn.start(path: "/bin/sh", argv: argv, env: env, fds: handover)
-            try sys("epoll_ctl", detail: "upgrade pipe") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, readEnd, herd_epollin() | herd_epollrdhup(), upgradePipeTag) }
-            upgrade = UpgradeState(pid: pid, pipeFD: readEnd, deadline: monotonicNanos() + UInt64(config.upgradeTimeout * 1e9))
+            let pid: pid_t
+            do { pid = try Spawn.start(path: "/bin/sh", argv: argv, env: env, fds: handover) } catch { close(ours); throw error }
+            try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, ours, herd_epollin() | herd_epollrdhup(), upgradePipeTag) }
+            upgrade = UpgradeState(pid: pid, fd: ours, deadline: monotonicNanos() + UInt64(config.upgradeTimeout * 1e9))
             log.notice("upgrade: started \(executablePath) as pid \(pid)", metadata: [
                 "event": "upgrade-start", "new_pid": "\(pid)", "old_version": "\(herddVersionString)", "path": "\(executablePath)",
             ])
@@ -113,28 +161,90 @@ extension Master {
         }
     }
 
-    /// The pipe became readable: "R" means the new master serves; EOF means it died.
+    /// The handover socket became readable: "R" means the new master serves; EOF means it died.
     func upgradePipeEvent() {
-        guard let u = upgrade else { return }
-        var byte: UInt8 = 0
-        let n = read(u.pipeFD, &byte, 1)
-        if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
-        if n == 1 && byte == UInt8(ascii: "R") {
-            endUpgrade()
-            upgrades += 1
-            scoreboard.publish(upgrade: .ok, newPID: u.pid, message: "new master \(u.pid) is serving")
-            log.notice("upgrade: new master \(u.pid) is serving; draining this one", metadata: [
-                "event": "upgrade-done", "new_pid": "\(u.pid)", "old_version": "\(herddVersionString)",
+        guard let u = upgrade, u.killedAt == nil else { return }
+        switch readHandoverMessage(u.fd) {
+        case .empty:
+            return
+        case .message(let m) where m == "R":
+            var k = u
+            // Test hook: hold the commit back so a test can kill the new master between its
+            // "R" and our commit (the handshake step that is hardest to hit by timing).
+            let delay = getenv("HERDD_TEST_UPGRADE_COMMIT_DELAY").flatMap { Double(String(cString: $0)) } ?? 0
+            k.commitAt = monotonicNanos() + UInt64(max(0, delay) * 1e9)
+            upgrade = k
+            log.info("upgrade: new master \(u.pid) reports ready", metadata: ["event": "upgrade-ready", "new_pid": "\(u.pid)"])
+            if delay <= 0 { commitUpgrade() }
+        case .message(let m):
+            log.warning("upgrade: unexpected message from the new master: \(m.prefix(40))", metadata: ["event": "upgrade-protocol"])
+        case .closed:
+            var k = u
+            k.pipeClosed = true
+            k.deadline = min(u.deadline, monotonicNanos() + 2_000_000_000)
+            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
+            upgrade = k
+        }
+    }
+
+    /// The point of no return. We are still the main pid: tell the service manager that the new
+    /// master is (MAINPID= and READY=1 in one message), tell the new master (it may talk to the
+    /// service manager from now on), hand over the counters, then drain without STOPPING=1.
+    func commitUpgrade() {
+        guard let u = upgrade, u.killedAt == nil, !u.pipeClosed, stop == nil else { return }
+        // Only a live new master can take over (SIGCHLD may not have been read yet).
+        guard kill(u.pid, 0) == 0 else { return }
+        upgrades += 1
+        let totals = carriedTotals()
+        SystemdNotify.send("MAINPID=\(u.pid)\nREADY=1\nSTATUS=upgraded: new master PID \(u.pid)")
+        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
+        upgrade = nil
+        if !sendHandoverMessage(u.fd, "C\n" + totals.encoded()) {
+            // It died after its "R": the service manager follows a dead main pid now (with
+            // NotifyAccess=all we can still claim it back; with main it restarts the unit).
+            log.error("upgrade: new master \(u.pid) vanished at the handover; claiming the service back", metadata: [
+                "event": "upgrade-failed", "new_pid": "\(u.pid)",
             ])
-            handedOver = true
-            beginStop(immediate: false)
+            SystemdNotify.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=upgrade failed; " + statusLine())
+            close(u.fd)
+            upgrades -= 1
+            scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "new master \(u.pid) exited at the handover")
             return
         }
-        var k = u
-        k.pipeClosed = true
-        k.deadline = min(u.deadline, monotonicNanos() + 2_000_000_000)
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.pipeFD, 0, 0)
-        upgrade = k
+        successorFD = u.fd
+        scoreboard.publish(upgrade: .ok, newPID: u.pid, message: "new master \(u.pid) is serving")
+        log.notice("upgrade: new master \(u.pid) is serving; draining this one", metadata: [
+            "event": "upgrade-done", "new_pid": "\(u.pid)", "old_version": "\(herddVersionString)",
+        ])
+        handedOver = true
+        // The new master answers /metrics from now on (with our totals in its counters).
+        metricsServer?.stopListening()
+        beginStop(immediate: false)
+    }
+
+    /// At exit of a master that handed over: the final counters (its workers finished their
+    /// requests meanwhile), so the new master's totals include every request.
+    func sendFinalTotals() {
+        guard successorFD >= 0 else { return }
+        sendHandoverMessage(successorFD, "F\n" + carriedTotals().encoded())
+        close(successorFD)
+        successorFD = -1
+    }
+
+    /// Everything this master has counted, for its successor (including what it inherited).
+    func carriedTotals() -> CarriedTotals {
+        let s = snapshot()
+        var t = CarriedTotals()
+        t.requestsByClass = s.requestsByClass
+        t.bytesOut = s.bytesOut
+        t.accepted = s.accepted
+        t.upgrades = s.upgrades
+        t.restarts = s.restarts
+        for l in s.listeners {
+            t.listeners[l.name] = [l.wakeups, l.accepted, l.emptyWakeups, l.drainEagain, l.latencySumMicros, l.latencyCount] + l.latencyBuckets
+            if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = UInt64(secs * 1000) }
+        }
+        return t
     }
 
     /// Called from reap(): the new master (our child) exited.
@@ -142,6 +252,7 @@ extension Master {
         guard let u = upgrade, u.pid == pid else { return false }
         let alreadyReported = u.killedAt != nil
         endUpgrade()
+        scoreboard.removeUnpublished(ofMaster: pid)
         if alreadyReported { return true }
         log.error("upgrade failed: new master \(pid) exited (\(status)) before it was ready; still serving", metadata: [
             "event": "upgrade-failed", "new_pid": "\(pid)", "exit_status": "\(status)",
@@ -158,38 +269,98 @@ extension Master {
             return
         }
         if now >= u.deadline {
-            abortUpgrade(u, why: u.pipeClosed ? "the new master closed the handover pipe before it was ready"
+            abortUpgrade(u, why: u.pipeClosed ? "the new master closed the handover socket before it was ready"
                                               : "the new master was not ready within --upgrade-timeout \(config.upgradeTimeout) s")
+        } else if let at = u.commitAt, now >= at {
+            commitUpgrade()
         }
     }
 
     private func abortUpgrade(_ u: UpgradeState, why: String) {
         guard u.killedAt == nil else { return }
         log.error("upgrade failed: \(why); stopping pid \(u.pid), still serving", metadata: ["event": "upgrade-failed", "new_pid": "\(u.pid)"])
-        // SIGQUIT: the new master stops its workers at once and exits; SIGKILL follows in 5 s.
+        // SIGQUIT: the new master stops its workers at once and exits, silently (it was never
+        // committed); SIGKILL follows in 5 s.
         kill(u.pid, SIGQUIT)
         scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "upgrade failed: \(why)")
         var k = u
         k.killedAt = monotonicNanos()
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.pipeFD, 0, 0)
+        k.commitAt = nil
+        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
         upgrade = k
         SystemdNotify.status("upgrade failed; " + statusLine())
     }
 
     private func endUpgrade() {
         guard let u = upgrade else { return }
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.pipeFD, 0, 0)
-        close(u.pipeFD)
+        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
+        close(u.fd)
         upgrade = nil
     }
 
-    /// New-master side: once our workers serve, take over as systemd's main pid and release the
-    /// old master.
-    func completeHandover(_ h: UpgradeHandover) {
-        SystemdNotify.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=\(statusLine())")
-        var r = UInt8(ascii: "R")
-        _ = write(h.pipeFD, &r, 1)
-        close(h.pipeFD)
+    // MARK: New-master side
+
+    /// Our workers serve: tell the old master, and only it ("R"); wait for its commit.
+    func reportReadyToOldMaster(_ h: UpgradeHandover) {
+        if sendHandoverMessage(h.fd, "R") {
+            log.info("upgrade: ready, waiting for master \(h.oldPID) to hand over", metadata: ["event": "upgrade-ready-sent", "old_pid": "\(h.oldPID)"])
+        } else {
+            log.error("upgrade: cannot reach the old master \(h.oldPID); stopping", metadata: ["event": "upgrade-abandoned"])
+            beginStop(immediate: true)
+        }
+    }
+
+    /// A message (or EOF) from the old master on the handover socket.
+    func handoverEvent() {
+        guard let h = handover ?? predecessor else { return }
+        while true {
+            switch readHandoverMessage(h.fd) {
+            case .empty:
+                return
+            case .message(let m):
+                if m.hasPrefix("C\n") && handover != nil {
+                    takeOver(h, totals: CarriedTotals.decode(m.dropFirst(2)))
+                } else if m.hasPrefix("F\n") && handover == nil {
+                    // The old master's final counters replace what it sent with the commit.
+                    inherited = CarriedTotals.decode(m.dropFirst(2))
+                }
+            case .closed:
+                _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, h.fd, 0, 0)
+                close(h.fd)
+                predecessor = nil
+                if handover != nil {
+                    handover = nil
+                    if kill(h.oldPID, 0) == 0 {
+                        // Alive and not committed: it gave up on us (its SIGQUIT follows).
+                        log.error("upgrade: the old master \(h.oldPID) closed the handover without committing; stopping", metadata: ["event": "upgrade-abandoned"])
+                        beginStop(immediate: true)
+                    } else {
+                        // It died between its MAINPID= and its "C" (or before): we are all that serves.
+                        log.warning("upgrade: the old master \(h.oldPID) exited without confirming the handover; taking over", metadata: ["event": "upgrade-takeover-unconfirmed"])
+                        takeOver(h, totals: CarriedTotals())
+                    }
+                }
+                return
+            }
+        }
+    }
+
+    /// Committed: from now on we are systemd's main pid and talk to it; the old master drains.
+    private func takeOver(_ h: UpgradeHandover, totals: CarriedTotals) {
+        handover = nil
+        predecessor = h
+        inherited = totals
+        SystemdNotify.silenced = false
+        do { try scoreboard.publishFile() } catch {
+            log.error("cannot publish the scoreboard: \(error)", metadata: ["event": "scoreboard-publish-failed"])
+        }
+        if !metricsListeners.isEmpty && metricsServer == nil {
+            do { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) } catch {
+                log.error("cannot serve metrics: \(error)", metadata: ["event": "metrics-failed"])
+            }
+        }
+        lastStatus = statusLine()
+        SystemdNotify.status(lastStatus)
         log.notice("upgrade: now serving, replaced master \(h.oldPID) (version \(h.oldVersion)) with version \(herddVersionString)", metadata: [
             "event": "upgrade-takeover", "old_pid": "\(h.oldPID)", "old_version": "\(h.oldVersion)", "new_version": "\(herddVersionString)",
         ])

@@ -105,6 +105,12 @@ final class MetricsServer {
         close(fd)
     }
 
+    /// Stops accepting (the listeners leave our epoll; the fds stay open, another master or
+    /// systemd may serve them). Clients already connected are still answered.
+    func stopListening() {
+        for l in listeners { _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0) }
+    }
+
     /// Closes clients that did not finish within their deadline.
     func sweep(now: UInt64) {
         for (fd, c) in clients where now > c.deadline { drop(fd) }

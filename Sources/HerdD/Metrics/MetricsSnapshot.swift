@@ -17,8 +17,10 @@ struct MetricsSnapshot: Sendable {
         /// Accept queue length and limit (TCP_INFO tcpi_unacked / tcpi_sacked); nil if unknown.
         var backlog: UInt32? = nil
         var backlogLimit: UInt32? = nil
-        /// Highest accept queue length seen by the master's 100 ms sampling since the last scrape.
+        /// Highest accept queue length seen by the master's 100 ms sampling in the last minute
+        /// (BacklogWindow), and seconds spent at or above the alarm threshold.
         var backlogMax: UInt32? = nil
+        var backlogAlarmSeconds: Double? = nil
         var latencySumMicros: UInt64 = 0
         var latencyCount: UInt64 = 0
         var latencyBuckets = [UInt64](repeating: 0, count: Scoreboard.latencyBoundsMicros.count)
@@ -115,8 +117,10 @@ struct MetricsSnapshot: Sendable {
         for l in listeners { if let b = l.backlog { sample("herdd_listen_backlog", [("listener", l.name)], "\(b)") } }
         family("herdd_listen_backlog_limit", "gauge", "Accept queue limit (TCP: tcpi_sacked of a listening socket; unix: UNIX_DIAG_RQLEN write queue).")
         for l in listeners { if let b = l.backlogLimit { sample("herdd_listen_backlog_limit", [("listener", l.name)], "\(b)") } }
-        family("herdd_listen_backlog_max", "gauge", "Highest accept queue length sampled (every 100 ms) since the previous scrape.")
+        family("herdd_listen_backlog_max", "gauge", "Highest accept queue length sampled (every 100 ms) in the last \(BacklogWindow.windowSeconds) s.")
         for l in listeners { if let b = l.backlogMax { sample("herdd_listen_backlog_max", [("listener", l.name)], "\(b)") } }
+        family("herdd_listen_backlog_alarm_seconds_total", "counter", "Seconds the accept queue spent at or above the backlog alarm threshold.")
+        for l in listeners { if let s = l.backlogAlarmSeconds { sample("herdd_listen_backlog_alarm_seconds_total", [("listener", l.name)], "\(s)") } }
         family("herdd_request_duration_seconds", "histogram",
                "Time from reading a request to queueing its response (handler time), per listener.")
         for l in listeners {

@@ -78,7 +78,9 @@ final class Scoreboard: @unchecked Sendable {
     /// `herdd upgrade` run as ExecReload= can open it where /proc/PID/fd is hidden from them
     /// (ProtectProc=invisible, PrivateUsers=). It is created under a temporary name and renamed
     /// into place: a master being replaced keeps its own file (and a reader its mapping).
-    init(creatingSlots slots: Int, masterPID: Int32, publishDirectory: String? = nil) throws {
+    /// With `publishNow: false` (a hot upgrade's new master) the rename waits for `publishFile()`:
+    /// until the old master has committed, `herdd reload` must keep finding the old one.
+    init(creatingSlots slots: Int, masterPID: Int32, publishDirectory: String? = nil, publishNow: Bool = true) throws {
         var published: (tmp: String, final: String)? = nil
         let low: Int32
         if let dir = publishDirectory {
@@ -108,13 +110,29 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(base + 3, UInt64(Scoreboard.maxListeners))
         herd_store64(base + 4, UInt64(masterPID))
         herd_store64(base, Scoreboard.magic)
-        if let p = published {
-            do { try sys("rename", detail: "\(p.tmp) -> \(p.final)") { rename(p.tmp, p.final) } } catch {
-                unlink(p.tmp)
-                throw error
-            }
-            self.path = p.final
+        self.pendingPublish = published
+        if publishNow { try publishFile() }
+    }
+
+    /// The temporary and final names of a scoreboard file not yet renamed into place.
+    private var pendingPublish: (tmp: String, final: String)? = nil
+
+    /// Renames the scoreboard file into place (`DIR/scoreboard`); no-op for a memfd.
+    func publishFile() throws {
+        guard let p = pendingPublish else { return }
+        pendingPublish = nil
+        do { try sys("rename", detail: "\(p.tmp) -> \(p.final)") { rename(p.tmp, p.final) } } catch {
+            unlink(p.tmp)
+            throw error
         }
+        self.path = p.final
+    }
+
+    /// Old master, after an aborted upgrade: the new master's file that was never renamed into
+    /// place (`scoreboard.<pid>`), if it died without removing it.
+    func removeUnpublished(ofMaster pid: pid_t) {
+        guard let final = path ?? pendingPublish?.final else { return }
+        unlink(final + ".\(pid)")
     }
 
     static let fileName = "scoreboard"
@@ -124,6 +142,7 @@ final class Scoreboard: @unchecked Sendable {
     /// Master exit: remove the published file if it is still ours (an upgrade may have
     /// replaced it with the new master's).
     func unpublish(masterPID: Int32) {
+        if let p = pendingPublish { unlink(p.tmp); pendingPublish = nil }
         guard let path else { return }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }

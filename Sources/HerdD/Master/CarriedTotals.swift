@@ -1,0 +1,69 @@
+/// The counters a master hands to its successor in a hot upgrade, so that every counter a
+/// scraper sees (requests, bytes, accepts, restarts, upgrades, per-listener herd meter and
+/// latency histogram, backlog alarm time) stays monotonic across SIGUSR2: the new master adds
+/// them to its own.
+///
+/// Sent twice on the handover socket: with the commit ("C"), and once more when the old master
+/// exits after draining ("F"; its workers kept counting while they finished their requests).
+/// The second set replaces the first, and is never smaller.
+///
+/// Text, one counter per line, so a version mismatch between old and new binary degrades to
+/// "unknown lines ignored" instead of a misread layout:
+///
+///     requests <1xx> <2xx> <3xx> <4xx> <5xx>
+///     bytes <n>
+///     accepted <n>
+///     upgrades <n>
+///     restart <n> <reason>
+///     listener <c0> ... <c17> <name>      (Scoreboard.listenerCounters order)
+///     backlog-alarm-ms <n> <name>
+struct CarriedTotals: Equatable, Sendable {
+    var requestsByClass = [UInt64](repeating: 0, count: 5)
+    var bytesOut: UInt64 = 0
+    var accepted: UInt64 = 0
+    var upgrades: UInt64 = 0
+    var restarts: [String: UInt64] = [:]
+    /// Per listener name, counters in Scoreboard.listenerCounters order.
+    var listeners: [String: [UInt64]] = [:]
+    /// Per listener name, milliseconds the accept queue spent at or above the alarm threshold.
+    var backlogAlarmMillis: [String: UInt64] = [:]
+
+    func encoded() -> String {
+        var out = "requests " + requestsByClass.map(String.init).joined(separator: " ") + "\n"
+        out += "bytes \(bytesOut)\naccepted \(accepted)\nupgrades \(upgrades)\n"
+        for (reason, n) in restarts.sorted(by: { $0.key < $1.key }) { out += "restart \(n) \(reason)\n" }
+        for (name, c) in listeners.sorted(by: { $0.key < $1.key }) {
+            out += "listener " + c.map(String.init).joined(separator: " ") + " \(name)\n"
+        }
+        for (name, ms) in backlogAlarmMillis.sorted(by: { $0.key < $1.key }) { out += "backlog-alarm-ms \(ms) \(name)\n" }
+        return out
+    }
+
+    /// Parses `encoded()` output; unknown or malformed lines are skipped.
+    static func decode<S: StringProtocol>(_ text: S) -> CarriedTotals {
+        var t = CarriedTotals()
+        for line in text.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard let key = words.first else { continue }
+            switch key {
+            case "requests":
+                let v = words.dropFirst().compactMap { UInt64($0) }
+                if v.count == 5 { t.requestsByClass = v }
+            case "bytes": if words.count == 2, let v = UInt64(words[1]) { t.bytesOut = v }
+            case "accepted": if words.count == 2, let v = UInt64(words[1]) { t.accepted = v }
+            case "upgrades": if words.count == 2, let v = UInt64(words[1]) { t.upgrades = v }
+            case "restart":
+                if words.count >= 3, let v = UInt64(words[1]) { t.restarts[words[2...].joined(separator: " ")] = v }
+            case "listener":
+                let n = Scoreboard.listenerCounterCount
+                guard words.count >= n + 2 else { continue }
+                let v = words[1...n].compactMap { UInt64($0) }
+                if v.count == n { t.listeners[words[(n + 1)...].joined(separator: " ")] = v }
+            case "backlog-alarm-ms":
+                if words.count >= 3, let v = UInt64(words[1]) { t.backlogAlarmMillis[words[2...].joined(separator: " ")] = v }
+            default: continue
+            }
+        }
+        return t
+    }
+}
