@@ -18,6 +18,11 @@ enum Spawn {
     static let firstPrivateFD: Int32 = 3 + Int32(Scoreboard.maxListeners) + 5
 
     static let masterOnlySignals: [Int32] = [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU]
+    /// Stop signals: blocked from the spawn until the child has its own handling (a worker's
+    /// signalfd and QUIT handler, a new master's signalfd). Unblocked at exec, one arriving in
+    /// that window would kill the child with the default action, or with the Swift runtime's
+    /// crash report ("Program crashed: Terminated") instead of a drain.
+    static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT]
 
     static func start(path: String, argv: [String], env: [String], fds: [(Int32, Int32)]) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
@@ -35,10 +40,10 @@ enum Spawn {
         defer { posix_spawnattr_destroy(&attr) }
         // The master blocks the signals it reads from its signalfd; a child would inherit that
         // mask (and ignored dispositions), so give it default handlers and a mask with only the
-        // master-only signals blocked.
+        // master-only and the stop signals blocked.
         var mask = sigset_t()
         herd_sigset_empty(&mask)
-        for sig in masterOnlySignals { herd_sigset_add(&mask, sig) }
+        for sig in masterOnlySignals + stopSignals { herd_sigset_add(&mask, sig) }
         var all = sigset_t()
         herd_sigset_empty(&all)
         for s in 1..<32 where s != SIGKILL && s != SIGSTOP { herd_sigset_add(&all, Int32(s)) }

@@ -58,6 +58,15 @@ func makeSignalFD(_ signals: [Int32]) throws -> Int32 {
     return try sys("signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
 }
 
+/// Removes signals from this thread's blocked mask (a pending one is delivered at once).
+func unblockSignals(_ signals: [Int32]) throws {
+    var set = sigset_t()
+    herd_sigset_empty(&set)
+    for s in signals { herd_sigset_add(&set, s) }
+    let rc = pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    if rc != 0 { throw SysError("pthread_sigmask", errno: rc, detail: "SIG_UNBLOCK") }
+}
+
 /// Reads one pending signal number from a non-blocking signalfd, nil when none is left.
 func readSignal(_ fd: Int32) -> Int32? {
     var info = signalfd_siginfo()

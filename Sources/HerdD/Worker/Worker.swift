@@ -73,6 +73,9 @@ final class Worker {
         // handler runs, so it keeps a real handler that only calls _exit (async-signal-safe;
         // the default action would dump core).
         signal(SIGQUIT) { _ in _exit(0) }
+        // TERM/INT/QUIT were blocked at the spawn (Spawn.stopSignals): QUIT has its handler
+        // now, so let it (and one that arrived meanwhile) in; TERM/INT stay blocked for the signalfd.
+        try unblockSignals([SIGQUIT])
         // Signals meant for the master (`systemctl kill` without --kill-who=main reaches every
         // process of the unit): a worker must neither die (HUP, USR1, USR2) nor stop (TTIN, TTOU).
         for sig in Spawn.masterOnlySignals { signal(sig, SIG_IGN) }

@@ -92,6 +92,21 @@ enum WorkerRole {
                 exit(3)
             }
         }
+        // Fault injection for the start-up tests: a worker that takes a while before it sets up
+        // its signal handling ("SECONDS", or "generation>=N:SECONDS"). Its stop signals are
+        // blocked since the spawn, so a TERM in this window waits for the signalfd.
+        if let v = getenv("HERDD_TEST_WORKER_START_DELAY").map({ String(cString: $0) }) {
+            var spec = Substring(v)
+            var fromGeneration: UInt64 = 0
+            if spec.hasPrefix("generation>="), let colon = spec.firstIndex(of: ":") {
+                fromGeneration = UInt64(spec.dropFirst("generation>=".count).prefix(upTo: colon)) ?? 0
+                spec = spec[spec.index(after: colon)...]
+            }
+            if parsed.generation >= fromGeneration, let seconds = Double(spec), seconds > 0 {
+                var left = Int(seconds * 1000)
+                while left > 0 { usleep(UInt32(min(left, 100) * 1000)); left -= 100 }
+            }
+        }
         do {
             let config = try ServerConfig.deserialize(parsed.settings)
             let scoreboard = try Scoreboard(attaching: parsed.scoreboardFD)

@@ -1,0 +1,200 @@
+"""Issue 13: the hot upgrade's handover has one point of no return, owned by the old master.
+
+A real herdd is the new master every time. The test's NOTIFY_SOCKET records the sender pid of
+every datagram (SCM_CREDENTIALS), so each test can assert who said what: until the old master
+commits, the new master says nothing to the service manager; an upgrade that is aborted at any
+step (too short --upgrade-timeout, new master killed while booting, killed after reporting
+ready, stopped before the commit) leaves no READY=1 / MAINPID= / STOPPING=1 / STATUS= from a
+pid that is not the serving master, and the old master keeps serving. Counters (requests,
+upgrades, generation) stay monotonic across upgrades.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, wait_until
+from test_upgrade import kill_tree
+
+LIFECYCLE = ("READY=1", "STOPPING=1", "MAINPID=", "RELOADING=1")
+
+
+def lifecycle_lines(msg: str) -> list[str]:
+    return [l for l in msg.split("\n") if l.startswith(LIFECYCLE)]
+
+
+def start(herd_factory, notify, tmp_path, *extra, workers=2, env=None):
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", str(workers), "--listen", f"{LOCALHOST}:{port}",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
+                      "--graceful-timeout", "5", *extra], notify=notify, env=env)
+    notify.wait_for("READY=1", timeout=15)
+    return h, port, mport
+
+
+def new_master_pid(h, nth: int = 1) -> int:
+    return int(h.wait_log("upgrade-start", timeout=5, count=nth)[nth - 1]["new_pid"])
+
+
+def assert_silent_abort(h, notify, n0: int, new_pid: int, port: int, workers: list[int]):
+    """After an aborted upgrade: nothing from the new master, no MAINPID= at all, and the old
+    master still serves with the same workers."""
+    sent = notify.sender_messages(n0)
+    from_new = [(p, m) for p, m in sent if p != h.pid]
+    assert from_new == [], f"the uncommitted new master {new_pid} talked to the service manager: {from_new}"
+    assert not any("MAINPID=" in m for _, m in sent), sent
+    assert not any("STOPPING=1" in m.split("\n") for _, m in sent), sent
+    assert h.poll() is None, "the old master must keep running"
+    assert h.worker_pids() == workers, h.log_tail()
+    for _ in range(10):
+        assert http_get(port, "/").status == 200
+    # The old master is still the one that speaks: a status line from it reaches the socket.
+    assert h.events("upgrade-failed"), h.log_tail()
+
+
+def test_too_short_upgrade_timeout_is_invisible_to_systemd(herd_factory, notify, tmp_path):
+    h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "0.001", workers=24)
+    workers = h.wait_workers(24, timeout=30)
+    n0 = notify.count()
+    h.signal(signal.SIGUSR2)
+    new_pid = new_master_pid(h)
+    try:
+        h.wait_log("upgrade-failed", timeout=10)
+        wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
+        # Its workers (PR_SET_PDEATHSIG) and any late message would show up within this time.
+        time.sleep(1.0)
+        assert_silent_abort(h, notify, n0, new_pid, port, workers)
+    finally:
+        kill_tree(new_pid)
+    assert h.stop() == 0
+
+
+def test_new_master_killed_while_booting(herd_factory, notify, tmp_path):
+    h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20", workers=2,
+                       env={"HERDD_TEST_WORKER_START_DELAY": "generation>=2:3"})
+    workers = h.wait_workers(2)
+    n0 = notify.count()
+    h.signal(signal.SIGUSR2)
+    new_pid = new_master_pid(h)
+    try:
+        # Its workers are still starting (delayed): kill it before it could report ready.
+        wait_until(lambda: len(children_of(new_pid)) >= 1, 10, what="new master's workers spawned")
+        os.kill(new_pid, signal.SIGKILL)
+        h.wait_log("upgrade-failed", timeout=10)
+        time.sleep(0.5)
+        assert not h.events("upgrade-ready"), h.log_tail()
+        assert_silent_abort(h, notify, n0, new_pid, port, workers)
+    finally:
+        kill_tree(new_pid)
+    assert h.stop() == 0
+
+
+def test_new_master_killed_after_reporting_ready(herd_factory, notify, tmp_path):
+    """The step between the new master's "R" and the old master's commit (held open 3 s by a
+    test hook): killing it there must leave the old master in charge and systemd none the wiser."""
+    h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20",
+                       env={"HERDD_TEST_UPGRADE_COMMIT_DELAY": "3"})
+    workers = h.wait_workers(2)
+    n0 = notify.count()
+    h.signal(signal.SIGUSR2)
+    new_pid = new_master_pid(h)
+    try:
+        h.wait_log("upgrade-ready-sent", timeout=15)
+        h.wait_log("upgrade-ready", timeout=5)
+        os.kill(new_pid, signal.SIGKILL)
+        h.wait_log("upgrade-failed", timeout=10)
+        time.sleep(3.5)  # past the (held) commit time: no commit may happen
+        assert not h.events("upgrade-done"), h.log_tail()
+        assert_silent_abort(h, notify, n0, new_pid, port, workers)
+    finally:
+        kill_tree(new_pid)
+    assert h.stop() == 0
+
+
+def test_new_master_stopped_before_the_commit_says_nothing(herd_factory, notify, tmp_path):
+    """SIGTERM and SIGQUIT to a new master that reported ready but is not committed: it stops
+    without STOPPING=1 (which, under NotifyAccess=all, would stop the whole unit)."""
+    h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20",
+                       env={"HERDD_TEST_UPGRADE_COMMIT_DELAY": "3"})
+    workers = h.wait_workers(2)
+    for nth, sig in ((1, signal.SIGTERM), (2, signal.SIGQUIT)):
+        n0 = notify.count()
+        h.signal(signal.SIGUSR2)
+        new_pid = new_master_pid(h, nth)
+        try:
+            h.wait_log("upgrade-ready-sent", timeout=15, count=nth)
+            os.kill(new_pid, sig)
+            wait_until(lambda: not pid_alive(new_pid), 10, what="new master stopped")
+            h.wait_log("upgrade-failed", timeout=10, count=nth)
+            time.sleep(3.5)
+            assert not h.events("upgrade-done"), h.log_tail()
+            assert_silent_abort(h, notify, n0, new_pid, port, workers)
+        finally:
+            kill_tree(new_pid)
+    assert h.stop() == 0
+
+
+def metric(mport: int, name: str, labels: str = "") -> float:
+    text = http_get(mport, "/metrics").body.decode()
+    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    assert m, f"{name}{labels} not in /metrics"
+    return float(m.group(1))
+
+
+def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_continue(herd_factory, notify, tmp_path):
+    h, port, mport = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20")
+    h.wait_workers(2)
+    # One reload first: generation 2.
+    h.signal(signal.SIGHUP)
+    h.wait_log("reload-done", timeout=15)
+    for _ in range(50):
+        assert http_get(port, "/").status == 200
+    req0 = metric(mport, "herdd_requests_total", '{code="2xx"}')
+    acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
+    assert req0 >= 50 and acc0 >= 50
+    assert metric(mport, "herdd_generation") == 2
+    assert metric(mport, "herdd_upgrades_total") == 0
+    restarts0 = metric(mport, "herdd_worker_restarts_total", '{reason="reload"}')
+    assert restarts0 == 2
+
+    masters = [h.pid]
+    try:
+        for round_ in (1, 2):
+            old = masters[-1]
+            n0 = notify.count()
+            os.kill(old, signal.SIGUSR2)
+            msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n0)
+            new = int(re.search(r"MAINPID=(\d+)", msg).group(1))
+            masters.append(new)
+            # The commit: MAINPID= and READY=1 together, sent by the old master (still the main pid).
+            senders = notify.sender_messages(n0)
+            commit = [(p, m) for p, m in senders if "MAINPID=" in m]
+            assert commit == [(old, commit[0][1])] and "READY=1" in commit[0][1].split("\n"), senders
+            # Before the commit, the new master said nothing at all.
+            i_commit = [m for _, m in senders].index(commit[0][1])
+            assert all(p == old for p, _ in senders[: i_commit + 1]), senders
+            wait_until(lambda: not pid_alive(old), 20, what="old master drained and gone")
+            time.sleep(0.3)
+            # After the commit: lifecycle messages only from the new master; never STOPPING=1.
+            after = notify.sender_messages(n0)[i_commit + 1 :]
+            assert all(p == new for p, m in after if lifecycle_lines(m) or "STATUS=" in m), after
+            assert not any("STOPPING=1" in m.split("\n") for _, m in notify.sender_messages(n0)), senders
+
+            req = metric(mport, "herdd_requests_total", '{code="2xx"}')
+            assert req >= req0, (round_, req, req0)
+            assert metric(mport, "herdd_connections_accepted_total", '{listener="http"}') >= acc0
+            assert metric(mport, "herdd_upgrades_total") == round_
+            assert metric(mport, "herdd_generation") == 2 + round_
+            assert metric(mport, "herdd_worker_restarts_total", '{reason="reload"}') == restarts0
+            for _ in range(20):
+                assert http_get(port, "/").status == 200
+            req0 = req + 20
+            wait_until(lambda: metric(mport, "herdd_requests_total", '{code="2xx"}') >= req0, 5,
+                       what="new requests counted on top of the inherited ones")
+            acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
+    finally:
+        for p in masters[1:]:
+            kill_tree(p)
