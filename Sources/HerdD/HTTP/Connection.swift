@@ -330,23 +330,16 @@ final class Connection {
             return
         }
         if worker.draining {
-            // A connection that has not sent its first request yet gets a moment while we drain:
-            // its client is about to send it (closing now would fail that request).
-            if served > 0 || now - lastActivity > Connection.drainGraceNanos { close() }
+            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close() }
             return
         }
         if now - lastActivity > UInt64(worker.config.keepAliveTimeout * 1e9) { close() }
     }
 
-    static let drainGraceNanos: UInt64 = 1_000_000_000
-
-    /// Drain started: pull in whatever the client already sent (a request racing with our
-    /// decision is served, with `Connection: close`), then close if the connection is an idle
-    /// keep-alive one. Fresh connections wait for their first request (see checkTimeouts).
+    /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
+    /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        guard !closed else { return }
-        readable()
-        if !closed && isIdle && served > 0 { close() }
+        if isIdle && DrainPolicy.mayClose(idleFor: worker.now &- lastActivity) { close() }
     }
 
     func close() {

@@ -480,6 +480,12 @@ final class Master {
         }
         for l in allListeners where l.owned {
             _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
+            // shutdown(SHUT_RD) acts on the socket, not on our fd: it leaves the LISTEN state
+            // at once although workers still hold copies (one may be busy in a handler for a
+            // while), so connects are refused now (TCP: RST; unix: ECONNREFUSED).
+            if shutdown(l.fd, Int32(SHUT_RD)) != 0 {
+                log.warning("\(SysError("shutdown", detail: "listener \(l.name)"))", metadata: ["event": "listeners-closed"])
+            }
             close(l.fd)
         }
         log.info("closed the listening sockets herdd bound", metadata: [

@@ -98,7 +98,8 @@ final class Worker {
         var lastSweep = now
         while true {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
-            let timeout: Int32 = acceptPaused ? 20 : 1000
+            // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
+            let timeout: Int32 = acceptPaused ? 20 : (draining ? 100 : 1000)
             let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, timeout) }
             if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "worker") }
             now = monotonicNanos()
@@ -112,7 +113,7 @@ final class Worker {
                 else { connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events) }
             }
             if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
-            if now - lastSweep >= 1_000_000_000 {
+            if now - lastSweep >= (draining ? 100_000_000 : 1_000_000_000) {
                 lastSweep = now
                 sweep()
                 if getppid() != masterPID && !draining {
@@ -342,8 +343,10 @@ final class Worker {
 
     func countBytesOut(_ n: Int) { scoreboard.bump(slot, .bytesOut, by: UInt64(n)) }
 
-    /// Whether responses may keep the connection open.
-    var keepAliveAllowed: Bool { !draining }
+    /// Whether the response being queued may keep the connection open: not while draining,
+    /// and not for the response that reaches max-requests (it says `Connection: close`, so its
+    /// client reconnects instead of sending into a connection we are about to close).
+    var keepAliveAllowed: Bool { !draining && requestsServed + 1 < requestLimit }
 
     var httpDate: String {
         let t = time(nil)

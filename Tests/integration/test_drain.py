@@ -1,0 +1,194 @@
+"""Issue 13: workers that leave (max-requests, reload, TTOU, upgrade) lose no request, and a
+graceful stop refuses new connections at once on sockets herdd bound itself.
+
+The clients send back-to-back keep-alive requests and never retry: a request that meets an EOF
+or a reset before any byte of its response is lost, and the test counts it. A response with
+`Connection: close` ends the connection normally (the client opens a new one for the next
+request, which is not a retry). Every loop is bounded in count and time; 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import LOCALHOST, free_ports, http_get, pid_alive, wait_until
+from test_upgrade import kill_tree
+
+CLIENTS = 8
+REQUESTS = 2500
+
+
+class NoRetryClient(threading.Thread):
+    """`requests` back-to-back GETs on keep-alive connections, no retry."""
+
+    def __init__(self, port: int, requests: int, deadline: float, progress: list[int], index: int):
+        super().__init__(daemon=True)
+        self.port = port
+        self.requests = requests
+        self.deadline = deadline
+        self.progress = progress
+        self.index = index
+        self.ok = 0
+        self.lost: list[str] = []
+        self.connections = 0
+
+    def run(self):
+        sock = None
+        buf = b""
+        req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        for _ in range(self.requests):
+            if time.monotonic() > self.deadline:
+                self.lost.append("deadline")
+                break
+            try:
+                if sock is None:
+                    sock = socket.create_connection((LOCALHOST, self.port), timeout=10)
+                    buf = b""
+                    self.connections += 1
+                sock.sendall(req)
+                while b"\r\n\r\n" not in buf:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise EOFError("EOF before the response")
+                    buf += chunk
+                head, _, rest = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                status = int(lines[0].split(" ")[1])
+                hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+                n = int(hdrs.get("content-length", "0"))
+                while len(rest) < n:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise EOFError("EOF in the body")
+                    rest += chunk
+                buf = rest[n:]
+                if status != 200:
+                    self.lost.append(f"status {status}")
+                else:
+                    self.ok += 1
+                if hdrs.get("connection", "").lower() == "close":
+                    sock.close()
+                    sock = None
+            except (OSError, EOFError) as e:
+                self.lost.append(repr(e))
+                if sock is not None:
+                    sock.close()
+                sock = None
+            self.progress[self.index] += 1
+        if sock is not None:
+            sock.close()
+
+
+def run_load(port: int, during=None, timeout: float = 150.0) -> list[NoRetryClient]:
+    progress = [0] * CLIENTS
+    deadline = time.monotonic() + timeout
+    clients = [NoRetryClient(port, REQUESTS, deadline, progress, i) for i in range(CLIENTS)]
+    for c in clients:
+        c.start()
+    if during is not None:
+        during(lambda: sum(progress))
+    for c in clients:
+        c.join(timeout + 10)
+        assert not c.is_alive(), "client thread did not finish"
+    return clients
+
+
+def assert_none_lost(clients: list[NoRetryClient], log_tail: str = ""):
+    lost = [l for c in clients for l in c.lost]
+    ok = sum(c.ok for c in clients)
+    assert lost == [] and ok == CLIENTS * REQUESTS, (
+        f"{len(lost)} of {CLIENTS * REQUESTS} requests lost: {lost[:10]}\n{log_tail}")
+
+
+def test_max_requests_recycling_loses_no_request(herd_factory):
+    port = free_ports(1)[0]
+    h = herd_factory(["--workers", "4", "--listen", f"{LOCALHOST}:{port}",
+                      "--max-requests", "200", "--max-requests-jitter", "50"])
+    clients = run_load(port)
+    assert_none_lost(clients, h.log_tail())
+    recycled = [l for l in h.events("worker-exited") if l.get("reason") == "max-requests"]
+    assert len(recycled) >= 40, f"only {len(recycled)} max-requests recycles"
+    # Connections ended by `Connection: close` (one per recycle and client), not by EOFs.
+    assert sum(c.connections for c in clients) > CLIENTS
+
+
+def _after(progress, fraction: float, timeout: float = 60):
+    wait_until(lambda: progress() >= CLIENTS * REQUESTS * fraction, timeout, interval=0.01,
+               what=f"{fraction:.0%} of the load")
+
+
+@pytest.mark.parametrize("how", ["HUP", "TTOU", "USR2"])
+def test_reload_resize_and_upgrade_lose_no_request(herd_factory, how):
+    port = free_ports(1)[0]
+    h = herd_factory(["--workers", "6" if how == "TTOU" else "3", "--listen", f"{LOCALHOST}:{port}",
+                      "--graceful-timeout", "10", "--upgrade-timeout", "20"])
+    masters = [h.pid]
+
+    def during(progress):
+        if how == "HUP":
+            for i, frac in enumerate((0.15, 0.4, 0.65), 1):
+                _after(progress, frac)
+                h.signal(signal.SIGHUP)
+                h.wait_log("reload-done", timeout=30, count=i)
+        elif how == "TTOU":
+            for i, frac in enumerate((0.1, 0.25, 0.4, 0.55), 1):
+                _after(progress, frac)
+                h.signal(signal.SIGTTOU)
+                wait_until(lambda: len([l for l in h.events("worker-exited") if l.get("reason") == "ttou"]) >= i,
+                           30, what=f"{i} TTOU exits")
+        else:
+            for i, frac in enumerate((0.15, 0.5), 1):
+                _after(progress, frac)
+                os.kill(masters[-1], signal.SIGUSR2)
+                done = h.wait_log("upgrade-done", timeout=30, count=i)
+                masters.append(int(done[i - 1]["new_pid"]))
+                wait_until(lambda: not pid_alive(masters[-2]), 30, what="old master drained")
+
+    try:
+        clients = run_load(port, during)
+        assert_none_lost(clients, h.log_tail())
+        if how == "TTOU":
+            assert len(h.worker_pids()) == 2
+        if how == "USR2":
+            assert len(masters) == 3 and pid_alive(masters[-1])
+    finally:
+        for p in masters[1:]:
+            kill_tree(p)
+
+
+def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_factory):
+    """Self-bound listeners are closed when the drain starts: a connect during the drain is
+    refused at once instead of queueing until the master exits and then being reset."""
+    port = free_ports(1)[0]
+    h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                      "--graceful-timeout", "10"])
+    h.wait_workers(2)
+    result = {}
+
+    def slow():
+        try:
+            result["slow"] = http_get(port, "/sleep/2500", timeout=10).status
+        except Exception as e:  # noqa: BLE001
+            result["slow"] = repr(e)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)
+    h.signal(signal.SIGTERM)
+    h.wait_log("stop", timeout=5)
+    time.sleep(0.2)
+    assert h.poll() is None, "the master must still be draining the slow request"
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        s = socket.create_connection((LOCALHOST, port), timeout=5)
+        s.close()
+    assert time.monotonic() - t0 < 1
+    t.join(10)
+    assert result.get("slow") == 200, result
+    assert h.wait(10) == 0
