@@ -58,6 +58,7 @@ static inline uint32_t herd_epollexclusive(void) { return EPOLLEXCLUSIVE; }
 
 // prctl is variadic: Swift cannot call it directly.
 static inline int herd_prctl_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+static inline int herd_prctl_set_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 // Relaxed/acquire/release atomics on words of the shared-memory scoreboard. Each worker writes only
 // its own slot; the master only reads. Plain loads and stores could tear or be reordered by the

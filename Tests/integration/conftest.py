@@ -364,6 +364,9 @@ class Herd:
             return False
         if pid == self.pid:
             return True
+        if argv[0].startswith("herdd: "):
+            # A titled herdd process (`herdd: worker 3`): ours if the master spawned it.
+            return pid in self.seen_pids or proc_status_field(pid, "PPid") == self.pid
         if Path(argv[0]).name != "herdd" and argv[0] != str(HERDD_BIN):
             return False
         if "--master-pid" in argv:
@@ -385,15 +388,15 @@ class Herd:
                     pids.add(int(v))
             if line.source.startswith("worker") and line.pid:
                 pids.add(line.pid)
+        # Decide which pids are ours while the master still lives (workers' PPid is the master).
+        ours = [p for p in pids if (self.proc is None or p != self.proc.pid) and pid_alive(p) and self._is_ours(p)]
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for p in pids:
-            if self.proc is not None and p == self.proc.pid:
-                continue
-            if pid_alive(p) and self._is_ours(p):
+        for p in ours:
+            if pid_alive(p):
                 try:
                     os.kill(p, _signal.SIGKILL)
                 except ProcessLookupError:

@@ -38,10 +38,10 @@ def test_socket_activation_ready_serve_stop(herd_factory, notify):
     # READY=1 carries a STATUS= line describing the pool.
     assert re.search(r"^STATUS=2 workers \(\d+ busy, \d+ idle\)", ready, re.M), ready
     # Same pid: the activator exec'd herdd.
-    assert proc_cmdline(h.pid)[0].endswith("herdd"), proc_cmdline(h.pid)
+    assert proc_cmdline(h.pid) == ["herdd: master"], proc_cmdline(h.pid)
     workers = h.wait_workers(2)
     for w in workers:
-        assert proc_cmdline(w)[1] == "worker", proc_cmdline(w)
+        assert re.fullmatch(r"herdd: worker \d+", " ".join(proc_cmdline(w))), proc_cmdline(w)
 
     h.signal(signal.SIGTERM)
     notify.wait_for("STOPPING=1", timeout=10)
@@ -96,7 +96,7 @@ def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
         wrap_watchdog_pid=True,
     )
     notify.wait_for("READY=1", timeout=10)
-    assert proc_cmdline(h.pid)[0].endswith("herdd")
+    assert proc_cmdline(h.pid) == ["herdd: master"]
 
     t0 = time.monotonic()
     time.sleep(2.0)

@@ -92,7 +92,7 @@ def kill_tree(pid: int, timeout: float = 10.0):
         seen_more = descendants(k)
         for d in [k] + seen_more:
             argv = proc_cmdline(d)
-            if pid_alive(d) and argv and Path(argv[0]).name in ("herdd", "sh", "sleep"):
+            if pid_alive(d) and argv and (Path(argv[0]).name in ("herdd", "sh", "sleep") or argv[0].startswith("herdd: ")):
                 os.kill(d, signal.SIGKILL)
 
 
@@ -253,7 +253,8 @@ def test_usr2_to_every_process_of_the_unit(upgrade_env):
         while time.monotonic() < deadline and not signalled_new:
             tree = children_of(old_pid)
             for p in tree:
-                if "worker" not in proc_cmdline(p):
+                argv = proc_cmdline(p)  # a worker: "herdd worker --slot ..." until it sets its title
+                if "worker" not in argv and not " ".join(argv).startswith("herdd: worker"):
                     signalled_new = True
             for p in tree:
                 try:

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CHerdSys
 import Glibc
 
 /// `herdd reload` and `herdd upgrade`: signal a running master and wait for the outcome, so
@@ -33,24 +34,83 @@ struct UpgradeCommand: ParsableCommand {
     }
 }
 
+/// Which master to signal: --pid, else the main pid of --unit (systemctl show), else $MAINPID
+/// (systemd sets it for ExecReload=), else the master that published its scoreboard in the
+/// runtime directory ($RUNTIME_DIRECTORY, else /run/herdd: `RuntimeDirectory=herdd`).
 struct ControlTarget: ParsableArguments {
-    @Option(name: .long, help: "PID of the master (default: $MAINPID, as systemd sets it for ExecReload=).")
+    @Option(name: .long, help: "PID of the master (default: --unit's main pid, $MAINPID, or the master published in the runtime directory).")
     var pid: Int32?
+
+    @Option(name: .long, help: "systemd unit whose main pid is the master, e.g. herdd.")
+    var unit: String?
+
+    @Option(name: .customLong("runtime-directory"), help: "Directory where the master publishes its scoreboard (default: $RUNTIME_DIRECTORY, else /run/herdd).")
+    var runtimeDirectory: String?
 
     @Option(name: .long, help: "Seconds to wait for the outcome (default 90).")
     var timeout: Double = 90
 
+    var directory: String {
+        if let runtimeDirectory { return runtimeDirectory }
+        return getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) } ?? "/run/herdd"
+    }
+
     func masterPID() throws -> Int32 {
         if let pid { return pid }
-        if let env = getenv("MAINPID"), let p = Int32(String(cString: env)) { return p }
-        throw ValidationError("give --pid PID of the herdd master (or set MAINPID)")
+        if let unit { return try mainPID(ofUnit: unit) }
+        if let env = getenv("MAINPID"), let p = Int32(String(cString: env)), p > 0 { return p }
+        let path = "\(directory)/\(Scoreboard.fileName)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ValidationError("no herdd master found: \(SysError("open", detail: path)); give --pid PID or --unit UNIT")
+        }
+        defer { close(fd) }
+        let sb: Scoreboard
+        do { sb = try Scoreboard(attaching: fd, readOnly: true) } catch {
+            throw ValidationError("no herdd master found: \(path): \(error)")
+        }
+        let p = Int32(truncatingIfNeeded: sb.header(.masterPID))
+        // kill(pid, 0): alive (EPERM: alive but not ours to signal; kill() will say so).
+        guard p > 0, kill(p, 0) == 0 || errno == EPERM else {
+            throw ValidationError("no herdd master found: \(path) names pid \(p), which is not running")
+        }
+        return p
+    }
+
+    /// `systemctl show --property=MainPID --value UNIT` (0: the unit is not running).
+    private func mainPID(ofUnit unit: String) throws -> Int32 {
+        var fds: [Int32] = [-1, -1]
+        try sys("pipe2", detail: "systemctl") { pipe2(&fds, O_CLOEXEC) }
+        defer { close(fds[0]) }
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(path: "/bin/sh", argv: ["/bin/sh", "-c", "exec systemctl show --property=MainPID --value -- \"$0\"", unit],
+                                  env: Spawn.environment(removing: []), fds: [(fds[1], 1)])
+        } catch { close(fds[1]); throw error }
+        close(fds[1])
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 256)
+        while out.count < 4096 {
+            let n = buf.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n > 0 { out += buf[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = String(decoding: out.filter { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: " ") }, as: UTF8.self)
+        guard describeWaitStatus(status) == "exit 0", let p = Int32(text) else {
+            throw ValidationError("systemctl show \(unit) failed (\(describeWaitStatus(status))): '\(text)'")
+        }
+        guard p > 0 else { throw ValidationError("unit \(unit) has no main process (is it running?)") }
+        return p
     }
 
     func signalAndWait(signal sig: Int32, sequence: Scoreboard.HeaderField, result: Scoreboard.HeaderField, what: String,
                        success: (Scoreboard) -> String) throws {
         let pid = try masterPID()
         let sb: Scoreboard
-        do { sb = try openScoreboard(of: pid) } catch {
+        do { sb = try openScoreboard(of: pid, directory: directory) } catch {
             fail("\(what): \(error)")
         }
         let before = sb.header(sequence)
@@ -76,10 +136,8 @@ struct ControlTarget: ParsableArguments {
 
 /// The scoreboard of master `pid`: the memfd among its open files (/proc/PID/fd), or, where that
 /// is hidden (systemd sandboxing), the copy it published in $RUNTIME_DIRECTORY. Mapped read-only.
-func openScoreboard(of pid: Int32) throws -> Scoreboard {
+func openScoreboard(of pid: Int32, directory dir: String) throws -> Scoreboard {
     do { return try openScoreboardThroughProc(pid) } catch let procError {
-        let dir = getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) }
-            ?? "/run/herdd"
         let path = "\(dir)/\(Scoreboard.fileName)"
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SysError("open", detail: "\(path) (and \(procError))") }

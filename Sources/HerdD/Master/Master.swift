@@ -143,6 +143,7 @@ final class Master {
     // MARK: - Main loop
 
     func run() throws -> Int32 {
+        ProcessTitle.set("herdd: master")
         signal(SIGPIPE, SIG_IGN)
         if handover != nil {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked

@@ -82,6 +82,7 @@ enum WorkerRole {
             exit(ExitStatus.usage)
         }
         Log.bootstrap(role: "worker", workerID: parsed.slot)
+        ProcessTitle.set("herdd: worker \(parsed.slot)", comm: ProcessTitle.workerComm(slot: parsed.slot))
         let log = Logger(label: "herdd.worker")
         // Fault injection for the crash-loop and reload-rollback tests: a worker that dies as
         // soon as it starts (always, or from generation N on with "generation>=N").

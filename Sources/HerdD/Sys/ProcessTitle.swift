@@ -1,0 +1,60 @@
+import CHerdSys
+import Glibc
+
+/// Process titles, as nginx sets them: `herdd: master`, `herdd: worker 3`.
+///
+/// Two places show a process's name, and each needs its own trick:
+/// - `comm` (/proc/PID/comm, `ps -e`, `top`, and systemd's "Killing process 662 (...)"):
+///   prctl(PR_SET_NAME), at most 15 bytes. Workers are spawned from /proc/self/exe, so their
+///   comm would otherwise read "exe".
+/// - the command line (/proc/PID/cmdline, `ps aux`): the kernel shows the memory where argv's
+///   strings were placed at exec, so we overwrite it in place. The environment strings that
+///   follow argv in the same block are moved to the heap first (nginx's ngx_init_setproctitle)
+///   so the title may use their room too.
+/// CommandLine.arguments is read (and cached by Swift) in Entry.main before this runs, so the
+/// upgrade's re-exec still gets the original arguments.
+enum ProcessTitle {
+    static func set(_ title: String, comm: String? = nil) {
+        var name = Array((comm ?? title).utf8.prefix(15))
+        name.append(0)
+        _ = name.withUnsafeBufferPointer { p in
+            p.baseAddress.map { herd_prctl_set_name(UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+        }
+        overwriteArguments(with: title)
+    }
+
+    /// `herdd: worker N` shortened to fit comm's 15 bytes.
+    static func workerComm(slot: Int) -> String {
+        for candidate in ["herdd: worker \(slot)", "herdd: worker\(slot)"] where candidate.utf8.count <= 15 { return candidate }
+        return "herdd: w\(slot)"
+    }
+
+    private static func overwriteArguments(with title: String) {
+        let argc = Int(CommandLine.argc)
+        let argv = CommandLine.unsafeArgv
+        guard argc > 0, let first = argv[0] else { return }
+        // The contiguous block of argv strings, then of the environment strings right after it.
+        var end = first + strlen(first) + 1
+        for i in 1..<max(1, argc) {
+            guard let a = argv[i], a == end else { break }
+            end = a + strlen(a) + 1
+        }
+        var e = environ
+        while let s = e.pointee {
+            if s == end, let copy = strdup(s) {
+                end = s + strlen(s) + 1
+                e.pointee = copy
+            }
+            e += 1
+        }
+        let room = end - first
+        guard room > 1 else { return }
+        let bytes = Array(title.utf8.prefix(room - 1))
+        memset(first, 0, room)
+        bytes.withUnsafeBufferPointer { p in
+            if let b = p.baseAddress { memcpy(first, b, bytes.count) }
+        }
+        // Later readers of argv see one argument: the title.
+        for i in 1..<max(1, argc) { argv[i] = nil }
+    }
+}
