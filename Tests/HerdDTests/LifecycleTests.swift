@@ -1,0 +1,74 @@
+import Testing
+@testable import HerdD
+
+/// Pure parts of the issue-13 lifecycle work: the counters handed over at an upgrade, the
+/// backlog window, the drain rule and the worker's comm name.
+@Suite struct CarriedTotalsTests {
+    @Test func roundTrip() {
+        var t = CarriedTotals()
+        t.requestsByClass = [1, 200, 3, 40, 5]
+        t.bytesOut = 123_456_789
+        t.accepted = 77
+        t.upgrades = 2
+        t.restarts = ["max-requests": 9, "reload": 4]
+        t.listeners = ["http": Array(1...UInt64(Scoreboard.listenerCounterCount)),
+                       "with space": [UInt64](repeating: 7, count: Scoreboard.listenerCounterCount)]
+        t.backlogAlarmMillis = ["http": 2500]
+        #expect(CarriedTotals.decode(t.encoded()) == t)
+    }
+
+    @Test func malformedAndUnknownLinesAreSkipped() {
+        let text = "requests 1 2 3\nbytes x\naccepted 5\nfuture-counter 9\nlistener 1 2 http\nupgrades 3\n"
+        let t = CarriedTotals.decode(text)
+        #expect(t.requestsByClass == [0, 0, 0, 0, 0])
+        #expect(t.bytesOut == 0 && t.accepted == 5 && t.upgrades == 3)
+        #expect(t.listeners.isEmpty)
+    }
+}
+
+@Suite struct BacklogWindowTests {
+    static let s: UInt64 = 1_000_000_000
+
+    @Test func peakStaysForTheWindowWhoeverReadsIt() {
+        var w = BacklogWindow()
+        w.record(9, above: true, now: 100 * Self.s)
+        w.record(0, above: false, now: 100 * Self.s + Self.s / 10)
+        // Reading does not reset it: the same value for every reader, for a whole window.
+        #expect(w.peak(now: 101 * Self.s) == 9)
+        #expect(w.peak(now: 101 * Self.s) == 9)
+        #expect(w.peak(now: (100 + UInt64(BacklogWindow.windowSeconds) - 1) * Self.s) == 9)
+        #expect(w.peak(now: (100 + UInt64(BacklogWindow.windowSeconds)) * Self.s) == 0)
+    }
+
+    @Test func ringSlotsAreReusedAfterAWindow() {
+        var w = BacklogWindow()
+        w.record(5, above: false, now: 10 * Self.s)
+        let later = (10 + UInt64(BacklogWindow.windowSeconds)) * Self.s // same ring slot
+        w.record(2, above: false, now: later)
+        #expect(w.peak(now: later) == 2)
+    }
+
+    @Test func timeAboveTheThresholdAccumulates() {
+        var w = BacklogWindow()
+        var t: UInt64 = 50 * Self.s
+        w.record(0, above: false, now: t)
+        for _ in 0..<20 { t += Self.s / 10; w.record(10, above: true, now: t) } // 2 s above
+        for _ in 0..<10 { t += Self.s / 10; w.record(0, above: false, now: t) }
+        #expect(w.aboveNanos == 2 * Self.s)
+    }
+}
+
+@Suite struct DrainAndTitleTests {
+    @Test func drainClosesOnlyIdleConnections() {
+        #expect(!DrainPolicy.mayClose(idleFor: 0))
+        #expect(!DrainPolicy.mayClose(idleFor: DrainPolicy.idleNanos - 1))
+        #expect(DrainPolicy.mayClose(idleFor: DrainPolicy.idleNanos))
+    }
+
+    @Test func workerCommFitsFifteenBytes() {
+        #expect(ProcessTitle.workerComm(slot: 0) == "herdd: worker 0")
+        #expect(ProcessTitle.workerComm(slot: 42) == "herdd: worker42")
+        #expect(ProcessTitle.workerComm(slot: 511) == "herdd: w511")
+        for slot in [0, 9, 10, 99, 100, 511] { #expect(ProcessTitle.workerComm(slot: slot).utf8.count <= 15) }
+    }
+}
