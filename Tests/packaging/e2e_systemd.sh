@@ -96,9 +96,10 @@ for _ in $(seq 1 100); do
 done
 [ -n "$LEADER" ] || { echo "e2e: systemd-nspawn did not start"; cat "$BOOT_LOG"; exit 1; }
 cin() { nsenter -t "$LEADER" -a "$@"; }
-# herdd_procs: true if a herdd master (/usr/bin/herdd) or worker ("herdd worker ...") runs
-# (matched on the start of the command line: pgrep -f would match the bash -c text itself).
-sh_in() { nsenter -t "$LEADER" -a /bin/bash -c "herdd_procs() { ps -eo args= | grep -Eq '^(/usr/bin/herdd|herdd worker)'; }; $1"; }
+# herdd_procs: true if a herdd master or worker runs: "herdd: master", "herdd: worker N" (their
+# titles), or the command line they start with (/usr/bin/herdd, "herdd worker ..."); matched
+# on the start of the command line: pgrep -f would match the bash -c text itself.
+sh_in() { nsenter -t "$LEADER" -a /bin/bash -c "herdd_procs() { ps -eo args= | grep -Eq '^(/usr/bin/herdd|herdd worker|herdd: )'; }; $1"; }
 state=""
 for _ in $(seq 1 60); do
     state="$(cin systemctl is-system-running 2>/dev/null)"
@@ -190,6 +191,37 @@ check "USR2 upgrade: systemd follows the new MAINPID ($MP -> $MP2)" test "$MP2" 
 check "USR2 upgrade: old master gone, service active" \
     wait_until 40 sh_in "! kill -0 $MP 2>/dev/null && systemctl is-active -q herdd"
 note "Status after upgrade: $(cin systemctl show -p StatusText --value herdd.service)"
+check "process titles: main pid is 'herdd: master' (comm), workers 'herdd: worker N' in the unit's cgroup" \
+    sh_in "[ \"\$(cat /proc/$MP2/comm)\" = 'herdd: master' ] && systemctl status herdd --no-pager | grep -q 'herdd: worker 0'"
+
+# --- an aborted upgrade is invisible to systemd: unit stays active, main pid unchanged ---------
+# upgrade-timeout 0.001 s: the new master (a real herdd) cannot be ready in time; the old one
+# stops it. The new master never talked to systemd (NotifyAccess=main would ignore it anyway).
+sh_in "cp /etc/herdd/herdd.conf /tmp/herdd.conf.pre-abort && echo 'upgrade-timeout = 0.001' >> /etc/herdd/herdd.conf"
+check "aborted upgrade: reload picks up upgrade-timeout 0.001 (herdd reload, no --pid, from a shell)" \
+    cin env -u MAINPID timeout 60 herdd reload
+MP="$(mainpid)"
+restarts="$(cin systemctl show -p NRestarts --value herdd.service)"
+load_loop 6 http://127.0.0.1:8080/ >/tmp/herdd-e2e-load.$$ &
+LP=$!
+sleep 1
+if cin timeout 60 herdd upgrade --unit herdd >/tmp/herdd-e2e-up.$$ 2>&1; then
+    fail "aborted upgrade: herdd upgrade --unit herdd should exit 1"
+else
+    ok "aborted upgrade: herdd upgrade --unit herdd reports the failure ($(tail -1 /tmp/herdd-e2e-up.$$))"
+fi
+rm -f /tmp/herdd-e2e-up.$$
+wait "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
+note "requests during the aborted upgrade: $good ok, $bad failed"
+check "aborted upgrade: zero failed requests ($good ok)" test "$bad" = 0 -a "$good" -gt 0
+sleep 2
+check "aborted upgrade: unit active, same main pid ($MP), no restart" \
+    sh_in "systemctl is-active -q herdd && [ \"\$(systemctl show -p MainPID --value herdd)\" = $MP ] && [ \"\$(systemctl show -p NRestarts --value herdd)\" = $restarts ]"
+check "aborted upgrade: journal says why (upgrade-failed), systemd saw no new main pid" \
+    sh_in "journalctl -u herdd -o json --no-pager --since -30s | grep -q '\"HERDD_EVENT\":\"upgrade-failed\"' && ! journalctl --no-pager --since -30s | grep -qiE 'new main pid|supervising process'"
+check "aborted upgrade: still serving" sh_in "curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/"
+sh_in "cp /tmp/herdd.conf.pre-abort /etc/herdd/herdd.conf"
+check "aborted upgrade: config restored (herdd reload --unit herdd)" cin timeout 60 herdd reload --unit herdd
 
 # --- package upgrade: postinst hot-upgrades the running server ------------------------------
 if [ -n "$DEB2" ]; then

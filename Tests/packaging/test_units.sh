@@ -62,7 +62,7 @@ expect herdd-metrics.socket FileDescriptorName metrics
 expect herdd-metrics.socket ListenStream 127.0.0.1:9100
 expect herdd-metrics.socket Service herdd.service
 expect herdd.service Type notify
-expect herdd.service NotifyAccess all
+expect herdd.service NotifyAccess main
 expect herdd.service ExecStart "/usr/bin/herdd --config /etc/herdd/herdd.conf"
 expect herdd.service ExecReload '/usr/bin/herdd reload'
 expect herdd.service KillMode mixed
