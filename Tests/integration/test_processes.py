@@ -124,6 +124,10 @@ def test_aborted_upgrade_leaves_the_published_scoreboard_alone(herd_factory, tmp
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
     finally:
         kill_tree(new_pid)
+    # The aborted new master must not have shut down the sockets it shares with us (they are
+    # the old master's own, not in an fd store: it closes them only once committed).
+    for _ in range(5):
+        assert http_get(port).status == 200
     p = run_herdd(["reload", "--runtime-directory", str(rt), "--timeout", "20"], timeout=30, env={"MAINPID": ""})
     assert p.returncode == 0 and "generation 2" in p.stdout, (p.stdout, p.stderr)
     wait_until(lambda: sorted(os.listdir(rt)) == ["scoreboard"], 5, what=f"only our scoreboard in {os.listdir(rt)}")

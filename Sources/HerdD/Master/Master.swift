@@ -466,7 +466,9 @@ final class Master {
             "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
         ])
         for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
-        if !handedOver { closeOwnedListeners() }
+        // Not once we handed the sockets over (the new master serves them), nor as a new master
+        // not yet committed (they are still the old master's, which keeps serving).
+        if !handedOver && handover == nil { closeOwnedListeners() }
     }
 
     /// Start of a stop: close the sockets herdd bound itself (workers close their copies as
