@@ -89,11 +89,20 @@ final class Master {
         var listeners: [[UInt64]] = [] // per listener: wakeups, accepted, empty, drain
     }
 
+    /// Signals the master reads from its signalfd.
+    static let handledSignals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2]
     static let fastDeathNanos: UInt64 = 1_000_000_000
     static let crashLoopThreshold = 5
 
     init(config: ServerConfig, configPath: String?, overrides: [(String, String)], listeners: [Listener],
          executablePath: String, handover: UpgradeHandover?) throws {
+        // Block the signals run() reads from its signalfd now: one that arrives while we set up
+        // stays pending for the loop instead of killing the master half-way (default action).
+        var early = sigset_t()
+        herd_sigset_empty(&early)
+        for sig in Master.handledSignals { herd_sigset_add(&early, sig) }
+        let rc = pthread_sigmask(SIG_BLOCK, &early, nil)
+        if rc != 0 { throw SysError("pthread_sigmask", errno: rc, detail: "SIG_BLOCK") }
         self.config = config
         self.executablePath = executablePath
         self.handover = handover
@@ -151,7 +160,7 @@ final class Master {
             signal(SIGUSR2, SIG_IGN)
             signal(SIGUSR2, SIG_DFL)
         }
-        sigfd = try makeSignalFD([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2])
+        sigfd = try makeSignalFD(Master.handledSignals)
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
         if let h = handover {
