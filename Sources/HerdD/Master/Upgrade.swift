@@ -168,6 +168,11 @@ extension Master {
         case .empty:
             return
         case .message(let m) where m == "R":
+            // Ready, but too late? The deadline is otherwise checked only once per tick.
+            if monotonicNanos() >= u.deadline {
+                checkUpgradeDeadline(monotonicNanos())
+                return
+            }
             var k = u
             // Test hook: hold the commit back so a test can kill the new master between its
             // "R" and our commit (the handshake step that is hardest to hit by timing).
