@@ -76,7 +76,7 @@ final class BufferPool {
     func giveOutput(_ output: inout [UInt8]) {
         var o: [UInt8] = []
         swap(&o, &output)
-        guard o.capacity > 0, o.capacity <= 65536, outputs.count < keep else { return }
+        guard o.capacity >= BufferPool.outputCapacity, o.capacity <= 65536, outputs.count < keep else { return }
         o.removeAll(keepingCapacity: true)
         outputs.append(o)
     }
