@@ -45,6 +45,23 @@ import Handlers
         #expect(next.capacity < 200_000)
     }
 
+    @Test func parserStateIsPooledAndResetOnReturn() {
+        let pool = BufferPool(keep: 1)
+        let box = pool.takeParser(limits: HTTPLimits())
+        // Leave it mid-request, as a connection closed in the middle of a head would.
+        let partial = Array("GET / HTTP/1.1\r\nHost: x\r\n".utf8)
+        #expect(partial.withUnsafeBytes { box.parser.advance($0) } == .needMore)
+        pool.giveParser(box)
+        pool.giveParser(ParserBox(HTTPRequestParser()))  // over `keep`: dropped
+        let again = pool.takeParser(limits: HTTPLimits())
+        #expect(again === box)
+        // Reset: a complete request parses from the start of a new buffer.
+        let full = Array("GET /x HTTP/1.1\r\nHost: y\r\n\r\n".utf8)
+        #expect(full.withUnsafeBytes { again.parser.advance($0) } == .request(consumed: full.count))
+        #expect(again.parser.takeRequest()?.path == "/x")
+        #expect(pool.takeParser(limits: HTTPLimits()) !== box)
+    }
+
     @Test func reclaimShrinksTheTableAfterManyCloses() {
         let pool = BufferPool(keep: 8)
         var table: [Int?] = Array(repeating: 1, count: 10_000)

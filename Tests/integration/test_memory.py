@@ -17,9 +17,10 @@ import pytest
 from conftest import LOCALHOST, free_port, parse_responses, wait_until
 
 # 0.1 had ~5,800 bytes of PSS per idle connection (4 KiB input buffer, 1 KiB output buffer and
-# the Connection object); with pooled buffers it is ~600 (the object and its table slot). The
-# bound leaves more than 2x headroom over what we measure and is far below the old cost.
-MAX_BYTES_PER_IDLE_CONN = 1600
+# the Connection object with the parser inline); with pooled buffers and parser state it is ~260
+# (the object and its table slot). The bound leaves 4x headroom over what we measure and is far
+# below the old cost (a connection that kept even its input buffer would exceed it).
+MAX_BYTES_PER_IDLE_CONN = 1024
 IDLE_CONNS = 3000
 
 

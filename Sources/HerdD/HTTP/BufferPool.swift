@@ -1,12 +1,15 @@
 import CHerdSys
 import Glibc
 
+import Handlers
+
 /// The memory a connection needs only while a request is in progress, pooled per worker, and the
 /// worker's giving back of memory when connections go away (issue 17).
 ///
-/// An idle keep-alive connection holds no buffer: its input buffer (4 KiB) and output buffer
-/// (1 KiB reserved) come from here when bytes arrive and go back when the connection is idle
-/// again, as nginx frees its header buffers on idle keep-alive connections. The worker is
+/// An idle keep-alive connection holds no buffer: its input buffer (4 KiB), output buffer
+/// (1 KiB reserved) and parser state (320 bytes) come from here when bytes arrive and go back
+/// when the connection is idle again, as nginx frees its header buffers on idle keep-alive
+/// connections. The worker is
 /// single-threaded and serves one connection at a time, so on the hot path (a request read,
 /// answered and sent in one turn) the same warm pair of buffers goes from connection to
 /// connection; only connections with a request in progress (partial input, unsent output) keep
@@ -24,6 +27,7 @@ final class BufferPool {
     let keep: Int
     private var inputs: [UnsafeMutableRawBufferPointer] = []
     private var outputs: [[UInt8]] = []
+    private var parsers: [ParserBox] = []
     /// The most connections open at once since the last reclaim.
     private var peak = 0
     /// Reclaims done (for tests and logs).
@@ -81,6 +85,18 @@ final class BufferPool {
         outputs.append(o)
     }
 
+    func takeParser(limits: HTTPLimits) -> ParserBox {
+        parsers.popLast() ?? ParserBox(HTTPRequestParser(limits: limits))
+    }
+
+    /// Takes back a parser at a request boundary (reset anyway: it may hold nothing of the
+    /// connection it served).
+    func giveParser(_ box: ParserBox) {
+        guard parsers.count < keep else { return }
+        box.parser.reset()
+        parsers.append(box)
+    }
+
     // MARK: - Giving memory back
 
     func noteOpen(_ active: Int) {
@@ -102,10 +118,17 @@ final class BufferPool {
         let few = min(keep, 4)
         while inputs.count > few { inputs.removeLast().deallocate() }
         if outputs.count > few { outputs.removeLast(outputs.count - few) }
+        if parsers.count > few { parsers.removeLast(parsers.count - few) }
         // malloc_trim(0): release the heap's free pages (madvise MADV_DONTNEED inside the heap,
         // sbrk at its top). It returns 1 if memory was released, 0 if none could be: no error.
         _ = malloc_trim(0)
         peak = active
         reclaims += 1
     }
+}
+
+/// A parser in its own heap block, so that a connection between requests holds 8 bytes for it.
+final class ParserBox {
+    var parser: HTTPRequestParser
+    init(_ parser: HTTPRequestParser) { self.parser = parser }
 }

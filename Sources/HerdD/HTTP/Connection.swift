@@ -24,7 +24,19 @@ final class Connection {
     private var inputEnd = 0
     /// Set after a protocol error: close with a lingering drain of the client's data.
     private var lingerWanted = false
-    private var parser: HTTPRequestParser
+    /// The parser's state (320 bytes inline) is pooled like the buffers: held from the first
+    /// parse of a request until the connection is idle again, at a request boundary.
+    private var parserBox: ParserBox? = nil
+    private var parser: HTTPRequestParser {
+        _read { yield heldParser().parser }
+        _modify { let box = heldParser(); yield &box.parser }
+    }
+    private func heldParser() -> ParserBox {
+        if let box = parserBox { return box }
+        let box = worker.buffers.takeParser(limits: worker.limits)
+        parserBox = box
+        return box
+    }
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var file: (fd: Int32, offset: Int, remaining: Int)? = nil
@@ -52,7 +64,6 @@ final class Connection {
         self.listener = listener
         self.peer = peer
         self.worker = worker
-        self.parser = HTTPRequestParser(limits: worker.limits)
         self.lastActivity = worker.now
         self.maxBuffered = worker.limits.maxHeaderBytes + worker.limits.maxBodyBytes + 65536
     }
@@ -196,6 +207,10 @@ final class Connection {
         if output.capacity > 0 {
             worker.buffers.giveOutput(&output)
             outputOffset = 0
+        }
+        if let box = parserBox {
+            worker.buffers.giveParser(box)
+            parserBox = nil
         }
     }
 
