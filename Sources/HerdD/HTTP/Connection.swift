@@ -15,7 +15,7 @@ final class Connection {
     unowned(unsafe) let worker: Worker
 
     /// Input bytes: valid ones are inputStart..<inputEnd. Raw memory owned by the connection
-    /// (freed in deinit) rather than an array: recv and the parser take pointers into it, and
+    /// while it holds it, rather than an array: recv and the parser take pointers into it, and
     /// an array's withUnsafe(Mutable)Bytes pays a uniqueness and an exclusivity check each time.
     /// Held only while a request is in progress: taken from the worker's BufferPool when bytes
     /// arrive, given back when the connection is idle again (releaseBuffersIfIdle).
