@@ -1,6 +1,5 @@
 import CHerdSys
 import Glibc
-
 import Handlers
 
 /// The memory a connection needs only while a request is in progress, pooled per worker, and the
@@ -9,11 +8,10 @@ import Handlers
 /// An idle keep-alive connection holds no buffer: its input buffer (4 KiB), output buffer
 /// (1 KiB reserved) and parser state (320 bytes) come from here when bytes arrive and go back
 /// when the connection is idle again, as nginx frees its header buffers on idle keep-alive
-/// connections. The worker is
-/// single-threaded and serves one connection at a time, so on the hot path (a request read,
-/// answered and sent in one turn) the same warm pair of buffers goes from connection to
-/// connection; only connections with a request in progress (partial input, unsent output) keep
-/// theirs across turns.
+/// connections. The worker is single-threaded and serves one connection at a time, so on the
+/// hot path (a request read, answered and sent in one turn) the same warm buffers and parser go
+/// from connection to connection; only connections with a request in progress (partial input,
+/// unsent output) keep theirs across turns.
 ///
 /// Memory given back: once a second (the worker's sweep), when at least `reclaimAfter`
 /// connections and half of the peak have gone since the last reclaim, the worker shrinks its
@@ -30,7 +28,7 @@ final class BufferPool {
     private var parsers: [ParserBox] = []
     /// The most connections open at once since the last reclaim.
     private var peak = 0
-    /// Reclaims done (for tests and logs).
+    /// Reclaims done (for tests).
     private(set) var reclaims = 0
     static let reclaimAfter = 256
 
@@ -38,6 +36,7 @@ final class BufferPool {
         self.keep = keep
         inputs.reserveCapacity(keep)
         outputs.reserveCapacity(keep)
+        parsers.reserveCapacity(keep)
     }
 
     /// glibc malloc settings for a worker. Fixed thresholds: by default glibc raises the mmap
