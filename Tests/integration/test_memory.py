@@ -25,11 +25,17 @@ IDLE_CONNS = 3000
 
 
 def pss_kib(pid: int) -> int:
+    """The worker's anonymous PSS (heap and anonymous mmaps: what connections cost), or its whole
+    PSS on kernels without Pss_Anon. Pages of files (the binary, libc) are left out: their share
+    changes whenever other processes on the machine map or unmap them."""
+    fields = {}
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no Pss in /proc/{pid}/smaps_rollup")
+            k, _, v = line.partition(":")
+            if k in ("Pss", "Pss_Anon"):
+                fields[k] = int(v.split()[0])
+    assert fields, f"no Pss in /proc/{pid}/smaps_rollup"
+    return fields.get("Pss_Anon", fields.get("Pss", 0))
 
 
 def settled_pss(pid: int, timeout: float = 6.0) -> int:
