@@ -15,14 +15,28 @@ final class Connection {
     unowned(unsafe) let worker: Worker
 
     /// Input bytes: valid ones are inputStart..<inputEnd. Raw memory owned by the connection
-    /// (freed in deinit) rather than an array: recv and the parser take pointers into it, and
+    /// while it holds it, rather than an array: recv and the parser take pointers into it, and
     /// an array's withUnsafe(Mutable)Bytes pays a uniqueness and an exclusivity check each time.
-    private var input = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    /// Held only while a request is in progress: taken from the worker's BufferPool when bytes
+    /// arrive, given back when the connection is idle again (releaseBuffersIfIdle).
+    private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var inputStart = 0
     private var inputEnd = 0
     /// Set after a protocol error: close with a lingering drain of the client's data.
     private var lingerWanted = false
-    private var parser: HTTPRequestParser
+    /// The parser's state (320 bytes inline) is pooled like the buffers: held from the first
+    /// parse of a request until the connection is idle again, at a request boundary.
+    private var parserBox: ParserBox? = nil
+    private var parser: HTTPRequestParser {
+        _read { yield heldParser().parser }
+        _modify { let box = heldParser(); yield &box.parser }
+    }
+    private func heldParser() -> ParserBox {
+        if let box = parserBox { return box }
+        let box = worker.buffers.takeParser(limits: worker.limits)
+        parserBox = box
+        return box
+    }
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var file: (fd: Int32, offset: Int, remaining: Int)? = nil
@@ -50,11 +64,8 @@ final class Connection {
         self.listener = listener
         self.peer = peer
         self.worker = worker
-        self.parser = HTTPRequestParser(limits: worker.limits)
         self.lastActivity = worker.now
         self.maxBuffered = worker.limits.maxHeaderBytes + worker.limits.maxBodyBytes + 65536
-        // Room for a typical response head and small body without growing step by step.
-        output.reserveCapacity(1024)
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
@@ -66,6 +77,7 @@ final class Connection {
     func readable() {
         guard !closed else { return }
         if lingering { discardInput(); return }
+        defer { releaseBuffersIfIdle() }
         while true {
             let bufferFull = fill()
             if closed { return }
@@ -84,6 +96,7 @@ final class Connection {
     /// Reads what the socket has straight into the spare capacity of `input` (valid bytes:
     /// inputStart..<inputEnd). Returns true if it stopped because maxBuffered bytes wait.
     private func fill() -> Bool {
+        if input.baseAddress == nil { input = worker.buffers.takeInput() }
         while inputEnd - inputStart < maxBuffered {
             if input.count - inputEnd < 4096 {
                 compact()
@@ -177,6 +190,30 @@ final class Connection {
         input.deallocate()
     }
 
+    /// Between requests a connection holds no buffer (issue 17): with nothing unparsed and
+    /// nothing left to send, its input and output buffers go back to the worker's pool.
+    private func releaseBuffersIfIdle() {
+        guard inputStart == inputEnd && !hasPendingOutput && !lingering else { return }
+        releaseBuffers()
+    }
+
+    private func releaseBuffers() {
+        if input.baseAddress != nil {
+            worker.buffers.giveInput(input)
+            input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        }
+        inputStart = 0
+        inputEnd = 0
+        if output.capacity > 0 {
+            worker.buffers.giveOutput(&output)
+            outputOffset = 0
+        }
+        if let box = parserBox {
+            worker.buffers.giveParser(box)
+            parserBox = nil
+        }
+    }
+
     private func serve(_ request: HTTPRequest) {
         // worker.now is when this turn of the loop began, i.e. when the request's bytes were read.
         let started = worker.now
@@ -196,6 +233,7 @@ final class Connection {
     }
 
     private func queue(_ response: HTTPResponse, isHEAD: Bool, keepAlive: Bool, versionMinor: Int) {
+        if output.capacity == 0 { output = worker.buffers.takeOutput() }
         let framing = HTTPResponseHead.serialize(response, requestIsHEAD: isHEAD, keepAlive: keepAlive,
                                                  versionMinor: versionMinor, date: worker.httpDate, into: &output)
         var keep = keepAlive
@@ -226,6 +264,7 @@ final class Connection {
         // and readable() already ran for the same event. (Acting on it would cost one extra
         // recv per request, answered EAGAIN.)
         guard !closed, hasPendingOutput else { return }
+        defer { releaseBuffersIfIdle() }
         flush()
         // Output drained: serve pipelined requests that waited, and input we stopped reading.
         if !closed && !hasPendingOutput && !lingering {
@@ -347,6 +386,7 @@ final class Connection {
         closed = true
         if let f = file { Glibc.close(f.fd); file = nil }
         stream = nil
+        releaseBuffers()
         // close() also removes the fd from the epoll set (it is its only reference).
         Glibc.close(fd)
         worker.connectionClosed(self)

@@ -27,6 +27,8 @@ final class Worker {
     var sigfd: Int32 = -1
     /// Connections indexed by fd (fds are small and dense: an array beats a dictionary).
     var connections: [Connection?] = []
+    /// Input and output buffers of the connections with a request in progress (issue 17).
+    let buffers = BufferPool()
     var activeCount = 0
     var draining = false
     var requestsServed = 0
@@ -69,6 +71,8 @@ final class Worker {
             exit(1)
         }
         signal(SIGPIPE, SIG_IGN)
+        let mallocFailed = BufferPool.configureMalloc()
+        if !mallocFailed.isEmpty { log.warning("mallopt failed for \(mallocFailed.joined(separator: ", "))", metadata: ["event": "malloc-config"]) }
         // TERM/INT (drain) are read from a signalfd between events. QUIT must work even while a
         // handler runs, so it keeps a real handler that only calls _exit (async-signal-safe;
         // the default action would dump core).
@@ -190,6 +194,7 @@ final class Worker {
             if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
             connections[i] = conn
             activeCount += 1
+            buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
@@ -381,6 +386,8 @@ final class Worker {
 
     private func sweep() {
         for case let c? in connections { c.checkTimeouts(now: now) }
+        // Many connections went away: give their memory back (connection table, pool, heap).
+        if buffers.shouldReclaim(active: activeCount) { buffers.reclaim(active: activeCount, table: &connections) }
     }
 
     private func finish() -> Never {
