@@ -58,7 +58,7 @@ final class Connection {
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
-    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPendingOutput }
+    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !parser.hasPartialRequest && !hasPendingOutput }
     private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
 
     // MARK: - Reading
@@ -114,11 +114,16 @@ final class Connection {
     private func process() {
         while true {
             while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
-                if inputStart == inputEnd { requestStartedAt = nil; break }
+                if inputStart == inputEnd {
+                    if !parser.hasPartialRequest { requestStartedAt = nil }
+                    break
+                }
                 let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
                 switch progress {
                 case .needMore:
                     if requestStartedAt == nil { requestStartedAt = worker.now }
+                    // Chunk framing already decoded is dropped now: only the decoded body is kept.
+                    inputStart += parser.releaseDecodedInput()
                     // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
                     // 100 before it sends the body; the head is complete and within limits here.
                     if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
