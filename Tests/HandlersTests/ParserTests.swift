@@ -402,11 +402,11 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
     /// Obfuscations that some parsers read as chunked and others not: 400.
     @Test func teObfuscations() throws {
         let h = "POST / HTTP/1.1\r\nHost: h\r\n"
-        for te in ["chunked,", ",chunked", "\tchunked\t", "chunked\t", " \tchunked", "chunked;q=1", "\"chunked\"",
+        for te in ["chunked,", ",chunked", "\tchunked\t", "chunked\t", "chunked;q=1", "\"chunked\"",
                    "chunked,,", "x chunked", ""] {
             #expect(errorStatus(parseOnce(h + "Transfer-Encoding:\(te)\r\n\r\n0\r\n\r\n")) == 400, "\(te.debugDescription)")
         }
-        for te in [" chunked", "chunked ", "  Chunked  ", "\\tchunked"] {
+        for te in [" chunked", "chunked ", "  Chunked  ", " \tchunked"] {
             #expect(request(parseOnce(h + "Transfer-Encoding:\(te)\r\n\r\n0\r\n\r\n")) != nil, "\(te.debugDescription)")
         }
     }
