@@ -411,6 +411,46 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         }
     }
 
+    /// Decoded as it arrives: 400,000 one-byte chunks (2.4 MB of framing) fed 64 KiB at a time,
+    /// releasing what was decoded, keep the buffer small; only the decoded body counts.
+    @Test func manySmallChunksReleased() throws {
+        var data = bytes("POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in 0..<400_000 { data.append(contentsOf: [49, 13, 10, 120, 13, 10]) }  // "1\r\nx\r\n"
+        data.append(contentsOf: bytes("0\r\n\r\n"))
+        var p = HTTPRequestParser(limits: HTTPLimits(maxBodyBytes: 400_000))
+        var buf: [UInt8] = []
+        var fed = 0
+        var largest = 0
+        var result: HTTPRequestParser.ParseResult = .needMore
+        while fed < data.count {
+            let end = min(data.count, fed + 65536)
+            buf.append(contentsOf: data[fed..<end])
+            fed = end
+            largest = max(largest, buf.count)
+            result = p.parse(buf)
+            guard isNeedMore(result) else { break }
+            #expect(p.hasPartialRequest)
+            buf.removeFirst(p.releaseDecodedInput())
+        }
+        let (req, consumed) = try #require(request(result))
+        #expect(req.body.count == 400_000 && consumed == buf.count)
+        #expect(largest < 65536 + 16)
+        #expect(!p.hasPartialRequest)
+        // One byte more than the limit: 413 once the decoded body crosses it.
+        var q = HTTPRequestParser(limits: HTTPLimits(maxBodyBytes: 399_999))
+        var buf2: [UInt8] = []
+        fed = 0
+        var verdict: HTTPRequestParser.ParseResult = .needMore
+        while fed < data.count, isNeedMore(verdict) {
+            let end = min(data.count, fed + 65536)
+            buf2.append(contentsOf: data[fed..<end])
+            fed = end
+            verdict = q.parse(buf2)
+            buf2.removeFirst(q.releaseDecodedInput())
+        }
+        #expect(errorStatus(verdict) == 413)
+    }
+
     @Test func teOnHTTP10() {
         #expect(errorStatus(parseOnce("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n")) == 400)
     }
@@ -584,6 +624,9 @@ struct SplitMix64: RandomNumberGenerator {
         "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
         "GET / HTTP/1.0\r\n\r\n",
         "\r\nHEAD /%41 HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n2;e=\"q\"\r\nbc\r\n0\r\n\r\nGET /n HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET http://h:8/x?y HTTP/1.1\r\nHost: h:8\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+        "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcPOST /q HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n",
     ]
 
     /// Checks the invariants every result must satisfy.
@@ -612,7 +655,7 @@ struct SplitMix64: RandomNumberGenerator {
 
     @Test func mutatedValidRequests() {
         var rng = SplitMix64(state: 7)
-        let interesting = bytes("\r\n :%;0fF") + [0, 0x80, 0x7F]
+        let interesting = bytes("\r\n :%;0fF,\t\"=") + [0, 0x80, 0x7F]
         for i in 0..<4000 {
             var data = bytes(Fuzz.seeds[i % Fuzz.seeds.count])
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
@@ -625,26 +668,52 @@ struct SplitMix64: RandomNumberGenerator {
                 default: data[pos] = interesting.randomElement(using: &rng) ?? 0
                 }
             }
-            // Whole buffer, then incrementally in random steps (with pipelining).
-            var p = HTTPRequestParser()
-            check(p.parse(data), data.count)
-            var q = HTTPRequestParser()
-            var buf: [UInt8] = []
-            var fed = 0
-            while fed < data.count {
-                let step = Int.random(in: 1...16, using: &rng)
-                buf.append(contentsOf: data[fed..<min(data.count, fed + step)])
-                fed = min(data.count, fed + step)
-                var done = false
-                while !buf.isEmpty {
-                    let r = q.parse(buf)
-                    check(r, buf.count)
-                    if case .request(_, let c) = r { buf.removeFirst(c); continue }
-                    if case .error = r { done = true }
-                    break
-                }
-                if done { break }
+            // Whole buffer, then incrementally in random splits and byte by byte (as a connection
+            // feeds it, releasing decoded chunk framing): the same requests and the same verdict.
+            let whole = Fuzz.outcomes(data, splits: [data.count])
+            var cuts: [Int] = []
+            var left = data.count
+            while left > 0 {
+                let step = min(left, Int.random(in: 1...16, using: &rng))
+                cuts.append(step)
+                left -= step
+            }
+            #expect(Fuzz.outcomes(data, splits: cuts) == whole, "input \(i): \(String(decoding: data, as: UTF8.self).debugDescription)")
+            if i % 8 == 0 {
+                #expect(Fuzz.outcomes(data, splits: Array(repeating: 1, count: data.count)) == whole,
+                        "input \(i) byte by byte: \(String(decoding: data, as: UTF8.self).debugDescription)")
             }
         }
     }
+
+    /// What a connection would see: the requests parsed from `data` delivered in pieces of the
+    /// given sizes (method, target, body, number of fields), then the final state ("needMore" or
+    /// the error status).
+    static func outcomes(_ data: [UInt8], splits: [Int]) -> [String] {
+        var p = HTTPRequestParser()
+        var buf: [UInt8] = []
+        var out: [String] = []
+        var fed = 0
+        for size in splits {
+            buf.append(contentsOf: data[fed..<(fed + size)])
+            fed += size
+            while !buf.isEmpty {
+                let r = p.parse(buf)
+                if case .request(let req, let c) = r {
+                    #expect(c > 0 && c <= buf.count)
+                    out.append("\(req.method) \(req.target) body=\(req.body) fields=\(req.headers.count)")
+                    buf.removeFirst(c)
+                    continue
+                }
+                if case .error(let status, _) = r {
+                    #expect((400...599).contains(status))
+                    out.append("error \(status)")
+                    return out
+                }
+                buf.removeFirst(p.releaseDecodedInput())
+                break
+            }
+        }
+        out.append("needMore")
+        return out    }
 }
