@@ -45,6 +45,19 @@ final class Connection {
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     private let maxBuffered: Int
 
+    /// Bytes one connection may write per turn of the event loop before it yields to the others
+    /// (WriteBudget.swift); `budgetTurn` is the loop turn (worker.now) the budget was given for.
+    static let writeBudget = 256 * 1024
+    /// A stream's pieces are gathered up to this many bytes per send.
+    static let streamBatch = 16 * 1024
+    /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
+    /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
+    static let streamSliceNanos: UInt64 = 5_000_000
+    private var budgetLeft = 0
+    private var budgetTurn: UInt64 = 0
+    /// This response yielded at least once: counted in worker.longWrites until it is out.
+    private var inLongWrite = false
+
     init(fd: Int32, listener: Int, peer: PeerAddress, worker: Worker) {
         self.fd = fd
         self.listener = listener
@@ -239,9 +252,20 @@ final class Connection {
         }
     }
 
-    /// Writes as much pending output as the socket takes.
+    /// Writes as much pending output as the socket takes, within this turn's write budget.
     private func flush() {
+        if budgetTurn != worker.now {
+            budgetTurn = worker.now
+            budgetLeft = Connection.writeBudget
+        }
         while !closed {
+            if hasPendingOutput && (budgetLeft <= 0
+                || (stream != nil && outputOffset == output.count && monotonicNanos() &- worker.now > Connection.streamSliceNanos)) {
+                // Budget spent, socket still writable: yield (back after the other ready events).
+                if !inLongWrite { inLongWrite = true; worker.longWrite(1) }
+                if !worker.yieldWrite(self) { close() }
+                return
+            }
             if outputOffset < output.count {
                 let n = output.withUnsafeBytes { raw in
                     raw.baseAddress.map { send(fd, $0 + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL)) } ?? -1
@@ -252,6 +276,7 @@ final class Connection {
                     close(); return
                 }
                 outputOffset += n
+                budgetLeft -= n
                 worker.countBytesOut(n)
                 lastActivity = worker.now
             } else if var f = file {
@@ -267,20 +292,25 @@ final class Connection {
                 if n == 0 { Glibc.close(f.fd); file = nil; close(); return } // file shrank under us
                 f.offset = Int(off)
                 f.remaining -= n
+                budgetLeft -= n
                 worker.countBytesOut(n)
                 lastActivity = worker.now
                 if f.remaining == 0 { Glibc.close(f.fd); file = nil } else { file = f }
             } else if let s = stream {
                 output.removeAll(keepingCapacity: true)
                 outputOffset = 0
-                if let chunk = s.next() {
+                // Several pieces per send: a stream of small pieces would otherwise cost a send each.
+                while output.count < Connection.streamBatch {
+                    guard let chunk = s.next() else {
+                        if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
+                        stream = nil
+                        break
+                    }
                     if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
                     else { output.append(contentsOf: chunk) }
-                } else {
-                    if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
-                    stream = nil
                 }
             } else {
+                if inLongWrite { inLongWrite = false; worker.longWrite(-1) }
                 output.removeAll(keepingCapacity: output.capacity <= 65536)
                 outputOffset = 0
                 if closeAfterWrite { finishAfterResponse() }
@@ -357,6 +387,7 @@ final class Connection {
     func close() {
         guard !closed else { return }
         closed = true
+        if inLongWrite { inLongWrite = false; worker.longWrite(-1) }
         if let f = file { Glibc.close(f.fd); file = nil }
         stream = nil
         // close() also removes the fd from the epoll set (it is its only reference).
