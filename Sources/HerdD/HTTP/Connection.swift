@@ -32,6 +32,8 @@ final class Connection {
     private var lingering = false
     private var lingerDeadline: UInt64 = 0
     private var peerClosed = false
+    /// epoll reported EPOLLRDHUP/EPOLLHUP (set by the worker before readable()).
+    var peerHangUpReported = false
     private var lastActivity: UInt64
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
@@ -108,8 +110,9 @@ final class Connection {
                 inputEnd += n
                 lastActivity = worker.now
                 // Short read: the socket buffer was empty after it. Bytes arriving later raise
-                // a new edge, so no second recv just to hear EAGAIN.
-                if n < room { return false }
+                // a new edge, so no second recv just to hear EAGAIN. But a FIN that came with
+                // these bytes raises none: when epoll reported the hang-up, read on to the EOF.
+                if n < room && !peerHangUpReported { return false }
                 continue
             }
             if n == 0 { peerClosed = true; return false }

@@ -275,6 +275,7 @@ final class Worker {
     private func connectionEvent(_ fd: Int32, _ events: UInt32) {
         let i = Int(fd)
         guard i < connections.count, let conn = connections[i] else { return }
+        if events & (herd_epollrdhup() | herd_epollhup()) != 0 { conn.peerHangUpReported = true }
         if events & (herd_epollin() | herd_epollrdhup() | herd_epollhup() | herd_epollerr()) != 0 { conn.readable() }
         if events & herd_epollout() != 0, !conn.closed { conn.writable() }
     }
