@@ -380,6 +380,9 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(errorStatus(parseOnce(head + "3\r\nabcX\r\n")) == 400)    // no CRLF after data
         #expect(errorStatus(parseOnce(head + "3\r\nabc\r\n0\r\nbad trailer\r\n\r\n")) == 400)
         #expect(errorStatus(parseOnce(head + "3\rx\n")) == 400)           // bare CR
+        // framing fields in trailers (RFC 9110 6.5.1)
+        #expect(errorStatus(parseOnce(head + "3\r\nabc\r\n0\r\nContent-Length: 3\r\n\r\n")) == 400)
+        #expect(errorStatus(parseOnce(head + "3\r\nabc\r\n0\r\ntransfer-encoding: chunked\r\n\r\n")) == 400)
         #expect(errorStatus(parseOnce(head + "FFFFFFFFFFFFFFFFFFFFFFFF\r\n")) == 413)  // overflow
         let small = HTTPLimits(maxBodyBytes: 10)
         #expect(errorStatus(parseOnce(head + "B\r\n", limits: small)) == 413)

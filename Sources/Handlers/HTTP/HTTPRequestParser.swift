@@ -687,6 +687,11 @@ public struct HTTPRequestParser: Sendable {
             i += 1
         }
         guard i > r.lowerBound, i < r.upperBound else { return .error(status: 400, reason: "invalid trailer field") }
+        // Framing fields have no place in trailers (RFC 9110 6.5.1); llhttp refuses them too.
+        let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<i])
+        if ASCII.equalsLowercase(name, "content-length") || ASCII.equalsLowercase(name, "transfer-encoding") {
+            return .error(status: 400, reason: "framing field in trailers")
+        }
         for k in i..<r.upperBound {
             let c = buf[k]
             if (c < 0x20 && c != ASCII.ht) || c == 0x7F { return .error(status: 400, reason: "invalid trailer field") }
