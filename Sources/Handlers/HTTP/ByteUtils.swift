@@ -39,8 +39,9 @@ enum ASCII {
 
     /// Is `c` in the ASCII set given by two 64-bit masks (bytes >= 0x80 never are)?
     @inline(__always) static func inSet(_ c: UInt8, _ low: UInt64, _ high: UInt64) -> Bool {
-        if c < 64 { return (low >> UInt64(c)) & 1 == 1 }
-        if c < 128 { return (high >> UInt64(c - 64)) & 1 == 1 }
+        // &>>: a plain shift (the amount is < 64 here), without the overshift checks of >>.
+        if c < 64 { return (low &>> UInt64(c)) & 1 == 1 }
+        if c < 128 { return (high &>> UInt64(c &- 64)) & 1 == 1 }
         return false
     }
 

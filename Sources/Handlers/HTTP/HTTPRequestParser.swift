@@ -324,16 +324,20 @@ public struct HTTPRequestParser: Sendable {
             var vs = colon + 1, ve = r.upperBound
             while vs < ve && ASCII.isOWS(buf[vs]) { vs += 1 }
             while ve > vs && ASCII.isOWS(buf[ve - 1]) { ve -= 1 }
-            for k in vs..<ve where ASCII.isUnsafeInValue(buf[k]) {
-                return Failure(status: 400, reason: "invalid character in header value")
+            let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            // Host's bytes are checked once, by the stricter uri-host[:port] syntax (noteHost).
+            let isHost = name.count == 4 && ASCII.equalsLowercase(name, "host")
+            if !isHost {
+                for k in vs..<ve where ASCII.isUnsafeInValue(buf[k]) {
+                    return Failure(status: 400, reason: "invalid character in header value")
+                }
             }
             if headers.count >= limits.maxHeaderCount {
                 return Failure(status: 431, reason: "too many header fields")
             }
-            let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<colon])
-            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
             switch name.count {  // the length first: most fields are none of these
-            case 4 where ASCII.equalsLowercase(name, "host"):
+            case 4 where isHost:
                 framingFields.noteHost(value, at: vs..<ve)
             case 10 where ASCII.equalsLowercase(name, "connection"):
                 connectionOptions.note(value)

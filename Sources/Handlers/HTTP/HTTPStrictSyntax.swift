@@ -7,36 +7,55 @@ enum StrictSyntax {
     /// or a reg-name / IPv4address of unreserved, sub-delims and pct-encoded bytes; the port is
     /// digits. No userinfo, no '/', no whitespace. Empty is valid syntax (the caller decides).
     static func isValidHostPort(_ p: UnsafeRawBufferPointer) -> Bool {
+        guard let b = p.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
         let n = p.count
+        // Fast path for nearly every Host: name bytes without '%', then nothing or ":digits".
         var i = 0
-        if n > 0 && p[0] == UInt8(ascii: "[") {
+        while i < n && ASCII.inSet(b[i], plainNameMaskLow, plainNameMaskHigh) { i &+= 1 }
+        if i == n { return true }
+        if i > 0 && b[i] == ASCII.colon {
+            i &+= 1
+            while i < n && b[i] &- 48 < 10 { i &+= 1 }
+            if i == n { return true }
+        }
+        i = 0
+        if b[0] == UInt8(ascii: "[") {
             i = 1
-            while i < n && p[i] != UInt8(ascii: "]") {
-                guard ASCII.inSet(p[i], ASCII.ipLiteralMaskLow, ASCII.ipLiteralMaskHigh) else { return false }
+            while i < n && b[i] != UInt8(ascii: "]") {
+                guard ASCII.inSet(b[i], ASCII.ipLiteralMaskLow, ASCII.ipLiteralMaskHigh) else { return false }
                 i += 1
             }
             guard i < n, i > 1 else { return false }  // no closing bracket, or "[]"
             i += 1
         } else {
-            while i < n && p[i] != ASCII.colon {
-                let c = p[i]
-                guard ASCII.inSet(c, ASCII.regNameMaskLow, ASCII.regNameMaskHigh) else { return false }
+            // reg-name / IPv4address: one mask test per byte; '%' (in the mask) is rare and
+            // checked apart; ':' (not in it) ends the name.
+            while i < n {
+                let c = b[i]
+                if !ASCII.inSet(c, ASCII.regNameMaskLow, ASCII.regNameMaskHigh) {
+                    if c == ASCII.colon { break }
+                    return false
+                }
                 if c == ASCII.percent {
-                    guard i + 2 < n, ASCII.hexValue(p[i + 1]) != nil, ASCII.hexValue(p[i + 2]) != nil else { return false }
+                    guard i + 2 < n, ASCII.hexValue(b[i + 1]) != nil, ASCII.hexValue(b[i + 2]) != nil else { return false }
                     i += 2
                 }
                 i += 1
             }
         }
         if i == n { return true }
-        guard p[i] == ASCII.colon else { return false }
+        guard b[i] == ASCII.colon else { return false }
         i += 1
         while i < n {
-            guard p[i] >= 48 && p[i] <= 57 else { return false }
+            guard b[i] &- 48 < 10 else { return false }
             i += 1
         }
         return true
     }
+
+    /// unreserved and sub-delims: a reg-name's bytes but '%'.
+    static let plainNameMaskLow: UInt64 = 0x2BFF_7FD2_0000_0000
+    static let plainNameMaskHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
 
     /// The authority of an absolute-form target `scheme "://" authority [ path-abempty ] [ "?" query ]`:
     /// its range in `t`, or nil when `t` is not of that form.
