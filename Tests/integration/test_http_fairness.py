@@ -48,6 +48,7 @@ def test_many_small_chunks_are_decoded_as_they_arrive(herd_factory):
     start = time.monotonic()
     got = exchange(port, one_byte_chunks(400_000), timeout=15)
     elapsed = time.monotonic() - start
+    print(f"400,000 one-byte chunks answered in {elapsed:.2f} s")
     (r,) = parse_responses(got)
     assert r.status == 200, (r, h.log_tail())
     assert r.header("X-Body-Length") == "400000" and r.body == b"x" * 400_000
