@@ -145,8 +145,25 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(req.path == "/a-._~!$&'()*+,;=:@[]A/" && req.query == "q=/?x")
     }
 
+    /// The byte-class masks of the strict checks spell the RFC 3986 sets.
+    @Test func masksMatchRFC3986() {
+        let unreserved = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~".utf8)
+        let subDelims = Set("!$&'()*+,;=".utf8)
+        let target = unreserved.union(subDelims).union(":/?[]@%".utf8)   // gen-delims but '#', and '%'
+        let regName = unreserved.union(subDelims).union("%".utf8)
+        let ipLiteral = unreserved.union(subDelims).union(":%".utf8)
+        for c in 0...255 {
+            let b = UInt8(c)
+            #expect(ASCII.isTargetChar(b) == target.contains(b), "target byte \(c)")
+            #expect(ASCII.inSet(b, ASCII.regNameMaskLow, ASCII.regNameMaskHigh) == regName.contains(b), "reg-name byte \(c)")
+            #expect(ASCII.inSet(b, ASCII.ipLiteralMaskLow, ASCII.ipLiteralMaskHigh) == ipLiteral.contains(b), "IP-literal byte \(c)")
+            #expect(ASCII.inSet(b, StrictSyntax.plainNameMaskLow, StrictSyntax.plainNameMaskHigh)
+                    == (regName.contains(b) && b != UInt8(ascii: "%")), "plain name byte \(c)")
+        }
+    }
+
     @Test func hostValues() throws {
-        for good in ["example.com", "EXAMPLE.com:8080", "127.0.0.1:80", "[::1]:8080", "[v1.x]", "a%41b", "h:", "xn--d1acufc.xn--p1ai"] {
+        for good in ["example.com", "EXAMPLE.com:8080", "127.0.0.1:80", "[::1]:8080", "[fe80::1%25eth0]:80", "[v1.x]", "a%41b", "h:", "xn--d1acufc.xn--p1ai"] {
             #expect(request(parseOnce("GET / HTTP/1.1\r\nHost: \(good)\r\n\r\n")) != nil, "\(good)")
         }
         for bad in ["a b", "a/../b", "a@b", "a:b", "a:80:80", "[::1", "[]", "[::1]x", "a%4", "a%zz", "a\"b", "\u{7F}", "é.example"] {

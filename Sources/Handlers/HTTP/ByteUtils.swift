@@ -33,8 +33,9 @@ enum ASCII {
     /// RFC 3986 reg-name (and IPv4address) characters: unreserved, sub-delims, '%'.
     static let regNameMaskLow: UInt64 = 0x2BFF_7FF2_0000_0000
     static let regNameMaskHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
-    /// Inside an IP-literal's brackets: unreserved, sub-delims, ':' (IPv6address, IPvFuture).
-    static let ipLiteralMaskLow: UInt64 = 0x2FFF_7FD2_0000_0000
+    /// Inside an IP-literal's brackets: unreserved, sub-delims, ':' (IPv6address, IPvFuture),
+    /// '%' (a zone id, RFC 6874: `[fe80::1%25eth0]`).
+    static let ipLiteralMaskLow: UInt64 = 0x2FFF_7FF2_0000_0000
     static let ipLiteralMaskHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
 
     /// Is `c` in the ASCII set given by two 64-bit masks (bytes >= 0x80 never are)?
