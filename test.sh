@@ -17,6 +17,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
 python3 -c 'import prometheus_client, pytest_timeout' 2>/dev/null || python3 -m pip install -q prometheus_client pytest-timeout
+# httptools: Python bindings of llhttp, the reference parser of the differential test (test_http_differential.py).
+python3 -c 'import httptools' 2>/dev/null || python3 -m pip install -q httptools
 
 echo "== swift build (debug) and unit tests"
 swift build --build-tests

@@ -8,7 +8,7 @@ import Synchronization
 /// - `/exit/<code>`: terminates the worker with `exit(code)` (code 0...255; simulates a crash).
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
-/// - anything else: "debug pid=<pid>\n".
+/// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
 public struct DebugHandler: Handler {
     public static let maxSleepMs = 60_000
     public static let maxStreamChunks = 1_000_000
@@ -45,7 +45,10 @@ public struct DebugHandler: Handler {
             return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; charset=utf-8"],
                                 body: .stream(CountingStream(count: min(n, DebugHandler.maxStreamChunks))))
         default:
-            return .text(200, "debug pid=\(context.pid)\n")
+            var r = HTTPResponse.text(200, "debug pid=\(context.pid)\n")
+            // The body length herdd framed, whatever the path (the differential parser test).
+            r.headers.add("X-Body-Length", String(request.body.count))
+            return r
         }
     }
 }

@@ -25,6 +25,29 @@ enum ASCII {
         return false
     }
 
+    /// RFC 3986 characters allowed in a request-target (unreserved, gen-delims, sub-delims and
+    /// '%'), without '#' (a fragment is never sent): no controls, space, `"<>\\^`{|}`, DEL or
+    /// bytes >= 0x80.
+    static let targetMaskLow: UInt64 = 0xAFFF_FFF2_0000_0000
+    static let targetMaskHigh: UInt64 = 0x47FF_FFFE_AFFF_FFFF
+    /// RFC 3986 reg-name (and IPv4address) characters: unreserved, sub-delims, '%'.
+    static let regNameMaskLow: UInt64 = 0x2BFF_7FF2_0000_0000
+    static let regNameMaskHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
+    /// Inside an IP-literal's brackets: unreserved, sub-delims, ':' (IPv6address, IPvFuture),
+    /// '%' (a zone id, RFC 6874: `[fe80::1%25eth0]`).
+    static let ipLiteralMaskLow: UInt64 = 0x2FFF_7FF2_0000_0000
+    static let ipLiteralMaskHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
+
+    /// Is `c` in the ASCII set given by two 64-bit masks (bytes >= 0x80 never are)?
+    @inline(__always) static func inSet(_ c: UInt8, _ low: UInt64, _ high: UInt64) -> Bool {
+        // &>>: a plain shift (the amount is < 64 here), without the overshift checks of >>.
+        if c < 64 { return (low &>> UInt64(c)) & 1 == 1 }
+        if c < 128 { return (high &>> UInt64(c &- 64)) & 1 == 1 }
+        return false
+    }
+
+    @inline(__always) static func isTargetChar(_ c: UInt8) -> Bool { inSet(c, targetMaskLow, targetMaskHigh) }
+
     @inline(__always) static func lower(_ c: UInt8) -> UInt8 {
         (c >= 65 && c <= 90) ? c | 0x20 : c
     }

@@ -9,13 +9,24 @@ import Glibc
 /// or chunked body is not re-scanned from the start. State resets after `.request` and `.error`.
 /// After `.error` the connection should send the error response and close.
 ///
-/// Decisions (beyond RFC 9112):
+/// Decisions (beyond RFC 9112), as strict as llhttp where request smuggling lives:
 /// - Leading empty lines are skipped (at most `maxRequestLine` bytes of them, else 400).
-/// - Bare LF is accepted as a line ending; a CR not followed by LF is rejected (400).
-/// - `Transfer-Encoding` must be exactly `chunked`; any other coding list (even `gzip, chunked`)
-///   -> 501. Transfer-Encoding in an HTTP/1.0 request -> 400 (RFC 9112 6.1: faulty framing).
-/// - Decoded paths must be valid UTF-8 (else 400).
-/// - More than one Host header -> 400 (RFC 9112 3.2).
+/// - Every line of the head, of the chunked framing and of the trailers ends in CRLF: a bare LF
+///   (which RFC 9112 2.2 lets a recipient accept) is rejected (400), and so is a CR not
+///   followed by LF. Two parsers that disagree about where a line ends disagree about framing.
+/// - `Transfer-Encoding`: a list of tokens (no empty elements, no HTAB, no parameters, else 400);
+///   chunked must be the final coding and appear once (else 400, RFC 9112 6.1); exactly
+///   `chunked` is decoded, `gzip, chunked` and the like -> 501. In HTTP/1.0 -> 400.
+/// - `Content-Length`: one field, one decimal value; `5, 5` and repeated fields -> 400.
+/// - Chunk size: hex digits, then `;ext` or CRLF: no whitespace; extensions are
+///   `;token[=token|quoted-string]`.
+/// - Request-target: RFC 3986 characters only (no `"<>\^`{|}`, `#`, controls, bytes >= 0x80);
+///   origin-form, absolute-form (authority must equal Host), `*` for OPTIONS only; CONNECT
+///   -> 501 (herdd is no proxy). Decoded paths must be valid UTF-8 (else 400).
+/// - Host (RFC 9112 3.2): exactly one on HTTP/1.1 (at most one on 1.0), a valid
+///   `uri-host[:port]`, not empty on HTTP/1.1; else 400.
+/// - A chunked body is decoded as it arrives: `releaseDecodedInput()` lets the caller drop the
+///   framing bytes already decoded, so only the decoded body counts against `maxBodyBytes`.
 public struct HTTPRequestParser: Sendable {
     public enum ParseResult: Sendable {
         case needMore
@@ -116,6 +127,25 @@ public struct HTTPRequestParser: Sendable {
         completed.take()
     }
 
+    /// After `.needMore` in a chunked body: how many bytes at the start of the buffer were
+    /// decoded (head and chunk framing included) and may now be dropped by the caller, which
+    /// then passes the rest starting at offset 0. Offsets are rebased here. Without this a
+    /// body sent as many small chunks would keep its framing (several times the body) in the
+    /// buffer until the message ends.
+    public mutating func releaseDecodedInput() -> Int {
+        guard let h = head, case .chunked = h.framing, chunkPos > 0 else { return 0 }
+        let released = chunkPos
+        chunkPos = 0
+        scanPos = 0
+        headStart = 0
+        head?.end = 0
+        return released
+    }
+
+    /// A request has started (bytes of it were seen) and is not complete: true even when the
+    /// caller released all its bytes (`releaseDecodedInput`).
+    public var hasPartialRequest: Bool { head != nil || headStart >= 0 || scanPos > 0 }
+
     private mutating func step(_ buf: UnsafeRawBufferPointer) -> Progress {
         if head == nil {
             switch scanHead(buf) {
@@ -185,8 +215,9 @@ public struct HTTPRequestParser: Sendable {
                 return .needMore
             }
             let lf = UnsafeRawPointer(found) - base
-            var lineEnd = lf
-            if lineEnd > scanPos && buf[lineEnd - 1] == ASCII.cr { lineEnd -= 1 }
+            // Bare LF: refused (see the type's comment). (lf > scanPos: the CR is this line's.)
+            guard lf > scanPos && buf[lf - 1] == ASCII.cr else { return .error(400, "bare LF in request head") }
+            let lineEnd = lf - 1
             let lineLen = lineEnd - scanPos
             if lineCount == 0 && lineLen > limits.maxRequestLine { return .error(414, "request line too long") }
             if lf + 1 - headStart > limits.maxHeaderBytes { return .error(431, "request head too large") }
@@ -226,36 +257,33 @@ public struct HTTPRequestParser: Sendable {
     /// order RFC 9112 gives.
     private struct FramingFields {
         var hostCount = 0
+        var hostValue = 0..<0      // the (last) Host field value's bytes in the buffer
+        var hostInvalid = false
         var teSeen = false
-        var teCodings = 0          // list elements over all Transfer-Encoding fields
-        var teFirstIsChunked = false
+        var te = StrictSyntax.TransferCodings()
         var clSeen = false
         var clLength: Int? = nil
         var clInvalid = false
-        var clConflict = false
+        var clRepeated = false
 
+        mutating func noteHost(_ v: UnsafeRawBufferPointer, at range: Range<Int>) {
+            hostCount += 1
+            hostValue = range
+            if !StrictSyntax.isValidHostPort(v) { hostInvalid = true }
+        }
+
+        /// One decimal value per message: a list ("5, 5") or a second field, even an equal one,
+        /// is refused (RFC 9110 8.6 lets a recipient accept them; llhttp and nginx do not, and a
+        /// proxy in front may frame them differently).
         mutating func noteContentLength(_ v: UnsafeRawBufferPointer) {
+            if clSeen { clRepeated = true }
             clSeen = true
-            // A field may repeat the value as a list ("5, 5"); all must agree. Empty elements
-            // are invalid here (unlike other lists).
-            ASCII.forEachListElement(v, keepingEmpty: true) { element in
-                guard let value = HTTPRequestParser.parseDecimal(element) else {
-                    clInvalid = true
-                    return false
-                }
-                if let l = clLength, l != value { clConflict = true }
-                clLength = value
-                return true
-            }
+            if let value = HTTPRequestParser.parseDecimal(v) { clLength = value } else { clInvalid = true }
         }
 
         mutating func noteTransferEncoding(_ v: UnsafeRawBufferPointer) {
             teSeen = true
-            ASCII.forEachListElement(v) { coding in
-                if teCodings == 0 { teFirstIsChunked = ASCII.equalsLowercase(coding, "chunked") }
-                teCodings += 1
-                return true
-            }
+            te.note(v)
         }
     }
 
@@ -296,22 +324,31 @@ public struct HTTPRequestParser: Sendable {
             var vs = colon + 1, ve = r.upperBound
             while vs < ve && ASCII.isOWS(buf[vs]) { vs += 1 }
             while ve > vs && ASCII.isOWS(buf[ve - 1]) { ve -= 1 }
-            for k in vs..<ve where ASCII.isUnsafeInValue(buf[k]) {
-                return Failure(status: 400, reason: "invalid character in header value")
+            let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            // Host's bytes are checked once, by the stricter uri-host[:port] syntax (noteHost).
+            let isHost = name.count == 4 && ASCII.equalsLowercase(name, "host")
+            if !isHost {
+                for k in vs..<ve where ASCII.isUnsafeInValue(buf[k]) {
+                    return Failure(status: 400, reason: "invalid character in header value")
+                }
             }
             if headers.count >= limits.maxHeaderCount {
                 return Failure(status: 431, reason: "too many header fields")
             }
-            let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<colon])
-            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
             switch name.count {  // the length first: most fields are none of these
-            case 4 where ASCII.equalsLowercase(name, "host"):
-                framingFields.hostCount += 1
+            case 4 where isHost:
+                framingFields.noteHost(value, at: vs..<ve)
             case 10 where ASCII.equalsLowercase(name, "connection"):
                 connectionOptions.note(value)
             case 14 where ASCII.equalsLowercase(name, "content-length"):
                 framingFields.noteContentLength(value)
             case 17 where ASCII.equalsLowercase(name, "transfer-encoding"):
+                // HTAB inside the value (leading OWS aside): "chunked\t" is chunked to some
+                // parsers and an unknown coding to others.
+                for k in vs..<r.upperBound where buf[k] == ASCII.ht {
+                    return Failure(status: 400, reason: "HTAB in Transfer-Encoding")
+                }
                 framingFields.noteTransferEncoding(value)
             default:
                 break
@@ -327,6 +364,11 @@ public struct HTTPRequestParser: Sendable {
         if versionMinor >= 1 && framingFields.hostCount == 0 {
             return .failure(Failure(status: 400, reason: "missing Host header"))
         }
+        if framingFields.hostInvalid || (versionMinor >= 1 && framingFields.hostValue.isEmpty) {
+            return .failure(Failure(status: 400, reason: "invalid Host header"))
+        }
+        // herdd is an origin server, no proxy: no tunnels (RFC 9110 9.3.6, 15.6.2).
+        if method == "CONNECT" { return .failure(Failure(status: 501, reason: "CONNECT not supported")) }
 
         // Target -> path and query.
         let rawTarget = UnsafeRawBufferPointer(rebasing: buf[targetRange])
@@ -346,6 +388,22 @@ public struct HTTPRequestParser: Sendable {
         } else {
             let bytes = Array(rawTarget)
             let split = HTTPRequest.splitTarget(bytes)
+            if bytes == [UInt8(ascii: "*")] {
+                // asterisk-form: OPTIONS only (RFC 9112 3.2.4).
+                guard method == "OPTIONS" else { return .failure(Failure(status: 400, reason: "asterisk-form target without OPTIONS")) }
+            } else if bytes.first != ASCII.slash {
+                // absolute-form: a valid authority that is the Host field's value (RFC 9112 3.2.2:
+                // a client MUST send them identical; a proxy in front may route by either).
+                guard let authority = StrictSyntax.absoluteFormAuthority(rawTarget), !authority.isEmpty,
+                      StrictSyntax.isValidHostPort(UnsafeRawBufferPointer(rebasing: rawTarget[authority])) else {
+                    return .failure(Failure(status: 400, reason: "invalid request target"))
+                }
+                if framingFields.hostCount == 1, !StrictSyntax.equalsIgnoringCase(
+                    UnsafeRawBufferPointer(rebasing: rawTarget[authority]),
+                    UnsafeRawBufferPointer(rebasing: buf[framingFields.hostValue])) {
+                    return .failure(Failure(status: 400, reason: "absolute-form authority differs from Host"))
+                }
+            }
             if bytes.first == ASCII.slash || bytes == [UInt8(ascii: "*")] || split.path.first == ASCII.slash {
                 guard let decoded = percentDecode(split.path) else {
                     return .failure(Failure(status: 400, reason: "invalid percent-encoding in path"))
@@ -371,14 +429,18 @@ public struct HTTPRequestParser: Sendable {
             if versionMinor == 0 {
                 return .failure(Failure(status: 400, reason: "Transfer-Encoding in HTTP/1.0 request"))
             }
-            if framingFields.teCodings == 0 { return .failure(Failure(status: 400, reason: "empty Transfer-Encoding")) }
-            guard framingFields.teCodings == 1, framingFields.teFirstIsChunked else {
-                return .failure(Failure(status: 501, reason: "unsupported Transfer-Encoding"))
+            let te = framingFields.te
+            if te.malformed || te.codings == 0 { return .failure(Failure(status: 400, reason: "invalid Transfer-Encoding")) }
+            // chunked not final (or twice): the length cannot be determined (RFC 9112 6.1, 6.3).
+            if te.chunkedNotLast || !te.lastIsChunked {
+                return .failure(Failure(status: 400, reason: "chunked is not the final transfer coding"))
             }
+            // A coding before chunked that we do not implement (RFC 9112 6.1: SHOULD 501).
+            guard te.codings == 1 else { return .failure(Failure(status: 501, reason: "unsupported Transfer-Encoding")) }
             framing = .chunked
         } else if framingFields.clSeen {
             if framingFields.clInvalid { return .failure(Failure(status: 400, reason: "invalid Content-Length")) }
-            if framingFields.clConflict { return .failure(Failure(status: 400, reason: "conflicting Content-Length")) }
+            if framingFields.clRepeated { return .failure(Failure(status: 400, reason: "repeated Content-Length")) }
             guard let length = framingFields.clLength else { return .failure(Failure(status: 400, reason: "invalid Content-Length")) }
             if length > limits.maxBodyBytes { return .failure(Failure(status: 413, reason: "body too large")) }
             if length > 0 { framing = .length(length) }
@@ -435,9 +497,9 @@ public struct HTTPRequestParser: Sendable {
         i += 1
         let targetStart = i
         while i < r.upperBound && buf[i] != ASCII.sp {
-            let c = buf[i]
-            // No controls, no DEL. (Raw bytes >= 0x80 are tolerated; the decoded path must be UTF-8.)
-            guard c > 0x20 && c != 0x7F else { return .failure(bad) }
+            // RFC 3986 characters only (table-driven): no controls, DEL, `"<>\^`{|}`, '#',
+            // bytes >= 0x80.
+            guard ASCII.isTargetChar(buf[i]) else { return .failure(bad) }
             i += 1
         }
         let targetEnd = i
@@ -557,27 +619,22 @@ public struct HTTPRequestParser: Sendable {
                     return .needMore
                 }
                 let lf = UnsafeRawPointer(found) - base
-                var e = lf
-                if e > chunkPos && buf[e - 1] == ASCII.cr { e -= 1 }
+                guard lf > chunkPos && buf[lf - 1] == ASCII.cr else { return .error(status: 400, reason: "bare LF in chunk size line") }
+                let e = lf - 1
                 if e - chunkPos > HTTPRequestParser.maxChunkLine { return .error(status: 400, reason: "chunk size line too long") }
                 var i = chunkPos
                 var size = 0
-                var digits = 0
                 while i < e, let d = ASCII.hexValue(buf[i]) {
                     // Saturate instead of overflowing: anything this big is over the limit anyway.
                     size = size > (Int.max - 15) / 16 ? Int.max : size * 16 + d
-                    digits += 1
                     i += 1
                 }
-                guard digits > 0 else { return .error(status: 400, reason: "invalid chunk size") }
-                while i < e && (buf[i] == ASCII.sp || buf[i] == ASCII.ht) { i += 1 }
-                if i < e {
-                    guard buf[i] == ASCII.semicolon else { return .error(status: 400, reason: "invalid chunk size") }
-                    for k in i..<e {
-                        let c = buf[k]
-                        if (c < 0x20 && c != ASCII.ht) || c == 0x7F { return .error(status: 400, reason: "invalid chunk extension") }
-                    }
+                guard i > chunkPos else { return .error(status: 400, reason: "invalid chunk size") }
+                // No whitespace after the size: extensions follow at once, or the CRLF.
+                if i < e && !StrictSyntax.isValidChunkExtensions(UnsafeRawBufferPointer(rebasing: buf[i..<e])) {
+                    return .error(status: 400, reason: buf[i] == ASCII.semicolon ? "invalid chunk extension" : "invalid chunk size")
                 }
+                // Only decoded bytes count against the limit.
                 if size > limits.maxBodyBytes - chunkBody.count { return .error(status: 413, reason: "body too large") }
                 chunkPos = lf + 1
                 chunkPhase = size == 0 ? .trailer : .data(remaining: size)
@@ -593,16 +650,12 @@ public struct HTTPRequestParser: Sendable {
                 }
                 chunkPhase = .dataEnd
             case .dataEnd:
+                // Exactly CRLF after the data (a bare LF is the class of Go's CVE-2025-22871).
                 guard chunkPos < n else { return .needMore }
-                if buf[chunkPos] == ASCII.lf {
-                    chunkPos += 1
-                } else if buf[chunkPos] == ASCII.cr {
-                    guard chunkPos + 1 < n else { return .needMore }
-                    guard buf[chunkPos + 1] == ASCII.lf else { return .error(status: 400, reason: "missing CRLF after chunk data") }
-                    chunkPos += 2
-                } else {
-                    return .error(status: 400, reason: "missing CRLF after chunk data")
-                }
+                guard buf[chunkPos] == ASCII.cr else { return .error(status: 400, reason: "missing CRLF after chunk data") }
+                guard chunkPos + 1 < n else { return .needMore }
+                guard buf[chunkPos + 1] == ASCII.lf else { return .error(status: 400, reason: "missing CRLF after chunk data") }
+                chunkPos += 2
                 chunkPhase = .size
             case .trailer:
                 // *( field-line CRLF ) CRLF -- parsed for syntax, then discarded.
@@ -612,8 +665,8 @@ public struct HTTPRequestParser: Sendable {
                     return .needMore
                 }
                 let lf = UnsafeRawPointer(found) - base
-                var e = lf
-                if e > chunkPos && buf[e - 1] == ASCII.cr { e -= 1 }
+                guard lf > chunkPos && buf[lf - 1] == ASCII.cr else { return .error(status: 400, reason: "bare LF in trailer section") }
+                let e = lf - 1
                 trailerBytes += lf + 1 - chunkPos
                 if trailerBytes > limits.maxHeaderBytes { return .error(status: 431, reason: "trailers too large") }
                 if e == chunkPos {
@@ -638,6 +691,11 @@ public struct HTTPRequestParser: Sendable {
             i += 1
         }
         guard i > r.lowerBound, i < r.upperBound else { return .error(status: 400, reason: "invalid trailer field") }
+        // Framing fields have no place in trailers (RFC 9110 6.5.1); llhttp refuses them too.
+        let name = UnsafeRawBufferPointer(rebasing: buf[r.lowerBound..<i])
+        if ASCII.equalsLowercase(name, "content-length") || ASCII.equalsLowercase(name, "transfer-encoding") {
+            return .error(status: 400, reason: "framing field in trailers")
+        }
         for k in i..<r.upperBound {
             let c = buf[k]
             if (c < 0x20 && c != ASCII.ht) || c == 0x7F { return .error(status: 400, reason: "invalid trailer field") }

@@ -46,6 +46,8 @@ final class Connection {
     private var lingering = false
     private var lingerDeadline: UInt64 = 0
     private var peerClosed = false
+    /// epoll reported EPOLLRDHUP/EPOLLHUP (set by the worker before readable()).
+    var peerHangUpReported = false
     private var lastActivity: UInt64
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
@@ -59,6 +61,19 @@ final class Connection {
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     private let maxBuffered: Int
 
+    /// Bytes one connection may write per turn of the event loop before it yields to the others
+    /// (WriteBudget.swift); `budgetTurn` is the loop turn (worker.now) the budget was given for.
+    static let writeBudget = 256 * 1024
+    /// A stream's pieces are gathered up to this many bytes per send.
+    static let streamBatch = 16 * 1024
+    /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
+    /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
+    static let streamSliceNanos: UInt64 = 5_000_000
+    private var budgetLeft = 0
+    private var budgetTurn: UInt64 = 0
+    /// This response yielded at least once: counted in worker.longWrites until it is out.
+    private var inLongWrite = false
+
     init(fd: Int32, listener: Int, peer: PeerAddress, worker: Worker) {
         self.fd = fd
         self.listener = listener
@@ -69,7 +84,7 @@ final class Connection {
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
-    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPendingOutput }
+    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !parser.hasPartialRequest && !hasPendingOutput }
     private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
 
     // MARK: - Reading
@@ -108,8 +123,9 @@ final class Connection {
                 inputEnd += n
                 lastActivity = worker.now
                 // Short read: the socket buffer was empty after it. Bytes arriving later raise
-                // a new edge, so no second recv just to hear EAGAIN.
-                if n < room { return false }
+                // a new edge, so no second recv just to hear EAGAIN. But a FIN that came with
+                // these bytes raises none: when epoll reported the hang-up, read on to the EOF.
+                if n < room && !peerHangUpReported { return false }
                 continue
             }
             if n == 0 { peerClosed = true; return false }
@@ -127,11 +143,16 @@ final class Connection {
     private func process() {
         while true {
             while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
-                if inputStart == inputEnd { requestStartedAt = nil; break }
+                if inputStart == inputEnd {
+                    if !parser.hasPartialRequest { requestStartedAt = nil }
+                    break
+                }
                 let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
                 switch progress {
                 case .needMore:
                     if requestStartedAt == nil { requestStartedAt = worker.now }
+                    // Chunk framing already decoded is dropped now: only the decoded body is kept.
+                    inputStart += parser.releaseDecodedInput()
                     // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
                     // 100 before it sends the body; the head is complete and within limits here.
                     if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
@@ -273,9 +294,20 @@ final class Connection {
         }
     }
 
-    /// Writes as much pending output as the socket takes.
+    /// Writes as much pending output as the socket takes, within this turn's write budget.
     private func flush() {
+        if budgetTurn != worker.now {
+            budgetTurn = worker.now
+            budgetLeft = Connection.writeBudget
+        }
         while !closed {
+            if hasPendingOutput && (budgetLeft <= 0
+                || (stream != nil && outputOffset == output.count && monotonicNanos() &- worker.now > Connection.streamSliceNanos)) {
+                // Budget spent, socket still writable: yield (back after the other ready events).
+                if !inLongWrite { inLongWrite = true; worker.longWrite(1) }
+                if !worker.yieldWrite(self) { close() }
+                return
+            }
             if outputOffset < output.count {
                 let n = output.withUnsafeBytes { raw in
                     raw.baseAddress.map { send(fd, $0 + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL)) } ?? -1
@@ -286,6 +318,7 @@ final class Connection {
                     close(); return
                 }
                 outputOffset += n
+                budgetLeft -= n
                 worker.countBytesOut(n)
                 lastActivity = worker.now
             } else if var f = file {
@@ -301,20 +334,25 @@ final class Connection {
                 if n == 0 { Glibc.close(f.fd); file = nil; close(); return } // file shrank under us
                 f.offset = Int(off)
                 f.remaining -= n
+                budgetLeft -= n
                 worker.countBytesOut(n)
                 lastActivity = worker.now
                 if f.remaining == 0 { Glibc.close(f.fd); file = nil } else { file = f }
             } else if let s = stream {
                 output.removeAll(keepingCapacity: true)
                 outputOffset = 0
-                if let chunk = s.next() {
+                // Several pieces per send: a stream of small pieces would otherwise cost a send each.
+                while output.count < Connection.streamBatch {
+                    guard let chunk = s.next() else {
+                        if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
+                        stream = nil
+                        break
+                    }
                     if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
                     else { output.append(contentsOf: chunk) }
-                } else {
-                    if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
-                    stream = nil
                 }
             } else {
+                if inLongWrite { inLongWrite = false; worker.longWrite(-1) }
                 output.removeAll(keepingCapacity: output.capacity <= 65536)
                 outputOffset = 0
                 if closeAfterWrite { finishAfterResponse() }
@@ -384,6 +422,7 @@ final class Connection {
     func close() {
         guard !closed else { return }
         closed = true
+        if inLongWrite { inLongWrite = false; worker.longWrite(-1) }
         if let f = file { Glibc.close(f.fd); file = nil }
         stream = nil
         releaseBuffers()

@@ -32,6 +32,8 @@ final class Worker {
     var activeCount = 0
     var draining = false
     var requestsServed = 0
+    /// Connections writing a response over several turns of the loop (see WriteBudget.swift).
+    var longWrites = 0
     /// Whether this worker stepped out of the listeners' wait queues (--balance spread).
     var acceptPaused = false
     /// After an accept4 resource error (EMFILE...), no accepting before this time.
@@ -184,7 +186,7 @@ final class Worker {
             let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
             // the whole life of the connection with no EPOLL_CTL_MOD per request.
-            let events = herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet()
+            let events = Worker.connectionEvents
             if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, UInt64(fd)) < 0 {
                 log.error("\(SysError("epoll_ctl", detail: "connection"))", metadata: ["event": "accept-error"])
                 close(fd)
@@ -282,6 +284,7 @@ final class Worker {
     private func connectionEvent(_ fd: Int32, _ events: UInt32) {
         let i = Int(fd)
         guard i < connections.count, let conn = connections[i] else { return }
+        if events & (herd_epollrdhup() | herd_epollhup()) != 0 { conn.peerHangUpReported = true }
         if events & (herd_epollin() | herd_epollrdhup() | herd_epollhup() | herd_epollerr()) != 0 { conn.readable() }
         if events & herd_epollout() != 0, !conn.closed { conn.writable() }
     }
@@ -303,7 +306,7 @@ final class Worker {
     func handle(_ request: HTTPRequest, on conn: Connection) -> HTTPResponse {
         scoreboard.store(slot, .state, Scoreboard.State.busy.rawValue)
         let response = listeners[conn.listener].handler.handle(request, context: handlerContext(conn))
-        scoreboard.store(slot, .state, (draining ? Scoreboard.State.draining : .idle).rawValue)
+        scoreboard.store(slot, .state, workerState.rawValue)
         return response
     }
 
