@@ -84,7 +84,10 @@ final class Connection {
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
-    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !parser.hasPartialRequest && !hasPendingOutput }
+    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPartialRequest && !hasPendingOutput }
+    /// A request has started and is not complete (its decoded part may already be released from
+    /// the input buffer). Reads the held parser only: an idle connection holds none.
+    private var hasPartialRequest: Bool { parserBox?.parser.hasPartialRequest ?? false }
     private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
 
     // MARK: - Reading
@@ -144,7 +147,7 @@ final class Connection {
         while true {
             while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
-                    if !parser.hasPartialRequest { requestStartedAt = nil }
+                    if !hasPartialRequest { requestStartedAt = nil }
                     break
                 }
                 let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
@@ -214,7 +217,7 @@ final class Connection {
     /// Between requests a connection holds no buffer (issue 17): with nothing unparsed and
     /// nothing left to send, its input and output buffers go back to the worker's pool.
     private func releaseBuffersIfIdle() {
-        guard inputStart == inputEnd && !hasPendingOutput && !lingering else { return }
+        guard inputStart == inputEnd && !hasPartialRequest && !hasPendingOutput && !lingering else { return }
         releaseBuffers()
     }
 
