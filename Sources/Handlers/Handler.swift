@@ -6,6 +6,17 @@
 /// (`.file`, sent with sendfile) or as a stream of chunks (`.stream`).
 public protocol Handler: Sendable {
     func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse
+
+    /// Whether `handle` may block (a database call, a slow upstream, a sleep): then, while it
+    /// runs, the worker hands its other idle keep-alive connections that turn readable to an
+    /// idle worker (work-conserving dispatch; README "Design"). Default `true`: a user handler
+    /// is assumed to block. Handlers that always answer at once say `false`, so their requests
+    /// pay nothing for the dispatch machinery.
+    var mayBlock: Bool { get }
+}
+
+extension Handler {
+    public var mayBlock: Bool { true }
 }
 
 /// What a handler knows about where it runs.

@@ -36,6 +36,11 @@ final class Connection {
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
     private(set) var closed = false
+    /// When the next request's wait began, if before the turn that reads it: the accept, or the
+    /// hand-over by another worker (queue-time histogram); 0: the turn's start.
+    var queuedSince: UInt64 = 0
+    /// Taken from the dispatch socket (another worker may still hold the file briefly).
+    var received = false
     /// Requests this connection has carried.
     private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
@@ -180,7 +185,8 @@ final class Connection {
     private func serve(_ request: HTTPRequest) {
         // worker.now is when this turn of the loop began, i.e. when the request's bytes were read.
         let started = worker.now
-        let response = worker.handle(request, on: self)
+        let response = worker.handle(request, on: self, readyAt: queuedSince != 0 ? queuedSince : started)
+        queuedSince = 0
         queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && worker.keepAliveAllowed,
               versionMinor: request.versionMinor)
         worker.requestFinished(request, status: response.status, on: self, startedAt: started)
@@ -349,12 +355,22 @@ final class Connection {
         if !closed && isIdle && served > 0 { close() }
     }
 
+    /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
+    /// the socket (the worker closes its copy of the fd).
+    func handedOff() {
+        guard !closed else { return }
+        closed = true
+        worker.connectionClosed(self)
+    }
+
     func close() {
         guard !closed else { return }
         closed = true
         if let f = file { Glibc.close(f.fd); file = nil }
         stream = nil
-        // close() also removes the fd from the epoll set (it is its only reference).
+        // close() also removes the fd from the epoll set (it is its only reference; for a
+        // connection handed over by another worker, not necessarily: see unregisterReceived).
+        if received { worker.unregisterReceived(fd) }
         Glibc.close(fd)
         worker.connectionClosed(self)
     }

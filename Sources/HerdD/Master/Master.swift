@@ -37,6 +37,8 @@ final class Master {
     var handedOver = false
     let executablePath: String
     let scoreboard: Scoreboard
+    /// The dispatch socketpair (Worker/Dispatch.swift), passed to every worker of this master.
+    let dispatch: DispatchPair
     var log = Logger(label: "herdd.master")
     let workerEnv: [String]
     let workerExe = "/proc/self/exe"
@@ -77,7 +79,9 @@ final class Master {
         var requests: UInt64 = 0
         var statusClasses = [UInt64](repeating: 0, count: 5)
         var bytesOut: UInt64 = 0
-        var listeners: [[UInt64]] = [] // per listener: wakeups, accepted, empty, drain
+        var listeners: [[UInt64]] = [] // per listener: Scoreboard.listenerCounters
+        var dispatchWakeups: UInt64 = 0
+        var dispatchEmptyWakeups: UInt64 = 0
     }
 
     static let fastDeathNanos: UInt64 = 1_000_000_000
@@ -117,6 +121,7 @@ final class Master {
         let runtimeDir = getenv("RUNTIME_DIRECTORY").map { String(cString: $0).split(separator: ":").first.map(String.init) ?? "" }
         self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid(),
                                          publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil)
+        self.dispatch = try DispatchPair()
         self.backlogPeak = Array(repeating: 0, count: self.listeners.count)
         self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
         self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
@@ -315,8 +320,10 @@ final class Master {
         for (i, l) in listeners.enumerated() { fds.append((l.fd, 3 + Int32(i))) }
         let scoreboardFD = 3 + Int32(listeners.count)
         fds.append((scoreboard.fd, scoreboardFD))
+        let dispatchFD = scoreboardFD + 1
+        fds += [(dispatch.sendFD, dispatchFD), (dispatch.receiveFD, dispatchFD + 1)]
         let argv = ["herdd"] + WorkerRole.Arguments(
-            slot: slot, generation: generation, masterPID: getpid(), scoreboardFD: scoreboardFD,
+            slot: slot, generation: generation, masterPID: getpid(), scoreboardFD: scoreboardFD, dispatchFD: dispatchFD,
             listenerNames: listeners.map(\.name), settings: config.serialized()).commandLine
         do {
             let pid = try Spawn.start(path: workerExe, argv: argv, env: workerEnv, fds: fds)
@@ -369,6 +376,8 @@ final class Master {
             retired.requests &+= snap.requests
             for i in 0..<5 { retired.statusClasses[i] &+= snap.statusClasses[i] }
             retired.bytesOut &+= snap.bytesOut
+            retired.dispatchWakeups &+= snap.dispatchWakeups
+            retired.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
             for i in retired.listeners.indices {
                 let c = scoreboard.listenerCounters(w.slot, listener: i)
                 for k in c.indices { retired.listeners[i][k] &+= c[k] }
@@ -588,6 +597,8 @@ final class Master {
         m.accepted = retired.accepted
         m.requestsByClass = retired.statusClasses
         m.bytesOut = retired.bytesOut
+        m.dispatchWakeups = retired.dispatchWakeups
+        m.dispatchEmptyWakeups = retired.dispatchEmptyWakeups
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
@@ -603,6 +614,8 @@ final class Master {
             m.accepted &+= snap.accepted
             m.active &+= snap.active
             m.bytesOut &+= snap.bytesOut
+            m.dispatchWakeups &+= snap.dispatchWakeups
+            m.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
             for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
             for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
             m.workers.append(MetricsSnapshot.WorkerStats(
