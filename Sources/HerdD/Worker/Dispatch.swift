@@ -142,17 +142,13 @@ extension Worker {
         }
     }
 
-    /// Registers a connection taken from the dispatch socket, as accept does with a new one.
+    /// Adopts a connection taken from the dispatch socket and serves the request that made it
+    /// readable at once, before registering it: a connection taken but left for the next turn
+    /// could meet a blocking handler of ours first and be handed off again, to the tail of the
+    /// queue, though it was its oldest entry. Taking and serving are one step, so the dispatch
+    /// queue stays first in, first out.
     func adopt(fd: Int32, listener index: Int, peer: PeerAddress, readyAt: UInt64) {
         let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
-        // Edge-triggered like an accepted connection; the bytes that made it readable are
-        // already queued, and EPOLL_CTL_ADD reports a ready fd at once.
-        let events = herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet()
-        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, UInt64(fd)) < 0 {
-            log.error("\(SysError("epoll_ctl", detail: "dispatched connection"))", metadata: ["event": "dispatch-error"])
-            close(fd)
-            return
-        }
         let i = Int(fd)
         if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
         connections[i] = conn
@@ -160,6 +156,17 @@ extension Worker {
         scoreboard.store(slot, .active, UInt64(activeCount))
         conn.queuedSince = readyAt
         conn.received = true
+        conn.readable()
+        guard !conn.closed else { return }
+        // Edge-triggered like an accepted connection. EPOLL_CTL_ADD reports what is ready now
+        // (bytes that came meanwhile, room for output still waiting), so nothing is missed
+        // between the read above and the registration.
+        let events = herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet()
+        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, UInt64(fd)) < 0 {
+            log.error("\(SysError("epoll_ctl", detail: "dispatched connection"))", metadata: ["event": "dispatch-error"])
+            conn.close()
+            return
+        }
         if listenerMayBlock[index], let watcher, !watcher.watch(fd) {
             log.warning("\(SysError("epoll_ctl", detail: "watcher")); connection not dispatched", metadata: ["event": "dispatch-error"])
         }
