@@ -64,6 +64,9 @@ final class Connection {
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
     var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPendingOutput }
+    /// Between requests with nothing buffered, to send or half-parsed: the connection may move
+    /// to another worker (Worker/Watcher.swift).
+    var canHandOff: Bool { isIdle && parser.pendingHead == nil }
     private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
 
     // MARK: - Reading

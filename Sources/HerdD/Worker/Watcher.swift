@@ -123,7 +123,7 @@ final class Watcher: @unchecked Sendable {
     /// Under mutex, active: hand off `fd` if it is an idle connection with input waiting.
     private func consider(_ fd: Int32, now: UInt64) {
         guard fd != busyFD, fd >= 0, !handedOff.contains(fd), Int(fd) < worker.connections.count,
-              let conn = worker.connections[Int(fd)], conn.isIdle, !worker.draining else { return }
+              let conn = worker.connections[Int(fd)], conn.canHandOff, !worker.draining else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
         guard herd_has_input(fd) == 1 else { return }
         // Send first, then remove from our epolls: if the queue is full (EAGAIN) the connection
