@@ -359,7 +359,7 @@ final class Connection {
     }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
-    /// the socket (the worker closes its copy of the fd).
+    /// the socket (the watcher already sent it and closed our copy).
     func handedOff() {
         guard !closed else { return }
         closed = true
