@@ -12,6 +12,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import LOCALHOST, free_ports, http_get, run_herdd, wait_until
 
 
@@ -73,8 +75,9 @@ def pid_of(body: bytes) -> int:
     return int(m.group(1))
 
 
-def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_factory):
-    h, port, mport = start(herd_factory)
+@pytest.mark.parametrize("balance", ["rotate", "hot", "spread"])
+def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_factory, balance):
+    h, port, mport = start(herd_factory, extra=("--balance", balance))
     # Open keep-alive connections until two of them are held by the same worker.
     by_pid: dict[int, list[Conn]] = {}
     conns = []
