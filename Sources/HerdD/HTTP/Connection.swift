@@ -36,8 +36,9 @@ final class Connection {
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
     private(set) var closed = false
-    /// When the next request's wait began, if before the turn that reads it: the accept, or the
-    /// hand-over by another worker (queue-time histogram); 0: the turn's start.
+    /// When the next request's wait began, if before the turn that reads it: the moment the
+    /// worker that handed the connection over saw it readable (queue-time histogram); 0: the
+    /// start of the turn that read it.
     var queuedSince: UInt64 = 0
     /// Taken from the dispatch socket (another worker may still hold the file briefly).
     var received = false

@@ -223,7 +223,6 @@ final class Worker {
             connections[i] = conn
             activeCount += 1
             scoreboard.store(slot, .active, UInt64(activeCount))
-            conn.queuedSince = now // queue time of its first request counts from the accept
             if listenerMayBlock[index], let watcher, !watcher.watch(fd) {
                 log.warning("\(SysError("epoll_ctl", detail: "watcher")); connection not dispatched", metadata: ["event": "dispatch-error"])
             }
