@@ -228,3 +228,24 @@ def test_draining_worker_leaves_nothing_in_the_dispatch_queue(herd_factory):
     assert not errors, errors[:5]
     assert done[0] > 100
     wait_until(lambda: web(mport)["received"] == web(mport)["handed_off"], 5, what="every handed-off connection taken")
+
+
+def test_queue_time_shows_a_request_waiting_behind_a_blocking_one(herd_factory):
+    """Pipelined input stays with its worker: the second request waits for the first's 300 ms,
+    and the queue-time histogram shows it (bucket bounds: ... 0.25 s, 1 s ...)."""
+    h, port, mport = start(herd_factory)
+    before = web(mport)["queue"]
+    c = Conn(port)
+    try:
+        c.s.sendall(b"GET /sleep/300 HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read() == (200, b"slept 300\n")
+        status_, body = c.read()
+        assert status_ == 200 and body.startswith(b"debug pid=")
+    finally:
+        c.close()
+    after = web(mport)["queue"]
+    assert after["count"] - before["count"] == 2
+    bounds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5]
+    waited = [i for i, (a, b) in enumerate(zip(after["buckets"], before["buckets"])) if a > b and bounds[i] > 0.25]
+    assert waited, (before, after)  # one request in a bucket above 250 ms
+    assert after["sum_seconds"] - before["sum_seconds"] >= 0.29
