@@ -176,4 +176,70 @@ static inline int herd_notify_nonblocking(const char *text) {
     return r < 0 ? -err : 1;
 }
 
+// Work-conserving dispatch (Worker/Dispatch.swift): a connection fd travels between workers over
+// a SOCK_SEQPACKET socketpair with SCM_RIGHTS; CMSG_* are macros Swift cannot use, so the
+// message is built and read here. One datagram = one fd + a fixed payload. Non-blocking
+// (MSG_DONTWAIT): on a full queue the sender keeps its connection. MSG_NOSIGNAL: no SIGPIPE.
+// Returns 0, or -errno.
+typedef struct { uint64_t listener; uint64_t readyAt; } herd_dispatch_payload;
+static inline int herd_send_fd(int sock, int fd, const herd_dispatch_payload *p) {
+    union { struct cmsghdr h; char raw[CMSG_SPACE(sizeof(int))]; } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = { .iov_base = (void *)p, .iov_len = sizeof *p };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.raw;
+    m.msg_controllen = sizeof ctl.raw;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    for (;;) {
+        ssize_t n = sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+// Receives one datagram: *fd_out = the fd (CLOEXEC) or -1 if the datagram carried none.
+// Returns 1 received, 0 queue empty (EAGAIN), -errno on error. A datagram whose fds did not fit
+// (MSG_CTRUNC) has them closed by the kernel; it is reported with *fd_out = -1.
+static inline int herd_recv_fd(int sock, int *fd_out, herd_dispatch_payload *p) {
+    union { struct cmsghdr h; char raw[CMSG_SPACE(sizeof(int))]; } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    memset(p, 0, sizeof *p);
+    struct iovec iov = { .iov_base = p, .iov_len = sizeof *p };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.raw;
+    m.msg_controllen = sizeof ctl.raw;
+    *fd_out = -1;
+    for (;;) {
+        ssize_t n = recvmsg(sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+        break;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+        }
+    }
+    return 1;
+}
+// Bytes waiting on a connected socket, without consuming them: 1 data, 0 none (EAGAIN),
+// -1 EOF or error (the owner's event loop deals with those).
+static inline int herd_has_input(int fd) {
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return 1;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return -1;
+}
+static inline int herd_sock_seqpacket(void) { return SOCK_SEQPACKET; }
+
 #endif

@@ -1,11 +1,22 @@
 /// The handler protocol: what a user implements to serve requests in a herdd worker.
 ///
-/// A worker is single-threaded: `handle` runs on the worker's event loop, one request at a time.
-/// It must not block for long (a handler stuck longer than `--timeout` gets the worker killed and
-/// replaced by the master). Return the whole response; large bodies are returned as a file
+/// A worker runs `handle` on its event loop, one request at a time. It may block (see
+/// `mayBlock`: the worker's other connections are served by idle workers meanwhile), but not
+/// longer than `--timeout` (a handler stuck longer gets the worker killed and replaced). Return the whole response; large bodies are returned as a file
 /// (`.file`, sent with sendfile) or as a stream of chunks (`.stream`).
 public protocol Handler: Sendable {
     func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse
+
+    /// Whether `handle` may block (a database call, a slow upstream, a sleep): then, while it
+    /// runs, the worker hands its other idle keep-alive connections that turn readable to an
+    /// idle worker (work-conserving dispatch; README "Design"). Default `true`: a user handler
+    /// is assumed to block. Handlers that always answer at once say `false`, so their requests
+    /// pay nothing for the dispatch machinery.
+    var mayBlock: Bool { get }
+}
+
+extension Handler {
+    public var mayBlock: Bool { true }
 }
 
 /// What a handler knows about where it runs.

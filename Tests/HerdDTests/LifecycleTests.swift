@@ -14,7 +14,19 @@ import Testing
         t.listeners = ["http": Array(1...UInt64(Scoreboard.listenerCounterCount)),
                        "with space": [UInt64](repeating: 7, count: Scoreboard.listenerCounterCount)]
         t.backlogAlarmMillis = ["http": 2500]
+        t.dispatchWakeups = 31
+        t.dispatchEmptyWakeups = 4
         #expect(CarriedTotals.decode(t.encoded()) == t)
+    }
+
+    /// What an upgrade hands over per listener (ListenerStats.counters) reads back as the same
+    /// stats, queue-time histogram and dispatch counters included.
+    @Test func listenerCountersInvertAdd() {
+        let c = (1...UInt64(Scoreboard.listenerCounterCount)).map { $0 * 3 }
+        var stats = MetricsSnapshot.ListenerStats(name: "http", address: "127.0.0.1:1", family: "ipv4")
+        stats.add(c)
+        #expect(stats.counters == c)
+        #expect(stats.handedOff != 0 && stats.received != 0 && stats.queueCount != 0)
     }
 
     @Test func malformedAndUnknownLinesAreSkipped() {

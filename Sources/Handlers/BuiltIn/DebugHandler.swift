@@ -4,6 +4,8 @@ import Synchronization
 /// Test and demo endpoints. Only served where an operator maps `debug` explicitly.
 ///
 /// - `/sleep/<ms>`: blocks the worker for `ms` milliseconds (capped at 60000), then "slept <ms>\n".
+/// - `/work/<us>`: burns CPU (a busy loop) for `us` microseconds of this thread's CPU time
+///   (capped at 60 s), then "worked <us>\n": a CPU-bound handler for benchmarks.
 /// - `/hang`: never returns (to exercise the master's heartbeat timeout).
 /// - `/exit/<code>`: terminates the worker with `exit(code)` (code 0...255; simulates a crash).
 /// - `/echo`: the request body back, with `X-Body-Length`.
@@ -12,6 +14,10 @@ import Synchronization
 public struct DebugHandler: Handler {
     public static let maxSleepMs = 60_000
     public static let maxStreamChunks = 1_000_000
+    public static let maxWorkMicros = 60_000_000
+
+    /// Sleeps and burns CPU: other connections of a busy worker are dispatched meanwhile.
+    public var mayBlock: Bool { true }
 
     public init() {}
 
@@ -30,6 +36,14 @@ public struct DebugHandler: Handler {
                 left -= step
             }
             return .text(200, "slept \(total)\n")
+        case ("work", 2):
+            guard let us = arg, us >= 0 else { return .errorResponse(status: 400) }
+            let total = min(us, DebugHandler.maxWorkMicros)
+            // CLOCK_THREAD_CPUTIME_ID: CPU time actually spent, so on a loaded machine the
+            // request costs `us` of CPU like real work would (not `us` of wall time).
+            let end = DebugHandler.cpuNanos() + UInt64(total) * 1000
+            while DebugHandler.cpuNanos() < end {} // the clock read (a syscall) is the work
+            return .text(200, "worked \(total)\n")
         case ("hang", 1):
             while true { sched_yield() }
         case ("exit", 2):
@@ -50,6 +64,14 @@ public struct DebugHandler: Handler {
             r.headers.add("X-Body-Length", String(request.body.count))
             return r
         }
+    }
+}
+
+extension DebugHandler {
+    static func cpuNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }
 

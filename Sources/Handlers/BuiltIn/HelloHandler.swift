@@ -1,5 +1,8 @@
 /// Replies "hello\n" to everything.
 public struct HelloHandler: Handler {
+    /// Answers at once: no dispatch of other connections while it runs.
+    public var mayBlock: Bool { false }
+
     public init() {}
 
     /// Built once: the response is the same for every request (no allocation per request).
@@ -12,6 +15,9 @@ public struct HelloHandler: Handler {
 
 /// Liveness probe: "ok pid=<pid> worker=<id>\n", never cached.
 public struct HealthHandler: Handler {
+    /// Answers at once: no dispatch of other connections while it runs.
+    public var mayBlock: Bool { false }
+
     public init() {}
 
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {

@@ -8,6 +8,9 @@ import Glibc
 /// opened descriptor (/proc/self/fd) must still lie under realpath(root), which catches symlinked
 /// directories pointing outside. Directories serve their `index.html` or 404 (no listings).
 public struct StaticHandler: Handler {
+    /// Answers at once: no dispatch of other connections while it runs.
+    public var mayBlock: Bool { false }
+
     public let root: String
     /// realpath(root) at creation; nil if the root does not resolve (then everything is 404).
     let canonicalRoot: String?

@@ -52,6 +52,12 @@ final class Connection {
     /// When the first byte of a not yet complete request arrived (header/body timeout).
     private var requestStartedAt: UInt64? = nil
     private(set) var closed = false
+    /// When the next request's wait began, if before the turn that reads it: the moment the
+    /// worker that handed the connection over saw it readable (queue-time histogram); 0: the
+    /// start of the turn that read it.
+    var queuedSince: UInt64 = 0
+    /// Taken from the dispatch socket (another worker may still hold the file briefly).
+    var received = false
     /// Requests this connection has carried.
     private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
@@ -88,6 +94,9 @@ final class Connection {
     /// A request has started and is not complete (its decoded part may already be released from
     /// the input buffer). Reads the held parser only: an idle connection holds none.
     private var hasPartialRequest: Bool { parserBox?.parser.hasPartialRequest ?? false }
+    /// Between requests with nothing buffered, to send or half-parsed: the connection may move
+    /// to another worker (Worker/Watcher.swift).
+    var canHandOff: Bool { isIdle }
     private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
 
     // MARK: - Reading
@@ -241,7 +250,8 @@ final class Connection {
     private func serve(_ request: HTTPRequest) {
         // worker.now is when this turn of the loop began, i.e. when the request's bytes were read.
         let started = worker.now
-        let response = worker.handle(request, on: self)
+        let response = worker.handle(request, on: self, readyAt: queuedSince != 0 ? queuedSince : started)
+        queuedSince = 0
         queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && worker.keepAliveAllowed,
               versionMinor: request.versionMinor)
         worker.requestFinished(request, status: response.status, on: self, startedAt: started)
@@ -422,6 +432,15 @@ final class Connection {
         if isIdle && DrainPolicy.mayClose(idleFor: worker.now &- lastActivity) { close() }
     }
 
+    /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
+    /// the socket (the watcher already sent it and closed our copy).
+    func handedOff() {
+        guard !closed else { return }
+        closed = true
+        releaseBuffers()
+        worker.connectionClosed(self)
+    }
+
     func close() {
         guard !closed else { return }
         closed = true
@@ -429,7 +448,9 @@ final class Connection {
         if let f = file { Glibc.close(f.fd); file = nil }
         stream = nil
         releaseBuffers()
-        // close() also removes the fd from the epoll set (it is its only reference).
+        // close() also removes the fd from the epoll set (it is its only reference; for a
+        // connection handed over by another worker, not necessarily: see unregisterReceived).
+        if received { worker.unregisterReceived(fd) }
         Glibc.close(fd)
         worker.connectionClosed(self)
     }

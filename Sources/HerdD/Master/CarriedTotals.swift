@@ -15,7 +15,8 @@
 ///     accepted <n>
 ///     upgrades <n>
 ///     restart <n> <reason>
-///     listener <c0> ... <c17> <name>      (Scoreboard.listenerCounters order)
+///     dispatch <wakeups> <empty wakeups>
+///     listener <c0> ... <cN> <name>       (Scoreboard.listenerCounters order)
 ///     backlog-alarm-ms <n> <name>
 struct CarriedTotals: Equatable, Sendable {
     var requestsByClass = [UInt64](repeating: 0, count: 5)
@@ -23,6 +24,9 @@ struct CarriedTotals: Equatable, Sendable {
     var accepted: UInt64 = 0
     var upgrades: UInt64 = 0
     var restarts: [String: UInt64] = [:]
+    /// Dispatch socket wakeups and empty wakeups (Worker/Dispatch.swift).
+    var dispatchWakeups: UInt64 = 0
+    var dispatchEmptyWakeups: UInt64 = 0
     /// Per listener name, counters in Scoreboard.listenerCounters order.
     var listeners: [String: [UInt64]] = [:]
     /// Per listener name, milliseconds the accept queue spent at or above the alarm threshold.
@@ -31,6 +35,7 @@ struct CarriedTotals: Equatable, Sendable {
     func encoded() -> String {
         var out = "requests " + requestsByClass.map(String.init).joined(separator: " ") + "\n"
         out += "bytes \(bytesOut)\naccepted \(accepted)\nupgrades \(upgrades)\n"
+        out += "dispatch \(dispatchWakeups) \(dispatchEmptyWakeups)\n"
         for (reason, n) in restarts.sorted(by: { $0.key < $1.key }) { out += "restart \(n) \(reason)\n" }
         for (name, c) in listeners.sorted(by: { $0.key < $1.key }) {
             out += "listener " + c.map(String.init).joined(separator: " ") + " \(name)\n"
@@ -51,6 +56,11 @@ struct CarriedTotals: Equatable, Sendable {
                 if v.count == 5 { t.requestsByClass = v }
             case "bytes": if words.count == 2, let v = UInt64(words[1]) { t.bytesOut = v }
             case "accepted": if words.count == 2, let v = UInt64(words[1]) { t.accepted = v }
+            case "dispatch":
+                if words.count == 3, let w = UInt64(words[1]), let e = UInt64(words[2]) {
+                    t.dispatchWakeups = w
+                    t.dispatchEmptyWakeups = e
+                }
             case "upgrades": if words.count == 2, let v = UInt64(words[1]) { t.upgrades = v }
             case "restart":
                 if words.count >= 3, let v = UInt64(words[1]) { t.restarts[words[2...].joined(separator: " ")] = v }

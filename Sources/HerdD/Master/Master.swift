@@ -44,6 +44,8 @@ final class Master {
     var inherited = CarriedTotals()
     let executablePath: String
     let scoreboard: Scoreboard
+    /// The dispatch socketpair (Worker/Dispatch.swift), passed to every worker of this master.
+    let dispatch: DispatchPair
     var log = Logger(label: "herdd.master")
     let workerEnv: [String]
     let workerExe = "/proc/self/exe"
@@ -86,7 +88,9 @@ final class Master {
         var requests: UInt64 = 0
         var statusClasses = [UInt64](repeating: 0, count: 5)
         var bytesOut: UInt64 = 0
-        var listeners: [[UInt64]] = [] // per listener: wakeups, accepted, empty, drain
+        var listeners: [[UInt64]] = [] // per listener: Scoreboard.listenerCounters
+        var dispatchWakeups: UInt64 = 0
+        var dispatchEmptyWakeups: UInt64 = 0
     }
 
     /// Signals the master reads from its signalfd.
@@ -140,6 +144,7 @@ final class Master {
         self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid(),
                                          publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil,
                                          publishNow: handover == nil)
+        self.dispatch = try DispatchPair()
         self.backlogWindows = Array(repeating: BacklogWindow(), count: self.listeners.count)
         self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
         self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
@@ -345,8 +350,10 @@ final class Master {
         for (i, l) in listeners.enumerated() { fds.append((l.fd, 3 + Int32(i))) }
         let scoreboardFD = 3 + Int32(listeners.count)
         fds.append((scoreboard.fd, scoreboardFD))
+        let dispatchFD = scoreboardFD + 1
+        fds += [(dispatch.sendFD, dispatchFD), (dispatch.receiveFD, dispatchFD + 1)]
         let argv = ["herdd"] + WorkerRole.Arguments(
-            slot: slot, generation: generation, masterPID: getpid(), scoreboardFD: scoreboardFD,
+            slot: slot, generation: generation, masterPID: getpid(), scoreboardFD: scoreboardFD, dispatchFD: dispatchFD,
             listenerNames: listeners.map(\.name), settings: config.serialized()).commandLine
         do {
             let pid = try Spawn.start(path: workerExe, argv: argv, env: workerEnv, fds: fds)
@@ -399,6 +406,8 @@ final class Master {
             retired.requests &+= snap.requests
             for i in 0..<5 { retired.statusClasses[i] &+= snap.statusClasses[i] }
             retired.bytesOut &+= snap.bytesOut
+            retired.dispatchWakeups &+= snap.dispatchWakeups
+            retired.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
             for i in retired.listeners.indices {
                 let c = scoreboard.listenerCounters(w.slot, listener: i)
                 for k in c.indices { retired.listeners[i][k] &+= c[k] }
@@ -649,6 +658,8 @@ final class Master {
         m.accepted = inherited.accepted &+ retired.accepted
         m.requestsByClass = zip(inherited.requestsByClass, retired.statusClasses).map { $0 &+ $1 }
         m.bytesOut = inherited.bytesOut &+ retired.bytesOut
+        m.dispatchWakeups = inherited.dispatchWakeups &+ retired.dispatchWakeups
+        m.dispatchEmptyWakeups = inherited.dispatchEmptyWakeups &+ retired.dispatchEmptyWakeups
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
@@ -667,6 +678,8 @@ final class Master {
             m.accepted &+= snap.accepted
             m.active &+= snap.active
             m.bytesOut &+= snap.bytesOut
+            m.dispatchWakeups &+= snap.dispatchWakeups
+            m.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
             for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
             for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
             m.workers.append(MetricsSnapshot.WorkerStats(

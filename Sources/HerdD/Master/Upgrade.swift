@@ -245,8 +245,10 @@ extension Master {
         t.accepted = s.accepted
         t.upgrades = s.upgrades
         t.restarts = s.restarts
+        t.dispatchWakeups = s.dispatchWakeups
+        t.dispatchEmptyWakeups = s.dispatchEmptyWakeups
         for l in s.listeners {
-            t.listeners[l.name] = [l.wakeups, l.accepted, l.emptyWakeups, l.drainEagain, l.latencySumMicros, l.latencyCount] + l.latencyBuckets
+            t.listeners[l.name] = l.counters
             if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = UInt64(secs * 1000) }
         }
         return t

@@ -24,6 +24,14 @@ struct MetricsSnapshot: Sendable {
         var latencySumMicros: UInt64 = 0
         var latencyCount: UInt64 = 0
         var latencyBuckets = [UInt64](repeating: 0, count: Scoreboard.latencyBoundsMicros.count)
+        /// Queue time: from a request's first bytes being readable (or its connection accepted,
+        /// or handed over by another worker) to its handler's start.
+        var queueSumMicros: UInt64 = 0
+        var queueCount: UInt64 = 0
+        var queueBuckets = [UInt64](repeating: 0, count: Scoreboard.queueBoundsMicros.count)
+        /// Connections handed to the dispatch socket by busy workers / taken from it.
+        var handedOff: UInt64 = 0
+        var received: UInt64 = 0
 
         /// Adds a vector of counters in Scoreboard.listenerCounters order.
         mutating func add(_ c: [UInt64]) {
@@ -35,6 +43,46 @@ struct MetricsSnapshot: Sendable {
             latencySumMicros &+= c[4]
             latencyCount &+= c[5]
             for b in 0..<latencyBuckets.count { latencyBuckets[b] &+= c[6 + b] }
+            let q = Scoreboard.queueCounterOffset
+            queueSumMicros &+= c[q + Scoreboard.QueueField.sumMicros.rawValue]
+            queueCount &+= c[q + Scoreboard.QueueField.count.rawValue]
+            for b in 0..<queueBuckets.count { queueBuckets[b] &+= c[q + Scoreboard.QueueField.bucket0.rawValue + b] }
+            handedOff &+= c[q + Scoreboard.QueueField.handedOff.rawValue]
+            received &+= c[q + Scoreboard.QueueField.received.rawValue]
+        }
+
+        /// The counters in Scoreboard.listenerCounters order (the inverse of `add`), e.g. for
+        /// the totals a master hands to its successor in an upgrade.
+        var counters: [UInt64] {
+            var c = [wakeups, accepted, emptyWakeups, drainEagain, latencySumMicros, latencyCount] + latencyBuckets
+            var queue = [UInt64](repeating: 0, count: Scoreboard.queueCounterCount)
+            queue[Scoreboard.QueueField.sumMicros.rawValue] = queueSumMicros
+            queue[Scoreboard.QueueField.count.rawValue] = queueCount
+            for b in 0..<queueBuckets.count { queue[Scoreboard.QueueField.bucket0.rawValue + b] = queueBuckets[b] }
+            queue[Scoreboard.QueueField.handedOff.rawValue] = handedOff
+            queue[Scoreboard.QueueField.received.rawValue] = received
+            c += queue
+            return c
+        }
+
+        /// Upper bound (µs) of the bucket holding the q-quantile of queue time; nil: no
+        /// requests; UInt64.max: beyond the last bound.
+        func queueQuantileMicros(_ q: Double) -> UInt64? {
+            guard queueCount > 0 else { return nil }
+            let rank = UInt64((Double(queueCount) * q).rounded(.up))
+            var cumulative: UInt64 = 0
+            for (b, bound) in Scoreboard.queueBoundsMicros.enumerated() {
+                cumulative &+= queueBuckets[b]
+                if cumulative >= rank { return bound }
+            }
+            return UInt64.max
+        }
+
+        /// "≤2.5ms", ">2.5s", "-" for a queue-time quantile.
+        func queueQuantileText(_ q: Double) -> String {
+            guard let us = queueQuantileMicros(q) else { return "-" }
+            guard us != UInt64.max else { return ">" + durationText(Scoreboard.queueBoundsMicros.last ?? 0) }
+            return "<=" + durationText(us)
         }
     }
 
@@ -62,13 +110,18 @@ struct MetricsSnapshot: Sendable {
     var active: UInt64 = 0
     var restarts: [String: UInt64] = [:]
     var upgrades: UInt64 = 0
+    /// Dispatch socket wakeups and empty ones (another worker took the connection).
+    var dispatchWakeups: UInt64 = 0
+    var dispatchEmptyWakeups: UInt64 = 0
 
     func count(state: String) -> Int { workers.filter { $0.state == state }.count }
 
     /// The one-line summary used for STATUS=.
     var statusLine: String {
         let backlog = listeners.compactMap(\.backlog).reduce(UInt64(0)) { $0 + UInt64($1) }
+        let queue = listeners.filter { $0.queueCount > 0 }.map { "\($0.name) \($0.queueQuantileText(0.99))" }
         return "\(workers.count) workers (\(count(state: "busy")) busy, \(count(state: "idle")) idle), accepted \(accepted), backlog \(backlog)"
+            + (queue.isEmpty ? "" : ", queue p99 " + queue.joined(separator: " "))
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -133,6 +186,27 @@ struct MetricsSnapshot: Sendable {
             sample("herdd_request_duration_seconds_sum", [("listener", l.name)], "\(Double(l.latencySumMicros) / 1e6)")
             sample("herdd_request_duration_seconds_count", [("listener", l.name)], "\(l.latencyCount)")
         }
+        family("herdd_request_queue_seconds", "histogram",
+               "Time a request waited before its handler started, from its first bytes being readable (or its connection accepted or handed over), per listener.")
+        for l in listeners {
+            var cumulative: UInt64 = 0
+            for (b, bound) in Scoreboard.queueBoundsMicros.enumerated() {
+                cumulative &+= l.queueBuckets[b]
+                sample("herdd_request_queue_seconds_bucket", [("listener", l.name), ("le", secondsText(bound))], "\(cumulative)")
+            }
+            sample("herdd_request_queue_seconds_bucket", [("listener", l.name), ("le", "+Inf")], "\(l.queueCount)")
+            sample("herdd_request_queue_seconds_sum", [("listener", l.name)], "\(Double(l.queueSumMicros) / 1e6)")
+            sample("herdd_request_queue_seconds_count", [("listener", l.name)], "\(l.queueCount)")
+        }
+        family("herdd_dispatch_handed_off_total", "counter",
+               "Idle keep-alive connections a busy worker handed to the dispatch socket when they turned readable, per listener.")
+        for l in listeners { sample("herdd_dispatch_handed_off_total", [("listener", l.name)], "\(l.handedOff)") }
+        family("herdd_dispatch_received_total", "counter", "Connections workers took from the dispatch socket, per listener.")
+        for l in listeners { sample("herdd_dispatch_received_total", [("listener", l.name)], "\(l.received)") }
+        family("herdd_dispatch_wakeups_total", "counter", "epoll_wait returns that reported the dispatch socket.")
+        sample("herdd_dispatch_wakeups_total", [], "\(dispatchWakeups)")
+        family("herdd_dispatch_empty_wakeups_total", "counter", "Dispatch socket wakeups whose recvmsg found it empty (another worker took the connection).")
+        sample("herdd_dispatch_empty_wakeups_total", [], "\(dispatchEmptyWakeups)")
         family("herdd_worker_requests", "gauge", "Requests served by the current process in each worker slot.")
         for w in workers { sample("herdd_worker_requests", [("worker", "\(w.slot)")], "\(w.requests)") }
         family("herdd_worker_accepted", "gauge", "Connections accepted by the current process in each worker slot.")
@@ -151,6 +225,17 @@ private func secondsText(_ micros: UInt64) -> String {
     frac = String(repeating: "0", count: 6 - frac.count) + frac
     while frac.hasSuffix("0") { frac.removeLast() }
     return "\(whole).\(frac)"
+}
+
+/// Microseconds as "250us", "2.5ms", "1s".
+func durationText(_ micros: UInt64) -> String {
+    func trim(_ v: Double) -> String {
+        let t = Int((v * 10).rounded())
+        return t % 10 == 0 ? "\(t / 10)" : "\(t / 10).\(t % 10)"
+    }
+    if micros < 1000 { return "\(micros)us" }
+    if micros < 1_000_000 { return trim(Double(micros) / 1000) + "ms" }
+    return trim(Double(micros) / 1e6) + "s"
 }
 
 private func escapeLabel(_ s: String) -> String {

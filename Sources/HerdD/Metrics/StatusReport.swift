@@ -8,12 +8,16 @@ enum StatusReport {
         if !m.restarts.isEmpty {
             out += "restarts: " + m.restarts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "  ") + "\n"
         }
-        out += "\n" + pad("LISTENER", 12) + pad("ADDRESS", 24) + pad("ACCEPTED", 10) + pad("WAKEUPS", 10) + pad("EMPTY", 8) + pad("BACKLOG", 9) + "\n"
+        out += "\n" + pad("LISTENER", 12) + pad("ADDRESS", 24) + pad("ACCEPTED", 10) + pad("WAKEUPS", 10) + pad("EMPTY", 8) + pad("BACKLOG", 9)
+            + pad("QUEUED", 10) + pad("Q-P50", 9) + pad("Q-P99", 9) + pad("HANDED", 8) + "TAKEN\n"
         for l in m.listeners {
             let backlog = l.backlog.map { "\($0)/\(l.backlogLimit ?? 0)" } ?? "-"
             out += pad(l.name, 12) + pad(l.address, 24) + pad("\(l.accepted)", 10) + pad("\(l.wakeups)", 10)
-                + pad("\(l.emptyWakeups)", 8) + pad(backlog, 9) + "\n"
+                + pad("\(l.emptyWakeups)", 8) + pad(backlog, 9)
+                + pad("\(l.queueCount)", 10) + pad(l.queueQuantileText(0.5), 9) + pad(l.queueQuantileText(0.99), 9)
+                + pad("\(l.handedOff)", 8) + "\(l.received)\n"
         }
+        out += "dispatch: wakeups \(m.dispatchWakeups)  empty \(m.dispatchEmptyWakeups)  (QUEUED: requests timed from readable to handler start; HANDED/TAKEN: connections a busy worker passed on / workers took)\n"
         out += "\n" + pad("WORKER", 8) + pad("PID", 9) + pad("GEN", 5) + pad("STATE", 10) + pad("REQUESTS", 10) + pad("ACCEPTED", 10)
             + pad("ACTIVE", 8) + pad("HEARTBEAT", 11) + "UPTIME\n"
         for w in m.workers {
@@ -41,7 +45,12 @@ enum StatusReport {
         let listeners = m.listeners.map { l in
             "{\"name\":\(str(l.name)),\"address\":\(str(l.address)),\"family\":\(str(l.family)),\"accepted\":\(l.accepted),"
                 + "\"wakeups\":\(l.wakeups),\"empty_wakeups\":\(l.emptyWakeups),\"drain_eagain\":\(l.drainEagain),"
-                + "\"backlog\":\(l.backlog.map(String.init) ?? "null"),\"backlog_limit\":\(l.backlogLimit.map(String.init) ?? "null")}"
+                + "\"backlog\":\(l.backlog.map(String.init) ?? "null"),\"backlog_limit\":\(l.backlogLimit.map(String.init) ?? "null"),"
+                + "\"queue\":{\"count\":\(l.queueCount),\"sum_seconds\":\(Double(l.queueSumMicros) / 1e6),"
+                + "\"p50_le_seconds\":\(l.queueQuantileMicros(0.5).map { $0 == UInt64.max ? "null" : "\(Double($0) / 1e6)" } ?? "null"),"
+                + "\"p99_le_seconds\":\(l.queueQuantileMicros(0.99).map { $0 == UInt64.max ? "null" : "\(Double($0) / 1e6)" } ?? "null"),"
+                + "\"buckets\":[\(l.queueBuckets.map(String.init).joined(separator: ","))]},"
+                + "\"handed_off\":\(l.handedOff),\"received\":\(l.received)}"
         }
         let workers = m.workers.map { w in
             "{\"slot\":\(w.slot),\"pid\":\(w.pid),\"generation\":\(w.generation),\"state\":\(str(w.state)),"
@@ -55,6 +64,7 @@ enum StatusReport {
             + "\"accepted\":\(m.accepted),\"active\":\(m.active),\"bytes_out\":\(m.bytesOut),"
             + "\"requests\":{\"1xx\":\(r[0]),\"2xx\":\(r[1]),\"3xx\":\(r[2]),\"4xx\":\(r[3]),\"5xx\":\(r[4])},"
             + "\"restarts\":{\(restarts.joined(separator: ","))},\"upgrades\":\(m.upgrades),"
+            + "\"dispatch_wakeups\":\(m.dispatchWakeups),\"dispatch_empty_wakeups\":\(m.dispatchEmptyWakeups),"
             + "\"listeners\":[\(listeners.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}\n"
     }
 

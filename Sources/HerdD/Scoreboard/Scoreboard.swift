@@ -11,7 +11,7 @@ import Glibc
 ///                  [3] listeners per slot, [4] master pid, then the master's command results
 ///                  (`HeaderField`: generation, reload and upgrade sequence numbers and outcomes)
 ///                  and from word 16 a NUL-terminated message for the last failure (384 bytes)
-///     offset 512   slot 0, 4096 bytes (512 words), then slot 1, ... (pages are only allocated
+///     offset 512   slot 0, 8192 bytes (1024 words), then slot 1, ... (pages are only allocated
 ///                  when touched, so unused slots cost nothing)
 ///
 /// Slot words (see `Field`): pid, generation, state, heartbeat (CLOCK_MONOTONIC ns), request and
@@ -20,7 +20,11 @@ import Glibc
 /// wakeups (first accept4 gave EAGAIN: another worker took the connection — the herd meter), drain
 /// EAGAINs (the normal EAGAIN that ends an accept loop after at least one accept), request
 /// latency sum (µs) and count, and 12 latency histogram buckets (non-cumulative, bounds in
-/// `latencyBounds`).
+/// `latencyBounds`). From word 512, per listener 20 words (`QueueField`): queue time (readable or
+/// accepted -> handler start) sum (µs) and count, 13 histogram buckets (`queueBoundsMicros`),
+/// connections handed to the dispatch socket and taken from it (work-conserving dispatch).
+/// The header layout is unchanged from version 2 (slots grew), so `herdd reload/upgrade` of
+/// either version read each other's header; workers always run their master's binary.
 ///
 /// A worker writes only its own slot; the master reads all slots and (re)initialises a slot only
 /// while no worker process owns it. No locks, no messages, readable when every worker is busy.
@@ -38,7 +42,7 @@ final class Scoreboard: @unchecked Sendable {
         case slotHighWater
     }
     enum Outcome: UInt64 { case none = 0, ok, failed }
-    static let slotWords = 512
+    static let slotWords = 1024
     static let maxListeners = 16
     static let listenerBase = 32
     static let listenerWords = 20
@@ -49,7 +53,18 @@ final class Scoreboard: @unchecked Sendable {
         case pid = 0, generation, state, heartbeat, requests
         case status1xx, status2xx, status3xx, status4xx, status5xx
         case bytesOut, accepted, active, startedAt, exitReason, slotID
+        /// Work-conserving dispatch: epoll wakeups for the dispatch socket, and those whose
+        /// recvmsg found it empty (another worker took the connection), apart from the
+        /// listeners' herd meter.
+        case dispatchWakeups, dispatchEmptyWakeups
     }
+
+    /// Per-listener words from `queueBase` (see the layout above).
+    enum QueueField: Int { case sumMicros = 0, count, bucket0, handedOff = 15, received }
+    static let queueBase = 512
+    static let queueWords = 20
+    /// Upper bounds of the queue-time buckets, in microseconds (the last bucket is +Inf beyond).
+    static let queueBoundsMicros: [UInt64] = [100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 2_500_000]
 
     enum ListenerField: Int { case wakeups = 0, accepted, emptyWakeups, drainEagain, latencySumMicros, latencyCount, bucket0 }
 
@@ -254,14 +269,42 @@ final class Scoreboard: @unchecked Sendable {
         if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
     }
 
-    /// Number of counter words per listener that `listenerCounters` returns.
-    static let listenerCounterCount = 6 + latencyBoundsMicros.count
+    @inline(__always) func word(_ slot: Int, listener: Int, _ f: QueueField) -> UnsafeMutablePointer<UInt64> {
+        base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.queueBase
+            + listener * Scoreboard.queueWords + f.rawValue
+    }
 
-    /// All counters of a listener in a slot, in ListenerField order (wakeups, accepted, empty
-    /// wakeups, drain EAGAINs, latency sum, latency count, buckets...).
+    @inline(__always) func bump(_ slot: Int, listener: Int, _ f: QueueField) {
+        let p = word(slot, listener: listener, f)
+        herd_store64(p, herd_load64(p) &+ 1)
+    }
+
+    /// Records one request's queue time (readable/accepted -> handler start; single writer).
+    @inline(__always) func observeQueue(_ slot: Int, listener: Int, micros: UInt64) {
+        var b = 0
+        let bounds = Scoreboard.queueBoundsMicros
+        while b < bounds.count && micros > bounds[b] { b += 1 }
+        let base = word(slot, listener: listener, .sumMicros)
+        herd_store64(base, herd_load64(base) &+ micros)
+        herd_store64(base + 1, herd_load64(base + 1) &+ 1)
+        if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
+    }
+
+    /// Number of counter words per listener that `listenerCounters` returns: the
+    /// ListenerField words, then `queueCounterCount` QueueField words.
+    static let listenerCounterCount = 6 + latencyBoundsMicros.count + queueCounterCount
+    static let queueCounterCount = QueueField.received.rawValue + 1
+    /// Index of the first QueueField word in `listenerCounters`.
+    static let queueCounterOffset = 6 + latencyBoundsMicros.count
+
+    /// All counters of a listener in a slot: ListenerField order (wakeups, accepted, empty
+    /// wakeups, drain EAGAINs, latency sum, latency count, buckets...), then QueueField order
+    /// (queue sum, count, buckets, handed off, received).
     func listenerCounters(_ slot: Int, listener: Int) -> [UInt64] {
         let base = word(slot, listener: listener, .wakeups)
-        return (0..<Scoreboard.listenerCounterCount).map { herd_load64(base + $0) }
+        let queue = word(slot, listener: listener, QueueField.sumMicros)
+        return (0..<Scoreboard.queueCounterOffset).map { herd_load64(base + $0) }
+            + (0..<Scoreboard.queueCounterCount).map { herd_load64(queue + $0) }
     }
 
     func state(_ slot: Int) -> State { State(rawValue: load(slot, .state)) ?? .free }
@@ -290,6 +333,8 @@ final class Scoreboard: @unchecked Sendable {
         var active: UInt64
         var startedAt: UInt64
         var exitReason: UInt64
+        var dispatchWakeups: UInt64
+        var dispatchEmptyWakeups: UInt64
     }
 
     func snapshot(_ slot: Int) -> SlotSnapshot {
@@ -298,6 +343,7 @@ final class Scoreboard: @unchecked Sendable {
             state: state(slot), heartbeat: load(slot, .heartbeat), requests: load(slot, .requests),
             statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
             bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
-            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason))
+            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason),
+            dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups))
     }
 }

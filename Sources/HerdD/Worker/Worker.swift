@@ -43,16 +43,32 @@ final class Worker {
     private var dateSecond = -1
     private var dateText = ""
 
+    // Work-conserving dispatch (Dispatch.swift, Watcher.swift).
+    let dispatch: DispatchPair?
+    var watcher: Watcher? = nil
+    /// Per listener: its handler may block (then its connections are watched for hand-off).
+    let listenerMayBlock: [Bool]
+    /// fds handed off during the current turn of the loop: events for them later in the same
+    /// epoll_wait batch are stale (the fd number may even be reused by an accept) and skipped.
+    var staleFDs: [Int32] = []
+    /// When the current handler started (for queue time): the turn's start, then the end of
+    /// each request served in the turn (pipelined and batched requests wait for earlier ones).
+    var turnClock: UInt64 = 0
+
     // epoll user data: connection fds are < 2^32; listeners and the signalfd are tagged above.
     static let listenerTag: UInt64 = 1 << 32
     static let signalTag: UInt64 = 2 << 32
+    static let dispatchTag: UInt64 = 3 << 32
 
-    init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener]) {
+    init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener],
+         dispatch: DispatchPair? = nil) {
         self.slot = slot
         self.masterPID = masterPID
         self.config = config
         self.scoreboard = scoreboard
         self.listeners = listeners
+        self.dispatch = dispatch
+        self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
         self.limits = l
@@ -94,6 +110,20 @@ final class Worker {
         // Level-triggered on purpose: if we leave connections in the queue, we are woken again.
         for l in listeners { try setNonBlocking(l.fd) }
         try watchListeners()
+        if let dispatch {
+            // The dispatch socket is waited on like a listener: EPOLLEXCLUSIVE, level-triggered,
+            // so a connection handed over wakes one idle worker, and one left queued wakes again.
+            try setNonBlocking(dispatch.sendFD)
+            try setNonBlocking(dispatch.receiveFD)
+            try sys("epoll_ctl", detail: "dispatch socket") {
+                herd_epoll_ctl(epfd, EPOLL_CTL_ADD, dispatch.receiveFD, herd_epollin() | herd_epollexclusive(), Worker.dispatchTag)
+            }
+            if listenerMayBlock.contains(true) {
+                let w = try Watcher(worker: self, dispatch: dispatch)
+                try w.spawn()
+                watcher = w
+            }
+        }
         scoreboard.store(slot, .pid, UInt64(pid))
         scoreboard.store(slot, .startedAt, now)
         scoreboard.store(slot, .heartbeat, now)
@@ -109,14 +139,20 @@ final class Worker {
             let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, timeout) }
             if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "worker") }
             now = monotonicNanos()
+            turnClock = now
+            if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
             // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
             // a worker stuck in a handler stops beating and the master kills it.
             scoreboard.store(slot, .heartbeat, now)
             for i in 0..<max(0, Int(n)) {
                 let ev = events[i]
-                if ev.data >= Worker.signalTag { handleSignals() }
+                if ev.data >= Worker.signalTag {
+                    if ev.data == Worker.dispatchTag { receiveDispatched() } else { handleSignals() }
+                }
                 else if ev.data >= Worker.listenerTag { acceptConnections(Int(ev.data - Worker.listenerTag)) }
-                else { connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events) }
+                else if staleFDs.isEmpty || !staleFDs.contains(Int32(truncatingIfNeeded: ev.data)) {
+                    connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events)
+                }
             }
             if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
             if now - lastSweep >= (draining ? 100_000_000 : 1_000_000_000) {
@@ -127,7 +163,7 @@ final class Worker {
                     beginDrain(reason: .drained)
                 }
             }
-            if draining && activeCount == 0 { finish() }
+            if draining && activeCount == 0 && !drainDispatchQueue() { finish() }
         }
     }
 
@@ -198,6 +234,9 @@ final class Worker {
             activeCount += 1
             buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
+            if listenerMayBlock[index], let watcher, !watcher.watch(fd) {
+                log.warning("\(SysError("epoll_ctl", detail: "watcher")); connection not dispatched", metadata: ["event": "dispatch-error"])
+            }
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
                 // wait queue until we are back within our share.
@@ -303,9 +342,18 @@ final class Worker {
         HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peerAddress: conn.peer)
     }
 
-    func handle(_ request: HTTPRequest, on conn: Connection) -> HTTPResponse {
+    /// Runs the listener's handler. `readyAt`: when the request became readable (or its
+    /// connection was accepted or handed over), for the queue-time histogram.
+    func handle(_ request: HTTPRequest, on conn: Connection, readyAt: UInt64) -> HTTPResponse {
+        scoreboard.observeQueue(slot, listener: conn.listener, micros: turnClock > readyAt ? (turnClock - readyAt) / 1000 : 0)
         scoreboard.store(slot, .state, Scoreboard.State.busy.rawValue)
+        // A handler that may block: let the watcher pass our other connections that turn
+        // readable meanwhile to idle workers (Watcher.swift). Not while draining: then we close
+        // keep-alive connections anyway, and the dispatch queue must empty before we exit.
+        let watched = listenerMayBlock[conn.listener] && !draining ? watcher : nil
+        watched?.start(busy: conn.fd)
         let response = listeners[conn.listener].handler.handle(request, context: handlerContext(conn))
+        if let watched { finishHandOffs(watched) }
         scoreboard.store(slot, .state, workerState.rawValue)
         return response
     }
@@ -325,6 +373,7 @@ final class Worker {
     /// Latency histogram and optional access log, after the response was queued.
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: Connection, startedAt: UInt64) {
         let end = monotonicNanos()
+        turnClock = end
         let micros = end > startedAt ? (end - startedAt) / 1000 : 0
         scoreboard.observeLatency(slot, listener: conn.listener, micros: micros)
         guard config.accessLog else { return }

@@ -6,9 +6,10 @@ import Logging
 /// a private protocol between master and worker (Master.spawnWorker writes it):
 ///
 ///     herdd worker --slot N --generation N --master-pid PID --scoreboard-fd FD
-///                  [--listener NAME]... -- key=value...
+///                  [--dispatch-fd FD] [--listener NAME]... -- key=value...
 ///
-/// Listener i is fd 3 + i; the settings after "--" are ServerConfig.serialize()'s output.
+/// Listener i is fd 3 + i; the dispatch socketpair is FD (send end) and FD + 1 (receive end);
+/// the settings after "--" are ServerConfig.serialize()'s output.
 enum WorkerRole {
     static let commandName = "worker"
 
@@ -17,6 +18,7 @@ enum WorkerRole {
         var generation: UInt64 = 0
         var masterPID: Int32 = 0
         var scoreboardFD: Int32 = -1
+        var dispatchFD: Int32 = -1
         var listenerNames: [String] = []
         var settings: [String] = []
 
@@ -24,6 +26,7 @@ enum WorkerRole {
         var commandLine: [String] {
             var argv = [WorkerRole.commandName, "--slot", "\(slot)", "--generation", "\(generation)",
                         "--master-pid", "\(masterPID)", "--scoreboard-fd", "\(scoreboardFD)"]
+            if dispatchFD >= 0 { argv += ["--dispatch-fd", "\(dispatchFD)"] }
             for name in listenerNames { argv += ["--listener", name] }
             return argv + ["--"] + settings
         }
@@ -55,6 +58,7 @@ enum WorkerRole {
             case "--generation": a.generation = try number(option, UInt64.self)
             case "--master-pid": a.masterPID = try number(option, Int32.self)
             case "--scoreboard-fd": a.scoreboardFD = try number(option, Int32.self)
+            case "--dispatch-fd": a.dispatchFD = try number(option, Int32.self)
             case "--listener": a.listenerNames.append(try value(option))
             case "--":
                 a.settings = Array(args[(i + 1)...])
@@ -123,7 +127,8 @@ enum WorkerRole {
                 bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler, isTCP: isTCP))
             }
             let worker = Worker(slot: parsed.slot, masterPID: parsed.masterPID, config: config,
-                                scoreboard: scoreboard, listeners: bound)
+                                scoreboard: scoreboard, listeners: bound,
+                                dispatch: parsed.dispatchFD >= 0 ? DispatchPair(inheritedAt: parsed.dispatchFD) : nil)
             try worker.run()
         } catch {
             log.critical("worker failed: \(error)", metadata: ["event": "worker-failed"])

@@ -1,0 +1,144 @@
+import CHerdSys
+import Glibc
+
+/// A worker's helper thread for work-conserving dispatch (see Dispatch.swift, README "Design").
+///
+/// Connections of listeners whose handler may block are registered once, at accept, in the
+/// watcher's own epoll (EPOLLIN | EPOLLET; no syscall per request). The watcher sleeps on a
+/// condition variable while the worker's event loop runs: the edges pile up in its epoll's ready
+/// list (at most one entry per connection) without waking anyone. Before a blocking handler the
+/// event loop calls `start(busy:)`; the watcher then waits on its epoll, and for each connection
+/// that turned readable while it is idle in the event loop's view (no buffered input, nothing to
+/// send, not lingering) and is not the one being served, it sends the fd to the dispatch socket
+/// and removes it from both epolls and closes it. After the handler, `stop()` returns the
+/// connections handed off; the event loop forgets them.
+///
+/// Synchronization: everything the watcher does to a connection happens under `mutex` while
+/// `active` is true; `stop()` clears `active` under the same mutex, so once it returns the
+/// watcher touches nothing, and the lock/unlock pairs order the event loop's writes to the
+/// connection table before the watcher's reads and the watcher's hand-offs before the event
+/// loop's next step. The event loop does not run while the watcher is active, so the fd numbers
+/// in the connection table stay valid (a number the watcher closed, which the handler may reuse,
+/// is never looked at again in that period). Stale edges (bytes the event loop already read) are filtered with a
+/// one-byte recv(MSG_PEEK).
+final class Watcher: @unchecked Sendable {
+    /// The watcher's epoll (connections of blocking listeners, edge-triggered).
+    let epfd: Int32
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+    // Guarded by mutex:
+    private var active = false
+    private var busyFD: Int32 = -1
+    private var handedOff: [Int32] = []
+    /// The worker whose connection table the watcher reads while the event loop is inside a
+    /// handler. The worker lives as long as the process.
+    unowned(unsafe) let worker: Worker
+    let dispatch: DispatchPair
+
+    init(worker: Worker, dispatch: DispatchPair) throws {
+        self.worker = worker
+        self.dispatch = dispatch
+        epfd = try sys("epoll_create1", detail: "watcher") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        mutex = .allocate(capacity: 1)
+        cond = .allocate(capacity: 1)
+        var rc = pthread_mutex_init(mutex, nil)
+        guard rc == 0 else { throw SysError("pthread_mutex_init", errno: rc) }
+        rc = pthread_cond_init(cond, nil)
+        guard rc == 0 else { throw SysError("pthread_cond_init", errno: rc) }
+        handedOff.reserveCapacity(64)
+    }
+
+    /// Starts the thread (small stack: it only runs `loop`). The thread holds a reference to
+    /// the watcher for the life of the process.
+    func spawn() throws {
+        var attr = pthread_attr_t()
+        var rc = pthread_attr_init(&attr)
+        guard rc == 0 else { throw SysError("pthread_attr_init", errno: rc) }
+        defer { pthread_attr_destroy(&attr) }
+        rc = pthread_attr_setstacksize(&attr, 256 * 1024)
+        guard rc == 0 else { throw SysError("pthread_attr_setstacksize", errno: rc) }
+        rc = pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        guard rc == 0 else { throw SysError("pthread_attr_setdetachstate", errno: rc) }
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        rc = pthread_create(&thread, &attr, { raw in
+            guard let raw else { return nil }
+            Unmanaged<Watcher>.fromOpaque(raw).takeUnretainedValue().loop()
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Watcher>.fromOpaque(context).release()
+            throw SysError("pthread_create", errno: rc, detail: "watcher")
+        }
+    }
+
+    /// Registers a connection (at accept or when taken from the dispatch socket). Edge-triggered:
+    /// one registration for the connection's life, no syscall per request; close() removes it.
+    func watch(_ fd: Int32) -> Bool {
+        herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, herd_epollin() | herd_epollet(), UInt64(fd)) == 0
+    }
+
+    /// Event loop, before a blocking handler: hand off readable idle connections other than `busy`.
+    func start(busy: Int32) {
+        pthread_mutex_lock(mutex)
+        active = true
+        busyFD = busy
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Event loop, after the handler: from now on the watcher touches nothing. Returns the fds
+    /// handed off meanwhile (already sent, removed from both epolls and closed).
+    func stop(into out: inout [Int32]) {
+        pthread_mutex_lock(mutex)
+        active = false
+        busyFD = -1
+        if !handedOff.isEmpty {
+            out += handedOff
+            handedOff.removeAll(keepingCapacity: true)
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func loop() -> Never {
+        var events = [herd_event](repeating: herd_event(), count: 64)
+        while true {
+            pthread_mutex_lock(mutex)
+            while !active { pthread_cond_wait(cond, mutex) }
+            pthread_mutex_unlock(mutex)
+            // Wait while the handler runs. The timeout only bounds how long a stop() goes
+            // unnoticed when nothing happens (then we park on the condition variable again).
+            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, 50) }
+            if n <= 0 { continue } // timeout or EINTR (nothing else can fail on a valid epfd)
+            pthread_mutex_lock(mutex)
+            if active {
+                let now = monotonicNanos()
+                for i in 0..<Int(n) { consider(Int32(truncatingIfNeeded: events[i].data), now: now) }
+            }
+            // Not active: the edges are dropped. The event loop runs again and reads those
+            // connections itself (its own epoll has the same edges).
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    /// Under mutex, active: hand off `fd` if it is an idle connection with input waiting.
+    private func consider(_ fd: Int32, now: UInt64) {
+        guard fd != busyFD, fd >= 0, !handedOff.contains(fd), Int(fd) < worker.connections.count,
+              let conn = worker.connections[Int(fd)], conn.canHandOff, !worker.draining else { return }
+        // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
+        guard herd_has_input(fd) == 1 else { return }
+        // Send first, then remove from our epolls: if the queue is full (EAGAIN) the connection
+        // stays ours, untouched, and the event loop reads it after the handler.
+        let e = dispatch.send(fd, listener: conn.listener, readyAt: now)
+        guard e == 0 else { return }
+        // An epoll registration lives as long as the open file, which the receiving worker now
+        // shares: without DEL our event loop would still be woken for it after close().
+        _ = herd_epoll_ctl(worker.epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        // Close our copy now rather than after the handler: the client's connection ends when
+        // the receiver closes it (a close-delimited response must not wait for our handler),
+        // and no registration of ours outlives it. The event loop only forgets the connection.
+        // The handler may reuse the fd number meanwhile: `handedOff` keeps us off it.
+        close(fd)
+        handedOff.append(fd)
+    }
+}

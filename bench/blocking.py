@@ -1,0 +1,176 @@
+"""bench/run section "blocking": handlers that block (issue 12).
+
+herdd (`--handler debug`: /sleep/<ms>, /work/<us>) against gunicorn sync (-w N) and gthread
+(-w N --threads T) running the same WSGI app, in the same run, interleaved. Two mixes, chosen per
+request by a wrk Lua script:
+
+  sleep: 90% /sleep/2, 10% /sleep/50      (mean service 6.8 ms; the handler waits)
+  cpu:   90% /work/500, 10% /work/10000   (mean service 1.45 ms of CPU time; the handler burns it)
+
+at c = 8, 16, 64 connections, keep-alive and `Connection: close` (wrk -t1). Reported: req/s as a
+fraction of the work-conserving bound (sleep: workers / mean service; cpu: min(workers, CPUs) /
+mean service, since CPU time cannot overlap beyond the cores), p50/p99, and herdd's ratios to
+gunicorn sync. gthread has workers x threads handler slots, so its sleep-mix bound is higher;
+it is shown for reference.
+
+Loaded by bench/run (which passes itself as `run`: Server, free_port, run_wrk, ...).
+"""
+
+import statistics
+import sys
+
+MIXES = {
+    # name: ([(weight, path)], mean service seconds, cpu-bound)
+    "sleep": ([(0.9, "/sleep/2"), (0.1, "/sleep/50")], 0.9 * 0.002 + 0.1 * 0.050, False),
+    "cpu": ([(0.9, "/work/500"), (0.1, "/work/10000")], 0.9 * 0.0005 + 0.1 * 0.010, True),
+}
+
+APP = '''import time
+
+def app(environ, start_response):
+    parts = environ.get("PATH_INFO", "/").strip("/").split("/")
+    body = b"debug\\n"
+    if len(parts) == 2 and parts[0] == "sleep":
+        ms = int(parts[1])
+        time.sleep(ms / 1000.0)
+        body = ("slept %d\\n" % ms).encode()
+    elif len(parts) == 2 and parts[0] == "work":
+        us = int(parts[1])
+        # CPU time of this thread, like herdd's /work (CLOCK_THREAD_CPUTIME_ID).
+        end = time.thread_time() + us / 1e6
+        while time.thread_time() < end:
+            pass
+        body = ("worked %d\\n" % us).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def lua_script(paths):
+    """wrk script: each request picks a path by weight (seeded per thread)."""
+    cum, acc = [], 0.0
+    for w, p in paths:
+        acc += w
+        cum.append((acc, p))
+    branches = "\n".join(f'    if r < {c:.6f} then return wrk.format("GET", "{p}") end' for c, p in cum[:-1])
+    return ("function init(args) math.randomseed(os.time()) end\n"
+            "function request()\n"
+            "    local r = math.random()\n"
+            f"{branches}\n"
+            f'    return wrk.format("GET", "{cum[-1][1]}")\n'
+            "end\n")
+
+
+def herdd_server(run, peers, workers):
+    d = peers._dir("herdd-blocking")
+    port, mport = run.free_port(), run.free_port()
+    cmd = [peers.herdd, "--workers", str(workers), "--listen", f"127.0.0.1:{port},name=web", "--handler", "web=debug",
+           "--listen", f"127.0.0.1:{mport},name=metrics", "--handler", "metrics=metrics"]
+    return run.Server("herdd", cmd, workers, [port], d, run.signal.SIGQUIT, metrics_port=mport,
+                      notify_path=str(d / "notify.sock"))
+
+
+def gunicorn_server(run, peers, workers, threads=None):
+    name = "gunicorn-gthread" if threads else "gunicorn-sync"
+    d = peers._dir(name)
+    port = run.free_port()
+    (d / "blocking_app.py").write_text(APP)
+    cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--backlog", "1024",
+           "--chdir", str(d), "--worker-tmp-dir", str(d), "--log-level", "warning", "--timeout", "60"]
+    cmd += ["-k", "gthread", "--threads", str(threads)] if threads else ["-k", "sync"]
+    if peers.gunicorn_no_ctl:
+        cmd.append("--no-control-socket")
+    cmd += ["--bind", f"127.0.0.1:{port}", "blocking_app:app"]
+    srv = run.Server(name, cmd, workers, [port], d, run.signal.SIGINT)
+    run.COMMANDS[-1]["app"] = APP
+    return srv
+
+
+def section(run, peers, cfg):
+    workers = cfg.blocking_workers
+    ncpu = run.os.cpu_count() or 1
+    tmp = peers._dir("blocking-scripts")
+    scripts = {}
+    for mix, (paths, _, _) in MIXES.items():
+        p = tmp / f"{mix}.lua"
+        p.write_text(lua_script(paths))
+        scripts[mix] = str(p)
+    out = {"workers": workers, "cpus": ncpu, "threads": cfg.blocking_threads, "rows": []}
+    srvs = {}
+    try:
+        srvs["herdd"] = herdd_server(run, peers, workers).wait_ready()
+        srvs["gunicorn-sync"] = gunicorn_server(run, peers, workers).wait_ready()
+        srvs["gunicorn-gthread"] = gunicorn_server(run, peers, workers, cfg.blocking_threads).wait_ready()
+        names = list(srvs)
+        for s in srvs.values():  # warm-up
+            run.run_wrk([["wrk", "-t1", "-c8", "-d1s", "-s", scripts["sleep"], f"http://127.0.0.1:{s.ports[0]}/"]], 1, "warm-up")
+        runs = {}
+        for r in range(cfg.blocking_rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for mix in MIXES:
+                for mode in cfg.modes:
+                    for c in cfg.blocking_conns:
+                        for pname in order:
+                            s = srvs[pname]
+                            cmd = ["wrk", "-t1", f"-c{c}", f"-d{cfg.blocking_secs}s", "--latency", "-s", scripts[mix]]
+                            if mode == "close":
+                                cmd += ["-H", "Connection: close"]
+                            cmd.append(f"http://127.0.0.1:{s.ports[0]}/")
+                            run.log(f"  [blocking] round {r + 1}/{cfg.blocking_rounds} {mix} {mode} c={c} {pname}")
+                            w = run.run_wrk([cmd], cfg.blocking_secs, f"blocking {mix} {mode} c{c} {pname}")[0]
+                            runs.setdefault((mix, mode, c, pname), []).append(w)
+        if "herdd" in srvs:
+            m = srvs["herdd"].metrics()
+            if m:
+                out["herdd_metrics"] = {
+                    "handed_off": run.msum(m, "herdd_dispatch_handed_off_total"),
+                    "received": run.msum(m, "herdd_dispatch_received_total"),
+                    "dispatch_wakeups": run.msum(m, "herdd_dispatch_wakeups_total"),
+                    "dispatch_empty_wakeups": run.msum(m, "herdd_dispatch_empty_wakeups_total"),
+                    "queue_count": run.msum(m, "herdd_request_queue_seconds_count"),
+                    "queue_sum_s": run.msum(m, "herdd_request_queue_seconds_sum"),
+                }
+    finally:
+        for s in srvs.values():
+            s.stop()
+
+    def med(lst, key):
+        xs = [x[key] for x in lst if x.get(key) is not None]
+        return statistics.median(xs) if xs else None
+
+    for mix, (_, mean_s, cpu) in MIXES.items():
+        bound = (min(workers, ncpu) if cpu else workers) / mean_s
+        for mode in cfg.modes:
+            for c in cfg.blocking_conns:
+                row = {"mix": mix, "mode": mode, "conns": c, "bound_rps": bound}
+                for pname in ("herdd", "gunicorn-sync", "gunicorn-gthread"):
+                    lst = runs.get((mix, mode, c, pname), [])
+                    row[pname] = {"rps": med(lst, "rps"), "p50_ms": med(lst, "p50_ms"), "p99_ms": med(lst, "p99_ms"),
+                                  "errors": sum(x["errors"] + x["non2xx"] for x in lst),
+                                  "rounds_rps": [x["rps"] for x in lst]}
+                    row[pname]["of_bound"] = row[pname]["rps"] / bound if row[pname]["rps"] else None
+                h, g = row["herdd"], row["gunicorn-sync"]
+                row["herdd/gunicorn-sync"] = {k: (h[k] / g[k] if h[k] and g[k] else None) for k in ("rps", "p50_ms", "p99_ms")}
+                out["rows"].append(row)
+    return out
+
+
+def report(res, cfg, f):
+    b = res["blocking"]
+    print(f"\n## 5. Blocking handlers: {b['workers']} workers, wrk -t1 -d{cfg.blocking_secs}s --latency with a Lua mix, "
+          f"median of {cfg.blocking_rounds} interleaved round(s); gthread: --threads {b['threads']}")
+    print("   sleep: 90% /sleep/2 + 10% /sleep/50 (bound workers / 6.8 ms); "
+          f"cpu: 90% /work/500 + 10% /work/10000 (bound min(workers, {b['cpus']} CPUs) / 1.45 ms)")
+    hdr = (f"{'mix':5} {'mode':9} {'c':>3} {'bound':>6} | {'herdd req/s':>11} {'of bound':>8} {'p50':>7} {'p99':>7} | "
+           f"{'sync req/s':>10} {'p50':>7} {'p99':>7} | {'gthread req/s':>13} {'p99':>7} | {'rps/sync':>8} {'p99/sync':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in b["rows"]:
+        h, g, t, q = r["herdd"], r["gunicorn-sync"], r["gunicorn-gthread"], r["herdd/gunicorn-sync"]
+        print(f"{r['mix']:5} {r['mode']:9} {r['conns']:>3} {r['bound_rps']:>6.0f} | {f(h['rps'], '.0f'):>11} {f(h['of_bound']):>8} "
+              f"{f(h['p50_ms'], '.1f'):>7} {f(h['p99_ms'], '.1f'):>7} | {f(g['rps'], '.0f'):>10} {f(g['p50_ms'], '.1f'):>7} "
+              f"{f(g['p99_ms'], '.1f'):>7} | {f(t['rps'], '.0f'):>13} {f(t['p99_ms'], '.1f'):>7} | {f(q['rps']):>8} {f(q['p99_ms']):>8}")
+    errs = {p: sum(r[p]["errors"] for r in b["rows"]) for p in ("herdd", "gunicorn-sync", "gunicorn-gthread")}
+    print(f"   errors (socket + non-2xx): {errs}")
+    if b.get("herdd_metrics"):
+        print(f"   herdd dispatch over the section: {b['herdd_metrics']}")
