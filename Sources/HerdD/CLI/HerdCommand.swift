@@ -15,21 +15,6 @@ let herddVersionString: String = {
 /// Listeners with this handler are served by the master itself (metrics and status).
 let metricsHandlerName = "metrics"
 
-/// The process entry. The worker role (argv[1] == "worker") is the master's private interface
-/// and is read by hand (WorkerRole): a worker then never runs the argument parser, whose
-/// reflection would touch (and keep resident) runtime code and metadata that serving does
-/// not need. Everything else goes through ArgumentParser.
-@main
-enum Entry {
-    static func main() {
-        let args = CommandLine.arguments
-        if args.count > 1 && args[1] == WorkerRole.commandName {
-            WorkerRole.main(Array(args.dropFirst(2)))
-        }
-        HerdCommand.main()
-    }
-}
-
 struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herdd",
