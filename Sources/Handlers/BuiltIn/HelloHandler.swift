@@ -1,10 +1,12 @@
 /// Replies "hello\n" to everything.
 public struct HelloHandler: Handler {
+    /// The handler (`hello` in a handler spec).
     public init() {}
 
     /// Built once: the response is the same for every request (no allocation per request).
     private static let response = HTTPResponse.text(200, "hello\n")
 
+    /// 200 `hello`, whatever the request.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         HelloHandler.response
     }
@@ -12,8 +14,10 @@ public struct HelloHandler: Handler {
 
 /// Liveness probe: "ok pid=<pid> worker=<id>\n", never cached.
 public struct HealthHandler: Handler {
+    /// The handler (`health` in a handler spec).
     public init() {}
 
+    /// 200 `ok pid=... worker=...` with `Cache-Control: no-store`.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         var r = HTTPResponse.text(200, "ok pid=\(context.pid) worker=\(context.workerID)\n")
         r.headers.set("Cache-Control", "no-store")
