@@ -112,7 +112,7 @@ for f in install postinst prerm postrm lintian-overrides manpages; do
 done
 rename "$PKG/debian/rules" > "$STAGE/debian/rules"
 chmod +x "$STAGE/debian/rules"
-echo "3.0 (native)" > "$STAGE/debian/source/format"
+cp "$PKG/debian/source/format" "$STAGE/debian/source/format"
 printf 'README\n' > "$STAGE/debian/$name.docs"
 cat > "$STAGE/README" <<README
 $name: $description.
@@ -159,7 +159,7 @@ Comment:
  Replace this file with your program's copyright (--copyright FILE).
 
 Files: *
-Copyright: the $name authors
+Copyright: $(date +%Y) the $name authors
 License: Expat
 
 License: Expat

@@ -11,6 +11,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 NAME=notes-api
 MAX_EXPOSURE="${HERDD_MAX_EXPOSURE:-2.0}"
 DEB="${1:-}"
+OUT=""
 if [ -z "$DEB" ]; then
     OUT="$(mktemp -d /tmp/herdd-app-deb.XXXXXX)"
     "$REPO/packaging/build-deb.sh" --package "$NAME" --source "$REPO/Examples/notes-api" \
@@ -26,7 +27,10 @@ check() { local what="$1"; shift; if "$@"; then ok "$what"; else fail "$what"; f
 echo "== $DEB"
 ROOT="$(mktemp -d /tmp/herdd-app-root.XXXXXX)"; ctl="$ROOT.ctl"; mkdir -p "$ctl"
 srv=""
-cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$ROOT" "$ctl"; }
+cleanup() {
+    [ -n "$srv" ] && kill "$srv" 2>/dev/null; wait 2>/dev/null
+    rm -rf "$ROOT" "$ctl"; [ -z "$OUT" ] || rm -rf "$OUT"
+}
 trap cleanup EXIT
 dpkg-deb -e "$DEB" "$ctl"
 dpkg-deb -x "$DEB" "$ROOT"
@@ -67,7 +71,8 @@ if out="$(systemd-analyze verify --man=no --root="$ROOT" "$NAME.socket" "$NAME-m
 else
     fail "systemd-analyze verify:"; printf '%s\n' "$out" | sed 's/^/     /'
 fi
-score="$(systemd-analyze security --offline=yes --root="$ROOT" "$NAME.service" 2>&1 | awk '/Overall exposure level/ {print $(NF-1)}')"
+score="$(systemd-analyze security --offline=yes --root="$ROOT" "$NAME.service" 2>&1 \
+    | sed -n "s/.*Overall exposure level for $NAME.service: \([0-9.]*\).*/\1/p")"
 check "systemd-analyze security: exposure ${score:-?} <= $MAX_EXPOSURE" \
     python3 -c "import sys; sys.exit(0 if float('${score:-99}') <= float('$MAX_EXPOSURE') else 1)"
 
