@@ -32,7 +32,8 @@ swift build -c release --product herdd
 echo "== documentation: DocC catalogs of Herd and Handlers (swift-docc-plugin)"
 swift package --allow-writing-to-directory .build/docs generate-documentation \
     --target Herd --target Handlers --output-path .build/docs --warnings-as-errors >/dev/null
-test -f .build/docs/Herd.doccarchive/index.html -o -d .build/docs/Herd.doccarchive
+test -f .build/docs/Herd.doccarchive/data/documentation/herd/herdserver.json
+test -f .build/docs/Handlers.doccarchive/data/documentation/handlers/handler.json
 
 echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLite)"
 (cd Examples/notes-api && swift build --build-tests && swift test --skip-build)
