@@ -6,6 +6,7 @@ file (`handler = http=notes:DB`), two workers and a metrics listener, like a dep
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -166,6 +167,47 @@ def test_data_survives_a_restart_and_reload(tmp_path):
         assert request_json(s.port, "GET", f"/notes/{note['id']}")[2] == note
     finally:
         assert s.stop() == 0
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_hot_upgrade_of_the_own_executable(tmp_path):
+    """SIGUSR2: the master starts the executable found on disk (this one) with the sockets;
+    the new master's workers serve the handler, the old master leaves, nothing is lost."""
+    s = Server(tmp_path, tmp_path / "notes.sqlite")
+    pgid = s.proc.pid
+    new_pid = None
+    try:
+        status, _, note = request_json(s.port, "POST", "/notes", {"title": "before the upgrade"})
+        assert status == 201
+        os.kill(s.proc.pid, signal.SIGUSR2)
+        assert s.proc.wait(timeout=40) == 0  # the old master exits once the new one serves
+        log = open(tmp_path / "server.log", "rb").read().decode(errors="replace")
+        assert "event=upgrade-done" in log, log[-2000:]
+        new_pid = int(re.search(r"event=upgrade-start.*?new_pid=(\d+)", log).group(1))
+        assert pid_alive(new_pid)
+        assert os.path.realpath(f"/proc/{new_pid}/exe") == os.path.realpath(BIN)
+        pids = {request_json(s.port, "GET", "/health")[2]["pid"] for _ in range(40)}
+        for pid in pids:
+            assert open(f"/proc/{pid}/stat").read().split(") ", 1)[1].split()[1] == str(new_pid)
+        assert request_json(s.port, "GET", f"/notes/{note['id']}")[2] == note
+        os.kill(new_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while pid_alive(new_pid):
+            assert time.monotonic() < deadline, "new master did not stop"
+            time.sleep(0.1)
+    finally:
+        s.log.close()
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # anything left of this test's process group
+        except ProcessLookupError:
+            pass
 
 
 def test_bad_handler_specs_are_configuration_errors(tmp_path):
