@@ -5,12 +5,16 @@ let package = Package(
     name: "herdd",
     platforms: [.macOS(.v13)],
     products: [
-        .executable(name: "herdd", targets: ["HerdD"]),
+        .executable(name: "herdd", targets: ["HerddMain"]),
+        // The whole server as a library: `import Herd`, register handlers, call HerdServer.main().
+        .library(name: "Herd", targets: ["Herd"]),
         .library(name: "Handlers", targets: ["Handlers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        // `swift package generate-documentation` (DocC catalogs in Sources/Herd, Sources/Handlers).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // C view of the Linux and libsystemd APIs Glibc does not export (epoll, signalfd,
@@ -18,13 +22,18 @@ let package = Package(
         .systemLibrary(name: "CHerdSys", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev", "pkg-config"])]),
         .target(name: "Handlers", dependencies: ["CHerdSys"]),
-        .executableTarget(
+        // The server: master, workers, CLI, config, metrics, logs (Sources/HerdD).
+        .target(
             name: "HerdD",
             dependencies: [
                 "CHerdSys", "Handlers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // What a user imports: the server's entry point and the handler API in one module.
+        .target(name: "Herd", dependencies: ["HerdD", "Handlers"]),
+        // herdd itself: a thin main on top of the library.
+        .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers"]),
         .testTarget(name: "HerdDTests", dependencies: ["HerdD"]),
     ],

@@ -9,6 +9,9 @@ dpkg -s libsystemd-dev >/dev/null 2>&1 || need_apt+=(libsystemd-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v systemd-socket-activate >/dev/null || need_apt+=(systemd)
 command -v curl >/dev/null || need_apt+=(curl)
+# /etc/mime.types (static handler types), SQLite for Examples/notes-api (GRDB).
+dpkg -s media-types >/dev/null 2>&1 || need_apt+=(media-types)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -19,6 +22,7 @@ python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
 python3 -c 'import prometheus_client, pytest_timeout' 2>/dev/null || python3 -m pip install -q prometheus_client pytest-timeout
 # httptools: Python bindings of llhttp, the reference parser of the differential test (test_http_differential.py).
 python3 -c 'import httptools' 2>/dev/null || python3 -m pip install -q httptools
+python3 -c 'import brotli' 2>/dev/null || python3 -m pip install -q brotli  # .br siblings in test_static.py
 
 echo "== swift build (debug) and unit tests"
 swift build --build-tests
@@ -26,6 +30,17 @@ swift test --skip-build
 
 echo "== swift build -c release (names can resolve in debug and not in release)"
 swift build -c release --product herdd
+
+echo "== documentation: DocC catalogs of Herd and Handlers (swift-docc-plugin)"
+swift package --allow-writing-to-directory .build/docs generate-documentation \
+    --target Herd --target Handlers --output-path .build/docs --warnings-as-errors >/dev/null
+test -f .build/docs/Herd.doccarchive/data/documentation/herd/herdserver.json
+test -f .build/docs/Handlers.doccarchive/data/documentation/handlers/handler.json
+
+echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLite)"
+(cd Examples/notes-api && swift build --build-tests && swift test --skip-build)
+NOTES_API_BIN="$(cd Examples/notes-api && swift build --show-bin-path)/notes-api" \
+    python3 -m pytest -q Examples/notes-api/tests
 
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration

@@ -3,6 +3,7 @@
 #
 #   packaging/build-deb.sh                        # version from packaging/debian/changelog
 #   HERDD_DEB_VERSION=0.1.0-2 packaging/build-deb.sh   # another version (e.g. upgrade tests)
+#   packaging/build-deb.sh --package NAME --source DIR  # your own server (build-app-deb.sh)
 #
 # Environment:
 #   HERDD_DEB_VERSION  Debian version to build (a changelog entry is added in the staged copy).
@@ -20,6 +21,10 @@
 # (debhelper: dh_installsystemd writes the maintainer scripts, dh_shlibdeps the Depends),
 # (d) check the result: dpkg-deb -I, Depends, lintian.
 set -euo pipefail
+
+# With options (--package NAME ...): a package of your own executable built on the Herd
+# library, with these units, sandbox and config renamed (see build-app-deb.sh).
+if [ $# -gt 0 ]; then exec "$(dirname "${BASH_SOURCE[0]}")/build-app-deb.sh" "$@"; fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PKG="$REPO/packaging"

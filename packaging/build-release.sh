@@ -2,9 +2,10 @@
 # Builds herdd as it is shipped (the .deb's binary; bench/run measures this one too) and prints
 # the binary's path on stdout (build output goes to stderr).
 #
-#   packaging/build-release.sh [SOURCE_DIR [SCRATCH_DIR]]
+#   packaging/build-release.sh [SOURCE_DIR [SCRATCH_DIR [PRODUCT]]]
 #
-# SOURCE_DIR defaults to the repository, SCRATCH_DIR to SOURCE_DIR/.build-release-static.
+# SOURCE_DIR defaults to the repository, SCRATCH_DIR to SOURCE_DIR/.build-release-static,
+# PRODUCT to herdd (another package's executable built on the Herd library: build-app-deb.sh).
 #
 # How, and why:
 # - --static-swift-stdlib: no Swift runtime libraries to install, and only the code herdd uses
@@ -23,16 +24,17 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 src="${1:-$REPO}"
 scratch="${2:-$src/.build-release-static}"
+product="${3:-herdd}"
 
 cxxdir="$(mktemp -d)"
 trap 'rm -rf "$cxxdir"' EXIT
 ln -s "$(g++ -print-file-name=libstdc++.a)" "$cxxdir/libstdc++.a"
-flags=(-c release --static-swift-stdlib --product herdd --scratch-path "$scratch"
+flags=(-c release --static-swift-stdlib --product "$product" --scratch-path "$scratch"
        -Xswiftc -use-ld=lld
        -Xlinker -z -Xlinker now -Xlinker -z -Xlinker pack-relative-relocs
        -Xlinker "-L$cxxdir" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
 echo "== swift build ${flags[*]}" >&2
 (cd "$src" && swift build "${flags[@]}") >&2
-bin="$scratch/release/herdd"
+bin="$scratch/release/$product"
 [ -x "$bin" ] || { echo "build-release.sh: no executable at $bin" >&2; exit 1; }
 echo "$bin"

@@ -5,6 +5,8 @@
 /// longer than `--timeout` (a handler stuck longer gets the worker killed and replaced). Return the whole response; large bodies are returned as a file
 /// (`.file`, sent with sendfile) or as a stream of chunks (`.stream`).
 public protocol Handler: Sendable {
+    /// Answers one request. Called on the worker's event loop; the returned response is
+    /// queued on the connection at once.
     func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse
 
     /// Whether `handle` may block (a database call, a slow upstream, a sleep): then, while it
@@ -25,6 +27,7 @@ public struct HandlerContext: Sendable {
     public var listenerName: String
     /// Worker slot number (0-based) and OS pid of the worker process.
     public var workerID: Int
+    /// OS pid of the worker process serving the request.
     public var pid: Int32
     /// Peer address ("127.0.0.1:51234", "[::1]:4000", "unix" when printed).
     public var peerAddress: PeerAddress
@@ -34,10 +37,12 @@ public struct HandlerContext: Sendable {
         set { peerAddress = PeerAddress(text: newValue) }
     }
 
+    /// A context with the peer as text (tests, handlers calling handlers).
     public init(listenerName: String, workerID: Int, pid: Int32, peer: String) {
         self.init(listenerName: listenerName, workerID: workerID, pid: pid, peerAddress: PeerAddress(text: peer))
     }
 
+    /// A context with the peer's address as the kernel gave it.
     public init(listenerName: String, workerID: Int, pid: Int32, peerAddress: PeerAddress) {
         self.listenerName = listenerName
         self.workerID = workerID

@@ -3,14 +3,18 @@ import Synchronization
 
 /// A handler spec that cannot be turned into a handler.
 public struct HandlerSpecError: Error, CustomStringConvertible, Sendable {
+    /// The spec as written (`static:relative/dir`).
     public let spec: String
+    /// What is wrong with it, for the operator (herdd prints it and exits with 78).
     public let message: String
 
+    /// An error about `spec`; throw it from a factory to refuse an argument.
     public init(spec: String, message: String) {
         self.spec = spec
         self.message = message
     }
 
+    /// The message.
     public var description: String { message }
 }
 
@@ -18,8 +22,11 @@ public struct HandlerSpecError: Error, CustomStringConvertible, Sendable {
 /// name added with `register`. A spec is `name` or `name:argument` (split at the first ':').
 /// (`metrics` is not here: the executable serves it itself.)
 public enum HandlerRegistry {
+    /// Builds a handler from the argument of its spec (the text after the first ':', nil when
+    /// there is none). Throw ``HandlerSpecError`` (or any error) to refuse the argument.
     public typealias Factory = @Sendable (String?) throws -> any Handler
 
+    /// The handlers herdd has without registration.
     public static var builtInNames: [String] { ["hello", "health", "debug", "static"] }
 
     /// User-registered factories; they take precedence over built-ins of the same name.
@@ -36,6 +43,8 @@ public enum HandlerRegistry {
         return builtInNames + extra
     }
 
+    /// Builds the handler a spec names (`name` or `name:argument`): a registered factory, else
+    /// a built-in; throws ``HandlerSpecError`` for unknown names and bad arguments.
     public static func make(_ spec: String) throws -> any Handler {
         let name: String, arg: String?
         if let colon = spec.firstIndex(of: ":") {

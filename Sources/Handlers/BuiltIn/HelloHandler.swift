@@ -3,11 +3,13 @@ public struct HelloHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
     public var mayBlock: Bool { false }
 
+    /// The handler (`hello` in a handler spec).
     public init() {}
 
     /// Built once: the response is the same for every request (no allocation per request).
     private static let response = HTTPResponse.text(200, "hello\n")
 
+    /// 200 `hello`, whatever the request.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         HelloHandler.response
     }
@@ -18,8 +20,10 @@ public struct HealthHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
     public var mayBlock: Bool { false }
 
+    /// The handler (`health` in a handler spec).
     public init() {}
 
+    /// 200 `ok pid=... worker=...` with `Cache-Control: no-store`.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         var r = HTTPResponse.text(200, "ok pid=\(context.pid) worker=\(context.workerID)\n")
         r.headers.set("Cache-Control", "no-store")

@@ -1,25 +1,55 @@
 import Glibc
 
-/// Serves regular files below `root` (GET and HEAD only).
+/// Serves regular files below `root` (GET and HEAD only), with what an nginx user expects:
+///
+/// - Validators: `Last-Modified` and a strong `ETag` from mtime, size and inode
+///   (``StaticConditions/etag(size:mtime:inode:)``). `If-None-Match` (`*`, lists, weak
+///   comparison) takes precedence over `If-Modified-Since`; either gives 304. `If-Match` and
+///   `If-Unmodified-Since` give 412 when they fail.
+/// - `Accept-Ranges: bytes`; a single `Range` (GET only) gives 206 with `Content-Range`, an
+///   unsatisfiable one 416 with `Content-Range: bytes */LENGTH`; `If-Range` (a strong ETag or the
+///   exact Last-Modified date) falls back to 200 when the file changed. Several ranges get the
+///   whole file (200).
+/// - Precompressed siblings (nginx's gzip_static, brotli_static): for `x.css`, `x.css.br` or
+///   `x.css.gz` is sent with `Content-Encoding` when the client accepts it, `Vary:
+///   Accept-Encoding` whenever a sibling exists, the type of `x.css`, and the sibling's own
+///   validators.
+/// - `Content-Type` from /etc/mime.types when present, else a built-in table (``MIMETypes``).
+/// - A directory without a trailing slash: 301 to the slash form (query kept); with it, its
+///   `index.html` or 404 (no listings). A file with a trailing slash (`/file.txt/`): 404.
 ///
 /// Paths are resolved segment by segment: empty and "." segments are ignored, ".." anywhere is 404
 /// (never an escape, and no information about what exists above the root), a NUL byte is 400.
 /// Files are opened with O_NOFOLLOW (a symlink as the last component is 404) and the path of the
 /// opened descriptor (/proc/self/fd) must still lie under realpath(root), which catches symlinked
-/// directories pointing outside. Directories serve their `index.html` or 404 (no listings).
+/// directories pointing outside.
 public struct StaticHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
     public var mayBlock: Bool { false }
 
+    /// The directory served, as configured (`static:/DIR`).
     public let root: String
     /// realpath(root) at creation; nil if the root does not resolve (then everything is 404).
     let canonicalRoot: String?
 
+    /// A handler serving the files below `root` (an absolute directory path).
     public init(root: String) {
         self.root = root
         self.canonicalRoot = StaticHandler.realPath(root)
+        _ = MIMETypes.system  // read /etc/mime.types now (worker start), not on a request
     }
 
+    static let openFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK  // NONBLOCK: never hang on a FIFO
+
+    /// An open regular file below the root and what its validators are made of.
+    struct OpenFile {
+        var fd: Int32
+        var size: Int
+        var mtime: Int
+        var inode: UInt64
+    }
+
+    /// Serves `request` from the files below the root; see the type's description.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         guard request.method == "GET" || request.method == "HEAD" else {
             var r = HTTPResponse.errorResponse(status: 405)
@@ -35,37 +65,147 @@ public struct StaticHandler: Handler {
             if seg == ".." { return .errorResponse(status: 404) }
             segments.append(seg)
         }
-        let full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
+        let trailingSlash = request.path.hasSuffix("/")
+        var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
 
-        let flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK  // NONBLOCK: never hang on a FIFO
-        var fd = open(full, flags)
+        let fd = open(full, StaticHandler.openFlags)
         guard fd >= 0 else { return .errorResponse(status: 404) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { close(fd); return .errorResponse(status: 404) }
         var fileName = segments.last.map(String.init) ?? ""
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            let ifd = openat(fd, "index.html", flags)
             close(fd)
-            guard ifd >= 0 else { return .errorResponse(status: 404) }
-            fd = ifd
+            guard trailingSlash || segments.isEmpty else {
+                // nginx's behaviour: the directory's URL is the slash form.
+                let location = StaticHandler.percentEncodePath("/" + segments.joined(separator: "/") + "/")
+                    + (request.query.map { "?" + $0 } ?? "")
+                var r = HTTPResponse.text(301, "301 Moved Permanently\n")
+                r.headers.set("Location", location)
+                return r
+            }
+            full += segments.isEmpty ? "index.html" : "/index.html"
             fileName = "index.html"
-            guard fstat(fd, &st) == 0 else { close(fd); return .errorResponse(status: 404) }
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
+        } else {
             close(fd)
-            return .errorResponse(status: 404)
+            // "/file.txt/" names a directory that does not exist.
+            if trailingSlash { return .errorResponse(status: 404) }
+        }
+        guard var file = openRegular(full, base: base) else { return .errorResponse(status: 404) }
+
+        // Precompressed siblings, best first. Looked for only when the client sends
+        // Accept-Encoding (a client without it takes the identity file, cached or not).
+        var encoding: String? = nil
+        var hasVariant = false
+        if let acceptEncoding = request.headers["Accept-Encoding"] {
+            for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
+                guard let variant = openRegular(full + suffix, base: base) else { continue }
+                hasVariant = true
+                if encoding == nil, StaticConditions.accepts(acceptEncoding, coding) {
+                    close(file.fd)
+                    file = variant
+                    encoding = coding
+                } else {
+                    close(variant.fd)
+                }
+                if encoding != nil { break }
+            }
         }
 
-        let lastModified = HTTPDate.format(epochSeconds: Int(st.st_mtim.tv_sec))
+        let etag = StaticConditions.etag(size: file.size, mtime: file.mtime, inode: file.inode)
         var headers = HTTPHeaders()
-        headers.add("Last-Modified", lastModified)
-        if let ims = request.headers["If-Modified-Since"], ims == lastModified {
-            close(fd)
+        headers.add("Last-Modified", HTTPDate.format(epochSeconds: file.mtime))
+        headers.add("ETag", etag)
+        if hasVariant { headers.add("Vary", "Accept-Encoding") }
+
+        // Preconditions in RFC 9110 13.2.2's order.
+        if let ifMatch = request.headers["If-Match"] {
+            if !(StaticConditions.parseTagList(ifMatch).map { StaticConditions.strongMatch($0, etag: etag) } ?? false) {
+                close(file.fd)
+                return .errorResponse(status: 412)
+            }
+        } else if let ius = request.headers["If-Unmodified-Since"], let date = StaticConditions.parseHTTPDate(ius),
+                  file.mtime > date {
+            close(file.fd)
+            return .errorResponse(status: 412)
+        }
+        if let ifNoneMatch = request.headers["If-None-Match"] {
+            // Present: If-Modified-Since is ignored, even when this one is malformed.
+            if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
+                close(file.fd)
+                return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
+            }
+        } else if let ims = request.headers["If-Modified-Since"], let date = StaticConditions.parseHTTPDate(ims),
+                  file.mtime <= date {
+            close(file.fd)
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
-        headers.add("Content-Type", StaticHandler.contentType(forFileName: fileName))
-        return HTTPResponse(status: 200, headers: headers,
-                            body: .file(fd: fd, offset: 0, count: Int(st.st_size)))
+
+        headers.add("Content-Type", MIMETypes.contentType(forFileName: fileName))
+        if let encoding { headers.add("Content-Encoding", encoding) }
+        headers.add("Accept-Ranges", "bytes")
+
+        // Range applies to GET only (RFC 9110 14.2); HEAD shows what a plain GET would get.
+        if request.method == "GET", let range = request.headers["Range"], ifRangeHolds(request, etag: etag, mtime: file.mtime) {
+            switch StaticConditions.parseRange(range, length: file.size) {
+            case .full:
+                break
+            case .unsatisfiable:
+                close(file.fd)
+                var r = HTTPResponse.errorResponse(status: 416)
+                r.headers.set("Content-Range", "bytes */\(file.size)")
+                return r
+            case .range(let first, let last):
+                headers.add("Content-Range", "bytes \(first)-\(last)/\(file.size)")
+                return HTTPResponse(status: 206, headers: headers,
+                                    body: .file(fd: file.fd, offset: first, count: last - first + 1))
+            }
+        }
+        return HTTPResponse(status: 200, headers: headers, body: .file(fd: file.fd, offset: 0, count: file.size))
+    }
+
+    /// If-Range: the range is served only if the validator still describes the file (a strong
+    /// ETag, or exactly the Last-Modified date); otherwise the whole new file is sent.
+    func ifRangeHolds(_ request: HTTPRequest, etag: String, mtime: Int) -> Bool {
+        guard let value = request.headers["If-Range"] else { return true }
+        let trimmed = Substring(value).staticTrimmed()
+        if trimmed.hasPrefix("\"") || trimmed.hasPrefix("W/") {
+            guard let list = StaticConditions.parseTagList(String(trimmed)), list.count == 1 else { return false }
+            return StaticConditions.strongMatch(list, etag: etag) && list != [.any]
+        }
+        return StaticConditions.parseHTTPDate(String(trimmed)) == mtime
+    }
+
+    /// Opens `path` if it is a regular file inside the root (no symlink as the last component).
+    func openRegular(_ path: String, base: String) -> OpenFile? {
+        let fd = open(path, StaticHandler.openFlags)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
+            close(fd)
+            return nil
+        }
+        return OpenFile(fd: fd, size: Int(st.st_size), mtime: Int(st.st_mtim.tv_sec), inode: UInt64(st.st_ino))
+    }
+
+    /// Percent-encodes a decoded path for a Location field: unreserved characters, sub-delims,
+    /// ':', '@' and '/' stay as they are.
+    static func percentEncodePath(_ path: String) -> String {
+        var out = ""
+        let hex = Array("0123456789ABCDEF")
+        for b in path.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"):
+                out.unicodeScalars.append(UnicodeScalar(b))
+            default:
+                if "-._~!$&'()*+,;=:@/".utf8.contains(b) {
+                    out.unicodeScalars.append(UnicodeScalar(b))
+                } else {
+                    out += "%" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)])
+                }
+            }
+        }
+        return out
     }
 
     /// Is the file actually opened as `fd` inside the root? Uses the kernel's view of the
@@ -85,23 +225,8 @@ public struct StaticHandler: Handler {
         return String(cString: r)
     }
 
-    static let textTypes: [String: String] = [
-        "html": "text/html", "htm": "text/html", "css": "text/css",
-        "js": "text/javascript", "mjs": "text/javascript", "json": "application/json",
-        "txt": "text/plain", "xml": "application/xml", "svg": "image/svg+xml",
-    ]
-    static let binaryTypes: [String: String] = [
-        "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
-        "webp": "image/webp", "ico": "image/x-icon", "wasm": "application/wasm",
-        "pdf": "application/pdf", "woff": "font/woff", "woff2": "font/woff2",
-        "mp4": "video/mp4", "webm": "video/webm",
-    ]
-
-    /// Content-Type from the file extension (case-insensitive); text types get `; charset=utf-8`.
+    /// Content-Type for a file name (see ``MIMETypes/contentType(forFileName:)``).
     public static func contentType(forFileName name: String) -> String {
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
-        let ext = String(name[name.index(after: dot)...]).lowercased()
-        if let t = textTypes[ext] { return t + "; charset=utf-8" }
-        return binaryTypes[ext] ?? "application/octet-stream"
+        MIMETypes.contentType(forFileName: name)
     }
 }

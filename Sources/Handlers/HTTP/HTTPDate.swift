@@ -6,6 +6,7 @@ public enum HTTPDate {
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
+    /// The IMF-fixdate of a time in seconds since the epoch (UTC).
     public static func format(epochSeconds: Int) -> String {
         var t = time_t(epochSeconds)
         var tm = Glibc.tm()

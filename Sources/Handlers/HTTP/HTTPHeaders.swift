@@ -1,6 +1,7 @@
 /// An ordered list of header fields. Lookups are case-insensitive (ASCII); order and the
 /// original spelling of names are preserved, and repeated names are allowed.
 public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
+    /// One field: its name as spelled and its value.
     public typealias Element = (name: String, value: String)
 
     /// Stored as a struct rather than a tuple: the compiler then knows how to copy and destroy
@@ -12,12 +13,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
     private var fields: [Field] = []
 
+    /// No fields.
     public init() {}
 
+    /// The fields `pairs` (name, value), in order.
     public init(_ pairs: [(String, String)]) {
         fields = pairs.map { Field(name: $0.0, value: $0.1) }
     }
 
+    /// `["Content-Type": "text/plain"]`: the fields in literal order.
     public init(dictionaryLiteral elements: (String, String)...) {
         self.init(elements)
     }
@@ -25,6 +29,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     /// Number of fields (repeated names count separately).
     public var count: Int { fields.count }
 
+    /// True when there is no field.
     public var isEmpty: Bool { fields.isEmpty }
 
     /// Room for `n` fields without reallocating (the parser knows the count up front).
@@ -43,6 +48,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         return out
     }
 
+    /// Is there a field named `name` (case-insensitive)?
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
     /// Appends a field (keeps existing ones with the same name).
@@ -93,17 +99,21 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         for f in fields { body(f.name, f.value) }
     }
 
+    /// Iterates the fields in order.
     public struct Iterator: IteratorProtocol {
         private var base: IndexingIterator<[Field]>
         init(_ fields: [Field]) { base = fields.makeIterator() }
+        /// The next field, or nil after the last.
         public mutating func next() -> Element? {
             guard let f = base.next() else { return nil }
             return (name: f.name, value: f.value)
         }
     }
 
+    /// An iterator over the fields in order.
     public func makeIterator() -> Iterator { Iterator(fields) }
 
+    /// `Name: value` lines, for logs and tests.
     public var description: String {
         fields.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
     }

@@ -11,6 +11,7 @@ public struct HTTPRequest: Sendable {
     public var query: String?
     /// 0 for HTTP/1.0, 1 for HTTP/1.1 (HTTP/1.2..1.9 are treated as 1.1).
     public var versionMinor: Int
+    /// Header fields as received (names as spelled, in order; lookups case-insensitive).
     public var headers: HTTPHeaders {
         didSet { connectionOptions = nil }  // no longer what the parser saw
     }
@@ -73,6 +74,7 @@ public struct HTTPRequest: Sendable {
         return versionMinor >= 1 || options.keepAlive
     }
 
+    /// True for HEAD: herdd sends the head of the response and drops the body.
     public var isHEAD: Bool { method == "HEAD" }
 
     /// Splits a raw target into (raw path, raw query). Absolute-form targets ("scheme://authority/p")

@@ -4,14 +4,19 @@ import Glibc
 /// Sent with chunked encoding to HTTP/1.1 clients and close-delimited to HTTP/1.0 clients.
 /// Empty pieces are allowed (they are skipped, not sent as a terminating chunk).
 public protocol BodyStream: Sendable, AnyObject {
+    /// The next piece of the body, or nil at its end. Called on the worker's event loop as
+    /// the connection can take more, never concurrently.
     func next() -> [UInt8]?
 }
 
+/// What a response carries after its head. Framing (Content-Length, chunked) is herdd's job.
 public enum ResponseBody: Sendable {
+    /// These bytes, with `Content-Length`.
     case bytes([UInt8])
     /// `count` bytes of `fd` starting at `offset`, sent with sendfile. The connection owns `fd`
     /// and must close it after sending - or call `discard()` if the body is not sent (HEAD, errors).
     case file(fd: Int32, offset: Int, count: Int)
+    /// Pieces from a ``BodyStream``: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
     case stream(any BodyStream)
 
     /// Releases resources held by a body that will not be sent (closes the fd of `.file`).
@@ -20,11 +25,20 @@ public enum ResponseBody: Sendable {
     }
 }
 
+/// What a handler returns: status, header fields and body.
+///
+/// herdd adds `Date`, `Server` (unless set), `Content-Length` or `Transfer-Encoding` and
+/// `Connection`; framing fields a handler sets are ignored, and fields with characters that
+/// would corrupt the head are dropped.
 public struct HTTPResponse: Sendable {
+    /// Status code (100...999; anything else is sent as 500).
     public var status: Int
+    /// Header fields, in order.
     public var headers: HTTPHeaders
+    /// The body (not sent for HEAD, 1xx, 204 and 304).
     public var body: ResponseBody
 
+    /// A response; by default 200 with no fields and an empty body.
     public init(status: Int = 200, headers: HTTPHeaders = HTTPHeaders(), body: ResponseBody = .bytes([])) {
         self.status = status
         self.headers = headers

@@ -12,27 +12,19 @@ let herddVersionString: String = {
     let tag = herddBuildTag.dropFirst("herdd-build-tag:".count)
     return tag.allSatisfy { $0 == "0" } ? herddVersion : "\(herddVersion)+\(tag)"
 }()
+/// The executable's file name (argv[0] without its directory).
+let programName: String = {
+    let name = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
+    return name.isEmpty ? "herdd" : name
+}()
 /// Listeners with this handler are served by the master itself (metrics and status).
 let metricsHandlerName = "metrics"
 
-/// The process entry. The worker role (argv[1] == "worker") is the master's private interface
-/// and is read by hand (WorkerRole): a worker then never runs the argument parser, whose
-/// reflection would touch (and keep resident) runtime code and metadata that serving does
-/// not need. Everything else goes through ArgumentParser.
-@main
-enum Entry {
-    static func main() {
-        let args = CommandLine.arguments
-        if args.count > 1 && args[1] == WorkerRole.commandName {
-            WorkerRole.main(Array(args.dropFirst(2)))
-        }
-        HerdCommand.main()
-    }
-}
-
 struct HerdCommand: ParsableCommand {
+    /// The program's own name in help and errors: `herdd`, or the name of an executable of
+    /// your own built on the Herd library.
     static let configuration = CommandConfiguration(
-        commandName: "herdd",
+        commandName: programName,
         abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
         version: herddVersionString,
         subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self],

@@ -1,0 +1,75 @@
+import Glibc
+
+/// Content types by file extension: /etc/mime.types (Debian's media-types package, the file
+/// nginx's and Apache's Debian packages read too) when it is present, a built-in table for
+/// extensions it lacks or when it is absent.
+public enum MIMETypes {
+    /// The system table, read once per process at first use (a worker reads it when it builds
+    /// its static handler, not on a request).
+    static let system: [String: String] = load(path: "/etc/mime.types") ?? [:]
+
+    /// Used when /etc/mime.types is absent or does not list the extension.
+    static let builtIn: [String: String] = [
+        "html": "text/html", "htm": "text/html", "css": "text/css",
+        "js": "text/javascript", "mjs": "text/javascript", "json": "application/json",
+        "txt": "text/plain", "xml": "application/xml", "svg": "image/svg+xml",
+        "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+        "webp": "image/webp", "avif": "image/avif", "ico": "image/x-icon", "wasm": "application/wasm",
+        "pdf": "application/pdf", "woff": "font/woff", "woff2": "font/woff2",
+        "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "ogg": "audio/ogg",
+        "csv": "text/csv", "md": "text/markdown", "zip": "application/zip", "gz": "application/gzip",
+        "tar": "application/x-tar", "map": "application/json", "webmanifest": "application/manifest+json",
+    ]
+
+    /// Types that are text whatever their top-level type: they get `; charset=utf-8`.
+    static let textLike: Set<String> = [
+        "application/json", "application/javascript", "application/xml", "image/svg+xml",
+        "application/manifest+json", "application/ld+json", "application/rss+xml", "application/atom+xml",
+    ]
+
+    /// Parses a mime.types file: `type/subtype ext ext ...` per line, `#` comments. nil when the
+    /// file cannot be read. The first type listed for an extension wins.
+    public static func load(path: String) -> [String: String]? {
+        guard let f = fopen(path, "re") else { return nil }
+        defer { fclose(f) }
+        var text: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+            if n <= 0 { break }
+            text.append(contentsOf: buf[0..<n])
+        }
+        if ferror(f) != 0 { return nil }
+        return parse(String(decoding: text, as: UTF8.self))
+    }
+
+    /// Parses the text of a mime.types file (see `load(path:)`).
+    public static func parse(_ text: String) -> [String: String] {
+        var table: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let words = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard words.count >= 2, words[0].contains("/") else { continue }
+            let type = words[0].lowercased()
+            for ext in words.dropFirst() {
+                let key = ext.lowercased()
+                if table[key] == nil { table[key] = type }
+            }
+        }
+        return table
+    }
+
+    /// The media type for an extension (lowercase, without the dot), or nil.
+    public static func type(forExtension ext: String) -> String? {
+        system[ext] ?? builtIn[ext]
+    }
+
+    /// `Content-Type` for a file name: by its extension (case-insensitive), text types with
+    /// `; charset=utf-8`, `application/octet-stream` when unknown or without an extension.
+    public static func contentType(forFileName name: String) -> String {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
+        let ext = String(name[name.index(after: dot)...]).lowercased()
+        guard let type = type(forExtension: ext) else { return "application/octet-stream" }
+        return type.hasPrefix("text/") || textLike.contains(type) ? type + "; charset=utf-8" : type
+    }
+}
