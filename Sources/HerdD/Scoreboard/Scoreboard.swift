@@ -48,7 +48,7 @@ final class Scoreboard: @unchecked Sendable {
     enum Field: Int {
         case pid = 0, generation, state, heartbeat, requests
         case status1xx, status2xx, status3xx, status4xx, status5xx
-        case bytesOut, accepted, active, startedAt, exitReason, slotID
+        case bytesOut, accepted, active, startedAt, exitReason
     }
 
     enum ListenerField: Int { case wakeups = 0, accepted, emptyWakeups, drainEagain, latencySumMicros, latencyCount, bucket0 }
@@ -271,7 +271,6 @@ final class Scoreboard: @unchecked Sendable {
         let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords
         for i in 0..<Scoreboard.slotWords { herd_store64(p + i, 0) }
         herd_store64(p + Field.generation.rawValue, generation)
-        herd_store64(p + Field.slotID.rawValue, UInt64(slot))
         herd_store64(p + Field.heartbeat.rawValue, monotonicNanos())
         herd_store64(p + Field.state.rawValue, State.starting.rawValue)
     }
@@ -288,7 +287,6 @@ final class Scoreboard: @unchecked Sendable {
         var bytesOut: UInt64
         var accepted: UInt64
         var active: UInt64
-        var startedAt: UInt64
         var exitReason: UInt64
     }
 
@@ -298,6 +296,6 @@ final class Scoreboard: @unchecked Sendable {
             state: state(slot), heartbeat: load(slot, .heartbeat), requests: load(slot, .requests),
             statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
             bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
-            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason))
+            exitReason: load(slot, .exitReason))
     }
 }
