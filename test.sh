@@ -9,6 +9,7 @@ dpkg -s libsystemd-dev >/dev/null 2>&1 || need_apt+=(libsystemd-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v systemd-socket-activate >/dev/null || need_apt+=(systemd)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v strings >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -22,8 +23,20 @@ echo "== swift build (debug) and unit tests"
 swift build --build-tests
 swift test --skip-build
 
+echo "== the C shim: an edit to Sources/CHerdSys/include/shim.h rebuilds its users"
+Tests/shim-rebuild.sh
+
 echo "== swift build -c release (names can resolve in debug and not in release)"
 swift build -c release --product herdd
+# Fault-injection hooks (HERDD_TEST_*) are compiled into debug builds only (the tests need them).
+strings "$(swift build --show-bin-path)/herdd" | grep -q HERDD_TEST_WORKER_EXIT_AT_START \
+    || { echo "FAIL: the debug binary lacks the test hooks" >&2; exit 1; }
+if strings "$(swift build -c release --show-bin-path)/herdd" | grep -q HERDD_TEST_; then
+    echo "FAIL: the release binary contains HERDD_TEST_* test hooks" >&2; exit 1
+fi
+
+echo "== mutation list still applies (the mutation run itself: Tests/mutants/run.sh, slow)"
+Tests/mutants/run.sh --check
 
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration

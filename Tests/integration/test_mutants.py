@@ -59,11 +59,12 @@ def test_watchdog_stops_while_the_scoreboard_is_damaged(herd_factory, notify):
     assert h.stop() == 0
 
 
-def test_totals_stay_exact_after_workers_exit(herd_factory):
+def test_totals_stay_exact_after_workers_exit(herd_factory, notify):
     http, mport = free_ports(2)
     h = herd_factory(["--workers", "2", "--max-requests", "4", "--listen", f"{LOCALHOST}:{http}",
                       "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
-                      "--handler", "http=debug"])
+                      "--handler", "http=debug"], notify=notify)
+    notify.wait_for("READY=1", timeout=10)
     first = h.wait_workers(2)
     # 10 requests, one connection each, over 2 workers that recycle after 4: at least one exits.
     for i in range(10):
@@ -92,4 +93,11 @@ def test_totals_stay_exact_after_workers_exit(herd_factory):
     assert live < 13, live
     # A second scrape adds nothing (retired counters are folded in once, at the reap).
     assert value(scrape(mport), "herdd_requests_total", code="2xx") == 13
+    # The STATUS= line counts accepted connections from the same totals. It is sent (at most once
+    # a second) when it changes, so the last one must read 13, and still so a while later.
+    def last_status() -> str:
+        return [l for m in notify.messages for l in m.split("\n") if l.startswith("STATUS=")][-1]
+    wait_until(lambda: "accepted 13," in last_status(), 5, what="STATUS= with accepted 13")
+    time.sleep(1.5)
+    assert "accepted 13," in last_status(), last_status()
     assert h.stop() == 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Mutation check for herdd: applies each one-line mutation of mutations.txt in a scratch copy of
 the tree (never in the working tree), builds it, runs the test that must catch it, and reports
-caught/total. Slow (one incremental build per mutant), so not part of test.sh's default run;
+caught/total. The tests used must first pass on the unmutated copy. Slow (one incremental build
+per mutant), so not part of test.sh's default run;
 test.sh runs `run.sh --check`, which only verifies that every mutation still applies.
 
     Tests/mutants/run.sh [--check] [--only ID[,ID...]] [--scratch DIR]
@@ -115,6 +116,18 @@ def main():
                               text=True, check=True).stdout.strip()
     env["HERDD_BIN"] = f"{bin_path}/herdd"
 
+    def test_cmd(m):
+        kind, _, rest = m["test"].partition(" ")
+        if kind == "unit":
+            return ["swift", "test", "--skip-build", "--filter", rest]
+        return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *shlex.split(rest)]
+
+    # Baseline: every test used must pass on the unmutated tree, or "caught" would mean nothing.
+    for t in dict.fromkeys(m["test"] for m in muts):
+        if sh(test_cmd({"test": t}), tree, log, 900, env=env) != 0:
+            sys.exit(f"baseline: `{t}` fails on the unmutated tree: see {log}")
+    print(f"baseline: the {len(set(m['test'] for m in muts))} tests used pass on the unmutated tree", flush=True)
+
     results = []
     for m in muts:
         t0 = time.monotonic()
@@ -125,12 +138,7 @@ def main():
             if sh(["swift", "build", "--build-tests"], tree, log, 1800) != 0:
                 verdict = "build-failed"
             else:
-                kind, _, rest = m["test"].partition(" ")
-                if kind == "unit":
-                    cmd = ["swift", "test", "--skip-build", "--filter", rest]
-                else:
-                    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *shlex.split(rest)]
-                rc = sh(cmd, tree, log, 900, env=env)
+                rc = sh(test_cmd(m), tree, log, 900, env=env)
                 verdict = "caught" if rc != 0 else "SURVIVED"
         finally:
             f.write_text(original)
