@@ -123,9 +123,13 @@ def main():
         return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *shlex.split(rest)]
 
     # Baseline: every test used must pass on the unmutated tree, or "caught" would mean nothing.
+    # One retry: some integration tests measure the machine (the herd meter's shared-mode empty
+    # wakeups fall toward 0 under heavy CPU contention from other processes).
     for t in dict.fromkeys(m["test"] for m in muts):
         if sh(test_cmd({"test": t}), tree, log, 900, env=env) != 0:
-            sys.exit(f"baseline: `{t}` fails on the unmutated tree: see {log}")
+            print(f"baseline: `{t}` failed on the unmutated tree; retrying once", flush=True)
+            if sh(test_cmd({"test": t}), tree, log, 900, env=env) != 0:
+                sys.exit(f"baseline: `{t}` fails on the unmutated tree: see {log}")
     print(f"baseline: the {len(set(m['test'] for m in muts))} tests used pass on the unmutated tree", flush=True)
 
     results = []
