@@ -19,8 +19,10 @@ let package = Package(
     targets: [
         // C view of the Linux and libsystemd APIs Glibc does not export (epoll, signalfd,
         // accept4, prctl, sendfile, memfd, sd-daemon, sd-journal) plus tiny atomics helpers.
-        .systemLibrary(name: "CHerdSys", pkgConfig: "libsystemd",
-                       providers: [.apt(["libsystemd-dev", "pkg-config"])]),
+        // A C target (include/shim.h + shim.c), not a .systemLibrary: SwiftPM tracks its header,
+        // so an edit to shim.h rebuilds every module that imports it (Tests/shim-rebuild.sh).
+        // libsystemd-dev provides the sd-* headers (in /usr/include) and libsystemd.so.
+        .target(name: "CHerdSys", linkerSettings: [.linkedLibrary("systemd")]),
         .target(name: "Handlers", dependencies: ["CHerdSys"]),
         // The server: master, workers, CLI, config, metrics, logs (Sources/HerdD).
         .target(
@@ -29,7 +31,10 @@ let package = Package(
                 "CHerdSys", "Handlers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            // Fault-injection hooks (HERDD_TEST_* environment variables) exist only in debug
+            // builds, which the integration tests run; a release build (the .deb) has none.
+            swiftSettings: [.define("HERDD_TEST_HOOKS", .when(configuration: .debug))]),
         // What a user imports: the server's entry point and the handler API in one module.
         .target(name: "Herd", dependencies: ["HerdD", "Handlers"]),
         // herdd itself: a thin main on top of the library.

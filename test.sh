@@ -12,6 +12,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 # /etc/mime.types (static handler types), SQLite for Examples/notes-api (GRDB).
 dpkg -s media-types >/dev/null 2>&1 || need_apt+=(media-types)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+command -v strings >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -28,8 +29,20 @@ echo "== swift build (debug) and unit tests"
 swift build --build-tests
 swift test --skip-build
 
+echo "== the C shim: an edit to Sources/CHerdSys/include/shim.h rebuilds its users"
+Tests/shim-rebuild.sh
+
 echo "== swift build -c release (names can resolve in debug and not in release)"
 swift build -c release --product herdd
+# Fault-injection hooks (HERDD_TEST_*) are compiled into debug builds only (the tests need them).
+strings "$(swift build --show-bin-path)/herdd" | grep -q HERDD_TEST_WORKER_EXIT_AT_START \
+    || { echo "FAIL: the debug binary lacks the test hooks" >&2; exit 1; }
+if strings "$(swift build -c release --show-bin-path)/herdd" | grep -q HERDD_TEST_; then
+    echo "FAIL: the release binary contains HERDD_TEST_* test hooks" >&2; exit 1
+fi
+
+echo "== mutation list still applies (the mutation run itself: Tests/mutants/run.sh, slow)"
+Tests/mutants/run.sh --check
 
 echo "== documentation: DocC catalogs of Herd and Handlers (swift-docc-plugin)"
 swift package --allow-writing-to-directory .build/docs generate-documentation \

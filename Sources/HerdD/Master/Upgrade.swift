@@ -174,9 +174,13 @@ extension Master {
                 return
             }
             var k = u
-            // Test hook: hold the commit back so a test can kill the new master between its
-            // "R" and our commit (the handshake step that is hardest to hit by timing).
+            #if HERDD_TEST_HOOKS
+            // Test hook (debug builds only): hold the commit back so a test can kill the new master
+            // between its "R" and our commit (the handshake step that is hardest to hit by timing).
             let delay = getenv("HERDD_TEST_UPGRADE_COMMIT_DELAY").flatMap { Double(String(cString: $0)) } ?? 0
+            #else
+            let delay: Double = 0
+            #endif
             k.commitAt = monotonicNanos() + UInt64(max(0, delay) * 1e9)
             upgrade = k
             log.info("upgrade: new master \(u.pid) reports ready", metadata: ["event": "upgrade-ready", "new_pid": "\(u.pid)"])

@@ -4,13 +4,13 @@ import Glibc
 /// sd_notify(3) messages to the service manager. Without NOTIFY_SOCKET every call is a no-op
 /// (sd_notify returns 0), so herdd runs the same way by hand and under systemd.
 enum SystemdNotify {
-    /// Sends one or more newline-separated assignments ("READY=1\nSTATUS=...").
-    /// unset_environment=0: the master keeps NOTIFY_SOCKET for later messages; workers are
-    /// spawned with it removed (they never talk to systemd themselves).
     /// Set by an old master once a hot upgrade handed the service over: with NotifyAccess=all
     /// its STATUS= lines would overwrite the new main process's.
     nonisolated(unsafe) static var silenced = false
 
+    /// Sends one or more newline-separated assignments ("READY=1\nSTATUS=...").
+    /// unset_environment=0: the master keeps NOTIFY_SOCKET for later messages; workers are
+    /// spawned with it removed (they never talk to systemd themselves).
     @discardableResult
     static func send(_ state: String) -> Bool {
         if silenced { return false }

@@ -52,7 +52,7 @@ final class Scoreboard: @unchecked Sendable {
     enum Field: Int {
         case pid = 0, generation, state, heartbeat, requests
         case status1xx, status2xx, status3xx, status4xx, status5xx
-        case bytesOut, accepted, active, startedAt, exitReason, slotID
+        case bytesOut, accepted, active, startedAt, exitReason
         /// Work-conserving dispatch: epoll wakeups for the dispatch socket, and those whose
         /// recvmsg found it empty (another worker took the connection), apart from the
         /// listeners' herd meter.
@@ -260,10 +260,14 @@ final class Scoreboard: @unchecked Sendable {
 
     /// Records one request's latency in the listener's histogram (single writer: the worker).
     @inline(__always) func observeLatency(_ slot: Int, listener: Int, micros: UInt64) {
+        Scoreboard.observe(micros, at: word(slot, listener: listener, .latencySumMicros), bounds: Scoreboard.latencyBoundsMicros)
+    }
+
+    /// One histogram observation at `base`: sum, count, then one word per bucket (a bucket
+    /// holds values up to and including its bound; beyond the last bound only sum and count).
+    @inline(__always) static func observe(_ micros: UInt64, at base: UnsafeMutablePointer<UInt64>, bounds: [UInt64]) {
         var b = 0
-        let bounds = Scoreboard.latencyBoundsMicros
         while b < bounds.count && micros > bounds[b] { b += 1 }
-        let base = word(slot, listener: listener, .latencySumMicros)
         herd_store64(base, herd_load64(base) &+ micros)
         herd_store64(base + 1, herd_load64(base + 1) &+ 1)
         if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
@@ -281,13 +285,7 @@ final class Scoreboard: @unchecked Sendable {
 
     /// Records one request's queue time (readable/accepted -> handler start; single writer).
     @inline(__always) func observeQueue(_ slot: Int, listener: Int, micros: UInt64) {
-        var b = 0
-        let bounds = Scoreboard.queueBoundsMicros
-        while b < bounds.count && micros > bounds[b] { b += 1 }
-        let base = word(slot, listener: listener, .sumMicros)
-        herd_store64(base, herd_load64(base) &+ micros)
-        herd_store64(base + 1, herd_load64(base + 1) &+ 1)
-        if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
+        Scoreboard.observe(micros, at: word(slot, listener: listener, .sumMicros), bounds: Scoreboard.queueBoundsMicros)
     }
 
     /// Number of counter words per listener that `listenerCounters` returns: the
@@ -314,7 +312,6 @@ final class Scoreboard: @unchecked Sendable {
         let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords
         for i in 0..<Scoreboard.slotWords { herd_store64(p + i, 0) }
         herd_store64(p + Field.generation.rawValue, generation)
-        herd_store64(p + Field.slotID.rawValue, UInt64(slot))
         herd_store64(p + Field.heartbeat.rawValue, monotonicNanos())
         herd_store64(p + Field.state.rawValue, State.starting.rawValue)
     }
@@ -331,7 +328,6 @@ final class Scoreboard: @unchecked Sendable {
         var bytesOut: UInt64
         var accepted: UInt64
         var active: UInt64
-        var startedAt: UInt64
         var exitReason: UInt64
         var dispatchWakeups: UInt64
         var dispatchEmptyWakeups: UInt64
@@ -343,7 +339,7 @@ final class Scoreboard: @unchecked Sendable {
             state: state(slot), heartbeat: load(slot, .heartbeat), requests: load(slot, .requests),
             statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
             bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
-            startedAt: load(slot, .startedAt), exitReason: load(slot, .exitReason),
+            exitReason: load(slot, .exitReason),
             dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups))
     }
 }

@@ -11,7 +11,6 @@ final class Worker {
         var fd: Int32
         var name: String
         var handler: any Handler
-        var isTCP: Bool
     }
 
     let slot: Int
@@ -34,7 +33,8 @@ final class Worker {
     var requestsServed = 0
     /// Connections writing a response over several turns of the loop (see WriteBudget.swift).
     var longWrites = 0
-    /// Whether this worker stepped out of the listeners' wait queues (--balance spread).
+    /// Whether this worker stepped out of the listeners' wait queues (--balance spread, or for a
+    /// while after an accept4 resource error or a failed re-arm).
     var acceptPaused = false
     /// After an accept4 resource error (EMFILE...), no accepting before this time.
     var acceptResumeAt: UInt64 = 0
@@ -253,6 +253,8 @@ final class Worker {
         }
     }
 
+    // MARK: - Balance
+
     /// --balance rotate: accepts since this worker last moved to the tail of a wait queue.
     private var acceptsSinceRotation = 0
     static let rotationInterval = 16
@@ -272,8 +274,6 @@ final class Worker {
             acceptResumeAt = now + 100_000_000
         }
     }
-
-    // MARK: - Balance
 
     /// Registers every listener in our epoll. EPOLLEXCLUSIVE (default): when a connection
     /// arrives, the kernel wakes only one of the workers blocked in epoll_wait on this listener

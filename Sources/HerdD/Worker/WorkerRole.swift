@@ -88,6 +88,8 @@ enum WorkerRole {
         Log.bootstrap(role: "worker", workerID: parsed.slot)
         ProcessTitle.set("herdd: worker \(parsed.slot)", comm: ProcessTitle.workerComm(slot: parsed.slot))
         let log = Logger(label: "herdd.worker")
+        #if HERDD_TEST_HOOKS
+        // Test builds only (debug configuration, see Package.swift): the release binary has none.
         // Fault injection for the crash-loop and reload-rollback tests: a worker that dies as
         // soon as it starts (always, or from generation N on with "generation>=N").
         if let v = getenv("HERDD_TEST_WORKER_EXIT_AT_START").map({ String(cString: $0) }) {
@@ -112,6 +114,7 @@ enum WorkerRole {
                 while left > 0 { usleep(UInt32(min(left, 100) * 1000)); left -= 100 }
             }
         }
+        #endif
         do {
             let config = try ServerConfig.deserialize(parsed.settings)
             let scoreboard = try Scoreboard(attaching: parsed.scoreboardFD)
@@ -123,8 +126,7 @@ enum WorkerRole {
             for (i, name) in parsed.listenerNames.enumerated() {
                 let fd = 3 + Int32(i)
                 let handler = try HandlerRegistry.make(config.handlerSpec(for: name))
-                let isTCP = Listeners.localAddress(fd).map { !$0.hasPrefix("unix") } ?? true
-                bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler, isTCP: isTCP))
+                bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler))
             }
             let worker = Worker(slot: parsed.slot, masterPID: parsed.masterPID, config: config,
                                 scoreboard: scoreboard, listeners: bound,
