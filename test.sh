@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every herdd test: unit tests (swift test) and integration tests on the real binary
-# (pytest, Tests/integration). Installs what it needs first. Used as-is by .ci/run.
+# Runs every herdd test: unit tests (swift test), build checks (C shim rebuild, test hooks out
+# of release builds, mutation list, DocC), the Examples/notes-api server's tests, integration
+# tests on the real binary (pytest, Tests/integration) and the packaging suite (.deb, lintian,
+# systemd end to end). Installs what it needs first. Used as-is by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,9 +37,13 @@ Tests/shim-rebuild.sh
 echo "== swift build -c release (names can resolve in debug and not in release)"
 swift build -c release --product herdd
 # Fault-injection hooks (HERDD_TEST_*) are compiled into debug builds only (the tests need them).
-strings "$(swift build --show-bin-path)/herdd" | grep -q HERDD_TEST_WORKER_EXIT_AT_START \
+# (grep reads a file, not a pipe from strings: with pipefail, grep -q quitting early would fail
+# the pipeline with SIGPIPE.)
+strings "$(swift build --show-bin-path)/herdd" > .build/strings-debug.txt
+strings "$(swift build -c release --show-bin-path)/herdd" > .build/strings-release.txt
+grep -q HERDD_TEST_WORKER_EXIT_AT_START .build/strings-debug.txt \
     || { echo "FAIL: the debug binary lacks the test hooks" >&2; exit 1; }
-if strings "$(swift build -c release --show-bin-path)/herdd" | grep -q HERDD_TEST_; then
+if grep -q HERDD_TEST_ .build/strings-release.txt; then
     echo "FAIL: the release binary contains HERDD_TEST_* test hooks" >&2; exit 1
 fi
 
