@@ -138,8 +138,9 @@ def test_every_worker_runs_the_handler_and_metrics_count_it(server):
     assert server.proc.pid not in pids
     assert len(pids) == 2, pids
     for pid in pids:
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        assert cmdline[1] == b"worker", cmdline
+        # The worker's title replaces its argv (as nginx does): `herdd: worker N`.
+        title = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0]
+        assert title.startswith(b"herdd: worker "), title
         assert os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(BIN)
     _, _, metrics = request(server.metrics, "GET", "/metrics")
     assert b'herdd_workers{state="idle"}' in metrics
