@@ -29,19 +29,8 @@ final class Master {
     let listeners: [Listener]
     let metricsListeners: [Listener]
     var metricsServer: MetricsServer? = nil
-    var upgrades: UInt64 = 0
-    /// Hot upgrade in progress (old-master side), handover not yet committed by the old master
-    /// (new-master side; we say nothing to systemd meanwhile), and whether we handed the service
-    /// over (then we stop without STOPPING=1).
-    var upgrade: UpgradeState? = nil
-    var handover: UpgradeHandover? = nil
-    var handedOver = false
-    /// New-master side after the commit: the old master, until it closes the socket (its final
-    /// totals come that way). Old-master side: our end of the socket to the new master.
-    var predecessor: UpgradeHandover? = nil
-    var successorFD: Int32 = -1
-    /// Counters handed over by the master we replaced (added to ours in every snapshot).
-    var inherited = CarriedTotals()
+    /// SIGUSR2 hot upgrade, both sides, with its own state (Upgrade.swift).
+    let upgrader: Upgrader
     let executablePath: String
     let scoreboard: Scoreboard
     /// The dispatch socketpair (Worker/Dispatch.swift), passed to every worker of this master.
@@ -105,7 +94,6 @@ final class Master {
         if rc != 0 { throw SysError("pthread_sigmask", errno: rc, detail: "SIG_BLOCK") }
         self.config = config
         self.executablePath = executablePath
-        self.handover = handover
         self.configPath = configPath
         self.overrides = overrides
         self.pool = PoolPolicy(wanted: config.workers)
@@ -125,6 +113,8 @@ final class Master {
         self.workerEnv = Spawn.environment(removing: [
             "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
         ])
+        self.upgrader = Upgrader(handover: handover, log: log, scoreboard: scoreboard, allListeners: moved, executablePath: executablePath)
+        upgrader.host = self
     }
 
     // MARK: - Main loop
@@ -132,7 +122,7 @@ final class Master {
     func run() throws -> Int32 {
         ProcessTitle.set("herdd: master")
         signal(SIGPIPE, SIG_IGN)
-        if handover != nil {
+        if upgrader.handover != nil {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
             // since our spawn): it was meant for the old master. Setting SIG_IGN discards it.
             signal(SIGUSR2, SIG_IGN)
@@ -141,7 +131,8 @@ final class Master {
         sigfd = try makeSignalFD(Master.handledSignals)
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
-        if let h = handover {
+        upgrader.epfd = epfd
+        if let h = upgrader.handover {
             // Metrics wait for the commit: until then the old master answers them.
             try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, h.fd, herd_epollin() | herd_epollrdhup(), upgradeHandoverTag) }
         } else if !metricsListeners.isEmpty {
@@ -166,14 +157,14 @@ final class Master {
             for i in 0..<max(0, Int(n)) {
                 let data = events[i].data
                 if data == 0 { drainSignals() }
-                else if data == upgradePipeTag { upgradePipeEvent() }
-                else if data == upgradeHandoverTag { handoverEvent() }
+                else if data == upgradePipeTag { upgrader.pipeEvent(timeout: config.upgradeTimeout) }
+                else if data == upgradeHandoverTag { upgrader.handoverEvent() }
                 else { metricsServer?.event(data, respond: metricsResponse) }
             }
             tick()
-            if stop != nil && workers.isEmpty && (upgrade == nil || handedOver) { break }
+            if stop != nil && workers.isEmpty && upgrader.allowsExit { break }
         }
-        sendFinalTotals()
+        upgrader.sendFinalTotals()
         scoreboard.unpublish(masterPID: getpid())
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
@@ -190,7 +181,7 @@ final class Master {
             case SIGHUP: beginReload()
             case SIGTTIN: resize(by: 1)
             case SIGTTOU: resize(by: -1)
-            case SIGUSR2: beginUpgrade()
+            case SIGUSR2: upgrader.begin(generation: generation, timeout: config.upgradeTimeout)
             default: break
             }
         }
@@ -201,7 +192,7 @@ final class Master {
     private func tick() {
         let now = monotonicNanos()
         metricsServer?.sweep(now: now)
-        checkUpgradeDeadline(now)
+        upgrader.checkDeadline(now, timeout: config.upgradeTimeout)
         backlog.sample(now: now, alarmThreshold: config.backlogAlarm, log: log)
         if let stop {
             switch stop {
@@ -217,9 +208,7 @@ final class Master {
         if !readySent && currentReady() >= wanted {
             readySent = true
             let status = statusLine()
-            if let h = handover {
-                reportReadyToOldMaster(h)
-            } else {
+            if !upgrader.reportReady() {
                 SystemdNotify.ready(status: status)
             }
             lastStatus = status
@@ -345,7 +334,7 @@ final class Master {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
-            if upgradeChildExited(pid, status: describeWaitStatus(status)) { continue }
+            if upgrader.childExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()
             let snap = scoreboard.snapshot(w.slot)

@@ -4,7 +4,7 @@ import Handlers
 /// systemd status and watchdog, and the metrics the master serves: the STATUS= line (at most
 /// once a second, only when it changed), WATCHDOG=1 from the supervision loop, the snapshot of
 /// the scoreboard and the master's counters, and the routes of the `metrics` listeners.
-extension Master {
+extension Master: UpgradeHost {
     /// Half the watchdog interval: ping, but only after this turn read the scoreboard.
     func feedWatchdog(_ now: UInt64) {
         if let wd = watchdogUsec, now - lastWatchdogAt >= wd * 1000 / 2 {
@@ -37,6 +37,7 @@ extension Master {
         let now = monotonicNanos()
         var m = MetricsSnapshot(version: herddVersionString, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
         // Our own counters plus those of the masters we replaced (hot upgrades).
+        let inherited = upgrader.inherited, upgrades = upgrader.upgrades
         m.restarts = inherited.restarts.merging(restarts, uniquingKeysWith: +)
         m.upgrades = inherited.upgrades &+ upgrades
         m.accepted = inherited.accepted &+ retired.accepted
@@ -95,4 +96,38 @@ extension Master {
             return HTTPResponse.errorResponse(status: 404)
         }
     }
+
+    /// Everything this master has counted, for its successor (including what it inherited).
+    func carriedTotals() -> CarriedTotals {
+        let s = snapshot()
+        var t = CarriedTotals()
+        t.requestsByClass = s.requestsByClass
+        t.bytesOut = s.bytesOut
+        t.accepted = s.accepted
+        t.upgrades = s.upgrades
+        t.restarts = s.restarts
+        t.dispatchWakeups = s.dispatchWakeups
+        t.dispatchEmptyWakeups = s.dispatchEmptyWakeups
+        for l in s.listeners {
+            t.listeners[l.name] = l.counters
+            if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = UInt64(secs * 1000) }
+        }
+        return t
+    }
+
+    // MARK: UpgradeHost
+
+    var isStopping: Bool { stop != nil }
+
+    func tookOver() {
+        if !metricsListeners.isEmpty && metricsServer == nil {
+            do { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) } catch {
+                log.error("cannot serve metrics: \(error)", metadata: ["event": "metrics-failed"])
+            }
+        }
+        lastStatus = statusLine()
+        SystemdNotify.status(lastStatus)
+    }
+
+    func stopServingMetrics() { metricsServer?.stopListening() }
 }

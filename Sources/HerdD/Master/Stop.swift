@@ -11,11 +11,9 @@ extension Master {
         let timeout = immediate ? 5.0 : config.gracefulTimeout
         stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
         pendingSpawns.removeAll()
-        if let u = upgrade {
-            // Stopping in the middle of an upgrade: the new master must not outlive us unready.
-            kill(u.pid, SIGQUIT)
-        }
-        if handedOver {
+        // Stopping in the middle of an upgrade: the new master must not outlive us unready.
+        upgrader.stopNewMaster()
+        if upgrader.handedOver {
             // The new master is systemd's main pid now: STOPPING=1 (or any STATUS=) from us
             // would stop the service or overwrite the new master's status.
             SystemdNotify.silenced = true
@@ -28,7 +26,7 @@ extension Master {
         for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
         // Not once we handed the sockets over (the new master serves them), nor as a new master
         // not yet committed (they are still the old master's, which keeps serving).
-        if !handedOver && handover == nil { closeOwnedListeners() }
+        if !upgrader.handedOver && upgrader.handover == nil { closeOwnedListeners() }
     }
 
     /// Start of a stop: close the sockets herdd bound itself (workers close their copies as
