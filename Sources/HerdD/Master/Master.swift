@@ -214,8 +214,10 @@ final class Master {
             lastStatus = status
             log.info("herdd ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
         }
-        switch reload.decide(readyCurrent: currentReady(), wanted: wanted, oldRemaining: oldGeneration().count,
-                             newWorkersDieAtStart: respawn.newWorkersDieAtStart) {
+        let outcome: ReloadPolicy.Decision = !reloading ? .none
+            : reload.decide(readyCurrent: currentReady(), wanted: wanted, oldRemaining: oldGeneration().count,
+                            newWorkersDieAtStart: respawn.newWorkersDieAtStart)
+        switch outcome {
         case .complete:
             reload.end()
             SystemdNotify.ready(status: statusLine())
