@@ -11,7 +11,7 @@ struct Listener: Sendable {
     /// Human-readable address ("127.0.0.1:8080", "unix:/run/x.sock", "fd 3").
     var address: String
     /// herdd bound it itself (not systemd's, not passed in): closed at the start of a graceful
-    /// stop unless it went into systemd's fd store (see Master.init).
+    /// stop unless it went into systemd's fd store (see Master.prepareListeners).
     var owned = false
 }
 

@@ -29,19 +29,8 @@ final class Master {
     let listeners: [Listener]
     let metricsListeners: [Listener]
     var metricsServer: MetricsServer? = nil
-    var upgrades: UInt64 = 0
-    /// Hot upgrade in progress (old-master side), handover not yet committed by the old master
-    /// (new-master side; we say nothing to systemd meanwhile), and whether we handed the service
-    /// over (then we stop without STOPPING=1).
-    var upgrade: UpgradeState? = nil
-    var handover: UpgradeHandover? = nil
-    var handedOver = false
-    /// New-master side after the commit: the old master, until it closes the socket (its final
-    /// totals come that way). Old-master side: our end of the socket to the new master.
-    var predecessor: UpgradeHandover? = nil
-    var successorFD: Int32 = -1
-    /// Counters handed over by the master we replaced (added to ours in every snapshot).
-    var inherited = CarriedTotals()
+    /// SIGUSR2 hot upgrade, both sides, with its own state (Upgrade.swift).
+    let upgrader: Upgrader
     let executablePath: String
     let scoreboard: Scoreboard
     /// The dispatch socketpair (Worker/Dispatch.swift), passed to every worker of this master.
@@ -54,33 +43,31 @@ final class Master {
     var sigfd: Int32 = -1
 
     var generation: UInt64 = 1
-    var wanted: Int
+    /// Pool sizing (Pool.swift), respawn backoff and crash loop (Respawn.swift), rolling reload
+    /// and rollback (Reload.swift): plain values; this class carries out what they decide.
+    var pool: PoolPolicy
+    var respawn = RespawnPolicy()
+    var reload = ReloadPolicy()
+    var wanted: Int {
+        get { pool.wanted }
+        set { pool.wanted = newValue }
+    }
+    var reloading: Bool { reload.reloading }
     var workers: [pid_t: WorkerProc] = [:]
     /// Slots waiting for a (re)spawn and when it is due (crash backoff).
     var pendingSpawns: [Int: UInt64] = [:]
-    var fastDeaths: [Int: Int] = [:]
     var readySent = false
-    var reloading = false
-    var rollback: Rollback? = nil
     var stop: Stop? = nil
     var exitCode: Int32 = 0
     var lastStatus = ""
     var lastStatusAt: UInt64 = 0
-    var lastPoolAdjust: UInt64 = 0
     var watchdogUsec: UInt64? = SystemdNotify.watchdogInterval()
     var lastWatchdogAt: UInt64 = 0
 
     /// Counters of workers that have exited, so totals survive restarts.
     var retired = RetiredTotals()
-    /// Accept-queue sampling (every tick): peak over the last minute and time at or above the
-    /// alarm threshold, and the alarm state (above the threshold since when, warned or not).
-    var backlogWindows: [BacklogWindow] = []
-    /// Set when a graceful stop closed the listeners herdd bound itself (their fds are gone).
-    var listenersClosed = false
-    /// NETLINK_SOCK_DIAG socket for unix listeners' queues (opened on first use).
-    var sockDiagFD: Int32 = -1
-    var backlogAboveSince: [UInt64?] = []
-    var backlogAlarmed: [Bool] = []
+    /// Accept-queue sampling (every tick) and alarm (Metrics/BacklogMonitor.swift).
+    let backlog: BacklogMonitor
     var restarts: [String: UInt64] = [:]
 
     struct RetiredTotals {
@@ -95,8 +82,6 @@ final class Master {
 
     /// Signals the master reads from its signalfd.
     static let handledSignals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2]
-    static let fastDeathNanos: UInt64 = 1_000_000_000
-    static let crashLoopThreshold = 5
 
     init(config: ServerConfig, configPath: String?, overrides: [(String, String)], listeners: [Listener],
          executablePath: String, handover: UpgradeHandover?) throws {
@@ -109,33 +94,11 @@ final class Master {
         if rc != 0 { throw SysError("pthread_sigmask", errno: rc, detail: "SIG_BLOCK") }
         self.config = config
         self.executablePath = executablePath
-        self.handover = handover
         self.configPath = configPath
         self.overrides = overrides
-        self.wanted = config.workers
+        self.pool = PoolPolicy(wanted: config.workers)
         self.generation = handover?.generation ?? 1
-        // Keep listener fds at Spawn.firstPrivateFD and above so the dup2 to 3, 4, ... in posix_spawn never overwrites
-        // a source that has not been copied yet. F_DUPFD_CLOEXEC: only the spawn's dup2 makes
-        // them inheritable.
-        var moved: [Listener] = []
-        for var l in listeners {
-            // Ours alone: bound by us and not in systemd's fd store, or (after an upgrade) the
-            // old master's own sockets.
-            l.owned = handover.map { $0.ownedListeners.contains(l.name) } ?? (l.owned && !SystemdNotify.hasNotifySocket)
-            let high = try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(l.name)") { fcntl(l.fd, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
-            close(l.fd)
-            l.fd = high
-            moved.append(l)
-        }
-        // TCP_NODELAY once on each TCP listener: accepted sockets inherit it on Linux, which
-        // saves workers a setsockopt per connection. Responses go out in one write; Nagle
-        // would only hold back the tail of pipelined or streamed responses.
-        for l in moved where l.family == .tcp {
-            var one: Int32 = 1
-            try sys("setsockopt", detail: "TCP_NODELAY \(l.name)") {
-                setsockopt(l.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-        }
+        let moved = try Master.prepareListeners(listeners, handover: handover)
         self.allListeners = moved
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
@@ -145,13 +108,13 @@ final class Master {
                                          publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil,
                                          publishNow: handover == nil)
         self.dispatch = try DispatchPair()
-        self.backlogWindows = Array(repeating: BacklogWindow(), count: self.listeners.count)
-        self.backlogAboveSince = Array(repeating: nil, count: self.listeners.count)
-        self.backlogAlarmed = Array(repeating: false, count: self.listeners.count)
+        self.backlog = BacklogMonitor(listeners: self.listeners)
         self.retired.listeners = Array(repeating: [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount), count: self.listeners.count)
         self.workerEnv = Spawn.environment(removing: [
             "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
         ])
+        self.upgrader = Upgrader(handover: handover, log: log, scoreboard: scoreboard, allListeners: moved, executablePath: executablePath)
+        upgrader.host = self
     }
 
     // MARK: - Main loop
@@ -159,7 +122,7 @@ final class Master {
     func run() throws -> Int32 {
         ProcessTitle.set("herdd: master")
         signal(SIGPIPE, SIG_IGN)
-        if handover != nil {
+        if upgrader.handover != nil {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
             // since our spawn): it was meant for the old master. Setting SIG_IGN discards it.
             signal(SIGUSR2, SIG_IGN)
@@ -168,7 +131,8 @@ final class Master {
         sigfd = try makeSignalFD(Master.handledSignals)
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
-        if let h = handover {
+        upgrader.epfd = epfd
+        if let h = upgrader.handover {
             // Metrics wait for the commit: until then the old master answers them.
             try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, h.fd, herd_epollin() | herd_epollrdhup(), upgradeHandoverTag) }
         } else if !metricsListeners.isEmpty {
@@ -193,14 +157,14 @@ final class Master {
             for i in 0..<max(0, Int(n)) {
                 let data = events[i].data
                 if data == 0 { drainSignals() }
-                else if data == upgradePipeTag { upgradePipeEvent() }
-                else if data == upgradeHandoverTag { handoverEvent() }
+                else if data == upgradePipeTag { upgrader.pipeEvent(timeout: config.upgradeTimeout) }
+                else if data == upgradeHandoverTag { upgrader.handoverEvent() }
                 else { metricsServer?.event(data, respond: metricsResponse) }
             }
             tick()
-            if stop != nil && workers.isEmpty && (upgrade == nil || handedOver) { break }
+            if stop != nil && workers.isEmpty && upgrader.allowsExit { break }
         }
-        sendFinalTotals()
+        upgrader.sendFinalTotals()
         scoreboard.unpublish(masterPID: getpid())
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
@@ -217,7 +181,7 @@ final class Master {
             case SIGHUP: beginReload()
             case SIGTTIN: resize(by: 1)
             case SIGTTOU: resize(by: -1)
-            case SIGUSR2: beginUpgrade()
+            case SIGUSR2: upgrader.begin(generation: generation, timeout: config.upgradeTimeout)
             default: break
             }
         }
@@ -228,8 +192,8 @@ final class Master {
     private func tick() {
         let now = monotonicNanos()
         metricsServer?.sweep(now: now)
-        checkUpgradeDeadline(now)
-        sampleBacklog(now)
+        upgrader.checkDeadline(now, timeout: config.upgradeTimeout)
+        backlog.sample(now: now, alarmThreshold: config.backlogAlarm, log: log)
         if let stop {
             switch stop {
             case .graceful(let deadline), .immediate(let deadline):
@@ -244,33 +208,29 @@ final class Master {
         if !readySent && currentReady() >= wanted {
             readySent = true
             let status = statusLine()
-            if let h = handover {
-                reportReadyToOldMaster(h)
-            } else {
+            if !upgrader.reportReady() {
                 SystemdNotify.ready(status: status)
             }
             lastStatus = status
             log.info("herdd ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
         }
-        if reloading && currentReady() >= wanted && oldGeneration().isEmpty {
-            reloading = false
-            rollback = nil
+        let outcome: ReloadPolicy.Decision = !reloading ? .none
+            : reload.decide(readyCurrent: currentReady(), wanted: wanted, oldRemaining: oldGeneration().count,
+                            newWorkersDieAtStart: respawn.newWorkersDieAtStart)
+        switch outcome {
+        case .complete:
+            reload.end()
             SystemdNotify.ready(status: statusLine())
             scoreboard.setHeader(.generation, generation)
             scoreboard.publish(reload: .ok, message: "generation \(generation) serving with \(wanted) workers")
             log.info("reload complete", metadata: ["event": "reload-done", "generation": "\(generation)", "workers": "\(wanted)"])
-        } else if reloading, let rb = rollback, fastDeaths.values.contains(where: { $0 >= 3 }) {
-            abortReload(rb, why: "new workers die right after they start")
+        case .rollBack:
+            if let rb = reload.rollback { abortReload(rb, why: "new workers die right after they start") }
+        case .none:
+            break
         }
         updateStatus(now)
-        if let wd = watchdogUsec, now - lastWatchdogAt >= wd * 1000 / 2 {
-            // Only the supervision loop pings, and only after it read the scoreboard this turn:
-            // a master stuck anywhere else stops pinging and systemd kills it.
-            if scoreboard.isIntact {
-                SystemdNotify.watchdog()
-                lastWatchdogAt = now
-            }
-        }
+        feedWatchdog(now)
     }
 
     private func current() -> [WorkerProc] {
@@ -282,59 +242,37 @@ final class Master {
     }
 
     private func currentReady() -> Int {
-        current().filter {
-            let s = scoreboard.state($0.slot)
-            return s == .idle || s == .busy
-        }.count
+        PoolPolicy.ready(current(), scoreboard)
     }
 
-    /// Spawns missing workers, retires surplus ones and, during a reload, rolls the pool one
-    /// worker at a time: a new worker is serving before an old one is asked to drain.
+    /// Carries out PoolPolicy's plan: queues missing slots for a spawn, retires surplus and
+    /// (rolling reload) old workers, spawns the queued slots that are due.
     private func balancePool(_ now: UInt64) {
-        let cur = current()
-        let old = oldGeneration()
-        let starting = cur.filter { scoreboard.state($0.slot) == .starting }.count
-        let have = cur.count + pendingSpawns.count
-        if have < wanted {
-            let missing = old.isEmpty ? wanted - have : (starting == 0 && pendingSpawns.isEmpty ? 1 : 0)
-            for _ in 0..<missing {
-                guard let slot = freeSlot() else {
-                    log.error("no free scoreboard slot", metadata: ["event": "spawn-failed"])
-                    break
-                }
-                pendingSpawns[slot] = now
+        let plan = pool.balance(current: current(), old: oldGeneration(), pending: pendingSpawns.count, states: scoreboard)
+        for _ in 0..<plan.spawn {
+            guard let slot = freeSlot() else {
+                log.error("no free scoreboard slot", metadata: ["event": "spawn-failed"])
+                break
             }
-        } else if cur.count > wanted {
-            for w in cur.sorted(by: { $0.slot > $1.slot }).prefix(cur.count - wanted) { retire(w.pid, reason: "ttou") }
+            pendingSpawns[slot] = now
         }
-        // Rolling reload: retire one old worker per new worker that is serving.
-        if !old.isEmpty {
-            let surplus = currentReady() + old.count - wanted
-            if surplus > 0 {
-                for w in old.sorted(by: { $0.slot < $1.slot }).prefix(surplus) { retire(w.pid, reason: "reload") }
-            }
-        }
+        for pid in plan.retireSurplus { retire(pid, reason: "ttou") }
+        for pid in plan.retireOld { retire(pid, reason: "reload") }
         for (slot, due) in pendingSpawns where due <= now {
             pendingSpawns.removeValue(forKey: slot)
             spawnWorker(slot: slot)
         }
     }
 
-    /// Apache-prefork-style spare workers: at most one step per second, never while workers are
-    /// still starting or a reload rolls.
+    /// Min/max-spare dynamic pool (PoolPolicy.adjustSpare): logs the step it took.
     private func adjustDynamicPool(_ now: UInt64) {
-        guard config.minSpare > 0 || config.maxSpare > 0, !reloading, now - lastPoolAdjust >= 1_000_000_000 else { return }
-        let cur = current()
-        guard cur.count == wanted, !cur.contains(where: { scoreboard.state($0.slot) == .starting }) else { return }
-        let idle = cur.filter { scoreboard.state($0.slot) == .idle }.count
-        if config.minSpare > 0 && idle < config.minSpare && wanted < config.maxWorkers {
-            wanted += 1
-            lastPoolAdjust = now
+        switch pool.adjustSpare(now: now, settings: config, reloading: reloading, current: current(), states: scoreboard) {
+        case .grow(let idle):
             log.info("only \(idle) idle workers (min-spare \(config.minSpare)): growing to \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)", "reason": "min-spare"])
-        } else if config.maxSpare > 0 && idle > config.maxSpare && wanted > config.workers {
-            wanted -= 1
-            lastPoolAdjust = now
+        case .shrink(let idle):
             log.info("\(idle) idle workers (max-spare \(config.maxSpare)): shrinking to \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)", "reason": "max-spare"])
+        case nil:
+            break
         }
     }
 
@@ -398,7 +336,7 @@ final class Master {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
-            if upgradeChildExited(pid, status: describeWaitStatus(status)) { continue }
+            if upgrader.childExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()
             let snap = scoreboard.snapshot(w.slot)
@@ -433,16 +371,9 @@ final class Master {
             // died right after it started, so a crash loop does not spin.
             if w.retireReason != nil { continue }
             if w.generation < generation { continue }
-            var delay: UInt64 = 0
-            if reason == "crash" && now - w.spawnedAt < Master.fastDeathNanos {
-                let n = (fastDeaths[w.slot] ?? 0) + 1
-                fastDeaths[w.slot] = n
-                delay = min(100_000_000 << UInt64(min(n - 1, 7)), 10_000_000_000)
-            } else {
-                fastDeaths[w.slot] = 0
-            }
-            if crashLoop() {
-                log.critical("every worker dies right after it starts (\(Master.crashLoopThreshold) times in a row); giving up", metadata: ["event": "crash-loop"])
+            let delay = respawn.delayAfterExit(slot: w.slot, crashed: reason == "crash", spawnedAt: w.spawnedAt, now: now)
+            if respawn.isCrashLoop(wanted: wanted, serving: currentReady()) {
+                log.critical("every worker dies right after it starts (\(RespawnPolicy.crashLoopThreshold) times in a row); giving up", metadata: ["event": "crash-loop"])
                 SystemdNotify.status("crash loop: workers die at start")
                 exitCode = 1
                 beginStop(immediate: true)
@@ -455,83 +386,14 @@ final class Master {
         }
     }
 
-    private func crashLoop() -> Bool {
-        let loopingSlots = fastDeaths.values.filter { $0 >= Master.crashLoopThreshold }.count
-        return loopingSlots >= wanted && !current().contains { scoreboard.state($0.slot) == .idle || scoreboard.state($0.slot) == .busy }
-    }
-
     // MARK: - Commands
 
-    func beginStop(immediate: Bool) {
-        let now = monotonicNanos()
-        if case .immediate = stop { return }
-        if stop != nil && !immediate { return }
-        let timeout = immediate ? 5.0 : config.gracefulTimeout
-        stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
-        pendingSpawns.removeAll()
-        if let u = upgrade {
-            // Stopping in the middle of an upgrade: the new master must not outlive us unready.
-            kill(u.pid, SIGQUIT)
-        }
-        if handedOver {
-            // The new master is systemd's main pid now: STOPPING=1 (or any STATUS=) from us
-            // would stop the service or overwrite the new master's status.
-            SystemdNotify.silenced = true
-        } else {
-            SystemdNotify.stopping(status: immediate ? "stopping now" : "draining \(workers.count) workers")
-        }
-        log.info(immediate ? "stopping immediately" : "stopping gracefully", metadata: [
-            "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
-        ])
-        for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
-        // Not once we handed the sockets over (the new master serves them), nor as a new master
-        // not yet committed (they are still the old master's, which keeps serving).
-        if !handedOver && handover == nil { closeOwnedListeners() }
-    }
-
-    /// Start of a stop: close the sockets herdd bound itself (workers close their copies as
-    /// they begin to drain), so new connections are refused at once instead of waiting in a
-    /// queue nobody will accept from, to be reset when we exit. systemd's sockets (and those in
-    /// its fd store) stay: systemd holds them and queues connections for the next start.
-    private func closeOwnedListeners() {
-        guard !listenersClosed, allListeners.contains(where: \.owned) else { return }
-        listenersClosed = true
-        if allListeners.contains(where: { $0.owned && metricsListeners.map(\.fd).contains($0.fd) }) {
-            metricsServer?.stopListening()
-        }
-        for l in allListeners where l.owned {
-            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
-            // shutdown(SHUT_RD) acts on the socket, not on our fd: it leaves the LISTEN state
-            // at once although workers still hold copies (one may be busy in a handler for a
-            // while), so connects are refused now (TCP: RST; unix: ECONNREFUSED).
-            if shutdown(l.fd, Int32(SHUT_RD)) != 0 {
-                log.warning("\(SysError("shutdown", detail: "listener \(l.name)"))", metadata: ["event": "listeners-closed"])
-            }
-            close(l.fd)
-        }
-        log.info("closed the listening sockets herdd bound", metadata: [
-            "event": "listeners-closed", "listeners": "\(allListeners.filter(\.owned).map(\.name).joined(separator: " "))",
-        ])
-    }
-
-    private func killAll(reason: String) {
-        for (pid, w) in workers where w.killReason == nil {
-            var k = w
-            k.killReason = reason
-            workers[pid] = k
-            kill(pid, SIGKILL)
-            log.warning("worker \(pid) still running at stop deadline; killed", metadata: ["event": "worker-killed", "worker_pid": "\(pid)", "reason": "\(reason)"])
-        }
-    }
-
     private func resize(by delta: Int) {
-        let new = max(1, min(config.maxWorkers, wanted + delta))
-        guard new != wanted else {
+        guard pool.resize(by: delta, maxWorkers: config.maxWorkers) else {
             log.info("pool size stays \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)"])
             return
         }
-        wanted = new
-        log.info("pool size \(delta > 0 ? "increased" : "decreased") to \(new)", metadata: ["event": "resize", "workers": "\(new)"])
+        log.info("pool size \(delta > 0 ? "increased" : "decreased") to \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)"])
     }
 
     /// SIGHUP: RELOADING=1, re-read the configuration, roll the workers, READY=1. A config that
@@ -545,12 +407,11 @@ final class Master {
             if new.listen != config.listen && !new.listen.isEmpty {
                 log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
             }
-            if rollback == nil { rollback = Rollback(config: config, wanted: wanted, generation: generation) }
+            reload.begin(serving: .init(config: config, wanted: wanted, generation: generation))
             config = new
             wanted = new.workers
             generation += 1
-            reloading = true
-            fastDeaths.removeAll()
+            respawn.reset()
         } catch {
             log.error("reload failed, keeping the running configuration: \(error)", metadata: ["event": "reload-failed"])
             SystemdNotify.ready(status: "reload failed: \(error)")
@@ -558,158 +419,20 @@ final class Master {
         }
     }
 
-    /// What a rolling reload returns to when the new generation cannot start.
-    struct Rollback {
-        var config: ServerConfig
-        var wanted: Int
-        var generation: UInt64
-    }
-
     /// The new generation keeps dying at start: retire it, go back to the previous configuration
     /// and generation (whose workers are still serving, or are respawned), and report failure.
-    private func abortReload(_ rb: Rollback, why: String) {
+    private func abortReload(_ rb: ReloadPolicy.Rollback, why: String) {
         let failed = generation
         config = rb.config
         wanted = rb.wanted
         generation = rb.generation
-        reloading = false
-        rollback = nil
-        fastDeaths.removeAll()
+        reload.end()
+        respawn.reset()
         pendingSpawns.removeAll()
         for w in workers.values where w.generation == failed { retire(w.pid, reason: "reload-failed") }
         log.error("reload failed: \(why); back to generation \(generation)", metadata: ["event": "reload-failed", "generation": "\(generation)"])
         SystemdNotify.ready(status: "reload failed: \(why)")
         scoreboard.publish(reload: .failed, message: "reload failed: \(why); previous configuration restored")
-    }
-
-    // MARK: - Accept queues
-
-    /// Length and limit of a worker listener's accept queue: TCP_INFO for TCP (tcpi_unacked /
-    /// tcpi_sacked on a listening socket), sock_diag UNIX_DIAG_RQLEN for unix stream sockets.
-    func acceptQueue(_ i: Int) -> (UInt32, UInt32)? {
-        // A closed listener's fd number may belong to something else by now.
-        if listenersClosed && listeners[i].owned { return nil }
-        var q: UInt32 = 0, lim: UInt32 = 0
-        switch listeners[i].family {
-        case .tcp:
-            return herd_tcp_backlog(listeners[i].fd, &q, &lim) == 0 ? (q, lim) : nil
-        case .unix:
-            if sockDiagFD < 0 {
-                sockDiagFD = herd_sock_diag_socket()
-                if sockDiagFD < 0 { return nil }
-            }
-            return herd_unix_backlog(sockDiagFD, listeners[i].fd, &q, &lim) == 0 ? (q, lim) : nil
-        }
-    }
-
-    /// Samples each TCP listener's accept queue (TCP_INFO on the listening socket: tcpi_unacked
-    /// is the queue length, tcpi_sacked the limit). Keeps the peak for /metrics and warns when
-    /// the queue stays above --backlog-alarm (default: half the limit) for 3 seconds.
-    private func sampleBacklog(_ now: UInt64) {
-        for (i, l) in listeners.enumerated() {
-            guard let (q, lim) = acceptQueue(i) else { continue }
-            let threshold = config.backlogAlarm > 0 ? UInt32(clamping: config.backlogAlarm) : max(1, lim / 2)
-            backlogWindows[i].record(q, above: q >= threshold, now: now)
-            if q >= threshold {
-                let since = backlogAboveSince[i] ?? now
-                backlogAboveSince[i] = since
-                if !backlogAlarmed[i] && now - since >= 3_000_000_000 {
-                    backlogAlarmed[i] = true
-                    log.warning("accept queue of \(l.name) has stayed at or above \(threshold) for 3 s: \(q) waiting, limit \(lim); workers cannot keep up", metadata: [
-                        "event": "backlog-alarm", "listener": "\(l.name)", "backlog": "\(q)", "backlog_limit": "\(lim)", "threshold": "\(threshold)",
-                    ])
-                }
-            } else {
-                backlogAboveSince[i] = nil
-                if backlogAlarmed[i] {
-                    backlogAlarmed[i] = false
-                    log.notice("accept queue of \(l.name) back below \(threshold): \(q) waiting", metadata: [
-                        "event": "backlog-alarm-cleared", "listener": "\(l.name)", "backlog": "\(q)",
-                    ])
-                }
-            }
-        }
-    }
-
-    // MARK: - Status
-
-    private func updateStatus(_ now: UInt64) {
-        guard now - lastStatusAt >= 1_000_000_000 else { return }
-        lastStatusAt = now
-        let s = statusLine()
-        if s != lastStatus {
-            SystemdNotify.status(s)
-            lastStatus = s
-        }
-    }
-
-    func statusLine() -> String {
-        let s = snapshot().statusLine
-        return stop != nil ? "stopping: " + s : s
-    }
-
-    /// Reads the scoreboard, the master's own counters and the accept queues.
-    func snapshot() -> MetricsSnapshot {
-        let now = monotonicNanos()
-        var m = MetricsSnapshot(version: herddVersionString, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
-        // Our own counters plus those of the masters we replaced (hot upgrades).
-        m.restarts = inherited.restarts.merging(restarts, uniquingKeysWith: +)
-        m.upgrades = inherited.upgrades &+ upgrades
-        m.accepted = inherited.accepted &+ retired.accepted
-        m.requestsByClass = zip(inherited.requestsByClass, retired.statusClasses).map { $0 &+ $1 }
-        m.bytesOut = inherited.bytesOut &+ retired.bytesOut
-        m.dispatchWakeups = inherited.dispatchWakeups &+ retired.dispatchWakeups
-        m.dispatchEmptyWakeups = inherited.dispatchEmptyWakeups &+ retired.dispatchEmptyWakeups
-        m.listeners = listeners.enumerated().map { i, l in
-            var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
-            ls.add(retired.listeners[i])
-            if let c = inherited.listeners[l.name] { ls.add(c) }
-            let alarmMillis = (inherited.backlogAlarmMillis[l.name] ?? 0) &+ backlogWindows[i].aboveNanos / 1_000_000
-            ls.backlogAlarmSeconds = Double(alarmMillis) / 1000
-            if let (q, lim) = acceptQueue(i) {
-                ls.backlog = q
-                ls.backlogLimit = lim
-                ls.backlogMax = max(backlogWindows[i].peak(now: now), q)
-            }
-            return ls
-        }
-        for w in workers.values.sorted(by: { $0.slot < $1.slot }) {
-            let snap = scoreboard.snapshot(w.slot)
-            m.accepted &+= snap.accepted
-            m.active &+= snap.active
-            m.bytesOut &+= snap.bytesOut
-            m.dispatchWakeups &+= snap.dispatchWakeups
-            m.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
-            for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
-            for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
-            m.workers.append(MetricsSnapshot.WorkerStats(
-                slot: w.slot, pid: w.pid, generation: w.generation,
-                state: w.retireReason != nil && snap.state != .exited ? "draining" : snap.state.name,
-                requests: snap.requests, accepted: snap.accepted, active: snap.active,
-                heartbeatAgeSeconds: now > snap.heartbeat ? Double(now - snap.heartbeat) / 1e9 : 0,
-                uptimeSeconds: Double(now - w.spawnedAt) / 1e9))
-        }
-        return m
-    }
-
-    /// Requests on the `metrics` listeners: /metrics (Prometheus text), /status, /status.json.
-    func metricsResponse(_ req: HTTPRequest) -> HTTPResponse {
-        guard req.method == "GET" || req.method == "HEAD" else {
-            var r = HTTPResponse.errorResponse(status: 405)
-            r.headers.set("Allow", "GET, HEAD")
-            return r
-        }
-        let snap = snapshot()
-        switch req.path {
-        case "/metrics", "/":
-            return HTTPResponse.text(200, snap.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        case "/status":
-            return HTTPResponse.text(200, StatusReport.table(snap))
-        case "/status.json":
-            return HTTPResponse.text(200, StatusReport.json(snap), contentType: "application/json")
-        default:
-            return HTTPResponse.errorResponse(status: 404)
-        }
     }
 }
 

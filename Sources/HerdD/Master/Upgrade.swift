@@ -97,16 +97,76 @@ func readHandoverMessage(_ fd: Int32) -> HandoverRead {
     }
 }
 
-extension Master {
+/// What the upgrade needs of its master: a narrow interface instead of the master's stored
+/// properties.
+protocol UpgradeHost: AnyObject {
+    var isStopping: Bool { get }
+    func beginStop(immediate: Bool)
+    func statusLine() -> String
+    /// Everything this master has counted (including what it inherited), for its successor.
+    func carriedTotals() -> CarriedTotals
+    /// The new master took over: serve the `metrics` listeners and report STATUS=.
+    func tookOver()
+    /// The old master handed over: the new master answers /metrics from now on.
+    func stopServingMetrics()
+}
+
+/// Both sides of the SIGUSR2 handshake, with the state they own: the upgrade in progress and
+/// the handover socket (old master), the uncommitted handover and the predecessor's totals (new
+/// master). The master calls in from its loop (signals, epoll events, tick, reap).
+final class Upgrader {
+    weak var host: UpgradeHost?
+    var log: Logger
+    let scoreboard: Scoreboard
+    let allListeners: [Listener]
+    let executablePath: String
+    /// The master's epoll (set once run() created it).
+    var epfd: Int32 = -1
+
+    /// Hot upgrades this master completed.
+    private(set) var upgrades: UInt64 = 0
+    /// Hot upgrade in progress (old-master side).
+    private(set) var upgrade: UpgradeState? = nil
+    /// Handover not yet committed by the old master (new-master side; we say nothing to systemd
+    /// meanwhile).
+    private(set) var handover: UpgradeHandover? = nil
+    /// We handed the service over (then we stop without STOPPING=1).
+    private(set) var handedOver = false
+    /// New-master side after the commit: the old master, until it closes the socket (its final
+    /// totals come that way). Old-master side: our end of the socket to the new master.
+    private var predecessor: UpgradeHandover? = nil
+    private var successorFD: Int32 = -1
+    /// Counters handed over by the master we replaced (added to ours in every snapshot).
+    private(set) var inherited = CarriedTotals()
+
+    init(handover: UpgradeHandover?, log: Logger, scoreboard: Scoreboard, allListeners: [Listener], executablePath: String) {
+        self.handover = handover
+        self.log = log
+        self.scoreboard = scoreboard
+        self.allListeners = allListeners
+        self.executablePath = executablePath
+    }
+
+    /// The master may exit once its workers are gone: no upgrade of ours still running, or the
+    /// service handed over.
+    var allowsExit: Bool { upgrade == nil || handedOver }
+
+    /// Stopping in the middle of an upgrade: the new master must not outlive us unready.
+    func stopNewMaster() {
+        if let u = upgrade { kill(u.pid, SIGQUIT) }
+    }
+
     // MARK: Old-master side
 
-    func beginUpgrade() {
+    /// SIGUSR2. `generation`: ours (the new master's workers start with the next one).
+    func begin(generation: UInt64, timeout upgradeTimeout: Double) {
+        guard let host else { return }
         if let u = upgrade {
             log.warning("SIGUSR2 ignored: an upgrade to pid \(u.pid) is already in progress", metadata: ["event": "upgrade-refused", "new_pid": "\(u.pid)"])
             return
         }
-        if stop != nil || handover != nil {
-            let why = stop != nil ? "the master is stopping" : "this master is itself waiting for its predecessor to commit"
+        if host.isStopping || handover != nil {
+            let why = host.isStopping ? "the master is stopping" : "this master is itself waiting for its predecessor to commit"
             log.warning("SIGUSR2 ignored: \(why)", metadata: ["event": "upgrade-refused"])
             scoreboard.publish(upgrade: .failed, newPID: 0, message: "upgrade refused: \(why)")
             return
@@ -147,14 +207,14 @@ extension Master {
             let pid: pid_t
             do { pid = try Spawn.start(path: "/bin/sh", argv: argv, env: env, fds: handover) } catch { close(ours); throw error }
             try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, ours, herd_epollin() | herd_epollrdhup(), upgradePipeTag) }
-            upgrade = UpgradeState(pid: pid, fd: ours, deadline: monotonicNanos() + UInt64(config.upgradeTimeout * 1e9))
+            upgrade = UpgradeState(pid: pid, fd: ours, deadline: monotonicNanos() + UInt64(upgradeTimeout * 1e9))
             log.notice("upgrade: started \(executablePath) as pid \(pid)", metadata: [
                 "event": "upgrade-start", "new_pid": "\(pid)", "old_version": "\(herddVersionString)", "path": "\(executablePath)",
             ])
             // Give systemd room for the new master's start (only matters while a job runs, e.g.
             // `herdd upgrade` as ExecReload=); the watchdog keeps being fed by this loop.
-            SystemdNotify.send("EXTEND_TIMEOUT_USEC=\(UInt64((config.upgradeTimeout + 10) * 1e6))")
-            SystemdNotify.status("upgrading: new master PID \(pid); " + statusLine())
+            SystemdNotify.send("EXTEND_TIMEOUT_USEC=\(UInt64((upgradeTimeout + 10) * 1e6))")
+            SystemdNotify.status("upgrading: new master PID \(pid); " + host.statusLine())
         } catch {
             log.error("upgrade failed to start: \(error); still serving", metadata: ["event": "upgrade-failed"])
             scoreboard.publish(upgrade: .failed, newPID: 0, message: "upgrade failed to start: \(error)")
@@ -162,7 +222,7 @@ extension Master {
     }
 
     /// The handover socket became readable: "R" means the new master serves; EOF means it died.
-    func upgradePipeEvent() {
+    func pipeEvent(timeout upgradeTimeout: Double) {
         guard let u = upgrade, u.killedAt == nil else { return }
         switch readHandoverMessage(u.fd) {
         case .empty:
@@ -170,7 +230,7 @@ extension Master {
         case .message(let m) where m == "R":
             // Ready, but too late? The deadline is otherwise checked only once per tick.
             if monotonicNanos() >= u.deadline {
-                checkUpgradeDeadline(monotonicNanos())
+                checkDeadline(monotonicNanos(), timeout: upgradeTimeout)
                 return
             }
             var k = u
@@ -184,7 +244,7 @@ extension Master {
             k.commitAt = monotonicNanos() + UInt64(max(0, delay) * 1e9)
             upgrade = k
             log.info("upgrade: new master \(u.pid) reports ready", metadata: ["event": "upgrade-ready", "new_pid": "\(u.pid)"])
-            if delay <= 0 { commitUpgrade() }
+            if delay <= 0 { commit() }
         case .message(let m):
             log.warning("upgrade: unexpected message from the new master: \(m.prefix(40))", metadata: ["event": "upgrade-protocol"])
         case .closed:
@@ -199,12 +259,12 @@ extension Master {
     /// The point of no return. We are still the main pid: tell the service manager that the new
     /// master is (MAINPID= and READY=1 in one message), tell the new master (it may talk to the
     /// service manager from now on), hand over the counters, then drain without STOPPING=1.
-    func commitUpgrade() {
-        guard let u = upgrade, u.killedAt == nil, !u.pipeClosed, stop == nil else { return }
+    func commit() {
+        guard let host, let u = upgrade, u.killedAt == nil, !u.pipeClosed, !host.isStopping else { return }
         // Only a live new master can take over (SIGCHLD may not have been read yet).
         guard kill(u.pid, 0) == 0 else { return }
         upgrades += 1
-        let totals = carriedTotals()
+        let totals = host.carriedTotals()
         SystemdNotify.send("MAINPID=\(u.pid)\nREADY=1\nSTATUS=upgraded: new master PID \(u.pid)")
         _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
         upgrade = nil
@@ -214,7 +274,7 @@ extension Master {
             log.error("upgrade: new master \(u.pid) vanished at the handover; claiming the service back", metadata: [
                 "event": "upgrade-failed", "new_pid": "\(u.pid)",
             ])
-            SystemdNotify.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=upgrade failed; " + statusLine())
+            SystemdNotify.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=upgrade failed; " + host.statusLine())
             close(u.fd)
             upgrades -= 1
             scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "new master \(u.pid) exited at the handover")
@@ -227,39 +287,21 @@ extension Master {
         ])
         handedOver = true
         // The new master answers /metrics from now on (with our totals in its counters).
-        metricsServer?.stopListening()
-        beginStop(immediate: false)
+        host.stopServingMetrics()
+        host.beginStop(immediate: false)
     }
 
     /// At exit of a master that handed over: the final counters (its workers finished their
     /// requests meanwhile), so the new master's totals include every request.
     func sendFinalTotals() {
-        guard successorFD >= 0 else { return }
-        sendHandoverMessage(successorFD, "F\n" + carriedTotals().encoded())
+        guard successorFD >= 0, let host else { return }
+        sendHandoverMessage(successorFD, "F\n" + host.carriedTotals().encoded())
         close(successorFD)
         successorFD = -1
     }
 
-    /// Everything this master has counted, for its successor (including what it inherited).
-    func carriedTotals() -> CarriedTotals {
-        let s = snapshot()
-        var t = CarriedTotals()
-        t.requestsByClass = s.requestsByClass
-        t.bytesOut = s.bytesOut
-        t.accepted = s.accepted
-        t.upgrades = s.upgrades
-        t.restarts = s.restarts
-        t.dispatchWakeups = s.dispatchWakeups
-        t.dispatchEmptyWakeups = s.dispatchEmptyWakeups
-        for l in s.listeners {
-            t.listeners[l.name] = l.counters
-            if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = UInt64(secs * 1000) }
-        }
-        return t
-    }
-
     /// Called from reap(): the new master (our child) exited.
-    func upgradeChildExited(_ pid: pid_t, status: String) -> Bool {
+    func childExited(_ pid: pid_t, status: String) -> Bool {
         guard let u = upgrade, u.pid == pid else { return false }
         let alreadyReported = u.killedAt != nil
         endUpgrade()
@@ -268,12 +310,12 @@ extension Master {
         log.error("upgrade failed: new master \(pid) exited (\(status)) before it was ready; still serving", metadata: [
             "event": "upgrade-failed", "new_pid": "\(pid)", "exit_status": "\(status)",
         ])
-        SystemdNotify.status("upgrade failed; " + statusLine())
+        SystemdNotify.status("upgrade failed; " + (host?.statusLine() ?? ""))
         scoreboard.publish(upgrade: .failed, newPID: pid, message: "new master \(pid) exited (\(status)) before it was ready")
         return true
     }
 
-    func checkUpgradeDeadline(_ now: UInt64) {
+    func checkDeadline(_ now: UInt64, timeout upgradeTimeout: Double) {
         guard let u = upgrade else { return }
         if let killed = u.killedAt {
             if now - killed > 5_000_000_000 { kill(u.pid, SIGKILL) }
@@ -281,9 +323,9 @@ extension Master {
         }
         if now >= u.deadline {
             abortUpgrade(u, why: u.pipeClosed ? "the new master closed the handover socket before it was ready"
-                                              : "the new master was not ready within --upgrade-timeout \(config.upgradeTimeout) s")
+                                              : "the new master was not ready within --upgrade-timeout \(upgradeTimeout) s")
         } else if let at = u.commitAt, now >= at {
-            commitUpgrade()
+            commit()
         }
     }
 
@@ -299,7 +341,7 @@ extension Master {
         k.commitAt = nil
         _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
         upgrade = k
-        SystemdNotify.status("upgrade failed; " + statusLine())
+        SystemdNotify.status("upgrade failed; " + (host?.statusLine() ?? ""))
     }
 
     private func endUpgrade() {
@@ -312,13 +354,16 @@ extension Master {
     // MARK: New-master side
 
     /// Our workers serve: tell the old master, and only it ("R"); wait for its commit.
-    func reportReadyToOldMaster(_ h: UpgradeHandover) {
+    /// Our workers serve. True if this master waits for a commit (it told the old master).
+    func reportReady() -> Bool {
+        guard let h = handover else { return false }
         if sendHandoverMessage(h.fd, "R") {
             log.info("upgrade: ready, waiting for master \(h.oldPID) to hand over", metadata: ["event": "upgrade-ready-sent", "old_pid": "\(h.oldPID)"])
         } else {
             log.error("upgrade: cannot reach the old master \(h.oldPID); stopping", metadata: ["event": "upgrade-abandoned"])
-            beginStop(immediate: true)
+            host?.beginStop(immediate: true)
         }
+        return true
     }
 
     /// A message (or EOF) from the old master on the handover socket.
@@ -344,7 +389,7 @@ extension Master {
                     if kill(h.oldPID, 0) == 0 {
                         // Alive and not committed: it gave up on us (its SIGQUIT follows).
                         log.error("upgrade: the old master \(h.oldPID) closed the handover without committing; stopping", metadata: ["event": "upgrade-abandoned"])
-                        beginStop(immediate: true)
+                        host?.beginStop(immediate: true)
                     } else {
                         // It died between its MAINPID= and its "C" (or before): we are all that serves.
                         log.warning("upgrade: the old master \(h.oldPID) exited without confirming the handover; taking over", metadata: ["event": "upgrade-takeover-unconfirmed"])
@@ -365,13 +410,7 @@ extension Master {
         do { try scoreboard.publishFile() } catch {
             log.error("cannot publish the scoreboard: \(error)", metadata: ["event": "scoreboard-publish-failed"])
         }
-        if !metricsListeners.isEmpty && metricsServer == nil {
-            do { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) } catch {
-                log.error("cannot serve metrics: \(error)", metadata: ["event": "metrics-failed"])
-            }
-        }
-        lastStatus = statusLine()
-        SystemdNotify.status(lastStatus)
+        host?.tookOver()
         log.notice("upgrade: now serving, replaced master \(h.oldPID) (version \(h.oldVersion)) with version \(herddVersionString)", metadata: [
             "event": "upgrade-takeover", "old_pid": "\(h.oldPID)", "old_version": "\(h.oldVersion)", "new_version": "\(herddVersionString)",
         ])

@@ -1,0 +1,66 @@
+import CHerdSys
+import Glibc
+
+/// Stop: graceful (SIGTERM, drain up to --graceful-timeout) or immediate (SIGQUIT, 5 s), the
+/// close of the sockets herdd bound itself, and the SIGKILL at the deadline.
+extension Master {
+    func beginStop(immediate: Bool) {
+        let now = monotonicNanos()
+        if case .immediate = stop { return }
+        if stop != nil && !immediate { return }
+        let timeout = immediate ? 5.0 : config.gracefulTimeout
+        stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
+        pendingSpawns.removeAll()
+        // Stopping in the middle of an upgrade: the new master must not outlive us unready.
+        upgrader.stopNewMaster()
+        if upgrader.handedOver {
+            // The new master is systemd's main pid now: STOPPING=1 (or any STATUS=) from us
+            // would stop the service or overwrite the new master's status.
+            SystemdNotify.silenced = true
+        } else {
+            SystemdNotify.stopping(status: immediate ? "stopping now" : "draining \(workers.count) workers")
+        }
+        log.info(immediate ? "stopping immediately" : "stopping gracefully", metadata: [
+            "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
+        ])
+        for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
+        // Not once we handed the sockets over (the new master serves them), nor as a new master
+        // not yet committed (they are still the old master's, which keeps serving).
+        if !upgrader.handedOver && upgrader.handover == nil { closeOwnedListeners() }
+    }
+
+    /// Start of a stop: close the sockets herdd bound itself (workers close their copies as
+    /// they begin to drain), so new connections are refused at once instead of waiting in a
+    /// queue nobody will accept from, to be reset when we exit. systemd's sockets (and those in
+    /// its fd store) stay: systemd holds them and queues connections for the next start.
+    func closeOwnedListeners() {
+        guard !backlog.ownedListenersClosed, allListeners.contains(where: \.owned) else { return }
+        backlog.ownedListenersClosed = true
+        if allListeners.contains(where: { $0.owned && metricsListeners.map(\.fd).contains($0.fd) }) {
+            metricsServer?.stopListening()
+        }
+        for l in allListeners where l.owned {
+            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
+            // shutdown(SHUT_RD) acts on the socket, not on our fd: it leaves the LISTEN state
+            // at once although workers still hold copies (one may be busy in a handler for a
+            // while), so connects are refused now (TCP: RST; unix: ECONNREFUSED).
+            if shutdown(l.fd, Int32(SHUT_RD)) != 0 {
+                log.warning("\(SysError("shutdown", detail: "listener \(l.name)"))", metadata: ["event": "listeners-closed"])
+            }
+            close(l.fd)
+        }
+        log.info("closed the listening sockets herdd bound", metadata: [
+            "event": "listeners-closed", "listeners": "\(allListeners.filter(\.owned).map(\.name).joined(separator: " "))",
+        ])
+    }
+
+    func killAll(reason: String) {
+        for (pid, w) in workers where w.killReason == nil {
+            var k = w
+            k.killReason = reason
+            workers[pid] = k
+            kill(pid, SIGKILL)
+            log.warning("worker \(pid) still running at stop deadline; killed", metadata: ["event": "worker-killed", "worker_pid": "\(pid)", "reason": "\(reason)"])
+        }
+    }
+}
