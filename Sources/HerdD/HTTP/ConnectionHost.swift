@@ -5,7 +5,8 @@ import Handlers
 /// A connection drives HTTP/1.1 on one socket (HerdHTTP's parser and serializer, the buffers,
 /// sendfile, timeouts, close); its host owns the epoll set, the clock, the handler and the
 /// counters. The connection only ever calls these members; the host calls the connection's
-/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close()`.
+/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close()`, reads
+/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince` and `received`.
 /// A worker process (Worker/Worker.swift) is the host of its connections.
 ///
 /// The connection is generic over its host rather than holding an `any ConnectionHost`: every
