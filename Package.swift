@@ -23,7 +23,11 @@ let package = Package(
         // so an edit to shim.h rebuilds every module that imports it (Tests/shim-rebuild.sh).
         // libsystemd-dev provides the sd-* headers (in /usr/include) and libsystemd.so.
         .target(name: "CHerdSys", linkerSettings: [.linkedLibrary("systemd")]),
-        .target(name: "Handlers", dependencies: ["CHerdSys"]),
+        // HTTP/1.x on its own: request parser, headers, requests, responses and their heads
+        // (Sources/HerdHTTP). No server state; the worker's connection code drives it.
+        .target(name: "HerdHTTP"),
+        // The handler protocol and the built-in handlers; re-exports HerdHTTP (Handler.swift).
+        .target(name: "Handlers", dependencies: ["CHerdSys", "HerdHTTP"]),
         // The server: master, workers, CLI, config, metrics, logs (Sources/HerdD).
         .target(
             name: "HerdD",
@@ -39,7 +43,7 @@ let package = Package(
         .target(name: "Herd", dependencies: ["HerdD", "Handlers"]),
         // herdd itself: a thin main on top of the library.
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
-        .testTarget(name: "HandlersTests", dependencies: ["Handlers"]),
+        .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HerdHTTP"]),
         .testTarget(name: "HerdDTests", dependencies: ["HerdD"]),
     ],
     swiftLanguageModes: [.v6]

@@ -50,11 +50,12 @@ fi
 echo "== mutation list still applies (the mutation run itself: Tests/mutants/run.sh, slow)"
 Tests/mutants/run.sh --check
 
-echo "== documentation: DocC catalogs of Herd and Handlers (swift-docc-plugin)"
+echo "== documentation: DocC catalogs of Herd, Handlers and HerdHTTP (swift-docc-plugin)"
 swift package --allow-writing-to-directory .build/docs generate-documentation \
-    --target Herd --target Handlers --output-path .build/docs --warnings-as-errors >/dev/null
+    --target Herd --target Handlers --target HerdHTTP --output-path .build/docs --warnings-as-errors >/dev/null
 test -f .build/docs/Herd.doccarchive/data/documentation/herd/herdserver.json
 test -f .build/docs/Handlers.doccarchive/data/documentation/handlers/handler.json
+test -f .build/docs/HerdHTTP.doccarchive/data/documentation/herdhttp/httprequestparser.json
 
 echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLite)"
 (cd Examples/notes-api && swift build --build-tests && swift test --skip-build)

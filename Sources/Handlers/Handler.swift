@@ -1,3 +1,7 @@
+// The HTTP types a handler sees (HTTPRequest, HTTPResponse, HTTPHeaders, ...) live in HerdHTTP;
+// re-exported so that `import Handlers` (and `import Herd`) is all a handler needs.
+@_exported import HerdHTTP
+
 /// The handler protocol: what a user implements to serve requests in a herdd worker.
 ///
 /// A worker runs `handle` on its event loop, one request at a time. It may block (see

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import Handlers
+@testable import HerdHTTP
 
 // Tests written to kill specific mutants (Tests/mutants/run.sh): each pins a rule that another
 // layer would otherwise hide, or a limit to the exact byte.

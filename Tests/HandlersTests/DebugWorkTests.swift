@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import Handlers
+@testable import HerdHTTP
 
 /// Issue 12: /work/<us> burns CPU time (benchmarks' CPU-bound handler).
 @Suite struct DebugWorkTests {

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import Handlers
+@testable import HerdHTTP
 
 let ctx = HandlerContext(listenerName: "test", workerID: 3, pid: 1234, peer: "127.0.0.1:1")
 

@@ -1,5 +1,6 @@
 import Testing
 @testable import Handlers
+@testable import HerdHTTP
 
 // MARK: helpers
 

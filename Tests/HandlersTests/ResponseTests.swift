@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import Handlers
+@testable import HerdHTTP
 
 func serialize(_ r: HTTPResponse, head: Bool = false, keepAlive: Bool = true, minor: Int = 1)
     -> (String, BodyFraming) {

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import Handlers
+@testable import HerdHTTP
 
 /// The pure parts of static file serving: ranges, entity tags, dates, Accept-Encoding, MIME table.
 @Suite struct StaticConditionsTests {

@@ -2,17 +2,32 @@ import CHerdSys
 import Glibc
 import Handlers
 
-/// One accepted HTTP/1.1 connection in a worker: input buffer and incremental parser
-/// (pipelining), output buffer, sendfile for file bodies, chunked streams, timeouts and a
-/// lingering close after errors. Edge-triggered: every read and write goes until EAGAIN.
-final class Connection {
+/// Sizes and times of a connection's writing (a generic class has no static stored properties).
+enum ConnectionTuning {
+    /// Bytes one connection may write per turn of the event loop before it yields to the others
+    /// (WriteBudget.swift).
+    static let writeBudget = 256 * 1024
+    /// A stream's pieces are gathered up to this many bytes per send.
+    static let streamBatch = 16 * 1024
+    /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
+    /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
+    static let streamSliceNanos: UInt64 = 5_000_000
+    static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+}
+
+/// One accepted HTTP/1.1 connection: input buffer and incremental parser (pipelining), output
+/// buffer, sendfile for file bodies, chunked streams, timeouts and a lingering close after
+/// errors. Edge-triggered: every read and write goes until EAGAIN. Everything else (clock,
+/// handler, counters, epoll) it asks of its `Host` through `ConnectionHost` (ConnectionHost.swift);
+/// a worker's connections are `HTTPConnection<Worker>` (`Connection`).
+final class HTTPConnection<Host: ConnectionHost> {
     let fd: Int32
     let listener: Int
     let peer: PeerAddress
-    /// The worker owns every connection and lives as long as the process (its run loop never
-    /// returns), so no reference counting on this hot reference: unowned(unsafe) skips the
-    /// unowned-retain each access would otherwise pay.
-    unowned(unsafe) let worker: Worker
+    /// The host owns every connection and outlives it (a worker's run loop never returns), so
+    /// no reference counting on this hot reference: unowned(unsafe) skips the unowned-retain
+    /// each access would otherwise pay.
+    unowned(unsafe) let host: Host
 
     /// Input bytes: valid ones are inputStart..<inputEnd. Raw memory owned by the connection
     /// while it holds it, rather than an array: recv and the parser take pointers into it, and
@@ -33,7 +48,7 @@ final class Connection {
     }
     private func heldParser() -> ParserBox {
         if let box = parserBox { return box }
-        let box = worker.buffers.takeParser(limits: worker.limits)
+        let box = host.buffers.takeParser(limits: host.limits)
         parserBox = box
         return box
     }
@@ -62,31 +77,24 @@ final class Connection {
     private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
     private var sentContinue = false
-    private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     private let maxBuffered: Int
 
-    /// Bytes one connection may write per turn of the event loop before it yields to the others
-    /// (WriteBudget.swift); `budgetTurn` is the loop turn (worker.now) the budget was given for.
-    static let writeBudget = 256 * 1024
-    /// A stream's pieces are gathered up to this many bytes per send.
-    static let streamBatch = 16 * 1024
-    /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
-    /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
-    static let streamSliceNanos: UInt64 = 5_000_000
+    /// Write budget left in this turn (ConnectionTuning.writeBudget); `budgetTurn` is the loop
+    /// turn (host.now) the budget was given for.
     private var budgetLeft = 0
     private var budgetTurn: UInt64 = 0
-    /// This response yielded at least once: counted in worker.longWrites until it is out.
+    /// This response yielded at least once: counted by host.longWrite(+1) until it is out (-1).
     private var inLongWrite = false
 
-    init(fd: Int32, listener: Int, peer: PeerAddress, worker: Worker) {
+    init(fd: Int32, listener: Int, peer: PeerAddress, host: Host) {
         self.fd = fd
         self.listener = listener
         self.peer = peer
-        self.worker = worker
-        self.lastActivity = worker.now
-        self.maxBuffered = worker.limits.maxHeaderBytes + worker.limits.maxBodyBytes + 65536
+        self.host = host
+        self.lastActivity = host.now
+        self.maxBuffered = host.limits.maxHeaderBytes + host.limits.maxBodyBytes + 65536
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
@@ -123,7 +131,7 @@ final class Connection {
     /// Reads what the socket has straight into the spare capacity of `input` (valid bytes:
     /// inputStart..<inputEnd). Returns true if it stopped because maxBuffered bytes wait.
     private func fill() -> Bool {
-        if input.baseAddress == nil { input = worker.buffers.takeInput() }
+        if input.baseAddress == nil { input = host.buffers.takeInput() }
         while inputEnd - inputStart < maxBuffered {
             if input.count - inputEnd < 4096 {
                 compact()
@@ -133,7 +141,7 @@ final class Connection {
             let n = recv(fd, input.baseAddress.map { $0 + inputEnd }, room, 0)
             if n > 0 {
                 inputEnd += n
-                lastActivity = worker.now
+                lastActivity = host.now
                 // Short read: the socket buffer was empty after it. Bytes arriving later raise
                 // a new edge, so no second recv just to hear EAGAIN. But a FIN that came with
                 // these bytes raises none: when epoll reported the hang-up, read on to the EOF.
@@ -162,7 +170,7 @@ final class Connection {
                 let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
                 switch progress {
                 case .needMore:
-                    if requestStartedAt == nil { requestStartedAt = worker.now }
+                    if requestStartedAt == nil { requestStartedAt = host.now }
                     // Chunk framing already decoded is dropped now: only the decoded body is kept.
                     inputStart += parser.releaseDecodedInput()
                     // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
@@ -170,7 +178,7 @@ final class Connection {
                     if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
                        head.headers["Expect"]?.lowercased() == "100-continue" {
                         sentContinue = true
-                        output.append(contentsOf: Connection.continueLine)
+                        output.append(contentsOf: ConnectionTuning.continueLine)
                     }
                     compact()
                     flush()
@@ -232,29 +240,29 @@ final class Connection {
 
     private func releaseBuffers() {
         if input.baseAddress != nil {
-            worker.buffers.giveInput(input)
+            host.buffers.giveInput(input)
             input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         }
         inputStart = 0
         inputEnd = 0
         if output.capacity > 0 {
-            worker.buffers.giveOutput(&output)
+            host.buffers.giveOutput(&output)
             outputOffset = 0
         }
         if let box = parserBox {
-            worker.buffers.giveParser(box)
+            host.buffers.giveParser(box)
             parserBox = nil
         }
     }
 
     private func serve(_ request: HTTPRequest) {
-        // worker.now is when this turn of the loop began, i.e. when the request's bytes were read.
-        let started = worker.now
-        let response = worker.handle(request, on: self, readyAt: queuedSince != 0 ? queuedSince : started)
+        // host.now is when this turn of the loop began, i.e. when the request's bytes were read.
+        let started = host.now
+        let response = host.handle(request, on: self, readyAt: queuedSince != 0 ? queuedSince : started)
         queuedSince = 0
-        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && worker.keepAliveAllowed,
+        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed,
               versionMinor: request.versionMinor)
-        worker.requestFinished(request, status: response.status, on: self, startedAt: started)
+        host.requestFinished(request, status: response.status, on: self, startedAt: started)
     }
 
     private func sendError(_ status: Int) {
@@ -267,9 +275,9 @@ final class Connection {
     }
 
     private func queue(_ response: HTTPResponse, isHEAD: Bool, keepAlive: Bool, versionMinor: Int) {
-        if output.capacity == 0 { output = worker.buffers.takeOutput() }
+        if output.capacity == 0 { output = host.buffers.takeOutput() }
         let framing = HTTPResponseHead.serialize(response, requestIsHEAD: isHEAD, keepAlive: keepAlive,
-                                                 versionMinor: versionMinor, date: worker.httpDate, into: &output)
+                                                 versionMinor: versionMinor, date: host.httpDate, into: &output)
         var keep = keepAlive
         switch framing {
         case .none:
@@ -287,7 +295,7 @@ final class Connection {
             keep = false
         }
         if !keep { closeAfterWrite = true }
-        worker.responded(status: response.status)
+        host.responded(status: response.status)
     }
 
     // MARK: - Writing
@@ -309,16 +317,16 @@ final class Connection {
 
     /// Writes as much pending output as the socket takes, within this turn's write budget.
     private func flush() {
-        if budgetTurn != worker.now {
-            budgetTurn = worker.now
-            budgetLeft = Connection.writeBudget
+        if budgetTurn != host.now {
+            budgetTurn = host.now
+            budgetLeft = ConnectionTuning.writeBudget
         }
         while !closed {
             if hasPendingOutput && (budgetLeft <= 0
-                || (stream != nil && outputOffset == output.count && monotonicNanos() &- worker.now > Connection.streamSliceNanos)) {
+                || (stream != nil && outputOffset == output.count && monotonicNanos() &- host.now > ConnectionTuning.streamSliceNanos)) {
                 // Budget spent, socket still writable: yield (back after the other ready events).
-                if !inLongWrite { inLongWrite = true; worker.longWrite(1) }
-                if !worker.yieldWrite(self) { close() }
+                if !inLongWrite { inLongWrite = true; host.longWrite(1) }
+                if !host.yieldWrite(self) { close() }
                 return
             }
             if outputOffset < output.count {
@@ -332,8 +340,8 @@ final class Connection {
                 }
                 outputOffset += n
                 budgetLeft -= n
-                worker.countBytesOut(n)
-                lastActivity = worker.now
+                host.countBytesOut(n)
+                lastActivity = host.now
             } else if var f = file {
                 // sendfile: the file's pages go from the page cache to the socket, no copy
                 // through user space.
@@ -348,14 +356,14 @@ final class Connection {
                 f.offset = Int(off)
                 f.remaining -= n
                 budgetLeft -= n
-                worker.countBytesOut(n)
-                lastActivity = worker.now
+                host.countBytesOut(n)
+                lastActivity = host.now
                 if f.remaining == 0 { Glibc.close(f.fd); file = nil } else { file = f }
             } else if let s = stream {
                 output.removeAll(keepingCapacity: true)
                 outputOffset = 0
                 // Several pieces per send: a stream of small pieces would otherwise cost a send each.
-                while output.count < Connection.streamBatch {
+                while output.count < ConnectionTuning.streamBatch {
                     guard let chunk = s.next() else {
                         if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
                         stream = nil
@@ -365,7 +373,7 @@ final class Connection {
                     else { output.append(contentsOf: chunk) }
                 }
             } else {
-                if inLongWrite { inLongWrite = false; worker.longWrite(-1) }
+                if inLongWrite { inLongWrite = false; host.longWrite(-1) }
                 output.removeAll(keepingCapacity: output.capacity <= 65536)
                 outputOffset = 0
                 if closeAfterWrite { finishAfterResponse() }
@@ -382,7 +390,7 @@ final class Connection {
         if lingerWanted || inputEnd > inputStart {
             shutdown(fd, Int32(SHUT_WR))
             lingering = true
-            lingerDeadline = worker.now + 2_000_000_000
+            lingerDeadline = host.now + 2_000_000_000
             discardInput()
         } else {
             close()
@@ -413,23 +421,23 @@ final class Connection {
             return
         }
         if let started = requestStartedAt {
-            if now - started > UInt64(worker.config.headerTimeout * 1e9) {
+            if now - started > host.headerTimeoutNanos {
                 sendError(408)
                 flush()
             }
             return
         }
-        if worker.draining {
+        if host.draining {
             if DrainPolicy.mayClose(idleFor: now - lastActivity) { close() }
             return
         }
-        if now - lastActivity > UInt64(worker.config.keepAliveTimeout * 1e9) { close() }
+        if now - lastActivity > host.keepAliveTimeoutNanos { close() }
     }
 
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
     /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        if isIdle && DrainPolicy.mayClose(idleFor: worker.now &- lastActivity) { close() }
+        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close() }
     }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
@@ -438,20 +446,20 @@ final class Connection {
         guard !closed else { return }
         closed = true
         releaseBuffers()
-        worker.connectionClosed(self)
+        host.connectionClosed(self)
     }
 
     func close() {
         guard !closed else { return }
         closed = true
-        if inLongWrite { inLongWrite = false; worker.longWrite(-1) }
+        if inLongWrite { inLongWrite = false; host.longWrite(-1) }
         if let f = file { Glibc.close(f.fd); file = nil }
         stream = nil
         releaseBuffers()
         // close() also removes the fd from the epoll set (it is its only reference; for a
         // connection handed over by another worker, not necessarily: see unregisterReceived).
-        if received { worker.unregisterReceived(fd) }
+        if received { host.unregisterReceived(fd) }
         Glibc.close(fd)
-        worker.connectionClosed(self)
+        host.connectionClosed(self)
     }
 }

@@ -1,7 +1,7 @@
 import CHerdSys
 import Glibc
 
-/// Fairness of writing (issue 14): a connection writes at most `Connection.writeBudget` bytes per
+/// Fairness of writing (issue 14): a connection writes at most `ConnectionTuning.writeBudget` bytes per
 /// turn of the event loop, then yields so epoll_wait, the heartbeat and the other connections of
 /// the worker get their turn; a worker that has such a long response in progress shows as busy.
 extension Worker {

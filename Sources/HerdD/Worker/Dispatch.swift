@@ -148,7 +148,7 @@ extension Worker {
     /// queue, though it was its oldest entry. Taking and serving are one step, so the dispatch
     /// queue stays first in, first out.
     func adopt(fd: Int32, listener index: Int, peer: PeerAddress, readyAt: UInt64) {
-        let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
+        let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
         let i = Int(fd)
         if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
         connections[i] = conn

@@ -3,10 +3,14 @@ import Glibc
 import Handlers
 import Logging
 
+/// A worker's connections: the worker is their host (ConnectionHost.swift).
+typealias Connection = HTTPConnection<Worker>
+
 /// A worker process: one epoll, every listener registered with EPOLLIN | EPOLLEXCLUSIVE, a
 /// non-blocking accept4 loop, and HTTP connections served by the handler of their listener.
-/// Single-threaded; it writes its own scoreboard slot (heartbeat, state, counters).
-final class Worker {
+/// Single-threaded; it writes its own scoreboard slot (heartbeat, state, counters). It is the
+/// `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
+final class Worker: ConnectionHost {
     struct BoundListener {
         var fd: Int32
         var name: String
@@ -219,7 +223,7 @@ final class Worker {
             scoreboard.bump(slot, listener: index, .accepted)
             scoreboard.bump(slot, .accepted)
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
-            let conn = Connection(fd: fd, listener: index, peer: peer, worker: self)
+            let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
             // the whole life of the connection with no EPOLL_CTL_MOD per request.
             let events = Worker.connectionEvents
@@ -404,6 +408,10 @@ final class Worker {
     /// and not for the response that reaches max-requests (it says `Connection: close`, so its
     /// client reconnects instead of sending into a connection we are about to close).
     var keepAliveAllowed: Bool { !draining && requestsServed + 1 < requestLimit }
+
+    /// --header-timeout and --keepalive-timeout in nanoseconds (read by the connections' sweep).
+    var headerTimeoutNanos: UInt64 { UInt64(config.headerTimeout * 1e9) }
+    var keepAliveTimeoutNanos: UInt64 { UInt64(config.keepAliveTimeout * 1e9) }
 
     var httpDate: String {
         let t = time(nil)

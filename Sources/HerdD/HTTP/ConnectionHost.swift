@@ -1,0 +1,65 @@
+import Handlers
+
+/// Everything an `HTTPConnection` needs from the event loop that owns it, and nothing more.
+///
+/// A connection drives HTTP/1.1 on one socket (HerdHTTP's parser and serializer, the buffers,
+/// sendfile, timeouts, close); its host owns the epoll set, the clock, the handler and the
+/// counters. The connection only ever calls these members; the host calls the connection's
+/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close()`, reads
+/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince` and `received`.
+/// A worker process (Worker/Worker.swift) is the host of its connections.
+///
+/// The connection is generic over its host rather than holding an `any ConnectionHost`: every
+/// call below is a direct (specialized, inlinable) call on the concrete host type, as it was
+/// when the connection held the `Worker` itself. No existential dispatch on the hot path.
+protocol ConnectionHost: AnyObject {
+    // MARK: clock, limits, memory
+
+    /// Start of the current turn of the event loop (monotonic nanoseconds): the time of every
+    /// read in the turn, the key of the per-turn write budget.
+    var now: UInt64 { get }
+    /// Parser limits for the connection's requests (also sizes its input back-pressure).
+    var limits: HTTPLimits { get }
+    /// Input/output buffers and parser states lent to connections while a request is in progress.
+    var buffers: BufferPool { get }
+    /// The `Date` field value for the current second.
+    var httpDate: String { get }
+
+    // MARK: timeouts and drain
+
+    /// How long a started request may take to arrive (head and body), in nanoseconds.
+    var headerTimeoutNanos: UInt64 { get }
+    /// How long an idle keep-alive connection stays open, in nanoseconds.
+    var keepAliveTimeoutNanos: UInt64 { get }
+    /// The host is draining: idle connections close (DrainPolicy), none is kept alive.
+    var draining: Bool { get }
+    /// Whether the response being queued may keep its connection open.
+    var keepAliveAllowed: Bool { get }
+
+    // MARK: requests
+
+    /// Runs the handler for `request`; `readyAt`: when the request became readable.
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse
+    /// A response (handler's or error) was queued with `status`: request counters.
+    func responded(status: Int)
+    /// The handler's response was queued: latency since `startedAt`, access log.
+    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<Self>, startedAt: UInt64)
+
+    // MARK: writing
+
+    /// `n` bytes went out on the socket.
+    func countBytesOut(_ n: Int)
+    /// A response started (+1) or finished (-1) writing over more than one turn.
+    func longWrite(_ delta: Int)
+    /// `conn` spent its write budget with the socket still writable: have it called again on a
+    /// later turn. False if that failed (the connection then closes).
+    func yieldWrite(_ conn: HTTPConnection<Self>) -> Bool
+
+    // MARK: close
+
+    /// A connection that came from another process (`received`) is about to close its fd:
+    /// remove it from the epoll set first (the other copy may keep the registration alive).
+    func unregisterReceived(_ fd: Int32)
+    /// `conn` is closed (or handed off): forget it.
+    func connectionClosed(_ conn: HTTPConnection<Self>)
+}

@@ -1,0 +1,120 @@
+import Glibc
+import Handlers
+import Testing
+@testable import HerdD
+
+/// A host with no worker, no epoll and no scoreboard: what `HTTPConnection` asks of its host
+/// is exactly `ConnectionHost`, so a connection runs on a socketpair with this alone.
+final class RecordingHost: ConnectionHost {
+    var now: UInt64 = 1_000_000_000
+    let limits = HTTPLimits()
+    let buffers = BufferPool()
+    var httpDate: String { "Thu, 01 Jan 2026 00:00:00 GMT" }
+    let headerTimeoutNanos: UInt64 = 10_000_000_000
+    let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
+    var draining = false
+    var keepAliveAllowed = true
+
+    var handledPaths: [String] = []
+    var statuses: [Int] = []
+    var finished = 0
+    var bytesOut = 0
+    var closed: [Int32] = []
+
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse {
+        handledPaths.append(request.path)
+        return HTTPResponse.text(200, "hi \(request.path)\n")
+    }
+    func responded(status: Int) { statuses.append(status) }
+    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<RecordingHost>, startedAt: UInt64) {
+        finished += 1
+    }
+    func countBytesOut(_ n: Int) { bytesOut += n }
+    func longWrite(_ delta: Int) {}
+    func yieldWrite(_ conn: HTTPConnection<RecordingHost>) -> Bool { true }
+    func unregisterReceived(_ fd: Int32) {}
+    func connectionClosed(_ conn: HTTPConnection<RecordingHost>) { closed.append(conn.fd) }
+}
+
+@Suite struct ConnectionHostTests {
+    /// A non-blocking AF_UNIX stream pair: [connection side, client side].
+    private func pair() throws -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
+        #expect(rc == 0)
+        try setNonBlocking(fds[0])
+        try setNonBlocking(fds[1])
+        return (fds[0], fds[1])
+    }
+
+    private func send(_ fd: Int32, _ s: String) {
+        let bytes = Array(s.utf8)
+        let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        #expect(n == bytes.count)
+    }
+
+    private func receive(_ fd: Int32) -> String {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func pipelinedRequestsGoThroughTheHostOnly() throws {
+        let (server, client) = try pair()
+        defer { close(client) }
+        let host = RecordingHost()
+        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        send(client, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.readable()
+        let reply = receive(client)
+        #expect(host.handledPaths == ["/a", "/b"])
+        #expect(host.statuses == [200, 200])
+        #expect(host.finished == 2)
+        #expect(host.bytesOut == reply.utf8.count)
+        #expect(reply.components(separatedBy: "HTTP/1.1 200 OK\r\n").count == 3)
+        #expect(reply.contains("Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"))
+        #expect(reply.hasSuffix("hi /b\n"))
+        #expect(conn.isIdle && !conn.closed)
+        // Idle past the host's keep-alive timeout: the sweep closes it and tells the host.
+        conn.checkTimeouts(now: host.now + host.keepAliveTimeoutNanos + 1)
+        #expect(conn.closed)
+        #expect(host.closed == [server])
+    }
+
+    @Test func keepAliveRefusedByTheHostClosesAfterTheResponse() throws {
+        let (server, client) = try pair()
+        defer { close(client) }
+        let host = RecordingHost()
+        host.keepAliveAllowed = false
+        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        send(client, "GET /only HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.readable()
+        let reply = receive(client)
+        #expect(reply.contains("Connection: close\r\n"))
+        #expect(conn.closed)
+        #expect(host.closed == [server])
+    }
+
+    @Test func partialRequestGets408AtTheHostsHeaderTimeout() throws {
+        let (server, client) = try pair()
+        defer { close(client) }
+        let host = RecordingHost()
+        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        send(client, "GET /slow HTTP/1.1\r\nHost: x\r\n")
+        conn.readable()
+        #expect(host.handledPaths.isEmpty)
+        conn.checkTimeouts(now: host.now + host.headerTimeoutNanos - 1)
+        #expect(receive(client).isEmpty)
+        conn.checkTimeouts(now: host.now + host.headerTimeoutNanos + 1)
+        #expect(receive(client).hasPrefix("HTTP/1.1 408 "))
+        #expect(host.statuses == [408])
+        #expect(host.finished == 0)
+        conn.close()
+        #expect(host.closed == [server])
+    }
+}
