@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
@@ -31,6 +32,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <linux/netlink.h>
+#include <linux/sockios.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
@@ -241,5 +243,13 @@ static inline int herd_has_input(int fd) {
     return -1;
 }
 static inline int herd_sock_seqpacket(void) { return SOCK_SEQPACKET; }
+// Whether a datagram is queued on a SOCK_SEQPACKET/DGRAM socket, without taking it: SIOCINQ
+// (FIONREAD) gives the length of the next datagram there (0 when the queue is empty). 1 queued,
+// 0 empty, -errno on failure.
+static inline int herd_datagram_queued(int fd) {
+    int n = 0;
+    if (ioctl(fd, SIOCINQ, &n) < 0) return -errno;
+    return n > 0 ? 1 : 0;
+}
 
 #endif

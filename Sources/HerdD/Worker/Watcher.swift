@@ -30,6 +30,13 @@ final class Watcher: @unchecked Sendable {
     private var active = false
     private var busyFD: Int32 = -1
     private var handedOff: [Int32] = []
+    /// Edges the watcher's epoll reported while it was not active (after `stop()` it may still
+    /// sit in epoll_wait until its timeout). An edge is reported once: dropping it would leave
+    /// that connection unseen by every later `start()` until new bytes arrive, so a request
+    /// that came in between two handlers would wait for the next handler of its worker instead
+    /// of going to an idle one. They are considered first when the watcher is started again
+    /// (`consider` filters what the event loop has read meanwhile).
+    private var pending: [Int32] = []
     /// The worker whose connection table the watcher reads while the event loop is inside a
     /// handler. The worker lives as long as the process.
     unowned(unsafe) let worker: Worker
@@ -46,6 +53,7 @@ final class Watcher: @unchecked Sendable {
         rc = pthread_cond_init(cond, nil)
         guard rc == 0 else { throw SysError("pthread_cond_init", errno: rc) }
         handedOff.reserveCapacity(64)
+        pending.reserveCapacity(64)
     }
 
     /// Starts the thread (small stack: it only runs `loop`). The thread holds a reference to
@@ -104,6 +112,11 @@ final class Watcher: @unchecked Sendable {
         while true {
             pthread_mutex_lock(mutex)
             while !active { pthread_cond_wait(cond, mutex) }
+            if !pending.isEmpty {
+                let now = monotonicNanos()
+                for fd in pending { consider(fd, now: now) }
+                pending.removeAll(keepingCapacity: true)
+            }
             pthread_mutex_unlock(mutex)
             // Wait while the handler runs. The timeout only bounds how long a stop() goes
             // unnoticed when nothing happens (then we park on the condition variable again).
@@ -113,9 +126,14 @@ final class Watcher: @unchecked Sendable {
             if active {
                 let now = monotonicNanos()
                 for i in 0..<Int(n) { consider(Int32(truncatingIfNeeded: events[i].data), now: now) }
+            } else {
+                // Not active: the event loop may read these connections itself (its own epoll
+                // has the same edges); if it has not when the next handler starts, they go then.
+                for i in 0..<Int(n) {
+                    let fd = Int32(truncatingIfNeeded: events[i].data)
+                    if pending.count < 4096, !pending.contains(fd) { pending.append(fd) }
+                }
             }
-            // Not active: the edges are dropped. The event loop runs again and reads those
-            // connections itself (its own epoll has the same edges).
             pthread_mutex_unlock(mutex)
         }
     }
@@ -123,7 +141,9 @@ final class Watcher: @unchecked Sendable {
     /// Under mutex, active: hand off `fd` if it is an idle connection with input waiting.
     private func consider(_ fd: Int32, now: UInt64) {
         guard fd != busyFD, fd >= 0, !handedOff.contains(fd), Int(fd) < worker.connections.count,
-              let conn = worker.connections[Int(fd)], conn.canHandOff, !worker.draining else { return }
+              let conn = worker.connections[Int(fd)], conn.canHandOff, !worker.draining,
+              // A pending fd number may have been reused by a connection of another listener.
+              worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
         guard herd_has_input(fd) == 1 else { return }
         // Send first, then remove from our epolls: if the queue is full (EAGAIN) the connection

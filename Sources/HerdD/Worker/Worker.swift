@@ -328,6 +328,7 @@ final class Worker: ConnectionHost {
         let i = Int(fd)
         guard i < connections.count, let conn = connections[i] else { return }
         if events & (herd_epollrdhup() | herd_epollhup()) != 0 { conn.peerHangUpReported = true }
+        else if watcher != nil, queueBehindDispatched(conn, events: events) { return }
         if events & (herd_epollin() | herd_epollrdhup() | herd_epollhup() | herd_epollerr()) != 0 { conn.readable() }
         if events & herd_epollout() != 0, !conn.closed { conn.writable() }
     }
