@@ -402,8 +402,9 @@ class ProcessTree:
 class HerddProcess(ProcessTree):
     """herdd started directly (`activate` None) or under systemd-socket-activate, in `workdir`,
     with a NotifySocket of its own (workdir/notify.sock) unless notify=False: ready_s is the time
-    from start to READY=1 on it. The environment is this process's without systemd's variables,
-    plus `env`."""
+    from start to READY=1 on it (under systemd-socket-activate herdd starts only once the first
+    connection arrives, so READY=1 follows that connection). The environment is this process's
+    without systemd's variables, plus `env`."""
 
     def __init__(self, binary: Union[str, Path], args: Iterable[str], *, workdir: Union[str, Path],
                  activate: Optional[list[tuple[int, str]]] = None, notify: bool = True,
