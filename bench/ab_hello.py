@@ -5,50 +5,64 @@
 
 Both run `--workers 2` with the default handler (hello); each round runs wrk -t1 -c50 -d3s keep-alive against one
 then the other (the order alternates), and reads the workers' CPU time from /proc. Prints the
-medians of req/s and CPU microseconds per request, and their ratios. Every process it starts is
-ended by PID.
+medians of req/s and CPU microseconds per request, and their ratios. The servers are started
+through Tests/support/herdtest.py (a notify socket each: measuring starts after READY=1 and both
+workers); every process it starts is ended by PID.
 """
-import os, re, signal, socket, subprocess, sys, time, statistics
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "support"))
+from herdtest import HerddProcess, Started, free_port, proc_cpu_ticks, raise_on_signals  # noqa: E402
+
 if len(sys.argv) < 3:
     sys.exit(__doc__)
-BIN = {"base": sys.argv[1], "new": sys.argv[2]}
+BIN = {"base": str(Path(sys.argv[1]).resolve()), "new": str(Path(sys.argv[2]).resolve())}
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-def kids(pid):
-    try: return [int(x) for x in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError: return []
+if not 1 <= ROUNDS <= 100:
+    sys.exit("ROUNDS: 1 to 100")
+WORKERS = 2
+
+
 def ticks(pids):
-    t = 0
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split(); t += int(f[11]) + int(f[12])
-        except OSError: pass
-    return t
-srv = {}
-for k, b in BIN.items():
-    port = free_port()
-    p = subprocess.Popen([b, "--workers", "2", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    srv[k] = (p, port)
-time.sleep(1.5)
+    return sum(proc_cpu_ticks(p) for p in pids)
+
+
+started = Started()
+raise_on_signals()
+tmp = tempfile.mkdtemp(prefix="herdd-ab-")
 res = {k: {"rps": [], "us": []} for k in BIN}
 try:
+    srv = {}
+    for k, b in BIN.items():
+        port = free_port()
+        d = Path(tmp) / k
+        d.mkdir()
+        h = started.add(HerddProcess(b, ["--workers", str(WORKERS), "--listen", f"127.0.0.1:{port}"], workdir=d, name=k))
+        srv[k] = (h, port)
+    for h, _ in srv.values():
+        h.wait_ready(20)
+        h.wait_until(lambda: len(h.children()) >= WORKERS, 10, f"{WORKERS} workers")
     for r in range(ROUNDS):
         for k in (list(BIN) if r % 2 == 0 else list(BIN)[::-1]):
-            p, port = srv[k]
-            w = kids(p.pid); a = ticks(w)
-            out = subprocess.run(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"], capture_output=True, text=True).stdout
+            h, port = srv[k]
+            w = h.children(); a = ticks(w)
+            out = subprocess.run(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                                 timeout=30).stdout
             b = ticks(w)
             n = int(re.search(r"(\d+) requests in", out).group(1)); rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
             res[k]["rps"].append(rps); res[k]["us"].append((b - a) / os.sysconf("SC_CLK_TCK") * 1e6 / n)
+except KeyboardInterrupt:
+    sys.exit(130)
 finally:
-    for p, _ in srv.values():
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    started.end_all()
+    shutil.rmtree(tmp, ignore_errors=True)
 for k, v in res.items():
     print(k, "median rps %.0f" % statistics.median(v["rps"]), "median cpu us/req %.2f" % statistics.median(v["us"]), "rps", [round(x) for x in v["rps"]], "us", [round(x, 1) for x in v["us"]])
 b, n = res["base"], res["new"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 import signal as _signal
 import socket
 import subprocess
@@ -26,13 +25,17 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "Tests" / "support"))
-# Shared with bench/run; re-exported here, so tests keep importing them from conftest.
+# Shared with bench/ (run, herdbench/, ab_hello.py); re-exported here, so tests keep importing
+# them from conftest.
 from herdtest import (  # noqa: E402,F401
     LOCALHOST,
+    SOCKET_ACTIVATE,
     NotifySocket,
     children_of,
+    clean_env,
     free_port,
     free_ports,
+    herdd_command,
     pid_alive,
     proc_cmdline,
     proc_starttime,
@@ -41,7 +44,6 @@ from herdtest import (  # noqa: E402,F401
 )
 
 HERDD_BIN = Path(os.environ.get("HERDD_BIN", str(REPO_ROOT / ".build" / "debug" / "herdd")))
-SOCKET_ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
 
 
 def pytest_sessionstart(session):
@@ -119,29 +121,11 @@ class Herd:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def command(self) -> list[str]:
-        herdd = [str(HERDD_BIN)] + self.args
         env = dict(self.extra_env)
         if self.notify is not None:
             env["NOTIFY_SOCKET"] = self.notify.path
-        if self.activate:
-            cmd = [SOCKET_ACTIVATE]
-            for port, name in self.activate:
-                cmd += ["-l", f"{LOCALHOST}:{port}", f"--fdname={name}"]
-            for k, v in env.items():
-                cmd += ["-E", f"{k}={v}"]
-            cmd += ["--"] + herdd
-        else:
-            cmd = herdd
-        if self.wrap_watchdog_pid:
-            # `exec` keeps the pid, so WATCHDOG_PID names the process that ends up being herdd.
-            # (systemd-socket-activate passes only -E variables on, hence the -E in that case.)
-            if self.activate:
-                cmd = cmd[:1] + ["-E", "WATCHDOG_PID=$$"] + cmd[1:]
-                script = "exec " + " ".join(_shq(c) if c != "WATCHDOG_PID=$$" else '"WATCHDOG_PID=$$"' for c in cmd)
-            else:
-                script = "WATCHDOG_PID=$$; export WATCHDOG_PID; exec " + " ".join(_shq(c) for c in cmd)
-            cmd = ["/bin/sh", "-c", script]
-        return cmd
+        return herdd_command(HERDD_BIN, self.args, activate=self.activate, env=env,
+                             wrap_watchdog_pid=self.wrap_watchdog_pid)
 
     def start(self) -> "Herd":
         env = dict(os.environ)
@@ -326,12 +310,6 @@ class Herd:
 
     def wait_ready_log(self, timeout: float = 10.0):
         return self.wait_log("ready", timeout)
-
-
-def _shq(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,13 +635,6 @@ class LoadThread(threading.Thread):
         self._stop_ev.set()
         self.join(timeout)
         assert not self.is_alive(), "load thread did not stop"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without systemd's variables, plus `extra`."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
-    e.update(extra)
-    return e
 
 
 def stop_process_tree(p: subprocess.Popen, timeout: float = 10.0):

@@ -1,18 +1,27 @@
 """Helpers shared by herdd's integration tests (Tests/integration/conftest.py) and the
-benchmark (bench/run): free ports, /proc process inspection, bounded waits, and a stand-in for
-systemd's notify socket. Standard library only; both import it by path (Tests/support)."""
+benchmarks (bench/run and its package bench/herdbench/, bench/ab_hello.py): free ports, /proc
+process inspection, bounded waits, a stand-in for systemd's notify socket, the command line of
+herdd run directly or under systemd-socket-activate, process trees started in a session of their
+own and ended by PID only, and a registry that ends everything a script started.
+Standard library only; both import it by path (Tests/support)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Optional, Union
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
 
 LOCALHOST = "127.0.0.1"
+SOCKET_ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +107,59 @@ def children_of(pid: int) -> list[int]:
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
+
+
+def proc_cpu_ticks(pid: int) -> int:
+    """utime + stime of pid in clock ticks (fields 14 and 15 of /proc/PID/stat), 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def proc_ctx_switches(pids: Iterable[int]) -> tuple[int, int]:
+    """(voluntary, nonvoluntary) context switches summed over every thread of every pid."""
+    v = n = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            v += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            n += int(line.split()[1])
+            except OSError:
+                pass
+    return v, n
+
+
+def proc_mem_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (/proc/PID/status), Pss, Private_Dirty, Private_Clean and USS (their sum)
+    from /proc/PID/smaps_rollup, in KiB; the keys that could not be read are missing."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    out[line.split(":")[0]] = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(("Pss:", "Private_Dirty:", "Private_Clean:")):
+                    out[line.split(":")[0]] = int(line.split()[1])
+        out["USS"] = out.get("Private_Dirty", 0) + out.get("Private_Clean", 0)
+    except OSError:
+        pass
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,3 +263,224 @@ class NotifySocket:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------------------------
+# starting herdd (directly or under systemd-socket-activate) and other servers
+
+
+def clean_env(base: Optional[dict[str, str]] = None, **extra: str) -> dict[str, str]:
+    """`base` (default: this process's environment) without systemd's variables (LISTEN_*,
+    NOTIFY_*, WATCHDOG_*), plus `extra`."""
+    src = os.environ if base is None else base
+    e = {k: v for k, v in src.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+    e.update(extra)
+    return e
+
+
+def herdd_command(binary: Union[str, Path], args: Iterable[str] = (), *,
+                  activate: Optional[list[tuple[int, str]]] = None, env: Optional[dict[str, str]] = None,
+                  wrap_watchdog_pid: bool = False) -> list[str]:
+    """The command line that starts herdd `args`: directly, or with `activate` ([(port, fdname)])
+    exec'd by systemd-socket-activate on the same pid once the first connection arrives.
+
+    Under systemd-socket-activate, `env` is passed with -E (it hands only those on); run directly,
+    the caller puts `env` into the process environment (see clean_env). With wrap_watchdog_pid,
+    a shell exports WATCHDOG_PID=$$ and execs the rest, so it names the process that ends up
+    being herdd."""
+    herdd = [str(binary)] + [str(a) for a in args]
+    if activate:
+        cmd = [SOCKET_ACTIVATE]
+        for port, name in activate:
+            cmd += ["-l", f"{LOCALHOST}:{port}", f"--fdname={name}"]
+        for k, v in (env or {}).items():
+            cmd += ["-E", f"{k}={v}"]
+        cmd += ["--"] + herdd
+    else:
+        cmd = herdd
+    if wrap_watchdog_pid:
+        if activate:
+            cmd = cmd[:1] + ["-E", "WATCHDOG_PID=$$"] + cmd[1:]
+            script = "exec " + " ".join(shlex.quote(c) if c != "WATCHDOG_PID=$$" else '"WATCHDOG_PID=$$"' for c in cmd)
+        else:
+            script = "WATCHDOG_PID=$$; export WATCHDOG_PID; exec " + " ".join(shlex.quote(c) for c in cmd)
+        cmd = ["/bin/sh", "-c", script]
+    return cmd
+
+
+class ProcessTree:
+    """A process started here in a session of its own (a server's master) and every child it was
+    ever seen with (its workers). Ended by PID only: the master through its Popen, a leftover
+    child by the PID recorded together with its start time, so a recycled PID is never touched.
+    Output (stdout and stderr) goes to `log_path`, or nowhere."""
+
+    def __init__(self, cmd: Iterable[str], *, cwd: Optional[Union[str, Path]] = None,
+                 env: Optional[dict[str, str]] = None, log_path: Optional[Union[str, Path]] = None,
+                 name: Optional[str] = None):
+        self.cmd = [str(c) for c in cmd]
+        self.name = name or Path(self.cmd[0]).name
+        self.log_path = Path(log_path) if log_path else None
+        self._log = open(self.log_path, "wb") if self.log_path else None
+        self.known: dict[int, int] = {}  # pid -> start time of every child seen
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        self.stopped = False
+
+    def children(self) -> list[int]:
+        """The master's children now; each one is recorded (pid, start time) for stop()."""
+        kids = children_of(self.pid)
+        for k in kids:
+            if k not in self.known:
+                st = proc_starttime(k)
+                if st is not None:
+                    self.known[k] = st
+        return kids
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, n: int = 2000) -> str:
+        """The last n bytes of the log."""
+        if not self.log_path:
+            return ""
+        try:
+            if self._log:
+                self._log.flush()
+            return self.log_path.read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_until(self, pred: Callable[[], object], timeout: float, what: str, interval: float = 0.02):
+        """Polls pred until it returns something truthy (returned); RuntimeError, with the log's
+        tail, if the master exits first or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running():
+                raise RuntimeError(f"{self.name} (pid {self.pid}) exited with {self.proc.returncode}: {self.tail()}")
+            v = pred()
+            if v:
+                return v
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} (pid {self.pid}): no {what} within {timeout}s: {self.tail()}")
+            time.sleep(interval)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 8.0, leftovers: float = 3.0) -> Optional[int]:
+        """Sends `sig` to the master and waits `timeout` (then SIGKILL); waits up to `leftovers`
+        seconds for the recorded children to go, then SIGKILLs the ones still there (same PID
+        and start time). Returns the master's exit status. Safe to call twice."""
+        if self.stopped:
+            return self.proc.returncode
+        self.stopped = True
+        self.children()
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        deadline = time.monotonic() + leftovers
+        for pid, st in self.known.items():
+            while proc_starttime(pid) == st and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if proc_starttime(pid) == st:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self._log:
+            self._log.close()
+        return self.proc.returncode
+
+
+class HerddProcess(ProcessTree):
+    """herdd started directly (`activate` None) or under systemd-socket-activate, in `workdir`,
+    with a NotifySocket of its own (workdir/notify.sock) unless notify=False: ready_s is the time
+    from start to READY=1 on it (under systemd-socket-activate herdd starts only once the first
+    connection arrives, so READY=1 follows that connection). The environment is this process's
+    without systemd's variables, plus `env`."""
+
+    def __init__(self, binary: Union[str, Path], args: Iterable[str], *, workdir: Union[str, Path],
+                 activate: Optional[list[tuple[int, str]]] = None, notify: bool = True,
+                 env: Optional[dict[str, str]] = None, name: str = "herdd",
+                 log_path: Optional[Union[str, Path]] = None):
+        workdir = Path(workdir)
+        # Reads every datagram on its own thread, like systemd: the master sends STATUS= updates,
+        # and a full datagram queue would block it in sd_notify.
+        self.notify = NotifySocket(str(workdir / "notify.sock")) if notify else None
+        extra = dict(env or {})
+        if self.notify:
+            extra["NOTIFY_SOCKET"] = self.notify.path
+        cmd = herdd_command(binary, args, activate=activate, env=extra)
+        self.ready_s: Optional[float] = None
+        try:
+            super().__init__(cmd, cwd=workdir, env=clean_env() if activate else clean_env(**extra),
+                             log_path=log_path or workdir / f"{name}.log", name=name)
+        except BaseException:
+            if self.notify:
+                self.notify.close()
+            raise
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        """Waits for READY=1; returns (and keeps in ready_s) the seconds since the start."""
+        if self.ready_s is None:
+            if not self.notify:
+                raise RuntimeError(f"{self.name}: started without a notify socket")
+
+            def ready_at():
+                return next((t for t, m in self.notify.timed_messages() if "READY=1" in m.split("\n")), None)
+            self.ready_s = self.wait_until(ready_at, timeout, "READY=1") - self.t0
+        return self.ready_s
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 8.0, leftovers: float = 3.0) -> Optional[int]:
+        try:
+            return super().stop(sig, timeout, leftovers)
+        finally:
+            if self.notify:
+                self.notify.close()
+                self.notify = None
+
+
+class Started:
+    """Everything a script started (ProcessTree or subprocess.Popen), so one finally: block ends
+    it all by PID, also after Ctrl-C or, with raise_on_signals(), SIGTERM and SIGHUP."""
+
+    def __init__(self):
+        self._items: list = []
+
+    def add(self, p):
+        self._items.append(p)
+        return p
+
+    def discard(self, p):
+        if p in self._items:
+            self._items.remove(p)
+
+    def end_all(self, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)):
+        """Plain processes first (SIGKILL, waited for), then the trees (their stop())."""
+        for p in [x for x in self._items if isinstance(x, subprocess.Popen)]:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            self.discard(p)
+        for t in [x for x in self._items if not isinstance(x, subprocess.Popen)]:
+            try:
+                t.stop()
+            except Exception as e:  # keep stopping the others
+                log(f"stopping {t.name} (pid {t.pid}): {e}")
+            self.discard(t)
+
+
+def raise_on_signals(*sigs: int):
+    """SIGTERM and SIGHUP (or `sigs`) raise KeyboardInterrupt, so finally: blocks end what was
+    started."""
+    def handler(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    for s in sigs or (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, handler)

@@ -13,11 +13,13 @@ mean service, since CPU time cannot overlap beyond the cores), p50/p99, and herd
 gunicorn sync. gthread has workers x threads handler slots, so its sleep-mix bound is higher;
 it is shown for reference.
 
-Loaded by bench/run (which passes itself as `run`: Server, free_port, run_wrk, ...).
 """
 
+import os
 import statistics
-import sys
+
+from .common import f, log, msum
+from .load import run_wrk
 
 MIXES = {
     # name: ([(weight, path)], mean service seconds, cpu-bound)
@@ -61,35 +63,19 @@ def lua_script(paths):
             "end\n")
 
 
-def herdd_server(run, peers, workers):
-    d = peers._dir("herdd-blocking")
-    port, mport = run.free_port(), run.free_port()
-    cmd = [peers.herdd, "--workers", str(workers), "--listen", f"127.0.0.1:{port},name=web", "--handler", "web=debug",
-           "--listen", f"127.0.0.1:{mport},name=metrics", "--handler", "metrics=metrics"]
-    return run.Server("herdd", cmd, workers, [port], d, run.signal.SIGQUIT, metrics_port=mport,
-                      notify_path=str(d / "notify.sock"))
+def herdd_server(peers, workers):
+    return peers.start_herdd("herdd", workers, [("web", "debug")], dirname="herdd-blocking")
 
 
-def gunicorn_server(run, peers, workers, threads=None):
-    name = "gunicorn-gthread" if threads else "gunicorn-sync"
-    d = peers._dir(name)
-    port = run.free_port()
-    (d / "blocking_app.py").write_text(APP)
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--backlog", "1024",
-           "--chdir", str(d), "--worker-tmp-dir", str(d), "--log-level", "warning", "--timeout", "60"]
-    cmd += ["-k", "gthread", "--threads", str(threads)] if threads else ["-k", "sync"]
-    if peers.gunicorn_no_ctl:
-        cmd.append("--no-control-socket")
-    cmd += ["--bind", f"127.0.0.1:{port}", "blocking_app:app"]
-    srv = run.Server(name, cmd, workers, [port], d, run.signal.SIGINT)
-    run.COMMANDS[-1]["app"] = APP
-    return srv
+def gunicorn_server(peers, workers, threads=None):
+    return peers.gunicorn_server(workers, 1, name="gunicorn-gthread" if threads else "gunicorn-sync", app=APP,
+                                 module="blocking_app", threads=threads, extra=["--timeout", "60"])
 
 
-def section(run, peers, cfg):
+def section(peers, cfg):
     workers = cfg.blocking_workers
-    ncpu = run.os.cpu_count() or 1
-    tmp = peers._dir("blocking-scripts")
+    ncpu = os.cpu_count() or 1
+    tmp = peers.workdir("blocking-scripts")
     scripts = {}
     for mix, (paths, _, _) in MIXES.items():
         p = tmp / f"{mix}.lua"
@@ -98,12 +84,12 @@ def section(run, peers, cfg):
     out = {"workers": workers, "cpus": ncpu, "threads": cfg.blocking_threads, "rows": []}
     srvs = {}
     try:
-        srvs["herdd"] = herdd_server(run, peers, workers).wait_ready()
-        srvs["gunicorn-sync"] = gunicorn_server(run, peers, workers).wait_ready()
-        srvs["gunicorn-gthread"] = gunicorn_server(run, peers, workers, cfg.blocking_threads).wait_ready()
+        srvs["herdd"] = herdd_server(peers, workers).wait_ready()
+        srvs["gunicorn-sync"] = gunicorn_server(peers, workers).wait_ready()
+        srvs["gunicorn-gthread"] = gunicorn_server(peers, workers, cfg.blocking_threads).wait_ready()
         names = list(srvs)
         for s in srvs.values():  # warm-up
-            run.run_wrk([["wrk", "-t1", "-c8", "-d1s", "-s", scripts["sleep"], f"http://127.0.0.1:{s.ports[0]}/"]], 1, "warm-up")
+            run_wrk([["wrk", "-t1", "-c8", "-d1s", "-s", scripts["sleep"], f"http://127.0.0.1:{s.ports[0]}/"]], 1, "warm-up")
         runs = {}
         for r in range(cfg.blocking_rounds):
             order = names[r % len(names):] + names[:r % len(names)]
@@ -116,19 +102,19 @@ def section(run, peers, cfg):
                             if mode == "close":
                                 cmd += ["-H", "Connection: close"]
                             cmd.append(f"http://127.0.0.1:{s.ports[0]}/")
-                            run.log(f"  [blocking] round {r + 1}/{cfg.blocking_rounds} {mix} {mode} c={c} {pname}")
-                            w = run.run_wrk([cmd], cfg.blocking_secs, f"blocking {mix} {mode} c{c} {pname}")[0]
+                            log(f"  [blocking] round {r + 1}/{cfg.blocking_rounds} {mix} {mode} c={c} {pname}")
+                            w = run_wrk([cmd], cfg.blocking_secs, f"blocking {mix} {mode} c{c} {pname}")[0]
                             runs.setdefault((mix, mode, c, pname), []).append(w)
         if "herdd" in srvs:
             m = srvs["herdd"].metrics()
             if m:
                 out["herdd_metrics"] = {
-                    "handed_off": run.msum(m, "herdd_dispatch_handed_off_total"),
-                    "received": run.msum(m, "herdd_dispatch_received_total"),
-                    "dispatch_wakeups": run.msum(m, "herdd_dispatch_wakeups_total"),
-                    "dispatch_empty_wakeups": run.msum(m, "herdd_dispatch_empty_wakeups_total"),
-                    "queue_count": run.msum(m, "herdd_request_queue_seconds_count"),
-                    "queue_sum_s": run.msum(m, "herdd_request_queue_seconds_sum"),
+                    "handed_off": msum(m, "herdd_dispatch_handed_off_total"),
+                    "received": msum(m, "herdd_dispatch_received_total"),
+                    "dispatch_wakeups": msum(m, "herdd_dispatch_wakeups_total"),
+                    "dispatch_empty_wakeups": msum(m, "herdd_dispatch_empty_wakeups_total"),
+                    "queue_count": msum(m, "herdd_request_queue_seconds_count"),
+                    "queue_sum_s": msum(m, "herdd_request_queue_seconds_sum"),
                 }
     finally:
         for s in srvs.values():
@@ -155,7 +141,7 @@ def section(run, peers, cfg):
     return out
 
 
-def report(res, cfg, f):
+def report(res, cfg):
     b = res["blocking"]
     print(f"\n## 5. Blocking handlers: {b['workers']} workers, wrk -t1 -d{cfg.blocking_secs}s --latency with a Lua mix, "
           f"median of {cfg.blocking_rounds} interleaved round(s); gthread: --threads {b['threads']}")

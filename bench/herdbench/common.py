@@ -1,0 +1,112 @@
+"""Run-wide state and small helpers shared by every section of bench/run."""
+
+import re
+import socket
+import sys
+import time
+
+from herdtest import Started, children_of
+
+from . import BENCH_DIR
+
+RESULTS = BENCH_DIR / "results"
+LOGDIR = RESULTS / "last-logs"
+
+COMMANDS = []  # every server and load command line, in order, for the JSON
+ANOMALIES = []  # what went wrong during the run without stopping it, for the JSON and the report
+STARTED = Started()  # every server and load process started, ended by PID at the end of main
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def record(kind, cmd, **extra):
+    entry = {"kind": kind, "cmd": cmd if isinstance(cmd, str) else " ".join(_q(c) for c in cmd)}
+    entry.update(extra)
+    COMMANDS.append(entry)
+
+
+def _q(s):
+    s = str(s)
+    return s if re.fullmatch(r"[\w@%+=:,./-]+", s) else "'" + s.replace("'", "'\\''") + "'"
+
+
+def anomaly(**what):
+    ANOMALIES.append(what)
+
+
+def f(x, spec=".2f", none="-"):
+    """A number for the tables; `none` when it is missing."""
+    return none if x is None else format(x, spec)
+
+
+# ----------------------------------------------------------------------------- HTTP probes
+
+def http_get(port, path="/", timeout=3.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
+        raise RuntimeError(f"GET {path} on {port}: {head[:80]!r}")
+    return body.decode(errors="replace")
+
+
+def http_ok(port):
+    try:
+        http_get(port, "/", timeout=1.0)
+        return True
+    except (OSError, RuntimeError):
+        return False
+
+
+# ----------------------------------------------------------------------------- /metrics
+
+def parse_prometheus(text):
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$', line)
+        if not m:
+            continue
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
+        try:
+            out[(m.group(1), labels)] = float(m.group(4))
+        except ValueError:
+            pass
+    return out
+
+
+def scrape_metrics(name, pid, port):
+    """/metrics of a herdd parsed; None (and an anomaly recorded) if three scrapes fail."""
+    for attempt in range(3):
+        t = time.monotonic()
+        try:
+            return parse_prometheus(http_get(port, "/metrics", timeout=5.0))
+        except (OSError, RuntimeError) as e:
+            anomaly(server=name, pid=pid, what="metrics scrape failed", attempt=attempt + 1, error=repr(e),
+                    seconds=round(time.monotonic() - t, 3), workers=children_of(pid), at=time.strftime("%H:%M:%S"))
+            log(f"  {name}: /metrics scrape failed ({e!r}), attempt {attempt + 1}")
+    return None
+
+
+def msum(metrics, name):
+    return sum(v for (n, _), v in metrics.items() if n == name)
+
+
+def mby(metrics, name, label):
+    out = {}
+    for (n, labels), v in metrics.items():
+        if n == name:
+            d = dict(labels)
+            if label in d:
+                out[d[label]] = v
+    return out
