@@ -16,6 +16,7 @@ it is shown for reference.
 """
 
 import os
+import resource
 import statistics
 
 from .common import f, log, msum
@@ -103,7 +104,13 @@ def section(peers, cfg):
                                 cmd += ["-H", "Connection: close"]
                             cmd.append(f"http://127.0.0.1:{s.ports[0]}/")
                             log(f"  [blocking] round {r + 1}/{cfg.blocking_rounds} {mix} {mode} c={c} {pname}")
+                            # wrk's own CPU time (the only child reaped meanwhile): on this machine the
+                            # load generator shares the cores, so the CPU mix's bound is also given
+                            # against the CPU it leaves (ncpu - wrk's CPUs).
+                            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                             w = run_wrk([cmd], cfg.blocking_secs, f"blocking {mix} {mode} c{c} {pname}")[0]
+                            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                            w["client_cpus"] = ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / cfg.blocking_secs
                             runs.setdefault((mix, mode, c, pname), []).append(w)
         if "herdd" in srvs:
             m = srvs["herdd"].metrics()
@@ -133,8 +140,12 @@ def section(peers, cfg):
                     lst = runs.get((mix, mode, c, pname), [])
                     row[pname] = {"rps": med(lst, "rps"), "p50_ms": med(lst, "p50_ms"), "p99_ms": med(lst, "p99_ms"),
                                   "errors": sum(x["errors"] + x["non2xx"] for x in lst),
-                                  "rounds_rps": [x["rps"] for x in lst]}
+                                  "rounds_rps": [x["rps"] for x in lst], "client_cpus": med(lst, "client_cpus")}
                     row[pname]["of_bound"] = row[pname]["rps"] / bound if row[pname]["rps"] else None
+                    # CPU mix: the bound with the CPU the load generator left (min(workers, ncpu - wrk)).
+                    left = ncpu - (row[pname]["client_cpus"] or 0.0)
+                    row[pname]["of_cpu_left"] = (row[pname]["rps"] * mean_s / min(workers, left)
+                                                 if cpu and row[pname]["rps"] and left > 0 else None)
                 h, g = row["herdd"], row["gunicorn-sync"]
                 row["herdd/gunicorn-sync"] = {k: (h[k] / g[k] if h[k] and g[k] else None) for k in ("rps", "p50_ms", "p99_ms")}
                 out["rows"].append(row)
@@ -158,5 +169,10 @@ def report(res, cfg):
               f"{f(g['p99_ms'], '.1f'):>7} | {f(t['rps'], '.0f'):>13} {f(t['p99_ms'], '.1f'):>7} | {f(q['rps']):>8} {f(q['p99_ms']):>8}")
     errs = {p: sum(r[p]["errors"] for r in b["rows"]) for p in ("herdd", "gunicorn-sync", "gunicorn-gthread")}
     print(f"   errors (socket + non-2xx): {errs}")
+    cpu_rows = [r for r in b["rows"] if r["mix"] == "cpu" and r["herdd"].get("of_cpu_left") is not None]
+    if cpu_rows:
+        print("   cpu mix against the CPU wrk leaves (min(workers, CPUs - wrk's CPUs) / 1.45 ms), of that bound: "
+              + "; ".join(f"{r['mode']} c={r['conns']}: herdd {f(r['herdd']['of_cpu_left'])} (wrk {f(r['herdd']['client_cpus'])} CPU), "
+                          f"sync {f(r['gunicorn-sync'].get('of_cpu_left'))}" for r in cpu_rows))
     if b.get("herdd_metrics"):
         print(f"   herdd dispatch over the section: {b['herdd_metrics']}")
