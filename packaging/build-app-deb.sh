@@ -31,7 +31,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PKG="$REPO/packaging"
-log() { printf '== %s\n' "$*"; }
+# log, deb_install_build_deps, deb_build_and_check (shared with build-deb.sh)
+. "$PKG/lib.sh"
 die() { echo "build-app-deb.sh: $*" >&2; exit 64; }
 
 name="" source="" product="" binary="" version="0.1.0-1" handler="" description=""
@@ -64,16 +65,7 @@ upstream="${version%-*}"
 description="${description:-$name, an HTTP application served by herdd}"
 
 # (a) build dependencies
-need=()
-for p in debhelper dpkg-dev lintian libsystemd-dev pkg-config fakeroot binutils file g++; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]}"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+deb_install_build_deps
 arch="$(dpkg-architecture -qDEB_HOST_ARCH)"
 
 # (b) the binary
@@ -182,21 +174,5 @@ License: Expat
  SOFTWARE.
 COPYRIGHT
 fi
-log "dpkg-buildpackage -b -us -uc ($name $version, $arch)"
-(cd "$STAGE" && dpkg-buildpackage -b -us -uc) >&2
-deb="$out/${name}_${version}_${arch}.deb"
-for f in "$PKG/build/${name}_${version}_${arch}".{deb,buildinfo,changes}; do
-    [ -e "$f" ] && mv -f "$f" "$out/"
-done
-[ -f "$deb" ] || { echo "build-app-deb.sh: $deb was not produced" >&2; exit 1; }
-
-# (d) checks
-log "package"
-dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
-dpkg-deb -c "$deb"
-log "Depends: $(dpkg-deb -f "$deb" Depends)"
-if [ "${HERDD_NO_LINTIAN:-0}" != 1 ]; then
-    log "lintian"
-    lintian --info --display-info --fail-on error "$deb" && log "lintian: no errors"
-fi
-log "built $deb"
+# dpkg-buildpackage, results into --out, (d) checks
+deb_build_and_check "$STAGE" "$name" "$version" "$arch" "$out"

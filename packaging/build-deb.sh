@@ -19,7 +19,8 @@
 # Swift runtime, lld) into <repo>/.build-release-static, strip the binary (debug info kept
 # in out/), (c) stage a source tree in packaging/build/ and run dpkg-buildpackage -b there
 # (debhelper: dh_installsystemd writes the maintainer scripts, dh_shlibdeps the Depends),
-# (d) check the result: dpkg-deb -I, Depends, lintian.
+# (d) check the result: dpkg-deb -I, Depends, lintian. (a), the dpkg-buildpackage run and (d)
+# are shared with build-app-deb.sh: packaging/lib.sh.
 set -euo pipefail
 
 # With options (--package NAME ...): a package of your own executable built on the Herd
@@ -31,19 +32,11 @@ PKG="$REPO/packaging"
 OUT="$REPO/out"
 SCRATCH="$REPO/.build-release-static"
 
-log() { printf '== %s\n' "$*"; }
+# log, deb_install_build_deps, deb_build_and_check (shared with build-app-deb.sh)
+. "$PKG/lib.sh"
 
 # (a) build dependencies
-need=()
-for p in debhelper dpkg-dev lintian libsystemd-dev pkg-config fakeroot binutils file g++; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]}"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+deb_install_build_deps
 
 # Versions
 changelog_version="$(dpkg-parsechangelog -l "$PKG/debian/changelog" -S Version)"
@@ -113,22 +106,5 @@ if [ "$version" != "$changelog_version" ]; then
     } > "$STAGE/debian/changelog"
 fi
 
-log "dpkg-buildpackage -b -us -uc ($version, $arch)"
-(cd "$STAGE" && dpkg-buildpackage -b -us -uc)
-deb="$OUT/herdd_${version}_${arch}.deb"
-for f in "$PKG/build/herdd_${version}_${arch}".{deb,buildinfo,changes}; do
-    [ -e "$f" ] && mv -f "$f" "$OUT/"
-done
-[ -f "$deb" ] || { echo "build-deb.sh: $deb was not produced" >&2; exit 1; }
-
-# (d) checks
-log "package"
-dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
-dpkg-deb -c "$deb"
-log "NEEDED: $(readelf -d "$STAGE/bin/herdd" | awk '/NEEDED/ {gsub(/[][]/, "", $5); printf "%s ", $5}')"
-log "Depends: $(dpkg-deb -f "$deb" Depends)"
-if [ "${HERDD_NO_LINTIAN:-0}" != 1 ]; then
-    log "lintian"
-    lintian --info --display-info --fail-on error "$deb" && log "lintian: no errors"
-fi
-log "built $deb"
+# dpkg-buildpackage, results into out/, (d) checks
+deb_build_and_check "$STAGE" herdd "$version" "$arch" "$OUT"

@@ -19,6 +19,27 @@ import Testing
         #expect(CarriedTotals.decode(t.encoded()) == t)
     }
 
+    /// The text an old master sends and a new one reads (two binaries of different versions):
+    /// its lines stay exactly these, in this order.
+    @Test func wireFormat() {
+        var t = CarriedTotals()
+        t.requestsByClass = [1, 2, 3, 4, 5]
+        t.bytesOut = 6
+        t.accepted = 7
+        t.upgrades = 8
+        t.restarts = ["reload": 10, "crash": 9]
+        t.dispatchWakeups = 11
+        t.dispatchEmptyWakeups = 12
+        let c = (1...UInt64(Scoreboard.listenerCounterCount)).map(String.init).joined(separator: " ")
+        t.listeners = ["web": (1...UInt64(Scoreboard.listenerCounterCount)).map { $0 }]
+        t.backlogAlarmMillis = ["web": 13]
+        let text = "requests 1 2 3 4 5\nbytes 6\naccepted 7\nupgrades 8\ndispatch 11 12\n"
+            + "restart 9 crash\nrestart 10 reload\nlistener \(c) web\nbacklog-alarm-ms 13 web\n"
+        #expect(t.encoded() == text)
+        #expect(CarriedTotals.decode(text) == t)
+        #expect(CarriedTotals.decode(text).counters.bytesOut == 6)
+    }
+
     /// What an upgrade hands over per listener (ListenerStats.counters) reads back as the same
     /// stats, queue-time histogram and dispatch counters included.
     @Test func listenerCountersInvertAdd() {

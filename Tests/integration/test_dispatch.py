@@ -5,6 +5,7 @@ worker; the queue-time histogram counts every request."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import signal
@@ -14,13 +15,15 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, free_ports, http_get, run_herdd, wait_until
+from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, run_herdd, wait_until
+from test_upgrade import kill_tree
 
 
-def start(herd_factory, workers=2, extra=()):
+def start(herd_factory, workers=2, extra=(), notify=None):
     port, mport = free_ports(2)
     h = herd_factory(["--workers", str(workers), "--listen", f"{LOCALHOST}:{port},name=web", "--handler", "web=debug",
-                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics", *extra])
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics", *extra],
+                     notify=notify)
     h.wait_workers(workers)
     return h, port, mport
 
@@ -39,6 +42,7 @@ class Conn:
     def __init__(self, port, timeout=10.0):
         self.s = socket.create_connection((LOCALHOST, port), timeout=timeout)
         self.buf = b""
+        self.server_closes = False  # the last response said `Connection: close`
 
     def send(self, path, close=False):
         extra = "Connection: close\r\n" if close else ""
@@ -59,6 +63,7 @@ class Conn:
                 raise AssertionError(f"connection closed mid-body: {head!r}")
             rest += chunk
         self.buf = rest[n:]
+        self.server_closes = re.search(rb"(?i)\r\nconnection: *close", head) is not None
         return int(head.split(b" ")[1]), rest[:n]
 
     def get(self, path, close=False):
@@ -228,6 +233,171 @@ def test_draining_worker_leaves_nothing_in_the_dispatch_queue(herd_factory):
     assert not errors, errors[:5]
     assert done[0] > 100
     wait_until(lambda: web(mport)["received"] == web(mport)["handed_off"], 5, what="every handed-off connection taken")
+
+
+def dispatch_counters(mport):
+    """herdd_dispatch_handed_off_total / herdd_dispatch_received_total of the web listener."""
+    text = http_get(mport, "/metrics").body.decode()
+    out = []
+    for name in ("herdd_dispatch_handed_off_total", "herdd_dispatch_received_total"):
+        m = re.search(name + r'\{listener="web"\} (\d+)\n', text)
+        assert m, f"{name} missing from /metrics"
+        out.append(int(m.group(1)))
+    return tuple(out)
+
+
+class UpgradeClient(threading.Thread):
+    """Keep-alive requests until stopped (bounded in count and time): a mix of blocking
+    `/sleep/<ms>` and `POST /echo` with a body unique to the request, so every response is
+    checked against the request it answers (a second answer to one request would be read as
+    the answer to the next and fail the check). A request that meets EOF or a reset before any
+    byte of its response on a reused connection (a draining worker closed it while idle) is
+    sent again on a new connection (RFC 9112 9.3.1); the server-side count below proves it was
+    not served the first time."""
+
+    def __init__(self, index, port, stop, max_requests=4000, max_seconds=120.0):
+        super().__init__(name=f"upgrade-client-{index}", daemon=True)
+        self.index = index
+        self.port = port
+        self.stop_ev = stop
+        self.max_requests = max_requests
+        self.deadline = time.monotonic() + max_seconds
+        self.sent = 0  # distinct requests
+        self.answered = 0  # 200 with the body of that request
+        self.retries = 0
+        self.connections = 0
+        self.errors = []
+
+    def _request(self, k, rnd):
+        r = rnd.random()
+        if r < 0.3:
+            ms = rnd.choice((2, 5, 10, 20, 40))
+            return f"GET /sleep/{ms} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), f"slept {ms}\n".encode()
+        body = f"client {self.index} request {k}\n".encode()
+        head = f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        return head + body, body
+
+    def run(self):
+        rnd = random.Random(1000 + self.index)
+        c = None
+        try:
+            while not self.stop_ev.is_set() and self.sent < self.max_requests and time.monotonic() < self.deadline:
+                req, want = self._request(self.sent, rnd)
+                self.sent += 1
+                for attempt in (0, 1):
+                    fresh = c is None
+                    if c is None:
+                        c = Conn(self.port)
+                        self.connections += 1
+                    try:
+                        c.s.sendall(req)
+                        status_, body = c.read()
+                        break
+                    except (AssertionError, ConnectionResetError, BrokenPipeError) as e:
+                        partial = bool(c.buf)
+                        c.close()
+                        c = None
+                        if fresh or partial or attempt == 1:
+                            raise AssertionError(f"request {self.sent - 1} failed: {e!r} (fresh={fresh}, partial={partial})")
+                        self.retries += 1
+                if (status_, body) != (200, want):
+                    raise AssertionError(f"request {self.sent - 1}: got {(status_, body[:80])}, want {(200, want)}")
+                self.answered += 1
+                if c.server_closes:
+                    c.close()
+                    c = None
+            if c is not None:
+                # Nothing more may arrive on the connection: no second answer to any request.
+                c.s.settimeout(0.3)
+                try:
+                    extra = c.buf or c.s.recv(65536)
+                except (socket.timeout, ConnectionResetError):  # silence or a close: no answer
+                    extra = b""
+                assert not extra, f"unsolicited bytes after the last response: {extra[:120]!r}"
+        except Exception as e:  # noqa: BLE001 - recorded, asserted by the test
+            self.errors.append(repr(e))
+        finally:
+            if c is not None:
+                c.close()
+
+
+def test_upgrade_under_blocking_load_loses_and_repeats_no_request(herd_factory, notify):
+    """SIGUSR2 while keep-alive clients send blocking requests and busy workers hand their
+    connections to the dispatch socket: the new master takes over (MAINPID= + READY=1), the old
+    one drains its dispatch queue and exits, every request gets exactly one 200, and the
+    dispatch counters (carried across the upgrade) balance: handed off == received."""
+    h, port, mport = start(herd_factory, workers=3, notify=notify,
+                           extra=("--graceful-timeout", "10", "--upgrade-timeout", "20"))
+    notify.wait_for("READY=1", timeout=15)
+    old_pid = h.pid
+    old_workers = h.wait_workers(3)
+    base = web(mport)
+    stop = threading.Event()
+    clients = [UpgradeClient(i, port, stop) for i in range(8)]
+
+    def answered():
+        return sum(c.answered for c in clients)
+
+    def failed():
+        return [e for c in clients for e in c.errors]
+
+    try:
+        try:
+            for c in clients:
+                c.start()
+            # The load runs and busy workers have handed connections off before the upgrade.
+            wait_until(lambda: failed() or (web(mport)["handed_off"] > base["handed_off"] and answered() >= 200),
+                       30, what="hand-offs under load before the upgrade")
+            assert not failed(), failed()[:5]
+            at_usr2 = answered()
+            n_before = notify.count()
+            os.kill(old_pid, signal.SIGUSR2)
+            msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=30, start=n_before)
+            new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
+            assert new_pid != old_pid
+            assert "READY=1" in msg.split("\n"), msg
+            # The old master drains (its workers empty the old dispatch queue) and exits cleanly.
+            assert h.wait(30) == 0, h.log_tail()
+            assert answered() > at_usr2, "no request was answered while the upgrade ran"
+            for w in old_workers:
+                wait_until(lambda: not pid_alive(w), 10, what=f"old worker {w} gone")
+            assert status(mport)["master_pid"] == new_pid
+            # The new master's workers hand off too. (The old master sends its final counters
+            # right before it exits; a second later the new master has added them.)
+            time.sleep(1.0)
+            after_upgrade = web(mport)["handed_off"]
+            at_exit = answered()
+            wait_until(lambda: failed() or (web(mport)["handed_off"] > after_upgrade and answered() >= at_exit + 200),
+                       30, what="hand-offs under the new master")
+        finally:
+            stop.set()
+            for c in clients:
+                c.join(30)
+        assert not any(c.is_alive() for c in clients), "a client did not stop within 30 s"
+        assert not failed(), (failed()[:5], h.log_tail())
+        # Exactly one 200 (with the request's own body) per request, per client.
+        for c in clients:
+            assert c.answered == c.sent, (c.index, c.sent, c.answered)
+        total = answered()
+        # The server ran each request once: its queue-time histogram (the old master's counts
+        # carried over, plus the new master's) counted exactly the requests the clients got.
+        wait_until(lambda: web(mport)["queue"]["count"] - base["queue"]["count"] >= total, 10,
+                   what="every answered request counted")
+        assert web(mport)["queue"]["count"] - base["queue"]["count"] == total
+        # Every connection handed off was taken, in both generations (herdd_dispatch_*).
+        wait_until(lambda: (lambda d: d[0] == d[1])(dispatch_counters(mport)), 10,
+                   what="dispatch queue empty (handed off == received)")
+        handed_off, received = dispatch_counters(mport)
+        assert handed_off == received > base["handed_off"], (handed_off, received, base)
+        print(f"answered {total} ({at_usr2} before SIGUSR2, {at_exit} when the old master had exited), "
+              f"retried {sum(c.retries for c in clients)}, connections {sum(c.connections for c in clients)}, "
+              f"handed off {handed_off} ({after_upgrade} one second after the old master exited)")
+        new_workers = [p for p in children_of(new_pid) if pid_alive(p)]
+        assert len(new_workers) == 3 and not set(new_workers) & set(old_workers), (new_workers, old_workers)
+    finally:
+        # The new master is not the fixture's: stop it and its workers (by pid).
+        for line in h.events("upgrade-start"):
+            kill_tree(int(line["new_pid"]))
 
 
 def test_queue_time_shows_a_request_waiting_behind_a_blocking_one(herd_factory):

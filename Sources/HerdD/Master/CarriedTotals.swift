@@ -18,25 +18,32 @@
 ///     dispatch <wakeups> <empty wakeups>
 ///     listener <c0> ... <cN> <name>       (Scoreboard.listenerCounters order)
 ///     backlog-alarm-ms <n> <name>
+///
+/// The old master runs the old binary and the new master the new one, so this text is the
+/// interface between two versions: keep every line as it is (old masters send it, new ones
+/// must read it; CarriedTotalsTests.wireFormat pins it). Add counters as new lines only.
+///
+/// The server-wide counters are the snapshot's own (`MetricsSnapshot.Counters`), read and
+/// written as members (`t.bytesOut` is `t.counters.bytesOut`).
+@dynamicMemberLookup
 struct CarriedTotals: Equatable, Sendable {
-    var requestsByClass = [UInt64](repeating: 0, count: 5)
-    var bytesOut: UInt64 = 0
-    var accepted: UInt64 = 0
-    var upgrades: UInt64 = 0
-    var restarts: [String: UInt64] = [:]
-    /// Dispatch socket wakeups and empty wakeups (Worker/Dispatch.swift).
-    var dispatchWakeups: UInt64 = 0
-    var dispatchEmptyWakeups: UInt64 = 0
+    var counters = MetricsSnapshot.Counters()
     /// Per listener name, counters in Scoreboard.listenerCounters order.
     var listeners: [String: [UInt64]] = [:]
     /// Per listener name, milliseconds the accept queue spent at or above the alarm threshold.
     var backlogAlarmMillis: [String: UInt64] = [:]
 
+    subscript<T>(dynamicMember path: WritableKeyPath<MetricsSnapshot.Counters, T>) -> T {
+        get { counters[keyPath: path] }
+        set { counters[keyPath: path] = newValue }
+    }
+
     func encoded() -> String {
-        var out = "requests " + requestsByClass.map(String.init).joined(separator: " ") + "\n"
-        out += "bytes \(bytesOut)\naccepted \(accepted)\nupgrades \(upgrades)\n"
-        out += "dispatch \(dispatchWakeups) \(dispatchEmptyWakeups)\n"
-        for (reason, n) in restarts.sorted(by: { $0.key < $1.key }) { out += "restart \(n) \(reason)\n" }
+        let s = counters
+        var out = "requests " + s.requestsByClass.map(String.init).joined(separator: " ") + "\n"
+        out += "bytes \(s.bytesOut)\naccepted \(s.accepted)\nupgrades \(s.upgrades)\n"
+        out += "dispatch \(s.dispatchWakeups) \(s.dispatchEmptyWakeups)\n"
+        for (reason, n) in s.restarts.sorted(by: { $0.key < $1.key }) { out += "restart \(n) \(reason)\n" }
         for (name, c) in listeners.sorted(by: { $0.key < $1.key }) {
             out += "listener " + c.map(String.init).joined(separator: " ") + " \(name)\n"
         }

@@ -100,14 +100,7 @@ extension Master: UpgradeHost {
     /// Everything this master has counted, for its successor (including what it inherited).
     func carriedTotals() -> CarriedTotals {
         let s = snapshot()
-        var t = CarriedTotals()
-        t.requestsByClass = s.requestsByClass
-        t.bytesOut = s.bytesOut
-        t.accepted = s.accepted
-        t.upgrades = s.upgrades
-        t.restarts = s.restarts
-        t.dispatchWakeups = s.dispatchWakeups
-        t.dispatchEmptyWakeups = s.dispatchEmptyWakeups
+        var t = CarriedTotals(counters: s.counters)
         for l in s.listeners {
             t.listeners[l.name] = l.counters
             if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = UInt64(secs * 1000) }

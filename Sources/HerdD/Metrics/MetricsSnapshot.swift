@@ -5,7 +5,25 @@
 /// increments them. herdd's counters are written by N worker processes into a shared-memory
 /// scoreboard and must stay readable when every worker is busy, so the master reads the
 /// scoreboard at scrape time and renders the text exposition format itself (a few lines, below).
+///
+/// The server-wide counters live in `counters` (also what an upgrade carries to the next
+/// master: CarriedTotals) and read as members of the snapshot: `m.bytesOut` is
+/// `m.counters.bytesOut`.
+@dynamicMemberLookup
 struct MetricsSnapshot: Sendable {
+    /// Server-wide totals that only grow: summed from the scoreboard, the retired workers and
+    /// the masters this one replaced, and handed to the next master in a hot upgrade.
+    struct Counters: Equatable, Sendable {
+        var requestsByClass = [UInt64](repeating: 0, count: 5)
+        var bytesOut: UInt64 = 0
+        var accepted: UInt64 = 0
+        var restarts: [String: UInt64] = [:]
+        var upgrades: UInt64 = 0
+        /// Dispatch socket wakeups and empty ones (another worker took the connection).
+        var dispatchWakeups: UInt64 = 0
+        var dispatchEmptyWakeups: UInt64 = 0
+    }
+
     struct ListenerStats: Sendable {
         var name: String
         var address: String
@@ -104,15 +122,15 @@ struct MetricsSnapshot: Sendable {
     var desiredWorkers: Int
     var workers: [WorkerStats] = []
     var listeners: [ListenerStats] = []
-    var requestsByClass = [UInt64](repeating: 0, count: 5)
-    var bytesOut: UInt64 = 0
-    var accepted: UInt64 = 0
+    var counters = Counters()
+    /// Open client connections (a gauge: not carried over an upgrade).
     var active: UInt64 = 0
-    var restarts: [String: UInt64] = [:]
-    var upgrades: UInt64 = 0
-    /// Dispatch socket wakeups and empty ones (another worker took the connection).
-    var dispatchWakeups: UInt64 = 0
-    var dispatchEmptyWakeups: UInt64 = 0
+
+    /// `m.bytesOut`, `m.requestsByClass[1] &+= n`: the fields of `counters`.
+    subscript<T>(dynamicMember path: WritableKeyPath<Counters, T>) -> T {
+        get { counters[keyPath: path] }
+        set { counters[keyPath: path] = newValue }
+    }
 
     func count(state: String) -> Int { workers.filter { $0.state == state }.count }
 
@@ -120,7 +138,7 @@ struct MetricsSnapshot: Sendable {
     var statusLine: String {
         let backlog = listeners.compactMap(\.backlog).reduce(UInt64(0)) { $0 + UInt64($1) }
         let queue = listeners.filter { $0.queueCount > 0 }.map { "\($0.name) \($0.queueQuantileText(0.99))" }
-        return "\(workers.count) workers (\(count(state: "busy")) busy, \(count(state: "idle")) idle), accepted \(accepted), backlog \(backlog)"
+        return "\(workers.count) workers (\(count(state: "busy")) busy, \(count(state: "idle")) idle), accepted \(counters.accepted), backlog \(backlog)"
             + (queue.isEmpty ? "" : ", queue p99 " + queue.joined(separator: " "))
     }
 
@@ -150,15 +168,15 @@ struct MetricsSnapshot: Sendable {
         family("herdd_connections_active", "gauge", "Open client connections in all workers.")
         sample("herdd_connections_active", [], "\(active)")
         family("herdd_requests_total", "counter", "Responses sent, by status class.")
-        for (i, n) in requestsByClass.enumerated() { sample("herdd_requests_total", [("code", "\(i + 1)xx")], "\(n)") }
+        for (i, n) in counters.requestsByClass.enumerated() { sample("herdd_requests_total", [("code", "\(i + 1)xx")], "\(n)") }
         family("herdd_response_bytes_total", "counter", "Bytes written to clients (headers and bodies).")
-        sample("herdd_response_bytes_total", [], "\(bytesOut)")
+        sample("herdd_response_bytes_total", [], "\(counters.bytesOut)")
         family("herdd_worker_restarts_total", "counter", "Workers replaced, by reason.")
         for r in ["crash", "timeout", "max-requests", "reload", "ttou", "graceful-timeout"] {
-            sample("herdd_worker_restarts_total", [("reason", r)], "\(restarts[r] ?? 0)")
+            sample("herdd_worker_restarts_total", [("reason", r)], "\(counters.restarts[r] ?? 0)")
         }
         family("herdd_upgrades_total", "counter", "Hot upgrades (SIGUSR2) this master completed.")
-        sample("herdd_upgrades_total", [], "\(upgrades)")
+        sample("herdd_upgrades_total", [], "\(counters.upgrades)")
         family("herdd_epoll_wakeups_total", "counter", "epoll_wait returns that reported a listener, per listener.")
         for l in listeners { sample("herdd_epoll_wakeups_total", [("listener", l.name)], "\(l.wakeups)") }
         family("herdd_accept_empty_wakeups_total", "counter",
@@ -204,9 +222,9 @@ struct MetricsSnapshot: Sendable {
         family("herdd_dispatch_received_total", "counter", "Connections workers took from the dispatch socket, per listener.")
         for l in listeners { sample("herdd_dispatch_received_total", [("listener", l.name)], "\(l.received)") }
         family("herdd_dispatch_wakeups_total", "counter", "epoll_wait returns that reported the dispatch socket.")
-        sample("herdd_dispatch_wakeups_total", [], "\(dispatchWakeups)")
+        sample("herdd_dispatch_wakeups_total", [], "\(counters.dispatchWakeups)")
         family("herdd_dispatch_empty_wakeups_total", "counter", "Dispatch socket wakeups whose recvmsg found it empty (another worker took the connection).")
-        sample("herdd_dispatch_empty_wakeups_total", [], "\(dispatchEmptyWakeups)")
+        sample("herdd_dispatch_empty_wakeups_total", [], "\(counters.dispatchEmptyWakeups)")
         family("herdd_worker_requests", "gauge", "Requests served by the current process in each worker slot.")
         for w in workers { sample("herdd_worker_requests", [("worker", "\(w.slot)")], "\(w.requests)") }
         family("herdd_worker_accepted", "gauge", "Connections accepted by the current process in each worker slot.")
