@@ -99,8 +99,9 @@ final class MetricsServer: ConnectionHost {
     /// systemd may serve them). Clients already connected are still answered.
     func stopListening() {
         for l in listeners {
+            // ENOENT: already removed (a stop after a handover); anything else is worth a line.
             do { try epoll.remove(l.fd, what: "metrics listener \(l.name)") } catch {
-                log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"])
+                if error.errno != ENOENT { log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"]) }
             }
         }
     }

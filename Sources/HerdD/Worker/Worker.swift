@@ -261,10 +261,13 @@ final class Worker: ConnectionHost {
     /// is reported again after the ADD.
     private func rotate(listener index: Int) {
         let l = listeners[index]
-        do {
-            try epoll.remove(l.fd, what: "listener \(l.name)")
-            try epoll.add(l.fd, listenerEvents, .listener(index), what: "re-adding listener \(l.name)")
-        } catch {
+        // ENOENT: not registered (accepting is paused, an event of the same batch got us here):
+        // nothing to rotate; the listeners are re-added when the pause ends.
+        do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+            if error.errno == ENOENT { return }
+            log.error("\(error)", metadata: ["event": "accept-error"]) // the ADD below says what follows
+        }
+        do { try epoll.add(l.fd, listenerEvents, .listener(index), what: "re-adding listener \(l.name)") } catch {
             // Not watching this listener any more would silently shrink the pool: re-add all
             // listeners on the next turn of the loop (acceptPaused path).
             log.error("\(error)", metadata: ["event": "accept-error"])
