@@ -112,11 +112,12 @@ final class Watcher: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             // Wait while the handler runs. The timeout only bounds how long a stop() goes
             // unnoticed when nothing happens (then we park on the condition variable again).
-            // Timeout or EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so
-            // and wait on the condition variable again rather than spin.
+            // Timeout or EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so,
+            // and pause as long as the timeout would have, rather than spin.
             let n: Int
             do { n = try epoll.wait(&events, timeoutMillis: 50) } catch {
                 log.error("\(error)", metadata: ["event": "dispatch-error"])
+                usleep(50_000)
                 continue
             }
             if n == 0 { continue }
