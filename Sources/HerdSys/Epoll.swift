@@ -3,8 +3,8 @@ import Glibc
 
 /// Event bits of an epoll registration or of a ready event (values from sys/epoll.h, read
 /// through the shim: Swift cannot import them as macros of macros).
-package struct EpollEvents: OptionSet, Sendable {
-    package let rawValue: UInt32
+@usableFromInline package struct EpollEvents: OptionSet, Sendable {
+    @usableFromInline package let rawValue: UInt32
     @inlinable @inline(__always) package init(rawValue: UInt32) { self.rawValue = rawValue }
 
     @inlinable package static var input: EpollEvents { EpollEvents(rawValue: herd_epollin()) }
@@ -25,7 +25,7 @@ package struct EpollEvents: OptionSet, Sendable {
 /// What an epoll registration stands for: the one tag type of every epoll in herdd (worker,
 /// watcher, master). Stored in the event's 64-bit user data: the kind in the high 32 bits, an
 /// index or fd in the low 32 (so a connection's tag is its fd, as before).
-package enum EpollTag: Equatable, Sendable {
+@usableFromInline package enum EpollTag: Equatable, Sendable {
     /// A connection, by fd (worker, watcher).
     case connection(Int32)
     /// A worker's listener, by index in its listener table.
@@ -76,9 +76,9 @@ package enum EpollTag: Equatable, Sendable {
 }
 
 /// One ready event from `Epoll.wait`.
-package struct EpollEvent {
-    package let events: EpollEvents
-    package let tag: EpollTag?
+@usableFromInline package struct EpollEvent {
+    @usableFromInline package let events: EpollEvents
+    @usableFromInline package let tag: EpollTag?
 
     @inlinable @inline(__always)
     package init(events: EpollEvents, tag: EpollTag?) {
@@ -89,10 +89,10 @@ package struct EpollEvent {
 
 /// The buffer `Epoll.wait` fills (at most 64 events per wait, the shim's limit); reused across
 /// waits, so waiting allocates nothing.
-package struct EpollReadyList {
+@usableFromInline package struct EpollReadyList {
     @usableFromInline var raw: [herd_event]
 
-    package init(capacity: Int) {
+    @usableFromInline package init(capacity: Int) {
         raw = [herd_event](repeating: herd_event(), count: min(max(1, capacity), 64))
     }
 
@@ -106,16 +106,16 @@ package struct EpollReadyList {
 /// An epoll instance. Every registration carries an `EpollTag`; every epoll_ctl failure is a
 /// SysError naming the operation (callers handle it or log it, none is dropped silently).
 /// epoll_event is packed on x86_64: the shim fills and reads it (herd_epoll_ctl/herd_epoll_wait).
-package struct Epoll: Sendable {
-    package let fd: Int32
+@usableFromInline package struct Epoll: Sendable {
+    @usableFromInline package let fd: Int32
 
     /// Not created yet (every call fails with EBADF).
-    package static let none = Epoll(unchecked: -1)
+    @usableFromInline package static let none = Epoll(unchecked: -1)
 
     @inlinable init(unchecked fd: Int32) { self.fd = fd }
 
     /// epoll_create1(EPOLL_CLOEXEC).
-    package init(what: @autoclosure () -> String? = nil) throws(SysError) {
+    @usableFromInline package init(what: @autoclosure () -> String? = nil) throws(SysError) {
         fd = try sys("epoll_create1", detail: what()) { epoll_create1(Int32(EPOLL_CLOEXEC)) }
     }
 

@@ -8,7 +8,7 @@ extension Sys {
     /// The child starts with default handlers for every signal (the parent's ignored
     /// dispositions are not inherited) and with exactly `blockedSignals` blocked (not the
     /// parent's mask: a master blocks what it reads from its signalfd).
-    package static func spawn(path: String, argv: [String], env: [String], fds: [(Int32, Int32)],
+    @usableFromInline package static func spawn(path: String, argv: [String], env: [String], fds: [(Int32, Int32)],
                               blockedSignals: [Int32]) throws(SysError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         try sysRC("posix_spawn_file_actions_init", posix_spawn_file_actions_init(&actions))
@@ -38,23 +38,23 @@ extension Sys {
     }
 
     /// kill(2).
-    package static func kill(_ pid: pid_t, _ signal: Int32) throws(SysError) {
+    @usableFromInline package static func kill(_ pid: pid_t, _ signal: Int32) throws(SysError) {
         try sys("kill", detail: "pid \(pid), signal \(signal)") { Glibc.kill(pid, signal) }
     }
 
     /// kill(pid, 0): the process exists (EPERM: it exists but is not ours to signal).
-    package static func isAlive(_ pid: pid_t) -> Bool {
+    @usableFromInline package static func isAlive(_ pid: pid_t) -> Bool {
         Glibc.kill(pid, 0) == 0 || Glibc.errno == EPERM
     }
 
     /// kill(pid, 0) succeeds: the process exists and we may signal it (ESRCH, EPERM: no).
-    package static func canSignal(_ pid: pid_t) -> Bool {
+    @usableFromInline package static func canSignal(_ pid: pid_t) -> Bool {
         Glibc.kill(pid, 0) == 0
     }
 
     /// waitpid(-1, WNOHANG): one exited child (pid, wait status), nil when none is left to reap
     /// (0: children still running; ECHILD: no children).
-    package static func reapChild() -> (pid: pid_t, status: Int32)? {
+    @usableFromInline package static func reapChild() -> (pid: pid_t, status: Int32)? {
         var status: Int32 = 0
         while true {
             let pid = waitpid(-1, &status, WNOHANG)
@@ -65,19 +65,19 @@ extension Sys {
     }
 
     /// waitpid(pid, 0): blocks until `pid` exits; returns its wait status.
-    package static func wait(_ pid: pid_t) throws(SysError) -> Int32 {
+    @usableFromInline package static func wait(_ pid: pid_t) throws(SysError) -> Int32 {
         var status: Int32 = 0
         try sys("waitpid", detail: "pid \(pid)") { waitpid(pid, &status, 0) }
         return status
     }
 
     /// prctl(PR_SET_PDEATHSIG): the kernel sends `signal` to us when our parent dies.
-    package static func setParentDeathSignal(_ signal: Int32) throws(SysError) {
+    @usableFromInline package static func setParentDeathSignal(_ signal: Int32) throws(SysError) {
         try sys("prctl", detail: "PR_SET_PDEATHSIG") { herd_prctl_pdeathsig(signal) }
     }
 
     /// prctl(PR_SET_NAME): the thread's comm (/proc/PID/comm, ps -e, top), at most 15 bytes.
-    package static func setThreadName(_ name: String) throws(SysError) {
+    @usableFromInline package static func setThreadName(_ name: String) throws(SysError) {
         var bytes = Array(name.utf8.prefix(15).map { CChar(bitPattern: $0) })
         bytes.append(0)
         try sys("prctl", detail: "PR_SET_NAME") { bytes.withUnsafeBufferPointer { herd_prctl_set_name($0.baseAddress) } }

@@ -13,7 +13,7 @@ import Glibc
 ///   so the title may use their room too.
 /// CommandLine.arguments is read (and cached by Swift) in Entry.main before this runs, so the
 /// upgrade's re-exec still gets the original arguments.
-package enum ProcessTitle {
+@usableFromInline package enum ProcessTitle {
     package static func set(_ title: String, comm: String? = nil) {
         // Cosmetic, and PR_SET_NAME cannot fail for a valid name pointer: nothing to report.
         do { try Sys.setThreadName(comm ?? title) } catch {}
@@ -21,7 +21,7 @@ package enum ProcessTitle {
     }
 
     /// `herdd: worker N` shortened to fit comm's 15 bytes.
-    package static func workerComm(slot: Int) -> String {
+    @usableFromInline package static func workerComm(slot: Int) -> String {
         for candidate in ["herdd: worker \(slot)", "herdd: worker\(slot)"] where candidate.utf8.count <= 15 { return candidate }
         return "herdd: w\(slot)"
     }

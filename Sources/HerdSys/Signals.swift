@@ -3,7 +3,7 @@ import Glibc
 
 extension Sys {
     /// A sigset_t holding `signals` (sigemptyset/sigaddset may be macros: through the shim).
-    package static func signalSet(_ signals: [Int32]) -> sigset_t {
+    @usableFromInline package static func signalSet(_ signals: [Int32]) -> sigset_t {
         var set = sigset_t()
         herd_sigset_empty(&set)
         for s in signals { herd_sigset_add(&set, s) }
@@ -12,27 +12,27 @@ extension Sys {
 
     /// Blocks `signals` for the calling thread (pthread_sigmask SIG_BLOCK): one that arrives is
     /// kept pending, for a signalfd to read, instead of running its default action.
-    package static func blockSignals(_ signals: [Int32]) throws(SysError) {
+    @usableFromInline package static func blockSignals(_ signals: [Int32]) throws(SysError) {
         var set = signalSet(signals)
         try sysRC("pthread_sigmask", detail: "SIG_BLOCK", pthread_sigmask(SIG_BLOCK, &set, nil))
     }
 
     /// Removes signals from this thread's blocked mask (a pending one is delivered at once).
-    package static func unblockSignals(_ signals: [Int32]) throws(SysError) {
+    @usableFromInline package static func unblockSignals(_ signals: [Int32]) throws(SysError) {
         var set = signalSet(signals)
         try sysRC("pthread_sigmask", detail: "SIG_UNBLOCK", pthread_sigmask(SIG_UNBLOCK, &set, nil))
     }
 
     /// Blocks `signals` for the calling thread and returns a non-blocking CLOEXEC signalfd that
     /// delivers them (read it with `readSignal`), so the event loop stays single-threaded.
-    package static func signalFD(_ signals: [Int32]) throws(SysError) -> Int32 {
+    @usableFromInline package static func signalFD(_ signals: [Int32]) throws(SysError) -> Int32 {
         try blockSignals(signals)
         var set = signalSet(signals)
         return try sys("signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
     }
 
     /// Reads one pending signal number from a non-blocking signalfd, nil when none is left.
-    package static func readSignal(_ fd: Int32) -> Int32? {
+    @usableFromInline package static func readSignal(_ fd: Int32) -> Int32? {
         var info = signalfd_siginfo()
         let r = withUnsafeMutableBytes(of: &info) { read(fd, $0.baseAddress, $0.count) }
         // EAGAIN: none left. A signalfd returns whole records; anything else cannot happen on

@@ -2,7 +2,7 @@ import CHerdSys
 import Glibc
 
 /// What accept4 did on a non-blocking listener.
-package enum Accepted: Equatable, Sendable {
+@usableFromInline package enum Accepted: Equatable, Sendable {
     /// A connection, non-blocking and CLOEXEC.
     case connection(Int32)
     /// EAGAIN: the queue is empty (another process took the connection, or none came).
@@ -13,7 +13,7 @@ package enum Accepted: Equatable, Sendable {
 }
 
 /// One datagram from `Sys.receiveFD`.
-package enum ReceivedFD: Equatable, Sendable {
+@usableFromInline package enum ReceivedFD: Equatable, Sendable {
     /// The fd it carried (CLOEXEC; -1 if it carried none) and its payload.
     case message(fd: Int32, listener: UInt64, readyAt: UInt64)
     /// EAGAIN: nothing queued.
@@ -31,64 +31,65 @@ extension Sys {
     // MARK: Creating, binding, connecting
 
     /// A CLOEXEC stream socket of `family` (AF_INET, AF_INET6, AF_UNIX).
-    package static func streamSocket(_ family: Int32, what: @autoclosure () -> String? = nil) throws(SysError) -> Int32 {
+    @usableFromInline package static func streamSocket(_ family: Int32, what: @autoclosure () -> String? = nil) throws(SysError) -> Int32 {
         try sys("socket", detail: what()) { socket(family, herd_sock_stream() | herd_sock_cloexec(), 0) }
     }
 
     /// A connected AF_UNIX SOCK_SEQPACKET pair (message boundaries kept, EOF when the peer
     /// dies), CLOEXEC, optionally non-blocking.
-    package static func seqpacketPair(nonBlocking: Bool, what: @autoclosure () -> String? = nil) throws(SysError) -> (Int32, Int32) {
+    @usableFromInline package static func seqpacketPair(nonBlocking: Bool, what: @autoclosure () -> String? = nil) throws(SysError) -> (Int32, Int32) {
         var pair: [Int32] = [-1, -1]
         let kind = herd_sock_seqpacket() | herd_sock_cloexec() | (nonBlocking ? herd_sock_nonblock() : 0)
         try sys("socketpair", detail: what()) { socketpair(AF_UNIX, kind, 0, &pair) }
         return (pair[0], pair[1])
     }
 
-    package static func bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t,
+    @usableFromInline package static func bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t,
                              what: @autoclosure () -> String? = nil) throws(SysError) {
         try sys("bind", detail: what()) { Glibc.bind(fd, address, length) }
     }
 
-    package static func listen(_ fd: Int32, backlog: Int32, what: @autoclosure () -> String? = nil) throws(SysError) {
+    @usableFromInline package static func listen(_ fd: Int32, backlog: Int32, what: @autoclosure () -> String? = nil) throws(SysError) {
         try sys("listen", detail: what()) { Glibc.listen(fd, backlog) }
     }
 
     /// connect(2) on a blocking socket. Not retried on EINTR (see SysError.swift).
-    package static func connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t,
+    @usableFromInline package static func connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t,
                                 what: @autoclosure () -> String? = nil) throws(SysError) {
         if Glibc.connect(fd, address, length) != 0 { throw SysError("connect", detail: what()) }
     }
 
     /// shutdown(2): SHUT_RD on a listener leaves the LISTEN state for every process that holds
     /// it; SHUT_WR on a connection sends our FIN.
-    package static func shutdown(_ fd: Int32, _ how: Int32, what: @autoclosure () -> String? = nil) throws(SysError) {
+    @usableFromInline package static func shutdown(_ fd: Int32, _ how: Int32, what: @autoclosure () -> String? = nil) throws(SysError) {
         try sys("shutdown", detail: what()) { Glibc.shutdown(fd, how) }
     }
 
     // MARK: Options and names
 
     /// setsockopt(2) with a value of any plain type (Int32 flag, timeval...).
-    package static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T,
+    @usableFromInline package static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T,
                                      what: @autoclosure () -> String? = nil) throws(SysError) {
-        var v = value
-        try sys("setsockopt", detail: what()) { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<T>.size)) }
+        _ = try withUnsafeBytes(of: value) { raw throws(SysError) in
+            try sys("setsockopt", detail: what()) { setsockopt(fd, level, name, raw.baseAddress, socklen_t(raw.count)) }
+        }
     }
 
     /// SO_RCVTIMEO and SO_SNDTIMEO: a blocking socket's reads and writes give up after `seconds`.
-    package static func setTimeouts(_ fd: Int32, seconds: Int) throws(SysError) {
+    @usableFromInline package static func setTimeouts(_ fd: Int32, seconds: Int) throws(SysError) {
         let tv = timeval(tv_sec: seconds, tv_usec: 0)
         try setOption(fd, SOL_SOCKET, SO_RCVTIMEO, tv, what: "SO_RCVTIMEO")
         try setOption(fd, SOL_SOCKET, SO_SNDTIMEO, tv, what: "SO_SNDTIMEO")
     }
 
     /// getpeername(2) into `storage`; `length` in: its size, out: the address's.
-    package static func peerName(_ fd: Int32, _ storage: inout sockaddr_storage, _ length: inout socklen_t) throws(SysError) {
+    @usableFromInline package static func peerName(_ fd: Int32, _ storage: inout sockaddr_storage, _ length: inout socklen_t) throws(SysError) {
         let rc = withUnsafeMutableBytes(of: &storage) { getpeername(fd, sockaddrPointer($0), &length) }
         if rc != 0 { throw SysError("getpeername") }
     }
 
     /// getsockname(2) into `storage`.
-    package static func localName(_ fd: Int32, _ storage: inout sockaddr_storage, _ length: inout socklen_t) throws(SysError) {
+    @usableFromInline package static func localName(_ fd: Int32, _ storage: inout sockaddr_storage, _ length: inout socklen_t) throws(SysError) {
         let rc = withUnsafeMutableBytes(of: &storage) { getsockname(fd, sockaddrPointer($0), &length) }
         if rc != 0 { throw SysError("getsockname") }
     }
@@ -139,14 +140,14 @@ extension Sys {
 
     /// Sends `fd` and a payload as one datagram (SOCK_SEQPACKET), non-blocking, no SIGPIPE.
     /// Returns 0 or the errno (EAGAIN: the queue is full, the sender keeps its fd).
-    package static func sendFD(_ socket: Int32, _ fd: Int32, listener: UInt64, readyAt: UInt64) -> Int32 {
+    @usableFromInline package static func sendFD(_ socket: Int32, _ fd: Int32, listener: UInt64, readyAt: UInt64) -> Int32 {
         var payload = herd_dispatch_payload(listener: listener, readyAt: readyAt)
         let rc = herd_send_fd(socket, fd, &payload)  // retries EINTR in C
         return rc < 0 ? -rc : 0
     }
 
     /// Receives one datagram with an fd (MSG_CMSG_CLOEXEC), non-blocking.
-    package static func receiveFD(_ socket: Int32) -> ReceivedFD {
+    @usableFromInline package static func receiveFD(_ socket: Int32) -> ReceivedFD {
         var fd: Int32 = -1
         var payload = herd_dispatch_payload()
         let rc = herd_recv_fd(socket, &fd, &payload)  // retries EINTR in C
@@ -158,18 +159,18 @@ extension Sys {
     // MARK: Accept queues (TCP_INFO, sock_diag)
 
     /// A listening TCP socket's accept queue: (waiting, limit) from TCP_INFO, nil on error.
-    package static func tcpAcceptQueue(_ fd: Int32) -> (UInt32, UInt32)? {
+    @usableFromInline package static func tcpAcceptQueue(_ fd: Int32) -> (UInt32, UInt32)? {
         var q: UInt32 = 0, lim: UInt32 = 0
         return herd_tcp_backlog(fd, &q, &lim) == 0 ? (q, lim) : nil
     }
 
     /// A NETLINK_SOCK_DIAG socket for `unixAcceptQueue`.
-    package static func sockDiagSocket() throws(SysError) -> Int32 {
+    @usableFromInline package static func sockDiagSocket() throws(SysError) -> Int32 {
         try sys("socket", detail: "NETLINK_SOCK_DIAG") { herd_sock_diag_socket() }
     }
 
     /// A listening unix socket's accept queue: (waiting, limit) from sock_diag, nil on error.
-    package static func unixAcceptQueue(diag: Int32, _ fd: Int32) -> (UInt32, UInt32)? {
+    @usableFromInline package static func unixAcceptQueue(diag: Int32, _ fd: Int32) -> (UInt32, UInt32)? {
         var q: UInt32 = 0, lim: UInt32 = 0
         return herd_unix_backlog(diag, fd, &q, &lim) == 0 ? (q, lim) : nil
     }
@@ -178,7 +179,7 @@ extension Sys {
 
     /// One datagram to $NOTIFY_SOCKET, MSG_DONTWAIT: 1 sent, 0 no NOTIFY_SOCKET, -errno on
     /// failure (a full queue: EAGAIN, the message is dropped).
-    package static func notifyNonBlocking(_ text: String) -> Int32 {
+    @usableFromInline package static func notifyNonBlocking(_ text: String) -> Int32 {
         herd_notify_nonblocking(text)
     }
 }

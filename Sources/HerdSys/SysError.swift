@@ -26,13 +26,13 @@ import Glibc
 // the call, in the same function, with no Swift object released in between.
 
 /// Namespace of the system calls: `Sys.recv(...)`, `Sys.kill(...)`, one file per mechanism.
-package enum Sys {}
+@usableFromInline package enum Sys {}
 
 /// A failed system call: the call's name and errno, so every error message says what failed.
-package struct SysError: Error, CustomStringConvertible {
-    package let call: String
-    package let errno: Int32
-    package var detail: String? = nil
+@usableFromInline package struct SysError: Error, CustomStringConvertible {
+    @usableFromInline package let call: String
+    @usableFromInline package let errno: Int32
+    @usableFromInline package var detail: String? = nil
 
     @inlinable
     package init(_ call: String, errno: Int32 = Glibc.errno, detail: String? = nil) {
@@ -41,7 +41,7 @@ package struct SysError: Error, CustomStringConvertible {
         self.detail = detail
     }
 
-    package var description: String {
+    @usableFromInline package var description: String {
         let msg = String(cString: strerror(errno))
         if let detail { return "\(call)(\(detail)): \(msg) (errno \(errno))" }
         return "\(call): \(msg) (errno \(errno))"
@@ -64,7 +64,7 @@ package func sys(_ name: String, detail: @autoclosure () -> String? = nil, _ bod
 
 /// What a read or write on a non-blocking fd did: `done(n)` bytes (0 from a read: end of file),
 /// `wouldBlock` (EAGAIN: try again when epoll says so), or `failed(errno)`. EINTR is retried.
-package enum IOResult: Equatable, Sendable {
+@usableFromInline package enum IOResult: Equatable, Sendable {
     case done(Int)
     case wouldBlock
     case failed(Int32)
