@@ -23,16 +23,21 @@ let package = Package(
         // so an edit to shim.h rebuilds every module that imports it (Tests/shim-rebuild.sh).
         // libsystemd-dev provides the sd-* headers (in /usr/include) and libsystemd.so.
         .target(name: "CHerdSys", linkerSettings: [.linkedLibrary("systemd")]),
+        // The system layer: every system call of herdd, its handlers and its HTTP module goes
+        // through this module (`package` access, not part of any product's API): typed errors
+        // naming call and errno, one EINTR policy, Epoll with one tag enum (Sources/HerdSys).
+        // Tests/syscall-check.sh fails if a Swift file elsewhere makes a raw call.
+        .target(name: "HerdSys", dependencies: ["CHerdSys"]),
         // HTTP/1.x on its own: request parser, headers, requests, responses and their heads
         // (Sources/HerdHTTP). No server state; the worker's connection code drives it.
-        .target(name: "HerdHTTP"),
+        .target(name: "HerdHTTP", dependencies: ["HerdSys"]),
         // The handler protocol and the built-in handlers; re-exports HerdHTTP (Handler.swift).
-        .target(name: "Handlers", dependencies: ["CHerdSys", "HerdHTTP"]),
+        .target(name: "Handlers", dependencies: ["CHerdSys", "HerdSys", "HerdHTTP"]),
         // The server: master, workers, CLI, config, metrics, logs (Sources/HerdD).
         .target(
             name: "HerdD",
             dependencies: [
-                "CHerdSys", "Handlers",
+                "CHerdSys", "HerdSys", "Handlers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -44,7 +49,7 @@ let package = Package(
         // herdd itself: a thin main on top of the library.
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HerdHTTP"]),
-        .testTarget(name: "HerdDTests", dependencies: ["HerdD"]),
+        .testTarget(name: "HerdDTests", dependencies: ["HerdD", "HerdSys"]),
     ],
     swiftLanguageModes: [.v6]
 )

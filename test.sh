@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every herdd test: unit tests (swift test), build checks (C shim rebuild, test hooks out
-# of release builds, mutation list, DocC), the Examples/notes-api server's tests, integration
-# tests on the real binary (pytest, Tests/integration) and the packaging suite (.deb, lintian,
-# systemd end to end). Installs what it needs first. Used as-is by .ci/run.
+# Runs every herdd test: unit tests (swift test), build checks (C shim rebuild, no raw system
+# call outside the system layer, test hooks out of release builds, mutation list, DocC), the
+# Examples/notes-api server's tests, integration tests on the real binary (pytest,
+# Tests/integration) and the packaging suite (.deb, lintian, systemd end to end). Installs
+# what it needs first. Used as-is by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,6 +34,9 @@ swift test --skip-build
 
 echo "== the C shim: an edit to Sources/CHerdSys/include/shim.h rebuilds its users"
 Tests/shim-rebuild.sh
+
+echo "== the system layer: no raw system call outside Sources/HerdSys"
+Tests/syscall-check.sh
 
 echo "== swift build -c release (names can resolve in debug and not in release)"
 swift build -c release --product herdd

@@ -1,4 +1,5 @@
 import Glibc
+import HerdSys
 
 /// A body produced piece by piece. `next()` returns the next piece, or nil at the end.
 /// Sent with chunked encoding to HTTP/1.1 clients and close-delimited to HTTP/1.0 clients.
@@ -21,7 +22,7 @@ public enum ResponseBody: Sendable {
 
     /// Releases resources held by a body that will not be sent (closes the fd of `.file`).
     public func discard() {
-        if case .file(let fd, _, _) = self, fd >= 0 { _ = Glibc.close(fd) }
+        if case .file(let fd, _, _) = self, fd >= 0 { Sys.close(fd) }
     }
 }
 

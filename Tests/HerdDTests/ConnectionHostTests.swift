@@ -2,6 +2,7 @@ import Glibc
 import Handlers
 import Testing
 @testable import HerdD
+import HerdSys
 
 /// A host with no worker, no epoll and no scoreboard: what `HTTPConnection` asks of its host
 /// is exactly `ConnectionHost`, so a connection runs on a socketpair with this alone.
@@ -42,8 +43,8 @@ final class RecordingHost: ConnectionHost {
         var fds: [Int32] = [-1, -1]
         let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
         #expect(rc == 0)
-        try setNonBlocking(fds[0])
-        try setNonBlocking(fds[1])
+        try Sys.setNonBlocking(fds[0])
+        try Sys.setNonBlocking(fds[1])
         return (fds[0], fds[1])
     }
 

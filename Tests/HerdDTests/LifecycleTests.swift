@@ -1,5 +1,6 @@
 import Testing
 @testable import HerdD
+import HerdSys
 
 /// Pure parts of the issue-13 lifecycle work: the counters handed over at an upgrade, the
 /// backlog window, the drain rule and the worker's comm name.

@@ -2,6 +2,7 @@ import CHerdSys
 import Glibc
 import Testing
 @testable import HerdD
+import HerdSys
 
 /// The shared-memory scoreboard on a real memfd: the master's and a worker's mappings of the same
 /// fd, the slot words, the latency buckets, the published command results and the header check.

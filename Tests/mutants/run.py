@@ -47,8 +47,8 @@ def parse(path: Path) -> list[dict[str, str]]:
         raise SystemExit(f"{path}: duplicate ids")
     for m in out:
         kind = m["test"].split()[0]
-        if kind not in ("unit", "it"):
-            raise SystemExit(f"{path}: {m['id']}: test must start with unit or it: {m['test']!r}")
+        if kind not in ("unit", "it", "check"):
+            raise SystemExit(f"{path}: {m['id']}: test must start with unit, it or check: {m['test']!r}")
     return out
 
 
@@ -120,6 +120,8 @@ def main():
         kind, _, rest = m["test"].partition(" ")
         if kind == "unit":
             return ["swift", "test", "--skip-build", "--filter", rest]
+        if kind == "check":
+            return shlex.split(rest)
         return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *shlex.split(rest)]
 
     # Baseline: every test used must pass on the unmutated tree, or "caught" would mean nothing.

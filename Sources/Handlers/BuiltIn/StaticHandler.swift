@@ -1,4 +1,5 @@
 import Glibc
+import HerdSys
 
 /// Serves regular files below `root` (GET and HEAD only), with what an nginx user expects:
 ///
@@ -68,13 +69,11 @@ public struct StaticHandler: Handler {
         let trailingSlash = request.path.hasSuffix("/")
         var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
 
-        let fd = open(full, StaticHandler.openFlags)
-        guard fd >= 0 else { return .errorResponse(status: 404) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); return .errorResponse(status: 404) }
+        guard let fd = try? Sys.open(full, StaticHandler.openFlags) else { return .errorResponse(status: 404) }
+        guard let st = try? Sys.fstat(fd) else { Sys.close(fd); return .errorResponse(status: 404) }
         var fileName = segments.last.map(String.init) ?? ""
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            close(fd)
+            Sys.close(fd)
             guard trailingSlash || segments.isEmpty else {
                 // nginx's behaviour: the directory's URL is the slash form.
                 let location = StaticHandler.percentEncodePath("/" + segments.joined(separator: "/") + "/")
@@ -86,7 +85,7 @@ public struct StaticHandler: Handler {
             full += segments.isEmpty ? "index.html" : "/index.html"
             fileName = "index.html"
         } else {
-            close(fd)
+            Sys.close(fd)
             // "/file.txt/" names a directory that does not exist.
             if trailingSlash { return .errorResponse(status: 404) }
         }
@@ -101,11 +100,11 @@ public struct StaticHandler: Handler {
                 guard let variant = openRegular(full + suffix, base: base) else { continue }
                 hasVariant = true
                 if encoding == nil, StaticConditions.accepts(acceptEncoding, coding) {
-                    close(file.fd)
+                    Sys.close(file.fd)
                     file = variant
                     encoding = coding
                 } else {
-                    close(variant.fd)
+                    Sys.close(variant.fd)
                 }
                 if encoding != nil { break }
             }
@@ -120,23 +119,23 @@ public struct StaticHandler: Handler {
         // Preconditions in RFC 9110 13.2.2's order.
         if let ifMatch = request.headers["If-Match"] {
             if !(StaticConditions.parseTagList(ifMatch).map { StaticConditions.strongMatch($0, etag: etag) } ?? false) {
-                close(file.fd)
+                Sys.close(file.fd)
                 return .errorResponse(status: 412)
             }
         } else if let ius = request.headers["If-Unmodified-Since"], let date = StaticConditions.parseHTTPDate(ius),
                   file.mtime > date {
-            close(file.fd)
+            Sys.close(file.fd)
             return .errorResponse(status: 412)
         }
         if let ifNoneMatch = request.headers["If-None-Match"] {
             // Present: If-Modified-Since is ignored, even when this one is malformed.
             if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
-                close(file.fd)
+                Sys.close(file.fd)
                 return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
             }
         } else if let ims = request.headers["If-Modified-Since"], let date = StaticConditions.parseHTTPDate(ims),
                   file.mtime <= date {
-            close(file.fd)
+            Sys.close(file.fd)
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
 
@@ -150,7 +149,7 @@ public struct StaticHandler: Handler {
             case .full:
                 break
             case .unsatisfiable:
-                close(file.fd)
+                Sys.close(file.fd)
                 var r = HTTPResponse.errorResponse(status: 416)
                 r.headers.set("Content-Range", "bytes */\(file.size)")
                 return r
@@ -177,11 +176,9 @@ public struct StaticHandler: Handler {
 
     /// Opens `path` if it is a regular file inside the root (no symlink as the last component).
     func openRegular(_ path: String, base: String) -> OpenFile? {
-        let fd = open(path, StaticHandler.openFlags)
-        guard fd >= 0 else { return nil }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
-            close(fd)
+        guard let fd = try? Sys.open(path, StaticHandler.openFlags) else { return nil }
+        guard let st = try? Sys.fstat(fd), (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
+            Sys.close(fd)
             return nil
         }
         return OpenFile(fd: fd, size: Int(st.st_size), mtime: Int(st.st_mtim.tv_sec), inode: UInt64(st.st_ino))
@@ -211,10 +208,7 @@ public struct StaticHandler: Handler {
     /// Is the file actually opened as `fd` inside the root? Uses the kernel's view of the
     /// descriptor's path, so there is no window between the check and the open.
     private func isUnderRoot(fd: Int32, base: String) -> Bool {
-        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/fd/\(fd)", &buf, buf.count - 1)
-        guard n > 0 else { return false }
-        let path = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let path = Sys.readLink("/proc/self/fd/\(fd)") else { return false }
         if base == "/" { return path.hasPrefix("/") }
         return path == base || path.hasPrefix(base + "/")
     }

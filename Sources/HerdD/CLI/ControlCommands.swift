@@ -1,6 +1,7 @@
 import ArgumentParser
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// `herdd reload` and `herdd upgrade`: signal a running master and wait for the outcome, so
 /// they can serve as ExecReload= and fail loudly. They read the master's scoreboard (a memfd,
@@ -60,18 +61,18 @@ struct ControlTarget: ParsableArguments {
         if let unit { return try mainPID(ofUnit: unit) }
         if let env = getenv("MAINPID"), let p = Int32(String(cString: env)), p > 0 { return p }
         let path = "\(directory)/\(Scoreboard.fileName)"
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw ValidationError("no herdd master found: \(SysError("open", detail: path)); give --pid PID or --unit UNIT")
+        let fd: Int32
+        do { fd = try Sys.open(path, O_RDONLY | O_CLOEXEC) } catch {
+            throw ValidationError("no herdd master found: \(error); give --pid PID or --unit UNIT")
         }
-        defer { close(fd) }
+        defer { Sys.close(fd) }
         let sb: Scoreboard
         do { sb = try Scoreboard(attaching: fd, readOnly: true) } catch {
             throw ValidationError("no herdd master found: \(path): \(error)")
         }
         let p = Int32(truncatingIfNeeded: sb.header(.masterPID))
-        // kill(pid, 0): alive (EPERM: alive but not ours to signal; kill() will say so).
-        guard p > 0, kill(p, 0) == 0 || errno == EPERM else {
+        // Alive (EPERM: alive but not ours to signal; kill() will say so).
+        guard p > 0, Sys.isAlive(p) else {
             throw ValidationError("no herdd master found: \(path) names pid \(p), which is not running")
         }
         return p
@@ -79,25 +80,18 @@ struct ControlTarget: ParsableArguments {
 
     /// `systemctl show --property=MainPID --value UNIT` (0: the unit is not running).
     private func mainPID(ofUnit unit: String) throws -> Int32 {
-        var fds: [Int32] = [-1, -1]
-        try sys("pipe2", detail: "systemctl") { pipe2(&fds, O_CLOEXEC) }
-        defer { close(fds[0]) }
+        let (readEnd, writeEnd) = try Sys.pipe(what: "systemctl")
+        defer { Sys.close(readEnd) }
         let pid: pid_t
         do {
             pid = try Spawn.start(path: "/bin/sh", argv: ["/bin/sh", "-c", "exec systemctl show --property=MainPID --value -- \"$0\"", unit],
-                                  env: Spawn.environment(removing: []), fds: [(fds[1], 1)])
-        } catch { close(fds[1]); throw error }
-        close(fds[1])
+                                  env: Spawn.environment(removing: []), fds: [(writeEnd, 1)])
+        } catch { Sys.close(writeEnd); throw error }
+        Sys.close(writeEnd)
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 256)
-        while out.count < 4096 {
-            let n = buf.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if n > 0 { out += buf[0..<n]; continue }
-            if n < 0 && errno == EINTR { continue }
-            break
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // A read error leaves `out` short: the parse below then reports what systemctl said.
+        do { _ = try Sys.readToEnd(readEnd, into: &out, limit: 4096) } catch {}
+        let status = try Sys.wait(pid)
         let text = String(decoding: out.filter { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: " ") }, as: UTF8.self)
         guard describeWaitStatus(status) == "exit 0", let p = Int32(text) else {
             throw ValidationError("systemctl show \(unit) failed (\(describeWaitStatus(status))): '\(text)'")
@@ -114,7 +108,7 @@ struct ControlTarget: ParsableArguments {
             fail("\(what): \(error)")
         }
         let before = sb.header(sequence)
-        guard kill(pid, sig) == 0 else { fail("\(what): \(SysError("kill", detail: "pid \(pid)"))") }
+        do { try Sys.kill(pid, sig) } catch { fail("\(what): \(error)") }
         let deadline = monotonicNanos() + UInt64(timeout * 1e9)
         while sb.header(sequence) == before {
             if monotonicNanos() > deadline { fail("\(what): no outcome within \(timeout) s (see the journal of pid \(pid))") }
@@ -129,7 +123,7 @@ struct ControlTarget: ParsableArguments {
 
     private func fail(_ message: String) -> Never {
         var line = "herdd \(message)\n"
-        line.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
+        line.withUTF8 { Sys.writeAll(2, UnsafeRawBufferPointer($0)) }
         Glibc.exit(1)
     }
 }
@@ -139,9 +133,11 @@ struct ControlTarget: ParsableArguments {
 func openScoreboard(of pid: Int32, directory dir: String) throws -> Scoreboard {
     do { return try openScoreboardThroughProc(pid) } catch let procError {
         let path = "\(dir)/\(Scoreboard.fileName)"
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SysError("open", detail: "\(path) (and \(procError))") }
-        defer { close(fd) }
+        let fd: Int32
+        do { fd = try Sys.open(path, O_RDONLY | O_CLOEXEC) } catch {
+            throw SysError("open", errno: error.errno, detail: "\(path) (and \(procError))")
+        }
+        defer { Sys.close(fd) }
         let sb = try Scoreboard(attaching: fd, readOnly: true)
         guard sb.header(.masterPID) == UInt64(pid) else {
             throw SysError("open", errno: ESRCH, detail: "\(path) belongs to master \(sb.header(.masterPID)), not \(pid)")
@@ -159,15 +155,11 @@ private func openScoreboardThroughProc(_ pid: Int32) throws -> Scoreboard {
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
         guard !name.hasPrefix(".") else { continue }
-        var buf = [CChar](repeating: 0, count: 256)
-        let n = readlink("\(dir)/\(name)", &buf, buf.count - 1)
-        guard n > 0 else { continue }
-        let target = cText(Array(buf[0..<n]))
+        guard let target = Sys.readLink("\(dir)/\(name)") else { continue }
         // The memfd, or the file published in the runtime directory (the magic is checked on map).
         guard target.hasPrefix("/memfd:herdd-scoreboard") || target.hasSuffix("/" + Scoreboard.fileName) else { continue }
-        let fd = open("\(dir)/\(name)", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SysError("open", detail: "\(dir)/\(name)") }
-        defer { close(fd) } // the mapping outlives the fd (and the master)
+        let fd = try Sys.open("\(dir)/\(name)", O_RDONLY | O_CLOEXEC)
+        defer { Sys.close(fd) } // the mapping outlives the fd (and the master)
         return try Scoreboard(attaching: fd, readOnly: true)
     }
     throw SysError("readdir", errno: ENOENT, detail: "no herdd scoreboard among the files of pid \(pid); is it a herdd master?")

@@ -1,5 +1,6 @@
 import Glibc
 import Handlers
+import HerdSys
 
 /// The process entry of herdd, behind `HerdServer.main(handlers:)` of the Herd module (the API
 /// a program uses: `import Herd`). It registers the handlers, then runs the master, a control
@@ -11,7 +12,7 @@ public enum HerdEntry {
         for (name, factory) in handlers.sorted(by: { $0.key < $1.key }) {
             guard isValidName(name) else {
                 let message = Array("herdd: cannot register handler '\(name)': names are non-empty, without ':', '=', ',' or spaces, and 'metrics' is reserved\n".utf8)
-                message.withUnsafeBytes { writeAll(STDERR_FILENO, $0) }
+                message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
                 exit(ExitStatus.software)
             }
             HandlerRegistry.register(name, factory)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// `herdd status`: asks a running master's metrics listener for its worker table.
 struct StatusCommand: ParsableCommand {
@@ -22,7 +23,7 @@ struct StatusCommand: ParsableCommand {
             print(body, terminator: "")
         } catch {
             var err = "herdd status: \(error)\n"
-            err.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
+            err.withUTF8 { Sys.writeAll(2, UnsafeRawBufferPointer($0)) }
             throw ExitCode(ExitStatus.osError)
         }
     }
@@ -38,26 +39,24 @@ func httpGet(_ address: ListenSpec.Address, path: String) throws -> String {
     var host = target
     if case .unix = address { host = "localhost" }
     let sa = try SocketAddress(address)
-    let fd = try sys("socket") { socket(sa.family, herd_sock_stream() | herd_sock_cloexec(), 0) }
-    if sa.withSockaddr({ connect(fd, $0, $1) }) < 0 {
-        let e = errno
-        close(fd)
-        throw SysError("connect", errno: e, detail: target)
+    let fd = try Sys.streamSocket(sa.family)
+    do { try sa.withSockaddr { try Sys.connect(fd, $0, $1, what: target) } } catch {
+        Sys.close(fd)
+        throw error
     }
-    defer { close(fd) }
-    var tv = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    defer { Sys.close(fd) }
+    try Sys.setTimeouts(fd, seconds: 5)
     var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"
-    request.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
+    request.withUTF8 { Sys.writeAll(fd, UnsafeRawBufferPointer($0)) }
     var response: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 16384)
-    while response.count < 16 << 20 {
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n > 0 { response += buf[0..<n]; continue }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { throw SysError("recv", detail: target) }
-        break
+    reading: while response.count < 16 << 20 {
+        switch buf.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }) {
+        case .done(0): break reading
+        case .done(let n): response += buf[0..<n]
+        case .wouldBlock: throw SysError("recv", errno: EAGAIN, detail: target) // SO_RCVTIMEO
+        case .failed(let e): throw SysError("recv", errno: e, detail: target)
+        }
     }
     // Split head and body at the first CRLFCRLF.
     var headEnd: Int? = nil

@@ -1,4 +1,5 @@
 import Glibc
+import HerdSys
 
 /// How workers watch the listening sockets.
 enum AcceptMode: String, Sendable, CaseIterable {
@@ -170,8 +171,9 @@ struct ServerConfig: Equatable, Sendable {
 
     /// Reads and applies a config file.
     mutating func apply(filePath: String) throws {
-        guard let text = readTextFile(filePath) else {
-            throw ConfigError(message: "cannot read config file \(filePath): \(String(cString: strerror(errno)))")
+        let text: String
+        do { text = try readTextFile(filePath) } catch {
+            throw ConfigError(message: "cannot read config file \(filePath): \(String(cString: strerror(error.errno)))")
         }
         try apply(fileText: text, path: filePath)
     }
@@ -213,19 +215,11 @@ extension StringProtocol {
     }
 }
 
-/// Reads a whole (small) file as UTF-8 text; nil on error with errno set.
-func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
+/// Reads a whole (small, at most 16 MiB) file as UTF-8 text.
+func readTextFile(_ path: String) throws(SysError) -> String {
+    let fd = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+    defer { Sys.close(fd) }
     var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; return nil }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-        if bytes.count > 16 << 20 { errno = EFBIG; return nil }
-    }
+    guard try Sys.readToEnd(fd, into: &bytes, limit: (16 << 20) + 1) else { throw SysError("read", errno: EFBIG, detail: path) }
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -1,6 +1,7 @@
 import CHerdSys
 import Glibc
 import Handlers
+import HerdSys
 
 /// Sizes and times of a connection's writing (a generic class has no static stored properties).
 enum ConnectionTuning {
@@ -138,22 +139,23 @@ final class HTTPConnection<Host: ConnectionHost> {
                 if input.count - inputEnd < 4096 { resizeInput(input.count + max(16384, input.count)) }
             }
             let room = input.count - inputEnd
-            let n = recv(fd, input.baseAddress.map { $0 + inputEnd }, room, 0)
-            if n > 0 {
+            switch Sys.recv(fd, input.baseAddress.map { $0 + inputEnd }, room) {
+            case .done(0):
+                peerClosed = true
+                return false
+            case .done(let n):
                 inputEnd += n
                 lastActivity = host.now
                 // Short read: the socket buffer was empty after it. Bytes arriving later raise
                 // a new edge, so no second recv just to hear EAGAIN. But a FIN that came with
                 // these bytes raises none: when epoll reported the hang-up, read on to the EOF.
                 if n < room && !peerHangUpReported { return false }
-                continue
+            case .wouldBlock:
+                return false
+            case .failed:
+                close() // ECONNRESET etc.
+                return false
             }
-            if n == 0 { peerClosed = true; return false }
-            let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return false }
-            close() // ECONNRESET etc.
-            return false
         }
         return true
     }
@@ -281,7 +283,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         var keep = keepAlive
         switch framing {
         case .none:
-            if case .file(let f, _, _) = response.body { Glibc.close(f) }
+            if case .file(let f, _, _) = response.body { Sys.close(f) }
         case .contentLength:
             switch response.body {
             case .bytes(let b): output.append(contentsOf: b)
@@ -330,12 +332,11 @@ final class HTTPConnection<Host: ConnectionHost> {
                 return
             }
             if outputOffset < output.count {
-                let n = output.withUnsafeBytes { raw in
-                    raw.baseAddress.map { send(fd, $0 + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL)) } ?? -1
+                let r = output.withUnsafeBytes { raw in
+                    Sys.send(fd, raw.baseAddress.map { $0 + outputOffset }, output.count - outputOffset)
                 }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                guard case .done(let n) = r else {
+                    if r == .wouldBlock { return }
                     close(); return
                 }
                 outputOffset += n
@@ -346,19 +347,18 @@ final class HTTPConnection<Host: ConnectionHost> {
                 // sendfile: the file's pages go from the page cache to the socket, no copy
                 // through user space.
                 var off = off_t(f.offset)
-                let n = sendfile(fd, f.fd, &off, min(f.remaining, 1 << 20))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN || errno == EWOULDBLOCK { return }
-                    Glibc.close(f.fd); file = nil; close(); return
+                let r = Sys.sendfile(fd, f.fd, &off, min(f.remaining, 1 << 20))
+                guard case .done(let n) = r, n > 0 else {
+                    if r == .wouldBlock { return }
+                    // An error, or 0: the file shrank under us.
+                    Sys.close(f.fd); file = nil; close(); return
                 }
-                if n == 0 { Glibc.close(f.fd); file = nil; close(); return } // file shrank under us
                 f.offset = Int(off)
                 f.remaining -= n
                 budgetLeft -= n
                 host.countBytesOut(n)
                 lastActivity = host.now
-                if f.remaining == 0 { Glibc.close(f.fd); file = nil } else { file = f }
+                if f.remaining == 0 { Sys.close(f.fd); file = nil } else { file = f }
             } else if let s = stream {
                 output.removeAll(keepingCapacity: true)
                 outputOffset = 0
@@ -388,7 +388,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     private func finishAfterResponse() {
         if peerClosed { close(); return }
         if lingerWanted || inputEnd > inputStart {
-            shutdown(fd, Int32(SHUT_WR))
+            // Fails only if the peer is gone (ENOTCONN): discardInput() then reads the error
+            // and closes.
+            do { try Sys.shutdown(fd, Int32(SHUT_WR)) } catch {}
             lingering = true
             lingerDeadline = host.now + 2_000_000_000
             discardInput()
@@ -400,11 +402,11 @@ final class HTTPConnection<Host: ConnectionHost> {
     private func discardInput() {
         var scratch = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { continue }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            close(); return
+            switch scratch.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }) {
+            case .done(let n) where n > 0: continue
+            case .wouldBlock: return
+            case .done, .failed: close(); return // EOF or error
+            }
         }
     }
 
@@ -453,13 +455,13 @@ final class HTTPConnection<Host: ConnectionHost> {
         guard !closed else { return }
         closed = true
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
-        if let f = file { Glibc.close(f.fd); file = nil }
+        if let f = file { Sys.close(f.fd); file = nil }
         stream = nil
         releaseBuffers()
         // close() also removes the fd from the epoll set (it is its only reference; for a
         // connection handed over by another worker, not necessarily: see unregisterReceived).
         if received { host.unregisterReceived(fd) }
-        Glibc.close(fd)
+        Sys.close(fd)
         host.connectionClosed(self)
     }
 }

@@ -1,21 +1,19 @@
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// Fairness of writing (issue 14): a connection writes at most `ConnectionTuning.writeBudget` bytes per
 /// turn of the event loop, then yields so epoll_wait, the heartbeat and the other connections of
 /// the worker get their turn; a worker that has such a long response in progress shows as busy.
 extension Worker {
-    /// The epoll events of a connection: edge-triggered read, write and peer hang-up.
-    static var connectionEvents: UInt32 { herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet() }
-
     /// `conn` stopped writing with its budget spent while the socket would take more. Edge-
     /// triggered epoll reports no new EPOLLOUT for a socket that stayed writable, so re-arm it:
     /// EPOLL_CTL_MOD with the same events queues the fd as ready again when it is (ep_modify
     /// polls it), and the next epoll_wait returns it after the events already waiting: one
     /// syscall per budget, nothing to keep in the worker's loop. Returns false if epoll_ctl failed.
     func yieldWrite(_ conn: Connection) -> Bool {
-        if herd_epoll_ctl(epfd, EPOLL_CTL_MOD, conn.fd, Worker.connectionEvents, UInt64(conn.fd)) < 0 {
-            log.error("\(SysError("epoll_ctl", detail: "EPOLL_CTL_MOD re-arming a connection"))", metadata: ["event": "write-yield-error"])
+        do { try epoll.modify(conn.fd, .connection, .connection(conn.fd), what: "re-arming a connection") } catch {
+            log.error("\(error)", metadata: ["event": "write-yield-error"])
             return false
         }
         return true

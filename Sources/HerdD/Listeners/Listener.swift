@@ -1,6 +1,7 @@
 import Handlers
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// A listening stream socket owned by the master and shared with every worker.
 struct Listener: Sendable {
@@ -73,56 +74,43 @@ enum Listeners {
             // Remove it only if it is a socket nobody accepts on (connect gives ECONNREFUSED).
             try removeStaleUnixSocket(path, sa)
         }
-        let fd = try sys("socket", detail: what) { socket(sa.family, herd_sock_stream() | herd_sock_cloexec(), 0) }
+        let fd = try Sys.streamSocket(sa.family, what: what)
         do {
-            var one: Int32 = 1
             if sa.family != AF_UNIX {
-                try sys("setsockopt", detail: "SO_REUSEADDR \(what)") {
-                    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-                }
+                try Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), what: "SO_REUSEADDR \(what)")
             }
             if sa.family == AF_INET6 {
                 // An explicit [::]:port means IPv6 only; bind 0.0.0.0 separately for IPv4.
-                try sys("setsockopt", detail: "IPV6_V6ONLY \(what)") {
-                    setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
-                }
+                try Sys.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(1), what: "IPV6_V6ONLY \(what)")
             }
-            try sys("bind", detail: what) { sa.withSockaddr { Glibc.bind(fd, $0, $1) } }
-            try sys("listen", detail: what) { listen(fd, backlog) }
-        } catch { close(fd); throw error }
+            try sa.withSockaddr { try Sys.bind(fd, $0, $1, what: what) }
+            try Sys.listen(fd, backlog: backlog, what: what)
+        } catch { Sys.close(fd); throw error }
         return Listener(fd: fd, name: spec.name, family: sa.family == AF_UNIX ? .unix : .tcp, address: "\(spec.address)", owned: true)
     }
 
     private static func removeStaleUnixSocket(_ path: String, _ sa: SocketAddress) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
+        guard let st = try? Sys.lstat(path) else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
             throw ActivationError(message: "unix:\(path) exists and is not a socket; refusing to replace it")
         }
-        let probe = socket(AF_UNIX, herd_sock_stream() | herd_sock_cloexec(), 0)
-        guard probe >= 0 else { throw SysError("socket", detail: "probe unix:\(path)") }
-        defer { close(probe) }
-        if sa.withSockaddr({ connect(probe, $0, $1) }) == 0 {
-            throw ActivationError(message: "unix:\(path) is in use by another process")
+        let probe = try Sys.streamSocket(AF_UNIX, what: "probe unix:\(path)")
+        defer { Sys.close(probe) }
+        do { try sa.withSockaddr { try Sys.connect(probe, $0, $1) } } catch let e as SysError {
+            // ECONNREFUSED: nobody listens; anything else: leave the file alone (bind will say).
+            if e.errno == ECONNREFUSED { try Sys.unlink(path) }
+            return
         }
-        if errno == ECONNREFUSED { try sys("unlink", detail: path) { unlink(path) } }
+        throw ActivationError(message: "unix:\(path) is in use by another process")
     }
 
     /// getsockname rendered as text.
     static func localAddress(_ fd: Int32) -> String? {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let r = withUnsafeMutableBytes(of: &storage) { raw in
-            getsockname(fd, sockaddrPointer(raw), &len)
-        }
-        guard r == 0 else { return nil }
+        do { try Sys.localName(fd, &storage, &len) } catch { return nil }
         return withUnsafeBytes(of: &storage) { raw in PeerAddress(sockaddr: raw, length: Int(len)).description }
     }
-}
-
-/// A NUL-terminated C buffer as a String.
-func cText(_ buf: [CChar]) -> String {
-    String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// A ListenSpec address as a sockaddr (sockaddr_in, sockaddr_in6 or sockaddr_un in a

@@ -1,6 +1,7 @@
 import CHerdSys
 import Glibc
 import Logging
+import HerdSys
 
 /// Process-wide logging setup. herdd logs through swift-log; the handler writes journald-native
 /// entries (sd_journal_sendv with HERDD_* fields) when stderr is connected to the journal
@@ -21,8 +22,7 @@ enum Log {
         guard let env = getenv("JOURNAL_STREAM") else { return false }
         let parts = String(cString: env).split(separator: ":")
         guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
-        var st = stat()
-        guard fstat(2, &st) == 0 else { return false }
+        guard let st = try? Sys.fstat(2) else { return false }
         return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
     }
 }
@@ -64,7 +64,7 @@ struct HerdLogHandler: LogHandler {
             for (k, v) in fields.sorted(by: { $0.key < $1.key }) { text += " \(k)=\(v)" }
             text += "\n"
             var bytes = Array(text.utf8)
-            bytes.withUnsafeMutableBytes { writeAll(2, UnsafeRawBufferPointer($0)) }
+            bytes.withUnsafeMutableBytes { Sys.writeAll(2, UnsafeRawBufferPointer($0)) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import HerdSys
 
 extension Master {
     /// Listener preparation, once at start: which sockets are herdd's own (closed at a stop),
@@ -13,19 +14,14 @@ extension Master {
             // Ours alone: bound by us and not in systemd's fd store, or (after an upgrade) the
             // old master's own sockets.
             l.owned = handover.map { $0.ownedListeners.contains(l.name) } ?? (l.owned && !SystemdNotify.hasNotifySocket)
-            let high = try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(l.name)") { fcntl(l.fd, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
-            close(l.fd)
-            l.fd = high
+            l.fd = try Sys.moveAbove(l.fd, Spawn.firstPrivateFD, what: l.name)
             moved.append(l)
         }
         // TCP_NODELAY once on each TCP listener: accepted sockets inherit it on Linux, which
         // saves workers a setsockopt per connection. Responses go out in one write; Nagle
         // would only hold back the tail of pipelined or streamed responses.
         for l in moved where l.family == .tcp {
-            var one: Int32 = 1
-            try sys("setsockopt", detail: "TCP_NODELAY \(l.name)") {
-                setsockopt(l.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
+            try Sys.setOption(l.fd, Int32(IPPROTO_TCP), TCP_NODELAY, Int32(1), what: "TCP_NODELAY \(l.name)")
         }
         return moved
     }

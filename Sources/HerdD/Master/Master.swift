@@ -1,6 +1,7 @@
 import CHerdSys
 import Glibc
 import Handlers
+import HerdSys
 import Logging
 
 /// The master: owns the listening sockets and the scoreboard, never accepts. It spawns the
@@ -39,7 +40,7 @@ final class Master {
     let workerEnv: [String]
     let workerExe = "/proc/self/exe"
 
-    var epfd: Int32 = -1
+    var epoll = Epoll.none
     var sigfd: Int32 = -1
 
     var generation: UInt64 = 1
@@ -87,11 +88,7 @@ final class Master {
          executablePath: String, handover: UpgradeHandover?) throws {
         // Block the signals run() reads from its signalfd now: one that arrives while we set up
         // stays pending for the loop instead of killing the master half-way (default action).
-        var early = sigset_t()
-        herd_sigset_empty(&early)
-        for sig in Master.handledSignals { herd_sigset_add(&early, sig) }
-        let rc = pthread_sigmask(SIG_BLOCK, &early, nil)
-        if rc != 0 { throw SysError("pthread_sigmask", errno: rc, detail: "SIG_BLOCK") }
+        try Sys.blockSignals(Master.handledSignals)
         self.config = config
         self.executablePath = executablePath
         self.configPath = configPath
@@ -128,15 +125,15 @@ final class Master {
             signal(SIGUSR2, SIG_IGN)
             signal(SIGUSR2, SIG_DFL)
         }
-        sigfd = try makeSignalFD(Master.handledSignals)
-        epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
-        try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), 0) }
-        upgrader.epfd = epfd
+        sigfd = try Sys.signalFD(Master.handledSignals)
+        epoll = try Epoll(what: "master")
+        try epoll.add(sigfd, .input, .signals, what: "signalfd")
+        upgrader.epoll = epoll
         if let h = upgrader.handover {
             // Metrics wait for the commit: until then the old master answers them.
-            try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, h.fd, herd_epollin() | herd_epollrdhup(), upgradeHandoverTag) }
+            try epoll.add(h.fd, [.input, .readHangUp], .upgradeHandover, what: "upgrade socket")
         } else if !metricsListeners.isEmpty {
-            metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd)
+            metricsServer = try MetricsServer(listeners: metricsListeners, epoll: epoll, log: log)
         }
 
         log.info("herdd \(herddVersionString) master starting", metadata: [
@@ -147,19 +144,20 @@ final class Master {
         SystemdNotify.status("starting \(wanted) workers")
         tick()
 
-        var events = [herd_event](repeating: herd_event(), count: 16)
+        var events = EpollReadyList(capacity: 16)
         while true {
             // 100 ms housekeeping tick; 5 ms while workers start, so READY=1 follows the last
             // worker's readiness closely (start to READY=1 is part of what we measure).
             let tickMillis: Int32 = (!readySent || reloading || workers.values.contains { scoreboard.state($0.slot) == .starting }) ? 5 : 100
-            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 16, tickMillis) }
-            if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "master") }
-            for i in 0..<max(0, Int(n)) {
-                let data = events[i].data
-                if data == 0 { drainSignals() }
-                else if data == upgradePipeTag { upgrader.pipeEvent(timeout: config.upgradeTimeout) }
-                else if data == upgradeHandoverTag { upgrader.handoverEvent() }
-                else { metricsServer?.event(data, respond: metricsResponse) }
+            let n = try epoll.wait(&events, timeoutMillis: tickMillis)
+            for i in 0..<n {
+                switch events[i].tag {
+                case .signals?: drainSignals()
+                case .upgradePipe?: upgrader.pipeEvent(timeout: config.upgradeTimeout)
+                case .upgradeHandover?: upgrader.handoverEvent()
+                case let tag?: metricsServer?.event(tag, respond: metricsResponse) // .metricsListener, .metricsClient
+                case nil: break
+                }
             }
             tick()
             if stop != nil && workers.isEmpty && upgrader.allowsExit { break }
@@ -172,7 +170,7 @@ final class Master {
     }
 
     private func drainSignals() {
-        while let sig = readSignal(sigfd) {
+        while let sig = Sys.readSignal(sigfd) {
             switch sig {
             case SIGCHLD: reap()
             case SIGTERM, SIGINT:
@@ -305,11 +303,19 @@ final class Master {
         }
     }
 
+    /// kill(2) of one of our workers. It cannot fail for a child not yet reaped (a zombie still
+    /// accepts signals); should it, the log says so.
+    func signalWorker(_ pid: pid_t, _ sig: Int32) {
+        do { try Sys.kill(pid, sig) } catch {
+            log.warning("\(error)", metadata: ["event": "kill-failed", "worker_pid": "\(pid)"])
+        }
+    }
+
     private func retire(_ pid: pid_t, reason: String) {
         guard var w = workers[pid], w.retireReason == nil else { return }
         w.retireReason = reason
         workers[pid] = w
-        kill(pid, SIGTERM)
+        signalWorker(pid, SIGTERM)
         log.info("worker retiring", metadata: ["event": "worker-retire", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "reason": "\(reason)"])
     }
 
@@ -322,7 +328,7 @@ final class Master {
             var k = w
             k.killReason = "timeout"
             workers[pid] = k
-            kill(pid, SIGKILL)
+            signalWorker(pid, SIGKILL)
             log.error("worker \(pid) missed its heartbeat for \(format1(Double(now - hb) / 1e9)) s; killed", metadata: [
                 "event": "worker-timeout", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "last_state": "\(state.name)",
             ])
@@ -333,9 +339,7 @@ final class Master {
 
     private func reap() {
         while true {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid <= 0 { break }
+            guard case let (pid, status)? = Sys.reapChild() else { break }
             if upgrader.childExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()

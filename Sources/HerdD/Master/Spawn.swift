@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// Starting child processes with posix_spawn: the child execs at once, so no Swift code ever
 /// runs in a forked copy of our (possibly threaded) process.
@@ -25,45 +26,10 @@ enum Spawn {
     /// CLOEXEC, so the child inherits exactly stdin/stdout/stderr plus these.
     /// Sources must not collide with targets (the master keeps its copies at firstPrivateFD+).
     static func start(path: String, argv: [String], env: [String], fds: [(Int32, Int32)]) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        var rc = posix_spawn_file_actions_init(&actions)
-        guard rc == 0 else { throw SysError("posix_spawn_file_actions_init", errno: rc) }
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for (from, to) in fds {
-            rc = posix_spawn_file_actions_adddup2(&actions, from, to)
-            guard rc == 0 else { throw SysError("posix_spawn_file_actions_adddup2", errno: rc, detail: "\(from)->\(to)") }
-        }
-
-        var attr = posix_spawnattr_t()
-        rc = posix_spawnattr_init(&attr)
-        guard rc == 0 else { throw SysError("posix_spawnattr_init", errno: rc) }
-        defer { posix_spawnattr_destroy(&attr) }
         // The master blocks the signals it reads from its signalfd; a child would inherit that
         // mask (and ignored dispositions), so give it default handlers and a mask with only the
-        // master-only and the stop signals blocked.
-        var mask = sigset_t()
-        herd_sigset_empty(&mask)
-        for sig in masterOnlySignals + stopSignals { herd_sigset_add(&mask, sig) }
-        var all = sigset_t()
-        herd_sigset_empty(&all)
-        for s in 1..<32 where s != SIGKILL && s != SIGSTOP { herd_sigset_add(&all, Int32(s)) }
-        rc = posix_spawnattr_setsigmask(&attr, &mask)
-        guard rc == 0 else { throw SysError("posix_spawnattr_setsigmask", errno: rc) }
-        rc = posix_spawnattr_setsigdefault(&attr, &all)
-        guard rc == 0 else { throw SysError("posix_spawnattr_setsigdefault", errno: rc) }
-        rc = posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        guard rc == 0 else { throw SysError("posix_spawnattr_setflags", errno: rc) }
-
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup($0) } + [nil]
-        defer {
-            for p in cArgv { free(p) }
-            for p in cEnv { free(p) }
-        }
-        var pid: pid_t = 0
-        rc = posix_spawn(&pid, path, &actions, &attr, cArgv, cEnv)
-        guard rc == 0 else { throw SysError("posix_spawn", errno: rc, detail: path) }
-        return pid
+        // master-only and the stop signals blocked (Sys.spawn, HerdSys/Process.swift).
+        try Sys.spawn(path: path, argv: argv, env: env, fds: fds, blockedSignals: masterOnlySignals + stopSignals)
     }
 
     /// The current environment as "K=V" strings, minus the given variable names.

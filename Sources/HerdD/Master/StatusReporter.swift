@@ -1,5 +1,6 @@
 import Glibc
 import Handlers
+import HerdSys
 
 /// systemd status and watchdog, and the metrics the master serves: the STATUS= line (at most
 /// once a second, only when it changed), WATCHDOG=1 from the supervision loop, the snapshot of
@@ -114,7 +115,7 @@ extension Master: UpgradeHost {
 
     func tookOver() {
         if !metricsListeners.isEmpty && metricsServer == nil {
-            do { metricsServer = try MetricsServer(listeners: metricsListeners, epfd: epfd) } catch {
+            do { metricsServer = try MetricsServer(listeners: metricsListeners, epoll: epoll, log: log) } catch {
                 log.error("cannot serve metrics: \(error)", metadata: ["event": "metrics-failed"])
             }
         }

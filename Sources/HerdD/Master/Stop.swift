@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// Stop: graceful (SIGTERM, drain up to --graceful-timeout) or immediate (SIGQUIT, 5 s), the
 /// close of the sockets herdd bound itself, and the SIGKILL at the deadline.
@@ -23,7 +24,7 @@ extension Master {
         log.info(immediate ? "stopping immediately" : "stopping gracefully", metadata: [
             "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
         ])
-        for pid in workers.keys { kill(pid, immediate ? SIGQUIT : SIGTERM) }
+        for pid in workers.keys { signalWorker(pid, immediate ? SIGQUIT : SIGTERM) }
         // Not once we handed the sockets over (the new master serves them), nor as a new master
         // not yet committed (they are still the old master's, which keeps serving).
         if !upgrader.handedOver && upgrader.handover == nil { closeOwnedListeners() }
@@ -40,14 +41,19 @@ extension Master {
             metricsServer?.stopListening()
         }
         for l in allListeners where l.owned {
-            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
+            // Only the metrics listeners are in the master's epoll (the others: ENOENT, as are
+            // metrics listeners stopListening() removed above). Before the close: a registration
+            // lives as long as the socket, which workers still hold.
+            do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+                if error.errno != ENOENT { log.warning("\(error)", metadata: ["event": "listeners-closed"]) }
+            }
             // shutdown(SHUT_RD) acts on the socket, not on our fd: it leaves the LISTEN state
             // at once although workers still hold copies (one may be busy in a handler for a
             // while), so connects are refused now (TCP: RST; unix: ECONNREFUSED).
-            if shutdown(l.fd, Int32(SHUT_RD)) != 0 {
-                log.warning("\(SysError("shutdown", detail: "listener \(l.name)"))", metadata: ["event": "listeners-closed"])
+            do { try Sys.shutdown(l.fd, Int32(SHUT_RD), what: "listener \(l.name)") } catch {
+                log.warning("\(error)", metadata: ["event": "listeners-closed"])
             }
-            close(l.fd)
+            Sys.close(l.fd)
         }
         log.info("closed the listening sockets herdd bound", metadata: [
             "event": "listeners-closed", "listeners": "\(allListeners.filter(\.owned).map(\.name).joined(separator: " "))",
@@ -59,7 +65,7 @@ extension Master {
             var k = w
             k.killReason = reason
             workers[pid] = k
-            kill(pid, SIGKILL)
+            signalWorker(pid, SIGKILL)
             log.warning("worker \(pid) still running at stop deadline; killed", metadata: ["event": "worker-killed", "worker_pid": "\(pid)", "reason": "\(reason)"])
         }
     }

@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import HerdSys
 import Logging
 
 /// SIGUSR2 hot upgrade, with one point of no return that the old master owns.
@@ -54,7 +55,7 @@ struct UpgradeHandover {
         // Not a word to the service manager until the old master has committed to us.
         SystemdNotify.silenced = true
         // The socket arrived without FD_CLOEXEC (dup2 of posix_spawn); our workers must not inherit it.
-        guard fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else { return nil }
+        do { try Sys.setCloseOnExec(fd) } catch { return nil }
         let version = getenv("HERDD_UPGRADE_FROM_VERSION").map { String(cString: $0) } ?? "?"
         let generation = getenv("HERDD_UPGRADE_GENERATION").flatMap { UInt64(String(cString: $0)) } ?? 1
         let owned = getenv("HERDD_UPGRADE_OWNED").map { String(cString: $0).split(separator: ":").map(String.init) } ?? []
@@ -62,16 +63,12 @@ struct UpgradeHandover {
     }
 }
 
-/// Tags in the master's epoll: the old master's end of the handover socket, and the new one's.
-let upgradePipeTag: UInt64 = 3 << 32
-let upgradeHandoverTag: UInt64 = 4 << 32
+// In the master's epoll, the old master's end of the handover socket is tagged
+// `EpollTag.upgradePipe`, the new one's `EpollTag.upgradeHandover` (HerdSys/Epoll.swift).
 
 /// The executable's path on disk, resolved at start-up (before a package upgrade replaces it).
 func resolveExecutablePath() -> String {
-    var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-    guard n > 0 else { return CommandLine.arguments.first ?? "herdd" }
-    var path = cText(Array(buf[0..<n]))
+    guard var path = Sys.readLink("/proc/self/exe") else { return CommandLine.arguments.first ?? "herdd" }
     if path.hasSuffix(" (deleted)") { path = String(path.dropLast(10)) }
     return path
 }
@@ -79,21 +76,20 @@ func resolveExecutablePath() -> String {
 /// Sends one datagram on the handover socket; false if it did not go out whole.
 @discardableResult
 func sendHandoverMessage(_ fd: Int32, _ text: String) -> Bool {
-    var bytes = Array(text.utf8)
-    let n = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-    return n == bytes.count
+    let bytes = Array(text.utf8)
+    let r = bytes.withUnsafeBytes { Sys.send(fd, $0.baseAddress, $0.count, flags: Int32(MSG_DONTWAIT)) }
+    return r == .done(bytes.count)
 }
 
 /// Receives one datagram: .message, .empty (EAGAIN), or .closed (EOF or error).
 enum HandoverRead { case message(String), empty, closed }
 func readHandoverMessage(_ fd: Int32) -> HandoverRead {
     var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-        if n > 0 { return .message(String(decoding: buf[0..<n], as: UTF8.self)) }
-        if n == 0 { return .closed }
-        if errno == EINTR { continue }
-        return errno == EAGAIN || errno == EWOULDBLOCK ? .empty : .closed
+    switch buf.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count, flags: Int32(MSG_DONTWAIT)) }) {
+    case .done(0): return .closed
+    case .done(let n): return .message(String(decoding: buf[0..<n], as: UTF8.self))
+    case .wouldBlock: return .empty
+    case .failed: return .closed
     }
 }
 
@@ -121,7 +117,7 @@ final class Upgrader {
     let allListeners: [Listener]
     let executablePath: String
     /// The master's epoll (set once run() created it).
-    var epfd: Int32 = -1
+    var epoll = Epoll.none
 
     /// Hot upgrades this master completed.
     private(set) var upgrades: UInt64 = 0
@@ -153,7 +149,23 @@ final class Upgrader {
 
     /// Stopping in the middle of an upgrade: the new master must not outlive us unready.
     func stopNewMaster() {
-        if let u = upgrade { kill(u.pid, SIGQUIT) }
+        if let u = upgrade { signalNewMaster(u.pid, SIGQUIT) }
+    }
+
+    /// kill(2) of the new master (our child): it cannot fail before it is reaped; should it,
+    /// the log says so.
+    private func signalNewMaster(_ pid: pid_t, _ sig: Int32) {
+        do { try Sys.kill(pid, sig) } catch {
+            log.warning("upgrade: \(error)", metadata: ["event": "kill-failed", "new_pid": "\(pid)"])
+        }
+    }
+
+    /// Removes the handover socket from the master's epoll (before it is closed, or once it
+    /// reported EOF: level-triggered, it would wake every turn). ENOENT: already removed.
+    private func unregister(_ fd: Int32) {
+        do { try epoll.remove(fd, what: "upgrade socket") } catch {
+            if error.errno != ENOENT { log.error("upgrade: \(error)", metadata: ["event": "upgrade-socket"]) }
+        }
     }
 
     // MARK: Old-master side
@@ -172,18 +184,16 @@ final class Upgrader {
             return
         }
         do {
-            var fds = [Int32](repeating: -1, count: 2)
             // SOCK_SEQPACKET: both directions, message boundaries kept, EOF when the peer dies.
-            try sys("socketpair", detail: "upgrade") { socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | herd_sock_cloexec(), 0, &fds) }
-            let ours = fds[0]
+            let (ours, other) = try Sys.seqpacketPair(nonBlocking: false, what: "upgrade")
             // Above the handed-over range, like the listeners: the dup2 to 3, 4, ... must not overwrite it first.
             let theirs: Int32
-            do {
-                theirs = try sys("fcntl", detail: "F_DUPFD_CLOEXEC upgrade socket") { fcntl(fds[1], F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) }
-                close(fds[1])
-                try setNonBlocking(ours)
-            } catch { close(fds[0]); close(fds[1]); throw error }
-            defer { close(theirs) }
+            do { theirs = try Sys.moveAbove(other, Spawn.firstPrivateFD, what: "upgrade socket") } catch {
+                Sys.close(ours)
+                throw error
+            }
+            defer { Sys.close(theirs) }
+            do { try Sys.setNonBlocking(ours) } catch { Sys.close(ours); throw error }
 
             var handover: [(Int32, Int32)] = []
             for (i, l) in allListeners.enumerated() { handover.append((l.fd, 3 + Int32(i))) }
@@ -205,8 +215,8 @@ final class Upgrader {
             let argv = ["/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\"", executablePath]
                 + Array(CommandLine.arguments.dropFirst())
             let pid: pid_t
-            do { pid = try Spawn.start(path: "/bin/sh", argv: argv, env: env, fds: handover) } catch { close(ours); throw error }
-            try sys("epoll_ctl", detail: "upgrade socket") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, ours, herd_epollin() | herd_epollrdhup(), upgradePipeTag) }
+            do { pid = try Spawn.start(path: "/bin/sh", argv: argv, env: env, fds: handover) } catch { Sys.close(ours); throw error }
+            try epoll.add(ours, [.input, .readHangUp], .upgradePipe, what: "upgrade socket")
             upgrade = UpgradeState(pid: pid, fd: ours, deadline: monotonicNanos() + UInt64(upgradeTimeout * 1e9))
             log.notice("upgrade: started \(executablePath) as pid \(pid)", metadata: [
                 "event": "upgrade-start", "new_pid": "\(pid)", "old_version": "\(herddVersionString)", "path": "\(executablePath)",
@@ -251,7 +261,7 @@ final class Upgrader {
             var k = u
             k.pipeClosed = true
             k.deadline = min(u.deadline, monotonicNanos() + 2_000_000_000)
-            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
+            unregister(u.fd)
             upgrade = k
         }
     }
@@ -262,11 +272,11 @@ final class Upgrader {
     func commit() {
         guard let host, let u = upgrade, u.killedAt == nil, !u.pipeClosed, !host.isStopping else { return }
         // Only a live new master can take over (SIGCHLD may not have been read yet).
-        guard kill(u.pid, 0) == 0 else { return }
+        guard Sys.canSignal(u.pid) else { return }
         upgrades += 1
         let totals = host.carriedTotals()
         SystemdNotify.send("MAINPID=\(u.pid)\nREADY=1\nSTATUS=upgraded: new master PID \(u.pid)")
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
+        unregister(u.fd)
         upgrade = nil
         if !sendHandoverMessage(u.fd, "C\n" + totals.encoded()) {
             // It died after its "R": the service manager follows a dead main pid now (with
@@ -275,7 +285,7 @@ final class Upgrader {
                 "event": "upgrade-failed", "new_pid": "\(u.pid)",
             ])
             SystemdNotify.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=upgrade failed; " + host.statusLine())
-            close(u.fd)
+            Sys.close(u.fd)
             upgrades -= 1
             scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "new master \(u.pid) exited at the handover")
             return
@@ -296,7 +306,7 @@ final class Upgrader {
     func sendFinalTotals() {
         guard successorFD >= 0, let host else { return }
         sendHandoverMessage(successorFD, "F\n" + host.carriedTotals().encoded())
-        close(successorFD)
+        Sys.close(successorFD)
         successorFD = -1
     }
 
@@ -318,7 +328,7 @@ final class Upgrader {
     func checkDeadline(_ now: UInt64, timeout upgradeTimeout: Double) {
         guard let u = upgrade else { return }
         if let killed = u.killedAt {
-            if now - killed > 5_000_000_000 { kill(u.pid, SIGKILL) }
+            if now - killed > 5_000_000_000 { signalNewMaster(u.pid, SIGKILL) }
             return
         }
         if now >= u.deadline {
@@ -334,20 +344,20 @@ final class Upgrader {
         log.error("upgrade failed: \(why); stopping pid \(u.pid), still serving", metadata: ["event": "upgrade-failed", "new_pid": "\(u.pid)"])
         // SIGQUIT: the new master stops its workers at once and exits, silently (it was never
         // committed); SIGKILL follows in 5 s.
-        kill(u.pid, SIGQUIT)
+        signalNewMaster(u.pid, SIGQUIT)
         scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "upgrade failed: \(why)")
         var k = u
         k.killedAt = monotonicNanos()
         k.commitAt = nil
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
+        unregister(u.fd)
         upgrade = k
         SystemdNotify.status("upgrade failed; " + (host?.statusLine() ?? ""))
     }
 
     private func endUpgrade() {
         guard let u = upgrade else { return }
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, u.fd, 0, 0)
-        close(u.fd)
+        unregister(u.fd)
+        Sys.close(u.fd)
         upgrade = nil
     }
 
@@ -381,12 +391,12 @@ final class Upgrader {
                     inherited = CarriedTotals.decode(m.dropFirst(2))
                 }
             case .closed:
-                _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, h.fd, 0, 0)
-                close(h.fd)
+                unregister(h.fd)
+                Sys.close(h.fd)
                 predecessor = nil
                 if handover != nil {
                     handover = nil
-                    if kill(h.oldPID, 0) == 0 {
+                    if Sys.canSignal(h.oldPID) {
                         // Alive and not committed: it gave up on us (its SIGQUIT follows).
                         log.error("upgrade: the old master \(h.oldPID) closed the handover without committing; stopping", metadata: ["event": "upgrade-abandoned"])
                         host?.beginStop(immediate: true)

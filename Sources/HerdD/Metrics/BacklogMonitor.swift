@@ -1,5 +1,6 @@
 import CHerdSys
 import Logging
+import HerdSys
 
 /// The accept-queue alarm of one listener: at or above the threshold for `holdNanos` raises
 /// it, one sample below clears it. A plain value driven by the sampling clock.
@@ -53,16 +54,16 @@ final class BacklogMonitor {
     func acceptQueue(_ i: Int) -> (UInt32, UInt32)? {
         // A closed listener's fd number may belong to something else by now.
         if ownedListenersClosed && listeners[i].owned { return nil }
-        var q: UInt32 = 0, lim: UInt32 = 0
         switch listeners[i].family {
         case .tcp:
-            return herd_tcp_backlog(listeners[i].fd, &q, &lim) == 0 ? (q, lim) : nil
+            return Sys.tcpAcceptQueue(listeners[i].fd)
         case .unix:
             if sockDiagFD < 0 {
-                sockDiagFD = herd_sock_diag_socket()
-                if sockDiagFD < 0 { return nil }
+                // Unavailable (no netlink in a sandbox, out of fds): no sample; tried next tick.
+                guard let fd = try? Sys.sockDiagSocket() else { return nil }
+                sockDiagFD = fd
             }
-            return herd_unix_backlog(sockDiagFD, listeners[i].fd, &q, &lim) == 0 ? (q, lim) : nil
+            return Sys.unixAcceptQueue(diag: sockDiagFD, listeners[i].fd)
         }
     }
 

@@ -1,6 +1,8 @@
 import CHerdSys
 import Glibc
 import Handlers
+import HerdSys
+import Logging
 
 /// The master's own tiny HTTP endpoint for listeners whose handler is `metrics`. The master
 /// accepts on these (and only these) sockets itself, so metrics stay readable when every worker
@@ -9,14 +11,12 @@ import Handlers
 /// request per connection (`Connection: close`), small limits, 5 s to send the request; the
 /// response is rendered from the scoreboard at request time by the master's `respond`.
 final class MetricsServer: ConnectionHost {
-    static let listenerTag: UInt64 = 1 << 32
-    static let clientTag: UInt64 = 2 << 32
-    /// Connection events in the master's epoll: edge-triggered read, write and peer hang-up.
-    private static let clientEvents = herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet()
-
     let listeners: [Listener]
     private var clients: [Int32: HTTPConnection<MetricsServer>] = [:]
-    private let epfd: Int32
+    /// The master's epoll: listeners tagged `.metricsListener(index)`, clients
+    /// `.metricsClient(fd)`, registered edge-triggered like a worker's connections.
+    private let epoll: Epoll
+    private let log: Logger
     /// The master's renderer, set for the duration of `event` (the only place a request is served).
     private var respond: ((HTTPRequest) -> HTTPResponse)? = nil
 
@@ -32,28 +32,30 @@ final class MetricsServer: ConnectionHost {
     /// One request per connection.
     let keepAliveAllowed = false
 
-    init(listeners: [Listener], epfd: Int32) throws {
+    init(listeners: [Listener], epoll: Epoll, log: Logger) throws {
         self.listeners = listeners
-        self.epfd = epfd
+        self.epoll = epoll
+        self.log = log
         for (i, l) in listeners.enumerated() {
-            try setNonBlocking(l.fd)
-            try sys("epoll_ctl", detail: "metrics listener \(l.name)") {
-                herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, herd_epollin(), MetricsServer.listenerTag + UInt64(i))
-            }
+            try Sys.setNonBlocking(l.fd)
+            try epoll.add(l.fd, .input, .metricsListener(i), what: "metrics listener \(l.name)")
         }
     }
 
-    /// Handles an epoll event whose data carries one of our tags. `respond` renders a path.
-    func event(_ data: UInt64, respond: (HTTPRequest) -> HTTPResponse) {
+    /// Handles an epoll event with one of our tags. `respond` renders a path.
+    func event(_ tag: EpollTag, respond: (HTTPRequest) -> HTTPResponse) {
         now = monotonicNanos()
         withoutActuallyEscaping(respond) { r in
             self.respond = r
             defer { self.respond = nil }
-            if data >= MetricsServer.clientTag {
-                guard let conn = clients[Int32(truncatingIfNeeded: data - MetricsServer.clientTag)] else { return }
+            switch tag {
+            case .metricsClient(let fd):
+                guard let conn = clients[fd] else { return }
                 service(conn)
-            } else {
-                accept(Int(data - MetricsServer.listenerTag))
+            case .metricsListener(let i):
+                accept(i)
+            default:
+                break
             }
         }
     }
@@ -71,12 +73,19 @@ final class MetricsServer: ConnectionHost {
         for _ in 0..<64 {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let fd = withUnsafeMutableBytes(of: &storage) { raw in
-                accept4(listeners[i].fd, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), &len, herd_sock_nonblock() | herd_sock_cloexec())
+            let fd: Int32
+            switch Sys.accept(listeners[i].fd, &storage, &len) {
+            case .connection(let c): fd = c
+            case .wouldBlock: return
+            case .failed:
+                // ECONNABORTED/EPROTO: that client is gone. Out of fds (EMFILE...): the
+                // level-triggered listener wakes us again; not logged, as that would be once
+                // per turn of the master's loop until fds are free.
+                return
             }
-            if fd < 0 { return }
-            if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, MetricsServer.clientEvents, MetricsServer.clientTag + UInt64(fd)) < 0 {
-                close(fd)
+            do { try epoll.add(fd, .connection, .metricsClient(fd), what: "metrics client") } catch {
+                log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"])
+                Sys.close(fd)
                 continue
             }
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
@@ -89,7 +98,12 @@ final class MetricsServer: ConnectionHost {
     /// Stops accepting (the listeners leave our epoll; the fds stay open, another master or
     /// systemd may serve them). Clients already connected are still answered.
     func stopListening() {
-        for l in listeners { _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0) }
+        for l in listeners {
+            // ENOENT: already removed (a stop after a handover); anything else is worth a line.
+            do { try epoll.remove(l.fd, what: "metrics listener \(l.name)") } catch {
+                if error.errno != ENOENT { log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"]) }
+            }
+        }
     }
 
     /// Closes clients that did not send their request in time (a 408) or stopped reading.
@@ -112,7 +126,11 @@ final class MetricsServer: ConnectionHost {
     /// Write budget spent (a very large /metrics): EPOLL_CTL_MOD re-queues the fd as ready, as
     /// in a worker (WriteBudget.swift).
     func yieldWrite(_ conn: HTTPConnection<MetricsServer>) -> Bool {
-        herd_epoll_ctl(epfd, EPOLL_CTL_MOD, conn.fd, MetricsServer.clientEvents, MetricsServer.clientTag + UInt64(conn.fd)) == 0
+        do { try epoll.modify(conn.fd, .connection, .metricsClient(conn.fd), what: "metrics client") } catch {
+            log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"])
+            return false
+        }
+        return true
     }
 
     func unregisterReceived(_ fd: Int32) {}

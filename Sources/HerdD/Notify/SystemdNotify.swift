@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// sd_notify(3) messages to the service manager. Without NOTIFY_SOCKET every call is a no-op
 /// (sd_notify returns 0), so herdd runs the same way by hand and under systemd.
@@ -28,7 +29,7 @@ enum SystemdNotify {
     @discardableResult
     static func sendDroppable(_ state: String) -> Bool {
         if silenced { return false }
-        return herd_notify_nonblocking(state) > 0
+        return Sys.notifyNonBlocking(state) > 0
     }
 
     /// RELOADING=1 must carry MONOTONIC_USEC (systemd >= 253 uses it to match the reload).

@@ -1,5 +1,6 @@
 import CHerdSys
 import Glibc
+import HerdSys
 
 /// The shared-memory scoreboard: one memfd mapping created by the master before it spawns any
 /// worker, passed to each worker at a known fd and mapped MAP_SHARED by both.
@@ -101,23 +102,19 @@ final class Scoreboard: @unchecked Sendable {
         if let dir = publishDirectory {
             let final = dir + "/" + Scoreboard.fileName
             let tmp = final + ".\(masterPID)"
-            low = try sys("open", detail: tmp) { open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+            low = try Sys.open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
             published = (tmp, final)
         } else {
-            low = try sys("memfd_create") { memfd_create("herdd-scoreboard", MFD_CLOEXEC) }
+            low = try Sys.memfd("herdd-scoreboard")
         }
         // Keep it above the handed-over range like the listeners, so posix_spawn's dup2 to 3, 4, ... never
         // overwrites it before it is copied to its own target number.
-        let fd: Int32
-        do { fd = try sys("fcntl", detail: "F_DUPFD_CLOEXEC scoreboard") { fcntl(low, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD) } } catch {
-            close(low); throw error
-        }
-        close(low)
+        let fd = try Sys.moveAbove(low, Spawn.firstPrivateFD, what: "scoreboard")
         let size = Scoreboard.size(slots: slots)
         do {
-            try sys("ftruncate", detail: "scoreboard") { ftruncate(fd, off_t(size)) }
+            try Sys.truncate(fd, size: size, what: "scoreboard")
             self.base = try Scoreboard.map(fd, size)
-        } catch { close(fd); throw error }
+        } catch { Sys.close(fd); throw error }
         self.fd = fd
         self.slotCount = slots
         herd_store64(base + 1, Scoreboard.layoutVersion)
@@ -136,8 +133,8 @@ final class Scoreboard: @unchecked Sendable {
     func publishFile() throws {
         guard let p = pendingPublish else { return }
         pendingPublish = nil
-        do { try sys("rename", detail: "\(p.tmp) -> \(p.final)") { rename(p.tmp, p.final) } } catch {
-            unlink(p.tmp)
+        do { try Sys.rename(p.tmp, p.final) } catch {
+            removeFile(p.tmp)
             throw error
         }
         self.path = p.final
@@ -147,7 +144,14 @@ final class Scoreboard: @unchecked Sendable {
     /// place (`scoreboard.<pid>`), if it died without removing it.
     func removeUnpublished(ofMaster pid: pid_t) {
         guard let final = path ?? pendingPublish?.final else { return }
-        unlink(final + ".\(pid)")
+        removeFile(final + ".\(pid)")
+    }
+
+    /// Removes a scoreboard file we no longer need; ENOENT (already gone) is the usual case for
+    /// a new master that removed its own, anything else is not worth more than this comment:
+    /// the file is on the runtime tmpfs, which systemd empties when the service stops.
+    private func removeFile(_ path: String) {
+        do { try Sys.unlink(path) } catch {}
     }
 
     static let fileName = "scoreboard"
@@ -157,26 +161,23 @@ final class Scoreboard: @unchecked Sendable {
     /// Master exit: remove the published file if it is still ours (an upgrade may have
     /// replaced it with the new master's).
     func unpublish(masterPID: Int32) {
-        if let p = pendingPublish { unlink(p.tmp); pendingPublish = nil }
-        guard let path else { return }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
+        if let p = pendingPublish { removeFile(p.tmp); pendingPublish = nil }
+        guard let path, let fd = try? Sys.open(path, O_RDONLY | O_CLOEXEC) else { return }
+        defer { Sys.close(fd) }
         if let other = try? Scoreboard(attaching: fd, readOnly: true), other.header(.masterPID) == UInt64(masterPID) {
-            unlink(path)
+            removeFile(path)
         }
     }
 
     /// Worker side: maps the memfd inherited at `fd` and checks the header. (Also used read-only
     /// by `herdd reload/upgrade` on a master's fd reopened through /proc.)
     init(attaching fd: Int32, readOnly: Bool = false) throws {
-        var st = stat()
-        try sys("fstat", detail: "scoreboard fd \(fd)") { fstat(fd, &st) }
+        let st = try Sys.fstat(fd, what: "scoreboard fd \(fd)")
         let size = Int(st.st_size)
         guard size >= Scoreboard.headerWords * 8 else { throw SysError("fstat", errno: EINVAL, detail: "scoreboard too small") }
         let base = try Scoreboard.map(fd, size, readOnly: readOnly)
         guard herd_load64(base) == Scoreboard.magic, herd_load64(base + 1) == Scoreboard.layoutVersion else {
-            munmap(base, size)
+            do { try Sys.unmap(base, size: size) } catch {} // our own mapping: cannot fail
             throw SysError("mmap", errno: EINVAL, detail: "fd \(fd) is not a herdd scoreboard")
         }
         self.fd = fd
@@ -185,10 +186,7 @@ final class Scoreboard: @unchecked Sendable {
     }
 
     private static func map(_ fd: Int32, _ size: Int, readOnly: Bool = false) throws -> UnsafeMutablePointer<UInt64> {
-        guard let p = mmap(nil, size, readOnly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw SysError("mmap", detail: "scoreboard")
-        }
-        return p.assumingMemoryBound(to: UInt64.self)
+        try Sys.mapShared(fd, size: size, readOnly: readOnly, what: "scoreboard").assumingMemoryBound(to: UInt64.self)
     }
 
     func header(_ f: HeaderField) -> UInt64 { herd_load64(base + f.rawValue) }

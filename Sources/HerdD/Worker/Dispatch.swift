@@ -1,6 +1,7 @@
 import CHerdSys
 import Glibc
 import Handlers
+import HerdSys
 
 /// Work-conserving dispatch (README "Design"): while a worker runs a handler that may block,
 /// its Watcher hands the idle keep-alive connections that turn readable to the dispatch socket;
@@ -22,23 +23,17 @@ struct DispatchPair {
     /// empty one gives EAGAIN to a receiver that lost the race), both ends moved above the
     /// range handed to children (see Spawn.firstPrivateFD), CLOEXEC until posix_spawn dup2s them.
     init() throws {
-        var pair: [Int32] = [-1, -1]
-        try sys("socketpair", detail: "dispatch") {
-            socketpair(AF_UNIX, herd_sock_seqpacket() | herd_sock_nonblock() | herd_sock_cloexec(), 0, &pair)
+        let (a, b) = try Sys.seqpacketPair(nonBlocking: true, what: "dispatch")
+        let high: Int32
+        do { high = try Sys.moveAbove(a, Spawn.firstPrivateFD, what: "dispatch") } catch {
+            Sys.close(b)
+            throw error
         }
-        var moved: [Int32] = []
-        for fd in pair {
-            let high = fcntl(fd, F_DUPFD_CLOEXEC, Spawn.firstPrivateFD)
-            let e = errno
-            close(fd)
-            if high < 0 {
-                for m in moved { close(m) }
-                throw SysError("fcntl", errno: e, detail: "F_DUPFD_CLOEXEC dispatch")
-            }
-            moved.append(high)
+        do { receiveFD = try Sys.moveAbove(b, Spawn.firstPrivateFD, what: "dispatch") } catch {
+            Sys.close(high)
+            throw error
         }
-        sendFD = moved[0]
-        receiveFD = moved[1]
+        sendFD = high
     }
 
     /// Worker side: the pair inherited at `fd` (send end) and `fd + 1` (receive end).
@@ -49,9 +44,7 @@ struct DispatchPair {
 
     /// Sends `fd` (non-blocking). Returns 0 or the errno (EAGAIN: queue full).
     func send(_ fd: Int32, listener: Int, readyAt: UInt64) -> Int32 {
-        var payload = herd_dispatch_payload(listener: UInt64(listener), readyAt: readyAt)
-        let rc = herd_send_fd(sendFD, fd, &payload)
-        return rc < 0 ? -rc : 0
+        Sys.sendFD(sendFD, fd, listener: UInt64(listener), readyAt: readyAt)
     }
 
     enum Received {
@@ -63,13 +56,13 @@ struct DispatchPair {
     }
 
     func receive() -> Received {
-        var fd: Int32 = -1
-        var payload = herd_dispatch_payload()
-        let rc = herd_recv_fd(receiveFD, &fd, &payload)
-        if rc == 0 { return .empty }
-        if rc < 0 { return .failed(errno: -rc) }
-        guard fd >= 0 else { return .malformed }
-        return .connection(fd: fd, listener: Int(truncatingIfNeeded: payload.listener), readyAt: payload.readyAt)
+        switch Sys.receiveFD(receiveFD) {
+        case .empty: return .empty
+        case .failed(let e): return .failed(errno: e)
+        case .message(let fd, let listener, let readyAt):
+            guard fd >= 0 else { return .malformed }
+            return .connection(fd: fd, listener: Int(truncatingIfNeeded: listener), readyAt: readyAt)
+        }
     }
 }
 
@@ -100,14 +93,14 @@ extension Worker {
                 guard index >= 0, index < listeners.count else {
                     // Same master, same listeners: cannot happen; never serve it on a wrong handler.
                     log.error("dispatch socket: listener index \(index) out of range; closing", metadata: ["event": "dispatch-error"])
-                    close(fd)
+                    Sys.close(fd)
                     return true
                 }
                 var storage = sockaddr_storage()
                 var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let rc = withUnsafeMutableBytes(of: &storage) { getpeername(fd, sockaddrPointer($0), &len) }
                 // ENOTCONN: the client is already gone; the connection reads EOF and closes.
-                let peer = rc == 0 ? withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) } : PeerAddress(text: "unknown")
+                let known = (try? Sys.peerName(fd, &storage, &len)) != nil
+                let peer = known ? withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) } : PeerAddress(text: "unknown")
                 scoreboard.bump(slot, listener: index, Scoreboard.QueueField.received)
                 adopt(fd: fd, listener: index, peer: peer, readyAt: readyAt)
                 return true
@@ -161,14 +154,19 @@ extension Worker {
         // Edge-triggered like an accepted connection. EPOLL_CTL_ADD reports what is ready now
         // (bytes that came meanwhile, room for output still waiting), so nothing is missed
         // between the read above and the registration.
-        let events = herd_epollin() | herd_epollout() | herd_epollrdhup() | herd_epollet()
-        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, UInt64(fd)) < 0 {
-            log.error("\(SysError("epoll_ctl", detail: "dispatched connection"))", metadata: ["event": "dispatch-error"])
+        do { try epoll.add(fd, .connection, .connection(fd), what: "dispatched connection") } catch {
+            log.error("\(error)", metadata: ["event": "dispatch-error"])
             conn.close()
             return
         }
-        if listenerMayBlock[index], let watcher, !watcher.watch(fd) {
-            log.warning("\(SysError("epoll_ctl", detail: "watcher")); connection not dispatched", metadata: ["event": "dispatch-error"])
+        if listenerMayBlock[index], let watcher { watch(fd, watcher) }
+    }
+
+    /// Registers a connection of a listener whose handler may block with the watcher; if that
+    /// fails it is served normally, only never handed off.
+    func watch(_ fd: Int32, _ watcher: Watcher) {
+        do { try watcher.watch(fd) } catch {
+            log.warning("\(error); connection not dispatched", metadata: ["event": "dispatch-error"])
         }
     }
 }
@@ -179,8 +177,14 @@ extension Worker {
     /// lives as long as the file, not the fd: remove ours, or a later connection on the same fd
     /// number would get the old one's events.
     func unregisterReceived(_ fd: Int32) {
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
-        if let watcher { _ = herd_epoll_ctl(watcher.epfd, EPOLL_CTL_DEL, fd, 0, 0) }
+        // ENOENT: never registered (closed before adopt() registered it, or not watched).
+        do { try epoll.remove(fd, what: "received connection") } catch {
+            if error.errno != ENOENT { log.error("\(error)", metadata: ["event": "dispatch-error"]) }
+        }
+        guard let watcher else { return }
+        do { try watcher.epoll.remove(fd, what: "received connection (watcher)") } catch {
+            if error.errno != ENOENT { log.error("\(error)", metadata: ["event": "dispatch-error"]) }
+        }
     }
 }
 
@@ -194,25 +198,25 @@ extension Worker {
     /// A non-empty queue means no worker is idle, so this costs nothing below saturation; with
     /// it the queue is the one order in which requests to blocking handlers are served.
     /// Returns true if the connection was handed off (the caller must not touch it again).
-    func queueBehindDispatched(_ conn: Connection, events: UInt32) -> Bool {
+    func queueBehindDispatched(_ conn: Connection, events: EpollEvents) -> Bool {
         guard let dispatch, let watcher, listenerMayBlock[conn.listener], !draining,
-              events & (herd_epollrdhup() | herd_epollhup() | herd_epollerr()) == 0,
-              events & herd_epollin() != 0, conn.canHandOff else { return false }
+              events.isDisjoint(with: [.readHangUp, .hangUp, .error]), events.contains(.input),
+              conn.canHandOff else { return false }
         let fd = conn.fd
-        // SIOCINQ on the receive end: is anything queued? (An error reads as "no": serve it here.)
-        guard herd_datagram_queued(dispatch.receiveFD) == 1 else { return false }
+        // Is anything queued on the receive end? (An error reads as "no": serve it here.)
+        guard (try? Sys.datagramQueued(dispatch.receiveFD)) == true else { return false }
         // A stale edge (nothing to read) or EOF: the event loop deals with it.
-        guard herd_has_input(fd) == 1 else { return false }
+        guard Sys.hasInput(fd) else { return false }
         guard dispatch.send(fd, listener: conn.listener, readyAt: turnClock) == 0 else { return false }
         // As in Watcher.consider: the registrations live as long as the file, which the
         // receiver now shares, so remove both before our close.
-        if herd_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0) < 0 {
-            log.warning("\(SysError("epoll_ctl", detail: "DEL handed-off connection"))", metadata: ["event": "dispatch-error"])
+        do {
+            try epoll.remove(fd, what: "handed-off connection")
+            try watcher.epoll.remove(fd, what: "handed-off connection (watcher)")
+        } catch {
+            log.error("\(error)", metadata: ["event": "dispatch-error"])
         }
-        if herd_epoll_ctl(watcher.epfd, EPOLL_CTL_DEL, fd, 0, 0) < 0 {
-            log.warning("\(SysError("epoll_ctl", detail: "DEL handed-off connection (watcher)"))", metadata: ["event": "dispatch-error"])
-        }
-        close(fd)
+        Sys.close(fd)
         // Its events later in this batch are stale (the number may be reused by an accept).
         staleFDs.append(fd)
         conn.handedOff()

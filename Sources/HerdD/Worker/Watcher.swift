@@ -1,5 +1,7 @@
 import CHerdSys
 import Glibc
+import HerdSys
+import Logging
 
 /// A worker's helper thread for work-conserving dispatch (see Dispatch.swift, README "Design").
 ///
@@ -23,7 +25,9 @@ import Glibc
 /// one-byte recv(MSG_PEEK).
 final class Watcher: @unchecked Sendable {
     /// The watcher's epoll (connections of blocking listeners, edge-triggered).
-    let epfd: Int32
+    let epoll: Epoll
+    /// The worker's logger (a value: safe to use from the watcher's thread).
+    private let log: Logger
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     // Guarded by mutex:
@@ -45,7 +49,8 @@ final class Watcher: @unchecked Sendable {
     init(worker: Worker, dispatch: DispatchPair) throws {
         self.worker = worker
         self.dispatch = dispatch
-        epfd = try sys("epoll_create1", detail: "watcher") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        self.log = worker.log
+        epoll = try Epoll(what: "watcher")
         mutex = .allocate(capacity: 1)
         cond = .allocate(capacity: 1)
         var rc = pthread_mutex_init(mutex, nil)
@@ -81,8 +86,8 @@ final class Watcher: @unchecked Sendable {
 
     /// Registers a connection (at accept or when taken from the dispatch socket). Edge-triggered:
     /// one registration for the connection's life, no syscall per request; close() removes it.
-    func watch(_ fd: Int32) -> Bool {
-        herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, herd_epollin() | herd_epollet(), UInt64(fd)) == 0
+    func watch(_ fd: Int32) throws(SysError) {
+        try epoll.add(fd, [.input, .edgeTriggered], .connection(fd), what: "watched connection")
     }
 
     /// Event loop, before a blocking handler: hand off readable idle connections other than `busy`.
@@ -108,7 +113,7 @@ final class Watcher: @unchecked Sendable {
     }
 
     private func loop() -> Never {
-        var events = [herd_event](repeating: herd_event(), count: 64)
+        var events = EpollReadyList(capacity: 64)
         while true {
             pthread_mutex_lock(mutex)
             while !active { pthread_cond_wait(cond, mutex) }
@@ -120,17 +125,26 @@ final class Watcher: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             // Wait while the handler runs. The timeout only bounds how long a stop() goes
             // unnoticed when nothing happens (then we park on the condition variable again).
-            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, 50) }
-            if n <= 0 { continue } // timeout or EINTR (nothing else can fail on a valid epfd)
+            // Timeout or EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so,
+            // and pause as long as the timeout would have, rather than spin.
+            let n: Int
+            do { n = try epoll.wait(&events, timeoutMillis: 50) } catch {
+                log.error("\(error)", metadata: ["event": "dispatch-error"])
+                usleep(50_000)
+                continue
+            }
+            if n == 0 { continue }
             pthread_mutex_lock(mutex)
             if active {
                 let now = monotonicNanos()
-                for i in 0..<Int(n) { consider(Int32(truncatingIfNeeded: events[i].data), now: now) }
+                for i in 0..<n {
+                    if case .connection(let fd)? = events[i].tag { consider(fd, now: now) }
+                }
             } else {
                 // Not active: the event loop may read these connections itself (its own epoll
                 // has the same edges); if it has not when the next handler starts, they go then.
-                for i in 0..<Int(n) {
-                    let fd = Int32(truncatingIfNeeded: events[i].data)
+                for i in 0..<n {
+                    guard case .connection(let fd)? = events[i].tag else { continue }
                     if pending.count < 4096, !pending.contains(fd) { pending.append(fd) }
                 }
             }
@@ -145,20 +159,25 @@ final class Watcher: @unchecked Sendable {
               // A pending fd number may have been reused by a connection of another listener.
               worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
-        guard herd_has_input(fd) == 1 else { return }
+        guard Sys.hasInput(fd) else { return }
         // Send first, then remove from our epolls: if the queue is full (EAGAIN) the connection
         // stays ours, untouched, and the event loop reads it after the handler.
         let e = dispatch.send(fd, listener: conn.listener, readyAt: now)
         guard e == 0 else { return }
         // An epoll registration lives as long as the open file, which the receiving worker now
         // shares: without DEL our event loop would still be woken for it after close().
-        _ = herd_epoll_ctl(worker.epfd, EPOLL_CTL_DEL, fd, 0, 0)
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        // (Both registrations exist: a failure here cannot happen short of a bug; say so.)
+        do {
+            try worker.epoll.remove(fd, what: "handed-off connection")
+            try epoll.remove(fd, what: "handed-off connection (watcher)")
+        } catch {
+            log.error("\(error)", metadata: ["event": "dispatch-error"])
+        }
         // Close our copy now rather than after the handler: the client's connection ends when
         // the receiver closes it (a close-delimited response must not wait for our handler),
         // and no registration of ours outlives it. The event loop only forgets the connection.
         // The handler may reuse the fd number meanwhile: `handedOff` keeps us off it.
-        close(fd)
+        Sys.close(fd)
         handedOff.append(fd)
     }
 }

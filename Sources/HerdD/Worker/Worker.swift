@@ -1,6 +1,7 @@
 import CHerdSys
 import Glibc
 import Handlers
+import HerdSys
 import Logging
 
 /// A worker's connections: the worker is their host (ConnectionHost.swift).
@@ -26,7 +27,7 @@ final class Worker: ConnectionHost {
     var log = Logger(label: "herdd.worker")
     let pid = getpid()
 
-    var epfd: Int32 = -1
+    var epoll = Epoll.none
     var sigfd: Int32 = -1
     /// Connections indexed by fd (fds are small and dense: an array beats a dictionary).
     var connections: [Connection?] = []
@@ -59,11 +60,6 @@ final class Worker: ConnectionHost {
     /// each request served in the turn (pipelined and batched requests wait for earlier ones).
     var turnClock: UInt64 = 0
 
-    // epoll user data: connection fds are < 2^32; listeners and the signalfd are tagged above.
-    static let listenerTag: UInt64 = 1 << 32
-    static let signalTag: UInt64 = 2 << 32
-    static let dispatchTag: UInt64 = 3 << 32
-
     init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener],
          dispatch: DispatchPair? = nil) {
         self.slot = slot
@@ -87,7 +83,7 @@ final class Worker: ConnectionHost {
     func run() throws -> Never {
         // Exit with the master: the kernel sends SIGTERM when the parent dies (a graceful drain),
         // and the getppid() checks catch a master that died before prctl ran.
-        try sys("prctl", detail: "PR_SET_PDEATHSIG") { herd_prctl_pdeathsig(SIGTERM) }
+        try Sys.setParentDeathSignal(SIGTERM)
         if getppid() != masterPID {
             log.error("master \(masterPID) is gone before the worker started", metadata: ["event": "orphan"])
             exit(1)
@@ -101,27 +97,25 @@ final class Worker: ConnectionHost {
         signal(SIGQUIT) { _ in _exit(0) }
         // TERM/INT/QUIT were blocked at the spawn (Spawn.stopSignals): QUIT has its handler
         // now, so let it (and one that arrived meanwhile) in; TERM/INT stay blocked for the signalfd.
-        try unblockSignals([SIGQUIT])
+        try Sys.unblockSignals([SIGQUIT])
         // Signals meant for the master (`systemctl kill` without --kill-who=main reaches every
         // process of the unit): a worker must neither die (HUP, USR1, USR2) nor stop (TTIN, TTOU).
         for sig in Spawn.masterOnlySignals { signal(sig, SIG_IGN) }
-        sigfd = try makeSignalFD([SIGTERM, SIGINT])
-        epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
-        try sys("epoll_ctl", detail: "signalfd") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, herd_epollin(), Worker.signalTag) }
+        sigfd = try Sys.signalFD([SIGTERM, SIGINT])
+        epoll = try Epoll(what: "worker")
+        try epoll.add(sigfd, .input, .signals, what: "signalfd")
         // EPOLLEXCLUSIVE: when a connection arrives, the kernel wakes only one of the workers
         // blocked in epoll_wait on this listener instead of all of them (the thundering herd).
         // It must be set at EPOLL_CTL_ADD time and cannot be combined with EPOLL_CTL_MOD.
         // Level-triggered on purpose: if we leave connections in the queue, we are woken again.
-        for l in listeners { try setNonBlocking(l.fd) }
+        for l in listeners { try Sys.setNonBlocking(l.fd) }
         try watchListeners()
         if let dispatch {
             // The dispatch socket is waited on like a listener: EPOLLEXCLUSIVE, level-triggered,
             // so a connection handed over wakes one idle worker, and one left queued wakes again.
-            try setNonBlocking(dispatch.sendFD)
-            try setNonBlocking(dispatch.receiveFD)
-            try sys("epoll_ctl", detail: "dispatch socket") {
-                herd_epoll_ctl(epfd, EPOLL_CTL_ADD, dispatch.receiveFD, herd_epollin() | herd_epollexclusive(), Worker.dispatchTag)
-            }
+            try Sys.setNonBlocking(dispatch.sendFD)
+            try Sys.setNonBlocking(dispatch.receiveFD)
+            try epoll.add(dispatch.receiveFD, [.input, .exclusive], .dispatch, what: "dispatch socket")
             if listenerMayBlock.contains(true) {
                 let w = try Watcher(worker: self, dispatch: dispatch)
                 try w.spawn()
@@ -134,28 +128,28 @@ final class Worker: ConnectionHost {
         scoreboard.store(slot, .state, Scoreboard.State.idle.rawValue)
         log.debug("worker serving", metadata: ["event": "worker-ready"])
 
-        var events = [herd_event](repeating: herd_event(), count: 64)
+        var events = EpollReadyList(capacity: 64)
         var lastSweep = now
         while true {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
             let timeout: Int32 = acceptPaused ? 20 : (draining ? 100 : 1000)
-            let n = events.withUnsafeMutableBufferPointer { herd_epoll_wait(epfd, $0.baseAddress, 64, timeout) }
-            if n < 0 && errno != EINTR { throw SysError("epoll_wait", detail: "worker") }
+            let n = try epoll.wait(&events, timeoutMillis: timeout)
             now = monotonicNanos()
             turnClock = now
             if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
             // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
             // a worker stuck in a handler stops beating and the master kills it.
             scoreboard.store(slot, .heartbeat, now)
-            for i in 0..<max(0, Int(n)) {
+            for i in 0..<n {
                 let ev = events[i]
-                if ev.data >= Worker.signalTag {
-                    if ev.data == Worker.dispatchTag { receiveDispatched() } else { handleSignals() }
-                }
-                else if ev.data >= Worker.listenerTag { acceptConnections(Int(ev.data - Worker.listenerTag)) }
-                else if staleFDs.isEmpty || !staleFDs.contains(Int32(truncatingIfNeeded: ev.data)) {
-                    connectionEvent(Int32(truncatingIfNeeded: ev.data), ev.events)
+                switch ev.tag {
+                case .connection(let fd)?:
+                    if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
+                case .listener(let index)?: acceptConnections(index)
+                case .dispatch?: receiveDispatched()
+                case .signals?: handleSignals()
+                default: break // no other registration in a worker's epoll
                 }
             }
             if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
@@ -188,36 +182,37 @@ final class Worker: ConnectionHost {
         while first || drainQueue {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let fd = withUnsafeMutableBytes(of: &storage) { raw in
-                accept4(l.fd, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), &len, herd_sock_nonblock() | herd_sock_cloexec())
-            }
-            if fd < 0 {
-                let e = errno
-                switch e {
-                case EAGAIN, EWOULDBLOCK:
-                    // Woken for this listener but nothing to take on the first try: another
-                    // process got the connection. That is the herd; the EAGAIN that ends a
-                    // loop which accepted something is normal and counted apart.
-                    scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
-                    if config.balance == .spread && !first {
-                        // Re-arm (DEL + ADD): we move to the tail of the exclusive wait queue, so
-                        // the next connection wakes another idle worker instead of us (LIFO).
-                        unwatchListeners()
-                        try? watchListeners()
-                    }
-                    return
-                case EINTR, ECONNABORTED, EPROTO:
-                    continue
-                default:
-                    // EMFILE/ENFILE/ENOBUFS/ENOMEM: leave the connection queued for another
-                    // worker (or for us once connections close). The listener stays readable, so
-                    // a level-triggered registration would wake us again at once and spin: step
-                    // out of the listeners for 100 ms instead (nginx does the same).
-                    log.error("accept4 on \(l.name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+            let fd: Int32
+            switch Sys.accept(l.fd, &storage, &len) {
+            case .connection(let c):
+                fd = c
+            case .wouldBlock:
+                // Woken for this listener but nothing to take on the first try: another
+                // process got the connection. That is the herd; the EAGAIN that ends a
+                // loop which accepted something is normal and counted apart.
+                scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
+                if config.balance == .spread && !first {
+                    // Re-arm (DEL + ADD): we move to the tail of the exclusive wait queue, so
+                    // the next connection wakes another idle worker instead of us (LIFO).
                     unwatchListeners()
-                    acceptResumeAt = now + 100_000_000
-                    return
+                    do { try watchListeners() } catch {
+                        // Still paused: the loop re-adds the listeners after 100 ms.
+                        log.error("\(error); not accepting for 100 ms", metadata: ["event": "accept-error"])
+                        acceptResumeAt = now + 100_000_000
+                    }
                 }
+                return
+            case .failed(let e) where e == ECONNABORTED || e == EPROTO:
+                continue // that connection is gone; the next one may be queued
+            case .failed(let e):
+                // EMFILE/ENFILE/ENOBUFS/ENOMEM: leave the connection queued for another
+                // worker (or for us once connections close). The listener stays readable, so
+                // a level-triggered registration would wake us again at once and spin: step
+                // out of the listeners for 100 ms instead (nginx does the same).
+                log.error("accept4 on \(l.name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+                unwatchListeners()
+                acceptResumeAt = now + 100_000_000
+                return
             }
             first = false
             scoreboard.bump(slot, listener: index, .accepted)
@@ -226,10 +221,9 @@ final class Worker: ConnectionHost {
             let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
             // the whole life of the connection with no EPOLL_CTL_MOD per request.
-            let events = Worker.connectionEvents
-            if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, UInt64(fd)) < 0 {
-                log.error("\(SysError("epoll_ctl", detail: "connection"))", metadata: ["event": "accept-error"])
-                close(fd)
+            do { try epoll.add(fd, .connection, .connection(fd), what: "connection") } catch {
+                log.error("\(error)", metadata: ["event": "accept-error"])
+                Sys.close(fd)
                 continue
             }
             let i = Int(fd)
@@ -238,9 +232,7 @@ final class Worker: ConnectionHost {
             activeCount += 1
             buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
-            if listenerMayBlock[index], let watcher, !watcher.watch(fd) {
-                log.warning("\(SysError("epoll_ctl", detail: "watcher")); connection not dispatched", metadata: ["event": "dispatch-error"])
-            }
+            if listenerMayBlock[index], let watcher { watch(fd, watcher) }
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
                 // wait queue until we are back within our share.
@@ -269,11 +261,16 @@ final class Worker: ConnectionHost {
     /// is reported again after the ADD.
     private func rotate(listener index: Int) {
         let l = listeners[index]
-        _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
-        if herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, listenerEvents, Worker.listenerTag + UInt64(index)) < 0 {
+        // ENOENT: not registered (accepting is paused, an event of the same batch got us here):
+        // nothing to rotate; the listeners are re-added when the pause ends.
+        do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+            if error.errno == ENOENT { return }
+            log.error("\(error)", metadata: ["event": "accept-error"]) // the ADD below says what follows
+        }
+        do { try epoll.add(l.fd, listenerEvents, .listener(index), what: "re-adding listener \(l.name)") } catch {
             // Not watching this listener any more would silently shrink the pool: re-add all
             // listeners on the next turn of the loop (acceptPaused path).
-            log.error("\(SysError("epoll_ctl", detail: "re-adding listener \(l.name)"))", metadata: ["event": "accept-error"])
+            log.error("\(error)", metadata: ["event": "accept-error"])
             unwatchListeners()
             acceptResumeAt = now + 100_000_000
         }
@@ -287,18 +284,27 @@ final class Worker: ConnectionHost {
     /// wait queue, which --balance spread uses to rotate.
     func watchListeners() throws {
         for (i, l) in listeners.enumerated() {
-            try sys("epoll_ctl", detail: "listener \(l.name)") { herd_epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, listenerEvents, Worker.listenerTag + UInt64(i)) }
+            do { try epoll.add(l.fd, listenerEvents, .listener(i), what: "listener \(l.name)") } catch {
+                // EEXIST: still registered from an earlier attempt that failed on a later
+                // listener; anything else stops us (the caller decides).
+                if error.errno != EEXIST { throw error }
+            }
         }
         acceptPaused = false
     }
 
     /// A listener's registration: level-triggered EPOLLIN, EPOLLEXCLUSIVE unless --accept-mode shared.
-    private var listenerEvents: UInt32 {
-        herd_epollin() | (config.acceptMode == .exclusive ? herd_epollexclusive() : 0)
+    private var listenerEvents: EpollEvents {
+        config.acceptMode == .exclusive ? [.input, .exclusive] : .input
     }
 
     func unwatchListeners() {
-        for l in listeners { _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0) }
+        for l in listeners {
+            // ENOENT: not registered (a failed re-add, or already out); the goal is reached.
+            do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+                if error.errno != ENOENT { log.error("\(error)", metadata: ["event": "accept-error"]) }
+            }
+        }
         acceptPaused = true
     }
 
@@ -324,13 +330,13 @@ final class Worker: ConnectionHost {
         return UInt64(activeCount) > share
     }
 
-    private func connectionEvent(_ fd: Int32, _ events: UInt32) {
+    private func connectionEvent(_ fd: Int32, _ events: EpollEvents) {
         let i = Int(fd)
-        guard i < connections.count, let conn = connections[i] else { return }
-        if events & (herd_epollrdhup() | herd_epollhup()) != 0 { conn.peerHangUpReported = true }
+        guard i >= 0, i < connections.count, let conn = connections[i] else { return }
+        if !events.isDisjoint(with: [.readHangUp, .hangUp]) { conn.peerHangUpReported = true }
         else if watcher != nil, queueBehindDispatched(conn, events: events) { return }
-        if events & (herd_epollin() | herd_epollrdhup() | herd_epollhup() | herd_epollerr()) != 0 { conn.readable() }
-        if events & herd_epollout() != 0, !conn.closed { conn.writable() }
+        if !events.isDisjoint(with: [.input, .readHangUp, .hangUp, .error]) { conn.readable() }
+        if events.contains(.output), !conn.closed { conn.writable() }
     }
 
     /// Called by a connection when it closed its fd.
@@ -427,7 +433,7 @@ final class Worker: ConnectionHost {
 
     private func handleSignals() {
         // TERM (master stop, retire, or PR_SET_PDEATHSIG) and INT (terminal Ctrl-C): drain.
-        while readSignal(sigfd) != nil { beginDrain(reason: .drained) }
+        while Sys.readSignal(sigfd) != nil { beginDrain(reason: .drained) }
     }
 
     /// Stop accepting (remove and close our copies of the listeners; the master keeps its own),
@@ -439,8 +445,12 @@ final class Worker: ConnectionHost {
         scoreboard.store(slot, .exitReason, reason.rawValue)
         scoreboard.store(slot, .state, Scoreboard.State.draining.rawValue)
         for l in listeners {
-            _ = herd_epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, 0, 0)
-            close(l.fd)
+            // Before the close: the master (and other workers) keep the listening socket open,
+            // so our registration would outlive our fd. ENOENT: already out (acceptPaused).
+            do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+                if error.errno != ENOENT { log.error("\(error)", metadata: ["event": "drain"]) }
+            }
+            Sys.close(l.fd)
         }
         for case let c? in connections { c.drain() }
     }

@@ -1,6 +1,7 @@
 import Glibc
 import Handlers
 import Logging
+import HerdSys
 
 /// The worker role: started by the master with posix_spawn, never by hand. Its command line is
 /// a private protocol between master and worker (Master.spawnWorker writes it):
@@ -82,7 +83,7 @@ enum WorkerRole {
             parsed = try parse(args)
         } catch {
             let message = Array("herdd worker: \(error) (the worker role is started by the master, not by hand)\n".utf8)
-            message.withUnsafeBytes { writeAll(STDERR_FILENO, $0) }
+            message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
             exit(ExitStatus.usage)
         }
         Log.bootstrap(role: "worker", workerID: parsed.slot)

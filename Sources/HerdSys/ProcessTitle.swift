@@ -13,18 +13,15 @@ import Glibc
 ///   so the title may use their room too.
 /// CommandLine.arguments is read (and cached by Swift) in Entry.main before this runs, so the
 /// upgrade's re-exec still gets the original arguments.
-enum ProcessTitle {
-    static func set(_ title: String, comm: String? = nil) {
-        var name = Array((comm ?? title).utf8.prefix(15))
-        name.append(0)
-        _ = name.withUnsafeBufferPointer { p in
-            p.baseAddress.map { herd_prctl_set_name(UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-        }
+@usableFromInline package enum ProcessTitle {
+    package static func set(_ title: String, comm: String? = nil) {
+        // Cosmetic, and PR_SET_NAME cannot fail for a valid name pointer: nothing to report.
+        do { try Sys.setThreadName(comm ?? title) } catch {}
         overwriteArguments(with: title)
     }
 
     /// `herdd: worker N` shortened to fit comm's 15 bytes.
-    static func workerComm(slot: Int) -> String {
+    @usableFromInline package static func workerComm(slot: Int) -> String {
         for candidate in ["herdd: worker \(slot)", "herdd: worker\(slot)"] where candidate.utf8.count <= 15 { return candidate }
         return "herdd: w\(slot)"
     }

@@ -1,0 +1,10 @@
+import Glibc
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: immune to wall clock changes; a vDSO call,
+/// no system call). It cannot fail for CLOCK_MONOTONIC, so its result is not checked.
+@inlinable @inline(__always)
+package func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}

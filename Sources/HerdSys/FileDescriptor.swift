@@ -1,0 +1,111 @@
+import CHerdSys
+import Glibc
+
+extension Sys {
+    /// close(2), never retried and never reported: on Linux the descriptor is released even
+    /// when close reports EINTR or EIO, so a retry could close a number reused meanwhile (see
+    /// the EINTR policy in SysError.swift), and herdd closes only sockets, pipes, read-only files
+    /// and the scoreboard (a shared mapping, written through memory, not through the fd).
+    @inlinable @inline(__always)
+    package static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// open(2); `mode` for O_CREAT. `what` defaults to the path.
+    @usableFromInline package static func open(_ path: String, _ flags: Int32, mode: mode_t = 0) throws(SysError) -> Int32 {
+        try sys("open", detail: path) { Glibc.open(path, flags, mode) }
+    }
+
+    @usableFromInline package static func fstat(_ fd: Int32, what: @autoclosure () -> String? = nil) throws(SysError) -> stat {
+        var st = stat()
+        try sys("fstat", detail: what()) { Glibc.fstat(fd, &st) }
+        return st
+    }
+
+    /// lstat(2): the path itself, not what a symlink points to.
+    @usableFromInline package static func lstat(_ path: String) throws(SysError) -> stat {
+        var st = stat()
+        try sys("lstat", detail: path) { Glibc.lstat(path, &st) }
+        return st
+    }
+
+    /// readlink(2) as text (/proc/self/exe, /proc/PID/fd/N), nil on error.
+    @usableFromInline package static func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = Glibc.readlink(path, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    @usableFromInline package static func unlink(_ path: String) throws(SysError) {
+        try sys("unlink", detail: path) { Glibc.unlink(path) }
+    }
+
+    @usableFromInline package static func rename(_ from: String, _ to: String) throws(SysError) {
+        try sys("rename", detail: "\(from) -> \(to)") { Glibc.rename(from, to) }
+    }
+
+    // MARK: fcntl
+
+    /// Moves `fd` to the lowest free number >= `minimum` (F_DUPFD_CLOEXEC) and closes the
+    /// original, also when the dup fails. herdd keeps its own fds above the range posix_spawn's
+    /// dup2 targets use, so no dup2 overwrites a source not yet copied.
+    @usableFromInline package static func moveAbove(_ fd: Int32, _ minimum: Int32, what: @autoclosure () -> String? = nil) throws(SysError) -> Int32 {
+        defer { close(fd) }
+        return try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(what() ?? "fd \(fd)")") { fcntl(fd, F_DUPFD_CLOEXEC, minimum) }
+    }
+
+    /// Sets FD_CLOEXEC (an fd inherited through posix_spawn's dup2 has it cleared).
+    @usableFromInline package static func setCloseOnExec(_ fd: Int32) throws(SysError) {
+        try sys("fcntl", detail: "F_SETFD FD_CLOEXEC fd \(fd)") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    }
+
+    /// Sets O_NONBLOCK (a file status flag: shared by every process holding the same file).
+    @usableFromInline package static func setNonBlocking(_ fd: Int32) throws(SysError) {
+        let flags = try sys("fcntl", detail: "F_GETFL") { fcntl(fd, F_GETFL) }
+        if flags & O_NONBLOCK == 0 {
+            try sys("fcntl", detail: "F_SETFL") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+        }
+    }
+
+    /// pipe2(O_CLOEXEC): (read end, write end).
+    @usableFromInline package static func pipe(what: @autoclosure () -> String? = nil) throws(SysError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        try sys("pipe2", detail: what()) { pipe2(&fds, O_CLOEXEC) }
+        return (fds[0], fds[1])
+    }
+
+    // MARK: read and write
+
+    /// read(2) into `buffer` (`.done(0)`: end of file).
+    @inlinable @inline(__always)
+    package static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> IOResult {
+        sysIO { Glibc.read(fd, buffer, count) }
+    }
+
+    /// Reads a blocking fd until end of file or until `out` holds at least `limit` bytes.
+    /// Returns true at end of file, false when it stopped at the limit.
+    @usableFromInline package static func readToEnd(_ fd: Int32, into out: inout [UInt8], limit: Int) throws(SysError) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while out.count < limit {
+            switch chunk.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) {
+            case .done(0): return true
+            case .done(let n): out += chunk[0..<n]
+            case .wouldBlock: throw SysError("read", errno: EAGAIN)
+            case .failed(let e): throw SysError("read", errno: e)
+            }
+        }
+        return false
+    }
+
+    /// Writes the whole buffer to a blocking fd (stderr logging, a CLI request); stops
+    /// silently on an error (there is nowhere to report a failing stderr).
+    @usableFromInline package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        var off = 0
+        while off < bytes.count {
+            guard case .done(let n) = sysIO({ Glibc.write(fd, base + off, bytes.count - off) }) else { return }
+            off += n
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Glibc
+import HerdSys
+import Testing
+
+/// The system layer (Sources/HerdSys) on real fds: the epoll tag encoding, what the I/O calls
+/// return for would-block, data, end of file and errors, and what a SysError says.
+@Suite struct SysLayerTests {
+    @Test func epollTagsRoundTrip() {
+        let tags: [EpollTag] = [
+            .connection(0), .connection(7), .connection(Int32.max), .listener(0), .listener(15),
+            .signals, .dispatch, .upgradePipe, .upgradeHandover, .metricsListener(3), .metricsClient(1234),
+        ]
+        for t in tags { #expect(EpollTag(rawValue: t.rawValue) == t) }
+        // A connection's tag is its fd, as before the enum (the worker's hot path decodes it).
+        #expect(EpollTag.connection(42).rawValue == 42)
+        #expect(Set(tags.map(\.rawValue)).count == tags.count)
+        #expect(EpollTag(rawValue: 99 << 32) == nil)
+    }
+
+    @Test func epollAddModifyRemoveWait() throws {
+        let ep = try Epoll(what: "test")
+        defer { Sys.close(ep.fd) }
+        let (a, b) = try Sys.seqpacketPair(nonBlocking: true)
+        defer { Sys.close(a); Sys.close(b) }
+        try ep.add(a, .input, .dispatch)
+        // A second ADD of the same fd is an error that names the call and the operation.
+        let e = #expect(throws: SysError.self) { try ep.add(a, .input, .dispatch) }
+        #expect(e?.errno == EEXIST)
+        #expect(e?.description.hasPrefix("epoll_ctl(EPOLL_CTL_ADD") == true)
+        var list = EpollReadyList(capacity: 4)
+        #expect(try ep.wait(&list, timeoutMillis: 0) == 0)
+        let byte: [UInt8] = [1]
+        #expect(byte.withUnsafeBytes { Sys.send(b, $0.baseAddress, 1) } == .done(1))
+        #expect(try ep.wait(&list, timeoutMillis: 1000) == 1)
+        #expect(list[0].tag == .dispatch)
+        #expect(list[0].events.contains(.input))
+        try ep.modify(a, .connection, .connection(a))
+        #expect(try ep.wait(&list, timeoutMillis: 1000) == 1)
+        #expect(list[0].tag == .connection(a))
+        try ep.remove(a)
+        #expect(try ep.wait(&list, timeoutMillis: 0) == 0)
+        #expect(throws: SysError.self) { try ep.remove(a) }  // ENOENT: not registered
+    }
+
+    @Test func recvSendResults() throws {
+        let (a, b) = try Sys.seqpacketPair(nonBlocking: true)
+        defer { Sys.close(a) }
+        var buf = [UInt8](repeating: 0, count: 16)
+        #expect(buf.withUnsafeMutableBytes { Sys.recv(a, $0.baseAddress, $0.count) } == .wouldBlock)
+        let msg = Array("hello".utf8)
+        #expect(msg.withUnsafeBytes { Sys.send(b, $0.baseAddress, $0.count) } == .done(5))
+        #expect(buf.withUnsafeMutableBytes { Sys.recv(a, $0.baseAddress, $0.count) } == .done(5))
+        #expect(Array(buf[0..<5]) == msg)
+        Sys.close(b)
+        #expect(buf.withUnsafeMutableBytes { Sys.recv(a, $0.baseAddress, $0.count) } == .done(0))  // EOF
+        // The peer is gone: EPIPE, and no SIGPIPE (MSG_NOSIGNAL) to kill the test process.
+        #expect(msg.withUnsafeBytes { Sys.send(a, $0.baseAddress, $0.count) } == .failed(EPIPE))
+        #expect(buf.withUnsafeMutableBytes { Sys.recv(-1, $0.baseAddress, $0.count) } == .failed(EBADF))
+    }
+
+    @Test func acceptOnAnEmptyListenerWouldBlock() throws {
+        let fd = try Sys.streamSocket(AF_INET)
+        defer { Sys.close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        try withUnsafeBytes(of: &sa) { raw in
+            try Sys.bind(fd, sockaddrPointer(raw), socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+        try Sys.listen(fd, backlog: 4)
+        try Sys.setNonBlocking(fd)
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        #expect(Sys.accept(fd, &storage, &len) == .wouldBlock)
+        #expect(Sys.accept(-1, &storage, &len) == .failed(EBADF))
+    }
+
+    @Test func fdPassingKeepsThePayload() throws {
+        let (a, b) = try Sys.seqpacketPair(nonBlocking: true)
+        defer { Sys.close(a); Sys.close(b) }
+        #expect(Sys.receiveFD(b) == .empty)
+        let (r, w) = try Sys.pipe()
+        defer { Sys.close(r); Sys.close(w) }
+        #expect(Sys.sendFD(a, r, listener: 3, readyAt: 123_456) == 0)
+        guard case .message(let fd, let listener, let readyAt) = Sys.receiveFD(b) else {
+            Issue.record("no message received")
+            return
+        }
+        defer { Sys.close(fd) }
+        #expect(fd >= 0 && fd != r)
+        #expect(listener == 3 && readyAt == 123_456)
+    }
+
+    @Test func errorsNameCallErrnoAndDetail() {
+        let e = #expect(throws: SysError.self) { try Sys.open("/nonexistent/herdd-sys-test", O_RDONLY) }
+        #expect(e?.call == "open")
+        #expect(e?.errno == ENOENT)
+        #expect(e?.description == "open(/nonexistent/herdd-sys-test): No such file or directory (errno 2)")
+        let k = #expect(throws: SysError.self) { try Sys.kill(Int32.max, 0) }  // no such process
+        #expect(k?.errno == ESRCH)
+        #expect(!Sys.isAlive(Int32.max))
+        #expect(Sys.isAlive(getpid()) && Sys.canSignal(getpid()))
+    }
+
+    @Test func readToEndStopsAtTheLimit() throws {
+        let (r, w) = try Sys.pipe()
+        defer { Sys.close(r) }
+        let bytes = [UInt8](repeating: 7, count: 100)
+        bytes.withUnsafeBytes { Sys.writeAll(w, $0) }
+        Sys.close(w)
+        var out: [UInt8] = []
+        #expect(try Sys.readToEnd(r, into: &out, limit: 1000) == true)
+        #expect(out == bytes)
+    }
+}
