@@ -189,6 +189,24 @@ extension Worker {
 }
 
 extension Worker {
+    /// The one hand-off step of the watcher and the event loop: sends `fd` to the dispatch
+    /// socket and, if it went, removes it from both epolls and closes our copy. An epoll
+    /// registration lives as long as the open file, which the receiving worker now shares:
+    /// without the removals our loops would still be woken for it after close(). False if the
+    /// queue refused it (EAGAIN): the connection stays ours, untouched.
+    func handOff(_ fd: Int32, listener: Int, readyAt: UInt64, via dispatch: DispatchPair, watcher: Watcher) -> Bool {
+        guard dispatch.send(fd, listener: listener, readyAt: readyAt) == 0 else { return false }
+        // Both registrations exist: a failure here cannot happen short of a bug; say so.
+        do {
+            try epoll.remove(fd, what: "handed-off connection")
+            try watcher.epoll.remove(fd, what: "handed-off connection (watcher)")
+        } catch {
+            log.error("\(error)", metadata: ["event": "dispatch-error"])
+        }
+        Sys.close(fd)
+        return true
+    }
+
     /// The event loop, before it reads an own connection that turned readable between two
     /// handlers (when the watcher is not looking): if connections already wait on the dispatch
     /// socket, this one queues behind them instead of being served first. Without it, a
@@ -207,16 +225,7 @@ extension Worker {
         guard (try? Sys.datagramQueued(dispatch.receiveFD)) == true else { return false }
         // A stale edge (nothing to read) or EOF: the event loop deals with it.
         guard Sys.hasInput(fd) else { return false }
-        guard dispatch.send(fd, listener: conn.listener, readyAt: turnClock) == 0 else { return false }
-        // As in Watcher.consider: the registrations live as long as the file, which the
-        // receiver now shares, so remove both before our close.
-        do {
-            try epoll.remove(fd, what: "handed-off connection")
-            try watcher.epoll.remove(fd, what: "handed-off connection (watcher)")
-        } catch {
-            log.error("\(error)", metadata: ["event": "dispatch-error"])
-        }
-        Sys.close(fd)
+        guard handOff(fd, listener: conn.listener, readyAt: turnClock, via: dispatch, watcher: watcher) else { return false }
         // Its events later in this batch are stale (the number may be reused by an accept).
         staleFDs.append(fd)
         conn.handedOff()

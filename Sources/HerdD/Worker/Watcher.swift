@@ -160,24 +160,14 @@ final class Watcher: @unchecked Sendable {
               worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
         guard Sys.hasInput(fd) else { return }
-        // Send first, then remove from our epolls: if the queue is full (EAGAIN) the connection
-        // stays ours, untouched, and the event loop reads it after the handler.
-        let e = dispatch.send(fd, listener: conn.listener, readyAt: now)
-        guard e == 0 else { return }
-        // An epoll registration lives as long as the open file, which the receiving worker now
-        // shares: without DEL our event loop would still be woken for it after close().
-        // (Both registrations exist: a failure here cannot happen short of a bug; say so.)
-        do {
-            try worker.epoll.remove(fd, what: "handed-off connection")
-            try epoll.remove(fd, what: "handed-off connection (watcher)")
-        } catch {
-            log.error("\(error)", metadata: ["event": "dispatch-error"])
-        }
-        // Close our copy now rather than after the handler: the client's connection ends when
+        // Send first, then remove from our epolls and close (Worker.handOff): if the queue is
+        // full (EAGAIN) the connection stays ours, untouched, and the event loop reads it after
+        // the handler.
+        // Our copy is closed now rather than after the handler: the client's connection ends when
         // the receiver closes it (a close-delimited response must not wait for our handler),
         // and no registration of ours outlives it. The event loop only forgets the connection.
         // The handler may reuse the fd number meanwhile: `handedOff` keeps us off it.
-        Sys.close(fd)
+        guard worker.handOff(fd, listener: conn.listener, readyAt: now, via: dispatch, watcher: self) else { return }
         handedOff.append(fd)
     }
 }
