@@ -124,6 +124,51 @@ def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_
             c.close()
 
 
+def test_request_arriving_between_handlers_goes_to_the_idle_worker(herd_factory):
+    """A request that becomes readable while its worker's event loop is busy outside a handler
+    (here: a slow turn, HERDD_TEST_TURN_DELAY_MS in test builds) is seen by the watcher while it
+    is not active. That edge is reported once: the watcher keeps it, and the next blocking
+    handler of the worker hands the connection to the idle worker instead of serving it after."""
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port},name=web", "--handler", "web=debug",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"],
+                     env={"HERDD_TEST_TURN_DELAY_MS": "300"})
+    h.wait_workers(2)
+    by_pid: dict[int, list[Conn]] = {}
+    conns = []
+    try:
+        for _ in range(12):
+            c = Conn(port)
+            conns.append(c)
+            status_, body = c.get("/")
+            assert status_ == 200
+            by_pid.setdefault(pid_of(body), []).append(c)
+            if any(len(v) >= 2 for v in by_pid.values()):
+                break
+        busy_pid, (parked, other) = next((p, v[:2]) for p, v in by_pid.items() if len(v) >= 2)
+        before = web(mport)
+        # The worker wakes for the first request and spends 300 ms before serving it; the
+        # second request comes 100 ms into that turn, so it is not in the turn's batch.
+        parked.send("/sleep/1500")
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        status_, body = other.get("/")
+        elapsed = time.monotonic() - t0
+        assert status_ == 200
+        # Handed off when /sleep/1500 starts (about 200 ms from now), served after the other
+        # worker's own 300 ms turn: about 0.5 s. Kept by its worker, it would come after the
+        # sleep: about 1.7 s.
+        assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
+        assert elapsed < 1.2, f"answered in {elapsed:.2f} s"
+        assert (parked.read()) == (200, b"slept 1500\n")
+        after = web(mport)
+        assert after["handed_off"] - before["handed_off"] == 1
+        assert after["received"] - before["received"] == 1
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_no_request_lost_over_20000_mixed_requests_and_queue_histogram_counts_all(herd_factory):
     h, port, mport = start(herd_factory)
     base = web(mport)

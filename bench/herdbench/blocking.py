@@ -19,13 +19,15 @@ import os
 import resource
 import statistics
 
+from herdtest import proc_cpu_ticks
+
 from .common import f, log, msum
-from .load import run_wrk
+from .load import CLK_TCK, run_wrk
 
 MIXES = {
-    # name: ([(weight, path)], mean service seconds, cpu-bound)
-    "sleep": ([(0.9, "/sleep/2"), (0.1, "/sleep/50")], 0.9 * 0.002 + 0.1 * 0.050, False),
-    "cpu": ([(0.9, "/work/500"), (0.1, "/work/10000")], 0.9 * 0.0005 + 0.1 * 0.010, True),
+    # name: ([(weight, path)], mean service seconds, cpu-bound, seconds per unit of the body's N)
+    "sleep": ([(0.9, "/sleep/2"), (0.1, "/sleep/50")], 0.9 * 0.002 + 0.1 * 0.050, False, 1e-3),
+    "cpu": ([(0.9, "/work/500"), (0.1, "/work/10000")], 0.9 * 0.0005 + 0.1 * 0.010, True, 1e-6),
 }
 
 APP = '''import time
@@ -49,19 +51,45 @@ def app(environ, start_response):
 '''
 
 
+BLOCK = 20  # requests per shuffled block of the Lua mix
+
+
 def lua_script(paths):
-    """wrk script: each request picks a path by weight (seeded per thread)."""
-    cum, acc = [], 0.0
+    """wrk script. Requests come in shuffled blocks of BLOCK holding each path in proportion to
+    its weight (stratified: every window of requests has the nominal mix to within one block; a
+    mix drawn per request would leave the mean service of a 6 s run up to ~3% off the nominal
+    one, as much as the effects measured). Each response's body ("slept N" / "worked N") is
+    added up, and done() prints the count and sum: the mean service actually served."""
+    block = []
     for w, p in paths:
-        acc += w
-        cum.append((acc, p))
-    branches = "\n".join(f'    if r < {c:.6f} then return wrk.format("GET", "{p}") end' for c, p in cum[:-1])
-    return ("function init(args) math.randomseed(os.time()) end\n"
+        block += [p] * round(w * BLOCK)
+    assert len(block) == BLOCK, "weights must be multiples of 1/BLOCK"
+    items = ", ".join(f'"{p}"' for p in block)
+    return ("local block = {" + items + "}\n"
+            "local i = #block\n"
+            "served_n, served_sum = 0, 0\n"
+            "function init(args) math.randomseed(os.time()) end\n"
             "function request()\n"
-            "    local r = math.random()\n"
-            f"{branches}\n"
-            f'    return wrk.format("GET", "{cum[-1][1]}")\n'
+            "    if i == #block then\n"
+            "        for k = #block, 2, -1 do local j = math.random(k); block[k], block[j] = block[j], block[k] end\n"
+            "        i = 0\n"
+            "    end\n"
+            "    i = i + 1\n"
+            "    return wrk.format(\"GET\", block[i])\n"
+            "end\n"
+            "function response(status, headers, body)\n"
+            "    local v = tonumber(string.match(body or \"\", \"^%a+ (%d+)\"))\n"
+            "    if v then served_n = served_n + 1; served_sum = served_sum + v end\n"
+            "end\n"
+            "function setup(thread) wrk_thread = thread end\n"
+            "function done(summary, latency, requests)\n"
+            "    io.write(string.format(\"served %d %d\\n\", wrk_thread:get(\"served_n\"), wrk_thread:get(\"served_sum\")))\n"
             "end\n")
+
+
+def tree_cpu_s(srv):
+    """CPU seconds used so far by a server's master and workers (all their threads)."""
+    return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
 
 
 def herdd_server(peers, workers):
@@ -78,7 +106,7 @@ def section(peers, cfg):
     ncpu = os.cpu_count() or 1
     tmp = peers.workdir("blocking-scripts")
     scripts = {}
-    for mix, (paths, _, _) in MIXES.items():
+    for mix, (paths, _, _, _) in MIXES.items():
         p = tmp / f"{mix}.lua"
         p.write_text(lua_script(paths))
         scripts[mix] = str(p)
@@ -108,9 +136,15 @@ def section(peers, cfg):
                             # load generator shares the cores, so the CPU mix's bound is also given
                             # against the CPU it leaves (ncpu - wrk's CPUs).
                             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                            cpu0 = tree_cpu_s(s)
                             w = run_wrk([cmd], cfg.blocking_secs, f"blocking {mix} {mode} c{c} {pname}")[0]
+                            cpu1 = tree_cpu_s(s)
                             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                             w["client_cpus"] = ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / cfg.blocking_secs
+                            w["server_cpus"] = (cpu1 - cpu0) / cfg.blocking_secs
+                            sv = w.get("served")
+                            if sv and sv[0]:
+                                w["served_mean_s"] = sv[1] * MIXES[mix][3] / sv[0]
                             runs.setdefault((mix, mode, c, pname), []).append(w)
         if "herdd" in srvs:
             m = srvs["herdd"].metrics()
@@ -131,7 +165,7 @@ def section(peers, cfg):
         xs = [x[key] for x in lst if x.get(key) is not None]
         return statistics.median(xs) if xs else None
 
-    for mix, (_, mean_s, cpu) in MIXES.items():
+    for mix, (_, mean_s, cpu, _) in MIXES.items():
         bound = (min(workers, ncpu) if cpu else workers) / mean_s
         for mode in cfg.modes:
             for c in cfg.blocking_conns:
@@ -140,16 +174,35 @@ def section(peers, cfg):
                     lst = runs.get((mix, mode, c, pname), [])
                     row[pname] = {"rps": med(lst, "rps"), "p50_ms": med(lst, "p50_ms"), "p99_ms": med(lst, "p99_ms"),
                                   "errors": sum(x["errors"] + x["non2xx"] for x in lst),
-                                  "rounds_rps": [x["rps"] for x in lst], "client_cpus": med(lst, "client_cpus")}
+                                  "rounds_rps": [x["rps"] for x in lst], "client_cpus": med(lst, "client_cpus"),
+                                  "server_cpus": med(lst, "server_cpus"), "served_mean_s": med(lst, "served_mean_s")}
                     row[pname]["of_bound"] = row[pname]["rps"] / bound if row[pname]["rps"] else None
                     # CPU mix: the bound with the CPU the load generator left (min(workers, ncpu - wrk)).
                     left = ncpu - (row[pname]["client_cpus"] or 0.0)
                     row[pname]["of_cpu_left"] = (row[pname]["rps"] * mean_s / min(workers, left)
                                                  if cpu and row[pname]["rps"] and left > 0 else None)
+                    if cpu:
+                        row[pname]["cpu_per_request_us"] = cpu_per_request(row[pname], ncpu, workers, mean_s)
                 h, g = row["herdd"], row["gunicorn-sync"]
                 row["herdd/gunicorn-sync"] = {k: (h[k] / g[k] if h[k] and g[k] else None) for k in ("rps", "p50_ms", "p99_ms")}
                 out["rows"].append(row)
     return out
+
+
+def cpu_per_request(p, ncpu, workers, mean_s):
+    """Where the machine's CPU went per request (µs) in a CPU-mix run: the handlers (the mean
+    service served), the server outside its handlers (its processes' CPU time minus the
+    handlers'), wrk, and the rest (kernel threads, other processes, idle: all CPUs' time per
+    request minus the others). `ceiling`: the fraction of the nominal bound a server with no cost
+    outside its handlers would reach with the same wrk and rest."""
+    if not (p["rps"] and p["server_cpus"] is not None and p["client_cpus"] is not None and p["served_mean_s"]):
+        return None
+    handler = p["served_mean_s"] * 1e6
+    server = p["server_cpus"] / p["rps"] * 1e6
+    client = p["client_cpus"] / p["rps"] * 1e6
+    rest = ncpu / p["rps"] * 1e6 - server - client
+    return {"handler": handler, "outside": server - handler, "wrk": client, "rest": rest,
+            "ceiling": (mean_s * 1e6 / (handler + client + rest)) * ncpu / min(workers, ncpu)}
 
 
 def report(res, cfg):
@@ -174,5 +227,17 @@ def report(res, cfg):
         print("   cpu mix against the CPU wrk leaves (min(workers, CPUs - wrk's CPUs) / 1.45 ms), of that bound: "
               + "; ".join(f"{r['mode']} c={r['conns']}: herdd {f(r['herdd']['of_cpu_left'])} (wrk {f(r['herdd']['client_cpus'])} CPU), "
                           f"sync {f(r['gunicorn-sync'].get('of_cpu_left'))}" for r in cpu_rows))
+    costed = [r for r in b["rows"] if r["herdd"].get("cpu_per_request_us")]
+    if costed:
+        print("   cpu mix, CPU per request in µs: handlers (mean service served) + server outside them + wrk + rest "
+              "(kernel threads, idle); ceiling = of bound with nothing outside the handlers")
+        for r in costed:
+            parts = []
+            for pname in ("herdd", "gunicorn-sync"):
+                k = r[pname].get("cpu_per_request_us")
+                if k:
+                    parts.append(f"{pname} {k['handler']:.0f} + {k['outside']:.0f} + {k['wrk']:.0f} + {k['rest']:.0f} "
+                                 f"(ceiling {k['ceiling']:.3f})")
+            print(f"     {r['mode']:9} c={r['conns']:<3} " + "; ".join(parts))
     if b.get("herdd_metrics"):
         print(f"   herdd dispatch over the section: {b['herdd_metrics']}")

@@ -71,6 +71,10 @@ def parse_wrk(out):
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
         r["non2xx"] = int(m.group(1))
+    # A Lua script's done() may print "served COUNT SUM" (bench section "blocking").
+    m = re.search(r"^served (\d+) (\d+)$", out, re.M)
+    if m:
+        r["served"] = (int(m.group(1)), int(m.group(2)))
     return r
 
 

@@ -6,14 +6,21 @@ import Logging
 /// A worker's helper thread for work-conserving dispatch (see Dispatch.swift, README "Design").
 ///
 /// Connections of listeners whose handler may block are registered once, at accept, in the
-/// watcher's own epoll (EPOLLIN | EPOLLET; no syscall per request). The watcher sleeps on a
-/// condition variable while the worker's event loop runs: the edges pile up in its epoll's ready
-/// list (at most one entry per connection) without waking anyone. Before a blocking handler the
-/// event loop calls `start(busy:)`; the watcher then waits on its epoll, and for each connection
-/// that turned readable while it is idle in the event loop's view (no buffered input, nothing to
-/// send, not lingering) and is not the one being served, it sends the fd to the dispatch socket
-/// and removes it from both epolls and closes it. After the handler, `stop()` returns the
-/// connections handed off; the event loop forgets them.
+/// watcher's own epoll (EPOLLIN | EPOLLET; no syscall per request). The watcher thread always
+/// sits in epoll_wait on it. Before a blocking handler the event loop calls `start(busy:)` (a
+/// mutex, no wake-up); while active, for each connection that turns readable and is idle in the
+/// event loop's view (no buffered input, nothing to send, not lingering) and is not the one being
+/// served, the watcher sends the fd to the dispatch socket, removes it from both epolls and
+/// closes it. After the handler, `stop()` returns the connections handed off; the event loop
+/// forgets them. Edges that come while the event loop serves (inactive) are only noted; the next
+/// `start()` considers them on the event loop's thread.
+///
+/// Why not park the thread on a condition variable between handlers (as herdd 0.1's dispatch
+/// did): at saturation every request is a blocking handler, so the wake-up at each start() was a
+/// futex wake and two context switches per request, on cores the handlers need (bench
+/// "blocking", CPU mix: the watchers used 18 µs of CPU per request, 9 µs without it, and the
+/// workers were preempted 0.6 times less per request). The price is a wake-up per request that
+/// comes while the worker is idle, when CPU is not short.
 ///
 /// Synchronization: everything the watcher does to a connection happens under `mutex` while
 /// `active` is true; `stop()` clears `active` under the same mutex, so once it returns the
@@ -29,7 +36,6 @@ final class Watcher: @unchecked Sendable {
     /// The worker's logger (a value: safe to use from the watcher's thread).
     private let log: Logger
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let cond: UnsafeMutablePointer<pthread_cond_t>
     // Guarded by mutex:
     private var active = false
     private var busyFD: Int32 = -1
@@ -52,11 +58,8 @@ final class Watcher: @unchecked Sendable {
         self.log = worker.log
         epoll = try Epoll(what: "watcher")
         mutex = .allocate(capacity: 1)
-        cond = .allocate(capacity: 1)
-        var rc = pthread_mutex_init(mutex, nil)
+        let rc = pthread_mutex_init(mutex, nil)
         guard rc == 0 else { throw SysError("pthread_mutex_init", errno: rc) }
-        rc = pthread_cond_init(cond, nil)
-        guard rc == 0 else { throw SysError("pthread_cond_init", errno: rc) }
         handedOff.reserveCapacity(64)
         pending.reserveCapacity(64)
     }
@@ -91,11 +94,17 @@ final class Watcher: @unchecked Sendable {
     }
 
     /// Event loop, before a blocking handler: hand off readable idle connections other than `busy`.
+    /// Edges the watcher saw while inactive are considered here, on the event loop's thread
+    /// (under the mutex, like the watcher would): the watcher needs no wake-up to start.
     func start(busy: Int32) {
         pthread_mutex_lock(mutex)
         active = true
         busyFD = busy
-        pthread_cond_signal(cond)
+        if !pending.isEmpty {
+            let now = monotonicNanos()
+            for fd in pending { consider(fd, now: now) }
+            pending.removeAll(keepingCapacity: true)
+        }
         pthread_mutex_unlock(mutex)
     }
 
@@ -115,20 +124,14 @@ final class Watcher: @unchecked Sendable {
     private func loop() -> Never {
         var events = EpollReadyList(capacity: 64)
         while true {
-            pthread_mutex_lock(mutex)
-            while !active { pthread_cond_wait(cond, mutex) }
-            if !pending.isEmpty {
-                let now = monotonicNanos()
-                for fd in pending { consider(fd, now: now) }
-                pending.removeAll(keepingCapacity: true)
-            }
-            pthread_mutex_unlock(mutex)
-            // Wait while the handler runs. The timeout only bounds how long a stop() goes
-            // unnoticed when nothing happens (then we park on the condition variable again).
-            // Timeout or EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so,
-            // and pause as long as the timeout would have, rather than spin.
+            // Always in epoll_wait, never parked elsewhere: starting the watcher costs the event
+            // loop no wake-up (a futex wake and two context switches per handler, which at
+            // saturation is every request). Edges that come while the event loop itself serves
+            // (inactive) wake us too; they are noted and considered at the next start().
+            // EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so, and pause
+            // rather than spin.
             let n: Int
-            do { n = try epoll.wait(&events, timeoutMillis: 50) } catch {
+            do { n = try epoll.wait(&events, timeoutMillis: -1) } catch {
                 log.error("\(error)", metadata: ["event": "dispatch-error"])
                 usleep(50_000)
                 continue

@@ -135,6 +135,12 @@ final class Worker: ConnectionHost {
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
             let timeout: Int32 = acceptPaused ? 20 : (draining ? 100 : 1000)
             let n = try epoll.wait(&events, timeoutMillis: timeout)
+            #if HERDD_TEST_HOOKS
+            // Test builds only: a slow turn (every turn that has events waits this long before
+            // serving them), so a test can make requests arrive while the event loop is busy
+            // outside a handler (the watcher's kept edges, test_dispatch.py).
+            if n > 0, Worker.testTurnDelayMicros > 0 { usleep(Worker.testTurnDelayMicros) }
+            #endif
             now = monotonicNanos()
             turnClock = now
             if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
@@ -164,6 +170,11 @@ final class Worker: ConnectionHost {
             if draining && activeCount == 0 && !drainDispatchQueue() { finish() }
         }
     }
+
+    #if HERDD_TEST_HOOKS
+    /// HERDD_TEST_TURN_DELAY_MS (test builds only): see the event loop.
+    static let testTurnDelayMicros: UInt32 = getenv("HERDD_TEST_TURN_DELAY_MS").flatMap { UInt32(String(cString: $0)) }.map { $0 * 1000 } ?? 0
+    #endif
 
     // MARK: - Accepting
 
