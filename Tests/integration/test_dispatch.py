@@ -80,22 +80,27 @@ def pid_of(body: bytes) -> int:
     return int(m.group(1))
 
 
+def two_on_one_worker(port, conns):
+    """Opens keep-alive connections (appended to `conns`, which the caller closes) until two of
+    them are held by the same worker; returns (that worker's pid, the two connections)."""
+    by_pid: dict[int, list[Conn]] = {}
+    for _ in range(12):
+        c = Conn(port)
+        conns.append(c)
+        status_, body = c.get("/")
+        assert status_ == 200
+        by_pid.setdefault(pid_of(body), []).append(c)
+        if any(len(v) >= 2 for v in by_pid.values()):
+            break
+    return next((p, v[0], v[1]) for p, v in by_pid.items() if len(v) >= 2)
+
+
 @pytest.mark.parametrize("balance", ["rotate", "hot", "spread"])
 def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_factory, balance):
     h, port, mport = start(herd_factory, extra=("--balance", balance))
-    # Open keep-alive connections until two of them are held by the same worker.
-    by_pid: dict[int, list[Conn]] = {}
     conns = []
     try:
-        for _ in range(12):
-            c = Conn(port)
-            conns.append(c)
-            status_, body = c.get("/")
-            assert status_ == 200
-            by_pid.setdefault(pid_of(body), []).append(c)
-            if any(len(v) >= 2 for v in by_pid.values()):
-                break
-        busy_pid, (parked, other) = next((p, v[:2]) for p, v in by_pid.items() if len(v) >= 2)
+        busy_pid, parked, other = two_on_one_worker(port, conns)
         before = web(mport)
         parked.send("/sleep/2000")
         # The worker is inside the handler once its scoreboard state says busy.
@@ -134,18 +139,9 @@ def test_request_arriving_between_handlers_goes_to_the_idle_worker(herd_factory)
                       "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"],
                      env={"HERDD_TEST_TURN_DELAY_MS": "300"})
     h.wait_workers(2)
-    by_pid: dict[int, list[Conn]] = {}
     conns = []
     try:
-        for _ in range(12):
-            c = Conn(port)
-            conns.append(c)
-            status_, body = c.get("/")
-            assert status_ == 200
-            by_pid.setdefault(pid_of(body), []).append(c)
-            if any(len(v) >= 2 for v in by_pid.values()):
-                break
-        busy_pid, (parked, other) = next((p, v[:2]) for p, v in by_pid.items() if len(v) >= 2)
+        busy_pid, parked, other = two_on_one_worker(port, conns)
         before = web(mport)
         # The worker wakes for the first request and spends 300 ms before serving it; the
         # second request comes 100 ms into that turn, so it is not in the turn's batch.
