@@ -134,7 +134,16 @@ final class Worker: ConnectionHost {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
             let timeout: Int32 = acceptPaused ? 20 : (draining ? 100 : 1000)
-            let n = try epoll.wait(&events, timeoutMillis: timeout)
+            // A worker with blocking handlers first looks without waiting. Events already
+            // pending mean it came back from work to more work (every worker may be busy): a
+            // saturated turn (see saturatedTurn). Only if there are none does it sleep.
+            var n = 0
+            var saturated = false
+            if watcher != nil {
+                n = try epoll.wait(&events, timeoutMillis: 0)
+                saturated = n > 0
+            }
+            if !saturated { n = try epoll.wait(&events, timeoutMillis: timeout) }
             #if HERDD_TEST_HOOKS
             // Test builds only: a slow turn (every turn that has events waits this long before
             // serving them), so a test can make requests arrive while the event loop is busy
@@ -147,15 +156,19 @@ final class Worker: ConnectionHost {
             // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
             // a worker stuck in a handler stops beating and the master kills it.
             scoreboard.store(slot, .heartbeat, now)
-            for i in 0..<n {
-                let ev = events[i]
-                switch ev.tag {
-                case .connection(let fd)?:
-                    if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
-                case .listener(let index)?: acceptConnections(index)
-                case .dispatch?: receiveDispatched()
-                case .signals?: handleSignals()
-                default: break // no other registration in a worker's epoll
+            if saturated {
+                saturatedTurn(events, n)
+            } else {
+                for i in 0..<n {
+                    let ev = events[i]
+                    switch ev.tag {
+                    case .connection(let fd)?:
+                        if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
+                    case .listener(let index)?: acceptConnections(index)
+                    case .dispatch?: receiveDispatched()
+                    case .signals?: handleSignals()
+                    default: break // no other registration in a worker's epoll
+                    }
                 }
             }
             if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
@@ -176,6 +189,61 @@ final class Worker: ConnectionHost {
     static let testTurnDelayMicros: UInt32 = getenv("HERDD_TEST_TURN_DELAY_MS").flatMap { UInt32(String(cString: $0)) }.map { $0 * 1000 } ?? 0
     #endif
 
+    // MARK: - Saturated turns
+
+    /// Handlers of blocking listeners run so far (saturatedTurn compares it around its first pass).
+    var blockingHandlersRun = 0
+    /// In a saturated turn where both a blocking listener and the dispatch socket have work:
+    /// which one gives the turn's new work (they alternate, so neither queue starves).
+    private var dispatchNext = true
+
+    /// A turn whose events were already pending when the worker came back from its last one (it
+    /// did not sleep, so no exclusive wake-up was spent on it: a connection or a hand-off that
+    /// came meanwhile woke an idle worker, if there was one). The worker's own connections go
+    /// first; then, only if none of them ran a blocking handler, one piece of new work: one
+    /// accept on a blocking listener or one connection from the dispatch socket. What is left
+    /// stays queued (both are level-triggered) for the next turn, or for whichever worker gets
+    /// there first.
+    ///
+    /// Why not take everything, as a woken worker does: at saturation the listener and the
+    /// dispatch socket are ready on every turn. A worker that accepted and then served a
+    /// connection from the dispatch queue held the accepted one while busy, and its watcher
+    /// handed it off at the next handler: with `Connection: close`, nearly every request went
+    /// through both queues (bench "blocking", CPU mix: about 30 µs of CPU per request, and the
+    /// order of the accept queue lost). Non-blocking listeners are served as in any turn.
+    private func saturatedTurn(_ events: EpollReadyList, _ n: Int) {
+        let handlersBefore = blockingHandlersRun
+        var dispatchReady = false
+        var blockingListener = -1
+        for i in 0..<n {
+            let ev = events[i]
+            switch ev.tag {
+            case .connection(let fd)?:
+                if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
+            case .listener(let index)?:
+                if index < listenerMayBlock.count, listenerMayBlock[index] {
+                    if blockingListener < 0 { blockingListener = index }
+                } else {
+                    acceptConnections(index)
+                }
+            case .dispatch?: dispatchReady = true
+            case .signals?: handleSignals()
+            default: break // no other registration in a worker's epoll
+            }
+        }
+        guard blockingHandlersRun == handlersBefore else { return }
+        let both = dispatchReady && blockingListener >= 0
+        if dispatchReady && (!both || dispatchNext) {
+            receiveDispatched()
+        } else if blockingListener >= 0, let conn = acceptConnections(blockingListener, single: true), !conn.closed {
+            // Served at once, like a connection taken from the dispatch socket: left for the
+            // next turn, it would find the dispatch queue non-empty and go to its tail
+            // (queueBehindDispatched), though it was taken as this turn's work.
+            conn.readable()
+        }
+        if both { dispatchNext.toggle() }
+    }
+
     // MARK: - Accepting
 
     /// One wakeup for listener `index`: accept one connection (default) or, with multi-accept
@@ -184,11 +252,15 @@ final class Worker: ConnectionHost {
     /// connection still queued wakes a worker again; while we serve this one, that is another
     /// idle worker, so a burst of connections spreads over the pool instead of piling onto the
     /// worker that woke first; and no accept4 per wakeup ends in EAGAIN.
-    private func acceptConnections(_ index: Int) {
-        guard index < listeners.count, !draining else { return }
+    /// `single`: one accept whatever the settings (a saturated turn's one piece of new work).
+    /// Returns the connection accepted last, if any.
+    @discardableResult
+    private func acceptConnections(_ index: Int, single: Bool = false) -> Connection? {
+        guard index < listeners.count, !draining else { return nil }
         let l = listeners[index]
         scoreboard.bump(slot, listener: index, .wakeups)
-        let drainQueue = config.multiAccept || config.balance == .spread
+        let drainQueue = !single && (config.multiAccept || config.balance == .spread)
+        var last: Connection? = nil
         var first = true
         while first || drainQueue {
             var storage = sockaddr_storage()
@@ -202,7 +274,7 @@ final class Worker: ConnectionHost {
                 // process got the connection. That is the herd; the EAGAIN that ends a
                 // loop which accepted something is normal and counted apart.
                 scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
-                if config.balance == .spread && !first {
+                if config.balance == .spread && !first && !single {
                     // Re-arm (DEL + ADD): we move to the tail of the exclusive wait queue, so
                     // the next connection wakes another idle worker instead of us (LIFO).
                     unwatchListeners()
@@ -212,7 +284,7 @@ final class Worker: ConnectionHost {
                         acceptResumeAt = now + 100_000_000
                     }
                 }
-                return
+                return last
             case .failed(let e) where e == ECONNABORTED || e == EPROTO:
                 continue // that connection is gone; the next one may be queued
             case .failed(let e):
@@ -223,7 +295,7 @@ final class Worker: ConnectionHost {
                 log.error("accept4 on \(l.name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(l.name)"])
                 unwatchListeners()
                 acceptResumeAt = now + 100_000_000
-                return
+                return last
             }
             first = false
             scoreboard.bump(slot, listener: index, .accepted)
@@ -244,11 +316,12 @@ final class Worker: ConnectionHost {
             buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
             if listenerMayBlock[index], let watcher { watch(fd, watcher) }
+            last = conn
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
                 // wait queue until we are back within our share.
                 unwatchListeners()
-                return
+                return last
             }
             if config.balance == .rotate {
                 acceptsSinceRotation += 1
@@ -258,6 +331,7 @@ final class Worker: ConnectionHost {
                 }
             }
         }
+        return last
     }
 
     // MARK: - Balance
@@ -372,6 +446,7 @@ final class Worker: ConnectionHost {
         // A handler that may block: let the watcher pass our other connections that turn
         // readable meanwhile to idle workers (Watcher.swift). Not while draining: then we close
         // keep-alive connections anyway, and the dispatch queue must empty before we exit.
+        if listenerMayBlock[conn.listener] { blockingHandlersRun &+= 1 }
         let watched = listenerMayBlock[conn.listener] && !draining ? watcher : nil
         watched?.start(busy: conn.fd)
         let response = listeners[conn.listener].handler.handle(request, context: handlerContext(conn))
