@@ -1,3 +1,4 @@
+import Foundation
 import CHerdSys
 import Glibc
 import Testing
@@ -7,6 +8,28 @@ import HerdSys
 /// The shared-memory scoreboard on a real memfd: the master's and a worker's mappings of the same
 /// fd, the slot words, the latency buckets, the published command results and the header check.
 @Suite struct ScoreboardTests {
+    @Test func publishedMasterPIDIsReadFromTheFileAndFollowsTheRename() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("herdd-sb-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/\(Scoreboard.fileName)"
+        #expect(Scoreboard.masterPID(publishedAt: path) == nil)
+        let old = try Scoreboard(creatingSlots: 1, masterPID: 4242, publishDirectory: dir)
+        #expect(Scoreboard.masterPID(publishedAt: path) == 4242)
+        // A hot upgrade's new master: its file replaces the old one only at publishFile().
+        let new = try Scoreboard(creatingSlots: 1, masterPID: 4343, publishDirectory: dir, publishNow: false)
+        #expect(Scoreboard.masterPID(publishedAt: path) == 4242)
+        try new.publishFile()
+        #expect(Scoreboard.masterPID(publishedAt: path) == 4343)
+        // The old master after a hand-over leaves the file alone (Master.run): unpublish would
+        // only remove a file that still names it.
+        old.unpublish(masterPID: 4242)
+        #expect(Scoreboard.masterPID(publishedAt: path) == 4343)
+        // Not a scoreboard: nil.
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 64))
+        #expect(Scoreboard.masterPID(publishedAt: path) == nil)
+    }
+
     @Test func workerMappingSeesMasterWritesAndBack() throws {
         let master = try Scoreboard(creatingSlots: 3, masterPID: 4242)
         defer { close(master.fd) }

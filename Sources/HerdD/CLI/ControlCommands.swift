@@ -29,8 +29,16 @@ struct UpgradeCommand: ParsableCommand {
     @OptionGroup var target: ControlTarget
 
     func run() throws {
+        let published = target.publishedMaster() != nil
         try target.signalAndWait(signal: SIGUSR2, sequence: .upgradeSeq, result: .upgradeResult, what: "upgrade") { sb in
-            "upgraded: new master pid \(sb.header(.upgradeNewPID))"
+            let newPID = Int32(truncatingIfNeeded: sb.header(.upgradeNewPID))
+            // The old master reports success when it commits; the new master publishes its
+            // scoreboard in the runtime directory when it receives the commit, a moment later.
+            // Return when it has, so a `herdd reload` right after finds the new master.
+            if published && !target.waitForPublished(newPID) {
+                return "upgraded: new master pid \(newPID) (it has not published its scoreboard in \(target.directory) yet)"
+            }
+            return "upgraded: new master pid \(newPID)"
         }
     }
 }
@@ -76,6 +84,21 @@ struct ControlTarget: ParsableArguments {
             throw ValidationError("no herdd master found: \(path) names pid \(p), which is not running")
         }
         return p
+    }
+
+    /// The master pid named by the scoreboard published in the runtime directory, if any.
+    func publishedMaster() -> Int32? {
+        Scoreboard.masterPID(publishedAt: "\(directory)/\(Scoreboard.fileName)")
+    }
+
+    /// Waits (up to --timeout) until the runtime directory's scoreboard names `pid`.
+    func waitForPublished(_ pid: Int32) -> Bool {
+        let deadline = monotonicNanos() + UInt64(timeout * 1e9)
+        while publishedMaster() != pid {
+            if monotonicNanos() > deadline { return false }
+            usleep(20_000)
+        }
+        return true
     }
 
     /// `systemctl show --property=MainPID --value UNIT` (0: the unit is not running).

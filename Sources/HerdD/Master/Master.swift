@@ -163,7 +163,10 @@ final class Master {
             if stop != nil && workers.isEmpty && upgrader.allowsExit { break }
         }
         upgrader.sendFinalTotals()
-        scoreboard.unpublish(masterPID: getpid())
+        // After a hand-over the new master renames its own file over ours (atomically); removing
+        // ours here could race with that rename and remove the new master's file instead
+        // (check, then unlink: the name may change in between).
+        if !upgrader.handedOver { scoreboard.unpublish(masterPID: getpid()) }
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
         return exitCode

@@ -169,6 +169,18 @@ final class Scoreboard: @unchecked Sendable {
         }
     }
 
+    /// The master pid in the header of the scoreboard file at `path` (read, not mapped: for
+    /// polling), or nil if there is none or it is not a herdd scoreboard.
+    static func masterPID(publishedAt path: String) -> Int32? {
+        guard let fd = try? Sys.open(path, O_RDONLY | O_CLOEXEC) else { return nil }
+        defer { Sys.close(fd) }
+        var words = [UInt64](repeating: 0, count: HeaderField.masterPID.rawValue + 1)
+        let want = words.count * 8
+        guard case .done(want) = words.withUnsafeMutableBytes({ Sys.read(fd, $0.baseAddress, want) }),
+              words[0] == magic, words[1] == layoutVersion else { return nil }
+        return Int32(truncatingIfNeeded: words[HeaderField.masterPID.rawValue])
+    }
+
     /// Worker side: maps the memfd inherited at `fd` and checks the header. (Also used read-only
     /// by `herdd reload/upgrade` on a master's fd reopened through /proc.)
     init(attaching fd: Int32, readOnly: Bool = false) throws {
