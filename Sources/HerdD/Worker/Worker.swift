@@ -235,11 +235,15 @@ final class Worker: ConnectionHost {
         let both = dispatchReady && blockingListener >= 0
         if dispatchReady && (!both || dispatchNext) {
             receiveDispatched()
-        } else if blockingListener >= 0, let conn = acceptConnections(blockingListener, single: true), !conn.closed {
+        } else if blockingListener >= 0, let conn = acceptConnections(blockingListener, single: true) {
             // Served at once, like a connection taken from the dispatch socket: left for the
             // next turn, it would find the dispatch queue non-empty and go to its tail
             // (queueBehindDispatched), though it was taken as this turn's work.
-            conn.readable()
+            if !conn.closed { conn.readable() }
+            // Registered with the watcher only now, if it is still open: its request is usually
+            // in already, and a registration before the read would wake the watcher for it
+            // (an edge it can only note); with `Connection: close` it would be for nothing.
+            if !conn.closed, let watcher { watch(conn.fd, watcher) }
         }
         if both { dispatchNext.toggle() }
     }
@@ -315,7 +319,8 @@ final class Worker: ConnectionHost {
             activeCount += 1
             buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
-            if listenerMayBlock[index], let watcher { watch(fd, watcher) }
+            // A saturated turn's accept (single) is watched after it is served (saturatedTurn).
+            if listenerMayBlock[index], !single, let watcher { watch(fd, watcher) }
             last = conn
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
