@@ -80,6 +80,16 @@ def pid_of(body: bytes) -> int:
     return int(m.group(1))
 
 
+def run_clients(fn, n, timeout):
+    """Runs fn(i) for i in 0..<n on threads and waits for all of them (at most `timeout` s)."""
+    threads = [threading.Thread(target=fn, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), f"load did not finish within {timeout} s"
+
+
 def two_on_one_worker(port, conns):
     """Opens keep-alive connections (appended to `conns`, which the caller closes) until two of
     them are held by the same worker; returns (that worker's pid, the two connections)."""
@@ -177,7 +187,7 @@ def test_connection_per_request_load_at_saturation_goes_through_the_accept_queue
     answered = [0]
     lock = threading.Lock()
 
-    def run():
+    def run(_i):
         for _ in range(per):
             c = Conn(port)
             try:
@@ -192,12 +202,7 @@ def test_connection_per_request_load_at_saturation_goes_through_the_accept_queue
             finally:
                 c.close()
 
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "load did not finish within 60 s"
+    run_clients(run, clients, 60)
     assert not errors, errors[:5]
     assert answered[0] == clients * per
     after = web(mport)
@@ -245,12 +250,7 @@ def test_no_request_lost_over_20000_mixed_requests_and_queue_histogram_counts_al
         finally:
             c.close()
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "load did not finish within 120 s"
+    run_clients(run, clients, 120)
     assert not errors, errors[:5]
     assert sum(len(r) for r in results) == total and all(all(r) for r in results)
     after = web(mport)
