@@ -136,7 +136,7 @@ final class Worker: ConnectionHost {
             let timeout: Int32 = acceptPaused ? 20 : (draining ? 100 : 1000)
             // A worker with blocking handlers first looks without waiting. Events already
             // pending mean it came back from work to more work (every worker may be busy): a
-            // saturated turn (see saturatedTurn). Only if there are none does it sleep.
+            // saturated turn (see takeNewWork). Only if there are none does it sleep.
             var n = 0
             var saturated = false
             if watcher != nil {
@@ -156,20 +156,30 @@ final class Worker: ConnectionHost {
             // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
             // a worker stuck in a handler stops beating and the master kills it.
             scoreboard.store(slot, .heartbeat, now)
-            if saturated {
-                saturatedTurn(events, n)
-            } else {
-                for i in 0..<n {
-                    let ev = events[i]
-                    switch ev.tag {
-                    case .connection(let fd)?:
-                        if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
-                    case .listener(let index)?: acceptConnections(index)
-                    case .dispatch?: receiveDispatched()
-                    case .signals?: handleSignals()
-                    default: break // no other registration in a worker's epoll
+            // A saturated turn defers new work on blocking listeners and the dispatch socket to
+            // its end (takeNewWork); any other turn takes it as the events come.
+            let handlersBefore = blockingHandlersRun
+            var dispatchReady = false
+            var blockingListener = -1
+            for i in 0..<n {
+                let ev = events[i]
+                switch ev.tag {
+                case .connection(let fd)?:
+                    if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
+                case .listener(let index)?:
+                    if saturated && index < listenerMayBlock.count && listenerMayBlock[index] {
+                        if blockingListener < 0 { blockingListener = index }
+                    } else {
+                        acceptConnections(index)
                     }
+                case .dispatch?:
+                    if saturated { dispatchReady = true } else { receiveDispatched() }
+                case .signals?: handleSignals()
+                default: break // no other registration in a worker's epoll
                 }
+            }
+            if saturated && blockingHandlersRun == handlersBefore {
+                takeNewWork(dispatchReady: dispatchReady, blockingListener: blockingListener)
             }
             if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
             if now - lastSweep >= (draining ? 100_000_000 : 1_000_000_000) {
@@ -191,19 +201,19 @@ final class Worker: ConnectionHost {
 
     // MARK: - Saturated turns
 
-    /// Handlers of blocking listeners run so far (saturatedTurn compares it around its first pass).
+    /// Handlers of blocking listeners run so far (a saturated turn compares it around its events).
     var blockingHandlersRun = 0
     /// In a saturated turn where both a blocking listener and the dispatch socket have work:
     /// which one gives the turn's new work (they alternate, so neither queue starves).
     private var dispatchNext = true
 
-    /// A turn whose events were already pending when the worker came back from its last one (it
-    /// did not sleep, so no exclusive wake-up was spent on it: a connection or a hand-off that
-    /// came meanwhile woke an idle worker, if there was one). The worker's own connections go
-    /// first; then, only if none of them ran a blocking handler, one piece of new work: one
-    /// accept on a blocking listener or one connection from the dispatch socket. What is left
-    /// stays queued (both are level-triggered) for the next turn, or for whichever worker gets
-    /// there first.
+    /// The end of a saturated turn: a turn whose events were already pending when the worker
+    /// came back from its last one (it did not sleep, so no exclusive wake-up was spent on it: a
+    /// connection or a hand-off that came meanwhile woke an idle worker, if there was one). The
+    /// worker's own connections went first; if none of them ran a blocking handler, it takes
+    /// one piece of new work: one accept on a blocking listener or one connection from the
+    /// dispatch socket. What is left stays queued (both are level-triggered) for the next turn,
+    /// or for whichever worker gets there first.
     ///
     /// Why not take everything, as a woken worker does: at saturation the listener and the
     /// dispatch socket are ready on every turn. A worker that accepted and then served a
@@ -211,27 +221,7 @@ final class Worker: ConnectionHost {
     /// handed it off at the next handler: with `Connection: close`, nearly every request went
     /// through both queues (bench "blocking", CPU mix: about 30 µs of CPU per request, and the
     /// order of the accept queue lost). Non-blocking listeners are served as in any turn.
-    private func saturatedTurn(_ events: EpollReadyList, _ n: Int) {
-        let handlersBefore = blockingHandlersRun
-        var dispatchReady = false
-        var blockingListener = -1
-        for i in 0..<n {
-            let ev = events[i]
-            switch ev.tag {
-            case .connection(let fd)?:
-                if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
-            case .listener(let index)?:
-                if index < listenerMayBlock.count, listenerMayBlock[index] {
-                    if blockingListener < 0 { blockingListener = index }
-                } else {
-                    acceptConnections(index)
-                }
-            case .dispatch?: dispatchReady = true
-            case .signals?: handleSignals()
-            default: break // no other registration in a worker's epoll
-            }
-        }
-        guard blockingHandlersRun == handlersBefore else { return }
+    private func takeNewWork(dispatchReady: Bool, blockingListener: Int) {
         let both = dispatchReady && blockingListener >= 0
         if dispatchReady && (!both || dispatchNext) {
             receiveDispatched()
@@ -319,7 +309,7 @@ final class Worker: ConnectionHost {
             activeCount += 1
             buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
-            // A saturated turn's accept (single) is watched after it is served (saturatedTurn).
+            // A saturated turn's accept (single) is watched after it is served (takeNewWork).
             if listenerMayBlock[index], !single, let watcher { watch(fd, watcher) }
             last = conn
             if config.balance == .spread && overShare() {
@@ -451,8 +441,9 @@ final class Worker: ConnectionHost {
         // A handler that may block: let the watcher pass our other connections that turn
         // readable meanwhile to idle workers (Watcher.swift). Not while draining: then we close
         // keep-alive connections anyway, and the dispatch queue must empty before we exit.
-        if listenerMayBlock[conn.listener] { blockingHandlersRun &+= 1 }
-        let watched = listenerMayBlock[conn.listener] && !draining ? watcher : nil
+        let mayBlock = listenerMayBlock[conn.listener]
+        if mayBlock { blockingHandlersRun &+= 1 }
+        let watched = mayBlock && !draining ? watcher : nil
         watched?.start(busy: conn.fd)
         let response = listeners[conn.listener].handler.handle(request, context: handlerContext(conn))
         if let watched { finishHandOffs(watched) }
