@@ -52,6 +52,24 @@ extension Sys {
         Glibc.kill(pid, 0) == 0
     }
 
+    /// pidfd_open(2): an fd that becomes readable when `pid` exits. Unlike polling kill(pid, 0)
+    /// it names this process, not whoever gets the number next, and it needs no parent: a
+    /// master after a hot upgrade is nobody's child but PID 1's.
+    @usableFromInline package static func pidfdOpen(_ pid: pid_t) throws(SysError) -> Int32 {
+        try sys("pidfd_open", detail: "pid \(pid)") { herd_pidfd_open(pid) }
+    }
+
+    /// poll(2) for input on one fd: true once readable, false at the timeout. EINTR counts as
+    /// "not yet" (the caller's loop has a deadline and asks again).
+    @usableFromInline package static func waitReadable(_ fd: Int32, timeoutMillis: Int32) throws(SysError) -> Bool {
+        let r = herd_poll_input(fd, timeoutMillis)
+        if r < 0 {
+            if Glibc.errno == EINTR { return false }
+            throw SysError("poll", detail: "fd \(fd)")
+        }
+        return r > 0
+    }
+
     /// waitpid(-1, WNOHANG): one exited child (pid, wait status), nil when none is left to reap
     /// (0: children still running; ECHILD: no children).
     @usableFromInline package static func reapChild() -> (pid: pid_t, status: Int32)? {

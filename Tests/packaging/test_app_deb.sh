@@ -50,6 +50,7 @@ check "config: handler = metrics=metrics" grep -qxF "handler = metrics=metrics" 
 unit="$ROOT/lib/systemd/system/$NAME.service"
 check "ExecStart=/usr/bin/$NAME --config /etc/$NAME/$NAME.conf" grep -qxF "ExecStart=/usr/bin/$NAME --config /etc/$NAME/$NAME.conf" "$unit"
 check "ExecReload=/usr/bin/$NAME reload" grep -qxF "ExecReload=/usr/bin/$NAME reload" "$unit"
+check "ExecStop=/usr/bin/$NAME stop (graceful stop after a hot upgrade)" grep -qxF "ExecStop=/usr/bin/$NAME stop" "$unit"
 for line in "StateDirectory=$NAME" "RuntimeDirectory=$NAME" "DynamicUser=yes" "Type=notify" "NotifyAccess=main" \
             "Requires=$NAME.socket $NAME-metrics.socket" "ProtectSystem=strict"; do
     check "unit: $line" grep -qxF "$line" "$unit"

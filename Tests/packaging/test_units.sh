@@ -65,6 +65,7 @@ expect herdd.service Type notify
 expect herdd.service NotifyAccess main
 expect herdd.service ExecStart "/usr/bin/herdd --config /etc/herdd/herdd.conf"
 expect herdd.service ExecReload '/usr/bin/herdd reload'
+expect herdd.service ExecStop '/usr/bin/herdd stop'
 expect herdd.service KillMode mixed
 expect herdd.service TimeoutStopSec 35
 expect herdd.service WatchdogSec 10

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -46,6 +48,15 @@ int pipe2(int pipefd[2], int flags);
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
 #endif
+
+// pidfd_open(2) (Linux 5.3): glibc 2.36 has no wrapper, and syscall(2) is variadic (Swift
+// cannot call it). The fd becomes readable when the process exits.
+static inline int herd_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+// poll(2) for input on one fd (a pidfd): 1 readable, 0 timeout, -1 error.
+static inline int herd_poll_input(int fd, int timeout_ms) {
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    return poll(&p, 1, timeout_ms);
+}
 
 // Flag values Swift cannot import as macros of macros.
 static inline int herd_sock_nonblock(void) { return SOCK_NONBLOCK; }

@@ -27,7 +27,7 @@ struct HerdCommand: ParsableCommand {
         commandName: programName,
         abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
         version: herddVersionString,
-        subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self],
+        subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self, StopCommand.self],
         defaultSubcommand: Serve.self)
 }
 

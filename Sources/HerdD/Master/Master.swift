@@ -160,7 +160,7 @@ final class Master {
                 }
             }
             tick()
-            if stop != nil && workers.isEmpty && upgrader.allowsExit { break }
+            if mayExit(now: monotonicNanos()) { break }
         }
         upgrader.sendFinalTotals()
         // After a hand-over the new master renames its own file over ours (atomically); removing

@@ -112,6 +112,7 @@ extension Master: UpgradeHost {
     // MARK: UpgradeHost
 
     var isStopping: Bool { stop != nil }
+    var gracefulTimeout: Double { config.gracefulTimeout }
 
     func tookOver() {
         if !metricsListeners.isEmpty && metricsServer == nil {

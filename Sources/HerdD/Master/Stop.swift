@@ -13,7 +13,7 @@ extension Master {
         stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
         pendingSpawns.removeAll()
         // Stopping in the middle of an upgrade: the new master must not outlive us unready.
-        upgrader.stopNewMaster()
+        upgrader.stopNewMaster(immediate: immediate)
         if upgrader.handedOver {
             // The new master is systemd's main pid now: STOPPING=1 (or any STATUS=) from us
             // would stop the service or overwrite the new master's status.
@@ -25,6 +25,9 @@ extension Master {
             "event": "stop", "mode": "\(immediate ? "immediate" : "graceful")", "workers": "\(workers.count)",
         ])
         for pid in workers.keys { signalWorker(pid, immediate ? SIGQUIT : SIGTERM) }
+        if let old = upgrader.predecessorPID {
+            log.info("waiting for the old master \(old) to finish its drain before exiting", metadata: ["event": "stop-wait-predecessor", "old_pid": "\(old)"])
+        }
         // Not once we handed the sockets over (the new master serves them), nor as a new master
         // not yet committed (they are still the old master's, which keeps serving).
         if !upgrader.handedOver && upgrader.handover == nil { closeOwnedListeners() }
@@ -58,6 +61,16 @@ extension Master {
         log.info("closed the listening sockets herdd bound", metadata: [
             "event": "listeners-closed", "listeners": "\(allListeners.filter(\.owned).map(\.name).joined(separator: " "))",
         ])
+    }
+
+    /// The loop may end: stopping, no worker left, no new master of ours still running, and no
+    /// predecessor still draining (waited for until our own stop deadline).
+    func mayExit(now: UInt64) -> Bool {
+        guard let stop, workers.isEmpty, upgrader.allowsExit else { return false }
+        guard upgrader.waitsForPredecessor else { return true }
+        switch stop {
+        case .graceful(let deadline), .immediate(let deadline): return now >= deadline
+        }
     }
 
     func killAll(reason: String) {

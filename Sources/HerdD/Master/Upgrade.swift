@@ -22,11 +22,19 @@ import Logging
 /// then drains and exits without STOPPING=1. EOF without "R", an exit, or --upgrade-timeout
 /// before the commit: the old master kills the new one (SIGQUIT, SIGKILL 5 s later) and keeps
 /// serving; the new master, never committed, stops without a word to systemd.
+///
+/// Stopping the new master means SIGTERM: its workers may have accepted connections already
+/// (they share the listening sockets), and a graceful stop answers those; SIGKILL follows only
+/// after graceful-timeout + 5 s. After a commit the new master, when it is stopped, waits for the
+/// old one (its handover socket closes when the old master exits) before it exits itself: a
+/// stop that waits for the main pid (`herdd stop`, the unit's ExecStop=) then waits for both.
 struct UpgradeState {
     var pid: pid_t
     var fd: Int32
     var deadline: UInt64
     var killedAt: UInt64? = nil
+    /// SIGKILL the stopping new master at this time (graceful-timeout + 5 s after the SIGTERM).
+    var killAt: UInt64? = nil
     /// The socket closed without "R": the new master is dying; its exit status (SIGCHLD) is the
     /// better report, so wait briefly for it before stopping it ourselves.
     var pipeClosed = false
@@ -97,6 +105,8 @@ func readHandoverMessage(_ fd: Int32) -> HandoverRead {
 /// properties.
 protocol UpgradeHost: AnyObject {
     var isStopping: Bool { get }
+    /// Seconds a stopping master gives its workers (and so a new master we stop).
+    var gracefulTimeout: Double { get }
     func beginStop(immediate: Bool)
     func statusLine() -> String
     /// Everything this master has counted (including what it inherited), for its successor.
@@ -147,10 +157,25 @@ final class Upgrader {
     /// service handed over.
     var allowsExit: Bool { upgrade == nil || handedOver }
 
-    /// Stopping in the middle of an upgrade: the new master must not outlive us unready.
-    func stopNewMaster() {
-        if let u = upgrade { signalNewMaster(u.pid, SIGQUIT) }
+    /// Stopping in the middle of an upgrade: the new master must not outlive us unready. A
+    /// graceful stop stops it gracefully (what its workers accepted is answered).
+    func stopNewMaster(immediate: Bool) {
+        guard let u = upgrade else { return }
+        if u.killedAt == nil {
+            abortUpgrade(u, why: "the master is stopping", immediate: immediate)
+        } else if immediate {
+            signalNewMaster(u.pid, SIGQUIT)
+            var k = u
+            k.killAt = min(u.killAt ?? .max, monotonicNanos() + 5_000_000_000)
+            upgrade = k
+        }
     }
+
+    /// A stopped master that took over by an upgrade waits for the old master to finish its
+    /// drain (it closes the handover socket when it exits), so that a stop which waits for the
+    /// main pid waits for both generations.
+    var waitsForPredecessor: Bool { predecessor != nil }
+    var predecessorPID: pid_t? { predecessor?.oldPID }
 
     /// kill(2) of the new master (our child): it cannot fail before it is reaped; should it,
     /// the log says so.
@@ -327,8 +352,8 @@ final class Upgrader {
 
     func checkDeadline(_ now: UInt64, timeout upgradeTimeout: Double) {
         guard let u = upgrade else { return }
-        if let killed = u.killedAt {
-            if now - killed > 5_000_000_000 { signalNewMaster(u.pid, SIGKILL) }
+        if u.killedAt != nil {
+            if let at = u.killAt, now >= at { signalNewMaster(u.pid, SIGKILL) }
             return
         }
         if now >= u.deadline {
@@ -339,18 +364,22 @@ final class Upgrader {
         }
     }
 
-    private func abortUpgrade(_ u: UpgradeState, why: String) {
+    private func abortUpgrade(_ u: UpgradeState, why: String, immediate: Bool = false) {
         guard u.killedAt == nil else { return }
-        log.error("upgrade failed: \(why); stopping pid \(u.pid), still serving", metadata: ["event": "upgrade-failed", "new_pid": "\(u.pid)"])
-        // SIGQUIT: the new master stops its workers at once and exits, silently (it was never
-        // committed); SIGKILL follows in 5 s.
-        signalNewMaster(u.pid, SIGQUIT)
+        let serving = host?.isStopping == true ? "" : ", still serving"
+        log.error("upgrade failed: \(why); stopping pid \(u.pid)\(serving)", metadata: ["event": "upgrade-failed", "new_pid": "\(u.pid)"])
+        // SIGTERM: the new master drains its workers (connections they accepted from the shared
+        // listeners are answered) and exits, silently (it was never committed); SIGKILL follows
+        // after graceful-timeout + 5 s. SIGQUIT (an immediate stop of ours): SIGKILL in 5 s.
+        signalNewMaster(u.pid, immediate ? SIGQUIT : SIGTERM)
         scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "upgrade failed: \(why)")
+        let now = monotonicNanos()
         var k = u
-        k.killedAt = monotonicNanos()
+        k.killedAt = now
+        k.killAt = now + UInt64(((immediate ? 0 : host?.gracefulTimeout ?? 0) + 5) * 1e9)
         k.commitAt = nil
-        unregister(u.fd)
         upgrade = k
+        unregister(u.fd)
         SystemdNotify.status("upgrade failed; " + (host?.statusLine() ?? ""))
     }
 
@@ -371,7 +400,8 @@ final class Upgrader {
             log.info("upgrade: ready, waiting for master \(h.oldPID) to hand over", metadata: ["event": "upgrade-ready-sent", "old_pid": "\(h.oldPID)"])
         } else {
             log.error("upgrade: cannot reach the old master \(h.oldPID); stopping", metadata: ["event": "upgrade-abandoned"])
-            host?.beginStop(immediate: true)
+            // Gracefully: our workers may have accepted connections from the shared listeners.
+            host?.beginStop(immediate: false)
         }
         return true
     }
@@ -397,9 +427,10 @@ final class Upgrader {
                 if handover != nil {
                     handover = nil
                     if Sys.canSignal(h.oldPID) {
-                        // Alive and not committed: it gave up on us (its SIGQUIT follows).
+                        // Alive and not committed: it gave up on us (its SIGTERM follows). Drain what
+                        // our workers accepted.
                         log.error("upgrade: the old master \(h.oldPID) closed the handover without committing; stopping", metadata: ["event": "upgrade-abandoned"])
-                        host?.beginStop(immediate: true)
+                        host?.beginStop(immediate: false)
                     } else {
                         // It died between its MAINPID= and its "C" (or before): we are all that serves.
                         log.warning("upgrade: the old master \(h.oldPID) exited without confirming the handover; taking over", metadata: ["event": "upgrade-takeover-unconfirmed"])
