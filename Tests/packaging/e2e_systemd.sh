@@ -3,7 +3,8 @@
 # container with systemd-nspawn (private network: only its own loopback), installs the
 # .deb and exercises socket activation, Type=notify status, journald fields, reload, hot
 # upgrade (SIGUSR2, and a package upgrade when a second .deb is given), restart after
-# kill -9, graceful stop, purge. Every wait is bounded; all traffic stays inside the
+# kill -9, graceful stop, restart and remove (also after one and two hot upgrades, when the
+# master is no longer systemd's child), the watchdog after an upgrade, purge. Every wait is bounded; all traffic stays inside the
 # container's loopback.
 #
 #   Tests/packaging/e2e_systemd.sh [HERDD_DEB [HERDD_DEB2]]
@@ -115,9 +116,9 @@ fi
 curl_in() { cin curl -sS -m "${CURL_MAX_TIME:-5}" "$@"; }
 mainpid() { cin systemctl show -p MainPID --value herdd.service; }
 # Bounded request loop: SECONDS_ seconds of sequential requests; prints "ok bad".
-load_loop() { # seconds url
+load_loop() { # seconds url [curl --max-time, default 3]
     sh_in "ok=0; bad=0; end=\$((SECONDS+$1)); while [ \$SECONDS -lt \$end ]; do
-             if curl -fsS -m 3 -o /dev/null '$2'; then ok=\$((ok+1)); else bad=\$((bad+1)); fi; done
+             if curl -fsS -m ${3:-3} -o /dev/null '$2'; then ok=\$((ok+1)); else bad=\$((bad+1)); fi; done
            echo \"\$ok \$bad\""
 }
 wait_until() { # seconds command...: polls every 0.5 s
@@ -286,6 +287,7 @@ wait "$CP"
 code="$(cin cat /tmp/drain.code 2>/dev/null)"
 note "stop took ${took}s; in-flight /sleep/3000 got '$code'"
 check "stop: the in-flight request completed (200)" test "$code" = 200
+check "stop: unit result success" test "$(cin systemctl show -p Result --value herdd.service)" = success
 check "stop: service inactive, no herdd process left" \
     sh_in "[ \"\$(systemctl is-active herdd.service)\" = inactive ] && ! herdd_procs"
 if ! check "stop: sockets still listening, next request re-activates herdd" \
@@ -293,6 +295,101 @@ if ! check "stop: sockets still listening, next request re-activates herdd" \
            for i in \$(seq 1 20); do systemctl is-active -q herdd && exit 0; sleep 0.5; done; exit 1"; then
     cin systemctl status --no-pager herdd.service herdd.socket 2>&1 | sed 's/^/     /'
 fi
+
+# --- stop, restart, graceful timeout and watchdog after hot upgrades ----------------------------
+# After a hot upgrade the master is not systemd's child; systemd 252 does not wait for such a
+# main process, so without ExecStop=herdd stop its SIGTERM is followed at once by SIGKILL to the
+# cgroup (request lost, result 'signal'). Each case has a request in flight on the old master
+# (started before the last upgrade, still draining) and one on the new master.
+ensure_active() {
+    curl_in -o /dev/null http://127.0.0.1:8080/ >/dev/null 2>&1
+    wait_until 20 sh_in "systemctl is-active -q herdd.service"
+}
+# bg_request NAME MS: GET /sleep/MS in the background; its status code lands in /tmp/NAME.code
+bg_request() {
+    sh_in "curl -sS -m 60 -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/sleep/$2 >/tmp/$1.code 2>/dev/null" &
+}
+code_of() { cin cat "/tmp/$1.code" 2>/dev/null; }
+# upgrade_n N TAG: N hot upgrades (herdd upgrade --unit herdd waits for each); before the last
+# one, GET /sleep/4000 as TAG-old (it stays in flight on the old master). Sets BG_OLD.
+upgrade_n() {
+    local i mp0; mp0="$(mainpid)"
+    for i in $(seq 1 "$1"); do
+        if [ "$i" = "$1" ]; then bg_request "$2-old" 4000; BG_OLD=$!; sleep 0.7; fi
+        cin timeout 60 herdd upgrade --unit herdd >/dev/null 2>&1 || return 1
+    done
+    [ "$(mainpid)" != "$mp0" ]
+}
+# stopped_cleanly T0: unit inactive with result success ("Deactivated successfully"), no herdd
+# process, no SIGKILL and no failure since T0
+stopped_cleanly() {
+    sh_in "[ \"\$(systemctl show -p ActiveState --value herdd)\" = inactive ] &&
+           [ \"\$(systemctl show -p Result --value herdd)\" = success ] && ! herdd_procs &&
+           journalctl -u herdd --no-pager --since @$1 | grep -q 'Deactivated successfully' &&
+           ! journalctl -u herdd --no-pager --since @$1 | grep -qE 'SIGKILL|Failed with result'"
+}
+for n in 1 2; do
+    ensure_active || fail "after $n upgrade(s): herdd did not re-activate"
+    check "after $n upgrade(s): herdd upgrade --unit herdd, new main pid" upgrade_n "$n" "stop$n"
+    bg_request "stop$n-new" 2500; BG_NEW=$!; sleep 0.7
+    t_stop="$(cin date +%s)"; t0=$(date +%s%N)
+    check "after $n upgrade(s): systemctl stop herdd" cin timeout 60 systemctl stop herdd.service
+    took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    wait "$BG_OLD" "$BG_NEW"
+    note "stop after $n upgrade(s) took ${took_ms} ms; in flight: old master '$(code_of "stop$n-old")', new master '$(code_of "stop$n-new")'"
+    check "after $n upgrade(s): stop answered both in-flight requests (200 200)" \
+        test "$(code_of "stop$n-old") $(code_of "stop$n-new")" = "200 200"
+    check "after $n upgrade(s): stop waited for the drain (${took_ms} ms >= 1500)" test "$took_ms" -ge 1500
+    if ! check "after $n upgrade(s): unit inactive, result success, nothing left, no SIGKILL" stopped_cleanly "$t_stop"; then
+        cin journalctl --no-pager --since "@$t_stop" 2>&1 | grep -E 'herdd|Kill|result' | tail -15 | sed 's/^/     /'
+    fi
+done
+
+# graceful-timeout honoured: 2 s, a request that would take 20 s
+sh_in "cp /etc/herdd/herdd.conf /tmp/herdd.conf.gt && echo 'graceful-timeout = 2' >> /etc/herdd/herdd.conf"
+ensure_active
+check "graceful-timeout 2: herdd upgrade --unit herdd" upgrade_n 1 gt
+bg_request gt-new 20000; BG_NEW=$!; sleep 0.7
+t_stop="$(cin date +%s)"; t0=$(date +%s%N)
+check "graceful-timeout 2 after an upgrade: systemctl stop herdd" cin timeout 60 systemctl stop herdd.service
+took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$BG_OLD" "$BG_NEW"
+note "stop with graceful-timeout 2 took ${took_ms} ms; /sleep/20000 got '$(code_of gt-new)'"
+check "graceful-timeout 2: stop took 2-8 s (${took_ms} ms), the 20 s request was cut" \
+    test "$took_ms" -ge 1900 -a "$took_ms" -lt 8000 -a "$(code_of gt-new)" != 200
+check "graceful-timeout 2: unit inactive, result success, nothing left" stopped_cleanly "$t_stop"
+sh_in "cp /tmp/herdd.conf.gt /etc/herdd/herdd.conf"
+
+# restart: in-flight requests answered, new connections meanwhile wait in systemd's socket
+for n in 1 2; do
+    ensure_active || fail "restart after $n upgrade(s): herdd did not re-activate"
+    check "restart after $n upgrade(s): herdd upgrade --unit herdd" upgrade_n "$n" "rs$n"
+    MP="$(mainpid)"
+    bg_request "rs$n-new" 2500; BG_NEW=$!
+    load_loop 6 http://127.0.0.1:8080/ 20 >/tmp/herdd-e2e-load.$$ &
+    LP=$!
+    sleep 0.7
+    check "restart after $n upgrade(s): systemctl restart herdd" cin timeout 60 systemctl restart herdd.service
+    wait "$BG_OLD" "$BG_NEW" "$LP"; read -r good bad </tmp/herdd-e2e-load.$$
+    note "restart after $n upgrade(s): in flight '$(code_of "rs$n-old") $(code_of "rs$n-new")', during it $good ok, $bad failed"
+    check "restart after $n upgrade(s): in-flight requests answered (200 200), zero failed ($good ok)" \
+        test "$(code_of "rs$n-old") $(code_of "rs$n-new") $bad" = "200 200 0" -a "$good" -gt 0
+    check "restart after $n upgrade(s): active with a new main pid" \
+        sh_in "systemctl is-active -q herdd && p=\$(systemctl show -p MainPID --value herdd) && [ \"\$p\" != 0 ] && [ \"\$p\" != $MP ]"
+done
+
+# the watchdog still kills a hung master after an upgrade (WatchdogSec=10)
+ensure_active
+check "watchdog: herdd upgrade --unit herdd" cin timeout 60 herdd upgrade --unit herdd
+MP="$(mainpid)"
+restarts="$(cin systemctl show -p NRestarts --value herdd.service)"
+t_wd="$(cin date +%s)"
+cin kill -STOP "$MP"
+check "watchdog after an upgrade: hung master ($MP) killed, unit restarted" \
+    wait_until 40 sh_in "p=\$(systemctl show -p MainPID --value herdd); [ \"\$p\" != 0 ] && [ \"\$p\" != $MP ] && systemctl is-active -q herdd && ! kill -0 $MP 2>/dev/null"
+check "watchdog after an upgrade: the journal says 'Watchdog timeout', NRestarts incremented" \
+    sh_in "journalctl --no-pager --since @$t_wd | grep -qi 'watchdog timeout' && [ \"\$(systemctl show -p NRestarts --value herdd)\" -gt $restarts ]"
+check "watchdog after an upgrade: serving again" wait_until 10 sh_in "curl -fsS -m 3 -o /dev/null http://127.0.0.1:8080/"
 
 # --- SIGUSR2 to the whole cgroup (systemctl kill without --kill-who=main) ------------------------
 # Workers ignore the master's signals, so this upgrades as well, with zero failed requests.
@@ -324,7 +421,20 @@ check "broken config: still active and serving" sh_in "systemctl is-active -q he
 sh_in "cp /tmp/herdd.conf.good /etc/herdd/herdd.conf"
 check "fixed config: systemctl reload succeeds" cin timeout 60 systemctl reload herdd.service
 
-# --- remove and purge ----------------------------------------------------------------------------
+# --- remove (after two hot upgrades, a request in flight) and purge ----------------------------------
+ensure_active
+check "remove: two hot upgrades first" upgrade_n 2 rm
+bg_request rm-new 2500; BG_NEW=$!; sleep 0.7
+t_stop="$(cin date +%s)"
+if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get remove -y -q herdd 2>&1)"; then
+    ok "apt remove herdd"
+else
+    fail "apt remove herdd"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+fi
+wait "$BG_OLD" "$BG_NEW"
+check "remove after two upgrades: in-flight requests answered ($(code_of rm-old) $(code_of rm-new))" \
+    test "$(code_of rm-old) $(code_of rm-new)" = "200 200"
+check "remove: unit inactive, result success, nothing left, no SIGKILL" stopped_cleanly "$t_stop"
 if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get purge -y -q herdd 2>&1)"; then
     ok "apt purge herdd"
 else
