@@ -12,7 +12,8 @@ import Glibc
 ///   follow argv in the same block are moved to the heap first (nginx's ngx_init_setproctitle)
 ///   so the title may use their room too.
 /// CommandLine.arguments is read (and cached by Swift) in Entry.main before this runs, so the
-/// upgrade's re-exec still gets the original arguments.
+/// upgrade's re-exec still gets the original arguments; glibc's program names, which point into
+/// argv[0], are moved to a copy (syslog's identifier stays the program's name).
 @usableFromInline package enum ProcessTitle {
     package static func set(_ title: String, comm: String? = nil) {
         // Cosmetic, and PR_SET_NAME cannot fail for a valid name pointer: nothing to report.
@@ -46,6 +47,7 @@ import Glibc
         }
         let room = end - first
         guard room > 1 else { return }
+        keepProgramNames(argv0: first)
         let bytes = Array(title.utf8.prefix(room - 1))
         memset(first, 0, room)
         bytes.withUnsafeBufferPointer { p in
@@ -53,5 +55,16 @@ import Glibc
         }
         // Later readers of argv see one argument: the title.
         for i in 1..<max(1, argc) { argv[i] = nil }
+    }
+
+    /// glibc's `program_invocation_name` and `program_invocation_short_name` point into argv[0]
+    /// (the short one past its last "/"); syslog(3) names its messages after the short one, and
+    /// so does every library that logs through it (libdispatch's "Failed to set thread
+    /// priority"). Once the title overwrites argv[0] they would read a piece of the title:
+    /// "/usr/bin/herdd" under "herdd: master" leaves "ster". Point them at a copy first.
+    private static func keepProgramNames(argv0: UnsafeMutablePointer<CChar>) {
+        guard herd_program_name() == UnsafePointer(argv0), let copy = strdup(argv0) else { return }
+        let short = strrchr(copy, Int32(UInt8(ascii: "/"))).map { $0 + 1 } ?? copy
+        herd_set_program_names(copy, short)
     }
 }

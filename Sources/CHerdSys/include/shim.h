@@ -45,6 +45,16 @@
 int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 int memfd_create(const char *name, unsigned int flags);
 int pipe2(int pipefd[2], int flags);
+// glibc's names of the program (errno.h declares them only under _GNU_SOURCE): they point into
+// argv[0]'s memory, and syslog(3) (libdispatch's messages) uses the short one as identifier.
+extern char *program_invocation_name;
+extern char *program_invocation_short_name;
+// Read and set in C: Swift 6 refuses a global mutable C variable outside an unsafe context.
+static inline const char *herd_program_name(void) { return program_invocation_name; }
+static inline void herd_set_program_names(char *name, char *short_name) {
+    program_invocation_name = name;
+    program_invocation_short_name = short_name;
+}
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
 #endif

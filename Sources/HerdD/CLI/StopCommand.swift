@@ -52,10 +52,17 @@ struct StopCommand: ParsableCommand {
                 fail("stop: master \(pid) still running after \(target.timeout) s")
             }
         }
+        // Exited is not yet gone: until its parent (systemd, once the master is an orphan)
+        // reaps it, the pid is a zombie that systemd still counts as the main process. Returning
+        // now, systemd would process our exit first and send SIGTERM, then (not its child: no
+        // wait) SIGKILL to that zombie: harmless, but logged as a kill. So wait for the reaping,
+        // briefly: a parent that never reaps must not hold up the stop.
+        let reapDeadline = min(deadline, monotonicNanos() + 1_000_000_000)
+        while Sys.isAlive(pid) && monotonicNanos() < reapDeadline { usleep(5_000) }
         report("stopped: master \(pid)")
     }
 
-    /// Waits up to 50 ms; true once `pid` has exited.
+    /// Waits up to 50 ms; true once `pid` has exited (it may still be a zombie).
     static func exited(_ pid: Int32, pidfd: Int32?) -> Bool {
         if let pidfd, let readable = try? Sys.waitReadable(pidfd, timeoutMillis: 50) { return readable }
         // kill(pid, 0) also succeeds for a zombie; systemd (or the parent) reaps it at once.
