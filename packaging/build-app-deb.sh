@@ -102,6 +102,14 @@ rename "$PKG/herdd.8" > "$STAGE/packaging/$name.8"
 for f in install postinst prerm postrm lintian-overrides manpages; do
     rename "$PKG/debian/herdd.$f" > "$STAGE/debian/$name.$f"
 done
+# Purge removes the state directory too (remove keeps it): everything the package made goes,
+# as nginx's purge removes /var/lib/nginx (docs/systemd-stop.md, "Purge"). With DynamicUser=
+# the data lives in /var/lib/private/NAME and /var/lib/NAME is systemd's symlink to it.
+purge_state="\trm -rf \"/var/lib/$name\" \"/var/lib/private/$name\""
+sed -i "s|^\trmdir --ignore-fail-on-non-empty /etc/$name .*|&\n\t# The state directory (StateDirectory=$name; DynamicUser keeps it under /var/lib/private).\n$purge_state|" \
+    "$STAGE/debian/$name.postrm"
+grep -qF "rm -rf \"/var/lib/$name\" \"/var/lib/private/$name\"" "$STAGE/debian/$name.postrm" \
+    || die "could not add the state directory's purge to $name.postrm"
 rename "$PKG/debian/rules" > "$STAGE/debian/rules"
 chmod +x "$STAGE/debian/rules"
 cp "$PKG/debian/source/format" "$STAGE/debian/source/format"

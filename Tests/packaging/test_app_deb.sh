@@ -57,6 +57,8 @@ for line in "StateDirectory=$NAME" "RuntimeDirectory=$NAME" "DynamicUser=yes" "T
 done
 check "sockets name their service" bash -c "grep -qxF 'Service=$NAME.service' '$ROOT/lib/systemd/system/$NAME.socket' && grep -qxF 'Service=$NAME.service' '$ROOT/lib/systemd/system/$NAME-metrics.socket'"
 check "units and scripts never mention herdd's names" bash -c "! grep -l -e 'herdd\.' -e '/herdd' '$ROOT/lib/systemd/system/'$NAME* '$ctl/postinst' '$ctl/prerm' '$ctl/postrm'"
+check "postrm purge removes the state directory (/var/lib/$NAME, /var/lib/private/$NAME)" \
+    grep -qF "rm -rf \"/var/lib/$NAME\" \"/var/lib/private/$NAME\"" "$ctl/postrm"
 check "postinst hot-upgrades a running $NAME" grep -q "kill --kill-who=main --signal=USR2 $NAME.service" "$ctl/postinst"
 check "postinst enables the sockets" grep -q "deb-systemd-helper enable '$NAME.socket'" "$ctl/postinst"
 deps="$(dpkg-deb -f "$DEB" Depends)"; echo "     Depends: $deps"

@@ -45,6 +45,17 @@ if [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <
 else
     fail "systemd-analyze security: exposure ${score:-unknown} > $MAX_EXPOSURE"
 fi
+# The README states the figure for Debian 12's systemd 252: keep it true.
+readme_score="$(sed -n 's/.*`systemd-analyze security herdd.service`: \*\*\([0-9.]*\)\*\* (systemd 252.*/\1/p' "$REPO/README.md")"
+if [ "$(systemd-analyze --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')" = 252 ]; then
+    if [ -n "$score" ] && [ "$readme_score" = "$score" ]; then
+        ok "README states the measured exposure ($score, systemd 252)"
+    else
+        fail "README says exposure '${readme_score:-?}' for systemd 252, measured '${score:-?}'"
+    fi
+else
+    echo "     README's exposure figure (${readme_score:-?}) is for systemd 252; this host differs: not compared"
+fi
 
 # 3. settings the packaging and herdd rely on
 prop() { # unit key -> values of key= lines (last wins for scalars)
