@@ -79,36 +79,35 @@ def upgrade(notify, master: int) -> int:
     return int(re.search(r"MAINPID=(\d+)", msg).group(1))
 
 
-def test_stop_waits_for_the_drain_and_reports(herd_factory, notify):
-    h, port = start(herd_factory, notify, "--graceful-timeout", "10")
+def stop_during(herd_factory, notify, graceful: str, ms: int):
+    """A master with /sleep/<ms> in flight, stopped by `herdd stop`: (master, result, seconds it
+    took, the request, the workers)."""
+    h, port = start(herd_factory, notify, "--graceful-timeout", graceful)
     workers = h.worker_pids()
-    req = in_flight(h, port, 1500)
+    req = in_flight(h, port, ms)
     t0 = time.monotonic()
     p = run_herdd(["stop", "--pid", str(h.pid), "--timeout", "20"], timeout=30)
     took = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
-    assert f"stopped: master {h.pid}" in p.stderr, p.stderr
-    # It returned after the master's exit, which came after the in-flight request was answered.
-    assert h.poll() is not None and h.returncode == 0
+    assert h.poll() is not None, "herdd stop returned before the master exited"
+    assert not any(pid_alive(w) for w in workers)
     req.join(5)
+    return h, p, took, req, t0
+
+
+def test_stop_waits_for_the_drain_and_reports(herd_factory, notify):
+    h, p, took, req, t0 = stop_during(herd_factory, notify, "10", 1500)
+    assert f"stopped: master {h.pid}" in p.stderr, p.stderr
+    assert h.returncode == 0
+    # It returned after the master's exit, which came after the in-flight request was answered.
     assert req.result == (200, b"slept 1500\n"), req.result
     assert req.done_at is not None and req.done_at <= t0 + took
     assert 0.7 < took < 8, took
-    assert not any(pid_alive(w) for w in workers)
 
 
 def test_stop_is_bounded_by_graceful_timeout(herd_factory, notify):
-    h, port = start(herd_factory, notify, "--graceful-timeout", "1.5")
-    workers = h.worker_pids()
-    req = in_flight(h, port, 20000)
-    t0 = time.monotonic()
-    p = run_herdd(["stop", "--pid", str(h.pid), "--timeout", "20"], timeout=30)
-    took = time.monotonic() - t0
-    assert p.returncode == 0, p.stderr
+    _, _, took, req, _ = stop_during(herd_factory, notify, "1.5", 20000)
     assert 1.2 < took < 6, took
-    assert h.poll() is not None
-    assert not any(pid_alive(w) for w in workers)
-    req.join(5)
     assert isinstance(req.result, Exception), req.result  # cut at the graceful timeout
 
 

@@ -311,11 +311,12 @@ bg_request() {
 }
 code_of() { cin cat "/tmp/$1.code" 2>/dev/null; }
 # upgrade_n N TAG: N hot upgrades (herdd upgrade --unit herdd waits for each); before the last
-# one, GET /sleep/4000 as TAG-old (it stays in flight on the old master). Sets BG_OLD.
+# one, GET /sleep/$OLD_MS (default 4000) as TAG-old (it stays in flight on the old master).
+# Sets BG_OLD.
 upgrade_n() {
     local i mp0; mp0="$(mainpid)"
     for i in $(seq 1 "$1"); do
-        if [ "$i" = "$1" ]; then bg_request "$2-old" 4000; BG_OLD=$!; sleep 0.7; fi
+        if [ "$i" = "$1" ]; then bg_request "$2-old" "${OLD_MS:-4000}"; BG_OLD=$!; sleep 0.7; fi
         cin timeout 60 herdd upgrade --unit herdd >/dev/null 2>&1 || return 1
     done
     [ "$(mainpid)" != "$mp0" ]
@@ -423,8 +424,9 @@ check "fixed config: systemctl reload succeeds" cin timeout 60 systemctl reload 
 
 # --- remove (after two hot upgrades, a request in flight) and purge ----------------------------------
 ensure_active
-check "remove: two hot upgrades first" upgrade_n 2 rm
-bg_request rm-new 2500; BG_NEW=$!; sleep 0.7
+# Longer requests: apt-get takes a few seconds before its prerm stops the service.
+OLD_MS=9000 check "remove: two hot upgrades first" upgrade_n 2 rm
+bg_request rm-new 7000; BG_NEW=$!; sleep 0.7
 t_stop="$(cin date +%s)"
 if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get remove -y -q herdd 2>&1)"; then
     ok "apt remove herdd"
