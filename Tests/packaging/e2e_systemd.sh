@@ -7,11 +7,13 @@
 # master is no longer systemd's child), the watchdog after an upgrade, purge. Every wait is bounded; all traffic stays inside the
 # container's loopback.
 #
-#   Tests/packaging/e2e_systemd.sh [HERDD_DEB [HERDD_DEB2]]
+#   Tests/packaging/e2e_systemd.sh [HERDD_DEB [HERDD_DEB2 [APP_DEB]]]
 #
 # HERDD_DEB defaults to the newest out/herdd_*.deb (packaging/build-deb.sh). HERDD_DEB2, a
 # higher version (e.g. HERDD_DEB_VERSION=0.1.0-2 HERDD_BUILD_TAG=... build-deb.sh), adds the
-# package-upgrade test. The Debian 12 rootfs is debootstrap'ed once and cached as
+# package-upgrade test. APP_DEB, an own server's package (notes-api, from test_app_deb.sh with
+# HERDD_APP_DEB_KEEP), adds its stop and remove after hot upgrades and its purge (the rootfs
+# lacks libsqlite3-0: its .deb is fetched on the host with apt-get download). The Debian 12 rootfs is debootstrap'ed once and cached as
 # $HERDD_E2E_CACHE (default /var/tmp/herdd-rootfs-bookworm.tar.gz); each run unpacks a fresh copy.
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,6 +22,7 @@ MIRROR="${HERDD_E2E_MIRROR:-http://deb.debian.org/debian}"
 
 DEB="${1:-$(ls -t "$REPO"/out/herdd_*.deb 2>/dev/null | head -1)}"
 DEB2="${2:-}"
+APP_DEB="${3:-}"
 [ -f "$DEB" ] || { echo "e2e: no .deb (run packaging/build-deb.sh first)"; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "e2e: needs root"; exit 2; }
 
@@ -77,6 +80,14 @@ chmod 755 "$ROOT"   # whatever mode the cache recorded for "./" (older caches: 0
 echo herdd-e2e > "$ROOT/etc/hostname"
 cp "$DEB" "$ROOT/root/herdd1.deb"
 [ -n "$DEB2" ] && cp "$DEB2" "$ROOT/root/herdd2.deb"
+if [ -n "$APP_DEB" ]; then
+    cp "$APP_DEB" "$ROOT/root/app.deb"
+    APP="$(dpkg-deb -f "$APP_DEB" Package)"
+    # Its libraries that the minimal rootfs lacks (same Debian release as the host).
+    mkdir -p "$ROOT/root/app-deps"
+    (cd "$ROOT/root/app-deps" && apt-get download -q libsqlite3-0 >/dev/null 2>&1) \
+        || { echo "e2e: apt-get download libsqlite3-0 failed"; exit 2; }
+fi
 
 # --- boot -----------------------------------------------------------------------------------
 # --register=no --keep-unit: no machined/dbus on the host needed (the host's PID 1 need not be
@@ -452,6 +463,59 @@ check "purge: nothing listening on 8080/9100, no herdd process" \
     wait_until 40 sh_in "! ss -Hltn | grep -qE ':8080 |:9100 ' && ! herdd_procs"
 check "purge: /etc/herdd and unit symlinks gone" \
     sh_in "[ ! -e /etc/herdd ] && [ ! -e /etc/systemd/system/sockets.target.wants/herdd.socket ] && [ ! -e /lib/systemd/system/herdd.service ]"
+
+# --- an own server's package (Herd library): stop and remove after hot upgrades, purge -------
+if [ -n "$APP_DEB" ]; then
+    echo "== install $(basename "$APP_DEB") ($APP)"
+    if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q /root/app.deb /root/app-deps/*.deb 2>&1)"; then
+        ok "apt install $APP"
+    else
+        fail "apt install $APP"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+    fi
+    app_pid() { cin systemctl show -p MainPID --value "$APP.service"; }
+    app_up() {
+        cin curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/health >/dev/null 2>&1
+        wait_until 20 sh_in "systemctl is-active -q $APP.service"
+    }
+    app_upgrades() { # N: hot upgrades with the app's own command (`NAME upgrade --unit NAME`)
+        local i p0; p0="$(app_pid)"
+        for i in $(seq 1 "$1"); do cin timeout 60 "$APP" upgrade --unit "$APP" >/dev/null 2>&1 || return 1; done
+        [ "$(app_pid)" != "$p0" ]
+    }
+    check "$APP: activated, POST /notes stored" sh_in "curl -fsS -m 5 -X POST -H 'Content-Type: application/json' \
+        -d '{\"title\":\"e2e\"}' http://127.0.0.1:8080/notes | grep -q e2e && systemctl is-active -q $APP.service"
+    check "$APP: two hot upgrades ($APP upgrade --unit $APP)" app_upgrades 2
+    t_stop="$(cin date +%s)"
+    check "$APP after two upgrades: systemctl stop" cin timeout 60 systemctl stop "$APP.service"
+    if ! check "$APP after two upgrades: inactive, result success, no SIGKILL, nothing left" \
+        sh_in "[ \"\$(systemctl show -p Result --value $APP)\" = success ] &&
+               [ \"\$(systemctl show -p ActiveState --value $APP)\" = inactive ] &&
+               journalctl -u $APP --no-pager --since @$t_stop | grep -q 'Deactivated successfully' &&
+               ! journalctl -u $APP --no-pager --since @$t_stop | grep -qE 'SIGKILL|Failed with result' &&
+               ! ps -eo args= | grep -Eq '^(/usr/bin/$APP|$APP: )'"; then
+        cin journalctl -u "$APP" --no-pager --since "@$t_stop" 2>&1 | tail -12 | sed 's/^/     /'
+    fi
+    app_up || fail "$APP did not re-activate"
+    check "$APP: the note survived the stop" sh_in "curl -fsS -m 5 http://127.0.0.1:8080/notes | grep -q e2e"
+    check "$APP: one more hot upgrade before remove" app_upgrades 1
+    t_stop="$(cin date +%s)"
+    if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get remove -y -q "$APP" 2>&1)"; then
+        ok "apt remove $APP"
+    else
+        fail "apt remove $APP"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+    fi
+    check "$APP remove after an upgrade: 'Deactivated successfully', no SIGKILL, nothing left, data kept" \
+        sh_in "journalctl -u $APP --no-pager --since @$t_stop | grep -q 'Deactivated successfully' &&
+               ! journalctl -u $APP --no-pager --since @$t_stop | grep -qE 'SIGKILL|Failed with result' &&
+               ! ps -eo args= | grep -Eq '^(/usr/bin/$APP|$APP: )' && [ -e /var/lib/private/$APP/notes.sqlite ]"
+    if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get purge -y -q "$APP" 2>&1)"; then
+        ok "apt purge $APP"
+    else
+        fail "apt purge $APP"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+    fi
+    check "$APP purge: /etc/$APP, /var/lib/$APP and /var/lib/private/$APP gone" \
+        sh_in "[ ! -e /etc/$APP ] && [ ! -e /var/lib/$APP ] && [ ! -L /var/lib/$APP ] && [ ! -e /var/lib/private/$APP ]"
+fi
 
 rm -f /tmp/herdd-e2e-load.$$
 echo "e2e: $passed passed, $failed failed"

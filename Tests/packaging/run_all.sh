@@ -13,5 +13,8 @@ HERDD_DEB_VERSION=0.1.0-2 HERDD_BUILD_TAG=e2e0000000000002 \
     HERDD_BIN="$REPO/.build-release-static/release/herdd" HERDD_NO_LINTIAN=1 packaging/build-deb.sh
 deb2="$(ls out/herdd_0.1.0-2_*.deb)"
 Tests/packaging/test_deb.sh "$deb1"
-Tests/packaging/test_app_deb.sh   # a user's server (Examples/notes-api) packaged with these units
-Tests/packaging/e2e_systemd.sh "$deb1" "$deb2"
+rm -f out/notes-api_*.deb
+# a user's server (Examples/notes-api) packaged with these units; kept for the e2e test
+HERDD_APP_DEB_KEEP="$REPO/out" Tests/packaging/test_app_deb.sh
+app_deb="$(ls out/notes-api_1.0.0-1_*.deb)"
+Tests/packaging/e2e_systemd.sh "$deb1" "$deb2" "$app_deb"

@@ -6,6 +6,8 @@
 # dpkg-shlibdeps), maintainer scripts, lintian, and that the packaged binary serves the API
 # as master and worker on 127.0.0.1.
 #   Tests/packaging/test_app_deb.sh [DEB]   (without DEB: build it first)
+# HERDD_APP_DEB_KEEP=DIR keeps a copy of the built .deb in DIR (run_all.sh hands it to the
+# systemd end-to-end test).
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 NAME=notes-api
@@ -19,6 +21,7 @@ if [ -z "$DEB" ]; then
         --description "notes JSON API (herdd example)" --maintainer "herdd developers <herdd@example.org>" \
         --out "$OUT" || { echo "FAIL build-deb.sh --package $NAME"; exit 1; }
     DEB="$(ls "$OUT/${NAME}_1.0.0-1_"*.deb)"
+    if [ -n "${HERDD_APP_DEB_KEEP:-}" ]; then mkdir -p "$HERDD_APP_DEB_KEEP" && cp "$DEB" "$HERDD_APP_DEB_KEEP/"; fi
 fi
 passed=0; failed=0
 ok()   { passed=$((passed + 1)); echo "ok   $*"; }
