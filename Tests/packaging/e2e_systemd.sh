@@ -467,7 +467,8 @@ check "purge: /etc/herdd and unit symlinks gone" \
 # --- an own server's package (Herd library): stop and remove after hot upgrades, purge -------
 if [ -n "$APP_DEB" ]; then
     echo "== install $(basename "$APP_DEB") ($APP)"
-    if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q /root/app.deb /root/app-deps/*.deb 2>&1)"; then
+    app_deps=(); for f in "$ROOT"/root/app-deps/*.deb; do app_deps+=("/root/app-deps/$(basename "$f")"); done
+    if out="$(cin env DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q /root/app.deb "${app_deps[@]}" 2>&1)"; then
         ok "apt install $APP"
     else
         fail "apt install $APP"; printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
@@ -482,8 +483,10 @@ if [ -n "$APP_DEB" ]; then
         for i in $(seq 1 "$1"); do cin timeout 60 "$APP" upgrade --unit "$APP" >/dev/null 2>&1 || return 1; done
         [ "$(app_pid)" != "$p0" ]
     }
-    check "$APP: activated, POST /notes stored" sh_in "curl -fsS -m 5 -X POST -H 'Content-Type: application/json' \
-        -d '{\"title\":\"e2e\"}' http://127.0.0.1:8080/notes | grep -q e2e && systemctl is-active -q $APP.service"
+    # The first request starts the service; READY=1 follows when all its workers serve.
+    check "$APP: activated by POST /notes, stored" sh_in "curl -fsS -m 5 -X POST -H 'Content-Type: application/json' \
+        -d '{\"title\":\"e2e\"}' http://127.0.0.1:8080/notes | grep -q e2e"
+    check "$APP: active" wait_until 20 sh_in "systemctl is-active -q $APP.service"
     check "$APP: two hot upgrades ($APP upgrade --unit $APP)" app_upgrades 2
     t_stop="$(cin date +%s)"
     check "$APP after two upgrades: systemctl stop" cin timeout 60 systemctl stop "$APP.service"
