@@ -147,11 +147,7 @@ extension Worker {
     /// The connection closed with its request in flight (EOF or reset from the client, or our
     /// own close): cancel the task. Its place is freed when the task ends.
     func asyncAbandoned(_ call: AsyncCall) {
-        guard call.state != .done else { return }
-        let wasRunning = call.state == .running
-        call.state = .done
-        scoreboard.bump(slot, .asyncClientGone)
-        if wasRunning { call.task?.cancel() }
+        cancel(call, counting: .asyncClientGone)
     }
 
     /// --async-timeout passed (checked by the connection's sweep, about once a second):
@@ -163,12 +159,20 @@ extension Worker {
 
     /// Cancels the call on `conn` and answers `status` in its place.
     private func giveUp(_ conn: Connection, status: Int, counter: Scoreboard.Field) {
-        guard let call = conn.asyncCall, call.state != .done else { return }
+        guard let call = conn.asyncCall, cancel(call, counting: counter) else { return }
+        conn.finishAsync(.errorResponse(status: status))
+    }
+
+    /// Gives the call up (a late result is dropped), counts it under `counter` and cancels its
+    /// task if it started. False if it was done already.
+    @discardableResult
+    private func cancel(_ call: AsyncCall, counting counter: Scoreboard.Field) -> Bool {
+        guard call.state != .done else { return false }
         let wasRunning = call.state == .running
         call.state = .done
         scoreboard.bump(slot, counter)
         if wasRunning { call.task?.cancel() }
-        conn.finishAsync(.errorResponse(status: status))
+        return true
     }
 
     /// Draining: at --graceful-timeout (less a margin to write the answers before the master's
