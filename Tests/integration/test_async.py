@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -20,17 +19,9 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, free_ports, http_get, pid_alive, wait_until
-from test_metrics import scrape, value
-from test_upgrade import BinHerd, kill_tree
-
-
-def start(herd_factory, workers: int, *extra):
-    http, mport = free_ports(2)
-    h = herd_factory(["--workers", str(workers), "--listen", f"{LOCALHOST}:{http}",
-                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
-                      "--handler", "http=debug", *extra])
-    return h, http, mport
+from conftest import LOCALHOST, http_get, pid_alive, wait_until
+from test_metrics import scrape, start, value
+from test_upgrade import upgradable_herd
 
 
 def read_response_head(sock: socket.socket, buf: bytes = b"") -> tuple[int, bytes, bytes, bytes]:
@@ -86,6 +77,16 @@ def concurrent_gets(port: int, paths: list[str], timeout: float = 20.0) -> list:
 
 def metric(mport: int, name: str, **labels) -> float:
     return value(scrape(mport), name, **labels)
+
+
+def in_flight(port: int, mport: int, path: str, n: int) -> tuple[list, threading.Thread]:
+    """Starts `n` concurrent GETs of `path` and waits until all are in flight (from /metrics);
+    returns the list their results go to and the thread to join."""
+    results: list = []
+    runner = threading.Thread(target=lambda: results.extend(concurrent_gets(port, [path] * n)), daemon=True)
+    runner.start()
+    wait_until(lambda: metric(mport, "herdd_async_requests_in_flight") == n, 5, what=f"{n} in flight")
+    return results, runner
 
 
 def test_64_concurrent_async_sleeps_on_one_worker(herd_factory):
@@ -201,10 +202,7 @@ def test_async_request_longer_than_timeout_keeps_its_worker(herd_factory):
 
 def test_sigterm_drain_answers_every_request_in_flight(herd_factory):
     h, port, mport = start(herd_factory, 2, "--graceful-timeout", "10")
-    results: list = []
-    runner = threading.Thread(target=lambda: results.extend(concurrent_gets(port, ["/async-sleep/1500"] * 32)), daemon=True)
-    runner.start()
-    wait_until(lambda: metric(mport, "herdd_async_requests_in_flight") == 32, 5, what="32 in flight")
+    results, runner = in_flight(port, mport, "/async-sleep/1500", 32)
     h.signal(signal.SIGTERM)
     runner.join(15)
     assert results == [(200, b"slept 1500\n")] * 32, [r for r in results if r != (200, b"slept 1500\n")][:3]
@@ -214,10 +212,7 @@ def test_sigterm_drain_answers_every_request_in_flight(herd_factory):
 
 def test_drain_past_graceful_timeout_cancels_and_answers_503(herd_factory):
     h, port, mport = start(herd_factory, 1, "--graceful-timeout", "2")
-    results: list = []
-    runner = threading.Thread(target=lambda: results.extend(concurrent_gets(port, ["/async-sleep/30000"] * 3)), daemon=True)
-    runner.start()
-    wait_until(lambda: metric(mport, "herdd_async_requests_in_flight") == 3, 5, what="3 in flight")
+    results, runner = in_flight(port, mport, "/async-sleep/30000", 3)
     t0 = time.monotonic()
     h.signal(signal.SIGTERM)
     runner.join(10)
@@ -273,28 +268,8 @@ def test_sync_and_async_in_one_server_never_hand_off_a_pending_connection(herd_f
 
 @pytest.fixture
 def async_upgrade_env(tmp_path, notify):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    binary = bindir / "herdd"
-    shutil.copy2(os.environ.get("HERDD_BIN") or str(__import__("conftest").HERDD_BIN), binary)
-    http_port, metrics_port = free_ports(2)
-    herd = BinHerd(
-        binary,
-        ["--workers", "2", "--handler", "http=debug", "--handler", "metrics=metrics", "--graceful-timeout", "10",
-         "--upgrade-timeout", "10"],
-        activate=[(http_port, "http"), (metrics_port, "metrics")],
-        notify=notify,
-        workdir=tmp_path,
-    )
-    extra: list[int] = []
-    herd.start()
-    wait_until(lambda: herd.log_text().count("Listening on") >= 2, 10, what="activator listening")
-    try:
-        yield herd, http_port, metrics_port, notify, extra
-    finally:
-        for pid in extra:
-            kill_tree(pid)
-        herd.kill_all()
+    with upgradable_herd(tmp_path, notify, handler="debug", upgrade_timeout="10") as env:
+        yield env
 
 
 class AsyncClient(threading.Thread):
@@ -338,7 +313,7 @@ class AsyncClient(threading.Thread):
 
 
 def test_upgrade_with_async_requests_in_flight_loses_none(async_upgrade_env):
-    herd, port, mport, notify, extra = async_upgrade_env
+    herd, _, port, mport, notify, extra = async_upgrade_env
     assert http_get(port, "/").status == 200  # activates herdd
     notify.wait_for("READY=1", timeout=15)
     old_pid = herd.pid

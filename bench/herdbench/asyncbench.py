@@ -10,7 +10,6 @@ request in flight). Targets: herdd >= 0.85 of the bound, p99 <= 40 ms, >= Hummin
 Also reported: the servers' CPU time per request (all their processes and threads, /proc).
 """
 
-import statistics
 import subprocess
 import signal
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from herdtest import free_port, proc_cpu_ticks
 
 from . import BENCH_DIR
-from .common import f, log, msum
+from .common import f, log, median_of as med, msum
 from .load import CLK_TCK, run_wrk
 from .servers import Server
 
@@ -76,10 +75,6 @@ def section(peers, cfg):
     finally:
         for s in srvs.values():
             s.stop()
-
-    def med(lst, key):
-        xs = [x[key] for x in lst if x.get(key) is not None]
-        return statistics.median(xs) if xs else None
 
     for pname, lst in runs.items():
         row = {k: med(lst, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}

@@ -44,6 +44,9 @@ final class Worker: ConnectionHost {
     /// After an accept4 resource error (EMFILE...), no accepting before this time.
     var acceptResumeAt: UInt64 = 0
     let requestLimit: Int
+    /// The longest epoll_wait: a second, or a third of --timeout if that is shorter, so an idle
+    /// loop (or one whose async requests all await) beats well within --timeout.
+    let idleWaitMillis: Int32
     var now: UInt64 = monotonicNanos()
     private var dateSecond = -1
     private var dateText = ""
@@ -80,6 +83,7 @@ final class Worker: ConnectionHost {
         } else {
             self.requestLimit = Int.max
         }
+        self.idleWaitMillis = Int32(max(10, min(1000, config.timeout * 1000 / 3)))
         log[metadataKey: "worker_id"] = "\(slot)"
     }
 
@@ -139,7 +143,7 @@ final class Worker: ConnectionHost {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
             // Jobs the loop itself queued for its executor run without sleeping first.
-            let timeout: Int32 = asyncRequests.executor.hasLocalJobs ? 0 : acceptPaused ? 20 : (draining ? 100 : 1000)
+            let timeout: Int32 = asyncRequests.executor.hasLocalJobs ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
             // A worker with blocking handlers first looks without waiting. Events already
             // pending mean it came back from work to more work (every worker may be busy): a
             // saturated turn (see takeNewWork). Only if there are none does it sleep.
@@ -159,7 +163,7 @@ final class Worker: ConnectionHost {
             now = monotonicNanos()
             turnClock = now
             if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
-            // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
+            // Heartbeat on every turn of the loop (at least every idleWaitMillis thanks to the timeout):
             // a worker stuck in a handler stops beating and the master kills it.
             scoreboard.store(slot, .heartbeat, now)
             // A saturated turn defers new work on blocking listeners and the dispatch socket to
