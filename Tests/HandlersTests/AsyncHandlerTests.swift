@@ -37,6 +37,10 @@ private struct Lookup: AsyncHandler {
         #expect(bodyString(r) == "slept 30\n")
         #expect(ContinuousClock.now - start >= .milliseconds(25))
         #expect(try await d.handle(HTTPRequest(method: "GET", target: "/async-sleep/x"), context: ctx).status == 400)
+        #expect(try await d.handle(HTTPRequest(method: "GET", target: "/async-nothing/1"), context: ctx).status == 400)
+        await #expect(throws: DebugHandler.RequestedFailure.self) {
+            try await d.handle(HTTPRequest(method: "GET", target: "/async-error"), context: ctx)
+        }
     }
 
     @Test func aCancelledAsyncSleepEndsAtOnce() async throws {

@@ -106,8 +106,11 @@ def test_64_concurrent_async_sleeps_on_one_worker(herd_factory):
     assert not h.events("worker-timeout") and len(h.worker_pids()) == 1
 
 
-def test_worker_concurrency_bounds_requests_in_flight(herd_factory):
-    # One worker, at most 4 tasks: 12 requests of 0.4 s take three rounds, never more than 4 at once.
+@pytest.mark.parametrize("connections", ["fresh", "open"])
+def test_worker_concurrency_bounds_requests_in_flight(herd_factory, connections):
+    # One worker, at most 4 tasks: 12 requests of 0.4 s take three rounds, never more than 4 at
+    # once. Fresh connections wait in the accept queue while the worker is at its bound; on
+    # connections it already holds, the requests wait in the worker for a place, in order.
     h, port, mport = start(herd_factory, 1, "--worker-concurrency", "4")
     peak = [0.0]
     stop = threading.Event()
@@ -120,16 +123,44 @@ def test_worker_concurrency_bounds_requests_in_flight(herd_factory):
                 pass
             stop.wait(0.02)
 
+    socks = []
+    if connections == "open":
+        for _ in range(12):
+            s = socket.create_connection((LOCALHOST, port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(s)[0] == 200  # accepted and served by the worker
+            socks.append(s)
+    results: list = [None] * 12
+    done_at: list = [None] * 12
+
+    def one(i: int):
+        try:
+            if socks:
+                socks[i].sendall(b"GET /async-sleep/400 HTTP/1.1\r\nHost: x\r\n\r\n")
+                results[i] = read_response(socks[i])[:2]
+            else:
+                results[i] = get(port, "/async-sleep/400")
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = e
+        done_at[i] = time.monotonic()
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.monotonic()
-    results = concurrent_gets(port, ["/async-sleep/400"] * 12)
-    elapsed = time.monotonic() - t0
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
     stop.set()
     sampler.join(5)
+    for s in socks:
+        s.close()
     assert results == [(200, b"slept 400\n")] * 12, results
     assert peak[0] == 4, peak[0]
-    assert 1.15 <= elapsed < 4.0, elapsed
+    times = sorted(t - t0 for t in done_at)
+    # Three rounds: the 5th answer comes a round after the 4th.
+    assert times[4] >= 0.75 and times[-1] >= 1.15 and times[-1] < 4.0, times
 
 
 def test_worker_at_its_bound_steps_out_of_accepting(herd_factory):
@@ -171,6 +202,32 @@ def test_client_disconnect_cancels_the_task(herd_factory):
     assert metric(mport, "herdd_async_requests_total") == 2
     # Nothing was answered for them, and the worker serves on.
     assert get(port, "/async-sleep/5") == (200, b"slept 5\n")
+
+
+def test_pipelined_requests_wait_behind_an_async_one_and_errors_answer_500(herd_factory):
+    h, port, mport = start(herd_factory, 1)
+    with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+        # One write: an async request, a sync one, a HEAD of an async one, a throwing handler.
+        s.sendall(b"GET /async-sleep/150 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+                  b"HEAD /async-sleep/10 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /async-error HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /async-sleep/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, body, rest = read_response(s)
+        assert (status, body) == (200, b"slept 150\n")
+        status, body, rest = read_response(s, rest)
+        assert (status, body) == (200, b"hi")
+        # HEAD: the head says the body's length, no body follows.
+        while b"\r\n\r\n" not in rest:
+            rest += s.recv(65536)
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 9" in head, head
+        status, body, rest = read_response(s, rest)
+        assert (status, body) == (500, b"500 Internal Server Error\n")
+        assert read_response(s, rest)[:2] == (200, b"slept 1\n")
+    errors = h.wait_log("handler-error")
+    assert "failure requested by /async-error" in errors[0].raw
+    assert metric(mport, "herdd_async_requests_total") == 4
 
 
 def test_async_timeout_answers_504_and_keeps_the_connection(herd_factory):

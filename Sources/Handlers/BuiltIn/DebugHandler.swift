@@ -7,6 +7,7 @@ import Synchronization
 /// - `/async-sleep/<ms>`: an async request: awaits `Task.sleep` for `ms` milliseconds (capped at
 ///   60000) without blocking the worker, then "slept <ms>\n"; cancelled (client gone, deadline,
 ///   drain) it ends at once and its answer is dropped or replaced (docs/async.md).
+/// - `/async-error`: an async request whose handler throws (herdd answers 500 and logs it).
 /// - `/work/<us>`: burns CPU (a busy loop) for `us` microseconds of this thread's CPU time
 ///   (capped at 60 s), then "worked <us>\n": a CPU-bound handler for benchmarks.
 /// - `/hang`: never returns (to exercise the master's heartbeat timeout).
@@ -27,13 +28,19 @@ public struct DebugHandler: AsyncHandler {
     /// The handler (`debug` in a handler spec).
     public init() {}
 
-    /// `/async-sleep/...` is async; every other endpoint is served synchronously.
-    public func servesAsync(_ request: HTTPRequest) -> Bool { request.path.hasPrefix("/async-sleep/") }
+    /// `/async-sleep/...` and `/async-error` are async; every other endpoint is served synchronously.
+    public func servesAsync(_ request: HTTPRequest) -> Bool { request.path.hasPrefix("/async-") }
 
-    /// `/async-sleep/<ms>`.
+    /// What `/async-error` throws.
+    public struct RequestedFailure: Error, CustomStringConvertible {
+        public var description: String { "failure requested by /async-error" }
+    }
+
+    /// `/async-sleep/<ms>`, `/async-error`.
     public func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
-        guard segs.count == 2, let ms = Int(segs[1]), ms >= 0 else { return .errorResponse(status: 400) }
+        if segs.count == 1 && segs[0] == "async-error" { throw RequestedFailure() }
+        guard segs.count == 2, segs[0] == "async-sleep", let ms = Int(segs[1]), ms >= 0 else { return .errorResponse(status: 400) }
         let total = min(ms, DebugHandler.maxSleepMs)
         // Throws CancellationError at once when the task is cancelled.
         try await Task.sleep(for: .milliseconds(total))
