@@ -181,7 +181,7 @@ extension Worker {
     func cancelAsyncAtDrainDeadline() {
         guard draining, !asyncRequests.drainCancelled, asyncRequests.pending > 0 else { return }
         let grace = UInt64(config.gracefulTimeout * 1e9)
-        let margin = min(1_000_000_000, grace / 10)
+        let margin = min(1_000_000_000, grace / 4)
         guard now &- asyncRequests.drainStartedAt >= grace - margin else { return }
         asyncRequests.drainCancelled = true
         log.warning("\(asyncRequests.pending) async requests still in flight at the graceful timeout; cancelled", metadata: ["event": "async-drain-cancel"])
