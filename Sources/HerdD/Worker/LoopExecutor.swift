@@ -1,6 +1,5 @@
 import Glibc
 import HerdSys
-import Synchronization
 
 /// A worker's event loop as a Swift concurrency executor: the `TaskExecutor` its async requests
 /// run on (`Task(executorPreference:)`, AsyncRequests.swift), as SwiftNIO's EventLoop is one.
@@ -26,8 +25,12 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     private let loopThread: pthread_t
     /// Jobs enqueued by the loop thread. Touched by the loop thread only: no lock.
     private var local: [UnownedJob] = []
-    /// Jobs enqueued by other threads.
-    private let remote = Mutex<[UnownedJob]>([])
+    /// Jobs enqueued by other threads, guarded by `mutex`. A pthread mutex rather than
+    /// Synchronization's `Mutex`: ThreadSanitizer sees its ordering (it intercepts pthread), so a
+    /// `--sanitize=thread` build checks this hand-over instead of reporting the futex-based lock
+    /// of the (uninstrumented) standard library as a race.
+    private var remote: [UnownedJob] = []
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// The batch being run (kept to reuse its storage).
     private var batch: [UnownedJob] = []
     /// Rounds of `local` one `runJobs` call runs at most: jobs that keep enqueueing jobs
@@ -39,12 +42,23 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
 
     init() throws(SysError) {
         wakeFD = try Sys.eventFD(what: "loop executor")
+        mutex = .allocate(capacity: 1)
+        let rc = pthread_mutex_init(mutex, nil)
+        guard rc == 0 else {
+            Sys.close(wakeFD)
+            mutex.deallocate()
+            throw SysError("pthread_mutex_init", errno: rc, detail: "loop executor")
+        }
         loopThread = pthread_self()
         local.reserveCapacity(64)
         batch.reserveCapacity(64)
     }
 
-    deinit { Sys.close(wakeFD) }
+    deinit {
+        Sys.close(wakeFD)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
 
     /// Whether the caller is the loop thread (the one allowed to touch the worker's state).
     var onLoopThread: Bool { pthread_equal(pthread_self(), loopThread) != 0 }
@@ -55,10 +69,10 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
             local.append(unowned)
             return
         }
-        let first = remote.withLock { queue in
-            queue.append(unowned)
-            return queue.count == 1
-        }
+        pthread_mutex_lock(mutex)
+        remote.append(unowned)
+        let first = remote.count == 1
+        pthread_mutex_unlock(mutex)
         // Only the job that made the queue non-empty writes: the loop takes the whole queue
         // after it reads the eventfd, so later jobs of the same batch are seen without a write.
         if first { Sys.signalEventFD(wakeFD) }
@@ -76,7 +90,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         var ran = 0
         if woken {
             Sys.drainEventFD(wakeFD)
-            remote.withLock { swap(&$0, &batch) }
+            pthread_mutex_lock(mutex)
+            swap(&remote, &batch)
+            pthread_mutex_unlock(mutex)
             ran += runBatch()
         }
         var rounds = 0
