@@ -7,7 +7,8 @@
 /// A worker runs `handle` on its event loop, one request at a time. It may block (see
 /// `mayBlock`: the worker's other connections are served by idle workers meanwhile), but not
 /// longer than `--timeout` (a handler stuck longer gets the worker killed and replaced). Return the whole response; large bodies are returned as a file
-/// (`.file`, sent with sendfile) or as a stream of chunks (`.stream`).
+/// (`.file`, sent with sendfile) or as a stream of chunks (`.stream`). A handler that awaits
+/// (a database driver, an HTTP client) conforms to ``AsyncHandler`` instead.
 public protocol Handler: Sendable {
     /// Answers one request. Called on the worker's event loop; the returned response is
     /// queued on the connection at once.

@@ -42,6 +42,9 @@ import Glibc
     case metricsListener(Int)
     /// Master: a client of the metrics endpoint, by fd.
     case metricsClient(Int32)
+    /// Worker: the eventfd that wakes its event loop for Swift concurrency jobs enqueued by
+    /// other threads (Worker/LoopExecutor.swift).
+    case executor
 
     @inlinable @inline(__always)
     package var rawValue: UInt64 {
@@ -54,6 +57,7 @@ import Glibc
         case .upgradeHandover: return 5 << 32
         case .metricsListener(let i): return 6 << 32 | UInt64(truncatingIfNeeded: i) & 0xffff_ffff
         case .metricsClient(let fd): return 7 << 32 | UInt64(UInt32(bitPattern: fd))
+        case .executor: return 8 << 32
         }
     }
 
@@ -70,6 +74,7 @@ import Glibc
         case 5: self = .upgradeHandover
         case 6: self = .metricsListener(Int(low))
         case 7: self = .metricsClient(Int32(bitPattern: low))
+        case 8: self = .executor
         default: return nil
         }
     }

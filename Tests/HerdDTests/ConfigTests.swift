@@ -140,6 +140,17 @@ import Testing
         #expect(reason(["--slot", "1", "--generation", "1", "--master-pid", "1", "--scoreboard-fd", "4", "--"]) == "accepted")
     }
 
+    @Test func asyncSettings() throws {
+        var c = ServerConfig()
+        #expect(c.workerConcurrency == 1000 && c.asyncTimeout == 60)
+        try c.apply(key: "worker-concurrency", value: "8", origin: "test")
+        try c.apply(key: "async-timeout", value: "2.5", origin: "test")
+        let back = try ServerConfig.deserialize(c.serialized())
+        #expect(back.workerConcurrency == 8 && back.asyncTimeout == 2.5)
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "worker-concurrency", value: "0", origin: "test") }
+        #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "async-timeout", value: "-1", origin: "test") }
+    }
+
     @Test func multiAcceptSetting() throws {
         #expect(ServerConfig().multiAccept == false)
         var c = ServerConfig()

@@ -26,6 +26,9 @@ final class RecordingHost: ConnectionHost {
         handledPaths.append(request.path)
         return HTTPResponse.text(200, "hi \(request.path)\n")
     }
+    func startAsync(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> Bool { false }
+    func asyncAbandoned(_ call: AsyncCall) {}
+    func asyncExpired(_ conn: HTTPConnection<RecordingHost>) {}
     func responded(status: Int) { statuses.append(status) }
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<RecordingHost>, startedAt: UInt64) {
         finished += 1

@@ -31,10 +31,11 @@ import HerdSys
         t.restarts = ["reload": 10, "crash": 9]
         t.dispatchWakeups = 11
         t.dispatchEmptyWakeups = 12
+        t.async = [14, 15, 16, 17]
         let c = (1...UInt64(Scoreboard.listenerCounterCount)).map(String.init).joined(separator: " ")
         t.listeners = ["web": (1...UInt64(Scoreboard.listenerCounterCount)).map { $0 }]
         t.backlogAlarmMillis = ["web": 13]
-        let text = "requests 1 2 3 4 5\nbytes 6\naccepted 7\nupgrades 8\ndispatch 11 12\n"
+        let text = "requests 1 2 3 4 5\nbytes 6\naccepted 7\nupgrades 8\ndispatch 11 12\nasync 14 15 16 17\n"
             + "restart 9 crash\nrestart 10 reload\nlistener \(c) web\nbacklog-alarm-ms 13 web\n"
         #expect(t.encoded() == text)
         #expect(CarriedTotals.decode(text) == t)

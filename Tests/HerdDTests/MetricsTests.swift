@@ -20,6 +20,9 @@ import Testing
         m.accepted = 9
         m.requestsByClass = [0, 8, 0, 1, 0]
         m.restarts = ["crash": 2]
+        m.workers[0].asyncInFlight = 3
+        m.asyncInFlight = 3
+        m.async = [20, 1, 2, 0]
         return m
     }
 
@@ -36,6 +39,12 @@ import Testing
         #expect(t.contains("herdd_worker_restarts_total{reason=\"crash\"} 2\n"))
         #expect(t.contains("herdd_listen_backlog{listener=\"ht\\\"tp\"} 4\n"))
         #expect(t.contains("herdd_listen_backlog_max{listener=\"ht\\\"tp\"} 7\n"))
+        #expect(t.contains("herdd_async_requests_in_flight 3\n"))
+        #expect(t.contains("herdd_worker_async_in_flight{worker=\"0\"} 3\n"))
+        #expect(t.contains("herdd_async_requests_total 20\n"))
+        #expect(t.contains("herdd_async_cancelled_total{reason=\"deadline\"} 1\n"))
+        #expect(t.contains("herdd_async_cancelled_total{reason=\"client-gone\"} 2\n"))
+        #expect(t.contains("herdd_async_cancelled_total{reason=\"drain\"} 0\n"))
         // Histogram buckets are cumulative and end with +Inf == count.
         #expect(t.contains("herdd_request_duration_seconds_bucket{listener=\"ht\\\"tp\",le=\"0.0005\"} 1\n"))
         #expect(t.contains("herdd_request_duration_seconds_bucket{listener=\"ht\\\"tp\",le=\"0.005\"} 1\n"))

@@ -8,6 +8,7 @@ SIGUSR2 under a bounded load of keep-alive and new-connection requests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -103,8 +104,11 @@ def metrics_info(port: int) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-@pytest.fixture
-def upgrade_env(tmp_path, notify):
+@contextlib.contextmanager
+def upgradable_herd(tmp_path, notify, handler: str = "health", upgrade_timeout: str = "3"):
+    """A socket-activated herdd (2 workers, `handler` on http, metrics) running a copy of the
+    binary that a test may replace; yields (herd, binary, http port, metrics port, notify,
+    extra pids to end), and ends them all."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     binary = bindir / "herdd"
@@ -112,8 +116,8 @@ def upgrade_env(tmp_path, notify):
     http_port, metrics_port = free_ports(2)
     herd = BinHerd(
         binary,
-        ["--workers", "2", "--handler", "http=health", "--handler", "metrics=metrics", "--graceful-timeout", "10",
-         "--upgrade-timeout", "3"],
+        ["--workers", "2", "--handler", f"http={handler}", "--handler", "metrics=metrics", "--graceful-timeout", "10",
+         "--upgrade-timeout", upgrade_timeout],
         activate=[(http_port, "http"), (metrics_port, "metrics")],
         notify=notify,
         workdir=tmp_path,
@@ -127,6 +131,12 @@ def upgrade_env(tmp_path, notify):
         for pid in extra:
             kill_tree(pid)
         herd.kill_all()
+
+
+@pytest.fixture
+def upgrade_env(tmp_path, notify):
+    with upgradable_herd(tmp_path, notify) as env:
+        yield env
 
 
 def test_upgrade_under_load_zero_failures(upgrade_env):

@@ -13,6 +13,7 @@
     startup.py      start -> READY=1
     connections.py  idle keep-alive connections (the clients are bench/idle_conns.py)
     blocking.py     blocking handlers
+    asyncbench.py   async handlers, against Hummingbird 2 (bench/hummingbird-peer)
     report.py       derived tables (load distribution, memory), the printed report, the JSON
 
 Processes, ports, the notify socket and cleanup come from Tests/support/herdtest.py, shared with

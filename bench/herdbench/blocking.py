@@ -17,11 +17,10 @@ it is shown for reference.
 
 import os
 import resource
-import statistics
 
 from herdtest import proc_cpu_ticks
 
-from .common import f, log, msum
+from .common import f, log, median_of as med, msum
 from .load import CLK_TCK, run_wrk
 
 MIXES = {
@@ -160,10 +159,6 @@ def section(peers, cfg):
     finally:
         for s in srvs.values():
             s.stop()
-
-    def med(lst, key):
-        xs = [x[key] for x in lst if x.get(key) is not None]
-        return statistics.median(xs) if xs else None
 
     for mix, (_, mean_s, cpu, _) in MIXES.items():
         bound = (min(workers, ncpu) if cpu else workers) / mean_s

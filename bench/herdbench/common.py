@@ -2,6 +2,7 @@
 
 import re
 import socket
+import statistics
 import sys
 import time
 
@@ -96,6 +97,12 @@ def scrape_metrics(name, pid, port):
                     seconds=round(time.monotonic() - t, 3), workers=children_of(pid), at=time.strftime("%H:%M:%S"))
             log(f"  {name}: /metrics scrape failed ({e!r}), attempt {attempt + 1}")
     return None
+
+
+def median_of(runs, key):
+    """Median of `key` over a list of run results (dicts), ignoring runs without it; None if none."""
+    xs = [x[key] for x in runs if x.get(key) is not None]
+    return statistics.median(xs) if xs else None
 
 
 def msum(metrics, name):

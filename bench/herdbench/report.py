@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from . import blocking, connections, herd, startup, throughput
+from . import asyncbench, blocking, connections, herd, startup, throughput
 from .common import ANOMALIES, COMMANDS, LOGDIR, f
 from .load import distribution
 
@@ -101,6 +101,8 @@ def print_report(res, cfg):
         connections.report(res, cfg)
     if "blocking" in res:
         blocking.report(res, cfg)
+    if "async" in res:
+        asyncbench.report(res, cfg)
     if res.get("anomalies"):
         print(f"\nanomalies ({len(res['anomalies'])}):")
         for a in res["anomalies"]:

@@ -4,6 +4,10 @@ import Synchronization
 /// Test and demo endpoints. Only served where an operator maps `debug` explicitly.
 ///
 /// - `/sleep/<ms>`: blocks the worker for `ms` milliseconds (capped at 60000), then "slept <ms>\n".
+/// - `/async-sleep/<ms>`: an async request: awaits `Task.sleep` for `ms` milliseconds (capped at
+///   60000) without blocking the worker, then "slept <ms>\n"; cancelled (client gone, deadline,
+///   drain) it ends at once and its answer is dropped or replaced (docs/async.md).
+/// - `/async-error`: an async request whose handler throws (herdd answers 500 and logs it).
 /// - `/work/<us>`: burns CPU (a busy loop) for `us` microseconds of this thread's CPU time
 ///   (capped at 60 s), then "worked <us>\n": a CPU-bound handler for benchmarks.
 /// - `/hang`: never returns (to exercise the master's heartbeat timeout).
@@ -11,7 +15,7 @@ import Synchronization
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
-public struct DebugHandler: Handler {
+public struct DebugHandler: AsyncHandler {
     /// Longest `/sleep/<ms>` (longer requests sleep this long).
     public static let maxSleepMs = 60_000
     /// Most pieces `/stream/<n>` sends.
@@ -24,7 +28,26 @@ public struct DebugHandler: Handler {
     /// The handler (`debug` in a handler spec).
     public init() {}
 
-    /// Serves the endpoints listed on the type.
+    /// `/async-sleep/...` and `/async-error` are async; every other endpoint is served synchronously.
+    public func servesAsync(_ request: HTTPRequest) -> Bool { request.path.hasPrefix("/async-") }
+
+    /// What `/async-error` throws.
+    public struct RequestedFailure: Error, CustomStringConvertible {
+        public var description: String { "failure requested by /async-error" }
+    }
+
+    /// `/async-sleep/<ms>`, `/async-error`.
+    public func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse {
+        let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
+        if segs.count == 1 && segs[0] == "async-error" { throw RequestedFailure() }
+        guard segs.count == 2, segs[0] == "async-sleep", let ms = Int(segs[1]), ms >= 0 else { return .errorResponse(status: 400) }
+        let total = min(ms, DebugHandler.maxSleepMs)
+        // Throws CancellationError at once when the task is cancelled.
+        try await Task.sleep(for: .milliseconds(total))
+        return .text(200, "slept \(total)\n")
+    }
+
+    /// Serves the endpoints listed on the type (all but `/async-sleep/`).
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let cmd = segs.first.map(String.init) ?? ""

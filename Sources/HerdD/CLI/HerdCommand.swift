@@ -107,6 +107,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("multi-accept"), help: "on or off (default): accept every queued connection per wakeup instead of one.")
     var multiAccept: String?
 
+    @Option(name: .customLong("worker-concurrency"), help: "Async requests in flight per worker at most; at the bound it stops accepting (default 1000).")
+    var workerConcurrency: String?
+
+    @Option(name: .customLong("async-timeout"), help: "Seconds an async request may take before it is cancelled and answered 504 (default 60).")
+    var asyncTimeout: String?
+
     @Option(name: .customLong("min-spare"), help: "Dynamic pool: grow (up to --max-workers) while fewer workers are idle (0 = off).")
     var minSpare: String?
 
@@ -131,6 +137,7 @@ struct Serve: ParsableCommand {
             ("header-timeout", headerTimeout), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
             ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept),
+            ("worker-concurrency", workerConcurrency), ("async-timeout", asyncTimeout),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o

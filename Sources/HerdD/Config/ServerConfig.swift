@@ -57,6 +57,11 @@ struct ServerConfig: Equatable, Sendable {
     /// multi_accept). Off by default: one per wakeup leaves the next connection to wake another
     /// idle worker, which spreads a burst of connections, and saves the EAGAIN that ends a loop.
     var multiAccept = false
+    /// Async requests in flight per worker at most (docs/async.md); at the bound the worker
+    /// stops accepting and further requests on its connections wait for a place.
+    var workerConcurrency = 1000
+    /// Seconds an async request may take before its task is cancelled and the client gets 504.
+    var asyncTimeout: Double = 60
 
     struct ConfigError: Error, CustomStringConvertible {
         let message: String
@@ -67,7 +72,7 @@ struct ServerConfig: Equatable, Sendable {
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
-        "multi-accept",
+        "multi-accept", "worker-concurrency", "async-timeout",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -145,6 +150,8 @@ struct ServerConfig: Equatable, Sendable {
         case "backlog-alarm": backlogAlarm = try int(0, 1 << 30)
         case "access-log": accessLog = try onOff()
         case "multi-accept": multiAccept = try onOff()
+        case "worker-concurrency": workerConcurrency = try int(1, 1_000_000)
+        case "async-timeout": asyncTimeout = try seconds()
         default:
             throw ConfigError(message: "\(origin): unknown setting '\(key)' (known: \(ServerConfig.keys.joined(separator: ", ")))")
         }
@@ -191,6 +198,7 @@ struct ServerConfig: Equatable, Sendable {
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
             "multi-accept=\(multiAccept ? "on" : "off")",
+            "worker-concurrency=\(workerConcurrency)", "async-timeout=\(asyncTimeout)",
         ]
         return out
     }

@@ -78,6 +78,10 @@ final class HTTPConnection<Host: ConnectionHost> {
     private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
     private var sentContinue = false
+    /// The async request whose response this connection waits for ("response pending", set by
+    /// the host's startAsync): nothing more is parsed (pipelined bytes wait in the buffer), the
+    /// connection is not idle, and `finishAsync` queues the response (Worker/AsyncRequests.swift).
+    var asyncCall: AsyncCall? = nil
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     private let maxBuffered: Int
@@ -99,7 +103,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
-    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPartialRequest && !hasPendingOutput }
+    var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPartialRequest && !hasPendingOutput && asyncCall == nil }
     /// A request has started and is not complete (its decoded part may already be released from
     /// the input buffer). Reads the held parser only: an idle connection holds none.
     private var hasPartialRequest: Bool { parserBox?.parser.hasPartialRequest ?? false }
@@ -164,7 +168,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// the previous responses fit in the output buffer; goes on when they could be sent at once.
     private func process() {
         while true {
-            while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
+            while !closed && !closeAfterWrite && asyncCall == nil && file == nil && stream == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
                     if !hasPartialRequest { requestStartedAt = nil }
                     break
@@ -199,7 +203,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             flush()
             // Stopped at the output limit and the socket took it all: the buffered requests
             // are ours to serve now (no event will come for bytes already read).
-            guard !closed && !closeAfterWrite && !hasPendingOutput && inputEnd > inputStart else { return }
+            guard !closed && !closeAfterWrite && asyncCall == nil && !hasPendingOutput && inputEnd > inputStart else { return }
         }
     }
 
@@ -260,11 +264,29 @@ final class HTTPConnection<Host: ConnectionHost> {
     private func serve(_ request: HTTPRequest) {
         // host.now is when this turn of the loop began, i.e. when the request's bytes were read.
         let started = host.now
-        let response = host.handle(request, on: self, readyAt: queuedSince != 0 ? queuedSince : started)
+        let readyAt = queuedSince != 0 ? queuedSince : started
         queuedSince = 0
+        // An async request: the response comes later, through finishAsync.
+        if host.startAsync(request, on: self, readyAt: readyAt) { return }
+        let response = host.handle(request, on: self, readyAt: readyAt)
         queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed,
               versionMinor: request.versionMinor)
         host.requestFinished(request, status: response.status, on: self, startedAt: started)
+    }
+
+    /// The async request's response (its handler's, or the host's when it gave up): queued like
+    /// a synchronous one, then the pipelined requests that waited are served.
+    func finishAsync(_ response: HTTPResponse) {
+        guard let call = asyncCall, !closed else { return }
+        asyncCall = nil
+        let request = call.request
+        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed,
+              versionMinor: request.versionMinor)
+        host.requestFinished(request, status: response.status, on: self, startedAt: call.startedAt)
+        lastActivity = host.now
+        process() // flushes, and serves what was read meanwhile
+        if peerClosed && !closed && !hasPendingOutput { close() }
+        if !closed { releaseBuffersIfIdle() }
     }
 
     private func sendError(_ status: Int) {
@@ -414,6 +436,12 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     func checkTimeouts(now: UInt64) {
         guard !closed else { return }
+        if let call = asyncCall {
+            // Waiting for its handler: only the async deadline applies (no header, keep-alive
+            // or drain-idle timeout: the client waits for us).
+            if now >= call.deadline { host.asyncExpired(self) }
+            return
+        }
         if lingering {
             if now >= lingerDeadline { close() }
             return
@@ -454,6 +482,10 @@ final class HTTPConnection<Host: ConnectionHost> {
     func close() {
         guard !closed else { return }
         closed = true
+        if let call = asyncCall {
+            asyncCall = nil
+            host.asyncAbandoned(call)
+        }
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
         if let f = file { Sys.close(f.fd); file = nil }
         stream = nil

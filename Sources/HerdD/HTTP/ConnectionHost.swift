@@ -45,6 +45,14 @@ protocol ConnectionHost: AnyObject {
     /// The handler's response was queued: latency since `startedAt`, access log.
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<Self>, startedAt: UInt64)
 
+    /// Serves `request` asynchronously if its handler says so (it sets `conn.asyncCall`, and
+    /// later calls `conn.finishAsync`); false: the connection calls `handle` now.
+    func startAsync(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> Bool
+    /// The connection closed while waiting for `call`'s response: cancel it.
+    func asyncAbandoned(_ call: AsyncCall)
+    /// The sweep found the connection's async request past its deadline.
+    func asyncExpired(_ conn: HTTPConnection<Self>)
+
     // MARK: writing
 
     /// `n` bytes went out on the socket.

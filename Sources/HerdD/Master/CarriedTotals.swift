@@ -16,6 +16,7 @@
 ///     upgrades <n>
 ///     restart <n> <reason>
 ///     dispatch <wakeups> <empty wakeups>
+///     async <started> <deadline> <client gone> <drain>   (MetricsSnapshot.Counters.async)
 ///     listener <c0> ... <cN> <name>       (Scoreboard.listenerCounters order)
 ///     backlog-alarm-ms <n> <name>
 ///
@@ -43,6 +44,7 @@ struct CarriedTotals: Equatable, Sendable {
         var out = "requests " + s.requestsByClass.map(String.init).joined(separator: " ") + "\n"
         out += "bytes \(s.bytesOut)\naccepted \(s.accepted)\nupgrades \(s.upgrades)\n"
         out += "dispatch \(s.dispatchWakeups) \(s.dispatchEmptyWakeups)\n"
+        out += "async " + s.async.map(String.init).joined(separator: " ") + "\n"
         for (reason, n) in s.restarts.sorted(by: { $0.key < $1.key }) { out += "restart \(n) \(reason)\n" }
         for (name, c) in listeners.sorted(by: { $0.key < $1.key }) {
             out += "listener " + c.map(String.init).joined(separator: " ") + " \(name)\n"
@@ -68,6 +70,9 @@ struct CarriedTotals: Equatable, Sendable {
                     t.dispatchWakeups = w
                     t.dispatchEmptyWakeups = e
                 }
+            case "async":
+                let v = words.dropFirst().compactMap { UInt64($0) }
+                if v.count == t.async.count { t.async = v }
             case "upgrades": if words.count == 2, let v = UInt64(words[1]) { t.upgrades = v }
             case "restart":
                 if words.count >= 3, let v = UInt64(words[1]) { t.restarts[words[2...].joined(separator: " ")] = v }

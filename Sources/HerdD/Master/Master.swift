@@ -79,6 +79,7 @@ final class Master {
         var listeners: [[UInt64]] = [] // per listener: Scoreboard.listenerCounters
         var dispatchWakeups: UInt64 = 0
         var dispatchEmptyWakeups: UInt64 = 0
+        var async = [UInt64](repeating: 0, count: 4)
     }
 
     /// Signals the master reads from its signalfd.
@@ -353,6 +354,7 @@ final class Master {
             retired.bytesOut &+= snap.bytesOut
             retired.dispatchWakeups &+= snap.dispatchWakeups
             retired.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
+            for i in retired.async.indices { retired.async[i] &+= snap.async[i] }
             for i in retired.listeners.indices {
                 let c = scoreboard.listenerCounters(w.slot, listener: i)
                 for k in c.indices { retired.listeners[i][k] &+= c[k] }

@@ -46,6 +46,7 @@ extension Master: UpgradeHost {
         m.bytesOut = inherited.bytesOut &+ retired.bytesOut
         m.dispatchWakeups = inherited.dispatchWakeups &+ retired.dispatchWakeups
         m.dispatchEmptyWakeups = inherited.dispatchEmptyWakeups &+ retired.dispatchEmptyWakeups
+        m.async = zip(inherited.async, retired.async).map { $0 &+ $1 }
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
@@ -66,12 +67,14 @@ extension Master: UpgradeHost {
             m.bytesOut &+= snap.bytesOut
             m.dispatchWakeups &+= snap.dispatchWakeups
             m.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
+            m.asyncInFlight &+= snap.asyncInFlight
+            for i in m.async.indices { m.async[i] &+= snap.async[i] }
             for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
             for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
             m.workers.append(MetricsSnapshot.WorkerStats(
                 slot: w.slot, pid: w.pid, generation: w.generation,
                 state: w.retireReason != nil && snap.state != .exited ? "draining" : snap.state.name,
-                requests: snap.requests, accepted: snap.accepted, active: snap.active,
+                requests: snap.requests, accepted: snap.accepted, active: snap.active, asyncInFlight: snap.asyncInFlight,
                 heartbeatAgeSeconds: now > snap.heartbeat ? Double(now - snap.heartbeat) / 1e9 : 0,
                 uptimeSeconds: Double(now - w.spawnedAt) / 1e9))
         }

@@ -118,6 +118,10 @@ final class MetricsServer: ConnectionHost {
         respond?(request) ?? HTTPResponse.errorResponse(status: 503)
     }
 
+    // The metrics endpoint answers at once: no async requests.
+    func startAsync(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> Bool { false }
+    func asyncAbandoned(_ call: AsyncCall) {}
+    func asyncExpired(_ conn: HTTPConnection<MetricsServer>) {}
     func responded(status: Int) {}
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<MetricsServer>, startedAt: UInt64) {}
     func countBytesOut(_ n: Int) {}

@@ -22,7 +22,13 @@ struct MetricsSnapshot: Sendable {
         /// Dispatch socket wakeups and empty ones (another worker took the connection).
         var dispatchWakeups: UInt64 = 0
         var dispatchEmptyWakeups: UInt64 = 0
+        /// Async requests: tasks started, then requests given up by reason, in this order
+        /// (`asyncReasons`); the scoreboard's SlotSnapshot.async has the same order.
+        var async = [UInt64](repeating: 0, count: 4)
     }
+
+    /// Labels of `herdd_async_cancelled_total`, for `Counters.async[1...]`.
+    static let asyncReasons = ["deadline", "client-gone", "drain"]
 
     struct ListenerStats: Sendable {
         var name: String
@@ -112,6 +118,8 @@ struct MetricsSnapshot: Sendable {
         var requests: UInt64
         var accepted: UInt64
         var active: UInt64
+        /// Async requests in flight in this worker.
+        var asyncInFlight: UInt64 = 0
         var heartbeatAgeSeconds: Double
         var uptimeSeconds: Double
     }
@@ -125,6 +133,8 @@ struct MetricsSnapshot: Sendable {
     var counters = Counters()
     /// Open client connections (a gauge: not carried over an upgrade).
     var active: UInt64 = 0
+    /// Async requests in flight in all workers (a gauge).
+    var asyncInFlight: UInt64 = 0
 
     /// `m.bytesOut`, `m.requestsByClass[1] &+= n`: the fields of `counters`.
     subscript<T>(dynamicMember path: WritableKeyPath<Counters, T>) -> T {
@@ -225,6 +235,15 @@ struct MetricsSnapshot: Sendable {
         sample("herdd_dispatch_wakeups_total", [], "\(counters.dispatchWakeups)")
         family("herdd_dispatch_empty_wakeups_total", "counter", "Dispatch socket wakeups whose recvmsg found it empty (another worker took the connection).")
         sample("herdd_dispatch_empty_wakeups_total", [], "\(counters.dispatchEmptyWakeups)")
+        family("herdd_async_requests_in_flight", "gauge", "Async requests whose task runs, in all workers (bounded per worker by --worker-concurrency).")
+        sample("herdd_async_requests_in_flight", [], "\(asyncInFlight)")
+        family("herdd_async_requests_total", "counter", "Async requests whose task started.")
+        sample("herdd_async_requests_total", [], "\(counters.async[0])")
+        family("herdd_async_cancelled_total", "counter",
+               "Async requests given up and their task cancelled: past --async-timeout (504), client gone, drain past --graceful-timeout (503).")
+        for (i, r) in MetricsSnapshot.asyncReasons.enumerated() { sample("herdd_async_cancelled_total", [("reason", r)], "\(counters.async[i + 1])") }
+        family("herdd_worker_async_in_flight", "gauge", "Async requests in flight in each worker slot.")
+        for w in workers { sample("herdd_worker_async_in_flight", [("worker", "\(w.slot)")], "\(w.asyncInFlight)") }
         family("herdd_worker_requests", "gauge", "Requests served by the current process in each worker slot.")
         for w in workers { sample("herdd_worker_requests", [("worker", "\(w.slot)")], "\(w.requests)") }
         family("herdd_worker_accepted", "gauge", "Connections accepted by the current process in each worker slot.")

@@ -58,6 +58,10 @@ final class Scoreboard: @unchecked Sendable {
         /// recvmsg found it empty (another worker took the connection), apart from the
         /// listeners' herd meter.
         case dispatchWakeups, dispatchEmptyWakeups
+        /// Async requests (Worker/AsyncRequests.swift): tasks in flight now (a gauge), tasks
+        /// started, and requests given up: deadline (--async-timeout), client gone, drain
+        /// past --graceful-timeout.
+        case asyncInFlight, asyncStarted, asyncTimedOut, asyncClientGone, asyncDrainCancelled
     }
 
     /// Per-listener words from `queueBase` (see the layout above).
@@ -341,6 +345,9 @@ final class Scoreboard: @unchecked Sendable {
         var exitReason: UInt64
         var dispatchWakeups: UInt64
         var dispatchEmptyWakeups: UInt64
+        var asyncInFlight: UInt64
+        /// Async counters in `Counters.async` order: started, timed out, client gone, drain.
+        var async: [UInt64]
     }
 
     func snapshot(_ slot: Int) -> SlotSnapshot {
@@ -350,6 +357,8 @@ final class Scoreboard: @unchecked Sendable {
             statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
             bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
             exitReason: load(slot, .exitReason),
-            dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups))
+            dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups),
+            asyncInFlight: load(slot, .asyncInFlight),
+            async: [.asyncStarted, .asyncTimedOut, .asyncClientGone, .asyncDrainCancelled].map { load(slot, $0) })
     }
 }

@@ -44,6 +44,9 @@ final class Worker: ConnectionHost {
     /// After an accept4 resource error (EMFILE...), no accepting before this time.
     var acceptResumeAt: UInt64 = 0
     let requestLimit: Int
+    /// The longest epoll_wait: a second, or a third of --timeout if that is shorter, so an idle
+    /// loop (or one whose async requests all await) beats well within --timeout.
+    let idleWaitMillis: Int32
     var now: UInt64 = monotonicNanos()
     private var dateSecond = -1
     private var dateText = ""
@@ -59,9 +62,11 @@ final class Worker: ConnectionHost {
     /// When the current handler started (for queue time): the turn's start, then the end of
     /// each request served in the turn (pipelined and batched requests wait for earlier ones).
     var turnClock: UInt64 = 0
+    /// Async requests: the loop executor, tasks in flight, --worker-concurrency (AsyncRequests.swift).
+    let asyncRequests: AsyncRequests
 
     init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener],
-         dispatch: DispatchPair? = nil) {
+         dispatch: DispatchPair? = nil) throws {
         self.slot = slot
         self.masterPID = masterPID
         self.config = config
@@ -69,6 +74,7 @@ final class Worker: ConnectionHost {
         self.listeners = listeners
         self.dispatch = dispatch
         self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
+        self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
         self.limits = l
@@ -77,6 +83,7 @@ final class Worker: ConnectionHost {
         } else {
             self.requestLimit = Int.max
         }
+        self.idleWaitMillis = Int32(max(10, min(1000, config.timeout * 1000 / 3)))
         log[metadataKey: "worker_id"] = "\(slot)"
     }
 
@@ -104,6 +111,8 @@ final class Worker: ConnectionHost {
         sigfd = try Sys.signalFD([SIGTERM, SIGINT])
         epoll = try Epoll(what: "worker")
         try epoll.add(sigfd, .input, .signals, what: "signalfd")
+        // Level-triggered: a wake-up not yet read (the eventfd's counter) is reported again.
+        try epoll.add(asyncRequests.executor.wakeFD, .input, .executor, what: "loop executor eventfd")
         // EPOLLEXCLUSIVE: when a connection arrives, the kernel wakes only one of the workers
         // blocked in epoll_wait on this listener instead of all of them (the thundering herd).
         // It must be set at EPOLL_CTL_ADD time and cannot be combined with EPOLL_CTL_MOD.
@@ -133,7 +142,8 @@ final class Worker: ConnectionHost {
         while true {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
-            let timeout: Int32 = acceptPaused ? 20 : (draining ? 100 : 1000)
+            // Jobs the loop itself queued for its executor run without sleeping first.
+            let timeout: Int32 = asyncRequests.executor.hasLocalJobs ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
             // A worker with blocking handlers first looks without waiting. Events already
             // pending mean it came back from work to more work (every worker may be busy): a
             // saturated turn (see takeNewWork). Only if there are none does it sleep.
@@ -153,7 +163,7 @@ final class Worker: ConnectionHost {
             now = monotonicNanos()
             turnClock = now
             if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
-            // Heartbeat on every turn of the loop (at least once a second thanks to the timeout):
+            // Heartbeat on every turn of the loop (at least every idleWaitMillis thanks to the timeout):
             // a worker stuck in a handler stops beating and the master kills it.
             scoreboard.store(slot, .heartbeat, now)
             // A saturated turn defers new work on blocking listeners and the dispatch socket to
@@ -161,6 +171,7 @@ final class Worker: ConnectionHost {
             let handlersBefore = blockingHandlersRun
             var dispatchReady = false
             var blockingListener = -1
+            var executorWoken = false
             for i in 0..<n {
                 let ev = events[i]
                 switch ev.tag {
@@ -175,22 +186,27 @@ final class Worker: ConnectionHost {
                 case .dispatch?:
                     if saturated { dispatchReady = true } else { receiveDispatched() }
                 case .signals?: handleSignals()
+                case .executor?: executorWoken = true
                 default: break // no other registration in a worker's epoll
                 }
             }
             if saturated && blockingHandlersRun == handlersBefore {
                 takeNewWork(dispatchReady: dispatchReady, blockingListener: blockingListener)
             }
-            if acceptPaused && !draining && now >= acceptResumeAt && !overShare() { try watchListeners() }
+            // Async requests' jobs: tasks started by this turn's requests, and those that other
+            // threads woke (a timer, a client library's I/O thread): they run here, on the loop.
+            if executorWoken || asyncRequests.executor.hasLocalJobs { asyncRequests.executor.runJobs(woken: executorWoken) }
+            if acceptPaused && !draining && now >= acceptResumeAt && !asyncRequests.atLimit && !overShare() { try watchListeners() }
             if now - lastSweep >= (draining ? 100_000_000 : 1_000_000_000) {
                 lastSweep = now
                 sweep()
+                cancelAsyncAtDrainDeadline()
                 if getppid() != masterPID && !draining {
                     log.warning("master is gone; draining", metadata: ["event": "orphan"])
                     beginDrain(reason: .drained)
                 }
             }
-            if draining && activeCount == 0 && !drainDispatchQueue() { finish() }
+            if draining && activeCount == 0 && !asyncHoldsDrain && !drainDispatchQueue() { finish() }
         }
     }
 
@@ -524,6 +540,7 @@ final class Worker: ConnectionHost {
     func beginDrain(reason: Scoreboard.ExitReason) {
         guard !draining else { return }
         draining = true
+        asyncRequests.drainStartedAt = now
         scoreboard.store(slot, .exitReason, reason.rawValue)
         scoreboard.store(slot, .state, Scoreboard.State.draining.rawValue)
         for l in listeners {

@@ -129,7 +129,7 @@ enum WorkerRole {
                 let handler = try HandlerRegistry.make(config.handlerSpec(for: name))
                 bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler))
             }
-            let worker = Worker(slot: parsed.slot, masterPID: parsed.masterPID, config: config,
+            let worker = try Worker(slot: parsed.slot, masterPID: parsed.masterPID, config: config,
                                 scoreboard: scoreboard, listeners: bound,
                                 dispatch: parsed.dispatchFD >= 0 ? DispatchPair(inheritedAt: parsed.dispatchFD) : nil)
             try worker.run()

@@ -1,0 +1,106 @@
+"""bench/run section "async": async handlers (issue 23).
+
+`/async-sleep/20` (a 20 ms `Task.sleep`, standing in for a database or HTTP call), 64
+keep-alive connections (wrk -t2 --latency), herdd --workers 2 with the debug handler, against
+Hummingbird 2's own server (bench/hummingbird-peer, built here in release mode from the local
+package mirror; skipped if the build fails), rounds interleaved, median of the rounds.
+
+The bound is connections / service time = 64 / 20 ms = 3,200 req/s (each connection has one
+request in flight). Targets: herdd >= 0.85 of the bound, p99 <= 40 ms, >= Hummingbird's req/s.
+Also reported: the servers' CPU time per request (all their processes and threads, /proc).
+"""
+
+import subprocess
+import signal
+from pathlib import Path
+
+from herdtest import free_port, proc_cpu_ticks
+
+from . import BENCH_DIR
+from .common import f, log, median_of as med, msum
+from .load import CLK_TCK, run_wrk
+from .servers import Server
+
+PATH = "/async-sleep/20"
+SERVICE_S = 0.020
+PEER_DIR = BENCH_DIR / "hummingbird-peer"
+
+
+def build_hummingbird():
+    """Release build of bench/hummingbird-peer (its own .build); the binary, or None."""
+    log("[async] building bench/hummingbird-peer (release; first build takes minutes)")
+    r = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(PEER_DIR)],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        log("[async] hummingbird-peer build failed; measuring herdd alone:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+        return None
+    out = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(PEER_DIR), "--show-bin-path"],
+                         capture_output=True, text=True).stdout.strip()
+    binary = Path(out) / "HummingbirdPeer"
+    return binary if binary.is_file() else None
+
+
+def tree_cpu_s(srv):
+    return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
+
+
+def section(peers, cfg):
+    out = {"path": PATH, "conns": cfg.async_conns, "workers": 2, "bound_rps": cfg.async_conns / SERVICE_S, "rows": {}}
+    srvs = {"herdd": peers.start_herdd("herdd", 2, [("web", "debug")], dirname="herdd-async").wait_ready()}
+    try:
+        hb = build_hummingbird() if not cfg.no_hummingbird else None
+        if hb:
+            d = peers.workdir("hummingbird")
+            port = free_port()
+            srvs["hummingbird"] = Server.process("hummingbird", [str(hb), str(port)], 0, [port], d, signal.SIGTERM).wait_ready()
+        names = list(srvs)
+        for s in srvs.values():  # warm-up
+            run_wrk([["wrk", "-t2", f"-c{cfg.async_conns}", "-d1s", f"http://127.0.0.1:{s.ports[0]}{PATH}"]], 1, "warm-up")
+        runs = {}
+        for r in range(cfg.async_rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for pname in order:
+                s = srvs[pname]
+                cmd = ["wrk", "-t2", f"-c{cfg.async_conns}", f"-d{cfg.async_secs}s", "--latency",
+                       f"http://127.0.0.1:{s.ports[0]}{PATH}"]
+                log(f"  [async] round {r + 1}/{cfg.async_rounds} {pname}")
+                cpu0 = tree_cpu_s(s)
+                w = run_wrk([cmd], cfg.async_secs, f"async {pname}")[0]
+                w["cpu_us_per_req"] = (tree_cpu_s(s) - cpu0) * 1e6 / max(w["requests"], 1)
+                runs.setdefault(pname, []).append(w)
+        m = srvs["herdd"].metrics()
+        if m:
+            out["herdd_metrics"] = {"async_started": msum(m, "herdd_async_requests_total"),
+                                    "async_cancelled": msum(m, "herdd_async_cancelled_total")}
+    finally:
+        for s in srvs.values():
+            s.stop()
+
+    for pname, lst in runs.items():
+        row = {k: med(lst, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
+        row["errors"] = sum(x["errors"] + x["non2xx"] for x in lst)
+        row["rounds_rps"] = [x["rps"] for x in lst]
+        row["of_bound"] = row["rps"] / out["bound_rps"] if row["rps"] else None
+        out["rows"][pname] = row
+    h, hb = out["rows"].get("herdd"), out["rows"].get("hummingbird")
+    if h and hb and h["rps"] and hb["rps"]:
+        out["herdd/hummingbird"] = {k: (h[k] / hb[k] if h[k] and hb[k] else None) for k in ("rps", "p99_ms", "cpu_us_per_req")}
+    return out
+
+
+def report(res, cfg):
+    a = res["async"]
+    print(f"\n## 6. Async handlers: GET {a['path']}, wrk -t2 -c{a['conns']} -d{cfg.async_secs}s keep-alive, "
+          f"herdd --workers {a['workers']}, median of {cfg.async_rounds} interleaved round(s); "
+          f"bound {a['conns']} / 20 ms = {a['bound_rps']:.0f} req/s (targets: >= 0.85 of it, p99 <= 40 ms)")
+    hdr = f"{'server':12} {'req/s':>8} {'of bound':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'errors':>6}"
+    print(hdr)
+    print("-" * len(hdr))
+    for pname, r in a["rows"].items():
+        print(f"{pname:12} {f(r['rps'], '.0f'):>8} {f(r['of_bound']):>8} {f(r['p50_ms'], '.1f'):>7} "
+              f"{f(r['p99_ms'], '.1f'):>7} {f(r['cpu_us_per_req'], '.0f'):>10} {r['errors']:>6}")
+    if a.get("herdd/hummingbird"):
+        q = a["herdd/hummingbird"]
+        print(f"   herdd/hummingbird: req/s {f(q['rps'])}, p99 {f(q['p99_ms'])}, CPU per request {f(q['cpu_us_per_req'])}")
+    if a.get("herdd_metrics"):
+        print(f"   herdd async counters over the section: {a['herdd_metrics']}")
