@@ -1,4 +1,5 @@
 import Handlers
+import HerdSys
 
 /// The routes of a server: `router.get("notes/:id") { request, context in ... }`, as in
 /// Hummingbird 2. Build it, then serve it with `HerdServer.main(name:router:)` (each worker
@@ -56,7 +57,7 @@ public final class Router: RouterMethods {
 
     /// The router as a handler for a listener; later changes to the router do not affect it.
     public func handler() -> RouterHandler {
-        RouterHandler(trie: RouteTrie(routes), middlewares: middlewares)
+        RouterHandler(trie: RouteTrie(routes), middlewares: middlewares, label: ProgramName.current)
     }
 
     /// "GET /notes/:id" lines, in registration order (for logs and tests).

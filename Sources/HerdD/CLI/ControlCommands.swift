@@ -53,7 +53,7 @@ struct ControlTarget: ParsableArguments {
     @Option(name: .long, help: "systemd unit whose main pid is the master, e.g. herdd.")
     var unit: String?
 
-    @Option(name: .customLong("runtime-directory"), help: "Directory where the master publishes its scoreboard (default: $RUNTIME_DIRECTORY, else /run/herdd).")
+    @Option(name: .customLong("runtime-directory"), help: "Directory where the master publishes its scoreboard (default: $RUNTIME_DIRECTORY, else /run/PROGRAM, e.g. /run/herdd).")
     var runtimeDirectory: String?
 
     @Option(name: .long, help: "Seconds to wait for the outcome (default 90).")
@@ -61,7 +61,7 @@ struct ControlTarget: ParsableArguments {
 
     var directory: String {
         if let runtimeDirectory { return runtimeDirectory }
-        return getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) } ?? "/run/herdd"
+        return getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) } ?? "/run/\(ProgramName.current)"
     }
 
     func masterPID() throws -> Int32 {

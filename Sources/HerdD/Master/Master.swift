@@ -117,7 +117,7 @@ final class Master {
     // MARK: - Main loop
 
     func run() throws -> Int32 {
-        ProcessTitle.set("herdd: master")
+        ProcessTitle.set("\(ProgramName.current): master")
         signal(SIGPIPE, SIG_IGN)
         if upgrader.handover != nil {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
@@ -136,7 +136,7 @@ final class Master {
             metricsServer = try MetricsServer(listeners: metricsListeners, epoll: epoll, log: log)
         }
 
-        log.info("herdd \(herddVersionString) master starting", metadata: [
+        log.info("\(ProgramName.current) \(herddVersionString) master starting", metadata: [
             "event": "start", "version": "\(herddVersionString)", "workers": "\(wanted)",
             "listeners": "\(allListeners.map { "\($0.name)=\($0.address)" }.joined(separator: " "))",
             "accept_mode": "\(config.acceptMode.rawValue)",
