@@ -1,4 +1,6 @@
-import Herd
+@testable import Herd
+import Handlers
+import Synchronization
 import XCTest
 
 /// Routing: parameters, wildcards, HEAD, 405 with Allow, 404, groups, last registration wins.
@@ -96,5 +98,30 @@ final class RouterTests: XCTestCase {
         XCTAssertFalse(router.handler().mayBlock)
         router.get("db") { _, _ in "rows" }
         XCTAssertTrue(router.handler().mayBlock)
+    }
+}
+
+/// Per-route mayBlock reaches the worker through the context's gate: only blocking routes open it.
+final class BlockingGateTests: XCTestCase {
+    func testOnlyBlockingRoutesOpenTheGate() {
+        let router = Router()
+        router.get("health", mayBlock: false) { _, _ in "ok" }
+        router.get("db") { _, _ in "rows" }
+        let handler = router.handler()
+        let gate = BlockingGate()
+        let started = Mutex<[Int32]>([])
+        gate.start = { fd in started.withLock { $0.append(fd) } }
+        var context = HandlerContext(listenerName: "http", workerID: 0, pid: 1, peer: "127.0.0.1:1")
+        context.blockingGate = gate
+        for (path, opens) in [("/health", false), ("/db", true), ("/missing", false)] {
+            gate.arm(fd: 7)
+            _ = handler.handle(HTTPRequest(target: path), context: context)
+            XCTAssertEqual(gate.opened, opens, path)
+        }
+        XCTAssertEqual(started.withLock { $0 }, [7])
+        gate.arm(fd: -1)  // draining: noted, nothing started
+        _ = handler.handle(HTTPRequest(target: "/db"), context: context)
+        XCTAssertTrue(gate.opened)
+        XCTAssertEqual(started.withLock { $0 }, [7])
     }
 }

@@ -56,6 +56,13 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
         }
     }
 
+    /// The route pattern `method` and `path` match ("GET /notes/:id"), or nil: what the router
+    /// does first for every request, alone (for logs, tests and bench/route-match).
+    public func matchedRoute(method: HTTPMethod, path: String) -> String? {
+        guard case .found(let route, _) = trie.match(path: path, method: method) else { return nil }
+        return "\(route.method) \(PathSegment.format(route.path))"
+    }
+
     private static let notFound: SyncResponder = { _, _ in throw HTTPError(.notFound) }
 
     /// The response for a thrown error: an ``HTTPResponseError``'s own, else a 500 that tells
