@@ -11,21 +11,21 @@ import Synchronization
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
-public struct DebugHandler: Handler {
+package struct DebugHandler: Handler {
     /// Longest `/sleep/<ms>` (longer requests sleep this long).
-    public static let maxSleepMs = 60_000
+    package static let maxSleepMs = 60_000
     /// Most pieces `/stream/<n>` sends.
-    public static let maxStreamChunks = 1_000_000
-    public static let maxWorkMicros = 60_000_000
+    package static let maxStreamChunks = 1_000_000
+    package static let maxWorkMicros = 60_000_000
 
     /// Sleeps and burns CPU: other connections of a busy worker are dispatched meanwhile.
-    public var mayBlock: Bool { true }
+    package var mayBlock: Bool { true }
 
     /// The handler (`debug` in a handler spec).
-    public init() {}
+    package init() {}
 
     /// Serves the endpoints listed on the type.
-    public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
+    package func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let cmd = segs.first.map(String.init) ?? ""
         let arg = segs.count == 2 ? Int(segs[1]) : nil

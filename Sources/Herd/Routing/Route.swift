@@ -19,4 +19,14 @@ struct Route: Sendable {
     /// Whether the route's code may block (database, upstream); false routes skip the
     /// worker's dispatch machinery (Handler.mayBlock).
     let mayBlock: Bool
+    /// "GET /notes/:id", made once.
+    let description: String
+
+    init(method: HTTPMethod, path: [PathSegment], responder: Responder, mayBlock: Bool) {
+        self.method = method
+        self.path = path
+        self.responder = responder
+        self.mayBlock = mayBlock
+        self.description = "\(method) \(PathSegment.format(path))"
+    }
 }

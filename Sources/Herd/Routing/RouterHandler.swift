@@ -31,11 +31,7 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
     /// Matches the request once, runs the router's middleware around the route (or the 404 or
     /// 405 answer), and turns a thrown error into its response.
     public func handle(_ request: HTTPRequest, context handlerContext: HandlerContext) -> HTTPResponse {
-        let id = requestID(request)
-        var context = RequestContext(handlerContext: handlerContext, requestID: id, logger: logger)
-        context.logger[metadataKey: "request_id"] = "\(id)"
-        context.logger[metadataKey: "listener"] = "\(handlerContext.listenerName)"
-        context.logger[metadataKey: "worker_id"] = "\(handlerContext.workerID)"
+        var context = RequestContext(handlerContext: handlerContext, requestIDSource: requestID(request), logger: logger)
         let endpoint: SyncResponder
         switch trie.match(path: request.path, method: HTTPMethod(rawValue: request.method)) {
         case .found(let route, let parameters):
@@ -60,7 +56,7 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
     /// does first for every request, alone (for logs, tests and bench/route-match).
     public func matchedRoute(method: HTTPMethod, path: String) -> String? {
         guard case .found(let route, _) = trie.match(path: path, method: method) else { return nil }
-        return "\(route.method) \(PathSegment.format(route.path))"
+        return route.description
     }
 
     private static let notFound: SyncResponder = { _, _ in throw HTTPError(.notFound) }
@@ -80,12 +76,11 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
     }
 
     /// The client's `X-Request-ID` when it is 1...128 visible ASCII characters, else a new one.
-    func requestID(_ request: HTTPRequest) -> String {
+    func requestID(_ request: HTTPRequest) -> RequestContext.RequestIDSource {
         if let given = request.headers["X-Request-ID"], !given.isEmpty, given.utf8.count <= 128,
            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
-            return given
+            return .given(given)
         }
-        let n = requestCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        return idPrefix + "-" + String(n, radix: 16)
+        return .generated(prefix: idPrefix, number: requestCounter.wrappingAdd(1, ordering: .relaxed).newValue)
     }
 }

@@ -7,7 +7,7 @@ import RoutingKit
 
 let resources = ["users", "notes", "todos", "posts", "comments", "tags", "files", "orders", "items", "teams"]
 let herd = Router()
-let kit = TrieRouter<String>()
+nonisolated(unsafe) let kit = TrieRouter<String>()
 for r in resources {
     for (method, path) in [("GET", r), ("POST", r), ("GET", "\(r)/:id"), ("PUT", "\(r)/:id"), ("DELETE", "\(r)/:id")] {
         herd.addRoute(path, method: HTTPMethod(rawValue: method), responder: { _, _ in HTTPResponse() })
@@ -28,7 +28,7 @@ func now() -> UInt64 {
 }
 
 let n = 1_000_000
-var sink = 0
+nonisolated(unsafe) var sink = 0
 func herdRound() -> Double {
     let t0 = now()
     for i in 0..<n {
@@ -42,7 +42,7 @@ func kitRound() -> Double {
     for i in 0..<n {
         let (m, p) = requests[i & 7]
         // What a server on RoutingKit does per request: split the path, a Parameters value.
-        var parameters = Parameters()
+        var parameters = RoutingKit.Parameters()
         let path = [m] + p.split(separator: "/").map(String.init)
         if kit.route(path: path, parameters: &parameters) != nil { sink &+= 1 }
     }
