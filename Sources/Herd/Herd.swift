@@ -43,7 +43,7 @@ public enum HerdServer {
     ///   - abstract: One line for `--help` (default: herdd's).
     ///   - handlers: More handlers by name, for listeners that serve something else.
     ///   - validate: Checks the router's argument (the text after `NAME:`, nil without one) in
-    ///     the master, before any worker starts; throw ``HandlerSpecError`` to refuse it (the
+    ///     the master, before any worker starts; throw `HandlerSpecError` to refuse it (the
     ///     start fails with exit code 78 and the message). It must not open resources.
     ///   - makeRouter: Builds the router in each worker, after the worker started: open
     ///     per-process resources (database connections) here. Never run in the master.
@@ -56,7 +56,7 @@ public enum HerdServer {
         }
     }
 
-    /// Like ``main(name:version:abstract:handlers:validate:router:)`` with a ``Handler`` of your
+    /// Like ``main(name:version:abstract:handlers:validate:router:)`` with a `Handler` of your
     /// own instead of a router.
     public static func main(name: String, version: String, abstract: String? = nil,
                             handlers: [String: HandlerRegistry.Factory] = [:],

@@ -1,6 +1,6 @@
 /// A response status, named the way swift-http-types names them (`.ok`, `.notFound`), so a typo
 /// does not compile. `HTTPResponse.status` stays an `Int` on the wire side (the worker counts
-/// status classes from it); this type is what handlers and ``HTTPResponse/init(status:headers:body:)``
+/// status classes from it); this type is what handlers and `HTTPResponse(status: .created)`
 /// spell. Any code 100...999 can be made with `HTTPStatus(code:)`.
 public struct HTTPStatus: Sendable, Hashable, CustomStringConvertible {
     /// The three-digit code.

@@ -3,7 +3,7 @@ import HerdSys
 
 /// The routes of a server: `router.get("notes/:id") { request, context in ... }`, as in
 /// Hummingbird 2. Build it, then serve it with `HerdServer.main(name:router:)` (each worker
-/// builds its own), or turn it into a ``Handler`` with ``handler()``.
+/// builds its own), or turn it into a `Handler` with ``handler()``.
 ///
 /// Paths: constants, `:name` (or `{name}`) parameters, `*` (any one segment) and `**` (the rest).
 /// Every GET route also answers HEAD; a known path with another method is answered 405 with
