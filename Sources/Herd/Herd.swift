@@ -40,7 +40,7 @@ public enum HerdServer {
     ///     handler name of the router in configuration (`--handler http=NAME:ARGUMENT`). Names
     ///     are non-empty, without `:`, `=`, `,` or spaces.
     ///   - version: Shown by `--version`, in the start-up log and in metrics.
-    ///   - abstract: One line for `--help` (default: herdd's).
+    ///   - abstract: One line for `--help` (default: "NAME: an HTTP server on herdd ...").
     ///   - handlers: More handlers by name, for listeners that serve something else.
     ///   - validate: Checks the router's argument (the text after `NAME:`, nil without one) in
     ///     the master, before any worker starts; throw `HandlerSpecError` to refuse it (the
@@ -67,7 +67,9 @@ public enum HerdServer {
             message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
             exit(70)
         }
-        AppIdentity.set(name: name, version: version, abstract: abstract, defaultHandler: name)
+        AppIdentity.set(name: name, version: version,
+                        abstract: abstract ?? "\(name): an HTTP server on herdd (prefork workers, systemd socket activation).",
+                        defaultHandler: name)
         HandlerRegistry.register(name, validator: validate, makeHandler)
         HerdEntry.main(handlers: handlers)
     }

@@ -123,9 +123,9 @@ package enum StaticConditions {
         var v = Substring(value).drop(while: { $0 == " " })
         guard v.count > 6, v.prefix(6).lowercased() == "bytes=" else { return .full }
         v = v.dropFirst(6)
-        let spec = v.staticTrimmed()
+        let spec = v.trimmingSpacesAndTabs()
         guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return .full }
-        let a = spec[..<dash].staticTrimmed(), b = spec[spec.index(after: dash)...].staticTrimmed()
+        let a = spec[..<dash].trimmingSpacesAndTabs(), b = spec[spec.index(after: dash)...].trimmingSpacesAndTabs()
         func number(_ s: Substring) -> Int? {
             guard !s.isEmpty, s.count <= 18, s.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
             return Int(s)
@@ -152,11 +152,11 @@ package enum StaticConditions {
         for element in acceptEncoding.split(separator: ",") {
             let parts = element.split(separator: ";")
             guard let rawName = parts.first else { continue }
-            var name = rawName.staticTrimmed().lowercased()
+            var name = rawName.trimmingSpacesAndTabs().lowercased()
             if name == "x-gzip" { name = "gzip" }
             var q = 1.0
             for p in parts.dropFirst() {
-                let kv = p.staticTrimmed()
+                let kv = p.trimmingSpacesAndTabs()
                 if kv.lowercased().hasPrefix("q=") { q = Double(kv.dropFirst(2)) ?? 0 }
             }
             if name == coding { listed = q > 0 } else if name == "*" { star = q > 0 }
@@ -166,7 +166,8 @@ package enum StaticConditions {
 }
 
 extension Substring {
-    func staticTrimmed() -> Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's OWS).
+    package func trimmingSpacesAndTabs() -> Substring {
         var s = self
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }

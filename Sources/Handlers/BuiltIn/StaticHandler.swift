@@ -166,7 +166,7 @@ public struct StaticHandler: Handler {
     /// ETag, or exactly the Last-Modified date); otherwise the whole new file is sent.
     func ifRangeHolds(_ request: HTTPRequest, etag: String, mtime: Int) -> Bool {
         guard let value = request.headers["If-Range"] else { return true }
-        let trimmed = Substring(value).staticTrimmed()
+        let trimmed = Substring(value).trimmingSpacesAndTabs()
         if trimmed.hasPrefix("\"") || trimmed.hasPrefix("W/") {
             guard let list = StaticConditions.parseTagList(String(trimmed)), list.count == 1 else { return false }
             return StaticConditions.strongMatch(list, etag: etag) && list != [.any]

@@ -64,47 +64,12 @@ enum ErrorBody {
         if accept.isEmpty { return true }
         for value in accept {
             for item in value.split(separator: ",") {
-                let type = item.split(separator: ";").first.map { $0.trimmingASCIISpaces().lowercased() } ?? ""
+                let type = item.split(separator: ";").first.map { $0.trimmingSpacesAndTabs().lowercased() } ?? ""
                 if type == "*/*" || type == "application/*" || type == "application/json" || type.hasSuffix("+json") {
                     return true
                 }
             }
         }
         return false
-    }
-}
-
-/// JSON text for error bodies without a full encoder.
-enum JSONText {
-    /// `s` as a JSON string literal.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs.
-    func trimmingASCIISpaces() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
     }
 }

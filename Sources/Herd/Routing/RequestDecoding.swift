@@ -22,7 +22,7 @@ extension HTTPRequest {
     /// Is `contentType` a JSON media type (parameters such as charset ignored)?
     static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
-        let type = contentType.split(separator: ";").first.map { $0.trimmingASCIISpaces().lowercased() } ?? ""
+        let type = contentType.split(separator: ";").first.map { $0.trimmingSpacesAndTabs().lowercased() } ?? ""
         return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
     }
 

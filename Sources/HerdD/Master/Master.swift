@@ -168,7 +168,7 @@ final class Master {
         // (check, then unlink: the name may change in between).
         if !upgrader.handedOver { scoreboard.unpublish(masterPID: getpid()) }
         let reason = exitCode == 0 ? "stopped" : "failed"
-        log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
+        log.info("\(ProgramName.current) master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
         return exitCode
     }
 
@@ -213,7 +213,7 @@ final class Master {
                 SystemdNotify.ready(status: status)
             }
             lastStatus = status
-            log.info("herdd ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
+            log.info("\(ProgramName.current) ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
         }
         let outcome: ReloadPolicy.Decision = !reloading ? .none
             : reload.decide(readyCurrent: currentReady(), wanted: wanted, oldRemaining: oldGeneration().count,
