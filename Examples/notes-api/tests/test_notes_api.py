@@ -225,6 +225,10 @@ def test_bad_handler_specs_are_configuration_errors(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == b"1.0.0", r
     r = subprocess.run([BIN, "--help"], capture_output=True, timeout=30)
     assert r.returncode == 0 and b"USAGE: notes-api" in r.stdout and b"Notes JSON API" in r.stdout, r
+    # From a shell, control commands look for the master in the program's own runtime directory.
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "MAINPID")}
+    r = subprocess.run([BIN, "reload"], capture_output=True, timeout=30, env=env)
+    assert r.returncode != 0 and b"no notes-api master found: open(/run/notes-api/scoreboard)" in r.stderr, r
 
 
 def test_serves_its_api_with_no_flags_under_its_own_name(tmp_path):

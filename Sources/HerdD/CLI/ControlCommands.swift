@@ -71,17 +71,17 @@ struct ControlTarget: ParsableArguments {
         let path = "\(directory)/\(Scoreboard.fileName)"
         let fd: Int32
         do { fd = try Sys.open(path, O_RDONLY | O_CLOEXEC) } catch {
-            throw ValidationError("no herdd master found: \(error); give --pid PID or --unit UNIT")
+            throw ValidationError("no \(ProgramName.current) master found: \(error); give --pid PID or --unit UNIT")
         }
         defer { Sys.close(fd) }
         let sb: Scoreboard
         do { sb = try Scoreboard(attaching: fd, readOnly: true) } catch {
-            throw ValidationError("no herdd master found: \(path): \(error)")
+            throw ValidationError("no \(ProgramName.current) master found: \(path): \(error)")
         }
         let p = Int32(truncatingIfNeeded: sb.header(.masterPID))
         // Alive (EPERM: alive but not ours to signal; kill() will say so).
         guard p > 0, Sys.isAlive(p) else {
-            throw ValidationError("no herdd master found: \(path) names pid \(p), which is not running")
+            throw ValidationError("no \(ProgramName.current) master found: \(path) names pid \(p), which is not running")
         }
         return p
     }
