@@ -137,6 +137,12 @@ def test_every_worker_runs_the_handler_and_metrics_count_it(server):
         pids.add(health["pid"])
     assert server.proc.pid not in pids
     assert len(pids) == 2, pids
+    # Handler state lives in the workers: each has the database open, the master never opened it.
+    def open_files(pid):
+        return {os.path.realpath(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    for pid in pids:
+        assert any(f.endswith("notes.sqlite") for f in open_files(pid)), pid
+    assert not any("notes.sqlite" in f for f in open_files(server.proc.pid))
     for pid in pids:
         # The worker's title replaces its argv (as nginx does), with the program's own name.
         title = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0]
@@ -267,3 +273,37 @@ def test_serves_its_api_with_no_flags_under_its_own_name(tmp_path):
                 proc.wait()
         log.close()
     assert proc.returncode == 0
+
+
+def test_master_never_opens_the_database(tmp_path):
+    """The master only checks the path; each worker opens the database after it started. With
+    the workers' start held back (a debug-build hook), the master is up and no file exists."""
+    port = free_port()
+    log = open(tmp_path / "server.log", "ab")
+    env = dict(os.environ, HERDD_TEST_WORKER_START_DELAY="3")
+    proc = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{port}", "--workers", "1"], cwd=tmp_path,
+                            stdout=log, stderr=log, start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while b"event=worker-spawned" not in open(tmp_path / "server.log", "rb").read():
+            assert proc.poll() is None and time.monotonic() < deadline, "no worker spawned"
+            time.sleep(0.05)
+        assert not (tmp_path / "notes.sqlite").exists(), "the master opened the database"
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "notes-api did not answer"
+            try:
+                if request(port, "GET", "/notes")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert (tmp_path / "notes.sqlite").exists()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()

@@ -23,7 +23,7 @@ public struct URI: Sendable {
 }
 
 /// The query's parameters, decoded: `?done=%74rue&tag=a+b` gives `done` = "true", `tag` = "a b".
-public struct QueryParameters: Sendable, Sequence {
+public struct QueryParameters: Sendable {
     /// The pairs in order; a name without `=` has the value "".
     public let pairs: [(name: String, value: String)]
 
@@ -63,8 +63,6 @@ public struct QueryParameters: Sendable, Sequence {
     public func getAll(_ name: String) -> [String] {
         pairs.filter { $0.name == name }.map(\.value)
     }
-
-    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { pairs.makeIterator() }
 
     /// Percent-decodes `bytes` with `+` as a space; a malformed escape is kept as written, and
     /// bytes that are not UTF-8 become U+FFFD.

@@ -11,9 +11,13 @@
 import Herd
 import NotesAPI
 
+// The name older configurations use, `handler = http=notes:/path/notes.sqlite`: the same
+// router, the path required; also checked in the master without opening the database.
+HandlerRegistry.register("notes", validator: { path in _ = try NoteStore.validate(path: path ?? "") }) { path in
+    try makeNotesRouter(store: NoteStore(path: NoteStore.validate(path: path ?? ""))).handler()
+}
+
 HerdServer.main(
     name: "notes-api", version: "1.0.0", abstract: "Notes JSON API over SQLite, on herdd.",
-    // The name older configurations use: `handler = http=notes:/path/notes.sqlite`.
-    handlers: ["notes": { argument in try makeNotesRouter(store: NoteStore(path: NoteStore.validate(path: argument ?? ""))).handler() }],
-    validate: { argument in _ = try NoteStore.validate(path: argument ?? NoteStore.defaultPath) },
-    router: { argument in makeNotesRouter(store: try NoteStore(path: argument ?? NoteStore.defaultPath)) })
+    validate: { path in _ = try NoteStore.validate(path: path ?? NoteStore.defaultPath) },
+    router: { path in makeNotesRouter(store: try NoteStore(path: path ?? NoteStore.defaultPath)) })
