@@ -55,27 +55,37 @@ class Server:
         self.log = open(tmp_path / "server.log", "ab")
         self.proc = subprocess.Popen([BIN, "--config", str(self.config)], stdout=self.log, stderr=self.log,
                                      start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.proc.poll() is None, f"notes-api exited with {self.proc.returncode}"
-            try:
-                if request(self.port, "GET", "/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "notes-api did not answer within 20 s"
-            time.sleep(0.1)
+        wait_until_answers(self.proc, self.port, "/health")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop(self.proc)
         self.log.close()
         return self.proc.returncode
+
+
+def wait_until_answers(proc, port, path, deadline=20):
+    """Waits (bounded) until `path` answers 200, failing if the master exits meanwhile."""
+    end = time.monotonic() + deadline
+    while True:
+        assert proc.poll() is None, f"notes-api exited with {proc.returncode}"
+        try:
+            if request(port, "GET", path)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < end, f"notes-api did not answer {path} within {deadline} s"
+        time.sleep(0.1)
+
+
+def stop(proc):
+    """SIGTERM to the master we started, then its process group by force after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture
@@ -244,16 +254,7 @@ def test_serves_its_api_with_no_flags_under_its_own_name(tmp_path):
     proc = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{port}", "--workers", "2"], cwd=tmp_path,
                             stdout=log, stderr=log, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, f"notes-api exited with {proc.returncode}"
-            try:
-                if request(port, "GET", "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "notes-api did not answer within 20 s"
-            time.sleep(0.1)
+        wait_until_answers(proc, port, "/health")
         status, headers, note = request_json(port, "POST", "/notes", {"title": "no flags"})
         assert status == 201 and headers["x-request-id"], (status, headers)
         assert (tmp_path / "notes.sqlite").exists()
@@ -264,13 +265,7 @@ def test_serves_its_api_with_no_flags_under_its_own_name(tmp_path):
         text = open(tmp_path / "server.log", "rb").read().decode(errors="replace")
         assert "notes-api 1.0.0 master starting" in text and "herdd[" not in text, text[-2000:]
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
         log.close()
     assert proc.returncode == 0
 
@@ -289,21 +284,8 @@ def test_master_never_opens_the_database(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, "no worker spawned"
             time.sleep(0.05)
         assert not (tmp_path / "notes.sqlite").exists(), "the master opened the database"
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "notes-api did not answer"
-            try:
-                if request(port, "GET", "/notes")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        wait_until_answers(proc, port, "/notes")
         assert (tmp_path / "notes.sqlite").exists()
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
         log.close()
