@@ -45,11 +45,16 @@ let package = Package(
             // builds, which the integration tests run; a release build (the .deb) has none.
             swiftSettings: [.define("HERDD_TEST_HOOKS", .when(configuration: .debug))]),
         // What a user imports: the server's entry point and the handler API in one module.
-        .target(name: "Herd", dependencies: ["HerdD", "Handlers"]),
+        // The routing API (Sources/Herd/Routing) lives here, on top of the handler protocol.
+        .target(name: "Herd", dependencies: [
+            "HerdD", "Handlers",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // herdd itself: a thin main on top of the library.
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HerdHTTP"]),
         .testTarget(name: "HerdDTests", dependencies: ["HerdD", "HerdSys"]),
+        .testTarget(name: "HerdTests", dependencies: ["Herd"]),
     ],
     swiftLanguageModes: [.v6]
 )

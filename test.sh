@@ -59,7 +59,8 @@ swift package --allow-writing-to-directory .build/docs generate-documentation \
     --target Herd --target Handlers --target HerdHTTP --output-path .build/docs --warnings-as-errors >/dev/null
 test -f .build/docs/Herd.doccarchive/data/documentation/herd/herdserver.json
 test -f .build/docs/Handlers.doccarchive/data/documentation/handlers/handler.json
-test -f .build/docs/HerdHTTP.doccarchive/data/documentation/herdhttp/httprequestparser.json
+test -f .build/docs/HerdHTTP.doccarchive/data/documentation/herdhttp/httprequest.json
+test -f .build/docs/Herd.doccarchive/data/documentation/herd/router.json
 
 echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLite)"
 (cd Examples/notes-api && swift build --build-tests && swift test --skip-build)

@@ -16,8 +16,9 @@
 #   --binary PATH       an executable you built yourself instead (link the Swift runtime
 #                       statically, or the package will not find libswiftCore at run time).
 #   --version V         Debian version UPSTREAM-REVISION (default 0.1.0-1).
-#   --handler SPEC      the config's `handler = http=SPEC` (default: hello), e.g.
-#                       notes:/var/lib/NAME/notes.sqlite.
+#   --handler SPEC      the config's `handler = http=SPEC`, e.g. NAME:/var/lib/NAME/app.sqlite
+#                       (default: none, so the program's own router or handler serves: a
+#                       program started by HerdServer.main(name:...) is its default handler).
 #   --description TEXT  one-line summary (Description:).
 #   --maintainer M      Maintainer: field and changelog signature.
 #   --copyright FILE    debian/copyright of your program (default: a generated stub naming
@@ -97,6 +98,9 @@ if [ -n "$handler" ]; then
     spec="$(printf '%s' "$handler" | sed 's/[&|\\]/\\&/g')"
     sed -i "s|^handler = http=hello\$|handler = http=$spec|" "$STAGE/packaging/$name.conf"
     grep -qxF "handler = http=$handler" "$STAGE/packaging/$name.conf" || die "could not set the handler in $name.conf"
+else
+    # herdd's config names hello; a program of its own serves its default handler instead.
+    sed -i "s|^handler = http=hello\$|#handler = http=$name:ARGUMENT|" "$STAGE/packaging/$name.conf"
 fi
 rename "$PKG/herdd.8" > "$STAGE/packaging/$name.8"
 for f in install postinst prerm postrm lintian-overrides manpages; do

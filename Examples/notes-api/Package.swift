@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "notes-api", targets: ["notes-api"]),
+        // The routes and the store, for programs that embed them (bench/app serves them).
+        .library(name: "NotesAPI", targets: ["NotesAPI"]),
     ],
     dependencies: [
         .package(name: "herdd", path: "../.."),

@@ -36,6 +36,9 @@ public struct HandlerContext: Sendable {
     public var pid: Int32
     /// Peer address ("127.0.0.1:51234", "[::1]:4000", "unix" when printed).
     public var peerAddress: PeerAddress
+    /// Set by the worker for handlers that decide per request whether they block
+    /// (BlockingGate.swift); nil otherwise.
+    package var blockingGate: BlockingGate? = nil
     /// Peer address as text, formatted when read.
     public var peer: String {
         get { peerAddress.description }

@@ -1,13 +1,13 @@
 import Glibc
 
 /// IMF-fixdate formatting (RFC 9110 5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
-public enum HTTPDate {
+package enum HTTPDate {
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// The IMF-fixdate of a time in seconds since the epoch (UTC).
-    public static func format(epochSeconds: Int) -> String {
+    package static func format(epochSeconds: Int) -> String {
         var t = time_t(epochSeconds)
         var tm = Glibc.tm()
         guard gmtime_r(&t, &tm) != nil else { return "Thu, 01 Jan 1970 00:00:00 GMT" }
@@ -19,7 +19,7 @@ public enum HTTPDate {
     }
 
     /// The current time, formatted.
-    public static func now() -> String {
+    package static func now() -> String {
         format(epochSeconds: Int(time(nil)))
     }
 

@@ -33,14 +33,14 @@ import Glibc
 /// fields, framing), HTTPRequestParser+Chunked.swift decodes a chunked body as it arrives,
 /// HTTPRequestParser+Names.swift interns common methods and field names. Members the extensions
 /// share are internal (not private) only so that they can live in separate files.
-public struct HTTPRequestParser: Sendable {
-    public enum ParseResult: Sendable {
+package struct HTTPRequestParser: Sendable {
+    package enum ParseResult: Sendable {
         case needMore
         case request(HTTPRequest, consumed: Int)
         case error(status: Int, reason: String)
     }
 
-    public let limits: HTTPLimits
+    package let limits: HTTPLimits
 
     /// Longest chunk-size line (size + extensions) accepted.
     static let maxChunkLine = 4096
@@ -70,16 +70,16 @@ public struct HTTPRequestParser: Sendable {
     var trailerBytes = 0
     var trailerCount = 0
 
-    public init(limits: HTTPLimits = HTTPLimits()) {
+    package init(limits: HTTPLimits = HTTPLimits()) {
         self.limits = limits
     }
 
     /// The request whose head is complete while its body is still arriving (nil otherwise). The
     /// connection layer uses it to answer `Expect: 100-continue` before the body is sent.
-    public var pendingHead: HTTPRequest? { head?.request }
+    package var pendingHead: HTTPRequest? { head?.request }
 
     /// Forgets all progress (the next `parse` starts at a request boundary).
-    public mutating func reset() {
+    package mutating func reset() {
         headStart = -1
         scanPos = 0
         lineCount = 0
@@ -92,11 +92,11 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// Convenience for tests.
-    public mutating func parse(_ bytes: [UInt8]) -> ParseResult {
+    package mutating func parse(_ bytes: [UInt8]) -> ParseResult {
         bytes.withUnsafeBytes { parse($0) }
     }
 
-    public mutating func parse(_ buf: UnsafeRawBufferPointer) -> ParseResult {
+    package mutating func parse(_ buf: UnsafeRawBufferPointer) -> ParseResult {
         switch advance(buf) {
         case .needMore: return .needMore
         case .error(let status, let reason): return .error(status: status, reason: reason)
@@ -107,7 +107,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// What `advance` found.
-    public enum Progress: Sendable, Equatable {
+    package enum Progress: Sendable, Equatable {
         case needMore
         /// A complete request of `consumed` bytes: take it with `takeRequest()`.
         case request(consumed: Int)
@@ -117,7 +117,7 @@ public struct HTTPRequestParser: Sendable {
     /// The hot-path form of `parse`: the request is not carried in the result but taken with
     /// `takeRequest()` (moved out, not copied: an HTTPRequest holds several reference-counted
     /// strings and arrays, and an enum payload was copied and destroyed at every level).
-    public mutating func advance(_ buf: UnsafeRawBufferPointer) -> Progress {
+    package mutating func advance(_ buf: UnsafeRawBufferPointer) -> Progress {
         // Defensive: a shorter buffer than what we already scanned means the caller restarted.
         if scanPos > buf.count || chunkPos > buf.count { reset() }
         let progress = step(buf)
@@ -129,7 +129,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// The request `advance` just reported (once; nil afterwards).
-    public mutating func takeRequest() -> HTTPRequest? {
+    package mutating func takeRequest() -> HTTPRequest? {
         completed.take()
     }
 
@@ -138,7 +138,7 @@ public struct HTTPRequestParser: Sendable {
     /// then passes the rest starting at offset 0. Offsets are rebased here. Without this a
     /// body sent as many small chunks would keep its framing (several times the body) in the
     /// buffer until the message ends.
-    public mutating func releaseDecodedInput() -> Int {
+    package mutating func releaseDecodedInput() -> Int {
         guard let h = head, case .chunked = h.framing, chunkPos > 0 else { return 0 }
         let released = chunkPos
         chunkPos = 0
@@ -150,7 +150,7 @@ public struct HTTPRequestParser: Sendable {
 
     /// A request has started (bytes of it were seen) and is not complete: true even when the
     /// caller released all its bytes (`releaseDecodedInput`).
-    public var hasPartialRequest: Bool { head != nil || headStart >= 0 || scanPos > 0 }
+    package var hasPartialRequest: Bool { head != nil || headStart >= 0 || scanPos > 0 }
 
     mutating func step(_ buf: UnsafeRawBufferPointer) -> Progress {
         if head == nil {

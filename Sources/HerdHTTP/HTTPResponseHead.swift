@@ -1,5 +1,5 @@
 /// How the connection must send the body after the head written by `HTTPResponseHead.serialize`.
-public enum BodyFraming: Sendable, Equatable {
+package enum BodyFraming: Sendable, Equatable {
     /// No body bytes at all (HEAD, 1xx, 204, 304). A `.file` body must still be `discard()`ed.
     case none
     /// Exactly this many bytes (from `.bytes` or `.file`).
@@ -12,8 +12,8 @@ public enum BodyFraming: Sendable, Equatable {
 
 /// Serialises response heads. The serializer owns message framing: handler-set
 /// `Content-Length`, `Transfer-Encoding` and `Connection` headers are ignored.
-public enum HTTPResponseHead {
-    public static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
+package enum HTTPResponseHead {
+    package static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
 
     /// Appends the status line, headers and blank line for `response` to `out`.
     ///
@@ -22,7 +22,7 @@ public enum HTTPResponseHead {
     /// - `versionMinor`: the request's HTTP minor version (decides chunked vs close-delimited and
     ///   whether `Connection: keep-alive` must be spelled out).
     /// - Returns the framing the caller must use for the body.
-    public static func serialize(_ response: HTTPResponse, requestIsHEAD: Bool, keepAlive: Bool,
+    package static func serialize(_ response: HTTPResponse, requestIsHEAD: Bool, keepAlive: Bool,
                                  versionMinor: Int, date: String, into out: inout [UInt8]) -> BodyFraming {
         // Out-of-range status codes from a handler become 500 rather than a malformed status line.
         let status = (100...999).contains(response.status) ? response.status : 500
@@ -95,7 +95,7 @@ public enum HTTPResponseHead {
 
     /// Appends one chunk (`hex-size CRLF data CRLF`). Empty input appends nothing (an empty chunk
     /// would end the body).
-    public static func chunk(_ bytes: [UInt8], into out: inout [UInt8]) {
+    package static func chunk(_ bytes: [UInt8], into out: inout [UInt8]) {
         guard !bytes.isEmpty else { return }
         out.append(contentsOf: String(bytes.count, radix: 16).utf8)
         out.append(contentsOf: "\r\n".utf8)

@@ -21,10 +21,13 @@ import Glibc
         overwriteArguments(with: title)
     }
 
-    /// `herdd: worker N` shortened to fit comm's 15 bytes.
+    /// `NAME: worker N` shortened to fit comm's 15 bytes (NAME: the program's, herdd by default).
     @usableFromInline package static func workerComm(slot: Int) -> String {
-        for candidate in ["herdd: worker \(slot)", "herdd: worker\(slot)"] where candidate.utf8.count <= 15 { return candidate }
-        return "herdd: w\(slot)"
+        let name = ProgramName.current
+        for candidate in ["\(name): worker \(slot)", "\(name): worker\(slot)", "\(name): w\(slot)"] where candidate.utf8.count <= 15 {
+            return candidate
+        }
+        return String(decoding: Array(name.utf8.prefix(10)), as: UTF8.self) + ":w\(slot)"
     }
 
     private static func overwriteArguments(with title: String) {

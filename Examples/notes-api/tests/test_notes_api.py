@@ -55,27 +55,37 @@ class Server:
         self.log = open(tmp_path / "server.log", "ab")
         self.proc = subprocess.Popen([BIN, "--config", str(self.config)], stdout=self.log, stderr=self.log,
                                      start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.proc.poll() is None, f"notes-api exited with {self.proc.returncode}"
-            try:
-                if request(self.port, "GET", "/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "notes-api did not answer within 20 s"
-            time.sleep(0.1)
+        wait_until_answers(self.proc, self.port, "/health")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop(self.proc)
         self.log.close()
         return self.proc.returncode
+
+
+def wait_until_answers(proc, port, path, deadline=20):
+    """Waits (bounded) until `path` answers 200, failing if the master exits meanwhile."""
+    end = time.monotonic() + deadline
+    while True:
+        assert proc.poll() is None, f"notes-api exited with {proc.returncode}"
+        try:
+            if request(port, "GET", path)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < end, f"notes-api did not answer {path} within {deadline} s"
+        time.sleep(0.1)
+
+
+def stop(proc):
+    """SIGTERM to the master we started, then its process group by force after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture
@@ -137,10 +147,17 @@ def test_every_worker_runs_the_handler_and_metrics_count_it(server):
         pids.add(health["pid"])
     assert server.proc.pid not in pids
     assert len(pids) == 2, pids
+    # Handler state lives in the workers: each has the database open, the master never opened it.
+    def open_files(pid):
+        return {os.path.realpath(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     for pid in pids:
-        # The worker's title replaces its argv (as nginx does): `herdd: worker N`.
+        assert any(f.endswith("notes.sqlite") for f in open_files(pid)), pid
+    assert not any("notes.sqlite" in f for f in open_files(server.proc.pid))
+    for pid in pids:
+        # The worker's title replaces its argv (as nginx does), with the program's own name.
         title = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0]
-        assert title.startswith(b"herdd: worker "), title
+        assert title.startswith(b"notes-api: worker "), title
+        assert open(f"/proc/{pid}/comm").read().strip().startswith("notes-api: w")
         assert os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(BIN)
     _, _, metrics = request(server.metrics, "GET", "/metrics")
     assert b'herdd_workers{state="idle"}' in metrics
@@ -212,10 +229,63 @@ def test_hot_upgrade_of_the_own_executable(tmp_path):
 
 
 def test_bad_handler_specs_are_configuration_errors(tmp_path):
-    for spec, message in [("http=notes", "needs a database path"), ("http=nope", "notes")]:
+    for spec, message in [("http=notes", "needs a database path"), ("http=nope", "notes-api"),
+                          (f"http=notes-api:{tmp_path}/missing/notes.sqlite", "does not exist")]:
         r = subprocess.run([BIN, "--listen", f"127.0.0.1:{free_port()}", "--handler", spec],
-                           capture_output=True, timeout=30)
+                           capture_output=True, timeout=30, cwd=tmp_path)
         assert r.returncode == 78, r
         assert message in r.stderr.decode(), r.stderr
+    # The master only checks the path: it never opened (created) a database.
+    assert not (tmp_path / "notes.sqlite").exists()
     r = subprocess.run([BIN, "--version"], capture_output=True, timeout=30)
-    assert r.returncode == 0 and r.stdout.strip(), r
+    assert r.returncode == 0 and r.stdout.strip() == b"1.0.0", r
+    r = subprocess.run([BIN, "--help"], capture_output=True, timeout=30)
+    assert r.returncode == 0 and b"USAGE: notes-api" in r.stdout and b"Notes JSON API" in r.stdout, r
+    # From a shell, control commands look for the master in the program's own runtime directory.
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "MAINPID")}
+    r = subprocess.run([BIN, "reload"], capture_output=True, timeout=30, env=env)
+    assert r.returncode != 0 and b"no notes-api master found: open(/run/notes-api/scoreboard)" in r.stderr, r
+
+
+def test_serves_its_api_with_no_flags_under_its_own_name(tmp_path):
+    """`notes-api --listen ADDR` and nothing else: the app's router, ./notes.sqlite, its name."""
+    port = free_port()
+    log = open(tmp_path / "server.log", "ab")
+    proc = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{port}", "--workers", "2"], cwd=tmp_path,
+                            stdout=log, stderr=log, start_new_session=True)
+    try:
+        wait_until_answers(proc, port, "/health")
+        status, headers, note = request_json(port, "POST", "/notes", {"title": "no flags"})
+        assert status == 201 and headers["x-request-id"], (status, headers)
+        assert (tmp_path / "notes.sqlite").exists()
+        assert request_json(port, "GET", "/notes?limit=%31")[2]["notes"] == [note]
+        status, headers, _ = request(port, "HEAD", "/health")
+        assert status == 200
+        assert open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")[0] == b"notes-api: master"
+        text = open(tmp_path / "server.log", "rb").read().decode(errors="replace")
+        assert "notes-api 1.0.0 master starting" in text and "herdd[" not in text, text[-2000:]
+    finally:
+        stop(proc)
+        log.close()
+    assert proc.returncode == 0
+
+
+def test_master_never_opens_the_database(tmp_path):
+    """The master only checks the path; each worker opens the database after it started. With
+    the workers' start held back (a debug-build hook), the master is up and no file exists."""
+    port = free_port()
+    log = open(tmp_path / "server.log", "ab")
+    env = dict(os.environ, HERDD_TEST_WORKER_START_DELAY="3")
+    proc = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{port}", "--workers", "1"], cwd=tmp_path,
+                            stdout=log, stderr=log, start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while b"event=worker-spawned" not in open(tmp_path / "server.log", "rb").read():
+            assert proc.poll() is None and time.monotonic() < deadline, "no worker spawned"
+            time.sleep(0.05)
+        assert not (tmp_path / "notes.sqlite").exists(), "the master opened the database"
+        wait_until_answers(proc, port, "/notes")
+        assert (tmp_path / "notes.sqlite").exists()
+    finally:
+        stop(proc)
+        log.close()

@@ -15,29 +15,29 @@ import Synchronization
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
-public struct DebugHandler: AsyncHandler {
+package struct DebugHandler: AsyncHandler {
     /// Longest `/sleep/<ms>` (longer requests sleep this long).
-    public static let maxSleepMs = 60_000
+    package static let maxSleepMs = 60_000
     /// Most pieces `/stream/<n>` sends.
-    public static let maxStreamChunks = 1_000_000
-    public static let maxWorkMicros = 60_000_000
+    package static let maxStreamChunks = 1_000_000
+    package static let maxWorkMicros = 60_000_000
 
     /// Sleeps and burns CPU: other connections of a busy worker are dispatched meanwhile.
-    public var mayBlock: Bool { true }
+    package var mayBlock: Bool { true }
 
     /// The handler (`debug` in a handler spec).
-    public init() {}
+    package init() {}
 
     /// `/async-sleep/...` and `/async-error` are async; every other endpoint is served synchronously.
-    public func servesAsync(_ request: HTTPRequest) -> Bool { request.path.hasPrefix("/async-") }
+    package func servesAsync(_ request: HTTPRequest) -> Bool { request.path.hasPrefix("/async-") }
 
     /// What `/async-error` throws.
-    public struct RequestedFailure: Error, CustomStringConvertible {
-        public var description: String { "failure requested by /async-error" }
+    package struct RequestedFailure: Error, CustomStringConvertible {
+        package var description: String { "failure requested by /async-error" }
     }
 
     /// `/async-sleep/<ms>`, `/async-error`.
-    public func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse {
+    package func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         if segs.count == 1 && segs[0] == "async-error" { throw RequestedFailure() }
         guard segs.count == 2, segs[0] == "async-sleep", let ms = Int(segs[1]), ms >= 0 else { return .errorResponse(status: 400) }
@@ -48,7 +48,7 @@ public struct DebugHandler: AsyncHandler {
     }
 
     /// Serves the endpoints listed on the type (all but `/async-sleep/`).
-    public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
+    package func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let cmd = segs.first.map(String.init) ?? ""
         let arg = segs.count == 2 ? Int(segs[1]) : nil

@@ -29,12 +29,39 @@ public enum HandlerRegistry {
     /// The handlers herdd has without registration.
     public static var builtInNames: [String] { ["hello", "health", "debug", "static"] }
 
+    /// Checks the argument of a spec without building anything (the master's check); throw
+    /// ``HandlerSpecError`` to refuse it.
+    public typealias Validator = @Sendable (String?) throws -> Void
+
+    /// A registered handler: how to build it (in each worker) and how to check its argument
+    /// (in the master; nil: by building it, as for built-ins).
+    struct Entry {
+        var factory: Factory
+        var validator: Validator?
+    }
+
     /// User-registered factories; they take precedence over built-ins of the same name.
-    private static let custom = Mutex<[String: Factory]>([:])
+    private static let custom = Mutex<[String: Entry]>([:])
 
     /// Adds (or replaces) a handler factory. The factory receives the text after ':' or nil.
-    public static func register(_ name: String, _ factory: @escaping Factory) {
-        custom.withLock { $0[name] = factory }
+    /// The master checks a spec by building the handler once (and dropping it); give a
+    /// `validator` to check it without building, when building opens resources.
+    public static func register(_ name: String, validator: Validator? = nil, _ factory: @escaping Factory) {
+        custom.withLock { $0[name] = Entry(factory: factory, validator: validator) }
+    }
+
+    /// Checks a spec as the master does before it starts workers: a registered validator when
+    /// there is one, else by building the handler. Throws what `make` would.
+    public static func validate(_ spec: String) throws {
+        let (name, arg) = split(spec)
+        if let validator = custom.withLock({ $0[name]?.validator }) { return try validator(arg) }
+        _ = try make(spec)
+    }
+
+    /// `name:argument` split at the first ':' (argument nil without one).
+    static func split(_ spec: String) -> (name: String, argument: String?) {
+        guard let colon = spec.firstIndex(of: ":") else { return (spec, nil) }
+        return (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
     }
 
     /// Names of all handlers `make` knows, built-ins first.
@@ -46,15 +73,8 @@ public enum HandlerRegistry {
     /// Builds the handler a spec names (`name` or `name:argument`): a registered factory, else
     /// a built-in; throws ``HandlerSpecError`` for unknown names and bad arguments.
     public static func make(_ spec: String) throws -> any Handler {
-        let name: String, arg: String?
-        if let colon = spec.firstIndex(of: ":") {
-            name = String(spec[..<colon])
-            arg = String(spec[spec.index(after: colon)...])
-        } else {
-            name = spec
-            arg = nil
-        }
-        if let factory = custom.withLock({ $0[name] }) { return try factory(arg) }
+        let (name, arg) = split(spec)
+        if let factory = custom.withLock({ $0[name]?.factory }) { return try factory(arg) }
 
         func noArg(_ h: any Handler) throws -> any Handler {
             guard arg == nil else {

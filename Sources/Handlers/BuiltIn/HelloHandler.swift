@@ -1,30 +1,30 @@
 /// Replies "hello\n" to everything.
-public struct HelloHandler: Handler {
+package struct HelloHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
-    public var mayBlock: Bool { false }
+    package var mayBlock: Bool { false }
 
     /// The handler (`hello` in a handler spec).
-    public init() {}
+    package init() {}
 
     /// Built once: the response is the same for every request (no allocation per request).
     private static let response = HTTPResponse.text(200, "hello\n")
 
     /// 200 `hello`, whatever the request.
-    public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
+    package func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         HelloHandler.response
     }
 }
 
 /// Liveness probe: "ok pid=<pid> worker=<id>\n", never cached.
-public struct HealthHandler: Handler {
+package struct HealthHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
-    public var mayBlock: Bool { false }
+    package var mayBlock: Bool { false }
 
     /// The handler (`health` in a handler spec).
-    public init() {}
+    package init() {}
 
     /// 200 `ok pid=... worker=...` with `Cache-Control: no-store`.
-    public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
+    package func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         var r = HTTPResponse.text(200, "ok pid=\(context.pid) worker=\(context.workerID)\n")
         r.headers.set("Cache-Control", "no-store")
         return r

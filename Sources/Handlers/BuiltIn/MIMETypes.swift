@@ -3,7 +3,7 @@ import Glibc
 /// Content types by file extension: /etc/mime.types (Debian's media-types package, the file
 /// nginx's and Apache's Debian packages read too) when it is present, a built-in table for
 /// extensions it lacks or when it is absent.
-public enum MIMETypes {
+package enum MIMETypes {
     /// The system table, read once per process at first use (a worker reads it when it builds
     /// its static handler, not on a request).
     static let system: [String: String] = load(path: "/etc/mime.types") ?? [:]
@@ -29,7 +29,7 @@ public enum MIMETypes {
 
     /// Parses a mime.types file: `type/subtype ext ext ...` per line, `#` comments. nil when the
     /// file cannot be read. The first type listed for an extension wins.
-    public static func load(path: String) -> [String: String]? {
+    package static func load(path: String) -> [String: String]? {
         guard let f = fopen(path, "re") else { return nil }
         defer { fclose(f) }
         var text: [UInt8] = []
@@ -44,7 +44,7 @@ public enum MIMETypes {
     }
 
     /// Parses the text of a mime.types file (see `load(path:)`).
-    public static func parse(_ text: String) -> [String: String] {
+    package static func parse(_ text: String) -> [String: String] {
         var table: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
@@ -60,13 +60,13 @@ public enum MIMETypes {
     }
 
     /// The media type for an extension (lowercase, without the dot), or nil.
-    public static func type(forExtension ext: String) -> String? {
+    package static func type(forExtension ext: String) -> String? {
         system[ext] ?? builtIn[ext]
     }
 
     /// `Content-Type` for a file name: by its extension (case-insensitive), text types with
     /// `; charset=utf-8`, `application/octet-stream` when unknown or without an extension.
-    public static func contentType(forFileName name: String) -> String {
+    package static func contentType(forFileName name: String) -> String {
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
         let ext = String(name[name.index(after: dot)...]).lowercased()
         guard let type = type(forExtension: ext) else { return "application/octet-stream" }

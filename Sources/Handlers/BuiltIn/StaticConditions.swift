@@ -2,23 +2,23 @@ import Glibc
 
 /// The pure parts of static file serving (RFC 9110 sections 8.8, 13 and 14): entity tags,
 /// HTTP dates, byte ranges and Accept-Encoding. No I/O, unit-tested on their own.
-public enum StaticConditions {
+package enum StaticConditions {
     /// A strong entity tag like nginx's (`"<mtime hex>-<size hex>"`) with the inode appended, as
     /// Apache does: a file replaced by another with the same size and second (a `mv` of a new
     /// build over the old one) still gets a new tag.
-    public static func etag(size: Int, mtime: Int, inode: UInt64) -> String {
+    package static func etag(size: Int, mtime: Int, inode: UInt64) -> String {
         "\"\(String(mtime, radix: 16))-\(String(size, radix: 16))-\(String(inode, radix: 16))\""
     }
 
     /// One member of an If-None-Match / If-Match list.
-    public enum TagMatch: Equatable, Sendable {
+    package enum TagMatch: Equatable, Sendable {
         case any
         case tag(opaque: String, weak: Bool)
     }
 
     /// Parses `*` or a comma-separated list of entity tags (`"a", W/"b"`). Commas inside quotes
     /// belong to the tag. nil when the value is malformed (the field is then ignored).
-    public static func parseTagList(_ value: String) -> [TagMatch]? {
+    package static func parseTagList(_ value: String) -> [TagMatch]? {
         let b = Array(value.utf8)
         var i = 0
         var out: [TagMatch] = []
@@ -48,7 +48,7 @@ public enum StaticConditions {
 
     /// If-None-Match: weak comparison (a weak tag matches its strong twin); `*` matches any
     /// current representation.
-    public static func noneMatchHits(_ list: [TagMatch], etag: String) -> Bool {
+    package static func noneMatchHits(_ list: [TagMatch], etag: String) -> Bool {
         list.contains { m in
             switch m {
             case .any: return true
@@ -58,7 +58,7 @@ public enum StaticConditions {
     }
 
     /// If-Match (and If-Range): strong comparison, weak tags never match.
-    public static func strongMatch(_ list: [TagMatch], etag: String) -> Bool {
+    package static func strongMatch(_ list: [TagMatch], etag: String) -> Bool {
         list.contains { m in
             switch m {
             case .any: return true
@@ -69,7 +69,7 @@ public enum StaticConditions {
 
     /// Seconds since the epoch from an HTTP-date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
     /// and the obsolete RFC 850 and asctime forms recipients must accept (RFC 9110 5.6.7).
-    public static func parseHTTPDate(_ text: String) -> Int? {
+    package static func parseHTTPDate(_ text: String) -> Int? {
         let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
         let words = text.split(separator: " ", omittingEmptySubsequences: true)
         var day: Substring, month: Substring, year: Substring, clock: Substring
@@ -107,7 +107,7 @@ public enum StaticConditions {
     }
 
     /// What a `Range` field asks of a representation of `length` bytes.
-    public enum RangeRequest: Equatable, Sendable {
+    package enum RangeRequest: Equatable, Sendable {
         /// Serve the whole representation (no Range, not `bytes`, malformed, or several ranges).
         case full
         /// One satisfiable range, inclusive bounds, clamped to the length.
@@ -119,13 +119,13 @@ public enum StaticConditions {
     /// Parses a single byte range (`bytes=0-99`, `bytes=100-`, `bytes=-100`), RFC 9110 14.1.
     /// Several ranges are served as the whole representation (allowed: a server may ignore Range),
     /// as is anything malformed.
-    public static func parseRange(_ value: String, length: Int) -> RangeRequest {
+    package static func parseRange(_ value: String, length: Int) -> RangeRequest {
         var v = Substring(value).drop(while: { $0 == " " })
         guard v.count > 6, v.prefix(6).lowercased() == "bytes=" else { return .full }
         v = v.dropFirst(6)
-        let spec = v.staticTrimmed()
+        let spec = v.trimmingSpacesAndTabs()
         guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return .full }
-        let a = spec[..<dash].staticTrimmed(), b = spec[spec.index(after: dash)...].staticTrimmed()
+        let a = spec[..<dash].trimmingSpacesAndTabs(), b = spec[spec.index(after: dash)...].trimmingSpacesAndTabs()
         func number(_ s: Substring) -> Int? {
             guard !s.isEmpty, s.count <= 18, s.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
             return Int(s)
@@ -146,17 +146,17 @@ public enum StaticConditions {
 
     /// Does an Accept-Encoding value accept `coding` (`gzip`, `br`)? Yes when it is listed with
     /// q > 0, or not listed while `*` is (RFC 9110 12.5.3). `x-gzip` counts as gzip.
-    public static func accepts(_ acceptEncoding: String, _ coding: String) -> Bool {
+    package static func accepts(_ acceptEncoding: String, _ coding: String) -> Bool {
         var listed: Bool?
         var star: Bool?
         for element in acceptEncoding.split(separator: ",") {
             let parts = element.split(separator: ";")
             guard let rawName = parts.first else { continue }
-            var name = rawName.staticTrimmed().lowercased()
+            var name = rawName.trimmingSpacesAndTabs().lowercased()
             if name == "x-gzip" { name = "gzip" }
             var q = 1.0
             for p in parts.dropFirst() {
-                let kv = p.staticTrimmed()
+                let kv = p.trimmingSpacesAndTabs()
                 if kv.lowercased().hasPrefix("q=") { q = Double(kv.dropFirst(2)) ?? 0 }
             }
             if name == coding { listed = q > 0 } else if name == "*" { star = q > 0 }
@@ -166,7 +166,8 @@ public enum StaticConditions {
 }
 
 extension Substring {
-    func staticTrimmed() -> Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's OWS).
+    package func trimmingSpacesAndTabs() -> Substring {
         var s = self
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }

@@ -4,7 +4,7 @@ import HerdSys
 /// Serves regular files below `root` (GET and HEAD only), with what an nginx user expects:
 ///
 /// - Validators: `Last-Modified` and a strong `ETag` from mtime, size and inode
-///   (``StaticConditions/etag(size:mtime:inode:)``). `If-None-Match` (`*`, lists, weak
+///   (`StaticConditions.etag(size:mtime:inode:)`). `If-None-Match` (`*`, lists, weak
 ///   comparison) takes precedence over `If-Modified-Since`; either gives 304. `If-Match` and
 ///   `If-Unmodified-Since` give 412 when they fail.
 /// - `Accept-Ranges: bytes`; a single `Range` (GET only) gives 206 with `Content-Range`, an
@@ -15,7 +15,7 @@ import HerdSys
 ///   `x.css.gz` is sent with `Content-Encoding` when the client accepts it, `Vary:
 ///   Accept-Encoding` whenever a sibling exists, the type of `x.css`, and the sibling's own
 ///   validators.
-/// - `Content-Type` from /etc/mime.types when present, else a built-in table (``MIMETypes``).
+/// - `Content-Type` from /etc/mime.types when present, else a built-in table (`MIMETypes`).
 /// - A directory without a trailing slash: 301 to the slash form (query kept); with it, its
 ///   `index.html` or 404 (no listings). A file with a trailing slash (`/file.txt/`): 404.
 ///
@@ -166,7 +166,7 @@ public struct StaticHandler: Handler {
     /// ETag, or exactly the Last-Modified date); otherwise the whole new file is sent.
     func ifRangeHolds(_ request: HTTPRequest, etag: String, mtime: Int) -> Bool {
         guard let value = request.headers["If-Range"] else { return true }
-        let trimmed = Substring(value).staticTrimmed()
+        let trimmed = Substring(value).trimmingSpacesAndTabs()
         if trimmed.hasPrefix("\"") || trimmed.hasPrefix("W/") {
             guard let list = StaticConditions.parseTagList(String(trimmed)), list.count == 1 else { return false }
             return StaticConditions.strongMatch(list, etag: etag) && list != [.any]
@@ -219,7 +219,7 @@ public struct StaticHandler: Handler {
         return String(cString: r)
     }
 
-    /// Content-Type for a file name (see ``MIMETypes/contentType(forFileName:)``).
+    /// Content-Type for a file name (see `MIMETypes.contentType(forFileName:)`).
     public static func contentType(forFileName name: String) -> String {
         MIMETypes.contentType(forFileName: name)
     }

@@ -53,7 +53,7 @@ struct ControlTarget: ParsableArguments {
     @Option(name: .long, help: "systemd unit whose main pid is the master, e.g. herdd.")
     var unit: String?
 
-    @Option(name: .customLong("runtime-directory"), help: "Directory where the master publishes its scoreboard (default: $RUNTIME_DIRECTORY, else /run/herdd).")
+    @Option(name: .customLong("runtime-directory"), help: "Directory where the master publishes its scoreboard (default: $RUNTIME_DIRECTORY, else /run/PROGRAM, e.g. /run/herdd).")
     var runtimeDirectory: String?
 
     @Option(name: .long, help: "Seconds to wait for the outcome (default 90).")
@@ -61,7 +61,7 @@ struct ControlTarget: ParsableArguments {
 
     var directory: String {
         if let runtimeDirectory { return runtimeDirectory }
-        return getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) } ?? "/run/herdd"
+        return getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) } ?? "/run/\(ProgramName.current)"
     }
 
     func masterPID() throws -> Int32 {
@@ -71,17 +71,17 @@ struct ControlTarget: ParsableArguments {
         let path = "\(directory)/\(Scoreboard.fileName)"
         let fd: Int32
         do { fd = try Sys.open(path, O_RDONLY | O_CLOEXEC) } catch {
-            throw ValidationError("no herdd master found: \(error); give --pid PID or --unit UNIT")
+            throw ValidationError("no \(ProgramName.current) master found: \(error); give --pid PID or --unit UNIT")
         }
         defer { Sys.close(fd) }
         let sb: Scoreboard
         do { sb = try Scoreboard(attaching: fd, readOnly: true) } catch {
-            throw ValidationError("no herdd master found: \(path): \(error)")
+            throw ValidationError("no \(ProgramName.current) master found: \(path): \(error)")
         }
         let p = Int32(truncatingIfNeeded: sb.header(.masterPID))
         // Alive (EPERM: alive but not ours to signal; kill() will say so).
         guard p > 0, Sys.isAlive(p) else {
-            throw ValidationError("no herdd master found: \(path) names pid \(p), which is not running")
+            throw ValidationError("no \(ProgramName.current) master found: \(path) names pid \(p), which is not running")
         }
         return p
     }

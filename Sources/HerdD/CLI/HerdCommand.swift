@@ -1,19 +1,24 @@
 import ArgumentParser
 import Glibc
 import Handlers
+import HerdSys
 import Logging
 
 let herddVersion = "0.1.0"
 /// A build tag kept as a long literal (stored in the binary's read-only data, not inline), so a
 /// test can make a second, distinguishable build by patching these bytes in a copy.
 let herddBuildTag = "herdd-build-tag:0000000000000000"
-/// Version shown in logs, metrics and --version: "0.1.0", or "0.1.0+TAG" for a tagged build.
-let herddVersionString: String = {
+/// Version shown in logs, metrics and --version: "0.1.0" (or an application's own version,
+/// AppIdentity), or "0.1.0+TAG" for a tagged build.
+var herddVersionString: String {
+    let version = AppIdentity.version ?? herddVersion
     let tag = herddBuildTag.dropFirst("herdd-build-tag:".count)
-    return tag.allSatisfy { $0 == "0" } ? herddVersion : "\(herddVersion)+\(tag)"
-}()
-/// The executable's file name (argv[0] without its directory).
+    return tag.allSatisfy { $0 == "0" } ? version : "\(version)+\(tag)"
+}
+/// The program's name in help: an application's own (AppIdentity), else the executable's file
+/// name (argv[0] without its directory).
 let programName: String = {
+    if AppIdentity.isApplication { return ProgramName.current }
     let name = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
     return name.isEmpty ? "herdd" : name
 }()
@@ -25,7 +30,7 @@ struct HerdCommand: ParsableCommand {
     /// your own built on the Herd library.
     static let configuration = CommandConfiguration(
         commandName: programName,
-        abstract: "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
+        abstract: AppIdentity.abstract ?? "Prefork HTTP server: systemd socket activation, one master, EPOLLEXCLUSIVE workers.",
         version: herddVersionString,
         subcommands: [Serve.self, StatusCommand.self, ReloadCommand.self, UpgradeCommand.self, StopCommand.self],
         defaultSubcommand: Serve.self)
@@ -218,7 +223,8 @@ func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
     for l in listeners {
         let spec = config.handlerSpec(for: l.name)
         if spec == metricsHandlerName { continue }
-        do { _ = try HandlerRegistry.make(spec) } catch {
+        // Validation only: an application's handler opens its resources in each worker.
+        do { try HandlerRegistry.validate(spec) } catch {
             throw ServerConfig.ConfigError(message: "listener '\(l.name)' (\(l.address)): handler '\(spec)': \(error)")
         }
     }

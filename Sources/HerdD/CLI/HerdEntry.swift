@@ -29,7 +29,7 @@ public enum HerdEntry {
     }
 
     /// Can `name` be used in `--handler LISTENER=name:arg`?
-    static func isValidName(_ name: String) -> Bool {
+    package static func isValidName(_ name: String) -> Bool {
         guard !name.isEmpty, name != metricsHandlerName else { return false }
         return !name.contains(where: { $0 == ":" || $0 == "=" || $0 == "," || $0.isWhitespace })
     }

@@ -31,7 +31,7 @@ struct ServerConfig: Equatable, Sendable {
     var listen: [ListenSpec] = []
     /// listener name -> handler spec (`hello`, `health`, `debug`, `static:/dir`, `metrics`).
     var handlers: [String: String] = [:]
-    var defaultHandler = "hello"
+    var defaultHandler = AppIdentity.defaultHandler ?? "hello"
     var workers = min(ServerConfig.onlineCPUs(), ServerConfig.workerLimit)
     var backlog: Int32 = 1024
     var acceptMode: AcceptMode = .exclusive

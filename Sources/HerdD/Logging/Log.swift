@@ -58,7 +58,7 @@ struct HerdLogHandler: LogHandler {
                 message: message.description, priority: JournalEncoding.priority(level), role: role,
                 workerID: workerID, metadata: fields))
         } else {
-            var text = "herdd[\(getpid())] \(role)"
+            var text = "\(ProgramName.current)[\(getpid())] \(role)"
             if let workerID { text += "/\(workerID)" }
             text += " \(level): \(message)"
             for (k, v) in fields.sorted(by: { $0.key < $1.key }) { text += " \(k)=\(v)" }
@@ -93,7 +93,7 @@ enum JournalEncoding {
     }
 
     static func fields(message: String, priority: Int, role: String, workerID: Int?, metadata: Logger.Metadata) -> [String] {
-        var f = ["MESSAGE=\(message)", "PRIORITY=\(priority)", "SYSLOG_IDENTIFIER=herdd", "HERDD_ROLE=\(role)",
+        var f = ["MESSAGE=\(message)", "PRIORITY=\(priority)", "SYSLOG_IDENTIFIER=\(ProgramName.current)", "HERDD_ROLE=\(role)",
                  "HERDD_PID=\(getpid())"]
         if let workerID, metadata["worker_id"] == nil { f.append("HERDD_WORKER_ID=\(workerID)") }
         for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {

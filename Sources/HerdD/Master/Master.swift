@@ -118,7 +118,7 @@ final class Master {
     // MARK: - Main loop
 
     func run() throws -> Int32 {
-        ProcessTitle.set("herdd: master")
+        ProcessTitle.set("\(ProgramName.current): master")
         signal(SIGPIPE, SIG_IGN)
         if upgrader.handover != nil {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
@@ -137,7 +137,7 @@ final class Master {
             metricsServer = try MetricsServer(listeners: metricsListeners, epoll: epoll, log: log)
         }
 
-        log.info("herdd \(herddVersionString) master starting", metadata: [
+        log.info("\(ProgramName.current) \(herddVersionString) master starting", metadata: [
             "event": "start", "version": "\(herddVersionString)", "workers": "\(wanted)",
             "listeners": "\(allListeners.map { "\($0.name)=\($0.address)" }.joined(separator: " "))",
             "accept_mode": "\(config.acceptMode.rawValue)",
@@ -169,7 +169,7 @@ final class Master {
         // (check, then unlink: the name may change in between).
         if !upgrader.handedOver { scoreboard.unpublish(masterPID: getpid()) }
         let reason = exitCode == 0 ? "stopped" : "failed"
-        log.info("herdd master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
+        log.info("\(ProgramName.current) master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
         return exitCode
     }
 
@@ -214,7 +214,7 @@ final class Master {
                 SystemdNotify.ready(status: status)
             }
             lastStatus = status
-            log.info("herdd ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
+            log.info("\(ProgramName.current) ready", metadata: ["event": "ready", "workers": "\(wanted)", "generation": "\(generation)"])
         }
         let outcome: ReloadPolicy.Decision = !reloading ? .none
             : reload.decide(readyCurrent: currentReady(), wanted: wanted, oldRemaining: oldGeneration().count,

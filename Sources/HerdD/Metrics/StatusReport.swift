@@ -1,3 +1,5 @@
+import Handlers
+
 /// Human (`herdd status`) and script (`--json`) renderings of a MetricsSnapshot.
 enum StatusReport {
     static func table(_ m: MetricsSnapshot) -> String {
@@ -29,19 +31,7 @@ enum StatusReport {
     }
 
     static func json(_ m: MetricsSnapshot) -> String {
-        func str(_ s: String) -> String {
-            var o = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": o += "\\\""
-                case "\\": o += "\\\\"
-                case "\n": o += "\\n"
-                default:
-                    if u.value < 0x20 { o += "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) } else { o.unicodeScalars.append(u) }
-                }
-            }
-            return o + "\""
-        }
+        func str(_ s: String) -> String { JSONText.quote(s) }
         let listeners = m.listeners.map { l in
             "{\"name\":\(str(l.name)),\"address\":\(str(l.address)),\"family\":\(str(l.family)),\"accepted\":\(l.accepted),"
                 + "\"wakeups\":\(l.wakeups),\"empty_wakeups\":\(l.emptyWakeups),\"drain_eagain\":\(l.drainEagain),"

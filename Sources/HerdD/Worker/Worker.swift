@@ -56,6 +56,10 @@ final class Worker: ConnectionHost {
     var watcher: Watcher? = nil
     /// Per listener: its handler may block (then its connections are watched for hand-off).
     let listenerMayBlock: [Bool]
+    /// Per listener: its handler decides per request whether it blocks (BlockingGate.swift).
+    let listenerDecidesPerRequest: [Bool]
+    /// Given to such handlers in the context; opening it starts the watcher for the request.
+    let blockingGate = BlockingGate()
     /// fds handed off during the current turn of the loop: events for them later in the same
     /// epoll_wait batch are stale (the fd number may even be reused by an accept) and skipped.
     var staleFDs: [Int32] = []
@@ -75,6 +79,7 @@ final class Worker: ConnectionHost {
         self.dispatch = dispatch
         self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
         self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
+        self.listenerDecidesPerRequest = listeners.map { $0.handler is any DecidesBlockingPerRequest }
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
         self.limits = l
@@ -85,6 +90,7 @@ final class Worker: ConnectionHost {
         }
         self.idleWaitMillis = Int32(max(10, min(1000, config.timeout * 1000 / 3)))
         log[metadataKey: "worker_id"] = "\(slot)"
+        blockingGate.start = { [unowned self] fd in self.watcher?.start(busy: fd) }
     }
 
     func run() throws -> Never {
@@ -458,11 +464,21 @@ final class Worker: ConnectionHost {
         // readable meanwhile to idle workers (Watcher.swift). Not while draining: then we close
         // keep-alive connections anyway, and the dispatch queue must empty before we exit.
         let mayBlock = listenerMayBlock[conn.listener]
-        if mayBlock { blockingHandlersRun &+= 1 }
         let watched = mayBlock && !draining ? watcher : nil
-        watched?.start(busy: conn.fd)
-        let response = listeners[conn.listener].handler.handle(request, context: handlerContext(conn))
-        if let watched { finishHandOffs(watched) }
+        var context = handlerContext(conn)
+        // A handler that decides per request (the Herd router: per-route mayBlock) opens the
+        // gate itself before blocking work; a route that does not block then skips the watcher.
+        let perRequest = mayBlock && listenerDecidesPerRequest[conn.listener]
+        if perRequest {
+            blockingGate.arm(fd: watched != nil ? conn.fd : -1)
+            context.blockingGate = blockingGate
+        } else {
+            watched?.start(busy: conn.fd)
+        }
+        let response = listeners[conn.listener].handler.handle(request, context: context)
+        let blocked = mayBlock && (!perRequest || blockingGate.opened)
+        if blocked { blockingHandlersRun &+= 1 }
+        if blocked, let watched { finishHandOffs(watched) }
         scoreboard.store(slot, .state, workerState.rawValue)
         return response
     }

@@ -87,7 +87,7 @@ enum WorkerRole {
             exit(ExitStatus.usage)
         }
         Log.bootstrap(role: "worker", workerID: parsed.slot)
-        ProcessTitle.set("herdd: worker \(parsed.slot)", comm: ProcessTitle.workerComm(slot: parsed.slot))
+        ProcessTitle.set("\(ProgramName.current): worker \(parsed.slot)", comm: ProcessTitle.workerComm(slot: parsed.slot))
         let log = Logger(label: "herdd.worker")
         #if HERDD_TEST_HOOKS
         // Test builds only (debug configuration, see Package.swift): the release binary has none.
