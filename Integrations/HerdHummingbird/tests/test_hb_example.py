@@ -5,42 +5,28 @@ HB_EXAMPLE_BIN is the built executable (test.sh sets it). Every behaviour test r
 both servers (the `server` fixture is parametrized): what the bridge must keep is what
 Hummingbird's own server does.
 """
-import http.client
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "Tests" / "support"))
+from herdtest import free_ports, http_request as request, wait_until  # noqa: E402
+
 BIN = os.environ.get("HB_EXAMPLE_BIN", "")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port, method, path, body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
-    finally:
-        c.close()
 
 
 class Server:
     def __init__(self, tmp_path, kind):
         assert BIN and os.access(BIN, os.X_OK), "set HB_EXAMPLE_BIN to the built hb-example executable"
         self.kind = kind
-        self.port, self.metrics = free_port(), free_port()
+        self.port, self.metrics = free_ports(2)
         public = tmp_path / "public"
         public.mkdir()
         (public / "hello.txt").write_text("static file from FileMiddleware\n")
@@ -54,16 +40,14 @@ class Server:
         self.log_path = tmp_path / "server.log"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, f"hb-example ({kind}) exited with {self.proc.returncode}"
-            try:
-                if request(self.port, "GET", "/")[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"hb-example ({kind}) did not answer within 30 s"
-            time.sleep(0.1)
+        wait_until(self.answers, 30, 0.1, f"hb-example ({kind}) to answer")
+
+    def answers(self):
+        assert self.proc.poll() is None, f"hb-example ({self.kind}) exited with {self.proc.returncode}"
+        try:
+            return request(self.port, "GET", "/")[0] == 200
+        except OSError:
+            return False
 
     def stop(self):
         """SIGTERM to the server's process group (ours: start_new_session), which also holds a
@@ -166,10 +150,8 @@ def test_file_middleware(server):
 
 def test_request_logs(server):
     request(server.port, "GET", "/todos/3")
-    deadline = time.monotonic() + 10
-    while b"/todos/3" not in server.log_path.read_bytes():
-        assert time.monotonic() < deadline, "LogRequestsMiddleware logged nothing"
-        time.sleep(0.1)
+    wait_until(lambda: re.search(rb"hb\.request\.method=GET hb\.request\.path=/todos/3", server.log_path.read_bytes()),
+               10, 0.1, "LogRequestsMiddleware's line")
 
 
 def test_herdd_workers_answer_and_metrics_count(herdd):
