@@ -43,6 +43,7 @@ let package = Package(
             "HerdHummingbird", "HBExampleApp",
             .product(name: "Herd", package: "herdd"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
     ],

@@ -10,6 +10,8 @@ import HTTPTypes
 /// Who a bearer token authenticates.
 public struct User: Sendable, Codable, ResponseEncodable {
     public var name: String
+
+    public init(name: String) { self.name = name }
 }
 
 /// The app's request context: hummingbird-auth's, built from Hummingbird's own source, so the

@@ -5,6 +5,7 @@ import HBExampleApp
 import Herd
 @testable import HerdHummingbird
 import Hummingbird
+import HummingbirdAuth
 import HTTPTypes
 import Testing
 
@@ -123,6 +124,34 @@ func bodyText(_ response: Herd.HTTPResponse) -> String {
         let responder = router.buildResponder()
         let response = try await send(HummingbirdHandler { responder }, "/who")
         #expect(bodyText(response) == "http 3 127.0.0.1:5555 id")
+    }
+
+    /// docs/hummingbird.md's own auth context on herdd's source: identity and herdd's context.
+    struct AppContext: AuthRequestContext, RequestContext {
+        typealias Source = HerdRequestContextSource
+        var coreContext: CoreRequestContextStorage
+        var identity: User?
+        let herd: HandlerContext
+        init(source: Source) { coreContext = .init(source: source); herd = source.herd }
+    }
+
+    @Test func authContextOnHerdSource() async throws {
+        let router = Router(context: AppContext.self)
+        router.add(middleware: TokenAuthenticatorOnHerd())
+        router.add(middleware: IsAuthenticatedMiddleware())
+        router.get("/me") { _, context -> String in "\(try context.requireIdentity().name) on worker \(context.herd.workerID)" }
+        let responder = router.buildResponder()
+        let handler = HummingbirdHandler { responder }
+        #expect(try await send(handler, "/me").status == 401)
+        let ok = try await send(handler, "/me", headers: ["Host": "x", "Authorization": "Bearer t"])
+        #expect(ok.status == 200 && bodyText(ok) == "ada on worker 3")
+    }
+
+    struct TokenAuthenticatorOnHerd: AuthenticatorMiddleware {
+        typealias Context = AppContext
+        func authenticate(request: Request, context: Context) async throws -> User? {
+            request.headers.bearer?.token == "t" ? User(name: "ada") : nil
+        }
     }
 
     @Test func requestHeadAsHummingbirdBuildsIt() async throws {
