@@ -100,7 +100,7 @@ func bodyText(_ response: Herd.HTTPResponse) -> String {
     }
 
     @Test func fileMiddlewareServesFile() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hb-bridge-\(getpid())")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hb-bridge-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try Data("static file\n".utf8).write(to: directory.appendingPathComponent("hello.txt"))
