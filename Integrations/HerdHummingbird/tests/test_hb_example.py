@@ -40,7 +40,11 @@ class Server:
         self.log_path = tmp_path / "server.log"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env, start_new_session=True)
-        wait_until(self.answers, 30, 0.1, f"hb-example ({kind}) to answer")
+        try:
+            wait_until(self.answers, 30, 0.1, f"hb-example ({kind}) to answer")
+        except BaseException:
+            self.stop()  # a server that never answered is still ours to end
+            raise
 
     def answers(self):
         assert self.proc.poll() is None, f"hb-example ({self.kind}) exited with {self.proc.returncode}"
