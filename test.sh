@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every herdd test: unit tests (swift test), build checks (C shim rebuild, no raw system
 # call outside the system layer, test hooks out of release builds, mutation list, DocC), the
-# Examples/notes-api server's tests, integration tests on the real binary (pytest,
+# Examples/notes-api server's tests, the Hummingbird bridge's (Integrations/HerdHummingbird),
+# integration tests on the real binary (pytest,
 # Tests/integration) and the packaging suite (.deb, lintian, systemd end to end). Installs
 # what it needs first. Used as-is by .ci/run.
 set -euo pipefail
@@ -66,6 +67,11 @@ echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLi
 (cd Examples/notes-api && swift build --build-tests && swift test --skip-build)
 NOTES_API_BIN="$(cd Examples/notes-api && swift build --show-bin-path)/notes-api" \
     python3 -m pytest -q Examples/notes-api/tests
+
+echo "== Integrations/HerdHummingbird: Hummingbird 2's router served by herdd (debug build only: a few minutes)"
+(cd Integrations/HerdHummingbird && swift build --build-tests && swift test --skip-build)
+HB_EXAMPLE_BIN="$(cd Integrations/HerdHummingbird && swift build --show-bin-path)/hb-example" \
+    python3 -m pytest -q Integrations/HerdHummingbird/tests
 
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration

@@ -7,6 +7,7 @@ Standard library only; both import it by path (Tests/support)."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import shlex
 import shutil
@@ -58,6 +59,19 @@ def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.0
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+def http_request(port: int, method: str, path: str, body=None, headers=None, timeout: float = 10):
+    """One request on a new connection to 127.0.0.1:port: (status, headers with lowercase
+    names, body bytes)."""
+    c = http.client.HTTPConnection(LOCALHOST, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
 
 
 def pid_alive(pid: int) -> bool:
