@@ -21,6 +21,7 @@ final class RecordingHost: ConnectionHost {
     var finished = 0
     var bytesOut = 0
     var closed: [Int32] = []
+    var closeReasons: [CloseReason] = []
 
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse {
         handledPaths.append(request.path)
@@ -34,7 +35,10 @@ final class RecordingHost: ConnectionHost {
     func longWrite(_ delta: Int) {}
     func yieldWrite(_ conn: HTTPConnection<RecordingHost>) -> Bool { true }
     func unregisterReceived(_ fd: Int32) {}
-    func connectionClosed(_ conn: HTTPConnection<RecordingHost>) { closed.append(conn.fd) }
+    func connectionClosed(_ conn: HTTPConnection<RecordingHost>, reason: CloseReason) {
+        closed.append(conn.fd)
+        closeReasons.append(reason)
+    }
 }
 
 @Suite struct ConnectionHostTests {
@@ -115,7 +119,7 @@ final class RecordingHost: ConnectionHost {
         #expect(receive(client).hasPrefix("HTTP/1.1 408 "))
         #expect(host.statuses == [408])
         #expect(host.finished == 0)
-        conn.close()
+        conn.close(.internalError)
         #expect(host.closed == [server])
     }
 }

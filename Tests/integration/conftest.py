@@ -480,6 +480,16 @@ def herd_factory(tmp_path):
         h.kill_all()
 
 
+def closed_reasons(port: int) -> dict[str, int]:
+    """herdd_connections_closed_total from /metrics on `port` (a metrics listener): reason -> count."""
+    text = http_get(port, "/metrics").body.decode()
+    out: dict[str, int] = {}
+    for m in re.finditer(r'^herdd_connections_closed_total\{reason="([^"]+)"\} (\d+)$', text, re.M):
+        out[m.group(1)] = int(m.group(2))
+    assert out, "no herdd_connections_closed_total in /metrics"
+    return out
+
+
 def run_herdd(args: Iterable[str], timeout: float = 10.0, env: Optional[dict[str, str]] = None):
     """Runs herdd to completion (for CLI tests); returns CompletedProcess."""
     e = dict(os.environ)

@@ -59,6 +59,8 @@ final class HTTPConnection<Host: ConnectionHost> {
     private var stream: (any BodyStream)? = nil
     private var streamChunked = false
     private var closeAfterWrite = false
+    /// Why the connection closes once its last response is out (set with `closeAfterWrite`).
+    private var closeReason = CloseReason.responseDone
     private var lingering = false
     private var lingerDeadline: UInt64 = 0
     private var peerClosed = false
@@ -74,6 +76,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     var queuedSince: UInt64 = 0
     /// Taken from the dispatch socket (another worker may still hold the file briefly).
     var received = false
+    /// In the host's epoll set. A connection taken from the dispatch socket is served before it
+    /// is registered (Worker.adopt): a write that yields meanwhile has no registration to re-arm.
+    var registered = false
     /// Requests this connection has carried.
     private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
@@ -125,7 +130,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         }
         if peerClosed && !closed && !hasPendingOutput {
             // The client is gone (or half-closed after its last request): nothing more to do.
-            close()
+            close(.clientClosed)
         }
     }
 
@@ -153,7 +158,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             case .wouldBlock:
                 return false
             case .failed:
-                close() // ECONNRESET etc.
+                close(.readError) // ECONNRESET etc.
                 return false
             }
         }
@@ -267,8 +272,9 @@ final class HTTPConnection<Host: ConnectionHost> {
         host.requestFinished(request, status: response.status, on: self, startedAt: started)
     }
 
-    private func sendError(_ status: Int) {
+    private func sendError(_ status: Int, reason: CloseReason = .protocolError) {
         queue(HTTPResponse.errorResponse(status: status), isHEAD: false, keepAlive: false, versionMinor: 1)
+        closeReason = reason
         // After a protocol error the rest of the input is garbage: drop it and linger-close so
         // the client reads the error instead of a reset.
         inputStart = 0
@@ -296,7 +302,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             if case .stream(let s) = response.body { stream = s; streamChunked = false }
             keep = false
         }
-        if !keep { closeAfterWrite = true }
+        if !keep { closeAfterWrite = true; closeReason = .responseDone }
         host.responded(status: response.status)
     }
 
@@ -328,7 +334,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 || (stream != nil && outputOffset == output.count && monotonicNanos() &- host.now > ConnectionTuning.streamSliceNanos)) {
                 // Budget spent, socket still writable: yield (back after the other ready events).
                 if !inLongWrite { inLongWrite = true; host.longWrite(1) }
-                if !host.yieldWrite(self) { close() }
+                if !host.yieldWrite(self) { close(.internalError) }
                 return
             }
             if outputOffset < output.count {
@@ -337,7 +343,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 }
                 guard case .done(let n) = r else {
                     if r == .wouldBlock { return }
-                    close(); return
+                    close(.writeError); return
                 }
                 outputOffset += n
                 budgetLeft -= n
@@ -351,7 +357,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 guard case .done(let n) = r, n > 0 else {
                     if r == .wouldBlock { return }
                     // An error, or 0: the file shrank under us.
-                    Sys.close(f.fd); file = nil; close(); return
+                    Sys.close(f.fd); file = nil; close(.writeError); return
                 }
                 f.offset = Int(off)
                 f.remaining -= n
@@ -386,7 +392,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// an error mid-request), shut down our side and drain theirs briefly so the kernel does not
     /// answer their data with a reset that would destroy our response in flight.
     private func finishAfterResponse() {
-        if peerClosed { close(); return }
+        if peerClosed { close(.clientClosed); return }
         if lingerWanted || inputEnd > inputStart {
             // Fails only if the peer is gone (ENOTCONN): discardInput() then reads the error
             // and closes.
@@ -395,7 +401,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             lingerDeadline = host.now + 2_000_000_000
             discardInput()
         } else {
-            close()
+            close(closeReason)
         }
     }
 
@@ -405,7 +411,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             switch scratch.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }) {
             case .done(let n) where n > 0: continue
             case .wouldBlock: return
-            case .done, .failed: close(); return // EOF or error
+            case .done, .failed: close(closeReason); return // EOF or error: the linger is over
             }
         }
     }
@@ -415,31 +421,31 @@ final class HTTPConnection<Host: ConnectionHost> {
     func checkTimeouts(now: UInt64) {
         guard !closed else { return }
         if lingering {
-            if now >= lingerDeadline { close() }
+            if now >= lingerDeadline { close(closeReason) }
             return
         }
         if hasPendingOutput {
-            if now - lastActivity > 60_000_000_000 { close() } // client stopped reading
+            if now - lastActivity > 60_000_000_000 { close(.writeStall) } // client stopped reading
             return
         }
         if let started = requestStartedAt {
             if now - started > host.headerTimeoutNanos {
-                sendError(408)
+                sendError(408, reason: .headerTimeout)
                 flush()
             }
             return
         }
         if host.draining {
-            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close() }
+            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close(.drain) }
             return
         }
-        if now - lastActivity > host.keepAliveTimeoutNanos { close() }
+        if now - lastActivity > host.keepAliveTimeoutNanos { close(.keepAliveTimeout) }
     }
 
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
     /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close() }
+        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close(.drain) }
     }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
@@ -448,10 +454,11 @@ final class HTTPConnection<Host: ConnectionHost> {
         guard !closed else { return }
         closed = true
         releaseBuffers()
-        host.connectionClosed(self)
+        host.connectionClosed(self, reason: .handOff)
     }
 
-    func close() {
+    /// Closes the socket; `reason` is counted and logged by the host (CloseReason.swift).
+    func close(_ reason: CloseReason) {
         guard !closed else { return }
         closed = true
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
@@ -462,6 +469,6 @@ final class HTTPConnection<Host: ConnectionHost> {
         // connection handed over by another worker, not necessarily: see unregisterReceived).
         if received { host.unregisterReceived(fd) }
         Sys.close(fd)
-        host.connectionClosed(self)
+        host.connectionClosed(self, reason: reason)
     }
 }

@@ -5,8 +5,9 @@ import Handlers
 /// A connection drives HTTP/1.1 on one socket (HerdHTTP's parser and serializer, the buffers,
 /// sendfile, timeouts, close); its host owns the epoll set, the clock, the handler and the
 /// counters. The connection only ever calls these members; the host calls the connection's
-/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close()`, reads
-/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince` and `received`.
+/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close(_:)`, reads
+/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince`, `received`
+/// and `registered`.
 /// A worker process (Worker/Worker.swift) is the host of its connections.
 ///
 /// The connection is generic over its host rather than holding an `any ConnectionHost`: every
@@ -60,6 +61,6 @@ protocol ConnectionHost: AnyObject {
     /// A connection that came from another process (`received`) is about to close its fd:
     /// remove it from the epoll set first (the other copy may keep the registration alive).
     func unregisterReceived(_ fd: Int32)
-    /// `conn` is closed (or handed off): forget it.
-    func connectionClosed(_ conn: HTTPConnection<Self>)
+    /// `conn` is closed (or handed off) for `reason`: forget it, count and log the reason.
+    func connectionClosed(_ conn: HTTPConnection<Self>, reason: CloseReason)
 }

@@ -79,6 +79,7 @@ final class Master {
         var listeners: [[UInt64]] = [] // per listener: Scoreboard.listenerCounters
         var dispatchWakeups: UInt64 = 0
         var dispatchEmptyWakeups: UInt64 = 0
+        var closes = CloseReason.zeroCounts
     }
 
     /// Signals the master reads from its signalfd.
@@ -353,6 +354,10 @@ final class Master {
             retired.bytesOut &+= snap.bytesOut
             retired.dispatchWakeups &+= snap.dispatchWakeups
             retired.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
+            for (r, n) in snap.closes.enumerated() { retired.closes[r] &+= n }
+            // Connections still open when the worker died (killed, crashed; a drained worker
+            // has none): the kernel closed them with the process.
+            retired.closes[CloseReason.workerExit.rawValue] &+= snap.active
             for i in retired.listeners.indices {
                 let c = scoreboard.listenerCounters(w.slot, listener: i)
                 for k in c.indices { retired.listeners[i][k] &+= c[k] }

@@ -46,6 +46,7 @@ extension Master: UpgradeHost {
         m.bytesOut = inherited.bytesOut &+ retired.bytesOut
         m.dispatchWakeups = inherited.dispatchWakeups &+ retired.dispatchWakeups
         m.dispatchEmptyWakeups = inherited.dispatchEmptyWakeups &+ retired.dispatchEmptyWakeups
+        m.connectionsClosed = zip(inherited.connectionsClosed, retired.closes).map { $0 &+ $1 }
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
@@ -66,6 +67,7 @@ extension Master: UpgradeHost {
             m.bytesOut &+= snap.bytesOut
             m.dispatchWakeups &+= snap.dispatchWakeups
             m.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
+            for (r, n) in snap.closes.enumerated() { m.connectionsClosed[r] &+= n }
             for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
             for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
             m.workers.append(MetricsSnapshot.WorkerStats(

@@ -135,7 +135,8 @@ final class MetricsServer: ConnectionHost {
 
     func unregisterReceived(_ fd: Int32) {}
 
-    func connectionClosed(_ conn: HTTPConnection<MetricsServer>) {
+    /// The master's own endpoint: its scrapers' closes are not client traffic and not counted.
+    func connectionClosed(_ conn: HTTPConnection<MetricsServer>, reason: CloseReason) {
         clients.removeValue(forKey: conn.fd)
     }
 }

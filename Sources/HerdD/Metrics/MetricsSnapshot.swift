@@ -22,6 +22,8 @@ struct MetricsSnapshot: Sendable {
         /// Dispatch socket wakeups and empty ones (another worker took the connection).
         var dispatchWakeups: UInt64 = 0
         var dispatchEmptyWakeups: UInt64 = 0
+        /// Connections herdd closed, per `CloseReason` (raw value order).
+        var connectionsClosed = CloseReason.zeroCounts
     }
 
     struct ListenerStats: Sendable {
@@ -225,6 +227,9 @@ struct MetricsSnapshot: Sendable {
         sample("herdd_dispatch_wakeups_total", [], "\(counters.dispatchWakeups)")
         family("herdd_dispatch_empty_wakeups_total", "counter", "Dispatch socket wakeups whose recvmsg found it empty (another worker took the connection).")
         sample("herdd_dispatch_empty_wakeups_total", [], "\(counters.dispatchEmptyWakeups)")
+        family("herdd_connections_closed_total", "counter",
+               "Client connections herdd closed (or handed to another worker), by reason.")
+        for r in CloseReason.allCases { sample("herdd_connections_closed_total", [("reason", r.label)], "\(counters.connectionsClosed[r.rawValue])") }
         family("herdd_worker_requests", "gauge", "Requests served by the current process in each worker slot.")
         for w in workers { sample("herdd_worker_requests", [("worker", "\(w.slot)")], "\(w.requests)") }
         family("herdd_worker_accepted", "gauge", "Connections accepted by the current process in each worker slot.")

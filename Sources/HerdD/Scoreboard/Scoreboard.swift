@@ -16,7 +16,8 @@ import HerdSys
 ///                  when touched, so unused slots cost nothing)
 ///
 /// Slot words (see `Field`): pid, generation, state, heartbeat (CLOCK_MONOTONIC ns), request and
-/// status-class counters, bytes out, accepted/active connections, start time, exit reason; then
+/// status-class counters, bytes out, accepted/active connections, start time, exit reason,
+/// dispatch wakeups; from word 17 connections closed per `CloseReason` (`closeBase`); then
 /// per listener (up to `maxListeners`, from word 32) 20 words: epoll wakeups, accepted, empty
 /// wakeups (first accept4 gave EAGAIN: another worker took the connection — the herd meter), drain
 /// EAGAINs (the normal EAGAIN that ends an accept loop after at least one accept), request
@@ -59,6 +60,10 @@ final class Scoreboard: @unchecked Sendable {
         /// listeners' herd meter.
         case dispatchWakeups, dispatchEmptyWakeups
     }
+
+    /// Connections closed, one word per `CloseReason` from this word (after `Field`, before the
+    /// listeners' words; ScoreboardSpawnTests checks it fits).
+    static let closeBase = 17
 
     /// Per-listener words from `queueBase` (see the layout above).
     enum QueueField: Int { case sumMicros = 0, count, bucket0, handedOff = 15, received }
@@ -268,6 +273,17 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(p, herd_load64(p) &+ 1)
     }
 
+    @inline(__always) func bump(_ slot: Int, closed reason: CloseReason) {
+        let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase + reason.rawValue
+        herd_store64(p, herd_load64(p) &+ 1)
+    }
+
+    /// Connections a slot's worker closed, per `CloseReason` (raw value order).
+    func closes(_ slot: Int) -> [UInt64] {
+        let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase
+        return CloseReason.allCases.map { herd_load64(p + $0.rawValue) }
+    }
+
     /// Records one request's latency in the listener's histogram (single writer: the worker).
     @inline(__always) func observeLatency(_ slot: Int, listener: Int, micros: UInt64) {
         Scoreboard.observe(micros, at: word(slot, listener: listener, .latencySumMicros), bounds: Scoreboard.latencyBoundsMicros)
@@ -341,6 +357,8 @@ final class Scoreboard: @unchecked Sendable {
         var exitReason: UInt64
         var dispatchWakeups: UInt64
         var dispatchEmptyWakeups: UInt64
+        /// Connections closed per `CloseReason` (raw value order).
+        var closes: [UInt64]
     }
 
     func snapshot(_ slot: Int) -> SlotSnapshot {
@@ -350,6 +368,7 @@ final class Scoreboard: @unchecked Sendable {
             statusClasses: [.status1xx, .status2xx, .status3xx, .status4xx, .status5xx].map { load(slot, $0) },
             bytesOut: load(slot, .bytesOut), accepted: load(slot, .accepted), active: load(slot, .active),
             exitReason: load(slot, .exitReason),
-            dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups))
+            dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups),
+            closes: closes(slot))
     }
 }

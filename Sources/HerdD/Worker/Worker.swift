@@ -301,8 +301,10 @@ final class Worker: ConnectionHost {
             do { try epoll.add(fd, .connection, .connection(fd), what: "connection") } catch {
                 log.error("\(error)", metadata: ["event": "accept-error"])
                 Sys.close(fd)
+                scoreboard.bump(slot, closed: .internalError)
                 continue
             }
+            conn.registered = true
             let i = Int(fd)
             if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
             connections[i] = conn
@@ -419,12 +421,14 @@ final class Worker: ConnectionHost {
         if events.contains(.output), !conn.closed { conn.writable() }
     }
 
-    /// Called by a connection when it closed its fd.
-    func connectionClosed(_ conn: Connection) {
+    /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    func connectionClosed(_ conn: Connection, reason: CloseReason) {
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }
         activeCount -= 1
         scoreboard.store(slot, .active, UInt64(activeCount))
+        scoreboard.bump(slot, closed: reason)
+        log.debug("connection closed", metadata: ["event": "connection-closed", "reason": "\(reason.label)", "peer": "\(conn.peer)"])
     }
 
     // MARK: - Requests
