@@ -42,6 +42,10 @@ struct ServerConfig: Equatable, Sendable {
     var maxRequestsJitter = 0
     var keepAliveTimeout: Double = 5
     var headerTimeout: Double = 10
+    /// The body's rule (RequestTimeouts): the longest silence between two reads, and the
+    /// lowest average rate (bytes/s; 0 = none) after that much grace.
+    var bodyTimeout: Double = 10
+    var bodyMinRate = 500
     var maxBodyBytes = 1 << 20
     var upgradeTimeout: Double = 30
     var maxWorkers = ServerConfig.workerLimit
@@ -67,7 +71,7 @@ struct ServerConfig: Equatable, Sendable {
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
-        "multi-accept",
+        "multi-accept", "body-timeout", "body-min-rate",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -106,6 +110,22 @@ struct ServerConfig: Equatable, Sendable {
             default: throw fail("expected on or off, got '\(value)'")
             }
         }
+        /// Bytes: an integer, optionally with k, m or g (KiB, MiB, GiB) as nginx writes sizes.
+        func bytes(_ hi: Int) throws -> Int {
+            var digits = Substring(value)
+            var unit = 1
+            switch digits.last {
+            case "k", "K": unit = 1 << 10
+            case "m", "M": unit = 1 << 20
+            case "g", "G": unit = 1 << 30
+            default: break
+            }
+            if unit > 1 { digits = digits.dropLast() }
+            guard let v = Int(digits), v >= 0, v <= hi / unit else {
+                throw fail("expected bytes (an integer up to \(hi), optionally with k, m or g), got '\(value)'")
+            }
+            return v * unit
+        }
         func seconds() throws -> Double {
             guard let v = Double(value), v.isFinite, v > 0, v <= 86400 else {
                 throw fail("expected seconds (a number > 0 and <= 86400), got '\(value)'")
@@ -140,7 +160,9 @@ struct ServerConfig: Equatable, Sendable {
         case "max-requests-jitter": maxRequestsJitter = try int(0, Int(Int32.max))
         case "keepalive-timeout": keepAliveTimeout = try seconds()
         case "header-timeout": headerTimeout = try seconds()
-        case "max-body": maxBodyBytes = try int(0, 1 << 40)
+        case "max-body": maxBodyBytes = try bytes(1 << 40)
+        case "body-timeout": bodyTimeout = try seconds()
+        case "body-min-rate": bodyMinRate = try bytes(1 << 40)
         case "upgrade-timeout": upgradeTimeout = try seconds()
         case "backlog-alarm": backlogAlarm = try int(0, 1 << 30)
         case "access-log": accessLog = try onOff()
@@ -190,7 +212,7 @@ struct ServerConfig: Equatable, Sendable {
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
-            "multi-accept=\(multiAccept ? "on" : "off")",
+            "multi-accept=\(multiAccept ? "on" : "off")", "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
         ]
         return out
     }

@@ -67,8 +67,14 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// epoll reported EPOLLRDHUP/EPOLLHUP (set by the worker before readable()).
     var peerHangUpReported = false
     private var lastActivity: UInt64
-    /// When the first byte of a not yet complete request arrived (header/body timeout).
+    /// When the first byte of a not yet complete request arrived (header timeout).
     private var requestStartedAt: UInt64? = nil
+    /// When the request in progress had its head complete and its body started (body rule,
+    /// BodyTimeout.swift), and how many bytes the connection had read by then.
+    private var bodyStartedAt: UInt64? = nil
+    private var bytesReadAtBodyStart = 0
+    /// Bytes read over the connection's life (the body rule's progress).
+    private var bytesRead = 0
     private(set) var closed = false
     /// When the next request's wait began, if before the turn that reads it: the moment the
     /// worker that handed the connection over saw it readable (queue-time histogram); 0: the
@@ -150,6 +156,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 return false
             case .done(let n):
                 inputEnd += n
+                bytesRead &+= n
                 lastActivity = host.now
                 // Short read: the socket buffer was empty after it. Bytes arriving later raise
                 // a new edge, so no second recv just to hear EAGAIN. But a FIN that came with
@@ -171,7 +178,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         while true {
             while !closed && !closeAfterWrite && file == nil && stream == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
-                    if !hasPartialRequest { requestStartedAt = nil }
+                    if !hasPartialRequest { requestStartedAt = nil; bodyStartedAt = nil }
                     break
                 }
                 let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
@@ -180,12 +187,17 @@ final class HTTPConnection<Host: ConnectionHost> {
                     if requestStartedAt == nil { requestStartedAt = host.now }
                     // Chunk framing already decoded is dropped now: only the decoded body is kept.
                     inputStart += parser.releaseDecodedInput()
-                    // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
-                    // 100 before it sends the body; the head is complete and within limits here.
-                    if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
-                       head.headers["Expect"]?.lowercased() == "100-continue" {
-                        sentContinue = true
-                        output.append(contentsOf: ConnectionTuning.continueLine)
+                    if bodyStartedAt == nil, let head = parser.pendingHead {
+                        // The head is complete: from now on the body rule applies, not the
+                        // header timeout.
+                        bodyStartedAt = host.now
+                        bytesReadAtBodyStart = bytesRead
+                        // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for
+                        // an interim 100 before it sends the body; the head is within limits.
+                        if !sentContinue, head.versionMinor >= 1, head.headers["Expect"]?.lowercased() == "100-continue" {
+                            sentContinue = true
+                            output.append(contentsOf: ConnectionTuning.continueLine)
+                        }
                     }
                     compact()
                     flush()
@@ -195,6 +207,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 case .request(let consumed):
                     inputStart += consumed
                     requestStartedAt = nil
+                    bodyStartedAt = nil
                     served += 1
                     sentContinue = false
                     if let request = parser.takeRequest() { serve(request) }
@@ -428,11 +441,15 @@ final class HTTPConnection<Host: ConnectionHost> {
             if now - lastActivity > 60_000_000_000 { close(.writeStall) } // client stopped reading
             return
         }
-        if let started = requestStartedAt {
-            if now - started > host.headerTimeoutNanos {
-                sendError(408, reason: .headerTimeout)
-                flush()
-            }
+        if requestStartedAt != nil {
+            guard requestOverdue(now: now) != nil else { return }
+            // The verdict is on the client, so first take what it has sent: bytes that waited
+            // in the socket while the worker was busy (a handler of another connection, a long
+            // turn) are its progress, not its stall. Reading may complete the request.
+            readable()
+            guard !closed, requestStartedAt != nil, let reason = requestOverdue(now: now) else { return }
+            sendError(408, reason: reason)
+            flush()
             return
         }
         if host.draining {
@@ -440,6 +457,13 @@ final class HTTPConnection<Host: ConnectionHost> {
             return
         }
         if now - lastActivity > host.keepAliveTimeoutNanos { close(.keepAliveTimeout) }
+    }
+
+    /// The request in progress missed its deadline (RequestTimeouts): which one, or nil.
+    private func requestOverdue(now: UInt64) -> CloseReason? {
+        guard let started = requestStartedAt else { return nil }
+        return host.requestTimeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
+                                            bodyBytes: bytesRead &- bytesReadAtBodyStart, lastReadAt: lastActivity)
     }
 
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other

@@ -28,8 +28,8 @@ protocol ConnectionHost: AnyObject {
 
     // MARK: timeouts and drain
 
-    /// How long a started request may take to arrive (head and body), in nanoseconds.
-    var headerTimeoutNanos: UInt64 { get }
+    /// How long a request's head and body may take to arrive (RequestTimeouts.swift).
+    var requestTimeouts: RequestTimeouts { get }
     /// How long an idle keep-alive connection stays open, in nanoseconds.
     var keepAliveTimeoutNanos: UInt64 { get }
     /// The host is draining: idle connections close (DrainPolicy), none is kept alive.

@@ -502,8 +502,12 @@ final class Worker: ConnectionHost {
     /// client reconnects instead of sending into a connection we are about to close).
     var keepAliveAllowed: Bool { !draining && requestsServed + 1 < requestLimit }
 
-    /// --header-timeout and --keepalive-timeout in nanoseconds (read by the connections' sweep).
-    var headerTimeoutNanos: UInt64 { UInt64(config.headerTimeout * 1e9) }
+    /// --header-timeout, --body-timeout, --body-min-rate and --keepalive-timeout (read by the
+    /// connections' sweep).
+    var requestTimeouts: RequestTimeouts {
+        RequestTimeouts(headerNanos: UInt64(config.headerTimeout * 1e9), bodyNanos: UInt64(config.bodyTimeout * 1e9),
+                        bodyMinRate: UInt64(config.bodyMinRate))
+    }
     var keepAliveTimeoutNanos: UInt64 { UInt64(config.keepAliveTimeout * 1e9) }
 
     var httpDate: String {
