@@ -123,7 +123,7 @@ struct Serve: ParsableCommand {
     var maxWorkers: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).")
-    var logLevel: String = "info"
+    var logLevel: String?
 
     /// Command-line settings in the config file's vocabulary, applied after the file.
     var overrides: [(String, String)] {
@@ -136,22 +136,22 @@ struct Serve: ParsableCommand {
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
             ("header-timeout", headerTimeout), ("body-timeout", bodyTimeout), ("body-min-rate", bodyMinRate), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
-            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept),
+            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept), ("log-level", logLevel),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o
     }
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level: expected one of trace, debug, info, notice, warning, error, critical")
-        }
         // Parse everything up front so a bad flag is a usage error (exit 64) with a clear message.
         do { _ = try loadConfig(path: nil, overrides: overrides) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        // The level (command line, else config file) is known before the config is loaded for
+        // real, so the loading's own errors are logged at it; a config that fails to load is
+        // reported below, at the default level.
+        let level = (try? loadConfig(path: config, overrides: overrides))?.logLevel ?? .info
         Log.bootstrap(role: "master", level: level)
         let log = Logger(label: "herdd.master")
         func fatal(_ message: String, _ code: Int32) -> ExitCode {

@@ -1,5 +1,6 @@
 import Glibc
 import HerdSys
+import Logging
 
 /// How workers watch the listening sockets.
 enum AcceptMode: String, Sendable, CaseIterable {
@@ -61,6 +62,8 @@ struct ServerConfig: Equatable, Sendable {
     /// multi_accept). Off by default: one per wakeup leaves the next connection to wake another
     /// idle worker, which spreads a burst of connections, and saves the EAGAIN that ends a loop.
     var multiAccept = false
+    /// Log level of the master and the workers (a worker gets it with the other settings).
+    var logLevel = Logger.Level.info
 
     struct ConfigError: Error, CustomStringConvertible {
         let message: String
@@ -71,7 +74,7 @@ struct ServerConfig: Equatable, Sendable {
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
-        "multi-accept", "body-timeout", "body-min-rate",
+        "multi-accept", "body-timeout", "body-min-rate", "log-level",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -161,6 +164,11 @@ struct ServerConfig: Equatable, Sendable {
         case "keepalive-timeout": keepAliveTimeout = try seconds()
         case "header-timeout": headerTimeout = try seconds()
         case "max-body": maxBodyBytes = try bytes(1 << 40)
+        case "log-level":
+            guard let l = Logger.Level(rawValue: value) else {
+                throw fail("expected trace, debug, info, notice, warning, error or critical, got '\(value)'")
+            }
+            logLevel = l
         case "body-timeout": bodyTimeout = try seconds()
         case "body-min-rate": bodyMinRate = try bytes(1 << 40)
         case "upgrade-timeout": upgradeTimeout = try seconds()
@@ -213,6 +221,7 @@ struct ServerConfig: Equatable, Sendable {
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
             "multi-accept=\(multiAccept ? "on" : "off")", "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
+            "log-level=\(logLevel.rawValue)",
         ]
         return out
     }
