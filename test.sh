@@ -69,5 +69,8 @@ NOTES_API_BIN="$(cd Examples/notes-api && swift build --show-bin-path)/notes-api
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration
 
+echo "== ThreadSanitizer: herdd built with --sanitize=thread, the dispatch/fairness/drain/upgrade tests, no report"
+Tests/tsan.sh
+
 echo "== packaging: systemd units, .deb build + lintian, end-to-end under a real systemd (nspawn)"
 Tests/packaging/run_all.sh

@@ -9,8 +9,11 @@ typealias Connection = HTTPConnection<Worker>
 
 /// A worker process: one epoll, every listener registered with EPOLLIN | EPOLLEXCLUSIVE, a
 /// non-blocking accept4 loop, and HTTP connections served by the handler of their listener.
-/// Single-threaded; it writes its own scoreboard slot (heartbeat, state, counters). It is the
-/// `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
+/// One event-loop thread owns the connection table, the epoll set and the scoreboard slot
+/// (heartbeat, state, counters). With blocking handlers and dispatch there is a second thread,
+/// the Watcher: it reads the table and hands connections off only while the event loop sits in
+/// a handler, under the watcher's mutex (Watcher.swift says how; Tests/tsan.sh checks it). It is
+/// the `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
 final class Worker: ConnectionHost {
     struct BoundListener {
         var fd: Int32
