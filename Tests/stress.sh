@@ -50,6 +50,7 @@ for i in $(seq "$runs"); do
     else
         failures=$((failures + 1))
         echo "run $i: FAILED ($(( $(date +%s) - t0 )) s): $(grep -m1 -E '^(FAILED|ERROR)' "$out/run-$i.log")"
+        echo "    $(grep -m1 -E '^E ' "$out/run-$i.log" | cut -c1-200)"
     fi
     done_runs=$i
 done
