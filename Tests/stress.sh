@@ -32,7 +32,12 @@ echo "stress: $runs runs at most, $minutes min at most, $busy busy-loops; binary
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A signal ends the whole run (the EXIT trap ends the busy-loops). pytest runs in the background
+# and is waited for, so that the trap runs at once instead of after the current run; it gets
+# SIGINT, which lets its fixtures end the servers they started.
+trap 'interrupted=1; [ -n "${run_pid:-}" ] && kill -INT "$run_pid" 2>/dev/null' INT TERM
+interrupted=0
 # Each busy-loop ends by itself after the time bound too (timeout), should this script be killed.
 for _ in $(seq "$busy"); do
     timeout "$((minutes * 60 + 60))" python3 -c 'while True: pass' &
@@ -44,7 +49,12 @@ done_runs=0 failures=0
 for i in $(seq "$runs"); do
     [ "$(date +%s)" -ge "$end" ] && { echo "stress: time bound reached"; break; }
     t0=$(date +%s)
-    if python3 -m pytest -q -x -p no:cacheprovider "${selection[@]}" > "$out/run-$i.log" 2>&1; then
+    python3 -m pytest -q -x -p no:cacheprovider "${selection[@]}" > "$out/run-$i.log" 2>&1 &
+    run_pid=$!
+    wait "$run_pid"; rc=$?
+    # A signal interrupts `wait`: wait again for pytest to finish its clean-up.
+    [ "$interrupted" -eq 1 ] && { wait "$run_pid" 2>/dev/null; echo "stress: interrupted during run $i"; break; }
+    if [ "$rc" -eq 0 ]; then
         echo "run $i: ok ($(( $(date +%s) - t0 )) s)"
         rm -f "$out/run-$i.log"
     else

@@ -105,17 +105,24 @@ def two_on_one_worker(port, conns):
     return next((p, v[0], v[1]) for p, v in by_pid.items() if len(v) >= 2)
 
 
+def park_in_sleep(mport, port, conns, ms):
+    """Two keep-alive connections on one worker (appended to `conns`); the first sends
+    /sleep/`ms` and the worker is inside that handler (its scoreboard state says busy) on return.
+    Returns (busy worker pid, the parked connection, the other one, web listener stats before)."""
+    busy_pid, parked, other = two_on_one_worker(port, conns)
+    before = web(mport)
+    parked.send(f"/sleep/{ms}")
+    wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
+               5, what=f"the worker running /sleep/{ms}")
+    return busy_pid, parked, other, before
+
+
 @pytest.mark.parametrize("balance", ["rotate", "hot", "spread"])
 def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_factory, balance):
     h, port, mport = start(herd_factory, extra=("--balance", balance))
     conns = []
     try:
-        busy_pid, parked, other = two_on_one_worker(port, conns)
-        before = web(mport)
-        parked.send("/sleep/2000")
-        # The worker is inside the handler once its scoreboard state says busy.
-        wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
-                   5, what="the worker running /sleep/2000")
+        busy_pid, parked, other, before = park_in_sleep(mport, port, conns, 2000)
         t0 = time.monotonic()
         status_, body = other.get("/")
         elapsed = time.monotonic() - t0
@@ -516,11 +523,7 @@ def test_long_response_on_a_dispatched_connection_is_sent_whole(herd_factory):
     h, port, mport = start(herd_factory)
     conns = []
     try:
-        busy_pid, parked, other = two_on_one_worker(port, conns)
-        before = web(mport)
-        parked.send("/sleep/1500")
-        wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
-                   5, what="the worker running /sleep/1500")
+        busy_pid, parked, other, before = park_in_sleep(mport, port, conns, 1500)
         # 200,000 pieces: about 3.4 MB chunked, many write budgets (256 KB) long.
         other.send("/stream/200000")
         data = bytearray()

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, pid_alive, wait_until
+from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, pid_alive, recv_until, wait_until
 from test_upgrade import kill_tree
 
 CLIENTS = 8
@@ -225,12 +225,7 @@ def test_drain_keeps_a_half_received_request_and_answers_it_with_close(herd_fact
     h, mport, s, old = _one_worker_reloaded_around(herd_factory, setup)
     with s:
         s.sendall(b"\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_until(s, time.monotonic() + 10)
     (r,) = parse_responses(data)
     assert r.status == 200 and r.body.startswith(f"debug pid={old}\n".encode()), (r, h.log_tail())
     assert r.header("Connection") == "close"

@@ -9,7 +9,17 @@ import socket
 import threading
 import time
 
-from conftest import LOCALHOST, closed_reasons, free_ports, parse_responses
+from conftest import LOCALHOST, closed_reasons, free_ports, parse_responses, recv_until
+
+
+def one_response_read(data: bytes) -> bool:
+    """A whole Content-Length framed response is in `data`."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = next((int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
+                   if l.lower().startswith(b"content-length:")), 0)
+    return len(body) >= length
 
 
 def start(herd_factory, *extra):
@@ -22,25 +32,7 @@ def start(herd_factory, *extra):
 
 def read_response(s: socket.socket, deadline: float) -> bytes:
     """Reads until the server closes or one Content-Length framed response is complete."""
-    data = b""
-    while time.monotonic() < deadline:
-        s.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = s.recv(1 << 16)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        data += chunk
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if sep:
-            length = next((int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
-                           if l.lower().startswith(b"content-length:")), 0)
-            if len(body) >= length:
-                break
-    return data
+    return recv_until(s, deadline, one_response_read)
 
 
 def paced_upload(port: int, total: int, rate: int, limit: float) -> tuple[bytes, float, int]:
