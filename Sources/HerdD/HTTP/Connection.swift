@@ -70,7 +70,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// When the first byte of a not yet complete request arrived (header timeout).
     private var requestStartedAt: UInt64? = nil
     /// When the request in progress had its head complete and its body started (body rule,
-    /// BodyTimeout.swift), and how many bytes the connection had read by then.
+    /// RequestTimeouts.swift), and how many bytes the connection had read by then.
     private var bodyStartedAt: UInt64? = nil
     private var bytesReadAtBodyStart = 0
     /// Bytes read over the connection's life (the body rule's progress).
