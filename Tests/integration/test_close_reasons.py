@@ -55,8 +55,9 @@ def test_each_way_a_connection_ends_is_counted_and_logged(herd_factory):
     want = {"keepalive-timeout": 1, "header-timeout": 1, "protocol-error": 1, "response-done": 1, "client-closed": 1}
     wait_until(lambda: nonzero(mport) == want, 10, what=f"closes {want}")
     a.close()
-    logged = sorted(l["reason"] for l in h.events("connection-closed"))
-    assert logged == sorted(want), logged
+    # The worker logs right after it counts: wait for the lines too.
+    wait_until(lambda: sorted(l["reason"] for l in h.events("connection-closed")) == sorted(want), 5,
+               what=f"one connection-closed log line per close {sorted(want)}")
 
 
 def test_connections_open_when_a_worker_is_killed_count_as_worker_exit(herd_factory):

@@ -136,7 +136,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         }
         if peerClosed && !closed && !hasPendingOutput {
             // The client is gone (or half-closed after its last request): nothing more to do.
-            close(.clientClosed)
+            close(because: .clientClosed)
         }
     }
 
@@ -165,7 +165,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             case .wouldBlock:
                 return false
             case .failed:
-                close(.readError) // ECONNRESET etc.
+                close(because: .readError) // ECONNRESET etc.
                 return false
             }
         }
@@ -347,7 +347,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 || (stream != nil && outputOffset == output.count && monotonicNanos() &- host.now > ConnectionTuning.streamSliceNanos)) {
                 // Budget spent, socket still writable: yield (back after the other ready events).
                 if !inLongWrite { inLongWrite = true; host.longWrite(1) }
-                if !host.yieldWrite(self) { close(.internalError) }
+                if !host.yieldWrite(self) { close(because: .internalError) }
                 return
             }
             if outputOffset < output.count {
@@ -356,7 +356,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 }
                 guard case .done(let n) = r else {
                     if r == .wouldBlock { return }
-                    close(.writeError); return
+                    close(because: .writeError); return
                 }
                 outputOffset += n
                 budgetLeft -= n
@@ -370,7 +370,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 guard case .done(let n) = r, n > 0 else {
                     if r == .wouldBlock { return }
                     // An error, or 0: the file shrank under us.
-                    Sys.close(f.fd); file = nil; close(.writeError); return
+                    Sys.close(f.fd); file = nil; close(because: .writeError); return
                 }
                 f.offset = Int(off)
                 f.remaining -= n
@@ -405,7 +405,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// an error mid-request), shut down our side and drain theirs briefly so the kernel does not
     /// answer their data with a reset that would destroy our response in flight.
     private func finishAfterResponse() {
-        if peerClosed { close(.clientClosed); return }
+        if peerClosed { close(because: .clientClosed); return }
         if lingerWanted || inputEnd > inputStart {
             // Fails only if the peer is gone (ENOTCONN): discardInput() then reads the error
             // and closes.
@@ -414,7 +414,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             lingerDeadline = host.now + 2_000_000_000
             discardInput()
         } else {
-            close(closeReason)
+            close(because: closeReason)
         }
     }
 
@@ -424,7 +424,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             switch scratch.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }) {
             case .done(let n) where n > 0: continue
             case .wouldBlock: return
-            case .done, .failed: close(closeReason); return // EOF or error: the linger is over
+            case .done, .failed: close(because: closeReason); return // EOF or error: the linger is over
             }
         }
     }
@@ -434,11 +434,11 @@ final class HTTPConnection<Host: ConnectionHost> {
     func checkTimeouts(now: UInt64) {
         guard !closed else { return }
         if lingering {
-            if now >= lingerDeadline { close(closeReason) }
+            if now >= lingerDeadline { close(because: closeReason) }
             return
         }
         if hasPendingOutput {
-            if now - lastActivity > 60_000_000_000 { close(.writeStall) } // client stopped reading
+            if now - lastActivity > 60_000_000_000 { close(because: .writeStall) } // client stopped reading
             return
         }
         if requestStartedAt != nil {
@@ -453,10 +453,10 @@ final class HTTPConnection<Host: ConnectionHost> {
             return
         }
         if host.draining {
-            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close(.drain) }
+            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close(because: .drain) }
             return
         }
-        if now - lastActivity > host.keepAliveTimeoutNanos { close(.keepAliveTimeout) }
+        if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
     }
 
     /// The request in progress missed its deadline (RequestTimeouts): which one, or nil.
@@ -469,7 +469,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
     /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close(.drain) }
+        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close(because: .drain) }
     }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
@@ -482,7 +482,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     }
 
     /// Closes the socket; `reason` is counted and logged by the host (CloseReason.swift).
-    func close(_ reason: CloseReason) {
+    func close(because reason: CloseReason) {
         guard !closed else { return }
         closed = true
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }

@@ -5,7 +5,7 @@ import Handlers
 /// A connection drives HTTP/1.1 on one socket (HerdHTTP's parser and serializer, the buffers,
 /// sendfile, timeouts, close); its host owns the epoll set, the clock, the handler and the
 /// counters. The connection only ever calls these members; the host calls the connection's
-/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close(_:)`, reads
+/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close(because:)`, reads
 /// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince`, `received`
 /// and `registered`.
 /// A worker process (Worker/Worker.swift) is the host of its connections.

@@ -157,7 +157,7 @@ extension Worker {
         // between the read above and the registration.
         do { try epoll.add(fd, .connection, .connection(fd), what: "dispatched connection") } catch {
             log.error("\(error)", metadata: ["event": "dispatch-error"])
-            conn.close(.internalError)
+            conn.close(because: .internalError)
             return
         }
         conn.registered = true
