@@ -76,5 +76,8 @@ HB_EXAMPLE_BIN="$(cd Integrations/HerdHummingbird && swift build --show-bin-path
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration
 
+echo "== ThreadSanitizer: herdd built with --sanitize=thread, the dispatch/fairness/drain/upgrade tests, no report"
+Tests/tsan.sh
+
 echo "== packaging: systemd units, .deb build + lintian, end-to-end under a real systemd (nspawn)"
 Tests/packaging/run_all.sh

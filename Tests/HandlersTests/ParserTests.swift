@@ -408,6 +408,17 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(isNeedMore(parseOnce(head + "5\r\nabcde\r\n5\r\n", limits: small)))
     }
 
+    /// Issue 24 part 5: more trailer fields than the header-count limit gets 431 even while
+    /// their bytes stay under the byte limit; exactly the limit is accepted.
+    @Test func trailerFieldCountLimit() {
+        let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+        let limits = HTTPLimits(maxHeaderBytes: 4096, maxHeaderCount: 5)
+        func trailers(_ n: Int) -> String { (0..<n).map { "t\($0): v\r\n" }.joined() + "\r\n" }
+        #expect(trailers(6).utf8.count < limits.maxHeaderBytes)
+        #expect(errorStatus(parseOnce(head + trailers(6), limits: limits)) == 431)
+        #expect(request(parseOnce(head + trailers(5), limits: limits)) != nil)
+    }
+
     /// RFC 9112 6.1: a coding we do not implement before chunked -> 501; chunked not final
     /// (or twice), or a malformed list -> 400.
     @Test func teWithOtherCodings() {

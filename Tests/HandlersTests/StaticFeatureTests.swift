@@ -128,6 +128,13 @@ import Testing
         stale.body.discard()
         let stale412 = get(handler, "/data.txt", headers: ["If-Match": "\"x\""])
         #expect(stale412.status == 412)
+        // RFC 9110 13.2.2 (issue 24 part 5): with If-Match present and matching, an
+        // If-Unmodified-Since that would fail (a date long before the file's) is ignored.
+        let old = "Mon, 01 Jan 2001 00:00:00 GMT"
+        #expect(get(handler, "/data.txt", headers: ["If-Unmodified-Since": old]).status == 412)
+        let matched = get(handler, "/data.txt", headers: ["If-Match": etag(full), "If-Unmodified-Since": old])
+        #expect(matched.status == 200)
+        matched.body.discard()
     }
 
     @Test func directoriesAndSiblings() {

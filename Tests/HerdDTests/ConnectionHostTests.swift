@@ -11,7 +11,8 @@ final class RecordingHost: ConnectionHost {
     let limits = HTTPLimits()
     let buffers = BufferPool()
     var httpDate: String { "Thu, 01 Jan 2026 00:00:00 GMT" }
-    let headerTimeoutNanos: UInt64 = 10_000_000_000
+    var requestTimeouts = RequestTimeouts(headerNanos: 10_000_000_000, bodyNanos: 10_000_000_000, bodyMinRate: 500)
+    var headerTimeoutNanos: UInt64 { requestTimeouts.headerNanos }
     let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
     var draining = false
     var keepAliveAllowed = true
@@ -21,6 +22,7 @@ final class RecordingHost: ConnectionHost {
     var finished = 0
     var bytesOut = 0
     var closed: [Int32] = []
+    var closeReasons: [CloseReason] = []
 
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse {
         handledPaths.append(request.path)
@@ -37,7 +39,10 @@ final class RecordingHost: ConnectionHost {
     func longWrite(_ delta: Int) {}
     func yieldWrite(_ conn: HTTPConnection<RecordingHost>) -> Bool { true }
     func unregisterReceived(_ fd: Int32) {}
-    func connectionClosed(_ conn: HTTPConnection<RecordingHost>) { closed.append(conn.fd) }
+    func connectionClosed(_ conn: HTTPConnection<RecordingHost>, reason: CloseReason) {
+        closed.append(conn.fd)
+        closeReasons.append(reason)
+    }
 }
 
 @Suite struct ConnectionHostTests {
@@ -88,6 +93,7 @@ final class RecordingHost: ConnectionHost {
         conn.checkTimeouts(now: host.now + host.keepAliveTimeoutNanos + 1)
         #expect(conn.closed)
         #expect(host.closed == [server])
+        #expect(host.closeReasons == [.keepAliveTimeout])
     }
 
     @Test func keepAliveRefusedByTheHostClosesAfterTheResponse() throws {
@@ -102,6 +108,7 @@ final class RecordingHost: ConnectionHost {
         #expect(reply.contains("Connection: close\r\n"))
         #expect(conn.closed)
         #expect(host.closed == [server])
+        #expect(host.closeReasons == [.responseDone])
     }
 
     @Test func partialRequestGets408AtTheHostsHeaderTimeout() throws {
@@ -118,7 +125,61 @@ final class RecordingHost: ConnectionHost {
         #expect(receive(client).hasPrefix("HTTP/1.1 408 "))
         #expect(host.statuses == [408])
         #expect(host.finished == 0)
-        conn.close()
+        // It lingers for the client to read the 408; the client's EOF ends it, and the close
+        // is booked under the decision (the timeout), not under the EOF.
+        #expect(!conn.closed)
+        Glibc.shutdown(client, Int32(SHUT_WR))
+        conn.readable()
+        #expect(conn.closed)
         #expect(host.closed == [server])
+        #expect(host.closeReasons == [.headerTimeout])
+    }
+
+    /// Every way a connection ends names its reason (issue 24).
+    @Test func closeReasons() throws {
+        func run(_ body: (HTTPConnection<RecordingHost>, Int32, RecordingHost) -> Void) throws -> [CloseReason] {
+            let (server, client) = try pair()
+            let host = RecordingHost()
+            let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+            body(conn, client, host)
+            close(client)
+            return host.closeReasons
+        }
+        // The client closes between requests.
+        #expect(try run { conn, client, _ in
+            Glibc.shutdown(client, Int32(SHUT_WR))
+            conn.readable()
+        } == [.clientClosed])
+        // A malformed request: 400, then the linger ends at the client's EOF.
+        var reply = ""
+        let garbage = try run { conn, client, _ in
+            send(client, "GARBAGE\r\n\r\n")
+            conn.readable()
+            reply = receive(client)
+            Glibc.shutdown(client, Int32(SHUT_WR))
+            conn.readable()
+        }
+        #expect(reply.hasPrefix("HTTP/1.1 400 "))
+        #expect(garbage == [.protocolError])
+        // The same, with the linger ended by its deadline instead.
+        #expect(try run { conn, client, host in
+            send(client, "GARBAGE\r\n\r\n")
+            conn.readable()
+            conn.checkTimeouts(now: host.now + 3_000_000_000)
+        } == [.protocolError])
+        // Idle while the host drains, past DrainPolicy's grace.
+        #expect(try run { conn, _, host in
+            host.draining = true
+            conn.checkTimeouts(now: host.now + DrainPolicy.idleNanos)
+        } == [.drain])
+        // Handed to another worker.
+        #expect(try run { conn, _, _ in conn.handedOff() } == [.handOff])
+    }
+
+    @Test func labelsRoundTripAndFitTheirScoreboardWords() {
+        for r in CloseReason.allCases { #expect(CloseReason(label: r.label) == r) }
+        #expect(Set(CloseReason.allCases.map(\.label)).count == CloseReason.allCases.count)
+        #expect(Scoreboard.closeBase > Scoreboard.Field.asyncDrainCancelled.rawValue)
+        #expect(Scoreboard.closeBase + CloseReason.allCases.count <= Scoreboard.listenerBase)
     }
 }

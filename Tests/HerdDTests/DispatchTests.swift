@@ -26,7 +26,7 @@ import Testing
         #expect(Scoreboard.QueueField.bucket0.rawValue + Scoreboard.queueBoundsMicros.count <= Scoreboard.QueueField.handedOff.rawValue)
         #expect(Scoreboard.queueBase + Scoreboard.maxListeners * Scoreboard.queueWords <= Scoreboard.slotWords)
         #expect(Scoreboard.listenerBase + Scoreboard.maxListeners * Scoreboard.listenerWords <= Scoreboard.queueBase)
-        #expect(Scoreboard.Field.dispatchEmptyWakeups.rawValue < Scoreboard.listenerBase)
+        #expect(Scoreboard.Field.asyncDrainCancelled.rawValue < Scoreboard.listenerBase)
     }
 
     @Test func quantiles() {

@@ -35,8 +35,11 @@ import HerdSys
         let c = (1...UInt64(Scoreboard.listenerCounterCount)).map(String.init).joined(separator: " ")
         t.listeners = ["web": (1...UInt64(Scoreboard.listenerCounterCount)).map { $0 }]
         t.backlogAlarmMillis = ["web": 13]
+        t.connectionsClosed[CloseReason.clientClosed.rawValue] = 14
+        t.connectionsClosed[CloseReason.workerExit.rawValue] = 15
         let text = "requests 1 2 3 4 5\nbytes 6\naccepted 7\nupgrades 8\ndispatch 11 12\nasync 14 15 16 17\n"
             + "restart 9 crash\nrestart 10 reload\nlistener \(c) web\nbacklog-alarm-ms 13 web\n"
+            + "closed 14 client-closed\nclosed 15 worker-exit\n"
         #expect(t.encoded() == text)
         #expect(CarriedTotals.decode(text) == t)
         #expect(CarriedTotals.decode(text).counters.bytesOut == 6)

@@ -364,6 +364,24 @@ def wait_http(port: int, timeout: float = 10.0, path: str = "/") -> Resp:
     raise AssertionError(f"no HTTP response on port {port} within {timeout}s (last error: {last!r})")
 
 
+def recv_until(s: socket.socket, deadline: float, done: Optional[Callable[[bytes], bool]] = None) -> bytes:
+    """Reads from `s` until the peer closes (EOF or reset), `deadline` (time.monotonic()) passes,
+    or `done(what was read)` is true. Returns what was read."""
+    out = bytearray()
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        out += chunk
+        if done is not None and done(bytes(out)):
+            break
+    return bytes(out)
+
+
 def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close: bool = True,
                  shutdown_write: bool = False) -> bytes:
     """Sends raw bytes and reads until the server closes (or timeout). Returns what was read."""
@@ -371,22 +389,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close:
         s.sendall(data)
         if shutdown_write:
             s.shutdown(socket.SHUT_WR)
-        out = bytearray()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if not read_until_close:
-                break
-        return bytes(out)
+        return recv_until(s, time.monotonic() + timeout, None if read_until_close else (lambda _: True))
 
 
 def parse_responses(data: bytes, head_requests: int = 0) -> list[Resp]:
@@ -478,6 +481,16 @@ def herd_factory(tmp_path):
     yield start
     for h in herds:
         h.kill_all()
+
+
+def closed_reasons(port: int) -> dict[str, int]:
+    """herdd_connections_closed_total from /metrics on `port` (a metrics listener): reason -> count."""
+    text = http_get(port, "/metrics").body.decode()
+    out: dict[str, int] = {}
+    for m in re.finditer(r'^herdd_connections_closed_total\{reason="([^"]+)"\} (\d+)$', text, re.M):
+        out[m.group(1)] = int(m.group(2))
+    assert out, "no herdd_connections_closed_total in /metrics"
+    return out
 
 
 def run_herdd(args: Iterable[str], timeout: float = 10.0, env: Optional[dict[str, str]] = None):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, run_herdd, wait_until
+from conftest import LOCALHOST, children_of, closed_reasons, free_ports, http_get, pid_alive, run_herdd, wait_until
 from test_upgrade import kill_tree
 
 
@@ -105,17 +105,24 @@ def two_on_one_worker(port, conns):
     return next((p, v[0], v[1]) for p, v in by_pid.items() if len(v) >= 2)
 
 
+def park_in_sleep(mport, port, conns, ms):
+    """Two keep-alive connections on one worker (appended to `conns`); the first sends
+    /sleep/`ms` and the worker is inside that handler (its scoreboard state says busy) on return.
+    Returns (busy worker pid, the parked connection, the other one, web listener stats before)."""
+    busy_pid, parked, other = two_on_one_worker(port, conns)
+    before = web(mport)
+    parked.send(f"/sleep/{ms}")
+    wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
+               5, what=f"the worker running /sleep/{ms}")
+    return busy_pid, parked, other, before
+
+
 @pytest.mark.parametrize("balance", ["rotate", "hot", "spread"])
 def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_factory, balance):
     h, port, mport = start(herd_factory, extra=("--balance", balance))
     conns = []
     try:
-        busy_pid, parked, other = two_on_one_worker(port, conns)
-        before = web(mport)
-        parked.send("/sleep/2000")
-        # The worker is inside the handler once its scoreboard state says busy.
-        wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
-                   5, what="the worker running /sleep/2000")
+        busy_pid, parked, other, before = park_in_sleep(mport, port, conns, 2000)
         t0 = time.monotonic()
         status_, body = other.get("/")
         elapsed = time.monotonic() - t0
@@ -505,3 +512,38 @@ def test_queue_time_shows_a_request_waiting_behind_a_blocking_one(herd_factory):
     waited = [i for i, (a, b) in enumerate(zip(after["buckets"], before["buckets"])) if a > b and bounds[i] > 0.25]
     assert waited, (before, after)  # one request in a bucket above 250 ms
     assert after["sum_seconds"] - before["sum_seconds"] >= 0.29
+
+
+def test_long_response_on_a_dispatched_connection_is_sent_whole(herd_factory):
+    """A connection handed over is served at once by the worker that takes it, before that
+    worker registers it in its epoll (Dispatch.adopt). A response longer than one turn's write
+    budget yields on that first write: the yield must not need the registration (before the fix
+    its EPOLL_CTL_MOD failed with ENOENT and the stream was cut after its first turn, as seen
+    under load in issue 24)."""
+    h, port, mport = start(herd_factory)
+    conns = []
+    try:
+        busy_pid, parked, other, before = park_in_sleep(mport, port, conns, 1500)
+        # 200,000 pieces: about 3.4 MB chunked, many write budgets (256 KB) long.
+        other.send("/stream/200000")
+        data = bytearray()
+        other.s.settimeout(30)
+        while not data.endswith(b"\r\n0\r\n\r\n"):
+            chunk = other.s.recv(1 << 20)
+            assert chunk, f"stream cut after {len(data)} bytes: {bytes(data[-60:])!r}\n{h.log_tail()}"
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200 ")
+        assert b"chunk 199999\n" in data[-40:]
+        assert (parked.read()) == (200, b"slept 1500\n")
+        # Counted once the sleeping handler is over (the event loop books the watcher's hand-offs).
+        after = web(mport)
+        assert after["handed_off"] - before["handed_off"] == 1
+        assert after["received"] - before["received"] == 1
+        assert h.events("write-yield-error") == [], h.log_tail()
+        # The one connection herdd closed so far is the one it handed over (the stream's
+        # connection is still open: keep-alive).
+        closes = closed_reasons(mport)
+        assert {r: n for r, n in closes.items() if n} == {"hand-off": 1}, closes
+    finally:
+        for c in conns:
+            c.close()

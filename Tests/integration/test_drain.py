@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, free_ports, http_get, pid_alive, wait_until
+from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, pid_alive, recv_until, wait_until
 from test_upgrade import kill_tree
 
 CLIENTS = 8
@@ -194,3 +194,67 @@ def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_facto
     t.join(10)
     assert result.get("slow") == 200, result
     assert h.wait(10) == 0
+
+
+def _one_worker_reloaded_around(herd_factory, conn_setup):
+    """One worker; `conn_setup(port)` opens a connection in some state on it; then a reload
+    (SIGHUP) makes that worker drain while the connection stays silent for more than
+    DrainPolicy's second. Returns (herd, metrics port, connection, old worker pid)."""
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"])
+    (old,) = h.wait_workers(1)
+    s = conn_setup(port)
+    time.sleep(1.3)  # silent for longer than DrainPolicy.idleNanos before the drain starts
+    h.signal(signal.SIGHUP)
+    h.wait_log("reload-done", timeout=20)
+    assert pid_alive(old), "the old worker left with the connection open"
+    time.sleep(1.5)  # and silent again while the old worker drains (swept every 100 ms)
+    return h, mport, s, old
+
+
+def test_drain_keeps_a_half_received_request_and_answers_it_with_close(herd_factory):
+    """Issue 24 part 5: a draining worker must not close a connection whose request is half
+    received because it has been silent for a second; the request gets its answer, with
+    `Connection: close`."""
+    def setup(port):
+        s = socket.create_connection((LOCALHOST, port), timeout=10)
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+        return s
+
+    h, mport, s, old = _one_worker_reloaded_around(herd_factory, setup)
+    with s:
+        s.sendall(b"\r\n")
+        data = recv_until(s, time.monotonic() + 10)
+    (r,) = parse_responses(data)
+    assert r.status == 200 and r.body.startswith(f"debug pid={old}\n".encode()), (r, h.log_tail())
+    assert r.header("Connection") == "close"
+    wait_until(lambda: not pid_alive(old), 10, what="the old worker gone after answering")
+    closes = closed_reasons(mport)
+    assert closes["response-done"] == 1 and closes["drain"] == 0, closes
+
+
+def test_drain_keeps_a_connection_with_unsent_output(herd_factory):
+    """Issue 24 part 5: a response the client has not read yet (the socket is full, nothing
+    moves for seconds) is not closed by the drain as idle: the client gets all of it."""
+    def setup(port):
+        s = socket.create_connection((LOCALHOST, port), timeout=20)
+        # A small receive window and about 7 MB of response: most of it is still ours to send
+        # (the kernel's send buffer grows to 4 MB at most) when the drain starts.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        s.sendall(b"GET /stream/400000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        return s
+
+    h, mport, s, old = _one_worker_reloaded_around(herd_factory, setup)
+    with s:
+        data = b""
+        deadline = time.monotonic() + 120
+        while not data.endswith(b"\r\n0\r\n\r\n"):
+            assert time.monotonic() < deadline, f"{len(data)} bytes in 120 s"
+            chunk = s.recv(1 << 20)
+            assert chunk, f"response cut after {len(data)} bytes\n{h.log_tail()}"
+            data += chunk
+    (r,) = parse_responses(data)
+    assert r.status == 200 and r.body.endswith(b"chunk 399999\n")
+    closes = closed_reasons(mport)
+    assert closes["drain"] == 0 and closes["write-stall"] == 0, closes

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from conftest import LOCALHOST, free_ports, http_get, parse_responses, wait_until
+from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, wait_until
 
 
 def one_byte_chunks(n: int) -> bytes:
@@ -130,3 +130,11 @@ def test_long_stream_leaves_room_for_other_connections(herd_factory):
     # Afterwards the worker is idle again.
     wait_until(lambda: json.loads(http_get(mport, "/status.json").body)["workers"][0]["state"] == "idle", 5,
                what="worker idle after the stream")
+    # Every close is explained (issue 24): the stream's connection closed once, after its
+    # `Connection: close` response was out; the keep-alive one when its client closed it. A
+    # connection may have gone through the dispatch socket (one worker hands off to itself);
+    # nothing closed for an error, a stall or a timeout. (Scrapes go to the master's endpoint.)
+    wait_until(lambda: closed_reasons(mport)["client-closed"] == 1, 5, what="the keep-alive close counted")
+    closes = {r: n for r, n in closed_reasons(mport).items() if n}
+    assert closes.pop("response-done", 0) == 1 and closes.pop("client-closed", 0) == 1, closes
+    assert set(closes) <= {"hand-off"}, closes

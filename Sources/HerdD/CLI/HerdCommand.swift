@@ -94,10 +94,16 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("keepalive-timeout"), help: "Seconds an idle keep-alive connection stays open (default 5).")
     var keepaliveTimeout: String?
 
-    @Option(name: .customLong("header-timeout"), help: "Seconds to receive a complete request before 408 (default 10).")
+    @Option(name: .customLong("header-timeout"), help: "Seconds to receive a request's head before 408 (default 10).")
     var headerTimeout: String?
 
-    @Option(name: .customLong("max-body"), help: "Largest request body in bytes (default 1048576); larger gets 413.")
+    @Option(name: .customLong("body-timeout"), help: "Seconds a request body may stay silent between two reads before 408; also the grace before --body-min-rate applies (default 10).")
+    var bodyTimeout: String?
+
+    @Option(name: .customLong("body-min-rate"), help: "Lowest average body rate in bytes/s (k, m suffixes) after --body-timeout, else 408 (default 500; 0 = none).")
+    var bodyMinRate: String?
+
+    @Option(name: .customLong("max-body"), help: "Largest request body in bytes, k/m/g suffixes allowed (default 1m); larger gets 413.")
     var maxBody: String?
 
     @Option(name: .customLong("upgrade-timeout"), help: "Seconds a new master gets to become ready on SIGUSR2 (default 30).")
@@ -128,7 +134,7 @@ struct Serve: ParsableCommand {
     var maxWorkers: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).")
-    var logLevel: String = "info"
+    var logLevel: String?
 
     /// Command-line settings in the config file's vocabulary, applied after the file.
     var overrides: [(String, String)] {
@@ -139,25 +145,26 @@ struct Serve: ParsableCommand {
             ("default-handler", defaultHandler), ("workers", workers), ("backlog", backlog), ("accept-mode", acceptMode), ("balance", balance),
             ("graceful-timeout", gracefulTimeout), ("timeout", timeout), ("max-requests", maxRequests),
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
-            ("header-timeout", headerTimeout), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
+            ("header-timeout", headerTimeout), ("body-timeout", bodyTimeout), ("body-min-rate", bodyMinRate), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
             ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept),
             ("worker-concurrency", workerConcurrency), ("async-timeout", asyncTimeout),
+            ("log-level", logLevel),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o
     }
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level: expected one of trace, debug, info, notice, warning, error, critical")
-        }
         // Parse everything up front so a bad flag is a usage error (exit 64) with a clear message.
         do { _ = try loadConfig(path: nil, overrides: overrides) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        // The level (command line, else config file) is known before the config is loaded for
+        // real, so the loading's own errors are logged at it; a config that fails to load is
+        // reported below, at the default level.
+        let level = (try? loadConfig(path: config, overrides: overrides))?.logLevel ?? .info
         Log.bootstrap(role: "master", level: level)
         let log = Logger(label: "herdd.master")
         func fatal(_ message: String, _ code: Int32) -> ExitCode {

@@ -1,5 +1,6 @@
 import Glibc
 import HerdSys
+import Logging
 
 /// How workers watch the listening sockets.
 enum AcceptMode: String, Sendable, CaseIterable {
@@ -42,6 +43,10 @@ struct ServerConfig: Equatable, Sendable {
     var maxRequestsJitter = 0
     var keepAliveTimeout: Double = 5
     var headerTimeout: Double = 10
+    /// The body's rule (RequestTimeouts): the longest silence between two reads, and the
+    /// lowest average rate (bytes/s; 0 = none) after that much grace.
+    var bodyTimeout: Double = 10
+    var bodyMinRate = 500
     var maxBodyBytes = 1 << 20
     var upgradeTimeout: Double = 30
     var maxWorkers = ServerConfig.workerLimit
@@ -62,6 +67,8 @@ struct ServerConfig: Equatable, Sendable {
     var workerConcurrency = 1000
     /// Seconds an async request may take before its task is cancelled and the client gets 504.
     var asyncTimeout: Double = 60
+    /// Log level of the master and the workers (a worker gets it with the other settings).
+    var logLevel = Logger.Level.info
 
     struct ConfigError: Error, CustomStringConvertible {
         let message: String
@@ -73,6 +80,7 @@ struct ServerConfig: Equatable, Sendable {
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
         "multi-accept", "worker-concurrency", "async-timeout",
+        "multi-accept", "body-timeout", "body-min-rate", "log-level",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -111,6 +119,22 @@ struct ServerConfig: Equatable, Sendable {
             default: throw fail("expected on or off, got '\(value)'")
             }
         }
+        /// Bytes: an integer, optionally with k, m or g (KiB, MiB, GiB) as nginx writes sizes.
+        func bytes(_ hi: Int) throws -> Int {
+            var digits = Substring(value)
+            var unit = 1
+            switch digits.last {
+            case "k", "K": unit = 1 << 10
+            case "m", "M": unit = 1 << 20
+            case "g", "G": unit = 1 << 30
+            default: break
+            }
+            if unit > 1 { digits = digits.dropLast() }
+            guard let v = Int(digits), v >= 0, v <= hi / unit else {
+                throw fail("expected bytes (an integer up to \(hi), optionally with k, m or g), got '\(value)'")
+            }
+            return v * unit
+        }
         func seconds() throws -> Double {
             guard let v = Double(value), v.isFinite, v > 0, v <= 86400 else {
                 throw fail("expected seconds (a number > 0 and <= 86400), got '\(value)'")
@@ -145,7 +169,14 @@ struct ServerConfig: Equatable, Sendable {
         case "max-requests-jitter": maxRequestsJitter = try int(0, Int(Int32.max))
         case "keepalive-timeout": keepAliveTimeout = try seconds()
         case "header-timeout": headerTimeout = try seconds()
-        case "max-body": maxBodyBytes = try int(0, 1 << 40)
+        case "max-body": maxBodyBytes = try bytes(1 << 40)
+        case "log-level":
+            guard let l = Logger.Level(rawValue: value) else {
+                throw fail("expected trace, debug, info, notice, warning, error or critical, got '\(value)'")
+            }
+            logLevel = l
+        case "body-timeout": bodyTimeout = try seconds()
+        case "body-min-rate": bodyMinRate = try bytes(1 << 40)
         case "upgrade-timeout": upgradeTimeout = try seconds()
         case "backlog-alarm": backlogAlarm = try int(0, 1 << 30)
         case "access-log": accessLog = try onOff()
@@ -199,6 +230,8 @@ struct ServerConfig: Equatable, Sendable {
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
             "multi-accept=\(multiAccept ? "on" : "off")",
             "worker-concurrency=\(workerConcurrency)", "async-timeout=\(asyncTimeout)",
+            "multi-accept=\(multiAccept ? "on" : "off")", "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
+            "log-level=\(logLevel.rawValue)",
         ]
         return out
     }

@@ -59,14 +59,22 @@ final class HTTPConnection<Host: ConnectionHost> {
     private var stream: (any BodyStream)? = nil
     private var streamChunked = false
     private var closeAfterWrite = false
+    /// Why the connection closes once its last response is out (set with `closeAfterWrite`).
+    private var closeReason = CloseReason.responseDone
     private var lingering = false
     private var lingerDeadline: UInt64 = 0
     private var peerClosed = false
     /// epoll reported EPOLLRDHUP/EPOLLHUP (set by the worker before readable()).
     var peerHangUpReported = false
     private var lastActivity: UInt64
-    /// When the first byte of a not yet complete request arrived (header/body timeout).
+    /// When the first byte of a not yet complete request arrived (header timeout).
     private var requestStartedAt: UInt64? = nil
+    /// When the request in progress had its head complete and its body started (body rule,
+    /// RequestTimeouts.swift), and how many bytes the connection had read by then.
+    private var bodyStartedAt: UInt64? = nil
+    private var bytesReadAtBodyStart = 0
+    /// Bytes read over the connection's life (the body rule's progress).
+    private var bytesRead = 0
     private(set) var closed = false
     /// When the next request's wait began, if before the turn that reads it: the moment the
     /// worker that handed the connection over saw it readable (queue-time histogram); 0: the
@@ -74,6 +82,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     var queuedSince: UInt64 = 0
     /// Taken from the dispatch socket (another worker may still hold the file briefly).
     var received = false
+    /// In the host's epoll set. A connection taken from the dispatch socket is served before it
+    /// is registered (Worker.adopt): a write that yields meanwhile has no registration to re-arm.
+    var registered = false
     /// Requests this connection has carried.
     private var served = 0
     /// An interim "100 Continue" was sent for the request in progress.
@@ -129,7 +140,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         }
         if peerClosed && !closed && !hasPendingOutput {
             // The client is gone (or half-closed after its last request): nothing more to do.
-            close()
+            close(because: .clientClosed)
         }
     }
 
@@ -149,6 +160,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 return false
             case .done(let n):
                 inputEnd += n
+                bytesRead &+= n
                 lastActivity = host.now
                 // Short read: the socket buffer was empty after it. Bytes arriving later raise
                 // a new edge, so no second recv just to hear EAGAIN. But a FIN that came with
@@ -157,7 +169,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             case .wouldBlock:
                 return false
             case .failed:
-                close() // ECONNRESET etc.
+                close(because: .readError) // ECONNRESET etc.
                 return false
             }
         }
@@ -170,7 +182,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         while true {
             while !closed && !closeAfterWrite && asyncCall == nil && file == nil && stream == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
-                    if !hasPartialRequest { requestStartedAt = nil }
+                    if !hasPartialRequest { requestStartedAt = nil; bodyStartedAt = nil }
                     break
                 }
                 let progress = parser.advance(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
@@ -179,12 +191,17 @@ final class HTTPConnection<Host: ConnectionHost> {
                     if requestStartedAt == nil { requestStartedAt = host.now }
                     // Chunk framing already decoded is dropped now: only the decoded body is kept.
                     inputStart += parser.releaseDecodedInput()
-                    // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for an interim
-                    // 100 before it sends the body; the head is complete and within limits here.
-                    if !sentContinue, let head = parser.pendingHead, head.versionMinor >= 1,
-                       head.headers["Expect"]?.lowercased() == "100-continue" {
-                        sentContinue = true
-                        output.append(contentsOf: ConnectionTuning.continueLine)
+                    if bodyStartedAt == nil, let head = parser.pendingHead {
+                        // The head is complete: from now on the body rule applies, not the
+                        // header timeout.
+                        bodyStartedAt = host.now
+                        bytesReadAtBodyStart = bytesRead
+                        // RFC 9110 10.1.1: a client that sent `Expect: 100-continue` waits for
+                        // an interim 100 before it sends the body; the head is within limits.
+                        if !sentContinue, head.versionMinor >= 1, head.headers["Expect"]?.lowercased() == "100-continue" {
+                            sentContinue = true
+                            output.append(contentsOf: ConnectionTuning.continueLine)
+                        }
                     }
                     compact()
                     flush()
@@ -194,6 +211,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 case .request(let consumed):
                     inputStart += consumed
                     requestStartedAt = nil
+                    bodyStartedAt = nil
                     served += 1
                     sentContinue = false
                     if let request = parser.takeRequest() { serve(request) }
@@ -285,12 +303,13 @@ final class HTTPConnection<Host: ConnectionHost> {
         host.requestFinished(request, status: response.status, on: self, startedAt: call.startedAt)
         lastActivity = host.now
         process() // flushes, and serves what was read meanwhile
-        if peerClosed && !closed && !hasPendingOutput { close() }
+        if peerClosed && !closed && !hasPendingOutput { close(because: .clientClosed) }
         if !closed { releaseBuffersIfIdle() }
     }
 
-    private func sendError(_ status: Int) {
+    private func sendError(_ status: Int, reason: CloseReason = .protocolError) {
         queue(HTTPResponse.errorResponse(status: status), isHEAD: false, keepAlive: false, versionMinor: 1)
+        closeReason = reason
         // After a protocol error the rest of the input is garbage: drop it and linger-close so
         // the client reads the error instead of a reset.
         inputStart = 0
@@ -318,7 +337,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             if case .stream(let s) = response.body { stream = s; streamChunked = false }
             keep = false
         }
-        if !keep { closeAfterWrite = true }
+        if !keep { closeAfterWrite = true; closeReason = .responseDone }
         host.responded(status: response.status)
     }
 
@@ -350,7 +369,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 || (stream != nil && outputOffset == output.count && monotonicNanos() &- host.now > ConnectionTuning.streamSliceNanos)) {
                 // Budget spent, socket still writable: yield (back after the other ready events).
                 if !inLongWrite { inLongWrite = true; host.longWrite(1) }
-                if !host.yieldWrite(self) { close() }
+                if !host.yieldWrite(self) { close(because: .internalError) }
                 return
             }
             if outputOffset < output.count {
@@ -359,7 +378,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 }
                 guard case .done(let n) = r else {
                     if r == .wouldBlock { return }
-                    close(); return
+                    close(because: .writeError); return
                 }
                 outputOffset += n
                 budgetLeft -= n
@@ -373,7 +392,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 guard case .done(let n) = r, n > 0 else {
                     if r == .wouldBlock { return }
                     // An error, or 0: the file shrank under us.
-                    Sys.close(f.fd); file = nil; close(); return
+                    Sys.close(f.fd); file = nil; close(because: .writeError); return
                 }
                 f.offset = Int(off)
                 f.remaining -= n
@@ -408,7 +427,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// an error mid-request), shut down our side and drain theirs briefly so the kernel does not
     /// answer their data with a reset that would destroy our response in flight.
     private func finishAfterResponse() {
-        if peerClosed { close(); return }
+        if peerClosed { close(because: .clientClosed); return }
         if lingerWanted || inputEnd > inputStart {
             // Fails only if the peer is gone (ENOTCONN): discardInput() then reads the error
             // and closes.
@@ -417,7 +436,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             lingerDeadline = host.now + 2_000_000_000
             discardInput()
         } else {
-            close()
+            close(because: closeReason)
         }
     }
 
@@ -427,7 +446,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             switch scratch.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }) {
             case .done(let n) where n > 0: continue
             case .wouldBlock: return
-            case .done, .failed: close(); return // EOF or error
+            case .done, .failed: close(because: closeReason); return // EOF or error: the linger is over
             }
         }
     }
@@ -443,31 +462,42 @@ final class HTTPConnection<Host: ConnectionHost> {
             return
         }
         if lingering {
-            if now >= lingerDeadline { close() }
+            if now >= lingerDeadline { close(because: closeReason) }
             return
         }
         if hasPendingOutput {
-            if now - lastActivity > 60_000_000_000 { close() } // client stopped reading
+            if now - lastActivity > 60_000_000_000 { close(because: .writeStall) } // client stopped reading
             return
         }
-        if let started = requestStartedAt {
-            if now - started > host.headerTimeoutNanos {
-                sendError(408)
-                flush()
-            }
+        if requestStartedAt != nil {
+            guard requestOverdue(now: now) != nil else { return }
+            // The verdict is on the client, so first take what it has sent: bytes that waited
+            // in the socket while the worker was busy (a handler of another connection, a long
+            // turn) are its progress, not its stall. Reading may complete the request.
+            readable()
+            guard !closed, requestStartedAt != nil, let reason = requestOverdue(now: now) else { return }
+            sendError(408, reason: reason)
+            flush()
             return
         }
         if host.draining {
-            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close() }
+            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close(because: .drain) }
             return
         }
-        if now - lastActivity > host.keepAliveTimeoutNanos { close() }
+        if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
+    }
+
+    /// The request in progress missed its deadline (RequestTimeouts): which one, or nil.
+    private func requestOverdue(now: UInt64) -> CloseReason? {
+        guard let started = requestStartedAt else { return nil }
+        return host.requestTimeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
+                                            bodyBytes: bytesRead &- bytesReadAtBodyStart, lastReadAt: lastActivity)
     }
 
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
     /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close() }
+        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close(because: .drain) }
     }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
@@ -476,10 +506,11 @@ final class HTTPConnection<Host: ConnectionHost> {
         guard !closed else { return }
         closed = true
         releaseBuffers()
-        host.connectionClosed(self)
+        host.connectionClosed(self, reason: .handOff)
     }
 
-    func close() {
+    /// Closes the socket; `reason` is counted and logged by the host (CloseReason.swift).
+    func close(because reason: CloseReason) {
         guard !closed else { return }
         closed = true
         if let call = asyncCall {
@@ -494,6 +525,6 @@ final class HTTPConnection<Host: ConnectionHost> {
         // connection handed over by another worker, not necessarily: see unregisterReceived).
         if received { host.unregisterReceived(fd) }
         Sys.close(fd)
-        host.connectionClosed(self)
+        host.connectionClosed(self, reason: reason)
     }
 }

@@ -5,8 +5,9 @@ import Handlers
 /// A connection drives HTTP/1.1 on one socket (HerdHTTP's parser and serializer, the buffers,
 /// sendfile, timeouts, close); its host owns the epoll set, the clock, the handler and the
 /// counters. The connection only ever calls these members; the host calls the connection's
-/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close()`, reads
-/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince` and `received`.
+/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close(because:)`, reads
+/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince`, `received`
+/// and `registered`.
 /// A worker process (Worker/Worker.swift) is the host of its connections.
 ///
 /// The connection is generic over its host rather than holding an `any ConnectionHost`: every
@@ -27,8 +28,8 @@ protocol ConnectionHost: AnyObject {
 
     // MARK: timeouts and drain
 
-    /// How long a started request may take to arrive (head and body), in nanoseconds.
-    var headerTimeoutNanos: UInt64 { get }
+    /// How long a request's head and body may take to arrive (RequestTimeouts.swift).
+    var requestTimeouts: RequestTimeouts { get }
     /// How long an idle keep-alive connection stays open, in nanoseconds.
     var keepAliveTimeoutNanos: UInt64 { get }
     /// The host is draining: idle connections close (DrainPolicy), none is kept alive.
@@ -68,6 +69,6 @@ protocol ConnectionHost: AnyObject {
     /// A connection that came from another process (`received`) is about to close its fd:
     /// remove it from the epoll set first (the other copy may keep the registration alive).
     func unregisterReceived(_ fd: Int32)
-    /// `conn` is closed (or handed off): forget it.
-    func connectionClosed(_ conn: HTTPConnection<Self>)
+    /// `conn` is closed (or handed off) for `reason`: forget it, count and log the reason.
+    func connectionClosed(_ conn: HTTPConnection<Self>, reason: CloseReason)
 }

@@ -12,6 +12,11 @@ extension Worker {
     /// polls it), and the next epoll_wait returns it after the events already waiting: one
     /// syscall per budget, nothing to keep in the worker's loop. Returns false if epoll_ctl failed.
     func yieldWrite(_ conn: Connection) -> Bool {
+        // Served before its registration (a connection taken from the dispatch socket is served
+        // at once, then added: Worker.adopt): nothing to re-arm, and nothing needed, as the
+        // EPOLL_CTL_ADD that follows polls the socket and reports it writable. (MOD here failed
+        // with ENOENT and cut the response after its first turn: issue 24.)
+        guard conn.registered else { return true }
         do { try epoll.modify(conn.fd, .connection, .connection(conn.fd), what: "re-arming a connection") } catch {
             log.error("\(error)", metadata: ["event": "write-yield-error"])
             return false

@@ -19,6 +19,7 @@
 ///     async <started> <deadline> <client gone> <drain>   (MetricsSnapshot.Counters.async)
 ///     listener <c0> ... <cN> <name>       (Scoreboard.listenerCounters order)
 ///     backlog-alarm-ms <n> <name>
+///     closed <n> <reason>                 (CloseReason.label; unknown reasons are dropped)
 ///
 /// The old master runs the old binary and the new master the new one, so this text is the
 /// interface between two versions: keep every line as it is (old masters send it, new ones
@@ -50,6 +51,7 @@ struct CarriedTotals: Equatable, Sendable {
             out += "listener " + c.map(String.init).joined(separator: " ") + " \(name)\n"
         }
         for (name, ms) in backlogAlarmMillis.sorted(by: { $0.key < $1.key }) { out += "backlog-alarm-ms \(ms) \(name)\n" }
+        for r in CloseReason.allCases where s.connectionsClosed[r.rawValue] > 0 { out += "closed \(s.connectionsClosed[r.rawValue]) \(r.label)\n" }
         return out
     }
 
@@ -81,6 +83,10 @@ struct CarriedTotals: Equatable, Sendable {
                 guard words.count >= n + 2 else { continue }
                 let v = words[1...n].compactMap { UInt64($0) }
                 if v.count == n { t.listeners[words[(n + 1)...].joined(separator: " ")] = v }
+            case "closed":
+                if words.count == 3, let v = UInt64(words[1]), let r = CloseReason(label: String(words[2])) {
+                    t.connectionsClosed[r.rawValue] = v
+                }
             case "backlog-alarm-ms":
                 if words.count >= 3, let v = UInt64(words[1]) { t.backlogAlarmMillis[words[2...].joined(separator: " ")] = v }
             default: continue

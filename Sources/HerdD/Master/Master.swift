@@ -80,6 +80,7 @@ final class Master {
         var dispatchWakeups: UInt64 = 0
         var dispatchEmptyWakeups: UInt64 = 0
         var async = [UInt64](repeating: 0, count: 4)
+        var closes = CloseReason.zeroCounts
     }
 
     /// Signals the master reads from its signalfd.
@@ -355,6 +356,10 @@ final class Master {
             retired.dispatchWakeups &+= snap.dispatchWakeups
             retired.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
             for i in retired.async.indices { retired.async[i] &+= snap.async[i] }
+            for (r, n) in snap.closes.enumerated() { retired.closes[r] &+= n }
+            // Connections still open when the worker died (killed, crashed; a drained worker
+            // has none): the kernel closed them with the process.
+            retired.closes[CloseReason.workerExit.rawValue] &+= snap.active
             for i in retired.listeners.indices {
                 let c = scoreboard.listenerCounters(w.slot, listener: i)
                 for k in c.indices { retired.listeners[i][k] &+= c[k] }

@@ -47,6 +47,7 @@ extension Master: UpgradeHost {
         m.dispatchWakeups = inherited.dispatchWakeups &+ retired.dispatchWakeups
         m.dispatchEmptyWakeups = inherited.dispatchEmptyWakeups &+ retired.dispatchEmptyWakeups
         m.async = zip(inherited.async, retired.async).map { $0 &+ $1 }
+        m.connectionsClosed = zip(inherited.connectionsClosed, retired.closes).map { $0 &+ $1 }
         m.listeners = listeners.enumerated().map { i, l in
             var ls = MetricsSnapshot.ListenerStats(name: l.name, address: l.address, family: l.family.rawValue)
             ls.add(retired.listeners[i])
@@ -69,6 +70,7 @@ extension Master: UpgradeHost {
             m.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
             m.asyncInFlight &+= snap.asyncInFlight
             for i in m.async.indices { m.async[i] &+= snap.async[i] }
+            for (r, n) in snap.closes.enumerated() { m.connectionsClosed[r] &+= n }
             for c in 0..<5 { m.requestsByClass[c] &+= snap.statusClasses[c] }
             for i in m.listeners.indices { m.listeners[i].add(scoreboard.listenerCounters(w.slot, listener: i)) }
             m.workers.append(MetricsSnapshot.WorkerStats(

@@ -26,7 +26,7 @@ final class MetricsServer: ConnectionHost {
     let buffers = BufferPool()
     var httpDate: String { HTTPDate.format(epochSeconds: time(nil)) }
     /// A scraper gets 5 s to send its request, from the accept on.
-    let headerTimeoutNanos: UInt64 = 5_000_000_000
+    let requestTimeouts = RequestTimeouts(headerNanos: 5_000_000_000, bodyNanos: 5_000_000_000, bodyMinRate: 500)
     let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
     let draining = false
     /// One request per connection.
@@ -139,7 +139,8 @@ final class MetricsServer: ConnectionHost {
 
     func unregisterReceived(_ fd: Int32) {}
 
-    func connectionClosed(_ conn: HTTPConnection<MetricsServer>) {
+    /// The master's own endpoint: its scrapers' closes are not client traffic and not counted.
+    func connectionClosed(_ conn: HTTPConnection<MetricsServer>, reason: CloseReason) {
         clients.removeValue(forKey: conn.fd)
     }
 }

@@ -25,6 +25,8 @@ struct MetricsSnapshot: Sendable {
         /// Async requests: tasks started, then requests given up by reason, in this order
         /// (`asyncReasons`); the scoreboard's SlotSnapshot.async has the same order.
         var async = [UInt64](repeating: 0, count: 4)
+        /// Connections herdd closed, per `CloseReason` (raw value order).
+        var connectionsClosed = CloseReason.zeroCounts
     }
 
     /// Labels of `herdd_async_cancelled_total`, for `Counters.async[1...]`.
@@ -244,6 +246,9 @@ struct MetricsSnapshot: Sendable {
         for (i, r) in MetricsSnapshot.asyncReasons.enumerated() { sample("herdd_async_cancelled_total", [("reason", r)], "\(counters.async[i + 1])") }
         family("herdd_worker_async_in_flight", "gauge", "Async requests in flight in each worker slot.")
         for w in workers { sample("herdd_worker_async_in_flight", [("worker", "\(w.slot)")], "\(w.asyncInFlight)") }
+        family("herdd_connections_closed_total", "counter",
+               "Client connections herdd closed (or handed to another worker), by reason.")
+        for r in CloseReason.allCases { sample("herdd_connections_closed_total", [("reason", r.label)], "\(counters.connectionsClosed[r.rawValue])") }
         family("herdd_worker_requests", "gauge", "Requests served by the current process in each worker slot.")
         for w in workers { sample("herdd_worker_requests", [("worker", "\(w.slot)")], "\(w.requests)") }
         family("herdd_worker_accepted", "gauge", "Connections accepted by the current process in each worker slot.")

@@ -16,8 +16,9 @@ import HerdSys
 ///                  when touched, so unused slots cost nothing)
 ///
 /// Slot words (see `Field`): pid, generation, state, heartbeat (CLOCK_MONOTONIC ns), request and
-/// status-class counters, bytes out, accepted/active connections, start time, exit reason; then
-/// per listener (up to `maxListeners`, from word 32) 20 words: epoll wakeups, accepted, empty
+/// status-class counters, bytes out, accepted/active connections, start time, exit reason,
+/// dispatch wakeups, async requests; from word 22 connections closed per `CloseReason` (`closeBase`);
+/// then per listener (up to `maxListeners`, from word 40) 20 words: epoll wakeups, accepted, empty
 /// wakeups (first accept4 gave EAGAIN: another worker took the connection — the herd meter), drain
 /// EAGAINs (the normal EAGAIN that ends an accept loop after at least one accept), request
 /// latency sum (µs) and count, and 12 latency histogram buckets (non-cumulative, bounds in
@@ -45,7 +46,7 @@ final class Scoreboard: @unchecked Sendable {
     enum Outcome: UInt64 { case none = 0, ok, failed }
     static let slotWords = 1024
     static let maxListeners = 16
-    static let listenerBase = 32
+    static let listenerBase = 40
     static let listenerWords = 20
     /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf beyond).
     static let latencyBoundsMicros: [UInt64] = [500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000]
@@ -63,6 +64,10 @@ final class Scoreboard: @unchecked Sendable {
         /// past --graceful-timeout.
         case asyncInFlight, asyncStarted, asyncTimedOut, asyncClientGone, asyncDrainCancelled
     }
+
+    /// Connections closed, one word per `CloseReason` from this word (after `Field`, before the
+    /// listeners' words; ScoreboardSpawnTests checks it fits).
+    static let closeBase = Field.asyncDrainCancelled.rawValue + 1
 
     /// Per-listener words from `queueBase` (see the layout above).
     enum QueueField: Int { case sumMicros = 0, count, bucket0, handedOff = 15, received }
@@ -272,6 +277,17 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(p, herd_load64(p) &+ 1)
     }
 
+    @inline(__always) func bump(_ slot: Int, closed reason: CloseReason) {
+        let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase + reason.rawValue
+        herd_store64(p, herd_load64(p) &+ 1)
+    }
+
+    /// Connections a slot's worker closed, per `CloseReason` (raw value order).
+    func closes(_ slot: Int) -> [UInt64] {
+        let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase
+        return CloseReason.allCases.map { herd_load64(p + $0.rawValue) }
+    }
+
     /// Records one request's latency in the listener's histogram (single writer: the worker).
     @inline(__always) func observeLatency(_ slot: Int, listener: Int, micros: UInt64) {
         Scoreboard.observe(micros, at: word(slot, listener: listener, .latencySumMicros), bounds: Scoreboard.latencyBoundsMicros)
@@ -348,6 +364,8 @@ final class Scoreboard: @unchecked Sendable {
         var asyncInFlight: UInt64
         /// Async counters in `Counters.async` order: started, timed out, client gone, drain.
         var async: [UInt64]
+        /// Connections closed per `CloseReason` (raw value order).
+        var closes: [UInt64]
     }
 
     func snapshot(_ slot: Int) -> SlotSnapshot {
@@ -359,6 +377,7 @@ final class Scoreboard: @unchecked Sendable {
             exitReason: load(slot, .exitReason),
             dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups),
             asyncInFlight: load(slot, .asyncInFlight),
-            async: [.asyncStarted, .asyncTimedOut, .asyncClientGone, .asyncDrainCancelled].map { load(slot, $0) })
+            async: [.asyncStarted, .asyncTimedOut, .asyncClientGone, .asyncDrainCancelled].map { load(slot, $0) },
+            closes: closes(slot))
     }
 }

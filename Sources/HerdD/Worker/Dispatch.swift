@@ -94,6 +94,7 @@ extension Worker {
                     // Same master, same listeners: cannot happen; never serve it on a wrong handler.
                     log.error("dispatch socket: listener index \(index) out of range; closing", metadata: ["event": "dispatch-error"])
                     Sys.close(fd)
+                    scoreboard.bump(slot, closed: .internalError)
                     return true
                 }
                 var storage = sockaddr_storage()
@@ -156,9 +157,10 @@ extension Worker {
         // between the read above and the registration.
         do { try epoll.add(fd, .connection, .connection(fd), what: "dispatched connection") } catch {
             log.error("\(error)", metadata: ["event": "dispatch-error"])
-            conn.close()
+            conn.close(because: .internalError)
             return
         }
+        conn.registered = true
         if listenerMayBlock[index], let watcher { watch(fd, watcher) }
     }
 

@@ -9,8 +9,11 @@ typealias Connection = HTTPConnection<Worker>
 
 /// A worker process: one epoll, every listener registered with EPOLLIN | EPOLLEXCLUSIVE, a
 /// non-blocking accept4 loop, and HTTP connections served by the handler of their listener.
-/// Single-threaded; it writes its own scoreboard slot (heartbeat, state, counters). It is the
-/// `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
+/// One event-loop thread owns the connection table, the epoll set and the scoreboard slot
+/// (heartbeat, state, counters). With blocking handlers and dispatch there is a second thread,
+/// the Watcher: it reads the table and hands connections off only while the event loop sits in
+/// a handler, under the watcher's mutex (Watcher.swift says how; Tests/tsan.sh checks it). It is
+/// the `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
 final class Worker: ConnectionHost {
     struct BoundListener {
         var fd: Int32
@@ -323,8 +326,10 @@ final class Worker: ConnectionHost {
             do { try epoll.add(fd, .connection, .connection(fd), what: "connection") } catch {
                 log.error("\(error)", metadata: ["event": "accept-error"])
                 Sys.close(fd)
+                scoreboard.bump(slot, closed: .internalError)
                 continue
             }
+            conn.registered = true
             let i = Int(fd)
             if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
             connections[i] = conn
@@ -441,12 +446,14 @@ final class Worker: ConnectionHost {
         if events.contains(.output), !conn.closed { conn.writable() }
     }
 
-    /// Called by a connection when it closed its fd.
-    func connectionClosed(_ conn: Connection) {
+    /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    func connectionClosed(_ conn: Connection, reason: CloseReason) {
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }
         activeCount -= 1
         scoreboard.store(slot, .active, UInt64(activeCount))
+        scoreboard.bump(slot, closed: reason)
+        log.debug("connection closed", metadata: ["event": "connection-closed", "reason": "\(reason.label)", "peer": "\(conn.peer)"])
     }
 
     // MARK: - Requests
@@ -530,8 +537,12 @@ final class Worker: ConnectionHost {
     /// client reconnects instead of sending into a connection we are about to close).
     var keepAliveAllowed: Bool { !draining && requestsServed + 1 < requestLimit }
 
-    /// --header-timeout and --keepalive-timeout in nanoseconds (read by the connections' sweep).
-    var headerTimeoutNanos: UInt64 { UInt64(config.headerTimeout * 1e9) }
+    /// --header-timeout, --body-timeout, --body-min-rate and --keepalive-timeout (read by the
+    /// connections' sweep).
+    var requestTimeouts: RequestTimeouts {
+        RequestTimeouts(headerNanos: UInt64(config.headerTimeout * 1e9), bodyNanos: UInt64(config.bodyTimeout * 1e9),
+                        bodyMinRate: UInt64(config.bodyMinRate))
+    }
     var keepAliveTimeoutNanos: UInt64 { UInt64(config.keepAliveTimeout * 1e9) }
 
     var httpDate: String {

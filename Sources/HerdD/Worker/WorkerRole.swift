@@ -86,7 +86,10 @@ enum WorkerRole {
             message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
             exit(ExitStatus.usage)
         }
-        Log.bootstrap(role: "worker", workerID: parsed.slot)
+        // The level comes with the settings (the master's --log-level); a worker whose settings
+        // do not parse logs that below at the default level.
+        let level = (try? ServerConfig.deserialize(parsed.settings))?.logLevel ?? .info
+        Log.bootstrap(role: "worker", workerID: parsed.slot, level: level)
         ProcessTitle.set("\(ProgramName.current): worker \(parsed.slot)", comm: ProcessTitle.workerComm(slot: parsed.slot))
         let log = Logger(label: "herdd.worker")
         #if HERDD_TEST_HOOKS
