@@ -109,3 +109,17 @@ def _ok(port):
         return http_get(port, "/", timeout=2).status == 200
     except Exception:  # noqa: BLE001
         return False
+
+
+def test_a_validator_thread_does_not_take_the_masters_signals(herd_factory):
+    # A handler validator may leave a thread behind (a database library, NIO's thread pool).
+    # The master blocks its signals before the validators run, so that thread inherits the
+    # mask: SIGUSR2 and SIGTERM stay for the master's signalfd instead of ending the process
+    # by their default action on that thread.
+    port = free_ports(1)[0]
+    h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}"],
+                     env={"HERDD_TEST_VALIDATOR_THREAD": "1"})
+    h.wait_workers(1)
+    h.signal(signal.SIGTERM)
+    assert h.wait(10) == 0, f"master ended by a signal on another thread\n{h.log_tail()}"
+    assert h.events("stop")

@@ -201,6 +201,12 @@ struct Serve: ParsableCommand {
         if listeners.count > Scoreboard.maxListeners {
             throw fatal("herdd supports at most \(Scoreboard.maxListeners) listeners, got \(listeners.count)", ExitStatus.config)
         }
+        // A handler's validator is the program's own code and may start threads (a database
+        // library, Dispatch, NIO's thread pool). Block the signals the master reads from its
+        // signalfd before it runs: threads inherit the mask, so a SIGTERM or SIGUSR2 stays
+        // pending for the master's loop instead of reaching such a thread, whose default action
+        // would end the master at once.
+        do { try Sys.blockSignals(Master.handledSignals) } catch { throw fatal("cannot block signals: \(error)", ExitStatus.osError) }
         do { try validateHandlers(cfg, listeners: listeners) } catch { throw fatal("\(error)", ExitStatus.config) }
 
         let code: Int32
@@ -227,6 +233,11 @@ func loadConfig(path: String?, overrides: [(String, String)]) throws -> ServerCo
 
 /// Every listener needs a handler that can be built; fail before spawning workers.
 func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
+    #if HERDD_TEST_HOOKS
+    // Test builds only: a validator that leaves a thread behind, as a database library or
+    // Dispatch would (test_lifecycle.py: the master still drains on SIGTERM).
+    if getenv("HERDD_TEST_VALIDATOR_THREAD") != nil { startIdleTestThread() }
+    #endif
     for l in listeners {
         let spec = config.handlerSpec(for: l.name)
         if spec == metricsHandlerName { continue }
@@ -240,3 +251,15 @@ func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
         Logger(label: "herdd.master").warning("handler configured for listener '\(name)', but no listener has that name (have: \(names.sorted().joined(separator: ", ")))", metadata: ["event": "config-warning"])
     }
 }
+
+#if HERDD_TEST_HOOKS
+/// Test builds only: a detached plain pthread that sleeps for the life of the process, with the
+/// signal mask of the thread that starts it (as NIO's thread pool or a database library's threads).
+private func startIdleTestThread() {
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { _ in
+        while true { sleep(3600) }
+    }, nil)
+    if rc == 0 { pthread_detach(thread) }
+}
+#endif
