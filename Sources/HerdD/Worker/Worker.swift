@@ -277,15 +277,27 @@ final class Worker: ConnectionHost {
     private func acceptConnections(_ index: Int, single: Bool = false) -> Connection? {
         guard index < listeners.count, !draining else { return nil }
         let l = listeners[index]
-        scoreboard.bump(slot, listener: index, .wakeups)
         let drainQueue = !single && (config.multiAccept || config.balance == .spread)
         var last: Connection? = nil
         var first = true
+        var counted = false
         while first || drainQueue {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd: Int32
-            switch Sys.accept(l.fd, &storage, &len) {
+            let result = Sys.accept(l.fd, &storage, &len)
+            if case .failed(let e) = result, e == EINVAL {
+                // The listener left the LISTEN state: the master shut it down (SHUT_RD) at the
+                // start of a stop (Stop.swift), which wakes us before our own SIGTERM arrives.
+                // Not a herd wakeup and not an error: stop watching listeners; the drain follows.
+                log.debug("listener \(l.name) shut down; not accepting", metadata: ["event": "listener-shut-down", "listener": "\(l.name)"])
+                unwatchListeners()
+                acceptResumeAt = .max
+                return last
+            }
+            // A wakeup is counted once the first accept4 says it was one (see above).
+            if first && !counted { scoreboard.bump(slot, listener: index, .wakeups); counted = true }
+            switch result {
             case .connection(let c):
                 fd = c
             case .wouldBlock:
