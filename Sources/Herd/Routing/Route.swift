@@ -17,8 +17,9 @@ enum Responder: Sendable {
 }
 
 
-/// One registered route: method, pattern and what answers it.
-struct Route: Sendable {
+/// One registered route: method, pattern and what answers it. A class: a match hands it on
+/// (and RouterHandler keeps it between servesAsync and handle) with one retain, not one per field.
+final class Route: Sendable {
     let method: HTTPMethod
     let path: [PathSegment]
     let responder: Responder
