@@ -16,6 +16,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 dpkg -s media-types >/dev/null 2>&1 || need_apt+=(media-types)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 command -v strings >/dev/null || need_apt+=(binutils)
+# PostgreSQL for Examples/todos-pg's tests (they run their own cluster on a unix socket).
+dpkg -s postgresql >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -66,6 +68,11 @@ echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLi
 (cd Examples/notes-api && swift build --build-tests && swift test --skip-build)
 NOTES_API_BIN="$(cd Examples/notes-api && swift build --show-bin-path)/notes-api" \
     python3 -m pytest -q Examples/notes-api/tests
+
+echo "== Examples/todos-pg: async routes on postgres-nio + AsyncHTTPClient, a real PostgreSQL (first build: minutes)"
+(cd Examples/todos-pg && swift build)
+TODOS_PG_BIN="$(cd Examples/todos-pg && swift build --show-bin-path)/todos-pg" \
+    python3 -m pytest -q Examples/todos-pg/tests
 
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration
