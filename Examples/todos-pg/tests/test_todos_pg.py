@@ -149,7 +149,9 @@ def test_routes_end_to_end(server, postgres):
     assert request(p, "GET", "/todos/abc")[0] == 400
     assert request(p, "POST", "/todos", "{broken", {"Content-Type": "application/json"})[0] == 400
     assert request(p, "POST", "/todos", json.dumps({"title": ""}), {"Content-Type": "application/json"})[0] == 422
+    t0 = time.monotonic()
     assert request(p, "GET", "/slow")[0::2] == (200, b"slept\n")
+    assert time.monotonic() - t0 >= 0.19  # the answer waited for pg_sleep(0.2)
     # One pool per worker: the database sees connections from both worker processes' pools.
     count = int(postgres.psql("todos", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'todos' AND usename = 'todos' AND pid <> pg_backend_pid()"))
     assert count >= 2, count

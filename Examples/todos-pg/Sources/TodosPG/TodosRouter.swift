@@ -52,7 +52,8 @@ public func makeTodosRouter(_ services: TodosServices) -> Router {
 
     // A request that stays inside `await` for 200 ms of database time (drain and upgrade tests).
     router.get("slow") { _, context async throws -> String in
-        try await db.query("SELECT pg_sleep(0.2)", logger: context.logger)
+        // Read to the end: `query` returns at the row description, before pg_sleep is over.
+        for try await _ in try await db.query("SELECT pg_sleep(0.2)", logger: context.logger) {}
         return "slept\n"
     }
 
