@@ -4,16 +4,14 @@ import XCTest
 
 struct Todo: Codable, Equatable { let id: Int; let title: String }
 
-/// Records around async routes, like `Tracing` around sync ones.
+/// Records around async routes ("name>>", "<<name"), and as `Tracing` around sync ones.
 struct AsyncTracing: AsyncRouterMiddleware {
     let name: String
     let trace: Mutex<[String]>.Shared
 
     func handle(_ request: HTTPRequest, context: RequestContext,
                 next: (HTTPRequest, RequestContext) throws -> HTTPResponse) throws -> HTTPResponse {
-        trace.append("\(name)>")
-        defer { trace.append("<\(name)") }
-        return try next(request, context)
+        try Tracing(name: name, trace: trace).handle(request, context: context, next: next)
     }
 
     func handle(_ request: HTTPRequest, context: RequestContext,
