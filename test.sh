@@ -17,6 +17,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 dpkg -s media-types >/dev/null 2>&1 || need_apt+=(media-types)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 command -v strings >/dev/null || need_apt+=(binutils)
+# PostgreSQL for Examples/todos-pg's tests (they run their own cluster on a unix socket).
+dpkg -s postgresql >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -72,6 +74,11 @@ echo "== Integrations/HerdHummingbird: Hummingbird 2's router served by herdd (d
 (cd Integrations/HerdHummingbird && swift build --build-tests && swift test --skip-build)
 HB_EXAMPLE_BIN="$(cd Integrations/HerdHummingbird && swift build --show-bin-path)/hb-example" \
     python3 -m pytest -q Integrations/HerdHummingbird/tests
+
+echo "== Examples/todos-pg: async routes on postgres-nio + AsyncHTTPClient, a real PostgreSQL (first build: minutes)"
+(cd Examples/todos-pg && swift build)
+TODOS_PG_BIN="$(cd Examples/todos-pg && swift build --show-bin-path)/todos-pg" \
+    python3 -m pytest -q Examples/todos-pg/tests
 
 echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
 HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration

@@ -2,4 +2,7 @@
 // Everything is in the Herd library; a program of your own does the same with its handlers.
 import Herd
 
+#if DEBUG
+RouterDemo.register()  // test-only handler `router-demo` (RouterDemo.swift)
+#endif
 HerdServer.main()

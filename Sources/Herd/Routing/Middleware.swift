@@ -17,7 +17,7 @@ public protocol RouterMiddleware: Sendable {
 /// Logs each request after it was answered: method, path, status and duration, with the
 /// context's metadata (request id, worker, listener). Errors thrown past it are logged with
 /// the status they will get.
-public struct RequestLogMiddleware: RouterMiddleware {
+public struct RequestLogMiddleware: AsyncRouterMiddleware {
     /// Level of the log entry for each request.
     public let level: Logger.Level
 
@@ -27,48 +27,72 @@ public struct RequestLogMiddleware: RouterMiddleware {
     public func handle(_ request: HTTPRequest, context: RequestContext,
                        next: (HTTPRequest, RequestContext) throws -> HTTPResponse) throws -> HTTPResponse {
         let start = ContinuousClock.now
-        func log(_ status: Int) {
-            let elapsed = (ContinuousClock.now - start).components
-            let micros = elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
-            context.logger.log(level: level, "\(request.method) \(request.path) \(status)", metadata: [
-                "event": "request", "method": "\(request.method)", "path": "\(request.path)",
-                "status": "\(status)", "duration_us": "\(micros)",
-            ])
-        }
         do {
             let response = try next(request, context)
-            log(response.status)
+            log(response.status, since: start, request, context)
             return response
         } catch {
-            log((error as? any HTTPResponseError)?.status.code ?? 500)
+            log((error as? any HTTPResponseError)?.status.code ?? 500, since: start, request, context)
             throw error
         }
+    }
+
+    public func handle(_ request: HTTPRequest, context: RequestContext,
+                       next: (HTTPRequest, RequestContext) async throws -> HTTPResponse) async throws -> HTTPResponse {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            log(response.status, since: start, request, context)
+            return response
+        } catch {
+            log((error as? any HTTPResponseError)?.status.code ?? 500, since: start, request, context)
+            throw error
+        }
+    }
+
+    private func log(_ status: Int, since start: ContinuousClock.Instant, _ request: HTTPRequest, _ context: RequestContext) {
+        let elapsed = (ContinuousClock.now - start).components
+        let micros = elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
+        context.logger.log(level: level, "\(request.method) \(request.path) \(status)", metadata: [
+            "event": "request", "method": "\(request.method)", "path": "\(request.path)",
+            "status": "\(status)", "duration_us": "\(micros)",
+        ])
     }
 }
 
 /// Sends the request id (``RequestContext/requestID``) back in `X-Request-ID`, for clients and
 /// proxies that correlate logs.
-public struct RequestIDMiddleware: RouterMiddleware {
+public struct RequestIDMiddleware: AsyncRouterMiddleware {
     /// Echoes the request id.
     public init() {}
 
     public func handle(_ request: HTTPRequest, context: RequestContext,
                        next: (HTTPRequest, RequestContext) throws -> HTTPResponse) throws -> HTTPResponse {
-        do {
-            var response = try next(request, context)
-            response.headers.set("X-Request-ID", context.requestID)
-            return response
-        } catch var error as HTTPError {
-            error.headers.set("X-Request-ID", context.requestID)
-            throw error
-        }
+        do { return stamped(try next(request, context), context) } catch { throw stamped(error, context) }
+    }
+
+    public func handle(_ request: HTTPRequest, context: RequestContext,
+                       next: (HTTPRequest, RequestContext) async throws -> HTTPResponse) async throws -> HTTPResponse {
+        do { return stamped(try await next(request, context), context) } catch { throw stamped(error, context) }
+    }
+
+    private func stamped(_ response: HTTPResponse, _ context: RequestContext) -> HTTPResponse {
+        var response = response
+        response.headers.set("X-Request-ID", context.requestID)
+        return response
+    }
+
+    private func stamped(_ error: any Error, _ context: RequestContext) -> any Error {
+        guard var error = error as? HTTPError else { return error }
+        error.headers.set("X-Request-ID", context.requestID)
+        return error
     }
 }
 
 /// Cross-origin resource sharing: answers preflight `OPTIONS` requests itself and adds
 /// `Access-Control-Allow-Origin` (and friends) to every response. Add it to the router (not a
 /// group), so that preflights of any path reach it.
-public struct CORSMiddleware: RouterMiddleware {
+public struct CORSMiddleware: AsyncRouterMiddleware {
     /// Which origins may call.
     public enum AllowOrigin: Sendable {
         /// `*`.
@@ -98,7 +122,34 @@ public struct CORSMiddleware: RouterMiddleware {
 
     public func handle(_ request: HTTPRequest, context: RequestContext,
                        next: (HTTPRequest, RequestContext) throws -> HTTPResponse) throws -> HTTPResponse {
-        guard let origin = request.headers["Origin"] else { return try next(request, context) }
+        switch decide(request) {
+        case .pass: return try next(request, context)
+        case .preflight(let response): return response
+        case .add(let fields):
+            do { return Self.adding(fields, to: try next(request, context)) } catch { throw Self.adding(fields, to: error) }
+        }
+    }
+
+    public func handle(_ request: HTTPRequest, context: RequestContext,
+                       next: (HTTPRequest, RequestContext) async throws -> HTTPResponse) async throws -> HTTPResponse {
+        switch decide(request) {
+        case .pass: return try await next(request, context)
+        case .preflight(let response): return response
+        case .add(let fields):
+            do { return Self.adding(fields, to: try await next(request, context)) } catch { throw Self.adding(fields, to: error) }
+        }
+    }
+
+    private enum Decision {
+        /// No `Origin`: not a cross-origin request.
+        case pass
+        case preflight(HTTPResponse)
+        /// Fields for the route's response (or its thrown HTTPError).
+        case add(HTTPHeaders)
+    }
+
+    private func decide(_ request: HTTPRequest) -> Decision {
+        guard let origin = request.headers["Origin"] else { return .pass }
         var fields = HTTPHeaders()
         switch allowOrigin {
         case .all: fields.set("Access-Control-Allow-Origin", "*")
@@ -113,16 +164,21 @@ public struct CORSMiddleware: RouterMiddleware {
             preflight.headers.set("Access-Control-Allow-Headers", allowHeaders.joined(separator: ", "))
             preflight.headers.set("Access-Control-Allow-Methods", allowMethods.map(\.rawValue).joined(separator: ", "))
             if let maxAge { preflight.headers.set("Access-Control-Max-Age", "\(maxAge)") }
-            return preflight
+            return .preflight(preflight)
         }
-        do {
-            var response = try next(request, context)
-            for (name, value) in fields { response.headers.set(name, value) }
-            return response
-        } catch var error as HTTPError {
-            for (name, value) in fields { error.headers.set(name, value) }
-            throw error
-        }
+        return .add(fields)
+    }
+
+    private static func adding(_ fields: HTTPHeaders, to response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        for (name, value) in fields { response.headers.set(name, value) }
+        return response
+    }
+
+    private static func adding(_ fields: HTTPHeaders, to error: any Error) -> any Error {
+        guard var error = error as? HTTPError else { return error }
+        for (name, value) in fields { error.headers.set(name, value) }
+        return error
     }
 }
 

@@ -2,17 +2,24 @@ import HerdHTTP
 
 /// What answers a matched route, with its middleware already wrapped around it.
 ///
-/// An enum so that the route table can hold other kinds of responder without changing the
-/// synchronous API: issue 23 adds `case async(...)` for `async throws` closures run on the
-/// worker's event loop as a Swift concurrency executor; `RouterHandler` then switches on it.
+/// Which kind decides how the worker runs the request: `RouterHandler.servesAsync(_:)` says
+/// true for `.async` routes, which then run as a task on the worker's loop executor.
 enum Responder: Sendable {
     /// A closure run on the worker's event loop, returning the whole response.
     case sync(SyncResponder)
+    /// An `async throws` closure run as a task whose executor is the worker's event loop.
+    case async(AsyncResponder)
+
+    var isAsync: Bool {
+        if case .async = self { return true }
+        return false
+    }
 }
 
 
-/// One registered route: method, pattern and what answers it.
-struct Route: Sendable {
+/// One registered route: method, pattern and what answers it. A class: a match hands it on
+/// (and RouterHandler keeps it between servesAsync and handle) with one retain, not one per field.
+final class Route: Sendable {
     let method: HTTPMethod
     let path: [PathSegment]
     let responder: Responder

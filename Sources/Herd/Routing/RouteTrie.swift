@@ -33,7 +33,7 @@ final class RouteTrie: @unchecked Sendable {  // immutable after init; see above
     }
 
     /// What a lookup found.
-    enum Match {
+    enum Match: Sendable {
         case found(Route, Parameters)
         /// The path is known, the method is not: the `Allow` value.
         case methodNotAllowed(allow: String)
@@ -43,11 +43,14 @@ final class RouteTrie: @unchecked Sendable {  // immutable after init; see above
     private let root = Node()
     /// Whether any route may block (the handler's `mayBlock`).
     let anyRouteMayBlock: Bool
+    /// Whether any route is async (without one, `RouterHandler.servesAsync` answers at once).
+    let anyRouteIsAsync: Bool
     let count: Int
 
     init(_ routes: [Route]) {
         for route in routes { RouteTrie.insert(route, into: root) }
         anyRouteMayBlock = routes.contains { $0.mayBlock }
+        anyRouteIsAsync = routes.contains { $0.responder.isAsync }
         count = routes.count
     }
 

@@ -14,6 +14,11 @@ import HerdSys
 /// A route's code may block (a database query): that is what prefork workers are for, and the
 /// worker hands its other connections to idle workers meanwhile. A route that never blocks
 /// says `mayBlock: false` and skips that machinery (`router.get("health", mayBlock: false)`).
+///
+/// A closure that awaits (`router.get("todos/:id") { request, context async throws in ... }`)
+/// makes an async route: it runs as a task on the worker's event loop, which serves other
+/// requests while it awaits (docs/async.md, "Async routes"). Which kind a route is follows
+/// from its closure; a closure without `await` is a synchronous route.
 public final class Router: RouterMethods {
     var routes: [Route] = []
     var middlewares: [any RouterMiddleware] = []
@@ -46,6 +51,14 @@ public final class Router: RouterMethods {
         return self
     }
 
+    /// Registers an `async` route (every async method function ends here). It never blocks its
+    /// worker, so it has no `mayBlock`: the worker's dispatch machinery is not started for it.
+    @discardableResult
+    public func addAsyncRoute(_ path: String, method: HTTPMethod, responder: @escaping AsyncResponder) -> Router {
+        registerAsync(PathSegment.parse(path), method: method, middlewares: [], respond: responder)
+        return self
+    }
+
     func register(_ path: [PathSegment], method: HTTPMethod, mayBlock: Bool, middlewares: [any RouterMiddleware],
                   respond: @escaping SyncResponder) {
         var wrapped = respond
@@ -55,9 +68,29 @@ public final class Router: RouterMethods {
         routes.append(Route(method: method, path: path, responder: .sync(wrapped), mayBlock: mayBlock))
     }
 
+    func registerAsync(_ path: [PathSegment], method: HTTPMethod, middlewares: [any RouterMiddleware],
+                       respond: @escaping AsyncResponder) {
+        var wrapped = respond
+        if !middlewares.isEmpty {
+            let asyncMiddlewares = AsyncRouterMiddlewareCheck.require(middlewares, around: "\(method) \(PathSegment.format(path))")
+            wrapped = { request, context in
+                try await runAsyncMiddleware(asyncMiddlewares, from: 0, request, context, endpoint: respond)
+            }
+        }
+        routes.append(Route(method: method, path: path, responder: .async(wrapped), mayBlock: false))
+    }
+
     /// The router as a handler for a listener; later changes to the router do not affect it.
+    /// Stops the program if the router has async routes and middleware that cannot run around
+    /// them (a plain ``RouterMiddleware``; see ``AsyncRouterMiddleware``): a programming error
+    /// found at startup, not per request.
     public func handler() -> RouterHandler {
-        RouterHandler(trie: RouteTrie(routes), middlewares: middlewares, label: ProgramName.current)
+        var asyncMiddlewares: [any AsyncRouterMiddleware] = []
+        if routes.contains(where: { $0.responder.isAsync }) {
+            asyncMiddlewares = AsyncRouterMiddlewareCheck.require(middlewares, around: "the router's async routes")
+        }
+        return RouterHandler(trie: RouteTrie(routes), middlewares: middlewares, asyncMiddlewares: asyncMiddlewares,
+                             label: ProgramName.current)
     }
 
     /// "GET /notes/:id" lines, in registration order (for logs and tests).
@@ -85,6 +118,12 @@ public struct RouterGroup: RouterMethods {
     @discardableResult
     public func addRoute(_ path: String, method: HTTPMethod, mayBlock: Bool = true, responder: @escaping SyncResponder) -> RouterGroup {
         router.register(prefix + PathSegment.parse(path), method: method, mayBlock: mayBlock, middlewares: middlewares, respond: responder)
+        return self
+    }
+
+    @discardableResult
+    public func addAsyncRoute(_ path: String, method: HTTPMethod, responder: @escaping AsyncResponder) -> RouterGroup {
+        router.registerAsync(prefix + PathSegment.parse(path), method: method, middlewares: middlewares, respond: responder)
         return self
     }
 }

@@ -5,9 +5,16 @@ import Synchronization
 /// A built ``Router``: the handler a listener serves. Immutable, so one instance serves every
 /// request of a worker; each worker builds its own (HerdServer.main runs the router's builder
 /// in the worker, after it started).
-public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
+///
+/// It is an ``AsyncHandler``: ``servesAsync(_:)`` says, per request, whether the matched route
+/// is async; the worker then runs the async `handle` as a task, else the synchronous one.
+public final class RouterHandler: AsyncHandler, DecidesBlockingPerRequest, Sendable {
     let trie: RouteTrie
     let middlewares: [any RouterMiddleware]
+    /// `middlewares` as async middleware, for async routes (empty without async routes).
+    let asyncMiddlewares: [any AsyncRouterMiddleware]
+    /// The match `servesAsync` made, for the `handle` that follows (RouterHandler+Async.swift).
+    let lastMatch = Mutex<LastMatch?>(nil)
     /// The base of every request's logger (labelled with the program's name).
     let logger: Logger
     /// Requests this handler answered: the generated request ids are "<prefix>-<count>".
@@ -15,9 +22,11 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
     /// Random per handler (so per worker process): ids stay unique across workers and restarts.
     private let idPrefix: String
 
-    init(trie: RouteTrie, middlewares: [any RouterMiddleware], label: String = "herd.router") {
+    init(trie: RouteTrie, middlewares: [any RouterMiddleware], asyncMiddlewares: [any AsyncRouterMiddleware] = [],
+         label: String = "herd.router") {
         self.trie = trie
         self.middlewares = middlewares
+        self.asyncMiddlewares = asyncMiddlewares
         self.logger = Logger(label: label)
         let random = UInt32.random(in: .min ... .max)
         let hex = String(random, radix: 16)
@@ -31,14 +40,21 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
     /// Matches the request once, runs the router's middleware around the route (or the 404 or
     /// 405 answer), and turns a thrown error into its response.
     public func handle(_ request: HTTPRequest, context handlerContext: HandlerContext) -> HTTPResponse {
+        respond(request, context: handlerContext, match: takeMatch(request) ?? match(request))
+    }
+
+    /// The synchronous answer for `match` (a sync route, 404, 405; an async route reached
+    /// without `servesAsync`, by a caller that ignores it, gets 500).
+    func respond(_ request: HTTPRequest, context handlerContext: HandlerContext, match: RouteTrie.Match) -> HTTPResponse {
         var context = RequestContext(handlerContext: handlerContext, requestIDSource: requestID(request), logger: logger)
         let endpoint: SyncResponder
-        switch trie.match(path: request.path, method: HTTPMethod(rawValue: request.method)) {
+        switch match {
         case .found(let route, let parameters):
             context.parameters = parameters
             if route.mayBlock { handlerContext.mayBlockNow() }
             switch route.responder {
             case .sync(let respond): endpoint = respond
+            case .async: endpoint = Self.asyncRouteCalledSynchronously
             }
         case .methodNotAllowed(let allow):
             endpoint = { _, _ in throw HTTPError(.methodNotAllowed, headers: ["Allow": allow]) }
@@ -59,7 +75,14 @@ public final class RouterHandler: Handler, DecidesBlockingPerRequest, Sendable {
         return route.description
     }
 
+    func match(_ request: HTTPRequest) -> RouteTrie.Match {
+        trie.match(path: request.path, method: HTTPMethod(rawValue: request.method))
+    }
+
     private static let notFound: SyncResponder = { _, _ in throw HTTPError(.notFound) }
+    private static let asyncRouteCalledSynchronously: SyncResponder = { _, _ in
+        throw HTTPError(.internalServerError, message: "async route called synchronously")
+    }
 
     /// The response for a thrown error: an ``HTTPResponseError``'s own, else a 500 that tells
     /// the client nothing but the request id; the error itself goes to the log.

@@ -9,6 +9,10 @@ public protocol RouterMethods {
     /// Registers `respond` for `method` on `path`.
     @discardableResult
     func addRoute(_ path: String, method: HTTPMethod, mayBlock: Bool, responder: @escaping SyncResponder) -> Self
+
+    /// Registers the `async` `respond` for `method` on `path` (RouterMethods+Async.swift).
+    @discardableResult
+    func addAsyncRoute(_ path: String, method: HTTPMethod, responder: @escaping AsyncResponder) -> Self
 }
 
 /// A synchronous route closure after its output was turned into a response.

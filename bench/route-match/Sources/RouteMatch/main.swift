@@ -16,6 +16,15 @@ for r in resources {
     }
 }
 let handler = herd.handler()
+// The same routes plus one async route: a router with both kinds matches in servesAsync and
+// keeps the match for handle (RouterHandler+Async.swift).
+let mixed = Router()
+for route in herd.routeDescriptions {
+    let parts = route.split(separator: " ")
+    mixed.addRoute(String(parts[1].dropFirst()), method: HTTPMethod(rawValue: String(parts[0])), responder: { _, _ in HTTPResponse() })
+}
+mixed.get("slow/:ms") { _, _ async in "slept" }
+let mixedHandler = mixed.handler()
 let requests: [(String, String)] = [
     ("GET", "/notes/123"), ("GET", "/users"), ("POST", "/orders"), ("DELETE", "/teams/9"),
     ("GET", "/items/42"), ("PUT", "/comments/7"), ("GET", "/nope/1"), ("GET", "/tags/abc"),
@@ -56,17 +65,31 @@ func fullRound() -> Double {
     return Double(now() - t0) / Double(n)
 }
 
-var herdNs: [Double] = [], kitNs: [Double] = [], fullNs: [Double] = []
+/// What the worker does per request: servesAsync, then the synchronous handle (every path here
+/// is a sync route or a 404).
+func workerRound(_ handler: RouterHandler) -> Double {
+    let context = HandlerContext(listenerName: "http", workerID: 0, pid: 1, peer: "127.0.0.1:1")
+    let built = requests.map { HTTPRequest(method: $0.0, target: $0.1) }
+    let t0 = now()
+    for i in 0..<n where !handler.servesAsync(built[i & 7]) { sink &+= handler.handle(built[i & 7], context: context).status }
+    return Double(now() - t0) / Double(n)
+}
+
+var herdNs: [Double] = [], kitNs: [Double] = [], fullNs: [Double] = [], syncOnlyNs: [Double] = [], mixedNs: [Double] = []
 for round in 0..<6 {
     let a = round % 2 == 0 ? herdRound() : 0
     let b = kitRound()
     let c = round % 2 == 1 ? herdRound() : a
     let d = fullRound()
-    if round > 0 { herdNs.append(c); kitNs.append(b); fullNs.append(d) }
+    let e = workerRound(handler)
+    let f = workerRound(mixedHandler)
+    if round > 0 { herdNs.append(c); kitNs.append(b); fullNs.append(d); syncOnlyNs.append(e); mixedNs.append(f) }
 }
 func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
 print("50 routes, 8 request paths (7 match, 1 not found), 1 M lookups per round, median of 5 rounds:")
 print(String(format: "  herd Router trie match:           %6.0f ns", median(herdNs)))
 print(String(format: "  routing-kit TrieRouter + split:   %6.0f ns", median(kitNs)))
 print(String(format: "  herd RouterHandler.handle (full): %6.0f ns  (context, logger, request id, 404/405, middleware none)", median(fullNs)))
+print(String(format: "  servesAsync + handle, sync-only router:       %6.0f ns", median(syncOnlyNs)))
+print(String(format: "  servesAsync + handle, router with async route: %6.0f ns  (sync routes; the match is kept, not redone)", median(mixedNs)))
 print("  (sink \(sink))")

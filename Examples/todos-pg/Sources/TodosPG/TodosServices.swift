@@ -1,0 +1,39 @@
+import AsyncHTTPClient
+import Herd
+import Logging
+import PostgresNIO
+
+/// What the routes of one worker use: its own PostgreSQL pool and the shared HTTP client.
+///
+/// One `PostgresClient` (a connection pool) per worker, made when the worker builds its router
+/// (after it started; never in the master, so no connection crosses a fork or an upgrade).
+/// Its `run()` task drives the pool for the worker's life. It runs on the global concurrent
+/// executor, not on the worker's loop: it only awaits (its sockets live on NIO's event loop
+/// threads), and a task on the loop executor would count as nothing the worker knows of.
+/// When the worker has drained it exits its process; the task and the connections end with
+/// it (the kernel closes the sockets; PostgreSQL logs nothing worse than a client gone).
+public struct TodosServices: Sendable {
+    public let postgres: PostgresClient
+    public let http: HTTPClient
+    public let upstream: String?
+    let logger: Logger
+
+    /// Opens the worker's pool (connections are made on the first queries, up to poolSize).
+    public static func start(_ config: TodosConfig) -> TodosServices {
+        var logger = Logger(label: "todos-pg")
+        logger.logLevel = .warning
+        var configuration: PostgresClient.Configuration
+        if config.host.hasPrefix("/") {
+            // Debian's server listens on DIR/.s.PGSQL.PORT.
+            configuration = .init(unixSocketPath: "\(config.host)/.s.PGSQL.\(config.port)", username: config.user,
+                                  password: nil, database: config.database)
+        } else {
+            configuration = .init(host: config.host, port: config.port, username: config.user, password: nil,
+                                  database: config.database, tls: .disable)
+        }
+        configuration.options.maximumConnections = config.poolSize
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        Task.detached { await client.run() }
+        return TodosServices(postgres: client, http: HTTPClient.shared, upstream: config.upstream, logger: logger)
+    }
+}

@@ -1,0 +1,268 @@
+"""todos-pg end to end: async routes on postgres-nio (a pool per worker) and AsyncHTTPClient,
+against the real PostgreSQL of conftest.py, on 127.0.0.1 only. TODOS_PG_BIN is the built
+executable (test.sh sets it). Every load loop is bounded in count and time; each test ends
+the processes it started (its master's process group), pass or fail.
+"""
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+BIN = os.environ.get("TODOS_PG_BIN", "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port, method, path, body=None, headers=None, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class Upstream:
+    """A Python http.server on 127.0.0.1 that answers GET /PATH with "upstream PATH"."""
+
+    def __init__(self):
+        class Echo(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = f"upstream {self.path}".encode()
+                self.send_response(200 if not self.path.startswith("/missing") else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Server:
+    def __init__(self, tmp_path, postgres, upstream_port: int | None, workers: int = 2):
+        assert BIN and os.access(BIN, os.X_OK), "set TODOS_PG_BIN to the built todos-pg executable"
+        self.port, self.metrics = free_port(), free_port()
+        self.log_path = tmp_path / "server.log"
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ, **postgres.env())
+        if upstream_port:
+            env["TODOS_UPSTREAM"] = f"127.0.0.1:{upstream_port}"
+        self.proc = subprocess.Popen(
+            [BIN, "--workers", str(workers), "--listen", f"127.0.0.1:{self.port},name=http",
+             "--listen", f"127.0.0.1:{self.metrics},name=metrics", "--handler", "http=todos-pg",
+             "--handler", "metrics=metrics", "--graceful-timeout", "20"],
+            stdout=self.log, stderr=self.log, env=env, cwd=tmp_path, start_new_session=True)
+        self.wait_answers()
+
+    def wait_answers(self, deadline=30):
+        end = time.monotonic() + deadline
+        while True:
+            assert self.proc.poll() is None, f"todos-pg exited with {self.proc.returncode}: {self.log_text()[-2000:]}"
+            try:
+                if request(self.port, "GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < end, "todos-pg did not answer /health"
+            time.sleep(0.1)
+
+    def log_text(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace")
+
+    def kill_all(self):
+        """Ends this test's process group (the master, its workers, an upgraded master)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+@pytest.fixture
+def server(tmp_path, postgres, upstream):
+    s = Server(tmp_path, postgres, upstream.port)
+    yield s
+    s.kill_all()
+
+
+def post_todo(port, title):
+    status, headers, body = request(port, "POST", "/todos", json.dumps({"title": title}), {"Content-Type": "application/json"})
+    return status, headers, json.loads(body)
+
+
+def test_routes_end_to_end(server, postgres):
+    p = server.port
+    assert request(p, "GET", "/health")[0::2] == (200, b"ok\n")
+    status, headers, todo = post_todo(p, "buy milk")
+    assert status == 201 and todo["title"] == "buy milk" and todo["done"] is False, todo
+    assert headers["location"] == f"/todos/{todo['id']}" and headers["x-request-id"]
+    # It is in the database (not a cache of the worker): psql sees it.
+    assert postgres.psql("todos", f"SELECT title FROM todos WHERE id = {todo['id']}") == "buy milk"
+    # Both workers read it, each through its own pool.
+    for _ in range(10):
+        status, headers, body = request(p, "GET", f"/todos/{todo['id']}")
+        assert status == 200 and headers["content-type"] == "application/json", body
+        assert json.loads(body) == todo
+    status, _, body = request(p, "GET", "/todos/999999")
+    assert status == 404 and b"no todo 999999" in body
+    assert request(p, "GET", "/todos/abc")[0] == 400
+    assert request(p, "POST", "/todos", "{broken", {"Content-Type": "application/json"})[0] == 400
+    assert request(p, "POST", "/todos", json.dumps({"title": ""}), {"Content-Type": "application/json"})[0] == 422
+    t0 = time.monotonic()
+    assert request(p, "GET", "/slow")[0::2] == (200, b"slept\n")
+    assert time.monotonic() - t0 >= 0.19  # the answer waited for pg_sleep(0.2)
+    # One pool per worker: the database sees connections from both worker processes' pools.
+    count = int(postgres.psql("todos", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'todos' AND usename = 'todos' AND pid <> pg_backend_pid()"))
+    assert count >= 2, count
+
+
+def test_upstream_route_over_async_http_client(server, upstream):
+    status, headers, body = request(server.port, "GET", "/proxy/a/b")
+    assert (status, body) == (200, b"upstream /a/b") and headers["content-type"] == "text/plain"
+    assert request(server.port, "GET", "/proxy/missing")[0::2] == (404, b"upstream /missing")
+    # The upstream gone: a 500 with the request id (logged), not a hang.
+    upstream.stop()
+    status, _, body = request(server.port, "GET", "/proxy/x", headers={"X-Request-ID": "up-1"})
+    assert status == 500 and b"up-1" in body, (status, body)
+    assert "unhandled error" in server.log_text()
+
+
+class Load:
+    """`clients` threads, each on a keep-alive connection (re-opened after `Connection: close`),
+    GET `path` in a loop until stopped or `seconds` passed, no retry; counts answers and
+    failures (a non-200, an EOF or a reset is a lost request)."""
+
+    def __init__(self, port: int, path: str, clients: int, seconds: float):
+        self.port, self.path, self.seconds = port, path, seconds
+        self.ok = 0
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        end = time.monotonic() + self.seconds
+        conn = None
+        while not self.stopping.is_set() and time.monotonic() < end:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                conn.request("GET", self.path)
+                r = conn.getresponse()
+                body = r.read()
+                with self.lock:
+                    if r.status == 200:
+                        self.ok += 1
+                    else:
+                        self.failures.append(f"{r.status} {body[:80]!r}")
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except Exception as e:  # noqa: BLE001 - no retry: an EOF or reset is a lost request
+                with self.lock:
+                    self.failures.append(repr(e))
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def in_flight(server: Server) -> float:
+    text = request(server.metrics, "GET", "/metrics")[2].decode()
+    return sum(float(m.group(1)) for m in re.finditer(r"^herdd_async_requests_in_flight(?:\{[^}]*\})? (\S+)$", text, re.M))
+
+
+def wait_for(condition, seconds: float, what: str):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_sigterm_drain_with_requests_inside_await_loses_none(server):
+    results: list = []
+
+    def one():
+        try:
+            results.append(request(server.port, "GET", "/slow", timeout=20)[0::2])
+        except OSError as e:
+            results.append(repr(e))
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(24)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: in_flight(server) >= 12, 10, "requests inside pg_sleep")
+    server.proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(20)
+    assert results.count((200, b"slept\n")) == 24, [r for r in results if r != (200, b"slept\n")][:3]
+    assert server.proc.wait(timeout=30) == 0
+    assert "worker-killed" not in server.log_text()
+
+
+def test_sigusr2_upgrade_under_load_loses_none(server):
+    load = Load(server.port, "/slow", clients=16, seconds=12)
+    try:
+        wait_for(lambda: load.ok >= 32, 10, "load running")
+        os.kill(server.proc.pid, signal.SIGUSR2)
+        assert server.proc.wait(timeout=40) == 0  # the old master leaves once the new one serves
+        log = server.log_text()
+        assert "event=upgrade-done" in log, log[-2000:]
+        new_pid = int(re.search(r"event=upgrade-start.*?new_pid=(\d+)", log).group(1))
+        before = load.ok
+        wait_for(lambda: load.ok >= before + 32, 10, "the new master's workers serving the load")
+    finally:
+        load.stop()
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 64
+    os.kill(new_pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(new_pid), 30, "the new master to stop")
