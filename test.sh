@@ -2,8 +2,8 @@
 # Runs every herdd test: unit tests (swift test), build checks (C shim rebuild, no raw system
 # call outside the system layer, test hooks out of release builds, mutation list, DocC), the
 # Examples/notes-api server's tests, the Hummingbird bridge's (Integrations/HerdHummingbird),
-# integration tests on the real binary (pytest,
-# Tests/integration) and the packaging suite (.deb, lintian, systemd end to end). Installs
+# Examples/todos-pg's (postgres-nio against a PostgreSQL cluster of its own), integration tests
+# on the real binary (pytest, Tests/integration) and the packaging suite (.deb, lintian, systemd end to end). Installs
 # what it needs first. Used as-is by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")"
