@@ -20,6 +20,12 @@ enum StatusReport {
                 + pad("\(l.handedOff)", 8) + "\(l.received)\n"
         }
         out += "dispatch: wakeups \(m.dispatchWakeups)  empty \(m.dispatchEmptyWakeups)  (QUEUED: requests timed from readable to handler start; HANDED/TAKEN: connections a busy worker passed on / workers took)\n"
+        let shed = m.listeners.filter { $0.shed.contains { $0 > 0 } }
+        if !shed.isEmpty {
+            out += "shed (--max-queue-time, 503): " + shed.map { l in
+                l.name + " " + ShedReason.allCases.map { "\($0.label) \(l.shed[$0.rawValue])" }.joined(separator: " ")
+            }.joined(separator: "  ") + (m.shedding ? "  (shedding now)" : "") + "\n"
+        }
         out += "\n" + pad("WORKER", 8) + pad("PID", 9) + pad("GEN", 5) + pad("STATE", 10) + pad("REQUESTS", 10) + pad("ACCEPTED", 10)
             + pad("ACTIVE", 8) + pad("HEARTBEAT", 11) + "UPTIME\n"
         for w in m.workers {

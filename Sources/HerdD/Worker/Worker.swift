@@ -71,6 +71,8 @@ final class Worker: ConnectionHost {
     var turnClock: UInt64 = 0
     /// Async requests: the loop executor, tasks in flight, --worker-concurrency (AsyncRequests.swift).
     let asyncRequests: AsyncRequests
+    /// --max-queue-time: the limit and the shedding episode (Shedding.swift).
+    var shedding: WorkerShedding
 
     init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener],
          dispatch: DispatchPair? = nil) throws {
@@ -83,6 +85,7 @@ final class Worker: ConnectionHost {
         self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
         self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
         self.listenerDecidesPerRequest = listeners.map { $0.handler is any DecidesBlockingPerRequest }
+        self.shedding = WorkerShedding(config: config, handlers: listeners.map(\.handler))
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
         self.limits = l
@@ -583,6 +586,7 @@ final class Worker: ConnectionHost {
 
     private func sweep() {
         for case let c? in connections { c.checkTimeouts(now: now) }
+        checkSheddingEpisode()
         // Many connections went away: give their memory back (connection table, pool, heap).
         if buffers.shouldReclaim(active: activeCount) { buffers.reclaim(active: activeCount, table: &connections) }
     }
