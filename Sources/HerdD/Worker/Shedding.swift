@@ -61,9 +61,9 @@ struct ShedDecision: Equatable, Sendable {
             let scaled = (UInt64(digits) ?? 0) * [1, 100_000, 10_000, 1000, 100, 10, 1][digits.count]
             return whole * 1_000_000 + scaled
         }
-        if whole >= 1_000_000_000_000_000 { return nil } // beyond µs: garbage
-        if whole >= 1_000_000_000_000_000 / 1000 { return whole }
-        if whole >= 1_000_000_000_000 { return whole * 1000 }
+        if whole >= 100_000_000_000_000_000 { return nil } // µs past the year 5000: garbage
+        if whole >= 1_000_000_000_000_000 { return whole } // µs
+        if whole >= 1_000_000_000_000 { return whole * 1000 } // ms
         return whole * 1_000_000
     }
 }
