@@ -324,6 +324,8 @@ final class Worker: ConnectionHost {
             scoreboard.bump(slot, .accepted)
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
             let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
+            // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
+            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
             // the whole life of the connection with no EPOLL_CTL_MOD per request.
             do { try epoll.add(fd, .connection, .connection(fd), what: "connection") } catch {
