@@ -5,6 +5,7 @@ shed; a trusted X-Request-Start counts the front proxy's queue (docs/overload.md
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -135,6 +136,8 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
     assert metric(text, "herdd_request_queue_seconds_count", listener="http") == ok
     assert metric(text, "herdd_requests_total", code="2xx") == ok
     assert "shedding" in http_get(mport, "/status").body.decode().splitlines()[1]
+    js = json.loads(http_get(mport, "/status.json").body)
+    assert js["shedding"] is True and js["listeners"][0]["shed"] == {"queue-time": len(shed), "request-start": 0}
 
     # The load is over: the next request is served, and the episodes end in the log.
     assert get(port, "/sleep/1")[0] == 200

@@ -46,7 +46,8 @@ enum StatusReport {
                 + "\"p50_le_seconds\":\(l.queueQuantileMicros(0.5).map { $0 == UInt64.max ? "null" : "\(Double($0) / 1e6)" } ?? "null"),"
                 + "\"p99_le_seconds\":\(l.queueQuantileMicros(0.99).map { $0 == UInt64.max ? "null" : "\(Double($0) / 1e6)" } ?? "null"),"
                 + "\"buckets\":[\(l.queueBuckets.map(String.init).joined(separator: ","))]},"
-                + "\"handed_off\":\(l.handedOff),\"received\":\(l.received)}"
+                + "\"handed_off\":\(l.handedOff),\"received\":\(l.received),"
+                + "\"shed\":{\(ShedReason.allCases.map { "\(str($0.label)):\(l.shed[$0.rawValue])" }.joined(separator: ","))}}"
         }
         let workers = m.workers.map { w in
             "{\"slot\":\(w.slot),\"pid\":\(w.pid),\"generation\":\(w.generation),\"state\":\(str(w.state)),"
@@ -60,7 +61,7 @@ enum StatusReport {
             + "\"accepted\":\(m.accepted),\"active\":\(m.active),\"bytes_out\":\(m.bytesOut),"
             + "\"requests\":{\"1xx\":\(r[0]),\"2xx\":\(r[1]),\"3xx\":\(r[2]),\"4xx\":\(r[3]),\"5xx\":\(r[4])},"
             + "\"restarts\":{\(restarts.joined(separator: ","))},\"upgrades\":\(m.upgrades),"
-            + "\"dispatch_wakeups\":\(m.dispatchWakeups),\"dispatch_empty_wakeups\":\(m.dispatchEmptyWakeups),"
+            + "\"shedding\":\(m.shedding),\"dispatch_wakeups\":\(m.dispatchWakeups),\"dispatch_empty_wakeups\":\(m.dispatchEmptyWakeups),"
             + "\"listeners\":[\(listeners.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}\n"
     }
 
