@@ -8,3 +8,12 @@ package func monotonicNanos() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
+
+/// Wall clock in microseconds since the epoch (CLOCK_REALTIME, vDSO), only to compare with a
+/// front proxy's `X-Request-Start` timestamp (docs/overload.md); durations use the monotonic clock.
+@inlinable @inline(__always)
+package func realtimeMicros() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(max(0, ts.tv_sec)) &* 1_000_000 &+ UInt64(max(0, ts.tv_nsec)) / 1000
+}

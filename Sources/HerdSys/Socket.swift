@@ -172,6 +172,13 @@ extension Sys {
         return herd_tcp_backlog(fd, &q, &lim) == 0 ? (q, lim) : nil
     }
 
+    /// An accepted TCP connection's wait so far in ms (TCP_INFO tcpi_last_data_recv: since its
+    /// request bytes arrived, or its handshake); nil for a unix socket or on error.
+    @usableFromInline package static func tcpWaitedMillis(_ fd: Int32) -> UInt64? {
+        let ms = herd_tcp_last_data_recv_ms(fd)
+        return ms >= 0 ? UInt64(ms) : nil
+    }
+
     /// A NETLINK_SOCK_DIAG socket for `unixAcceptQueue`.
     @usableFromInline package static func sockDiagSocket() throws(SysError) -> Int32 {
         try sys("socket", detail: "NETLINK_SOCK_DIAG") { herd_sock_diag_socket() }

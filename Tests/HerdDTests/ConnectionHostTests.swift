@@ -24,6 +24,7 @@ final class RecordingHost: ConnectionHost {
     var closed: [Int32] = []
     var closeReasons: [CloseReason] = []
 
+    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? { nil }
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse {
         handledPaths.append(request.path)
         return HTTPResponse.text(200, "hi \(request.path)\n")

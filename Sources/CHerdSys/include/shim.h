@@ -124,6 +124,17 @@ static inline int herd_tcp_backlog(int fd, uint32_t *queued, uint32_t *limit) {
     return 0;
 }
 
+// How long an accepted TCP connection has waited (ms): tcpi_last_data_recv is the time since
+// the last data arrived, or since the handshake if none did yet (the child socket's receive
+// time is set when it is created), i.e. the wait in the accept queue. -1: not TCP, or error.
+static inline int64_t herd_tcp_last_data_recv_ms(int fd) {
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return -1;
+    return (int64_t)ti.tcpi_last_data_recv;
+}
+
 // Accept queue of a listening unix stream socket, which TCP_INFO cannot report: ask the kernel
 // with sock_diag (NETLINK_SOCK_DIAG, UNIX_DIAG_RQLEN) for the socket with our inode. For a
 // listener, udiag_rqueue is the number of connections waiting and udiag_wqueue the backlog limit.

@@ -12,6 +12,7 @@ import Synchronization
 ///   (capped at 60 s), then "worked <us>\n": a CPU-bound handler for benchmarks.
 /// - `/hang`: never returns (to exercise the master's heartbeat timeout).
 /// - `/exit/<code>`: terminates the worker with `exit(code)` (code 0...255; simulates a crash).
+/// - `/health`: "ok\n" (a health check: never shed by --max-queue-time, docs/overload.md).
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
@@ -76,6 +77,8 @@ package struct DebugHandler: AsyncHandler {
         case ("exit", 2):
             guard let code = arg, (0...255).contains(code) else { return .errorResponse(status: 400) }
             exit(Int32(code))
+        case ("health", 1):
+            return .text(200, "ok\n")
         case ("echo", 1):
             var r = HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
                                  body: .bytes(request.body))

@@ -124,6 +124,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("async-timeout"), help: "Seconds an async request may take before it is cancelled and answered 504 (default 60).")
     var asyncTimeout: String?
 
+    @Option(name: .customLong("max-queue-time"), help: "Milliseconds a request may wait for a worker; beyond, 503 with Retry-After at once (default 0 = off; docs/overload.md).")
+    var maxQueueTime: String?
+
+    @Option(name: .customLong("trust-request-start"), help: "on or off (default): count a front proxy's X-Request-Start: t=<µs> in the queue time.")
+    var trustRequestStart: String?
+
     @Option(name: .customLong("min-spare"), help: "Dynamic pool: grow (up to --max-workers) while fewer workers are idle (0 = off).")
     var minSpare: String?
 
@@ -149,7 +155,7 @@ struct Serve: ParsableCommand {
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
             ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept),
             ("worker-concurrency", workerConcurrency), ("async-timeout", asyncTimeout),
-            ("log-level", logLevel),
+            ("log-level", logLevel), ("max-queue-time", maxQueueTime), ("trust-request-start", trustRequestStart),
         ]
         for (k, v) in scalars { if let v { o.append((k, v)) } }
         return o

@@ -58,6 +58,11 @@ struct ServerConfig: Equatable, Sendable {
     var backlogAlarm = 0
     /// One log entry per request (rate-limited); off by default.
     var accessLog = false
+    /// Overload shedding (docs/overload.md): a request that waited longer than this many
+    /// milliseconds before a worker could start it is answered 503 at once (0 = off).
+    var maxQueueTimeMillis = 0
+    /// Count a front proxy's `X-Request-Start` in the queue time (only behind a trusted proxy).
+    var trustRequestStart = false
     /// Accept every queued connection per wakeup (until EAGAIN) instead of one (nginx's
     /// multi_accept). Off by default: one per wakeup leaves the next connection to wake another
     /// idle worker, which spreads a burst of connections, and saves the EAGAIN that ends a loop.
@@ -80,7 +85,7 @@ struct ServerConfig: Equatable, Sendable {
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
         "multi-accept", "worker-concurrency", "async-timeout",
-        "multi-accept", "body-timeout", "body-min-rate", "log-level",
+        "multi-accept", "body-timeout", "body-min-rate", "log-level", "max-queue-time", "trust-request-start",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -183,6 +188,8 @@ struct ServerConfig: Equatable, Sendable {
         case "multi-accept": multiAccept = try onOff()
         case "worker-concurrency": workerConcurrency = try int(1, 1_000_000)
         case "async-timeout": asyncTimeout = try seconds()
+        case "max-queue-time": maxQueueTimeMillis = try int(0, 3_600_000)
+        case "trust-request-start": trustRequestStart = try onOff()
         default:
             throw ConfigError(message: "\(origin): unknown setting '\(key)' (known: \(ServerConfig.keys.joined(separator: ", ")))")
         }
@@ -231,7 +238,8 @@ struct ServerConfig: Equatable, Sendable {
             "multi-accept=\(multiAccept ? "on" : "off")",
             "worker-concurrency=\(workerConcurrency)", "async-timeout=\(asyncTimeout)",
             "multi-accept=\(multiAccept ? "on" : "off")", "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
-            "log-level=\(logLevel.rawValue)",
+            "log-level=\(logLevel.rawValue)", "max-queue-time=\(maxQueueTimeMillis)",
+            "trust-request-start=\(trustRequestStart ? "on" : "off")",
         ]
         return out
     }

@@ -284,6 +284,13 @@ final class HTTPConnection<Host: ConnectionHost> {
         let started = host.now
         let readyAt = queuedSince != 0 ? queuedSince : started
         queuedSince = 0
+        // Overload: a request that waited too long is answered 503 at once and the connection
+        // closed (its client's next try goes to the back of the queue, or elsewhere).
+        if let shed = host.shedResponse(request, on: self, readyAt: readyAt) {
+            queue(shed, isHEAD: request.isHEAD, keepAlive: false, versionMinor: request.versionMinor)
+            host.requestFinished(request, status: shed.status, on: self, startedAt: started)
+            return
+        }
         // An async request: the response comes later, through finishAsync.
         if host.startAsync(request, on: self, readyAt: readyAt) { return }
         let response = host.handle(request, on: self, readyAt: readyAt)

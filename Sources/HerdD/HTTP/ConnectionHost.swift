@@ -41,6 +41,8 @@ protocol ConnectionHost: AnyObject {
 
     /// Runs the handler for `request`; `readyAt`: when the request became readable.
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse
+    /// --max-queue-time: the 503 for a request that waited too long (its handler is not run).
+    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse?
     /// A response (handler's or error) was queued with `status`: request counters.
     func responded(status: Int)
     /// The handler's response was queued: latency since `startedAt`, access log.

@@ -20,6 +20,8 @@
 ///     listener <c0> ... <cN> <name>       (Scoreboard.listenerCounters order)
 ///     backlog-alarm-ms <n> <name>
 ///     closed <n> <reason>                 (CloseReason.label; unknown reasons are dropped)
+///     listener-shed <queue-time> <request-start> <wait µs> <name>   (the shed words, after
+///                                         the `listener` line's; older masters send none)
 ///
 /// The old master runs the old binary and the new master the new one, so this text is the
 /// interface between two versions: keep every line as it is (old masters send it, new ones
@@ -47,8 +49,12 @@ struct CarriedTotals: Equatable, Sendable {
         out += "dispatch \(s.dispatchWakeups) \(s.dispatchEmptyWakeups)\n"
         out += "async " + s.async.map(String.init).joined(separator: " ") + "\n"
         for (reason, n) in s.restarts.sorted(by: { $0.key < $1.key }) { out += "restart \(n) \(reason)\n" }
+        let legacy = Scoreboard.carriedListenerCounterCount
         for (name, c) in listeners.sorted(by: { $0.key < $1.key }) {
-            out += "listener " + c.map(String.init).joined(separator: " ") + " \(name)\n"
+            out += "listener " + c.prefix(legacy).map(String.init).joined(separator: " ") + " \(name)\n"
+        }
+        for (name, c) in listeners.sorted(by: { $0.key < $1.key }) where c.count > legacy && c[legacy...].contains(where: { $0 != 0 }) {
+            out += "listener-shed " + c[legacy...].map(String.init).joined(separator: " ") + " \(name)\n"
         }
         for (name, ms) in backlogAlarmMillis.sorted(by: { $0.key < $1.key }) { out += "backlog-alarm-ms \(ms) \(name)\n" }
         for r in CloseReason.allCases where s.connectionsClosed[r.rawValue] > 0 { out += "closed \(s.connectionsClosed[r.rawValue]) \(r.label)\n" }
@@ -79,10 +85,23 @@ struct CarriedTotals: Equatable, Sendable {
             case "restart":
                 if words.count >= 3, let v = UInt64(words[1]) { t.restarts[words[2...].joined(separator: " ")] = v }
             case "listener":
-                let n = Scoreboard.listenerCounterCount
+                let n = Scoreboard.carriedListenerCounterCount
                 guard words.count >= n + 2 else { continue }
                 let v = words[1...n].compactMap { UInt64($0) }
-                if v.count == n { t.listeners[words[(n + 1)...].joined(separator: " ")] = v }
+                let name = words[(n + 1)...].joined(separator: " ")
+                // The shed words may have come first (listener-shed): keep them.
+                let tail = t.listeners[name].map { Array($0.dropFirst(n)) }
+                    ?? [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount - n)
+                if v.count == n { t.listeners[name] = v + tail }
+            case "listener-shed":
+                let n = Scoreboard.listenerCounterCount - Scoreboard.carriedListenerCounterCount
+                guard words.count >= n + 2 else { continue }
+                let v = words[1...n].compactMap { UInt64($0) }
+                let name = words[(n + 1)...].joined(separator: " ")
+                guard v.count == n else { continue }
+                var c = t.listeners[name] ?? [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount)
+                c.replaceSubrange(Scoreboard.carriedListenerCounterCount..., with: v)
+                t.listeners[name] = c
             case "closed":
                 if words.count == 3, let v = UInt64(words[1]), let r = CloseReason(label: String(words[2])) {
                     t.connectionsClosed[r.rawValue] = v

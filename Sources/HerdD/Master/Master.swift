@@ -67,6 +67,8 @@ final class Master {
 
     /// Counters of workers that have exited, so totals survive restarts.
     var retired = RetiredTotals()
+    /// Whether requests were shed lately (STATUS=, herdd status).
+    var shedWatch = ShedWatch()
     /// Accept-queue sampling (every tick) and alarm (Metrics/BacklogMonitor.swift).
     let backlog: BacklogMonitor
     var restarts: [String: UInt64] = [:]

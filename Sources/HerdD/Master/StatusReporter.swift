@@ -80,6 +80,7 @@ extension Master: UpgradeHost {
                 heartbeatAgeSeconds: now > snap.heartbeat ? Double(now - snap.heartbeat) / 1e9 : 0,
                 uptimeSeconds: Double(now - w.spawnedAt) / 1e9))
         }
+        m.shedding = shedWatch.active(total: m.listeners.reduce(0) { $0 &+ $1.shed.reduce(0, &+) }, now: now)
         return m
     }
 

@@ -58,6 +58,10 @@ struct MetricsSnapshot: Sendable {
         /// Connections handed to the dispatch socket by busy workers / taken from it.
         var handedOff: UInt64 = 0
         var received: UInt64 = 0
+        /// Requests shed by --max-queue-time, per `ShedReason` (raw value order), and the sum
+        /// of their queue times.
+        var shed = [UInt64](repeating: 0, count: ShedReason.allCases.count)
+        var shedWaitMicros: UInt64 = 0
 
         /// Adds a vector of counters in Scoreboard.listenerCounters order.
         mutating func add(_ c: [UInt64]) {
@@ -75,6 +79,9 @@ struct MetricsSnapshot: Sendable {
             for b in 0..<queueBuckets.count { queueBuckets[b] &+= c[q + Scoreboard.QueueField.bucket0.rawValue + b] }
             handedOff &+= c[q + Scoreboard.QueueField.handedOff.rawValue]
             received &+= c[q + Scoreboard.QueueField.received.rawValue]
+            shed[ShedReason.queueTime.rawValue] &+= c[q + Scoreboard.QueueField.shedQueueTime.rawValue]
+            shed[ShedReason.requestStart.rawValue] &+= c[q + Scoreboard.QueueField.shedRequestStart.rawValue]
+            shedWaitMicros &+= c[q + Scoreboard.QueueField.shedWaitMicros.rawValue]
         }
 
         /// The counters in Scoreboard.listenerCounters order (the inverse of `add`), e.g. for
@@ -87,6 +94,9 @@ struct MetricsSnapshot: Sendable {
             for b in 0..<queueBuckets.count { queue[Scoreboard.QueueField.bucket0.rawValue + b] = queueBuckets[b] }
             queue[Scoreboard.QueueField.handedOff.rawValue] = handedOff
             queue[Scoreboard.QueueField.received.rawValue] = received
+            queue[Scoreboard.QueueField.shedQueueTime.rawValue] = shed[ShedReason.queueTime.rawValue]
+            queue[Scoreboard.QueueField.shedRequestStart.rawValue] = shed[ShedReason.requestStart.rawValue]
+            queue[Scoreboard.QueueField.shedWaitMicros.rawValue] = shedWaitMicros
             c += queue
             return c
         }
@@ -137,6 +147,9 @@ struct MetricsSnapshot: Sendable {
     var active: UInt64 = 0
     /// Async requests in flight in all workers (a gauge).
     var asyncInFlight: UInt64 = 0
+    /// Requests were shed (--max-queue-time) in the last few seconds (the master watches the
+    /// shed counters: `ShedWatch`).
+    var shedding = false
 
     /// `m.bytesOut`, `m.requestsByClass[1] &+= n`: the fields of `counters`.
     subscript<T>(dynamicMember path: WritableKeyPath<Counters, T>) -> T {
@@ -152,6 +165,7 @@ struct MetricsSnapshot: Sendable {
         let queue = listeners.filter { $0.queueCount > 0 }.map { "\($0.name) \($0.queueQuantileText(0.99))" }
         return "\(workers.count) workers (\(count(state: "busy")) busy, \(count(state: "idle")) idle), accepted \(counters.accepted), backlog \(backlog)"
             + (queue.isEmpty ? "" : ", queue p99 " + queue.joined(separator: " "))
+            + (shedding ? ", shedding" : "")
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -233,6 +247,15 @@ struct MetricsSnapshot: Sendable {
         for l in listeners { sample("herdd_dispatch_handed_off_total", [("listener", l.name)], "\(l.handedOff)") }
         family("herdd_dispatch_received_total", "counter", "Connections workers took from the dispatch socket, per listener.")
         for l in listeners { sample("herdd_dispatch_received_total", [("listener", l.name)], "\(l.received)") }
+        family("herdd_requests_shed_total", "counter",
+               "Requests answered 503 at once because they waited longer than --max-queue-time, per listener and reason.")
+        for l in listeners {
+            for r in ShedReason.allCases { sample("herdd_requests_shed_total", [("listener", l.name), ("reason", r.label)], "\(l.shed[r.rawValue])") }
+        }
+        family("herdd_requests_shed_queue_seconds_total", "counter", "Sum of the queue times of the shed requests, per listener.")
+        for l in listeners { sample("herdd_requests_shed_queue_seconds_total", [("listener", l.name)], "\(Double(l.shedWaitMicros) / 1e6)") }
+        family("herdd_shedding", "gauge", "1 while requests were shed in the last \(ShedWatch.activeSeconds) s.")
+        sample("herdd_shedding", [], shedding ? "1" : "0")
         family("herdd_dispatch_wakeups_total", "counter", "epoll_wait returns that reported the dispatch socket.")
         sample("herdd_dispatch_wakeups_total", [], "\(counters.dispatchWakeups)")
         family("herdd_dispatch_empty_wakeups_total", "counter", "Dispatch socket wakeups whose recvmsg found it empty (another worker took the connection).")

@@ -20,6 +20,12 @@ enum StatusReport {
                 + pad("\(l.handedOff)", 8) + "\(l.received)\n"
         }
         out += "dispatch: wakeups \(m.dispatchWakeups)  empty \(m.dispatchEmptyWakeups)  (QUEUED: requests timed from readable to handler start; HANDED/TAKEN: connections a busy worker passed on / workers took)\n"
+        let shed = m.listeners.filter { $0.shed.contains { $0 > 0 } }
+        if !shed.isEmpty {
+            out += "shed (--max-queue-time, 503): " + shed.map { l in
+                l.name + " " + ShedReason.allCases.map { "\($0.label) \(l.shed[$0.rawValue])" }.joined(separator: " ")
+            }.joined(separator: "  ") + (m.shedding ? "  (shedding now)" : "") + "\n"
+        }
         out += "\n" + pad("WORKER", 8) + pad("PID", 9) + pad("GEN", 5) + pad("STATE", 10) + pad("REQUESTS", 10) + pad("ACCEPTED", 10)
             + pad("ACTIVE", 8) + pad("HEARTBEAT", 11) + "UPTIME\n"
         for w in m.workers {
@@ -40,7 +46,8 @@ enum StatusReport {
                 + "\"p50_le_seconds\":\(l.queueQuantileMicros(0.5).map { $0 == UInt64.max ? "null" : "\(Double($0) / 1e6)" } ?? "null"),"
                 + "\"p99_le_seconds\":\(l.queueQuantileMicros(0.99).map { $0 == UInt64.max ? "null" : "\(Double($0) / 1e6)" } ?? "null"),"
                 + "\"buckets\":[\(l.queueBuckets.map(String.init).joined(separator: ","))]},"
-                + "\"handed_off\":\(l.handedOff),\"received\":\(l.received)}"
+                + "\"handed_off\":\(l.handedOff),\"received\":\(l.received),"
+                + "\"shed\":{\(ShedReason.allCases.map { "\(str($0.label)):\(l.shed[$0.rawValue])" }.joined(separator: ","))}}"
         }
         let workers = m.workers.map { w in
             "{\"slot\":\(w.slot),\"pid\":\(w.pid),\"generation\":\(w.generation),\"state\":\(str(w.state)),"
@@ -54,7 +61,7 @@ enum StatusReport {
             + "\"accepted\":\(m.accepted),\"active\":\(m.active),\"bytes_out\":\(m.bytesOut),"
             + "\"requests\":{\"1xx\":\(r[0]),\"2xx\":\(r[1]),\"3xx\":\(r[2]),\"4xx\":\(r[3]),\"5xx\":\(r[4])},"
             + "\"restarts\":{\(restarts.joined(separator: ","))},\"upgrades\":\(m.upgrades),"
-            + "\"dispatch_wakeups\":\(m.dispatchWakeups),\"dispatch_empty_wakeups\":\(m.dispatchEmptyWakeups),"
+            + "\"shedding\":\(m.shedding),\"dispatch_wakeups\":\(m.dispatchWakeups),\"dispatch_empty_wakeups\":\(m.dispatchEmptyWakeups),"
             + "\"listeners\":[\(listeners.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}\n"
     }
 

@@ -24,7 +24,8 @@ import HerdSys
 /// latency sum (µs) and count, and 12 latency histogram buckets (non-cumulative, bounds in
 /// `latencyBounds`). From word 512, per listener 20 words (`QueueField`): queue time (readable or
 /// accepted -> handler start) sum (µs) and count, 13 histogram buckets (`queueBoundsMicros`),
-/// connections handed to the dispatch socket and taken from it (work-conserving dispatch).
+/// connections handed to the dispatch socket and taken from it (work-conserving dispatch), then
+/// requests shed by --max-queue-time per `ShedReason` and the queue time of the shed (µs sum).
 /// The header layout is unchanged from version 2 (slots grew), so `herdd reload/upgrade` of
 /// either version read each other's header; workers always run their master's binary.
 ///
@@ -70,7 +71,11 @@ final class Scoreboard: @unchecked Sendable {
     static let closeBase = Field.asyncDrainCancelled.rawValue + 1
 
     /// Per-listener words from `queueBase` (see the layout above).
-    enum QueueField: Int { case sumMicros = 0, count, bucket0, handedOff = 15, received }
+    enum QueueField: Int {
+        case sumMicros = 0, count, bucket0, handedOff = 15, received
+        /// Requests shed (docs/overload.md), one word per `ShedReason`, then their queue time.
+        case shedQueueTime, shedRequestStart, shedWaitMicros
+    }
     static let queueBase = 512
     static let queueWords = 20
     /// Upper bounds of the queue-time buckets, in microseconds (the last bucket is +Inf beyond).
@@ -313,6 +318,13 @@ final class Scoreboard: @unchecked Sendable {
         herd_store64(p, herd_load64(p) &+ 1)
     }
 
+    /// Records one shed request (single writer): its reason and its queue time.
+    @inline(__always) func observeShed(_ slot: Int, listener: Int, reason: ShedReason, micros: UInt64) {
+        bump(slot, listener: listener, reason == .queueTime ? .shedQueueTime : .shedRequestStart)
+        let p = word(slot, listener: listener, QueueField.shedWaitMicros)
+        herd_store64(p, herd_load64(p) &+ micros)
+    }
+
     /// Records one request's queue time (readable/accepted -> handler start; single writer).
     @inline(__always) func observeQueue(_ slot: Int, listener: Int, micros: UInt64) {
         Scoreboard.observe(micros, at: word(slot, listener: listener, .sumMicros), bounds: Scoreboard.queueBoundsMicros)
@@ -321,7 +333,10 @@ final class Scoreboard: @unchecked Sendable {
     /// Number of counter words per listener that `listenerCounters` returns: the
     /// ListenerField words, then `queueCounterCount` QueueField words.
     static let listenerCounterCount = 6 + latencyBoundsMicros.count + queueCounterCount
-    static let queueCounterCount = QueueField.received.rawValue + 1
+    static let queueCounterCount = QueueField.shedWaitMicros.rawValue + 1
+    /// The counters of the `listener` line an upgrade carries (CarriedTotals), as older
+    /// versions wrote it: everything before the shed words, which travel on their own line.
+    static let carriedListenerCounterCount = queueCounterOffset + QueueField.received.rawValue + 1
     /// Index of the first QueueField word in `listenerCounters`.
     static let queueCounterOffset = 6 + latencyBoundsMicros.count
 

@@ -71,6 +71,8 @@ final class Worker: ConnectionHost {
     var turnClock: UInt64 = 0
     /// Async requests: the loop executor, tasks in flight, --worker-concurrency (AsyncRequests.swift).
     let asyncRequests: AsyncRequests
+    /// --max-queue-time: the limit and the shedding episode (Shedding.swift).
+    var shedding: WorkerShedding
 
     init(slot: Int, masterPID: pid_t, config: ServerConfig, scoreboard: Scoreboard, listeners: [BoundListener],
          dispatch: DispatchPair? = nil) throws {
@@ -83,6 +85,7 @@ final class Worker: ConnectionHost {
         self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
         self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
         self.listenerDecidesPerRequest = listeners.map { $0.handler is any DecidesBlockingPerRequest }
+        self.shedding = WorkerShedding(config: config, handlers: listeners.map(\.handler))
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
         self.limits = l
@@ -333,6 +336,8 @@ final class Worker: ConnectionHost {
             scoreboard.bump(slot, .accepted)
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
             let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
+            // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
+            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
             // Edge-triggered: we always read and write until EAGAIN, so one registration serves
             // the whole life of the connection with no EPOLL_CTL_MOD per request.
             do { try epoll.add(fd, .connection, .connection(fd), what: "connection") } catch {
@@ -595,6 +600,7 @@ final class Worker: ConnectionHost {
 
     private func sweep() {
         for case let c? in connections { c.checkTimeouts(now: now) }
+        checkSheddingEpisode()
         // Many connections went away: give their memory back (connection table, pool, heap).
         if buffers.shouldReclaim(active: activeCount) { buffers.reclaim(active: activeCount, table: &connections) }
     }
