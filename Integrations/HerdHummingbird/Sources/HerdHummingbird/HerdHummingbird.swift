@@ -24,7 +24,7 @@ public enum HerdHummingbird {
     /// request; the master never does (it must start no thread before it blocks its signals:
     /// see ``ResponderSlot``).
     public static func main<Builder: HTTPResponderBuilder>(name: String = "app", buildRouter: @escaping @Sendable () -> Builder) -> Never
-    where Builder.Responder.Context: RequestContext, Builder.Responder.Context.Source == HerdRequestContextSource {
+    where Builder.Responder.Context: Hummingbird.RequestContext, Builder.Responder.Context.Source == HerdRequestContextSource {
         HerdServer.main(handlers: [name: { _ in HummingbirdHandler { buildRouter().buildResponder() } }])
     }
 
@@ -32,7 +32,7 @@ public enum HerdHummingbird {
     /// (`BasicRequestContext` and contexts that name no source): the one router of an app that
     /// also runs on Hummingbird's `Application`.
     public static func main<Builder: HTTPResponderBuilder>(name: String = "app", buildRouter: @escaping @Sendable () -> Builder) -> Never
-    where Builder.Responder.Context: RequestContext, Builder.Responder.Context.Source == ApplicationRequestContextSource {
+    where Builder.Responder.Context: Hummingbird.RequestContext, Builder.Responder.Context.Source == ApplicationRequestContextSource {
         HerdServer.main(handlers: [name: { _ in HummingbirdHandler { buildRouter().buildResponder() } }])
     }
 }

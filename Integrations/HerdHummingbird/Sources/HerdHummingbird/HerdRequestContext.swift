@@ -23,7 +23,7 @@ public struct HerdRequestContextSource: RequestContextSource {
 /// `typealias Source = HerdRequestContextSource`. Contexts whose source is Hummingbird's
 /// `ApplicationRequestContextSource` (`BasicRequestContext`, and every context that does not
 /// name a source) work too; they read herdd's context from ``HerdHummingbird/handlerContext``.
-public struct HerdRequestContext: RequestContext {
+public struct HerdRequestContext: Hummingbird.RequestContext {
     public typealias Source = HerdRequestContextSource
     public var coreContext: CoreRequestContextStorage
     /// herdd's context of the request.

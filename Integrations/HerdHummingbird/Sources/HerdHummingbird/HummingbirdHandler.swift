@@ -13,7 +13,7 @@ import NIOEmbedded
 /// the responder answered 500 with an empty body (logged at debug, as Hummingbird does).
 /// herdd's context is also in the task-local ``HerdHummingbird/handlerContext`` while the
 /// responder runs, for contexts that cannot carry it.
-public struct HummingbirdHandler<Responder: HTTPResponder>: AsyncHandler where Responder.Context: RequestContext {
+public struct HummingbirdHandler<Responder: HTTPResponder>: AsyncHandler where Responder.Context: Hummingbird.RequestContext {
     let responder: ResponderSlot<Responder>
     let logger: Logger
     let makeContext: @Sendable (HandlerContext, Logger) -> Responder.Context

@@ -127,7 +127,7 @@ func bodyText(_ response: Herd.HTTPResponse) -> String {
     }
 
     /// docs/hummingbird.md's own auth context on herdd's source: identity and herdd's context.
-    struct AppContext: AuthRequestContext, RequestContext {
+    struct AppContext: AuthRequestContext, Hummingbird.RequestContext {
         typealias Source = HerdRequestContextSource
         var coreContext: CoreRequestContextStorage
         var identity: User?
