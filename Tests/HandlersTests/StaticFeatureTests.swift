@@ -77,7 +77,13 @@ import Testing
         // Built-in fallback for what a system table may lack.
         #expect(MIMETypes.builtIn["webmanifest"] == "application/manifest+json")
         #expect(MIMETypes.contentType(forFileName: "a.WEBMANIFEST") == "application/manifest+json; charset=utf-8")
-        #expect(MIMETypes.contentType(forFileName: "a.css") == "text/css; charset=utf-8")
+        #expect(MIMETypes.contentType(forFileName: "a.css") == "text/css")
+        #expect(MIMETypes.contentType(forFileName: "a.svg") == "image/svg+xml; charset=utf-8")
+        #expect(MIMETypes.contentType(forFileName: "a.json") == "application/json; charset=utf-8")
+        // A configured charset (nginx's `charset`) goes on every text type, not on binaries.
+        #expect(MIMETypes.contentType(forFileName: "a.css", charset: "utf-8") == "text/css; charset=utf-8")
+        #expect(MIMETypes.contentType(forFileName: "a.txt", charset: "iso-8859-1") == "text/plain; charset=iso-8859-1")
+        #expect(MIMETypes.contentType(forFileName: "a.png", charset: "utf-8") == "image/png")
         #expect(MIMETypes.contentType(forFileName: "x.") == "application/octet-stream")
         // When /etc/mime.types exists (Debian: media-types), it is the source.
         if let system = MIMETypes.load(path: "/etc/mime.types") {
@@ -145,11 +151,73 @@ import Testing
         #expect(fileContents(index) == "<p>")
         let gz = get(handler, "/data.txt", headers: ["Accept-Encoding": "gzip"])
         #expect(gz.headers["Content-Encoding"] == "gzip" && gz.headers["Vary"] == "Accept-Encoding")
-        #expect(gz.headers["Content-Type"] == "text/plain; charset=utf-8")
+        #expect(gz.headers["Content-Type"] == "text/plain")
         #expect(fileContents(gz) == "GZ")
         let plain = get(handler, "/data.txt", headers: ["Accept-Encoding": "br"])
         #expect(plain.headers["Content-Encoding"] == nil && plain.headers["Vary"] == "Accept-Encoding")
         #expect(fileContents(plain) == "0123456789abcdefghij")
         #expect(StaticHandler.percentEncodePath("/a b/ü%/") == "/a%20b/%C3%BC%25/")
     }
+}
+
+/// Static options (issue 25): dotfile refusal and the charset setting.
+@Suite struct StaticOptionsTests {
+    @Test func parsesOptions() throws {
+        let (root, o) = try StaticOptions.parse("/srv/www;dotfiles=deny;charset=utf-8")
+        #expect(root == "/srv/www" && o.denyDotfiles && o.charset == "utf-8")
+        let (plain, d) = try StaticOptions.parse("/srv/www")
+        #expect(plain == "/srv/www" && d == StaticOptions())
+        for bad in ["/a;dotfiles=maybe", "/a;colour=red", "/a;charset=", "/a;charset=a b", "/a;dotfiles"] {
+            #expect(throws: StaticOptionError.self, "\(bad)") { _ = try StaticOptions.parse(bad) }
+        }
+        #expect(throws: HandlerSpecError.self) { _ = try HandlerRegistry.make("static:/tmp;nope=1") }
+    }
+
+    @Test func dotfilesDeniedOnlyWhenAsked() throws {
+        let dir = TempDir()
+        dir.write(".env", "SECRET=1")
+        dir.mkdir(".git")
+        dir.write(".git/config", "[core]")
+        dir.write("ok.txt", "ok")
+        let deny = try HandlerRegistry.make("static:\(dir.path);dotfiles=deny")
+        for path in ["/.env", "/.git/config", "/.git/", "/a/../.env", "/./.env"] {
+            let r = get(deny, path)
+            #expect(r.status == 404, "\(path)")
+            r.body.discard()
+        }
+        let ok = get(deny, "/ok.txt")
+        #expect(ok.status == 200)
+        ok.body.discard()
+        let allow = get(StaticHandler(root: dir.path), "/.env")
+        #expect(allow.status == 200)  // nginx's default: served
+        allow.body.discard()
+    }
+
+    @Test func rootSymlinkFlipIsFollowedWithinTheValidity() throws {
+        let dir = TempDir()
+        dir.mkdir("r1"); dir.mkdir("r2")
+        dir.write("r1/v.txt", "one"); dir.write("r2/v.txt", "two")
+        dir.symlink("r1", "current")
+        let h = StaticHandler(root: dir.path + "/current")
+        #expect(fileContents(get(h, "/v.txt")) == "one")
+        // The atomic deploy: a new link renamed over the old one.
+        dir.symlink("r2", "current.tmp")
+        #expect(rename(dir.path + "/current.tmp", dir.path + "/current") == 0)
+        let deadline = monotonicNanosForTest() + 3 * StaticRoot.validityNanos
+        var seen = ""
+        while monotonicNanosForTest() < deadline {
+            let r = get(h, "/v.txt")
+            #expect(r.status == 200)
+            seen = fileContents(r) ?? ""
+            if seen == "two" { break }
+            usleep(20_000)
+        }
+        #expect(seen == "two")
+    }
+}
+
+private func monotonicNanosForTest() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -30,13 +30,17 @@ public struct StaticHandler: Handler {
 
     /// The directory served, as configured (`static:/DIR`).
     public let root: String
-    /// realpath(root) at creation; nil if the root does not resolve (then everything is 404).
-    let canonicalRoot: String?
+    /// realpath(root), re-resolved after at most 1 s so a flipped release symlink is followed;
+    /// nil if the root does not resolve (then everything is 404).
+    let resolvedRoot: StaticRoot
+    /// Dotfile refusal and charset (`StaticOptions`).
+    public let options: StaticOptions
 
     /// A handler serving the files below `root` (an absolute directory path).
-    public init(root: String) {
+    public init(root: String, options: StaticOptions = StaticOptions()) {
         self.root = root
-        self.canonicalRoot = StaticHandler.realPath(root)
+        self.resolvedRoot = StaticRoot(root)
+        self.options = options
         _ = MIMETypes.system  // read /etc/mime.types now (worker start), not on a request
     }
 
@@ -58,7 +62,7 @@ public struct StaticHandler: Handler {
             return r
         }
         if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
-        guard let base = canonicalRoot, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        guard let base = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
 
         var segments: [Substring] = []
         for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -66,6 +70,7 @@ public struct StaticHandler: Handler {
             if seg == ".." { return .errorResponse(status: 404) }
             segments.append(seg)
         }
+        if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
         let trailingSlash = request.path.hasSuffix("/")
         var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
 
@@ -139,7 +144,7 @@ public struct StaticHandler: Handler {
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
 
-        headers.add("Content-Type", MIMETypes.contentType(forFileName: fileName))
+        headers.add("Content-Type", MIMETypes.contentType(forFileName: fileName, charset: options.charset))
         if let encoding { headers.add("Content-Encoding", encoding) }
         headers.add("Accept-Ranges", "bytes")
 
@@ -211,12 +216,6 @@ public struct StaticHandler: Handler {
         guard let path = Sys.readLink("/proc/self/fd/\(fd)") else { return false }
         if base == "/" { return path.hasPrefix("/") }
         return path == base || path.hasPrefix(base + "/")
-    }
-
-    static func realPath(_ p: String) -> String? {
-        guard let r = realpath(p, nil) else { return nil }
-        defer { free(r) }
-        return String(cString: r)
     }
 
     /// Content-Type for a file name (see `MIMETypes.contentType(forFileName:)`).
