@@ -221,3 +221,46 @@ private func monotonicNanosForTest() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// Range sets and multipart/byteranges (issue 25).
+@Suite struct StaticRangeSetTests {
+    typealias R = StaticRanges
+
+    @Test func rangeSets() {
+        #expect(R.parse("bytes=0-1,5-6", length: 100) == .ranges([0...1, 5...6]))
+        #expect(R.parse("bytes=50-59, -10", length: 100) == .ranges([50...59, 90...99]))  // client's order kept
+        #expect(R.parse("bytes=0-9", length: 100) == .ranges([0...9]))
+        #expect(R.parse("bytes=,0-1,,5-6,", length: 100) == .ranges([0...1, 5...6]))    // empty elements skipped
+        #expect(R.parse("bytes=0-1,200-300", length: 100) == .ranges([0...1]))           // unsatisfiable one dropped
+        #expect(R.parse("bytes=200-,300-", length: 100) == .unsatisfiable)
+        #expect(R.parse("bytes=0-1,x-2", length: 100) == .full)                          // one malformed: ignored
+        #expect(R.parse("bytes=,", length: 100) == .full)
+        #expect(R.parse("items=0-1,2-3", length: 100) == .full)
+    }
+
+    @Test func abusiveRangeSetsGetTheWholeFile() {
+        // CVE-2011-3192: overlapping, too many, or more bytes than the file.
+        #expect(R.parse("bytes=0-10,5-20", length: 100) == .full)
+        #expect(R.parse("bytes=0-,0-", length: 100) == .full)
+        #expect(R.parse("bytes=10-20,0-10", length: 100) == .full)                      // overlap out of order
+        #expect(R.parse("bytes=10-20,0-9", length: 100) == .ranges([10...20, 0...9]))   // adjacent is fine
+        let many = (0..<R.maxRanges).map { "\($0 * 2)-\($0 * 2)" }.joined(separator: ",")
+        #expect(R.parse("bytes=" + many, length: 100) != .full)
+        #expect(R.parse("bytes=" + many + ",90-91", length: 100) == .full)
+        let big = 4 * R.maxMultipartBytes
+        #expect(R.parse("bytes=0-\(R.maxMultipartBytes),\(2 * R.maxMultipartBytes)-", length: big) == .full)
+    }
+
+    @Test func multipartBody() throws {
+        let dir = TempDir()
+        dir.write("d.txt", "0123456789abcdefghij")
+        let fd = open(dir.path + "/d.txt", O_RDONLY)
+        defer { close(fd) }
+        let body = R.multipartBody(fd: fd, ranges: [0...1, 15...19], length: 20, contentType: "text/plain", boundary: "B")
+        #expect(body.map { String(decoding: $0, as: UTF8.self) } ==
+            "\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/20\r\n\r\n01"
+            + "\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 15-19/20\r\n\r\nfghij\r\n--B--\r\n")
+        #expect(R.multipartBody(fd: fd, ranges: [0...1, 30...31], length: 40, contentType: "x/y", boundary: "B") == nil)
+        #expect(R.makeBoundary().count == 16 && R.makeBoundary() != R.makeBoundary())
+    }
+}

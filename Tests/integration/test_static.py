@@ -92,8 +92,9 @@ def test_range_statuses_and_headers(site):
     assert r.status == 416 and r.header("Content-Range") == "bytes */10000", r
     assert req(site, "/data.bin", Range="bytes=-0").status == 416
     assert req(site, "/page.txt", Range="bytes=0-").status == 206
-    # Several ranges, malformed ranges, other units: the whole file.
-    for value in ("bytes=0-1,5-6", "bytes=5-1", "bytes=x-y", "items=0-1", "bytes=", "0-99"):
+    # Malformed or overlapping ranges, other units: the whole file (several ranges:
+    # test_static_deploy.py, multipart/byteranges).
+    for value in ("bytes=0-5,3-6", "bytes=5-1", "bytes=x-y", "items=0-1", "bytes=", "0-99"):
         r = req(site, "/data.bin", Range=value)
         assert r.status == 200 and r.body == DATA and r.header("Content-Range") is None, (value, r)
     # HEAD: Range does not apply; the headers of a plain GET.

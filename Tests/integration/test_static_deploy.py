@@ -4,10 +4,12 @@ followed within the stated 1 s validity with 0 errors under load, `;dotfiles=den
 
 import http.client
 import os
+import shutil
+import subprocess
 import threading
 import time
 
-from conftest import LOCALHOST, free_port, http_request
+from conftest import LOCALHOST, free_port, http_request, parse_responses, raw_exchange
 
 VALIDITY = 1.0  # StaticRoot.validityNanos; README "Static files" states it
 
@@ -103,3 +105,49 @@ def test_charset_only_where_implied_or_configured(herd_factory, tmp_path):
     latin = start(herd_factory, f"static:{tmp_path};charset=iso-8859-1")
     assert http_request(latin, "GET", "/latin1.txt").header("Content-Type") == "text/plain; charset=iso-8859-1"
     assert http_request(latin, "GET", "/a.png").header("Content-Type") == "image/png"
+
+
+def parse_multipart(content_type, body):
+    boundary = content_type.split("boundary=", 1)[1].encode()
+    parts = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        assert data.endswith(b"\r\n")
+        fields = dict(line.split(b": ", 1) for line in head.strip(b"\r\n").split(b"\r\n"))
+        parts.append((fields[b"Content-Range"].decode(), fields[b"Content-Type"].decode(), data[:-2]))
+    return parts
+
+
+def test_multipart_byteranges_raw_and_curl(herd_factory, tmp_path):
+    data = bytes(range(256)) * 40  # 10240 bytes, every byte value (CRLF and "--" inside parts)
+    (tmp_path / "d.bin").write_bytes(data)
+    port = start(herd_factory, f"static:{tmp_path}")
+    raw = raw_exchange(port, b"GET /d.bin HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1,100-199,-5\r\nConnection: close\r\n\r\n")
+    (r,) = parse_responses(raw)
+    assert r.status == 206
+    ctype = r.header("Content-Type")
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    assert int(r.header("Content-Length")) == len(r.body)
+    assert parse_multipart(ctype, r.body) == [
+        ("bytes 0-1/10240", "application/octet-stream", data[0:2]),
+        ("bytes 100-199/10240", "application/octet-stream", data[100:200]),
+        ("bytes 10235-10239/10240", "application/octet-stream", data[-5:]),
+    ]
+    # Refused sets (CVE-2011-3192): overlapping or too many ranges get the whole file.
+    for spec in ("0-100,50-150", ",".join(f"{i * 10}-{i * 10}" for i in range(17))):
+        r = http_request(port, "GET", "/d.bin", headers={"Range": "bytes=" + spec})
+        assert r.status == 200 and r.body == data, spec
+    # One unsatisfiable among satisfiable ones is dropped; all unsatisfiable: 416.
+    r = http_request(port, "GET", "/d.bin", headers={"Range": "bytes=0-0,99999-"})
+    assert r.status == 206 and r.header("Content-Range") == "bytes 0-0/10240" and r.body == data[:1]
+    assert http_request(port, "GET", "/d.bin", headers={"Range": "bytes=99999-,88888-"}).status == 416
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-sS", "-i", "-r", "0-9,20-29", f"http://{LOCALHOST}:{port}/d.bin"],
+                             capture_output=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        head, _, body = out.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 206")
+        ctype = next(l.split(b": ", 1)[1].decode() for l in head.split(b"\r\n") if l.lower().startswith(b"content-type:"))
+        assert [p[2] for p in parse_multipart(ctype, body)] == [data[0:10], data[20:30]]

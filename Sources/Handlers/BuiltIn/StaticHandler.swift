@@ -9,8 +9,8 @@ import HerdSys
 ///   `If-Unmodified-Since` give 412 when they fail.
 /// - `Accept-Ranges: bytes`; a single `Range` (GET only) gives 206 with `Content-Range`, an
 ///   unsatisfiable one 416 with `Content-Range: bytes */LENGTH`; `If-Range` (a strong ETag or the
-///   exact Last-Modified date) falls back to 200 when the file changed. Several ranges get the
-///   whole file (200).
+///   exact Last-Modified date) falls back to 200 when the file changed. Several ranges give
+///   206 `multipart/byteranges` (`StaticRanges`: at most 16, no overlaps, refusals get 200).
 /// - Precompressed siblings (nginx's gzip_static, brotli_static): for `x.css`, `x.css.br` or
 ///   `x.css.gz` is sent with `Content-Encoding` when the client accepts it, `Vary:
 ///   Accept-Encoding` whenever a sibling exists, the type of `x.css`, and the sibling's own
@@ -144,13 +144,14 @@ public struct StaticHandler: Handler {
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
 
-        headers.add("Content-Type", MIMETypes.contentType(forFileName: fileName, charset: options.charset))
+        let contentType = MIMETypes.contentType(forFileName: fileName, charset: options.charset)
+        headers.add("Content-Type", contentType)
         if let encoding { headers.add("Content-Encoding", encoding) }
         headers.add("Accept-Ranges", "bytes")
 
         // Range applies to GET only (RFC 9110 14.2); HEAD shows what a plain GET would get.
         if request.method == "GET", let range = request.headers["Range"], ifRangeHolds(request, etag: etag, mtime: file.mtime) {
-            switch StaticConditions.parseRange(range, length: file.size) {
+            switch StaticRanges.parse(range, length: file.size) {
             case .full:
                 break
             case .unsatisfiable:
@@ -158,10 +159,20 @@ public struct StaticHandler: Handler {
                 var r = HTTPResponse.errorResponse(status: 416)
                 r.headers.set("Content-Range", "bytes */\(file.size)")
                 return r
-            case .range(let first, let last):
-                headers.add("Content-Range", "bytes \(first)-\(last)/\(file.size)")
+            case .ranges(let ranges) where ranges.count == 1:
+                let r = ranges[0]
+                headers.add("Content-Range", "bytes \(r.lowerBound)-\(r.upperBound)/\(file.size)")
                 return HTTPResponse(status: 206, headers: headers,
-                                    body: .file(fd: file.fd, offset: first, count: last - first + 1))
+                                    body: .file(fd: file.fd, offset: r.lowerBound, count: r.count))
+            case .ranges(let ranges):
+                // RFC 9110 14.6: each part carries the type and its Content-Range.
+                let boundary = StaticRanges.makeBoundary()
+                let body = StaticRanges.multipartBody(fd: file.fd, ranges: ranges, length: file.size,
+                                                      contentType: contentType, boundary: boundary)
+                Sys.close(file.fd)
+                guard let body else { return .errorResponse(status: 500) }
+                headers.set("Content-Type", "multipart/byteranges; boundary=" + boundary)
+                return HTTPResponse(status: 206, headers: headers, body: .bytes(body))
             }
         }
         return HTTPResponse(status: 200, headers: headers, body: .file(fd: file.fd, offset: 0, count: file.size))
