@@ -89,12 +89,14 @@ public struct StaticHandler: Handler {
             }
             full += segments.isEmpty ? "index.html" : "/index.html"
             fileName = "index.html"
-        } else {
-            Sys.close(fd)
+        } else if trailingSlash {
             // "/file.txt/" names a directory that does not exist.
-            if trailingSlash { return .errorResponse(status: 404) }
+            Sys.close(fd)
+            return .errorResponse(status: 404)
         }
-        guard var file = openRegular(full, base: base) else { return .errorResponse(status: 404) }
+        // A file: the descriptor already open is used (one open per request, issue 25).
+        let opened = (st.st_mode & S_IFMT) == S_IFDIR ? openRegular(full, base: base) : checkRegular(fd, st, base: base)
+        guard var file = opened else { return .errorResponse(status: 404) }
 
         // Precompressed siblings, best first. Looked for only when the client sends
         // Accept-Encoding (a client without it takes the identity file, cached or not).
@@ -193,7 +195,14 @@ public struct StaticHandler: Handler {
     /// Opens `path` if it is a regular file inside the root (no symlink as the last component).
     func openRegular(_ path: String, base: String) -> OpenFile? {
         guard let fd = try? Sys.open(path, StaticHandler.openFlags) else { return nil }
-        guard let st = try? Sys.fstat(fd), (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
+        guard let st = try? Sys.fstat(fd) else { Sys.close(fd); return nil }
+        return checkRegular(fd, st, base: base)
+    }
+
+    /// `fd` (with its fstat `st`) as an OpenFile if it is a regular file inside the root; else
+    /// closes it.
+    func checkRegular(_ fd: Int32, _ st: stat, base: String) -> OpenFile? {
+        guard (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
             Sys.close(fd)
             return nil
         }
