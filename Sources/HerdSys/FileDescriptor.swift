@@ -83,6 +83,12 @@ extension Sys {
         sysIO { Glibc.read(fd, buffer, count) }
     }
 
+    /// pread(2) at `offset` into `buffer` (`.done(0)`: end of file); the fd's offset is untouched.
+    @inlinable @inline(__always)
+    package static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int, at offset: Int) -> IOResult {
+        sysIO { Glibc.pread(fd, buffer, count, off_t(offset)) }
+    }
+
     /// Reads a blocking fd until end of file or until `out` holds at least `limit` bytes.
     /// Returns true at end of file, false when it stopped at the limit.
     @usableFromInline package static func readToEnd(_ fd: Int32, into out: inout [UInt8], limit: Int) throws(SysError) -> Bool {

@@ -77,7 +77,13 @@ import Testing
         // Built-in fallback for what a system table may lack.
         #expect(MIMETypes.builtIn["webmanifest"] == "application/manifest+json")
         #expect(MIMETypes.contentType(forFileName: "a.WEBMANIFEST") == "application/manifest+json; charset=utf-8")
-        #expect(MIMETypes.contentType(forFileName: "a.css") == "text/css; charset=utf-8")
+        #expect(MIMETypes.contentType(forFileName: "a.css") == "text/css")
+        #expect(MIMETypes.contentType(forFileName: "a.svg") == "image/svg+xml; charset=utf-8")
+        #expect(MIMETypes.contentType(forFileName: "a.json") == "application/json; charset=utf-8")
+        // A configured charset (nginx's `charset`) goes on every text type, not on binaries.
+        #expect(MIMETypes.contentType(forFileName: "a.css", charset: "utf-8") == "text/css; charset=utf-8")
+        #expect(MIMETypes.contentType(forFileName: "a.txt", charset: "iso-8859-1") == "text/plain; charset=iso-8859-1")
+        #expect(MIMETypes.contentType(forFileName: "a.png", charset: "utf-8") == "image/png")
         #expect(MIMETypes.contentType(forFileName: "x.") == "application/octet-stream")
         // When /etc/mime.types exists (Debian: media-types), it is the source.
         if let system = MIMETypes.load(path: "/etc/mime.types") {
@@ -145,11 +151,116 @@ import Testing
         #expect(fileContents(index) == "<p>")
         let gz = get(handler, "/data.txt", headers: ["Accept-Encoding": "gzip"])
         #expect(gz.headers["Content-Encoding"] == "gzip" && gz.headers["Vary"] == "Accept-Encoding")
-        #expect(gz.headers["Content-Type"] == "text/plain; charset=utf-8")
+        #expect(gz.headers["Content-Type"] == "text/plain")
         #expect(fileContents(gz) == "GZ")
         let plain = get(handler, "/data.txt", headers: ["Accept-Encoding": "br"])
         #expect(plain.headers["Content-Encoding"] == nil && plain.headers["Vary"] == "Accept-Encoding")
         #expect(fileContents(plain) == "0123456789abcdefghij")
         #expect(StaticHandler.percentEncodePath("/a b/ü%/") == "/a%20b/%C3%BC%25/")
+    }
+}
+
+/// Static options (issue 25): dotfile refusal and the charset setting.
+@Suite struct StaticOptionsTests {
+    @Test func parsesOptions() throws {
+        let (root, o) = try StaticOptions.parse("/srv/www;dotfiles=deny;charset=utf-8")
+        #expect(root == "/srv/www" && o.denyDotfiles && o.charset == "utf-8")
+        let (plain, d) = try StaticOptions.parse("/srv/www")
+        #expect(plain == "/srv/www" && d == StaticOptions())
+        for bad in ["/a;dotfiles=maybe", "/a;colour=red", "/a;charset=", "/a;charset=a b", "/a;dotfiles"] {
+            #expect(throws: StaticOptionError.self, "\(bad)") { _ = try StaticOptions.parse(bad) }
+        }
+        #expect(throws: HandlerSpecError.self) { _ = try HandlerRegistry.make("static:/tmp;nope=1") }
+    }
+
+    @Test func dotfilesDeniedOnlyWhenAsked() throws {
+        let dir = TempDir()
+        dir.write(".env", "SECRET=1")
+        dir.mkdir(".git")
+        dir.write(".git/config", "[core]")
+        dir.write("ok.txt", "ok")
+        let deny = try HandlerRegistry.make("static:\(dir.path);dotfiles=deny")
+        for path in ["/.env", "/.git/config", "/.git/", "/a/../.env", "/./.env"] {
+            let r = get(deny, path)
+            #expect(r.status == 404, "\(path)")
+            r.body.discard()
+        }
+        let ok = get(deny, "/ok.txt")
+        #expect(ok.status == 200)
+        ok.body.discard()
+        let allow = get(StaticHandler(root: dir.path), "/.env")
+        #expect(allow.status == 200)  // nginx's default: served
+        allow.body.discard()
+    }
+
+    @Test func rootSymlinkFlipIsFollowedWithinTheValidity() throws {
+        let dir = TempDir()
+        dir.mkdir("r1"); dir.mkdir("r2")
+        dir.write("r1/v.txt", "one"); dir.write("r2/v.txt", "two")
+        dir.symlink("r1", "current")
+        let h = StaticHandler(root: dir.path + "/current")
+        #expect(fileContents(get(h, "/v.txt")) == "one")
+        // The atomic deploy: a new link renamed over the old one.
+        dir.symlink("r2", "current.tmp")
+        #expect(rename(dir.path + "/current.tmp", dir.path + "/current") == 0)
+        let deadline = monotonicNanosForTest() + 3 * StaticRoot.validityNanos
+        var seen = ""
+        while monotonicNanosForTest() < deadline {
+            let r = get(h, "/v.txt")
+            #expect(r.status == 200)
+            seen = fileContents(r) ?? ""
+            if seen == "two" { break }
+            usleep(20_000)
+        }
+        #expect(seen == "two")
+    }
+}
+
+private func monotonicNanosForTest() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Range sets and multipart/byteranges (issue 25).
+@Suite struct StaticRangeSetTests {
+    typealias R = StaticRanges
+
+    @Test func rangeSets() {
+        #expect(R.parse("bytes=0-1,5-6", length: 100) == .ranges([0...1, 5...6]))
+        #expect(R.parse("bytes=50-59, -10", length: 100) == .ranges([50...59, 90...99]))  // client's order kept
+        #expect(R.parse("bytes=0-9", length: 100) == .ranges([0...9]))
+        #expect(R.parse("bytes=,0-1,,5-6,", length: 100) == .ranges([0...1, 5...6]))    // empty elements skipped
+        #expect(R.parse("bytes=0-1,200-300", length: 100) == .ranges([0...1]))           // unsatisfiable one dropped
+        #expect(R.parse("bytes=200-,300-", length: 100) == .unsatisfiable)
+        #expect(R.parse("bytes=0-1,x-2", length: 100) == .full)                          // one malformed: ignored
+        #expect(R.parse("bytes=,", length: 100) == .full)
+        #expect(R.parse("items=0-1,2-3", length: 100) == .full)
+    }
+
+    @Test func abusiveRangeSetsGetTheWholeFile() {
+        // CVE-2011-3192: overlapping, too many, or more bytes than the file.
+        #expect(R.parse("bytes=0-10,5-20", length: 100) == .full)
+        #expect(R.parse("bytes=0-,0-", length: 100) == .full)
+        #expect(R.parse("bytes=10-20,0-10", length: 100) == .full)                      // overlap out of order
+        #expect(R.parse("bytes=10-20,0-9", length: 100) == .ranges([10...20, 0...9]))   // adjacent is fine
+        let many = (0..<R.maxRanges).map { "\($0 * 2)-\($0 * 2)" }.joined(separator: ",")
+        #expect(R.parse("bytes=" + many, length: 100) != .full)
+        #expect(R.parse("bytes=" + many + ",90-91", length: 100) == .full)
+        let big = 4 * R.maxMultipartBytes
+        #expect(R.parse("bytes=0-\(R.maxMultipartBytes),\(2 * R.maxMultipartBytes)-", length: big) == .full)
+    }
+
+    @Test func multipartBody() throws {
+        let dir = TempDir()
+        dir.write("d.txt", "0123456789abcdefghij")
+        let fd = open(dir.path + "/d.txt", O_RDONLY)
+        defer { close(fd) }
+        let body = R.multipartBody(fd: fd, ranges: [0...1, 15...19], length: 20, contentType: "text/plain", boundary: "B")
+        #expect(body.map { String(decoding: $0, as: UTF8.self) } ==
+            "\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/20\r\n\r\n01"
+            + "\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 15-19/20\r\n\r\nfghij\r\n--B--\r\n")
+        #expect(R.multipartBody(fd: fd, ranges: [0...1, 30...31], length: 40, contentType: "x/y", boundary: "B") == nil)
+        #expect(R.makeBoundary().count == 16 && R.makeBoundary() != R.makeBoundary())
     }
 }

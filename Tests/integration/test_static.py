@@ -92,8 +92,9 @@ def test_range_statuses_and_headers(site):
     assert r.status == 416 and r.header("Content-Range") == "bytes */10000", r
     assert req(site, "/data.bin", Range="bytes=-0").status == 416
     assert req(site, "/page.txt", Range="bytes=0-").status == 206
-    # Several ranges, malformed ranges, other units: the whole file.
-    for value in ("bytes=0-1,5-6", "bytes=5-1", "bytes=x-y", "items=0-1", "bytes=", "0-99"):
+    # Malformed or overlapping ranges, other units: the whole file (several ranges:
+    # test_static_deploy.py, multipart/byteranges).
+    for value in ("bytes=0-5,3-6", "bytes=5-1", "bytes=x-y", "items=0-1", "bytes=", "0-99"):
         r = req(site, "/data.bin", Range=value)
         assert r.status == 200 and r.body == DATA and r.header("Content-Range") is None, (value, r)
     # HEAD: Range does not apply; the headers of a plain GET.
@@ -179,7 +180,7 @@ def test_directory_redirect_and_trailing_slash(site):
     assert req(site, "/my%20dir").header("Location") == "/my%20dir/"
     r = req(site, "/sub/")
     assert r.status == 200 and r.body == b"<h1>sub</h1>\n"
-    assert r.header("Content-Type") == "text/html; charset=utf-8"
+    assert r.header("Content-Type") == "text/html"
     assert req(site, "/my%20dir/").body == b"<h1>spaced</h1>\n"
     assert req(site, "/empty/").status == 404  # no index.html, no listing
     assert req(site, "/page.txt/").status == 404
@@ -255,7 +256,7 @@ def test_content_types_from_etc_mime_types(site):
     for name, ext in [("doc.odt", "odt"), ("font.woff2", "woff2"), ("mod.wasm", "wasm"), ("pic.PNG", "png")]:
         r = req(site, "/" + name)
         assert r.status == 200 and r.header("Content-Type") == table[ext], (name, r)
-    assert req(site, "/a.css").header("Content-Type") == "text/css; charset=utf-8"
+    assert req(site, "/a.css").header("Content-Type") == "text/css"
     for name in ("noext", "x.unknownext"):
         assert req(site, "/" + name).header("Content-Type") == "application/octet-stream"
 

@@ -87,8 +87,12 @@ public enum HandlerRegistry {
         case "health": return try noArg(HealthHandler())
         case "debug": return try noArg(DebugHandler())
         case "static":
-            guard let dir = arg, !dir.isEmpty else {
+            guard let arg, !arg.isEmpty else {
                 throw HandlerSpecError(spec: spec, message: "handler 'static' needs a directory: static:/abs/dir")
+            }
+            let dir: String, options: StaticOptions
+            do { (dir, options) = try StaticOptions.parse(arg) } catch {
+                throw HandlerSpecError(spec: spec, message: error.message)
             }
             guard dir.hasPrefix("/") else {
                 throw HandlerSpecError(spec: spec, message: "static root must be an absolute path: '\(dir)'")
@@ -100,7 +104,7 @@ public enum HandlerRegistry {
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
                 throw HandlerSpecError(spec: spec, message: "static root '\(dir)' is not a directory")
             }
-            return StaticHandler(root: dir)
+            return StaticHandler(root: dir, options: options)
         default:
             let known = knownNames.map { $0 == "static" ? "static:/abs/dir" : $0 }.joined(separator: ", ")
             throw HandlerSpecError(spec: spec, message: "unknown handler '\(spec)'; known handlers: \(known)")

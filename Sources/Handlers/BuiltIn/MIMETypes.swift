@@ -21,7 +21,15 @@ package enum MIMETypes {
         "tar": "application/x-tar", "map": "application/json", "webmanifest": "application/manifest+json",
     ]
 
-    /// Types that are text whatever their top-level type: they get `; charset=utf-8`.
+    /// Types whose definition implies UTF-8 (RFC 8259 JSON, RFC 9239 JavaScript, SVG as served
+    /// in practice): they always get `; charset=utf-8`. Other text types get a charset only when
+    /// one is configured (nginx's default: none).
+    static let utf8Only: Set<String> = [
+        "application/json", "application/javascript", "text/javascript", "image/svg+xml",
+        "application/manifest+json", "application/ld+json",
+    ]
+
+    /// Types that are text whatever their top-level type: a configured charset applies to them.
     static let textLike: Set<String> = [
         "application/json", "application/javascript", "application/xml", "image/svg+xml",
         "application/manifest+json", "application/ld+json", "application/rss+xml", "application/atom+xml",
@@ -64,12 +72,16 @@ package enum MIMETypes {
         system[ext] ?? builtIn[ext]
     }
 
-    /// `Content-Type` for a file name: by its extension (case-insensitive), text types with
-    /// `; charset=utf-8`, `application/octet-stream` when unknown or without an extension.
-    package static func contentType(forFileName name: String) -> String {
+    /// `Content-Type` for a file name: by its extension (case-insensitive),
+    /// `application/octet-stream` when unknown or without an extension. With `charset`, every
+    /// text type gets `; charset=CHARSET`; without, only the UTF-8-only types get `; charset=utf-8`.
+    package static func contentType(forFileName name: String, charset: String? = nil) -> String {
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
         let ext = String(name[name.index(after: dot)...]).lowercased()
         guard let type = type(forExtension: ext) else { return "application/octet-stream" }
-        return type.hasPrefix("text/") || textLike.contains(type) ? type + "; charset=utf-8" : type
+        if let charset, type.hasPrefix("text/") || textLike.contains(type) || utf8Only.contains(type) {
+            return type + "; charset=" + charset
+        }
+        return utf8Only.contains(type) ? type + "; charset=utf-8" : type
     }
 }

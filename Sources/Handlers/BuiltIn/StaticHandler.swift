@@ -9,8 +9,8 @@ import HerdSys
 ///   `If-Unmodified-Since` give 412 when they fail.
 /// - `Accept-Ranges: bytes`; a single `Range` (GET only) gives 206 with `Content-Range`, an
 ///   unsatisfiable one 416 with `Content-Range: bytes */LENGTH`; `If-Range` (a strong ETag or the
-///   exact Last-Modified date) falls back to 200 when the file changed. Several ranges get the
-///   whole file (200).
+///   exact Last-Modified date) falls back to 200 when the file changed. Several ranges give
+///   206 `multipart/byteranges` (`StaticRanges`: at most 16, no overlaps, refusals get 200).
 /// - Precompressed siblings (nginx's gzip_static, brotli_static): for `x.css`, `x.css.br` or
 ///   `x.css.gz` is sent with `Content-Encoding` when the client accepts it, `Vary:
 ///   Accept-Encoding` whenever a sibling exists, the type of `x.css`, and the sibling's own
@@ -30,13 +30,17 @@ public struct StaticHandler: Handler {
 
     /// The directory served, as configured (`static:/DIR`).
     public let root: String
-    /// realpath(root) at creation; nil if the root does not resolve (then everything is 404).
-    let canonicalRoot: String?
+    /// realpath(root), re-resolved after at most 1 s so a flipped release symlink is followed;
+    /// nil if the root does not resolve (then everything is 404).
+    let resolvedRoot: StaticRoot
+    /// Dotfile refusal and charset (`StaticOptions`).
+    public let options: StaticOptions
 
     /// A handler serving the files below `root` (an absolute directory path).
-    public init(root: String) {
+    public init(root: String, options: StaticOptions = StaticOptions()) {
         self.root = root
-        self.canonicalRoot = StaticHandler.realPath(root)
+        self.resolvedRoot = StaticRoot(root)
+        self.options = options
         _ = MIMETypes.system  // read /etc/mime.types now (worker start), not on a request
     }
 
@@ -58,7 +62,7 @@ public struct StaticHandler: Handler {
             return r
         }
         if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
-        guard let base = canonicalRoot, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        guard let base = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
 
         var segments: [Substring] = []
         for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -66,6 +70,7 @@ public struct StaticHandler: Handler {
             if seg == ".." { return .errorResponse(status: 404) }
             segments.append(seg)
         }
+        if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
         let trailingSlash = request.path.hasSuffix("/")
         var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
 
@@ -84,12 +89,14 @@ public struct StaticHandler: Handler {
             }
             full += segments.isEmpty ? "index.html" : "/index.html"
             fileName = "index.html"
-        } else {
-            Sys.close(fd)
+        } else if trailingSlash {
             // "/file.txt/" names a directory that does not exist.
-            if trailingSlash { return .errorResponse(status: 404) }
+            Sys.close(fd)
+            return .errorResponse(status: 404)
         }
-        guard var file = openRegular(full, base: base) else { return .errorResponse(status: 404) }
+        // A file: the descriptor already open is used (one open per request, issue 25).
+        let opened = (st.st_mode & S_IFMT) == S_IFDIR ? openRegular(full, base: base) : checkRegular(fd, st, base: base)
+        guard var file = opened else { return .errorResponse(status: 404) }
 
         // Precompressed siblings, best first. Looked for only when the client sends
         // Accept-Encoding (a client without it takes the identity file, cached or not).
@@ -139,13 +146,14 @@ public struct StaticHandler: Handler {
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
 
-        headers.add("Content-Type", MIMETypes.contentType(forFileName: fileName))
+        let contentType = MIMETypes.contentType(forFileName: fileName, charset: options.charset)
+        headers.add("Content-Type", contentType)
         if let encoding { headers.add("Content-Encoding", encoding) }
         headers.add("Accept-Ranges", "bytes")
 
         // Range applies to GET only (RFC 9110 14.2); HEAD shows what a plain GET would get.
         if request.method == "GET", let range = request.headers["Range"], ifRangeHolds(request, etag: etag, mtime: file.mtime) {
-            switch StaticConditions.parseRange(range, length: file.size) {
+            switch StaticRanges.parse(range, length: file.size) {
             case .full:
                 break
             case .unsatisfiable:
@@ -153,10 +161,20 @@ public struct StaticHandler: Handler {
                 var r = HTTPResponse.errorResponse(status: 416)
                 r.headers.set("Content-Range", "bytes */\(file.size)")
                 return r
-            case .range(let first, let last):
-                headers.add("Content-Range", "bytes \(first)-\(last)/\(file.size)")
+            case .ranges(let ranges) where ranges.count == 1:
+                let r = ranges[0]
+                headers.add("Content-Range", "bytes \(r.lowerBound)-\(r.upperBound)/\(file.size)")
                 return HTTPResponse(status: 206, headers: headers,
-                                    body: .file(fd: file.fd, offset: first, count: last - first + 1))
+                                    body: .file(fd: file.fd, offset: r.lowerBound, count: r.count))
+            case .ranges(let ranges):
+                // RFC 9110 14.6: each part carries the type and its Content-Range.
+                let boundary = StaticRanges.makeBoundary()
+                let body = StaticRanges.multipartBody(fd: file.fd, ranges: ranges, length: file.size,
+                                                      contentType: contentType, boundary: boundary)
+                Sys.close(file.fd)
+                guard let body else { return .errorResponse(status: 500) }
+                headers.set("Content-Type", "multipart/byteranges; boundary=" + boundary)
+                return HTTPResponse(status: 206, headers: headers, body: .bytes(body))
             }
         }
         return HTTPResponse(status: 200, headers: headers, body: .file(fd: file.fd, offset: 0, count: file.size))
@@ -177,7 +195,14 @@ public struct StaticHandler: Handler {
     /// Opens `path` if it is a regular file inside the root (no symlink as the last component).
     func openRegular(_ path: String, base: String) -> OpenFile? {
         guard let fd = try? Sys.open(path, StaticHandler.openFlags) else { return nil }
-        guard let st = try? Sys.fstat(fd), (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
+        guard let st = try? Sys.fstat(fd) else { Sys.close(fd); return nil }
+        return checkRegular(fd, st, base: base)
+    }
+
+    /// `fd` (with its fstat `st`) as an OpenFile if it is a regular file inside the root; else
+    /// closes it.
+    func checkRegular(_ fd: Int32, _ st: stat, base: String) -> OpenFile? {
+        guard (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
             Sys.close(fd)
             return nil
         }
@@ -211,12 +236,6 @@ public struct StaticHandler: Handler {
         guard let path = Sys.readLink("/proc/self/fd/\(fd)") else { return false }
         if base == "/" { return path.hasPrefix("/") }
         return path == base || path.hasPrefix(base + "/")
-    }
-
-    static func realPath(_ p: String) -> String? {
-        guard let r = realpath(p, nil) else { return nil }
-        defer { free(r) }
-        return String(cString: r)
     }
 
     /// Content-Type for a file name (see `MIMETypes.contentType(forFileName:)`).

@@ -10,6 +10,9 @@ enum ConnectionTuning {
     static let writeBudget = 256 * 1024
     /// A stream's pieces are gathered up to this many bytes per send.
     static let streamBatch = 16 * 1024
+    /// A file body up to this size is read into the output buffer after the head, so head and
+    /// body leave in one send (one TCP segment) instead of send + sendfile (issue 25).
+    static let inlineFileBytes = 16 * 1024
     /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
     /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
     static let streamSliceNanos: UInt64 = 5_000_000
@@ -335,7 +338,12 @@ final class HTTPConnection<Host: ConnectionHost> {
         case .contentLength:
             switch response.body {
             case .bytes(let b): output.append(contentsOf: b)
-            case .file(let f, let offset, let count): file = (f, offset, count)
+            case .file(let f, let offset, let count):
+                if count <= ConnectionTuning.inlineFileBytes && appendFile(f, offset: offset, count: count) {
+                    Sys.close(f)
+                } else {
+                    file = (f, offset, count)
+                }
             case .stream(let s): stream = s; streamChunked = false
             }
         case .chunked:
@@ -346,6 +354,17 @@ final class HTTPConnection<Host: ConnectionHost> {
         }
         if !keep { closeAfterWrite = true; closeReason = .responseDone }
         host.responded(status: response.status)
+    }
+
+    /// Reads `count` bytes of `fd` from `offset` onto `output`; false (output unchanged) on a
+    /// short read or an error, and then the body goes by sendfile, which notices a shrunk file.
+    private func appendFile(_ fd: Int32, offset: Int, count: Int) -> Bool {
+        let start = output.count
+        output.append(contentsOf: repeatElement(0, count: count))
+        let r = output.withUnsafeMutableBytes { Sys.pread(fd, $0.baseAddress.map { $0 + start }, count, at: offset) }
+        if case .done(let n) = r, n == count { return true }
+        output.removeSubrange(start...)
+        return false
     }
 
     // MARK: - Writing
@@ -380,8 +399,11 @@ final class HTTPConnection<Host: ConnectionHost> {
                 return
             }
             if outputOffset < output.count {
+                // MSG_MORE when a sendfile follows (nginx's tcp_nopush): the head waits to share
+                // a segment with the file's first bytes instead of leaving alone.
+                let more = file != nil ? Int32(MSG_MORE) : 0
                 let r = output.withUnsafeBytes { raw in
-                    Sys.send(fd, raw.baseAddress.map { $0 + outputOffset }, output.count - outputOffset)
+                    Sys.send(fd, raw.baseAddress.map { $0 + outputOffset }, output.count - outputOffset, flags: more)
                 }
                 guard case .done(let n) = r else {
                     if r == .wouldBlock { return }
@@ -395,7 +417,7 @@ final class HTTPConnection<Host: ConnectionHost> {
                 // sendfile: the file's pages go from the page cache to the socket, no copy
                 // through user space.
                 var off = off_t(f.offset)
-                let r = Sys.sendfile(fd, f.fd, &off, min(f.remaining, 1 << 20))
+                let r = Sys.sendfile(fd, f.fd, &off, min(f.remaining, budgetLeft))  // within the turn's budget
                 guard case .done(let n) = r, n > 0 else {
                     if r == .wouldBlock { return }
                     // An error, or 0: the file shrank under us.

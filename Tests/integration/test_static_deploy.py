@@ -1,0 +1,153 @@
+"""static:/DIR the way people deploy it (issue 25): a root symlink flipped to a new release is
+followed within the stated 1 s validity with 0 errors under load, `;dotfiles=deny` refuses
+/.git/config and /.env, and charset only where the type implies UTF-8 (or as configured)."""
+
+import http.client
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+from conftest import LOCALHOST, free_port, http_request, parse_responses, raw_exchange
+
+VALIDITY = 1.0  # StaticRoot.validityNanos; README "Static files" states it
+
+
+def start(herd_factory, spec):
+    port = free_port()
+    herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", f"http={spec}"])
+    return port
+
+
+def test_release_symlink_flip_under_load(herd_factory, tmp_path):
+    for n in ("1", "2"):
+        (tmp_path / f"release-{n}").mkdir()
+        (tmp_path / f"release-{n}" / "v.txt").write_text(f"release {n}\n")
+    os.symlink("release-1", tmp_path / "current")
+    port = start(herd_factory, f"static:{tmp_path / 'current'}")
+    assert http_request(port, "GET", "/v.txt").body == b"release 1\n"
+
+    results = []  # (time, status, body)
+    stop = threading.Event()
+
+    def load():
+        # Bounded: at most 20000 requests and 15 s, keep-alive, reconnecting on close.
+        conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
+        end = time.monotonic() + 15
+        for _ in range(20000):
+            if stop.is_set() or time.monotonic() > end:
+                break
+            try:
+                conn.request("GET", "/v.txt")
+                r = conn.getresponse()
+                results.append((time.monotonic(), r.status, r.read()))
+            except (OSError, http.client.HTTPException) as e:
+                results.append((time.monotonic(), 0, repr(e).encode()))
+                conn.close()
+                conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
+        conn.close()
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        # The usual atomic deploy.
+        os.symlink("release-2", tmp_path / "current.tmp")
+        os.rename(tmp_path / "current.tmp", tmp_path / "current")
+        flipped = time.monotonic()
+        # Wait (with a deadline) until load has run well past the validity period.
+        deadline = flipped + VALIDITY + 5
+        while time.monotonic() < deadline and not any(t > flipped + VALIDITY + 0.5 for t, _, _ in results[-50:]):
+            time.sleep(0.05)
+        # Then the old release is deleted, as a deploy script does.
+        for f in (tmp_path / "release-1").iterdir():
+            f.unlink()
+        (tmp_path / "release-1").rmdir()
+        removed = time.monotonic()
+        while time.monotonic() < removed + 5 and not any(t > removed + 0.3 for t, _, _ in results[-50:]):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=20)
+    errors = [(t, s, b) for t, s, b in results if s != 200 or b not in (b"release 1\n", b"release 2\n")]
+    assert not errors, errors[:5]
+    late_old = [t - flipped for t, _, b in results if b == b"release 1\n" and t > flipped + VALIDITY + 0.2]
+    assert not late_old, f"old release served {late_old[:3]} s after the flip"
+    assert any(b == b"release 2\n" and t > removed for t, _, b in results)
+    assert len(results) > 100
+
+
+def test_dotfiles_refused_when_configured(herd_factory, tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[core]\n")
+    (tmp_path / ".env").write_text("SECRET=1\n")
+    (tmp_path / "index.html").write_text("<p>\n")
+    deny = start(herd_factory, f"static:{tmp_path};dotfiles=deny")
+    for path in ("/.git/config", "/.env", "/.git/", "/x/../.env", "/%2egit/config", "/.%65nv"):
+        assert http_request(deny, "GET", path).status == 404, path
+    assert http_request(deny, "GET", "/").status == 200
+    allow = start(herd_factory, f"static:{tmp_path}")
+    assert http_request(allow, "GET", "/.env").body == b"SECRET=1\n"
+
+
+def test_charset_only_where_implied_or_configured(herd_factory, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "a.svg").write_text("<svg/>")
+    (tmp_path / "a.png").write_bytes(b"x")
+    port = start(herd_factory, f"static:{tmp_path}")
+    types = {p: http_request(port, "GET", p).header("Content-Type") for p in ("/latin1.txt", "/a.json", "/a.svg", "/a.png")}
+    assert types == {"/latin1.txt": "text/plain", "/a.json": "application/json; charset=utf-8",
+                     "/a.svg": "image/svg+xml; charset=utf-8", "/a.png": "image/png"}
+    latin = start(herd_factory, f"static:{tmp_path};charset=iso-8859-1")
+    assert http_request(latin, "GET", "/latin1.txt").header("Content-Type") == "text/plain; charset=iso-8859-1"
+    assert http_request(latin, "GET", "/a.png").header("Content-Type") == "image/png"
+
+
+def parse_multipart(content_type, body):
+    boundary = content_type.split("boundary=", 1)[1].encode()
+    parts = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        assert data.endswith(b"\r\n")
+        fields = dict(line.split(b": ", 1) for line in head.strip(b"\r\n").split(b"\r\n"))
+        parts.append((fields[b"Content-Range"].decode(), fields[b"Content-Type"].decode(), data[:-2]))
+    return parts
+
+
+def test_multipart_byteranges_raw_and_curl(herd_factory, tmp_path):
+    data = bytes(range(256)) * 40  # 10240 bytes, every byte value (CRLF and "--" inside parts)
+    (tmp_path / "d.bin").write_bytes(data)
+    port = start(herd_factory, f"static:{tmp_path}")
+    raw = raw_exchange(port, b"GET /d.bin HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1,100-199,-5\r\nConnection: close\r\n\r\n")
+    (r,) = parse_responses(raw)
+    assert r.status == 206
+    ctype = r.header("Content-Type")
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    assert int(r.header("Content-Length")) == len(r.body)
+    assert parse_multipart(ctype, r.body) == [
+        ("bytes 0-1/10240", "application/octet-stream", data[0:2]),
+        ("bytes 100-199/10240", "application/octet-stream", data[100:200]),
+        ("bytes 10235-10239/10240", "application/octet-stream", data[-5:]),
+    ]
+    # Refused sets (CVE-2011-3192): overlapping or too many ranges get the whole file.
+    for spec in ("0-100,50-150", ",".join(f"{i * 10}-{i * 10}" for i in range(17))):
+        r = http_request(port, "GET", "/d.bin", headers={"Range": "bytes=" + spec})
+        assert r.status == 200 and r.body == data, spec
+    # One unsatisfiable among satisfiable ones is dropped; all unsatisfiable: 416.
+    r = http_request(port, "GET", "/d.bin", headers={"Range": "bytes=0-0,99999-"})
+    assert r.status == 206 and r.header("Content-Range") == "bytes 0-0/10240" and r.body == data[:1]
+    assert http_request(port, "GET", "/d.bin", headers={"Range": "bytes=99999-,88888-"}).status == 416
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-sS", "-i", "-r", "0-9,20-29", f"http://{LOCALHOST}:{port}/d.bin"],
+                             capture_output=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        head, _, body = out.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 206")
+        ctype = next(l.split(b": ", 1)[1].decode() for l in head.split(b"\r\n") if l.lower().startswith(b"content-type:"))
+        assert [p[2] for p in parse_multipart(ctype, body)] == [data[0:10], data[20:30]]

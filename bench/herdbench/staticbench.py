@@ -1,0 +1,149 @@
+"""Static files, herdd against nginx (issue 25): 1 KB, 16 KB and 1 MB files, keep-alive and
+Connection: close, 2 workers each (nginx: sendfile on; tcp_nopush on; open_file_cache, as
+PLATFORM-NOTES says is fair), alternating runs; req/s and CPU (user+system of the server's
+processes) per request. Also runnable alone:
+    python3 bench/herdbench/staticbench.py HERDD [HERDD_BEFORE] [--secs S] [--rounds N]"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20}
+CONNS = {"1k.bin": 50, "16k.bin": 50, "1m.bin": 8}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, deadline=10.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} not answering")
+
+
+def group_cpu(pgid):
+    """user+system seconds of every live process in the process group `pgid`."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:  # field 5 (pgrp)
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def start(kind, binary, root, port, tmp):
+    if kind == "nginx":
+        conf = os.path.join(tmp, f"nginx-{port}.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 2; daemon off; pid {tmp}/nginx-{port}.pid; error_log stderr error;
+events {{ worker_connections 4096; }}
+http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  open_file_cache max=1000 inactive=20s; open_file_cache_valid 1s;
+  server {{ listen 127.0.0.1:{port}; root {root}; }} }}
+""")
+        cmd = ["/usr/sbin/nginx", "-c", conf, "-p", tmp]
+    else:
+        cmd = [binary, "--workers", "2", "--listen", f"127.0.0.1:{port}", "--handler", f"http=static:{root}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_port(port)
+    return p
+
+
+def stop(p):
+    try:
+        os.killpg(p.pid, signal.SIGTERM)  # the group this script started (start_new_session)
+        p.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def wrk(port, path, conns, secs, close):
+    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s"] + (["-H", "Connection: close"] if close else [])
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/{path}"], capture_output=True, text=True,
+                         timeout=secs + 30).stdout
+    m = re.search(r"(\d+) requests in", out)
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    return int(m.group(1)) if m else 0, errs.group(0) if errs else None
+
+
+def section(servers, secs=3, rounds=3, log=print):
+    """servers: [(label, kind, binary)]; returns {file/mode: {label: [(req/s, cpu µs/req)]}}."""
+    tmp = tempfile.mkdtemp(prefix="herdd-static-bench-")
+    os.chmod(tmp, 0o755)  # nginx's workers (nobody) must read it
+    root = os.path.join(tmp, "www")
+    os.mkdir(root)
+    os.chmod(root, 0o755)
+    for name, size in FILES.items():
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(os.urandom(size))
+        os.chmod(os.path.join(root, name), 0o644)
+    results = {}
+    for r in range(rounds):
+        for name in FILES:
+            for close in (False, True):
+                key = f"{name} {'close' if close else 'keep-alive'}"
+                for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):  # alternate
+                    port = free_port()
+                    p = start(kind, binary, root, port, tmp)
+                    try:
+                        wrk(port, name, CONNS[name], 1, close)  # warm-up
+                        cpu0 = group_cpu(p.pid)
+                        n, err = wrk(port, name, CONNS[name], secs, close)
+                        cpu = group_cpu(p.pid) - cpu0
+                    finally:
+                        stop(p)
+                    results.setdefault(key, {}).setdefault(label, []).append(
+                        (n / secs, cpu / n * 1e6 if n else None))
+                    log(f"round {r + 1} {key:22} {label:13} {n / secs:9.0f} req/s "
+                        f"{(cpu / n * 1e6) if n else 0:6.1f} µs CPU/req{' ' + err if err else ''}")
+    return results
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def table(results, labels, ref="nginx"):
+    lines = ["| case | " + " | ".join(f"{l} req/s | µs CPU/req" for l in labels) + " | "
+             + " | ".join(f"{l}/{ref}" for l in labels if l != ref) + " |"]
+    for key, per in results.items():
+        cells = []
+        for l in labels:
+            cells += [f"{median([a for a, _ in per[l]]):.0f}", f"{median([b for _, b in per[l]]):.1f}"]
+        ratios = [f"{median([a for a, _ in per[l]]) / median([a for a, _ in per[ref]]):.2f}" for l in labels if l != ref]
+        lines.append(f"| {key} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    opts = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    servers = [("nginx", "nginx", None), ("herdd", "herdd", os.path.abspath(args[0]))]
+    if len(args) > 1:
+        servers.append(("herdd-before", "herdd", os.path.abspath(args[1])))
+    print(f"loadavg at start: {open('/proc/loadavg').read().strip()}")
+    res = section(servers, secs=int(opts.get("--secs", 3)), rounds=int(opts.get("--rounds", 3)))
+    print(f"loadavg at end: {open('/proc/loadavg').read().strip()}")
+    print(table(res, [s[0] for s in servers]))
