@@ -6,7 +6,7 @@ import Synchronization
 /// request of a worker; each worker builds its own (HerdServer.main runs the router's builder
 /// in the worker, after it started).
 ///
-/// It is an ``AsyncHandler``: ``servesAsync(_:)`` says, per request, whether the matched route
+/// It is an `AsyncHandler`: ``servesAsync(_:)`` says, per request, whether the matched route
 /// is async; the worker then runs the async `handle` as a task, else the synchronous one.
 public final class RouterHandler: AsyncHandler, DecidesBlockingPerRequest, Sendable {
     let trie: RouteTrie
