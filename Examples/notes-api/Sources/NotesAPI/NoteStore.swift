@@ -59,7 +59,7 @@ public final class NoteStore: Sendable {
             usleep(UInt32(min(50 << min(tries, 5), 1000)))
             return tries < 5_100  // about 5 s of 1 ms naps
         }
-        db = try DatabaseQueue(path: path, configuration: config)
+        db = try NoteStore.open(path, config)
         // Several workers may start at once: the statement is idempotent.
         try db.write { db in
             try db.execute(sql: """
@@ -69,6 +69,21 @@ public final class NoteStore: Sendable {
                     body TEXT NOT NULL,
                     created_at INTEGER NOT NULL)
                 """)
+        }
+    }
+
+    /// Two workers that open a new file at the same moment race for the switch to WAL, and the
+    /// `journal_mode` pragma can answer SQLITE_BUSY without calling the busy handler (seen: one
+    /// worker exited at start with "database is locked - while executing PRAGMA journal_mode").
+    /// The open is retried then, with short naps, for about 5 s.
+    private static func open(_ path: String, _ config: Configuration) throws -> DatabaseQueue {
+        var tries = 0
+        while true {
+            do { return try DatabaseQueue(path: path, configuration: config) } catch let error as DatabaseError
+                where error.resultCode == .SQLITE_BUSY && tries < 500 {
+                tries += 1
+                usleep(10_000)
+            }
         }
     }
 
