@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The system layer holds every raw system call (README "Design"): fails if a Swift file under
+# The system layer holds every raw system call (docs/design.md, "The system layer"): fails if a Swift file under
 # Sources/ outside Sources/HerdSys calls one directly - a libc syscall wrapper by name (also as
 # Glibc.name), a herd_* function of the C shim other than its atomics and flag constants, or
 # reads errno. Calls through the layer (`Sys.close(fd)`, `epoll.add(...)`), methods of the same
