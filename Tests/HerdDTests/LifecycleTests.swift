@@ -22,6 +22,14 @@ import HerdSys
 
     /// The text an old master sends and a new one reads (two binaries of different versions):
     /// its lines stay exactly these, in this order.
+    /// The backlog alarm time goes to the successor in whole milliseconds, read back from the
+    /// seconds the snapshot shows: never one less than it showed (issue 24).
+    @Test func backlogAlarmMillisSurviveTheSecondsRoundTrip() {
+        for ms in UInt64(0)..<20_000 {
+            #expect(CarriedTotals.millis(seconds: Double(ms) / 1000) == ms, "\(ms) ms")
+        }
+    }
+
     @Test func wireFormat() {
         var t = CarriedTotals()
         t.requestsByClass = [1, 2, 3, 4, 5]

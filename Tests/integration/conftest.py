@@ -2,8 +2,10 @@
 
 Every test starts its own herdd on random free ports with its own NOTIFY_SOCKET, so tests are
 independent of each other (and could run in parallel). Every wait is bounded by a deadline.
-The `herd` fixture's finalizer always kills (by PID only) the master and every worker it ever
-saw, so no test leaves processes behind even when it fails half-way.
+The `herd` fixture's finalizer always kills the master and every worker it ever saw (by PID),
+then whatever is left in the master's process group (a session of its own: a new master from an
+upgrade, its workers, a wrapper's children), so no test leaves processes behind even when it
+fails half-way.
 """
 
 from __future__ import annotations
@@ -92,6 +94,25 @@ class LogLine:
 # herdd process wrapper
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes whose process group is `pgid` in the session `pgid`: a group
+    started with start_new_session=True (its leader's pid is both)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the ")" that closes comm: state, ppid, pgrp, session.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 4 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid and int(fields[3]) == pgid:
+            out.append(int(name))
+    return out
+
+
 class Herd:
     """One herdd master (direct, or exec'd by systemd-socket-activate on the same pid)."""
 
@@ -140,8 +161,13 @@ class Herd:
             if self.notify is not None:
                 env["NOTIFY_SOCKET"] = self.notify.path
         self._stderr = open(self.stderr_path, "wb")
+        # A session (and process group) of its own, led by the master: everything it starts
+        # stays in the group (herdd never calls setsid or setpgid), including what no pid list
+        # here ever saw (a new master and its workers after an upgrade, a wrapper's children),
+        # so kill_all() ends them all, even after they were re-parented.
         self.proc = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, env=env
+            self.command(), stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, env=env,
+            start_new_session=True,
         )
         self.seen_pids.add(self.proc.pid)
         self._tracker = threading.Thread(target=self._track, name="herd-tracker", daemon=True)
@@ -228,6 +254,7 @@ class Herd:
                     os.kill(p, _signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        self.kill_group()
         if self.proc is not None:
             try:
                 self.proc.wait(5)
@@ -239,6 +266,25 @@ class Herd:
             pass
         if self._tracker is not None:
             self._tracker.join(1)
+
+    def group(self) -> list[int]:
+        """The live processes of this herd's process group (see start())."""
+        return [] if self.proc is None else group_members(self.proc.pid)
+
+    def kill_group(self, timeout: float = 5.0):
+        """SIGKILL every process left in the herd's process group and wait (bounded) until none
+        is. Called while the master is not yet reaped by kill_all(), or with members left: either
+        way the group id is still ours, never a recycled pid's (the kernel does not reuse a pid
+        that is still some live process's process group or session id)."""
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self.group() and time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
 
     # -- introspection ------------------------------------------------------------------------
 

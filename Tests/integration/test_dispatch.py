@@ -547,3 +547,71 @@ def test_long_response_on_a_dispatched_connection_is_sent_whole(herd_factory):
     finally:
         for c in conns:
             c.close()
+
+
+def echo_request(body: bytes) -> bytes:
+    return b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+@pytest.mark.parametrize("cut", ["head", "body"])
+def test_half_sent_request_is_completed_after_the_hand_off(herd_factory, cut):
+    """Issue 24: a client sends the first part of a request on an idle connection of a busy
+    worker: the bytes make it readable, the watcher hands it over, and the rest arrives only
+    then, at the worker that took it. The answer is whole and belongs to that request."""
+    h, port, mport = start(herd_factory)
+    conns = []
+    try:
+        busy_pid, parked, other, before = park_in_sleep(mport, port, conns, 2000)
+        body = b"half-sent-%s-" % cut.encode() * 40
+        req = echo_request(body)
+        at = 12 if cut == "head" else req.index(b"\r\n\r\n") + 4 + len(body) // 2
+        other.s.sendall(req[:at])
+        # Taken by the idle worker (counted by it at once; the busy one books its hand-off only
+        # after its handler), then the rest.
+        wait_until(lambda: web(mport)["received"] - before["received"] >= 1, 1.5, what="the connection handed over")
+        time.sleep(0.1)  # the taker has read the first part and waits for more
+        other.s.sendall(req[at:])
+        t0 = time.monotonic()
+        assert other.read() == (200, body)
+        assert time.monotonic() - t0 < 1.0, "answered only after the busy worker's handler"
+        # It lives on at the worker that took it, keep-alive.
+        status_, got = other.get("/")
+        assert status_ == 200 and pid_of(got) != busy_pid
+        assert parked.read() == (200, b"slept 2000\n")
+        after = web(mport)
+        assert after["handed_off"] - before["handed_off"] == 1 and after["received"] - before["received"] == 1
+        assert h.events("write-yield-error") == [], h.log_tail()
+    finally:
+        for c in conns:
+            c.close()
+
+
+@pytest.mark.parametrize("cut", ["head", "body"])
+def test_half_request_read_before_a_handler_is_not_handed_off(herd_factory, cut):
+    """Issue 24: the first part of a request arrives while its worker is idle and is read into
+    that connection's buffer; then the worker blocks in a handler for another connection and the
+    rest arrives. The connection holds half a request: it must stay (handing over the socket
+    would lose the buffered part) and be answered, whole, after the handler."""
+    h, port, mport = start(herd_factory)
+    conns = []
+    try:
+        busy_pid, parked, other = two_on_one_worker(port, conns)
+        body = b"kept-%s-" % cut.encode() * 40
+        req = echo_request(body)
+        at = 12 if cut == "head" else req.index(b"\r\n\r\n") + 4 + len(body) // 2
+        other.s.sendall(req[:at])
+        time.sleep(0.3)  # read by the idle worker into the connection's buffer
+        before = web(mport)
+        parked.send("/sleep/1500")
+        wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
+                   5, what="the worker running /sleep/1500")
+        other.s.sendall(req[at:])
+        assert other.read() == (200, body)
+        status_, got = other.get("/")
+        assert status_ == 200 and pid_of(got) == busy_pid
+        assert parked.read() == (200, b"slept 1500\n")
+        after = web(mport)
+        assert after["handed_off"] == before["handed_off"], (before, after)
+    finally:
+        for c in conns:
+            c.close()

@@ -138,3 +138,107 @@ def test_long_stream_leaves_room_for_other_connections(herd_factory):
     closes = {r: n for r, n in closed_reasons(mport).items() if n}
     assert closes.pop("response-done", 0) == 1 and closes.pop("client-closed", 0) == 1, closes
     assert set(closes) <= {"hand-off"}, closes
+
+
+def read_response_on(s: socket.socket, buf: bytearray) -> tuple[bytes, int]:
+    """Reads one Content-Length response from keep-alive socket `s` (`buf` holds bytes read
+    beyond the previous one): (head, body length)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed before a response"
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    del buf[:]
+    buf += rest
+    while len(buf) < n:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed mid-body"
+        buf += chunk
+    del buf[:n]
+    return head, n
+
+
+def test_large_file_download_leaves_room_for_other_connections(herd_factory, tmp_path):
+    """Issue 24: the stream test above for files. A large static file goes by sendfile, which is
+    charged to the same write budget per turn: the worker shows busy while the download runs,
+    and a keep-alive connection on the same (only) worker is answered promptly meanwhile. A fast
+    client (loopback, reading as fast as it can) is the hard case: the socket would take the
+    whole file without ever saying EAGAIN."""
+    root = tmp_path / "www"
+    root.mkdir()
+    size = 512 << 20
+    with open(root / "big.bin", "wb") as f:
+        f.truncate(size)  # sparse: the page cache fills with zero pages, nothing is written
+    (root / "ping.txt").write_bytes(b"pong\n")
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "1", "--timeout", "2", "--listen", f"{LOCALHOST}:{port}",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
+                      "--handler", f"http=static:{root}"])
+    (worker,) = h.wait_workers(1)
+
+    ka = socket.create_connection((LOCALHOST, port), timeout=5)
+    ka_buf = bytearray()
+
+    def ka_request() -> float:
+        t0 = time.monotonic()
+        ka.sendall(b"GET /ping.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, n = read_response_on(ka, ka_buf)
+        assert head.startswith(b"HTTP/1.1 200") and n == 5, head
+        return time.monotonic() - t0
+
+    ka_request()  # warm: the connection is accepted and served before the downloads start
+    # Downloads one after the other on one keep-alive connection, each read at full speed,
+    # for at least 3 s (at most 40 downloads, 60 s).
+    result = {"downloads": 0, "bytes": []}
+
+    def download():
+        view = memoryview(bytearray(1 << 20))
+        with socket.create_connection((LOCALHOST, port), timeout=30) as s:
+            buf = bytearray()
+            t_end = time.monotonic() + 3
+            while result["downloads"] < 40 and (time.monotonic() < t_end or result["downloads"] == 0):
+                s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                while b"\r\n\r\n" not in buf:
+                    k = s.recv_into(view)
+                    assert k, "download connection closed before the head"
+                    buf += view[:k]
+                head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200"), head
+                n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                got = len(rest)
+                while got < n:
+                    k = s.recv_into(view, min(len(view), n - got))
+                    assert k, f"download connection closed after {got} of {n} bytes"
+                    got += k
+                buf = bytearray()
+                result["bytes"].append(got)
+                result["downloads"] += 1
+
+    t = threading.Thread(target=download, daemon=True)
+    t.start()
+    latencies = []
+    busy_seen = False
+    deadline = time.monotonic() + 60
+    while t.is_alive() and time.monotonic() < deadline:
+        latencies.append(ka_request())
+        workers = json.loads(http_get(mport, "/status.json").body)["workers"]
+        busy_seen = busy_seen or any(w["state"] == "busy" for w in workers)
+        time.sleep(0.02)
+    t.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not t.is_alive(), "downloads did not finish within 60 s"
+    ka.close()
+
+    assert result["downloads"] >= 1 and result["bytes"] == [size] * result["downloads"], result
+    # The worker was not killed mid-download, and showed busy while it sent.
+    assert h.worker_pids() == [worker] and h.events("worker-timeout") == [], h.log_tail()
+    assert busy_seen, "the worker sending a large file never showed as busy"
+    # Prompt answers on the other connection meanwhile (the bounds of the stream test above).
+    assert len(latencies) >= 3, latencies
+    fast = sum(1 for x in latencies if x < 0.05)
+    summary = (f"{result['downloads']} downloads of {size >> 20} MiB; {fast}/{len(latencies)} under 50 ms, "
+               f"slowest {sorted(latencies)[-5:]}")
+    print("keep-alive latencies while a file downloads:", summary)
+    assert fast >= 0.9 * len(latencies) and max(latencies) < 0.5, summary
+    wait_until(lambda: json.loads(http_get(mport, "/status.json").body)["workers"][0]["state"] == "idle", 5,
+               what="worker idle after the downloads")

@@ -331,3 +331,29 @@ def test_watchdog_is_fed_through_a_slow_upgrade(tmp_path, notify):
         for pid in extra:
             kill_tree(pid)
         herd.kill_all()
+
+
+def test_cleanup_ends_processes_no_pid_list_saw(tmp_path, notify):
+    """Issue 24: a failed upgrade once left a master running that the clean-up never knew (it
+    knew only the pids it saw in MAINPID=). The Herd starts the master as a process group of its
+    own and its finalizer ends the whole group: here a "new binary" that leaves a background
+    child behind (re-parented once its parent exits), which no pid list of the test ever saw."""
+    with upgradable_herd(tmp_path, notify, upgrade_timeout="1") as (herd, binary, port, _, _, _):
+        assert wait_http(port).status == 200
+        notify.wait_for("READY=1", timeout=15)
+        install_binary(binary, b"#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\nexec sleep 60\n")
+        herd.signal(signal.SIGUSR2)
+        new_pid = int(herd.wait_log("upgrade-start", timeout=5)[0]["new_pid"])
+        herd.wait_log("upgrade-failed", timeout=10)
+        # The aborted "new master" (sleep 60) ends on the old master's SIGTERM; its background
+        # child lives on, re-parented, outside every pid list.
+        wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
+
+        def orphans():
+            return [p for p in herd.group() if p != herd.pid and p not in children_of(herd.pid)
+                    and Path(proc_cmdline(p)[0] if proc_cmdline(p) else "").name == "sleep"]
+        left = wait_until(orphans, 5, what="the orphaned background child")
+        group = herd.group()
+    assert set(left) <= set(group)
+    assert herd.group() == [], "processes of the herd's group outlived its clean-up"
+    assert not any(pid_alive(p) for p in group)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import threading
 import time
 
 import pytest
@@ -71,6 +73,33 @@ def test_too_short_upgrade_timeout_is_invisible_to_systemd(herd_factory, notify,
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
         # Its workers (PR_SET_PDEATHSIG) and any late message would show up within this time.
         time.sleep(1.0)
+        assert_silent_abort(h, notify, n0, new_pid, port, workers)
+    finally:
+        kill_tree(new_pid)
+    assert h.stop() == 0
+
+
+def test_ready_after_the_deadline_is_refused(herd_factory, notify, tmp_path):
+    """An "R" that comes after --upgrade-timeout but before the old master's tick looked at the
+    deadline must be refused too (pipeEvent checks the deadline itself). Without help that is a
+    race with the tick (the test above caught a mutant in about 5 of 8 runs); the test hook
+    HERDD_TEST_UPGRADE_LATE_READY (debug builds) makes the tick leave a passed deadline to the
+    "R", so the "R" always meets the check."""
+    h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "0.001", workers=1,
+                       env={"HERDD_TEST_UPGRADE_LATE_READY": "1"})
+    workers = h.wait_workers(1)
+    n0 = notify.count()
+    h.signal(signal.SIGUSR2)
+    new_pid = new_master_pid(h)
+    try:
+        # The new master's workers serve and it says so, long after the 1 ms deadline...
+        h.wait_log("upgrade-ready-sent", timeout=15)
+        # ... and the old master refuses it: no commit.
+        failed = h.wait_log("upgrade-failed", timeout=10)
+        assert "not ready within --upgrade-timeout" in failed[0].raw, failed[0].raw
+        assert not h.events("upgrade-ready") and not h.events("upgrade-done"), h.log_tail()
+        wait_until(lambda: not pid_alive(new_pid), 10, what="refused new master gone")
+        time.sleep(0.5)
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
         kill_tree(new_pid)
@@ -203,3 +232,47 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
     finally:
         for p in masters[1:]:
             kill_tree(p)
+
+
+def test_backlog_alarm_seconds_do_not_drop_across_an_upgrade(herd_factory, notify, tmp_path):
+    """Issue 24: herdd_listen_backlog_alarm_seconds_total is a counter: the new master shows at
+    least what the old one showed (the time is carried over in whole milliseconds)."""
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
+                      "--backlog-alarm", "3", "--upgrade-timeout", "20", "--graceful-timeout", "5"],
+                     notify=notify)
+    notify.wait_for("READY=1", timeout=15)
+    h.wait_workers(1)
+    alarm = lambda: metric(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}')  # noqa: E731
+    # The only worker sleeps in a handler for 2 s while 6 connections wait in its accept queue
+    # (above the alarm threshold 3): about 1.5 s of alarm time.
+    slow = threading.Thread(target=lambda: http_get(port, "/sleep/2000", timeout=10), daemon=True)
+    slow.start()
+    time.sleep(0.3)
+    waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(6)]
+    try:
+        wait_until(lambda: metric(mport, "herdd_listen_backlog", '{listener="http"}') >= 6, 3,
+                   what="6 connections queued")
+        slow.join(10)
+        wait_until(lambda: metric(mport, "herdd_listen_backlog", '{listener="http"}') == 0, 5, what="queue drained")
+    finally:
+        for s in waiting:
+            s.close()
+    before = wait_until(lambda: alarm() >= 0.5 and alarm(), 5, what="alarm time counted")
+    assert alarm() == before  # the queue is empty: the counter stands still
+    old = h.pid
+    n0 = notify.count()
+    os.kill(old, signal.SIGUSR2)
+    msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n0)
+    new = int(re.search(r"MAINPID=(\d+)", msg).group(1))
+    try:
+        # Scrapes reach the new master once the old one is gone (its final totals delivered).
+        wait_until(lambda: not pid_alive(old), 20, what="old master drained and gone")
+        m = re.search(r'herdd_info\{[^}]*master_pid="(\d+)"', http_get(mport, "/metrics").body.decode())
+        assert m and int(m.group(1)) == new, m
+        after = alarm()
+        assert after >= before, f"the alarm counter dropped across the upgrade: {before} s -> {after} s"
+        assert after <= before + 1.0, (before, after)  # and it was not counted twice
+    finally:
+        kill_tree(new)

@@ -37,6 +37,13 @@ struct CarriedTotals: Equatable, Sendable {
     /// Per listener name, milliseconds the accept queue spent at or above the alarm threshold.
     var backlogAlarmMillis: [String: UInt64] = [:]
 
+    /// Milliseconds back from the seconds a snapshot shows (whole milliseconds divided by 1000):
+    /// rounded, as truncating dropped one (1001 ms is 1.001 s, and 1.001 * 1000 is 1000.99...),
+    /// and the new master then showed less than the old one had (issue 24).
+    static func millis(seconds: Double) -> UInt64 {
+        UInt64(max(0, (seconds * 1000).rounded()))
+    }
+
     subscript<T>(dynamicMember path: WritableKeyPath<MetricsSnapshot.Counters, T>) -> T {
         get { counters[keyPath: path] }
         set { counters[keyPath: path] = newValue }

@@ -202,7 +202,7 @@ final class Master {
     private func tick() {
         let now = monotonicNanos()
         metricsServer?.sweep(now: now)
-        upgrader.checkDeadline(now, timeout: config.upgradeTimeout)
+        upgrader.checkDeadline(now, timeout: config.upgradeTimeout, atTick: true)
         backlog.sample(now: now, alarmThreshold: config.backlogAlarm, log: log)
         if let stop {
             closeSealedListeners()

@@ -110,7 +110,7 @@ extension Master: UpgradeHost {
         var t = CarriedTotals(counters: s.counters)
         for l in s.listeners {
             t.listeners[l.name] = l.counters
-            if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = UInt64(secs * 1000) }
+            if let secs = l.backlogAlarmSeconds { t.backlogAlarmMillis[l.name] = CarriedTotals.millis(seconds: secs) }
         }
         return t
     }

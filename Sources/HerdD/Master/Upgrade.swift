@@ -350,12 +350,18 @@ final class Upgrader {
         return true
     }
 
-    func checkDeadline(_ now: UInt64, timeout upgradeTimeout: Double) {
+    func checkDeadline(_ now: UInt64, timeout upgradeTimeout: Double, atTick: Bool = false) {
         guard let u = upgrade else { return }
         if u.killedAt != nil {
             if let at = u.killAt, now >= at { signalNewMaster(u.pid, SIGKILL) }
             return
         }
+        #if HERDD_TEST_HOOKS
+        // Test hook (debug builds only): the tick leaves a passed deadline to the new master's
+        // "R" (or its EOF), so a test's "R" after --upgrade-timeout always meets the check in
+        // pipeEvent (a race with the next tick otherwise: issue 24).
+        if atTick, !u.pipeClosed, now >= u.deadline, getenv("HERDD_TEST_UPGRADE_LATE_READY") != nil { return }
+        #endif
         if now >= u.deadline {
             abortUpgrade(u, why: u.pipeClosed ? "the new master closed the handover socket before it was ready"
                                               : "the new master was not ready within --upgrade-timeout \(upgradeTimeout) s")
