@@ -341,13 +341,13 @@ def test_cleanup_ends_processes_no_pid_list_saw(tmp_path, notify):
     with upgradable_herd(tmp_path, notify, upgrade_timeout="1") as (herd, binary, port, _, _, _):
         assert wait_http(port).status == 200
         notify.wait_for("READY=1", timeout=15)
-        install_binary(binary, b"#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\nexec sleep 60\n")
+        install_binary(binary, b"#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\nexit 1\n")
         herd.signal(signal.SIGUSR2)
         new_pid = int(herd.wait_log("upgrade-start", timeout=5)[0]["new_pid"])
         herd.wait_log("upgrade-failed", timeout=10)
-        # The aborted "new master" (sleep 60) ends on the old master's SIGTERM; its background
-        # child lives on, re-parented, outside every pid list.
-        wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
+        # The failed "new master" exited; its background child lives on, re-parented, outside
+        # every pid list.
+        wait_until(lambda: not pid_alive(new_pid), 10, what="failed new master gone")
 
         def orphans():
             return [p for p in herd.group() if p != herd.pid and p not in children_of(herd.pid)
