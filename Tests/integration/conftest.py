@@ -529,6 +529,27 @@ def herd_factory(tmp_path):
         h.kill_all()
 
 
+def queue_behind_a_sleep(port: int, queued: Callable[[], float], sleep_ms: int, n: int = 6) -> list[socket.socket]:
+    """The only worker of a debug handler on `port` sleeps `sleep_ms` in a handler while `n`
+    connections wait in its accept queue (`queued()` reads the queue length, e.g. from
+    /metrics); returns once the worker is back and took them (the queue is empty again). The
+    caller closes the returned connections."""
+    slow = threading.Thread(target=lambda: http_get(port, f"/sleep/{sleep_ms}", timeout=10), daemon=True)
+    slow.start()
+    time.sleep(0.3)
+    waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(n)]
+    try:
+        wait_until(lambda: queued() >= n, 3, what=f"{n} connections queued")
+        slow.join(10)
+        # The worker is back: the queue empties.
+        wait_until(lambda: queued() == 0, 5, what="queue drained")
+    except BaseException:
+        for s in waiting:
+            s.close()
+        raise
+    return waiting
+
+
 def closed_reasons(port: int) -> dict[str, int]:
     """herdd_connections_closed_total from /metrics on `port` (a metrics listener): reason -> count."""
     text = http_get(port, "/metrics").body.decode()

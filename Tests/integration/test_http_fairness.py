@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from typing import Callable
 
 from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, wait_until
 
@@ -61,6 +62,35 @@ def test_many_small_chunks_are_decoded_as_they_arrive(herd_factory):
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
 
 
+def ping_while(t: threading.Thread, ping: Callable[[], float], mport: int, what: str) -> tuple[list[float], bool]:
+    """While thread `t` runs (at most 60 s): `ping` on the keep-alive connection, then a look at
+    the scoreboard (/status.json on the metrics port), every 20 ms. Returns the ping latencies
+    and whether a worker was seen busy."""
+    latencies = []
+    busy_seen = False
+    deadline = time.monotonic() + 60
+    while t.is_alive() and time.monotonic() < deadline:
+        latencies.append(ping())
+        workers = json.loads(http_get(mport, "/status.json").body)["workers"]
+        busy_seen = busy_seen or any(w["state"] == "busy" for w in workers)
+        time.sleep(0.02)
+    t.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not t.is_alive(), f"{what} did not finish within 60 s"
+    return latencies, busy_seen
+
+
+def assert_prompt(latencies: list[float], what: str):
+    """Requests on the other connection were answered meanwhile, each promptly: < 50 ms, except
+    what the scheduler of a loaded 2-core machine adds now and then (load averages of 9 were seen
+    while other builds ran): at least 90% under 50 ms and none near the seconds a monopolised
+    worker made them wait (2.3 s before issue 14)."""
+    assert len(latencies) >= 3, latencies
+    fast = sum(1 for x in latencies if x < 0.05)
+    summary = f"{what}; {fast}/{len(latencies)} under 50 ms, slowest {sorted(latencies)[-5:]}"
+    print("keep-alive latencies:", summary)
+    assert fast >= 0.9 * len(latencies) and max(latencies) < 0.5, summary
+
+
 def test_long_stream_leaves_room_for_other_connections(herd_factory):
     # One worker, so the keep-alive connection is on the streaming worker; --timeout 2: a worker
     # whose loop stops beating for 2 s would be killed mid-response.
@@ -99,16 +129,7 @@ def test_long_stream_leaves_room_for_other_connections(herd_factory):
 
     t = threading.Thread(target=read_stream, daemon=True)
     t.start()
-    latencies = []
-    busy_seen = False
-    deadline = time.monotonic() + 60
-    while t.is_alive() and time.monotonic() < deadline:
-        latencies.append(ka_request())
-        workers = json.loads(http_get(mport, "/status.json").body)["workers"]
-        busy_seen = busy_seen or any(w["state"] == "busy" for w in workers)
-        time.sleep(0.02)
-    t.join(timeout=max(0.0, deadline - time.monotonic()))
-    assert not t.is_alive(), "stream did not finish within 60 s"
+    latencies, busy_seen = ping_while(t, ka_request, mport, "stream")
     ka.close()
 
     (r,) = parse_responses(result["data"])
@@ -118,15 +139,7 @@ def test_long_stream_leaves_room_for_other_connections(herd_factory):
     # The worker was not killed mid-response and was seen busy while it wrote.
     assert h.worker_pids() == [worker] and h.events("worker-timeout") == [], h.log_tail()
     assert busy_seen, "the streaming worker never showed as busy"
-    # Requests on the other connection were answered meanwhile, each promptly.
-    assert len(latencies) >= 3, latencies
-    # Each < 50 ms, except what the scheduler of a loaded 2-core machine adds now and then
-    # (load averages of 9 were seen while other builds ran): at least 90% under 50 ms and none
-    # near the seconds a monopolised worker made them wait (2.3 s before issue 14).
-    fast = sum(1 for x in latencies if x < 0.05)
-    summary = f"{fast}/{len(latencies)} under 50 ms, slowest {sorted(latencies)[-5:]}"
-    print("keep-alive latencies while streaming:", summary)
-    assert fast >= 0.9 * len(latencies) and max(latencies) < 0.5, summary
+    assert_prompt(latencies, "while streaming")
     # Afterwards the worker is idle again.
     wait_until(lambda: json.loads(http_get(mport, "/status.json").body)["workers"][0]["state"] == "idle", 5,
                what="worker idle after the stream")
@@ -218,28 +231,13 @@ def test_large_file_download_leaves_room_for_other_connections(herd_factory, tmp
 
     t = threading.Thread(target=download, daemon=True)
     t.start()
-    latencies = []
-    busy_seen = False
-    deadline = time.monotonic() + 60
-    while t.is_alive() and time.monotonic() < deadline:
-        latencies.append(ka_request())
-        workers = json.loads(http_get(mport, "/status.json").body)["workers"]
-        busy_seen = busy_seen or any(w["state"] == "busy" for w in workers)
-        time.sleep(0.02)
-    t.join(timeout=max(0.0, deadline - time.monotonic()))
-    assert not t.is_alive(), "downloads did not finish within 60 s"
+    latencies, busy_seen = ping_while(t, ka_request, mport, "downloads")
     ka.close()
 
     assert result["downloads"] >= 1 and result["bytes"] == [size] * result["downloads"], result
     # The worker was not killed mid-download, and showed busy while it sent.
     assert h.worker_pids() == [worker] and h.events("worker-timeout") == [], h.log_tail()
     assert busy_seen, "the worker sending a large file never showed as busy"
-    # Prompt answers on the other connection meanwhile (the bounds of the stream test above).
-    assert len(latencies) >= 3, latencies
-    fast = sum(1 for x in latencies if x < 0.05)
-    summary = (f"{result['downloads']} downloads of {size >> 20} MiB; {fast}/{len(latencies)} under 50 ms, "
-               f"slowest {sorted(latencies)[-5:]}")
-    print("keep-alive latencies while a file downloads:", summary)
-    assert fast >= 0.9 * len(latencies) and max(latencies) < 0.5, summary
+    assert_prompt(latencies, f"while {result['downloads']} downloads of {size >> 20} MiB")
     wait_until(lambda: json.loads(http_get(mport, "/status.json").body)["workers"][0]["state"] == "idle", 5,
                what="worker idle after the downloads")

@@ -7,13 +7,20 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import LOCALHOST, free_ports, http_get, pid_alive, proc_cmdline, run_herdd, wait_until
+from conftest import (
+    LOCALHOST,
+    free_ports,
+    http_get,
+    pid_alive,
+    proc_cmdline,
+    queue_behind_a_sleep,
+    run_herdd,
+    wait_until,
+)
 from test_upgrade import kill_tree
 
 
@@ -148,17 +155,8 @@ def test_backlog_max_does_not_depend_on_who_scrapes(herd_factory):
                       "--backlog-alarm", "3"])
     h.wait_workers(1)
     # The only worker blocks in a handler for 2.5 s; 6 connections wait in the accept queue.
-    slow = threading.Thread(target=lambda: http_get(port, "/sleep/2500", timeout=10), daemon=True)
-    slow.start()
-    time.sleep(0.3)
-    waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(6)]
+    waiting = queue_behind_a_sleep(port, lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}'), 2500)
     try:
-        wait_until(lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}') >= 6, 3,
-                   what="6 connections queued")
-        slow.join(10)
-        # The worker is back: the queue empties.
-        wait_until(lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}') == 0, 5,
-                   what="queue drained")
         # Two scrapers, one after the other, both see the peak (it is the peak of the last
         # minute, not since the previous scrape).
         first = metric_value(mport, "herdd_listen_backlog_max", '{listener="http"}')

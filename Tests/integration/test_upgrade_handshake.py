@@ -14,13 +14,11 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, wait_until
+from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, queue_behind_a_sleep, wait_until
 from test_upgrade import kill_tree
 
 LIFECYCLE = ("READY=1", "STOPPING=1", "MAINPID=", "RELOADING=1")
@@ -41,6 +39,13 @@ def start(herd_factory, notify, tmp_path, *extra, workers=2, env=None):
 
 def new_master_pid(h, nth: int = 1) -> int:
     return int(h.wait_log("upgrade-start", timeout=5, count=nth)[nth - 1]["new_pid"])
+
+
+def begin_upgrade(h, notify) -> tuple[int, int]:
+    """SIGUSR2 to the master: (the notify socket's message count before it, the new master's pid)."""
+    n0 = notify.count()
+    h.signal(signal.SIGUSR2)
+    return n0, new_master_pid(h)
 
 
 def assert_silent_abort(h, notify, n0: int, new_pid: int, port: int, workers: list[int]):
@@ -65,9 +70,7 @@ def test_too_short_upgrade_timeout_is_invisible_to_systemd(herd_factory, notify,
     100 ms tick looked at the deadline: its "R" must still be refused as too late."""
     h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "0.001", workers=workers)
     workers = h.wait_workers(workers, timeout=30)
-    n0 = notify.count()
-    h.signal(signal.SIGUSR2)
-    new_pid = new_master_pid(h)
+    n0, new_pid = begin_upgrade(h, notify)
     try:
         h.wait_log("upgrade-failed", timeout=10)
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
@@ -88,9 +91,7 @@ def test_ready_after_the_deadline_is_refused(herd_factory, notify, tmp_path):
     h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "0.001", workers=1,
                        env={"HERDD_TEST_UPGRADE_LATE_READY": "1"})
     workers = h.wait_workers(1)
-    n0 = notify.count()
-    h.signal(signal.SIGUSR2)
-    new_pid = new_master_pid(h)
+    n0, new_pid = begin_upgrade(h, notify)
     try:
         # The new master's workers serve and it says so, long after the 1 ms deadline...
         h.wait_log("upgrade-ready-sent", timeout=15)
@@ -110,9 +111,7 @@ def test_new_master_killed_while_booting(herd_factory, notify, tmp_path):
     h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20", workers=2,
                        env={"HERDD_TEST_WORKER_START_DELAY": "generation>=2:3"})
     workers = h.wait_workers(2)
-    n0 = notify.count()
-    h.signal(signal.SIGUSR2)
-    new_pid = new_master_pid(h)
+    n0, new_pid = begin_upgrade(h, notify)
     try:
         # Its workers are still starting (delayed): kill it before it could report ready.
         wait_until(lambda: len(children_of(new_pid)) >= 1, 10, what="new master's workers spawned")
@@ -132,9 +131,7 @@ def test_new_master_killed_after_reporting_ready(herd_factory, notify, tmp_path)
     h, port, _ = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20",
                        env={"HERDD_TEST_UPGRADE_COMMIT_DELAY": "3"})
     workers = h.wait_workers(2)
-    n0 = notify.count()
-    h.signal(signal.SIGUSR2)
-    new_pid = new_master_pid(h)
+    n0, new_pid = begin_upgrade(h, notify)
     try:
         h.wait_log("upgrade-ready-sent", timeout=15)
         h.wait_log("upgrade-ready", timeout=5)
@@ -247,18 +244,8 @@ def test_backlog_alarm_seconds_do_not_drop_across_an_upgrade(herd_factory, notif
     alarm = lambda: metric(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}')  # noqa: E731
     # The only worker sleeps in a handler for 2 s while 6 connections wait in its accept queue
     # (above the alarm threshold 3): about 1.5 s of alarm time.
-    slow = threading.Thread(target=lambda: http_get(port, "/sleep/2000", timeout=10), daemon=True)
-    slow.start()
-    time.sleep(0.3)
-    waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(6)]
-    try:
-        wait_until(lambda: metric(mport, "herdd_listen_backlog", '{listener="http"}') >= 6, 3,
-                   what="6 connections queued")
-        slow.join(10)
-        wait_until(lambda: metric(mport, "herdd_listen_backlog", '{listener="http"}') == 0, 5, what="queue drained")
-    finally:
-        for s in waiting:
-            s.close()
+    for s in queue_behind_a_sleep(port, lambda: metric(mport, "herdd_listen_backlog", '{listener="http"}'), 2000):
+        s.close()
     before = wait_until(lambda: alarm() >= 0.5 and alarm(), 5, what="alarm time counted")
     assert alarm() == before  # the queue is empty: the counter stands still
     old = h.pid
