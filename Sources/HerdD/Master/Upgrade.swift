@@ -350,6 +350,9 @@ final class Upgrader {
         return true
     }
 
+    /// The upgrade's deadlines: abort when --upgrade-timeout passed, SIGKILL a stopping new
+    /// master, commit when a held commit is due. `atTick`: called by the master's tick (not by
+    /// pipeEvent for an "R" that came late).
     func checkDeadline(_ now: UInt64, timeout upgradeTimeout: Double, atTick: Bool = false) {
         guard let u = upgrade else { return }
         if u.killedAt != nil {
