@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 /// Incremental HTTP/1.x request parser.
 ///

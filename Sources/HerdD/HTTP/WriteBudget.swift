@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// Fairness of writing (issue 14): a connection writes at most `ConnectionTuning.writeBudget` bytes per

@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 import Handlers
 import HerdSys
 
