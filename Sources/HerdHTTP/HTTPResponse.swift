@@ -1,5 +1,3 @@
-import HerdLibc
-
 /// A body produced piece by piece. `next()` returns the next piece, or nil at the end.
 /// Sent with chunked encoding to HTTP/1.1 clients and close-delimited to HTTP/1.0 clients.
 /// Empty pieces are allowed (they are skipped, not sent as a terminating chunk).

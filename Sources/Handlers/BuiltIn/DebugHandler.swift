@@ -1,4 +1,3 @@
-import HerdLibc
 import Synchronization
 import HerdSys
 

@@ -1,4 +1,3 @@
-import HerdLibc
 import HerdSys
 import Synchronization
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import HerdLibc
 import Handlers
 import HerdSys
 import Logging

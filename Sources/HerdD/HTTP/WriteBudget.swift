@@ -1,4 +1,3 @@
-import HerdLibc
 import HerdSys
 
 /// Fairness of writing (issue 14): a connection writes at most `ConnectionTuning.writeBudget` bytes per

@@ -1,4 +1,3 @@
-import HerdLibc
 import Handlers
 import HerdSys
 

@@ -1,4 +1,3 @@
-import HerdLibc
 import HerdSys
 
 /// sd_notify(3) messages to the service manager. Without NOTIFY_SOCKET every call is a no-op

@@ -1,4 +1,3 @@
-import HerdLibc
 import HerdSys
 
 /// A worker's event loop as a Swift concurrency executor: the `TaskExecutor` its async requests
