@@ -58,6 +58,7 @@ let package = Package(
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HerdHTTP"]),
         .testTarget(name: "HerdDTests", dependencies: ["HerdD", "HerdSys"]),
+        .testTarget(name: "HerdSysTests", dependencies: ["HerdSys", "HerdLibc"]),
         .testTarget(name: "HerdTests", dependencies: ["Herd"]),
     ],
     swiftLanguageModes: [.v6]

@@ -302,3 +302,25 @@ final class ArrayStream: BodyStream, @unchecked Sendable {
         #expect(ctx.peerAddress == PeerAddress(text: "elsewhere"))
     }
 }
+
+/// HTTPDate formats in pure arithmetic (HerdHTTP imports no libc time function): it must say
+/// what gmtime_r says, for every kind of day (leap years, centuries, before 1970).
+@Suite struct DatesAgainstGmtime {
+    @Test func sameAsGmtime() {
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func pad(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+        var rng = SystemRandomNumberGenerator()
+        var samples: [Int] = [0, -1, 86_399, 86_400, 951_782_400, 951_868_799, 4_107_542_400, 253_402_300_799, -2_208_988_800]
+        for _ in 0..<20_000 { samples.append(Int.random(in: -5_000_000_000...253_402_300_799, using: &rng)) }
+        for t in samples {
+            var tt = time_t(t)
+            var tm = Glibc.tm()
+            guard gmtime_r(&tt, &tm) != nil else { Issue.record("gmtime_r \(t)"); continue }
+            let want = "\(days[Int(tm.tm_wday)]), \(pad(tm.tm_mday, 2)) \(months[Int(tm.tm_mon)]) \(pad(tm.tm_year + 1900, 4)) "
+                + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)) GMT"
+            #expect(HTTPDate.format(epochSeconds: t) == want, "\(t)")
+            if HTTPDate.format(epochSeconds: t) != want { break }
+        }
+    }
+}

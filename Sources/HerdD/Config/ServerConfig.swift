@@ -1,3 +1,4 @@
+import HerdLibc
 import HerdSys
 import Logging
 
