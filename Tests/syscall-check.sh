@@ -111,43 +111,47 @@ def check_imports(bad: list) -> int:
     return n
 
 
+def top_level_declarations(text: str):
+    """(keyword, name, line, the text up to the next top-level declaration) at brace depth 0."""
+    depth, depths = 0, []
+    for ch in text:
+        depths.append(depth)
+        depth += (ch == "{") - (ch == "}")
+    keyword = re.compile(r"\b(func|var|let|typealias|struct|class|enum|extension|protocol|actor|macro|init|subscript|import)\b\s*(\w*)")
+    found = [m for m in keyword.finditer(text) if depths[m.start()] == 0]
+    for i, m in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        yield m.group(1), m.group(2), line_of(text, m.start()), text[line_start:m.start()], text[m.start():end]
+
+
 def check_allowlist(bad: list) -> int:
     """Every top-level declaration of HerdLibc is an allowlisted forward to the same Glibc name."""
-    allowed = PURE_FUNCTIONS | CONSTANTS | C_TYPES
+    kinds = {"func": ("PURE_FUNCTIONS", PURE_FUNCTIONS, r"\bGlibc\.{}\s*\("),
+             "var": ("CONSTANTS", CONSTANTS, r"^var\s+{}\s*:\s*[\w.]+\s*\{{\s*Glibc\.{}\s*\}}\s*;?\s*(@[\w()]+\s*)*$"),
+             "typealias": ("C_TYPES", C_TYPES, r"^typealias\s+{}\s*=\s*Glibc\.{}\s*;?\s*(@[\w()]+\s*)*$")}
     count = 0
     for path in sorted(Path("Sources/HerdLibc").rglob("*.swift")):
         text = strip(path.read_text())
-        for m in import_re.finditer(text):
-            if m.group(1) != "Glibc":
-                bad.append(f"{path}:{line_of(text, m.start())}: HerdLibc imports only Glibc, not {m.group(1)}")
-        depth = 0
-        decl = None
-        for lineno, line in enumerate(text.split("\n"), 1):
-            stripped = line.strip()
-            bare = re.sub(r"^(?:@\w+(?:\([^)]*\))?\s*)*", "", stripped)  # attributes alone: the next line declares
-            if depth == 0 and bare and not bare.startswith("import "):
-                m = re.match(r"package\s+(func|var|typealias)\s+(\w+)", bare)
-                if not m:
-                    bad.append(f"{path}:{lineno}: only `package func/var/typealias` forwards belong in HerdLibc: {stripped[:60]}")
-                else:
-                    kind, name = m.groups()
-                    count += 1
-                    want = {"func": PURE_FUNCTIONS, "var": CONSTANTS, "typealias": C_TYPES}[kind]
-                    if name not in want:
-                        where = "PURE_FUNCTIONS" if kind == "func" else "CONSTANTS" if kind == "var" else "C_TYPES"
-                        bad.append(f"{path}:{lineno}: {name} is not in the allowlist ({where} of Tests/syscall-check.sh)"
-                                   + ("" if name not in allowed else f"; it is listed as another kind"))
-                    decl = (name, lineno, kind, "")
-            if decl is not None:
-                decl = (decl[0], decl[1], decl[2], decl[3] + line + "\n")
-            depth += line.count("{") - line.count("}")
-            if decl is not None and depth == 0:
-                name, at, kind, body = decl
-                target = {"func": rf"\bGlibc\.{name}\(", "var": rf"\{{\s*Glibc\.{name}\s*\}}",
-                          "typealias": rf"=\s*Glibc\.{name}\s*$"}[kind]
-                if not re.search(target, body.strip(), re.M) or (kind == "func" and len(re.findall(r"\bGlibc\.\w+\s*\(", body)) != 1):
-                    bad.append(f"{path}:{at}: {name} must only forward to Glibc.{name}")
-                decl = None
+        for kind, name, lineno, before, body in top_level_declarations(text):
+            if kind == "import":
+                if name != "Glibc":
+                    bad.append(f"{path}:{lineno}: HerdLibc imports only Glibc, not {name}")
+                continue
+            if kind not in kinds or not re.search(r"\bpackage\s*$", before):
+                bad.append(f"{path}:{lineno}: only `package func/var/typealias` forwards belong in HerdLibc: {kind} {name}")
+                continue
+            count += 1
+            where, allowed, pattern = kinds[kind]
+            if name not in allowed:
+                bad.append(f"{path}:{lineno}: {name} is not in the allowlist ({where} of Tests/syscall-check.sh)")
+                continue
+            # The declaration alone: without the attributes and access of the next one.
+            body = re.sub(r"\s*;?\s*((@[\w()]+|package|public|internal)\s*)*$", "", body)
+            calls = re.findall(r"\bGlibc\.\w+\s*\(", body)
+            ok = re.search(pattern.format(re.escape(name), re.escape(name)), body, re.S)
+            if not ok or (kind == "func" and len(calls) != 1):
+                bad.append(f"{path}:{lineno}: {name} must only forward to Glibc.{name}")
     return count
 
 
