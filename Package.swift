@@ -56,9 +56,11 @@ let package = Package(
         ]),
         // herdd itself: a thin main on top of the library.
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
+        // One test target per module (HerdHTTPTests: the parser and the response head).
+        .testTarget(name: "HerdSysTests", dependencies: ["HerdSys", "HerdLibc"]),
+        .testTarget(name: "HerdHTTPTests", dependencies: ["HerdHTTP"]),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HerdHTTP"]),
         .testTarget(name: "HerdDTests", dependencies: ["HerdD", "HerdSys"]),
-        .testTarget(name: "HerdSysTests", dependencies: ["HerdSys", "HerdLibc"]),
         .testTarget(name: "HerdTests", dependencies: ["Herd"]),
     ],
     swiftLanguageModes: [.v6]

@@ -100,7 +100,7 @@ final class Worker: ConnectionHost {
 
     func run() throws -> Never {
         // Exit with the master: the kernel sends SIGTERM when the parent dies (a graceful drain),
-        // and the Sys.parentProcessID() checks catch a master that died before prctl ran.
+        // and the getppid() checks catch a master that died before prctl ran.
         try Sys.setParentDeathSignal(SIGTERM)
         if Sys.parentProcessID() != masterPID {
             log.error("master \(masterPID) is gone before the worker started", metadata: ["event": "orphan"])
