@@ -16,7 +16,7 @@ public protocol Handler: Sendable {
 
     /// Whether `handle` may block (a database call, a slow upstream, a sleep): then, while it
     /// runs, the worker hands its other idle keep-alive connections that turn readable to an
-    /// idle worker (work-conserving dispatch; README "Design"). Default `true`: a user handler
+    /// idle worker (work-conserving dispatch; docs/design.md). Default `true`: a user handler
     /// is assumed to block. Handlers that always answer at once say `false`, so their requests
     /// pay nothing for the dispatch machinery.
     var mayBlock: Bool { get }

@@ -65,6 +65,13 @@ extension Sys {
         try sys("shutdown", detail: what()) { Glibc.shutdown(fd, how) }
     }
 
+    /// Stops new connections on a listening TCP socket without touching its accept queue: a
+    /// drop-all socket filter (SO_ATTACH_FILTER; why, in the shim). The filter belongs to the
+    /// socket, so it holds for every process that has a copy.
+    @usableFromInline package static func dropNewConnections(_ fd: Int32, what: @autoclosure () -> String? = nil) throws(SysError) {
+        try sys("setsockopt(SO_ATTACH_FILTER)", detail: what()) { herd_attach_drop_all_filter(fd) }
+    }
+
     // MARK: Options and names
 
     /// setsockopt(2) with a value of any plain type (Int32 flag, timeval...).

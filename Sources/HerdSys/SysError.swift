@@ -1,7 +1,7 @@
 import CHerdSys
 import Glibc
 
-// HerdSys: the one place where herdd makes system calls (README "Design", the system layer).
+// HerdSys: the one place where herdd makes system calls (docs/design.md, "The system layer").
 // Every raw call of herdd, its handlers and its HTTP module goes through a function of this
 // module, one file per OS mechanism: SysError.swift (errors, the EINTR policy), Epoll.swift,
 // Socket.swift (accept4, send/recv, sendfile, sockopts, SCM_RIGHTS), FileDescriptor.swift,

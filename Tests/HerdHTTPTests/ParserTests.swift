@@ -101,7 +101,7 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(isNeedMore(parseOnce("\r\n\r")))
     }
 
-    /// Bare LF ends no line of the head (decision in README "HTTP"): 400 wherever it is, as llhttp.
+    /// Bare LF ends no line of the head (decision in docs/http.md, "Bare LF in the request head"): 400 wherever it is, as llhttp.
     @Test func bareLFInHeadRejected() throws {
         #expect(errorStatus(parseOnce("GET / HTTP/1.1\nHost: x\nA: b\n\n")) == 400)
         #expect(errorStatus(parseOnce("GET / HTTP/1.1\r\nHost: x\nA: b\r\n\r\n")) == 400)

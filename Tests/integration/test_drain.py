@@ -196,6 +196,53 @@ def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_facto
     assert h.wait(10) == 0
 
 
+def test_graceful_stop_serves_the_connections_already_queued_on_own_sockets(herd_factory):
+    """A graceful stop seals the sockets herdd bound (a drop-all socket filter: nothing new joins
+    the accept queue) instead of shutting them down at once, which would reset the connections
+    already queued with their requests. Each worker's drain begins by taking what is queued, and
+    answers it with `Connection: close`; the sockets close (new clients refused) once their
+    queues are empty."""
+    from test_metrics import scrape, value
+
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
+                      "--graceful-timeout", "20"])
+    h.wait_workers(2)
+    slow: list = []
+    sleepers = [threading.Thread(target=lambda: slow.append(http_get(port, "/sleep/1500", timeout=20).status))
+                for _ in range(2)]
+    for t in sleepers:
+        t.start()
+    wait_until(lambda: value(scrape(mport), "herdd_workers", state="busy") == 2, 5, what="2 busy workers")
+    # Both workers are inside a handler: these wait in the kernel's accept queue, request sent.
+    queued = []
+    for i in range(6):
+        s = socket.create_connection((LOCALHOST, port), timeout=10)
+        s.sendall(f"GET /queued-{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        queued.append(s)
+    try:
+        wait_until(lambda: value(scrape(mport), "herdd_listen_backlog", listener="http") == 6, 5, what="6 queued")
+        h.signal(signal.SIGTERM)
+        h.wait_log("listeners-sealed", timeout=5)
+        for i, s in enumerate(queued):
+            data = recv_until(s, time.monotonic() + 10)  # to EOF: the worker closes after it
+            (r,) = parse_responses(data)
+            assert r.status == 200 and r.header("Connection") == "close", (i, r)
+            assert r.body.startswith(b"debug pid="), (i, r.body)
+        for t in sleepers:
+            t.join(10)
+        assert slow == [200, 200]
+        closed = h.wait_log("listeners-closed", timeout=5, count=2)  # metrics at once, then http
+        assert any(line["listeners"] == "http" for line in closed), [line.raw for line in closed]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((LOCALHOST, port), timeout=5).close()
+        assert h.wait(10) == 0
+    finally:
+        for s in queued:
+            s.close()
+
+
 def _one_worker_reloaded_around(herd_factory, conn_setup):
     """One worker; `conn_setup(port)` opens a connection in some state on it; then a reload
     (SIGHUP) makes that worker drain while the connection stays silent for more than

@@ -94,8 +94,8 @@ def test_2_mb_at_32_kb_per_second_is_accepted(herd_factory):
 
 def test_one_byte_per_second_gets_408_after_the_grace(herd_factory):
     # Defaults: --body-timeout 10, --body-min-rate 500. Never silent for 10 s, so the rate rule
-    # cuts it: 10 s after the head plus 2 ms per byte, judged once a second (README "Options":
-    # within --body-timeout + 1 s). Up to 1.5 s more for a loaded machine.
+    # cuts it: 10 s after the head plus 2 ms per byte, judged once a second (docs/operations.md,
+    # "Options and config file": within --body-timeout + 1 s). Up to 1.5 s more for a loaded machine.
     h, port, mport = start(herd_factory)
     data, elapsed, sent = paced_upload(port, 1000, 1, limit=30)
     assert data.startswith(b"HTTP/1.1 408 "), (data[:200], elapsed, h.log_tail())

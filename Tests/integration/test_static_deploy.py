@@ -11,7 +11,7 @@ import time
 
 from conftest import LOCALHOST, free_port, http_request, parse_responses, raw_exchange
 
-VALIDITY = 1.0  # StaticRoot.validityNanos; README "Static files" states it
+VALIDITY = 1.0  # StaticRoot.validityNanos; docs/static.md ("What it serves") states it
 
 
 def start(herd_factory, spec):

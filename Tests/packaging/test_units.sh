@@ -45,7 +45,7 @@ if [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <
 else
     fail "systemd-analyze security: exposure ${score:-unknown} > $MAX_EXPOSURE"
 fi
-# The README states the figure for Debian 12's systemd 252: keep it true.
+# README.md (its install section) states the figure for Debian 12's systemd 252: keep it true.
 readme_score="$(sed -n 's/.*`systemd-analyze security herdd.service`: \*\*\([0-9.]*\)\*\* (systemd 252.*/\1/p' "$REPO/README.md")"
 if [ "$(systemd-analyze --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')" = 252 ]; then
     if [ -n "$score" ] && [ "$readme_score" = "$score" ]; then

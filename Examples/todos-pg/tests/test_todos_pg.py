@@ -221,6 +221,11 @@ def in_flight(server: Server) -> float:
     return sum(float(m.group(1)) for m in re.finditer(r"^herdd_async_requests_in_flight(?:\{[^}]*\})? (\S+)$", text, re.M))
 
 
+def accepted(server: Server) -> float:
+    text = request(server.metrics, "GET", "/metrics")[2].decode()
+    return sum(float(m.group(1)) for m in re.finditer(r'^herdd_connections_accepted_total\{listener="http"\} (\S+)$', text, re.M))
+
+
 def wait_for(condition, seconds: float, what: str):
     end = time.monotonic() + seconds
     while not condition():
@@ -238,9 +243,13 @@ def test_sigterm_drain_with_requests_inside_await_loses_none(server):
             results.append(repr(e))
 
     threads = [threading.Thread(target=one, daemon=True) for _ in range(24)]
+    base = accepted(server)
     for t in threads:
         t.start()
-    wait_for(lambda: in_flight(server) >= 12, 10, "requests inside pg_sleep")
+    # Every client connected (a connect after the stop began is refused, rightly) and at least
+    # half of the requests inside pg_sleep. (Connections still in the accept queue at the stop
+    # are served too: the drain takes them first, test_drain.py.)
+    wait_for(lambda: accepted(server) >= base + 24 and in_flight(server) >= 12, 10, "requests inside pg_sleep")
     server.proc.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(20)

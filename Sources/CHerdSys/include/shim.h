@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/sockios.h>
 #include <linux/rtnetlink.h>
@@ -122,6 +123,17 @@ static inline int herd_tcp_backlog(int fd, uint32_t *queued, uint32_t *limit) {
     *queued = ti.tcpi_unacked;
     *limit = ti.tcpi_sacked;
     return 0;
+}
+
+// A classic BPF program that drops every packet, attached to a listening TCP socket at the
+// start of a graceful stop (Master/Stop.swift). The kernel runs a listener's filter on each SYN
+// and on the ACK that completes a handshake, so no new connection can join the accept queue,
+// while the connections already queued stay there for the workers to take. (shutdown(SHUT_RD)
+// would reset those.) Clients whose SYN is dropped retry, and meet the close that follows.
+static inline int herd_attach_drop_all_filter(int fd) {
+    struct sock_filter code[1] = { { 0x06 /* BPF_RET | BPF_K */, 0, 0, 0 /* accept 0 bytes: drop */ } };
+    struct sock_fprog prog = { 1, code };
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
 }
 
 // How long an accepted TCP connection has waited (ms): tcpi_last_data_recv is the time since

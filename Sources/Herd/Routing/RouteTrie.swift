@@ -6,7 +6,7 @@ import HerdHTTP
 /// Lookup order at each segment: constants, then `:parameters` (in registration order), then
 /// `*`, then `**`; it backtracks, so `/a/:id` and `/a/new/x` coexist. The first route whose
 /// path matches *and* has the method wins; when paths match but none has the method the
-/// answer is 405 with the methods of the first path that matched (README: "Routing").
+/// answer is 405 with the methods of the first path that matched (docs/routing.md).
 final class RouteTrie: @unchecked Sendable {  // immutable after init; see above
     /// The routes of one path, by method, and the value of their `Allow` field.
     struct Endpoints {

@@ -11,7 +11,7 @@ enum AcceptMode: String, Sendable, CaseIterable {
     case shared
 }
 
-/// How connections spread over workers (see README "Balance").
+/// How connections spread over workers (see docs/design.md, "Balance").
 enum BalancePolicy: String, Sendable, CaseIterable {
     /// EPOLLEXCLUSIVE as the kernel does it: the most recently waiting worker takes the next
     /// connection (LIFO), so a few hot workers serve most of the load (warm caches).

@@ -58,6 +58,8 @@ final class Master {
     var pendingSpawns: [Int: UInt64] = [:]
     var readySent = false
     var stop: Stop? = nil
+    /// Sockets herdd bound itself, sealed by a graceful stop and not yet closed (Stop.swift).
+    var sealedListeners: [Int32] = []
     var exitCode: Int32 = 0
     var lastStatus = ""
     var lastStatusAt: UInt64 = 0
@@ -151,7 +153,10 @@ final class Master {
         while true {
             // 100 ms housekeeping tick; 5 ms while workers start, so READY=1 follows the last
             // worker's readiness closely (start to READY=1 is part of what we measure).
-            let tickMillis: Int32 = (!readySent || reloading || workers.values.contains { scoreboard.state($0.slot) == .starting }) ? 5 : 100
+            // Also 5 ms while sealed sockets wait for their queues to empty (Stop.swift): new
+            // clients meet dropped SYNs meanwhile, and the close that refuses them should follow
+            // the workers' sweep closely.
+            let tickMillis: Int32 = (!readySent || reloading || !sealedListeners.isEmpty || workers.values.contains { scoreboard.state($0.slot) == .starting }) ? 5 : 100
             let n = try epoll.wait(&events, timeoutMillis: tickMillis)
             for i in 0..<n {
                 switch events[i].tag {
@@ -199,6 +204,7 @@ final class Master {
         upgrader.checkDeadline(now, timeout: config.upgradeTimeout)
         backlog.sample(now: now, alarmThreshold: config.backlogAlarm, log: log)
         if let stop {
+            closeSealedListeners()
             switch stop {
             case .graceful(let deadline), .immediate(let deadline):
                 if now >= deadline { killAll(reason: "graceful-timeout") }

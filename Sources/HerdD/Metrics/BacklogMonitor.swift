@@ -40,8 +40,9 @@ final class BacklogMonitor {
     private var alarms: [BacklogAlarm]
     /// NETLINK_SOCK_DIAG socket for unix listeners' queues (opened on first use).
     private var sockDiagFD: Int32 = -1
-    /// Set when a graceful stop closed the listeners herdd bound itself (their fds are gone).
-    var ownedListenersClosed = false
+    /// The listeners herdd bound itself that a stop has closed (their fd numbers may belong to
+    /// something else by now).
+    var closedFDs: Set<Int32> = []
 
     init(listeners: [Listener]) {
         self.listeners = listeners
@@ -51,8 +52,7 @@ final class BacklogMonitor {
 
     /// Length and limit of listener `i`'s accept queue, nil if it cannot be read.
     func acceptQueue(_ i: Int) -> (UInt32, UInt32)? {
-        // A closed listener's fd number may belong to something else by now.
-        if ownedListenersClosed && listeners[i].owned { return nil }
+        if closedFDs.contains(listeners[i].fd) { return nil }
         switch listeners[i].family {
         case .tcp:
             return Sys.tcpAcceptQueue(listeners[i].fd)

@@ -42,6 +42,10 @@ final class Scoreboard: @unchecked Sendable {
         case masterPID = 4, generation, reloadSeq, reloadResult, upgradeSeq, upgradeResult, upgradeNewPID
         /// One past the highest slot the master ever used: workers scan only below it.
         case slotHighWater
+        /// Set (1) by a master whose graceful stop sealed the sockets herdd bound itself
+        /// (Master/Stop.swift) before it signals its workers: a worker that begins its drain
+        /// then first takes every connection still queued on them.
+        case sweepAtDrain
     }
     enum Outcome: UInt64 { case none = 0, ok, failed }
     static let slotWords = 1024

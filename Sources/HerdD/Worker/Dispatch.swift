@@ -2,7 +2,7 @@ import HerdLibc
 import Handlers
 import HerdSys
 
-/// Work-conserving dispatch (README "Design"): while a worker runs a handler that may block,
+/// Work-conserving dispatch (docs/design.md): while a worker runs a handler that may block,
 /// its Watcher hands the idle keep-alive connections that turn readable to the dispatch socket;
 /// idle workers wait on that socket with EPOLLIN | EPOLLEXCLUSIVE, like on a listener, and the
 /// one woken takes the connection and serves it as its own.

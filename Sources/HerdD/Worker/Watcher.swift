@@ -1,7 +1,7 @@
 import HerdSys
 import Logging
 
-/// A worker's helper thread for work-conserving dispatch (see Dispatch.swift, README "Design").
+/// A worker's helper thread for work-conserving dispatch (see Dispatch.swift, docs/design.md).
 ///
 /// Connections of listeners whose handler may block are registered once, at accept, in the
 /// watcher's own epoll (EPOLLIN | EPOLLET; no syscall per request). The watcher thread always
@@ -13,12 +13,11 @@ import Logging
 /// forgets them. Edges that come while the event loop serves (inactive) are only noted; the next
 /// `start()` considers them on the event loop's thread.
 ///
-/// Why not park the thread on a condition variable between handlers (as herdd 0.1's dispatch
-/// did): at saturation every request is a blocking handler, so the wake-up at each start() was a
-/// futex wake and two context switches per request, on cores the handlers need (bench
-/// "blocking", CPU mix: the watchers used 18 µs of CPU per request, 9 µs without it, and the
-/// workers were preempted 0.6 times less per request). The price is a wake-up per request that
-/// comes while the worker is idle, when CPU is not short.
+/// Why not park the thread on a condition variable between handlers: at saturation every
+/// request is a blocking handler, so a wake-up at each start() would be a futex wake and two
+/// context switches per request, on the cores the handlers need. The price is a wake-up per
+/// request that comes while the worker is idle, when CPU is not short. (Measured figures and the
+/// earlier design: docs/design.md, "No wake-up to start the watcher".)
 ///
 /// Synchronization: everything the watcher does to a connection happens under `mutex` while
 /// `active` is true; `stop()` clears `active` under the same mutex, so once it returns the

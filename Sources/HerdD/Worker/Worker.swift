@@ -274,12 +274,14 @@ final class Worker: ConnectionHost {
     /// idle worker, so a burst of connections spreads over the pool instead of piling onto the
     /// worker that woke first; and no accept4 per wakeup ends in EAGAIN.
     /// `single`: one accept whatever the settings (a saturated turn's one piece of new work).
+    /// `sweep`: every queued connection, at the start of a drain on sealed sockets (no wakeup:
+    /// not counted as one, and no balance step).
     /// Returns the connection accepted last, if any.
     @discardableResult
-    private func acceptConnections(_ index: Int, single: Bool = false) -> Connection? {
-        guard index < listeners.count, !draining else { return nil }
+    private func acceptConnections(_ index: Int, single: Bool = false, sweep: Bool = false) -> Connection? {
+        guard index < listeners.count, !draining || sweep else { return nil }
         let l = listeners[index]
-        let drainQueue = !single && (config.multiAccept || config.balance == .spread)
+        let drainQueue = sweep || (!single && (config.multiAccept || config.balance == .spread))
         var last: Connection? = nil
         var first = true
         var counted = false
@@ -298,7 +300,7 @@ final class Worker: ConnectionHost {
                 return last
             }
             // A wakeup is counted once the first accept4 says it was one (see above).
-            if first && !counted { scoreboard.bump(slot, listener: index, .wakeups); counted = true }
+            if first && !counted && !sweep { scoreboard.bump(slot, listener: index, .wakeups); counted = true }
             switch result {
             case .connection(let c):
                 fd = c
@@ -306,6 +308,7 @@ final class Worker: ConnectionHost {
                 // Woken for this listener but nothing to take on the first try: another
                 // process got the connection. That is the herd; the EAGAIN that ends a
                 // loop which accepted something is normal and counted apart.
+                if sweep { return last }
                 scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
                 if config.balance == .spread && !first && !single {
                     // Re-arm (DEL + ADD): we move to the tail of the exclusive wait queue, so
@@ -353,8 +356,10 @@ final class Worker: ConnectionHost {
             buffers.noteOpen(activeCount)
             scoreboard.store(slot, .active, UInt64(activeCount))
             // A saturated turn's accept (single) is watched after it is served (takeNewWork).
-            if listenerMayBlock[index], !single, let watcher { watch(fd, watcher) }
+            // (Not in a sweep: the drain that follows hands nothing off.)
+            if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }
             last = conn
+            if sweep { continue }
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
                 // wait queue until we are back within our share.
@@ -582,6 +587,12 @@ final class Worker: ConnectionHost {
     /// connections, for a short grace) with `Connection: close`, then exit.
     func beginDrain(reason: Scoreboard.ExitReason) {
         guard !draining else { return }
+        // The master sealed the sockets it bound (a graceful stop, Master/Stop.swift): nothing
+        // new joins their queues, and what is queued would be reset at their close. Take it
+        // all now; it is served like any connection of a draining worker (Connection: close).
+        if scoreboard.header(.sweepAtDrain) != 0 {
+            for i in listeners.indices { acceptConnections(i, sweep: true) }
+        }
         draining = true
         asyncRequests.drainStartedAt = now
         scoreboard.store(slot, .exitReason, reason.rawValue)
