@@ -28,16 +28,20 @@ let package = Package(
         // naming call and errno, one EINTR policy, Epoll with one tag enum (Sources/HerdSys).
         // Tests/syscall-check.sh fails if a Swift file elsewhere makes a raw call.
         .target(name: "HerdSys", dependencies: ["CHerdSys"]),
+        // The pure part of libc (memchr, memcmp, errno and signal numbers, C types of the layer's
+        // API): the allowlist of what code outside HerdSys may use of libc, which no other module
+        // imports (docs/design-system-layer.md, Tests/syscall-check.sh).
+        .target(name: "HerdLibc"),
         // HTTP/1.x on its own: request parser, headers, requests, responses and their heads
-        // (Sources/HerdHTTP). No server state; the worker's connection code drives it.
-        .target(name: "HerdHTTP", dependencies: ["HerdSys"]),
+        // (Sources/HerdHTTP). No server state, no system call; the worker's connection code drives it.
+        .target(name: "HerdHTTP", dependencies: ["HerdLibc"]),
         // The handler protocol and the built-in handlers; re-exports HerdHTTP (Handler.swift).
-        .target(name: "Handlers", dependencies: ["CHerdSys", "HerdSys", "HerdHTTP"]),
+        .target(name: "Handlers", dependencies: ["HerdSys", "HerdLibc", "HerdHTTP"]),
         // The server: master, workers, CLI, config, metrics, logs (Sources/HerdD).
         .target(
             name: "HerdD",
             dependencies: [
-                "CHerdSys", "HerdSys", "Handlers",
+                "HerdSys", "HerdLibc", "Handlers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -47,11 +51,14 @@ let package = Package(
         // What a user imports: the server's entry point and the handler API in one module.
         // The routing API (Sources/Herd/Routing) lives here, on top of the handler protocol.
         .target(name: "Herd", dependencies: [
-            "HerdD", "Handlers",
+            "HerdD", "Handlers", "HerdLibc", "HerdSys",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // herdd itself: a thin main on top of the library.
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
+        // One test target per module (HerdHTTPTests: the parser and the response head).
+        .testTarget(name: "HerdSysTests", dependencies: ["HerdSys", "HerdLibc"]),
+        .testTarget(name: "HerdHTTPTests", dependencies: ["HerdHTTP"]),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HerdHTTP"]),
         .testTarget(name: "HerdDTests", dependencies: ["HerdD", "HerdSys"]),
         .testTarget(name: "HerdTests", dependencies: ["Herd"]),

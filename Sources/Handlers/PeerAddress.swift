@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 /// The address of a connection's peer, kept as numbers and turned into text only when someone
 /// reads it (a handler, the access log): formatting it for every connection, with inet_ntop

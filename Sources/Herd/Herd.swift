@@ -3,7 +3,7 @@
 // handler API (Handler, HTTPRequest, HTTPResponse, ... from the Handlers module, re-exported so
 // that `import Herd` is all it takes).
 @_exported import Handlers
-import Glibc
+import HerdLibc
 import HerdD
 import HerdSys
 
@@ -65,7 +65,7 @@ public enum HerdServer {
         guard HerdEntry.isValidName(name) else {
             let message = Array("\(name): the program's name must be non-empty, without ':', '=', ',' or spaces, and not 'metrics'\n".utf8)
             message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
-            exit(70)
+            Sys.exit(70)
         }
         AppIdentity.set(name: name, version: version,
                         abstract: abstract ?? "\(name): an HTTP server on herdd (prefork workers, systemd socket activation).",

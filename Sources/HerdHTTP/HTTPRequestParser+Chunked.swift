@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 // HTTPRequestParser: a chunked body decoded as it arrives, then its trailers.
 extension HTTPRequestParser {

@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 // HTTPRequestParser: finding the end of the head, then judging the request line and every field
 // (framing, Host, request-target). Decisions: the doc comment of HTTPRequestParser.

@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 // HTTPRequestParser: common methods and field names, returned as static strings (no allocation).
 extension HTTPRequestParser {

@@ -1,5 +1,3 @@
-import Glibc
-
 /// Incremental HTTP/1.x request parser.
 ///
 /// Contract: the caller keeps a byte buffer and calls `parse` with the unconsumed bytes (starting at

@@ -1,6 +1,3 @@
-import Glibc
-import HerdSys
-
 /// A body produced piece by piece. `next()` returns the next piece, or nil at the end.
 /// Sent with chunked encoding to HTTP/1.1 clients and close-delimited to HTTP/1.0 clients.
 /// Empty pieces are allowed (they are skipped, not sent as a terminating chunk).
@@ -19,11 +16,6 @@ public enum ResponseBody: Sendable {
     case file(fd: Int32, offset: Int, count: Int)
     /// Pieces from a ``BodyStream``: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
     case stream(any BodyStream)
-
-    /// Releases resources held by a body that will not be sent (closes the fd of `.file`).
-    public func discard() {
-        if case .file(let fd, _, _) = self, fd >= 0 { Sys.close(fd) }
-    }
 }
 
 /// What a handler returns: status, header fields and body.

@@ -17,3 +17,18 @@ package func realtimeMicros() -> UInt64 {
     clock_gettime(CLOCK_REALTIME, &ts)
     return UInt64(max(0, ts.tv_sec)) &* 1_000_000 &+ UInt64(max(0, ts.tv_nsec)) / 1000
 }
+
+/// Wall clock in whole seconds since the epoch (time(2), vDSO): the Date header, log stamps.
+@inlinable @inline(__always)
+package func wallClockSeconds() -> Int {
+    Int(time(nil))
+}
+
+/// CPU time of the calling thread in nanoseconds (CLOCK_THREAD_CPUTIME_ID): what a handler
+/// burnt, whatever the scheduler did meanwhile.
+@inlinable @inline(__always)
+package func threadCPUNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}

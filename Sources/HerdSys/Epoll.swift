@@ -22,73 +22,16 @@ import Glibc
     @inlinable package static var connection: EpollEvents { [.input, .output, .readHangUp, .edgeTriggered] }
 }
 
-/// What an epoll registration stands for: the one tag type of every epoll in herdd (worker,
-/// watcher, master). Stored in the event's 64-bit user data: the kind in the high 32 bits, an
-/// index or fd in the low 32 (so a connection's tag is its fd, as before).
-@usableFromInline package enum EpollTag: Equatable, Sendable {
-    /// A connection, by fd (worker, watcher).
-    case connection(Int32)
-    /// A worker's listener, by index in its listener table.
-    case listener(Int)
-    /// The process's signalfd (worker, master).
-    case signals
-    /// The worker's end of the dispatch socket (Worker/Dispatch.swift).
-    case dispatch
-    /// Old master: its end of the upgrade socket to the new master (Master/Upgrade.swift).
-    case upgradePipe
-    /// New master: its end of the handover socket from the old master.
-    case upgradeHandover
-    /// Master: a listener with handler `metrics`, by index (Metrics/MetricsServer.swift).
-    case metricsListener(Int)
-    /// Master: a client of the metrics endpoint, by fd.
-    case metricsClient(Int32)
-    /// Worker: the eventfd that wakes its event loop for Swift concurrency jobs enqueued by
-    /// other threads (Worker/LoopExecutor.swift).
-    case executor
-
-    @inlinable @inline(__always)
-    package var rawValue: UInt64 {
-        switch self {
-        case .connection(let fd): return UInt64(UInt32(bitPattern: fd))
-        case .listener(let i): return 1 << 32 | UInt64(truncatingIfNeeded: i) & 0xffff_ffff
-        case .signals: return 2 << 32
-        case .dispatch: return 3 << 32
-        case .upgradePipe: return 4 << 32
-        case .upgradeHandover: return 5 << 32
-        case .metricsListener(let i): return 6 << 32 | UInt64(truncatingIfNeeded: i) & 0xffff_ffff
-        case .metricsClient(let fd): return 7 << 32 | UInt64(UInt32(bitPattern: fd))
-        case .executor: return 8 << 32
-        }
-    }
-
-    /// nil for user data no registration of ours carries.
-    @inlinable @inline(__always)
-    package init?(rawValue: UInt64) {
-        let low = UInt32(truncatingIfNeeded: rawValue)
-        switch rawValue >> 32 {
-        case 0: self = .connection(Int32(bitPattern: low))
-        case 1: self = .listener(Int(low))
-        case 2: self = .signals
-        case 3: self = .dispatch
-        case 4: self = .upgradePipe
-        case 5: self = .upgradeHandover
-        case 6: self = .metricsListener(Int(low))
-        case 7: self = .metricsClient(Int32(bitPattern: low))
-        case 8: self = .executor
-        default: return nil
-        }
-    }
-}
-
-/// One ready event from `Epoll.wait`.
+/// One ready event from `Epoll.wait`: its bits and the 64-bit user data of its registration
+/// (what the registration stands for is the caller's business: HerdD's EpollTag).
 @usableFromInline package struct EpollEvent {
     @usableFromInline package let events: EpollEvents
-    @usableFromInline package let tag: EpollTag?
+    @usableFromInline package let data: UInt64
 
     @inlinable @inline(__always)
-    package init(events: EpollEvents, tag: EpollTag?) {
+    package init(events: EpollEvents, data: UInt64) {
         self.events = events
-        self.tag = tag
+        self.data = data
     }
 }
 
@@ -104,11 +47,12 @@ import Glibc
     @inlinable @inline(__always)
     package subscript(i: Int) -> EpollEvent {
         let e = raw[i]
-        return EpollEvent(events: EpollEvents(rawValue: e.events), tag: EpollTag(rawValue: e.data))
+        return EpollEvent(events: EpollEvents(rawValue: e.events), data: e.data)
     }
 }
 
-/// An epoll instance. Every registration carries an `EpollTag`; every epoll_ctl failure is a
+/// An epoll instance. Every registration carries 64 bits of user data (HerdD encodes its
+/// `EpollTag` there); every epoll_ctl failure is a
 /// SysError naming the operation (callers handle it or log it, none is dropped silently).
 /// epoll_event is packed on x86_64: the shim fills and reads it (herd_epoll_ctl/herd_epoll_wait).
 @usableFromInline package struct Epoll: Sendable {
@@ -126,17 +70,17 @@ import Glibc
 
     /// EPOLL_CTL_ADD. EPOLLEXCLUSIVE may be set only here.
     @inlinable @inline(__always)
-    package func add(_ fd: Int32, _ events: EpollEvents, _ tag: EpollTag, what: @autoclosure () -> String? = nil) throws(SysError) {
+    package func add(_ fd: Int32, _ events: EpollEvents, data: UInt64, what: @autoclosure () -> String? = nil) throws(SysError) {
         try sys("epoll_ctl", detail: "EPOLL_CTL_ADD \(what() ?? "fd \(fd)")") {
-            herd_epoll_ctl(self.fd, EPOLL_CTL_ADD, fd, events.rawValue, tag.rawValue)
+            herd_epoll_ctl(self.fd, EPOLL_CTL_ADD, fd, events.rawValue, data)
         }
     }
 
     /// EPOLL_CTL_MOD (for an edge-triggered fd: re-queues it as ready if it is).
     @inlinable @inline(__always)
-    package func modify(_ fd: Int32, _ events: EpollEvents, _ tag: EpollTag, what: @autoclosure () -> String? = nil) throws(SysError) {
+    package func modify(_ fd: Int32, _ events: EpollEvents, data: UInt64, what: @autoclosure () -> String? = nil) throws(SysError) {
         try sys("epoll_ctl", detail: "EPOLL_CTL_MOD \(what() ?? "fd \(fd)")") {
-            herd_epoll_ctl(self.fd, EPOLL_CTL_MOD, fd, events.rawValue, tag.rawValue)
+            herd_epoll_ctl(self.fd, EPOLL_CTL_MOD, fd, events.rawValue, data)
         }
     }
 

@@ -115,3 +115,50 @@ extension Sys {
         }
     }
 }
+
+extension Sys {
+    /// stat(2) of a path (symbolic links followed).
+    @usableFromInline package static func pathStat(_ path: String) throws(SysError) -> Glibc.stat {
+        var st = Glibc.stat()
+        try sys("stat", detail: path) { statPath(path, &st) }
+        return st
+    }
+
+    /// realpath(3): the absolute path with every symbolic link, `.` and `..` resolved.
+    @usableFromInline package static func realPath(_ path: String) throws(SysError) -> String {
+        guard let r = realpath(path, nil) else { throw SysError("realpath", detail: path) }
+        defer { free(r) }
+        return String(cString: r)
+    }
+
+    /// The names in a directory (opendir/readdir), "." and ".." included, in the directory's order.
+    @usableFromInline package static func directoryEntries(_ path: String) throws(SysError) -> [String] {
+        guard let d = opendir(path) else { throw SysError("opendir", detail: path) }
+        defer { closedir(d) }
+        var names: [String] = []
+        while true {
+            // readdir returns nil at the end and on an error; only errno tells them apart.
+            Glibc.errno = 0
+            guard let entry = readdir(d) else {
+                let e = Glibc.errno
+                if e != 0 { throw SysError("readdir", errno: e, detail: path) }
+                return names
+            }
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            })
+        }
+    }
+
+    /// A whole file (open, read to its end). Throws EFBIG past `limit` bytes.
+    @usableFromInline package static func readFile(_ path: String, limit: Int) throws(SysError) -> [UInt8] {
+        let fd = try open(path, O_RDONLY | O_CLOEXEC)
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        guard try readToEnd(fd, into: &bytes, limit: limit + 1) else { throw SysError("read", errno: EFBIG, detail: path) }
+        return bytes
+    }
+}
+
+/// stat(2) by its C name: inside `extension Sys`, `stat` is the struct (or a method).
+private func statPath(_ path: String, _ st: inout Glibc.stat) -> Int32 { stat(path, &st) }

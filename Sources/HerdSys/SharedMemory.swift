@@ -25,3 +25,12 @@ extension Sys {
         try sys("munmap") { munmap(p, size) }
     }
 }
+
+/// Words of a shared mapping (the scoreboard) read and written across processes: acquire loads
+/// and release stores (C11 atomics in the shim: Swift's `Atomic` cannot live at an address in
+/// shared memory). No system call; inlined to one instruction each.
+@inlinable @inline(__always)
+package func sharedLoad(_ p: UnsafePointer<UInt64>) -> UInt64 { herd_load64(p) }
+
+@inlinable @inline(__always)
+package func sharedStore(_ p: UnsafeMutablePointer<UInt64>, _ value: UInt64) { herd_store64(p, value) }

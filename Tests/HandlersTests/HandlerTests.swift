@@ -193,7 +193,7 @@ func get(_ h: any Handler, _ target: String, method: String = "GET", headers: HT
         #expect(bodyString(get(d, "/sleep/20")) == "slept 20\n")
         #expect(get(d, "/sleep/abc").status == 400)
         #expect(get(d, "/exit/999").status == 400)
-        let echo = d.handle(HTTPRequest(method: "POST", target: "/echo", body: bytes("data!")), context: ctx)
+        let echo = d.handle(HTTPRequest(method: "POST", target: "/echo", body: Array("data!".utf8)), context: ctx)
         #expect(bodyString(echo) == "data!")
         #expect(echo.headers["x-body-length"] == "5")
         #expect(echo.headers["content-type"] == "application/octet-stream")

@@ -1,5 +1,5 @@
-import Glibc
 import Synchronization
+import HerdSys
 
 /// Test and demo endpoints. Only served where an operator maps `debug` explicitly.
 ///
@@ -60,7 +60,7 @@ package struct DebugHandler: AsyncHandler {
             var left = total
             while left > 0 {
                 let step = min(left, 100)
-                usleep(UInt32(step * 1000))
+                Sys.sleep(micros: UInt32(step * 1000))
                 left -= step
             }
             return .text(200, "slept \(total)\n")
@@ -73,10 +73,10 @@ package struct DebugHandler: AsyncHandler {
             while DebugHandler.cpuNanos() < end {} // the clock read (a syscall) is the work
             return .text(200, "worked \(total)\n")
         case ("hang", 1):
-            while true { sched_yield() }
+            while true { Sys.yieldProcessor() }
         case ("exit", 2):
             guard let code = arg, (0...255).contains(code) else { return .errorResponse(status: 400) }
-            exit(Int32(code))
+            Sys.exit(Int32(code))
         case ("health", 1):
             return .text(200, "ok\n")
         case ("echo", 1):
@@ -98,11 +98,7 @@ package struct DebugHandler: AsyncHandler {
 }
 
 extension DebugHandler {
-    static func cpuNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func cpuNanos() -> UInt64 { threadCPUNanos() }
 }
 
 /// Yields "chunk 0\n", "chunk 1\n", ... `count` times.

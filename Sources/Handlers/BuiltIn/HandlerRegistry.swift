@@ -1,5 +1,6 @@
-import Glibc
+import HerdLibc
 import Synchronization
+import HerdSys
 
 /// A handler spec that cannot be turned into a handler.
 public struct HandlerSpecError: Error, CustomStringConvertible, Sendable {
@@ -97,8 +98,7 @@ public enum HandlerRegistry {
             guard dir.hasPrefix("/") else {
                 throw HandlerSpecError(spec: spec, message: "static root must be an absolute path: '\(dir)'")
             }
-            var st = stat()
-            guard stat(dir, &st) == 0 else {
+            guard let st = try? Sys.pathStat(dir) else {
                 throw HandlerSpecError(spec: spec, message: "static root '\(dir)' does not exist or is not accessible")
             }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {

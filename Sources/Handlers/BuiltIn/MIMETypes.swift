@@ -1,4 +1,4 @@
-import Glibc
+import HerdSys
 
 /// Content types by file extension: /etc/mime.types (Debian's media-types package, the file
 /// nginx's and Apache's Debian packages read too) when it is present, a built-in table for
@@ -38,16 +38,8 @@ package enum MIMETypes {
     /// Parses a mime.types file: `type/subtype ext ext ...` per line, `#` comments. nil when the
     /// file cannot be read. The first type listed for an extension wins.
     package static func load(path: String) -> [String: String]? {
-        guard let f = fopen(path, "re") else { return nil }
-        defer { fclose(f) }
-        var text: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-            if n <= 0 { break }
-            text.append(contentsOf: buf[0..<n])
-        }
-        if ferror(f) != 0 { return nil }
+        // 16 MiB: Debian's /etc/mime.types is 60 KB; a bigger file is not a mime.types.
+        guard let text = try? Sys.readFile(path, limit: 16 << 20) else { return nil }
         return parse(String(decoding: text, as: UTF8.self))
     }
 

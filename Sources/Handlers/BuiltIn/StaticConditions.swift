@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 /// The pure parts of static file serving (RFC 9110 sections 8.8, 13 and 14): entity tags,
 /// HTTP dates, byte ranges and Accept-Encoding. No I/O, unit-tested on their own.

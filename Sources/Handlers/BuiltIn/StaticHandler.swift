@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// Serves regular files below `root` (GET and HEAD only), with what an nginx user expects:

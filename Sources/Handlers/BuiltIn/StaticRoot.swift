@@ -1,4 +1,3 @@
-import Glibc
 import HerdSys
 import Synchronization
 
@@ -34,8 +33,6 @@ final class StaticRoot: Sendable {
     }
 
     static func realPath(_ p: String) -> String? {
-        guard let r = realpath(p, nil) else { return nil }
-        defer { free(r) }
-        return String(cString: r)
+        try? Sys.realPath(p)
     }
 }

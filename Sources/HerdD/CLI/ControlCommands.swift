@@ -1,6 +1,5 @@
 import ArgumentParser
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// `herdd reload` and `herdd upgrade`: signal a running master and wait for the outcome, so
@@ -61,13 +60,13 @@ struct ControlTarget: ParsableArguments {
 
     var directory: String {
         if let runtimeDirectory { return runtimeDirectory }
-        return getenv("RUNTIME_DIRECTORY").flatMap { String(cString: $0).split(separator: ":").first.map(String.init) } ?? "/run/\(ProgramName.current)"
+        return Sys.environment("RUNTIME_DIRECTORY").flatMap { $0.split(separator: ":").first.map(String.init) } ?? "/run/\(ProgramName.current)"
     }
 
     func masterPID() throws -> Int32 {
         if let pid { return pid }
         if let unit { return try mainPID(ofUnit: unit) }
-        if let env = getenv("MAINPID"), let p = Int32(String(cString: env)), p > 0 { return p }
+        if let env = Sys.environment("MAINPID"), let p = Int32(env), p > 0 { return p }
         let path = "\(directory)/\(Scoreboard.fileName)"
         let fd: Int32
         do { fd = try Sys.open(path, O_RDONLY | O_CLOEXEC) } catch {
@@ -96,7 +95,7 @@ struct ControlTarget: ParsableArguments {
         let deadline = monotonicNanos() + UInt64(timeout * 1e9)
         while publishedMaster() != pid {
             if monotonicNanos() > deadline { return false }
-            usleep(20_000)
+            Sys.sleep(micros: 20_000)
         }
         return true
     }
@@ -135,7 +134,7 @@ struct ControlTarget: ParsableArguments {
         let deadline = monotonicNanos() + UInt64(timeout * 1e9)
         while sb.header(sequence) == before {
             if monotonicNanos() > deadline { fail("\(what): no outcome within \(timeout) s (see the journal of pid \(pid))") }
-            usleep(50_000)
+            Sys.sleep(micros: 50_000)
         }
         if sb.header(result) == Scoreboard.Outcome.ok.rawValue {
             print(success(sb))
@@ -147,7 +146,7 @@ struct ControlTarget: ParsableArguments {
     private func fail(_ message: String) -> Never {
         var line = "herdd \(message)\n"
         line.withUTF8 { Sys.writeAll(2, UnsafeRawBufferPointer($0)) }
-        Glibc.exit(1)
+        Sys.exit(1)
     }
 }
 
@@ -171,12 +170,11 @@ func openScoreboard(of pid: Int32, directory dir: String) throws -> Scoreboard {
 
 private func openScoreboardThroughProc(_ pid: Int32) throws -> Scoreboard {
     let dir = "/proc/\(pid)/fd"
-    guard let d = opendir(dir) else { throw SysError("opendir", detail: "\(dir) (is \(pid) a herdd master you may inspect?)") }
-    defer { closedir(d) }
-    while let entry = readdir(d) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
+    let names: [String]
+    do { names = try Sys.directoryEntries(dir) } catch {
+        throw SysError(error.call, errno: error.errno, detail: "\(dir) (is \(pid) a herdd master you may inspect?)")
+    }
+    for name in names {
         guard !name.hasPrefix(".") else { continue }
         guard let target = Sys.readLink("\(dir)/\(name)") else { continue }
         // The memfd, or the file published in the runtime directory (the magic is checked on map).

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import Handlers
 import HerdSys
 import Logging
@@ -242,7 +241,7 @@ func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
     #if HERDD_TEST_HOOKS
     // Test builds only: a validator that leaves a thread behind, as a database library or
     // Dispatch would (test_lifecycle.py: the master still drains on SIGTERM).
-    if getenv("HERDD_TEST_VALIDATOR_THREAD") != nil { startIdleTestThread() }
+    if Sys.environment("HERDD_TEST_VALIDATOR_THREAD") != nil { startIdleTestThread() }
     #endif
     for l in listeners {
         let spec = config.handlerSpec(for: l.name)
@@ -262,10 +261,8 @@ func validateHandlers(_ config: ServerConfig, listeners: [Listener]) throws {
 /// Test builds only: a detached plain pthread that sleeps for the life of the process, with the
 /// signal mask of the thread that starts it (as NIO's thread pool or a database library's threads).
 private func startIdleTestThread() {
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { _ in
-        while true { sleep(3600) }
-    }, nil)
-    if rc == 0 { pthread_detach(thread) }
+    try? Sys.startThread(what: "idle test thread") {
+        while true { Sys.sleep(micros: 3_600_000_000) }
+    }
 }
 #endif

@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 import Handlers
 import HerdSys
 
@@ -13,7 +13,7 @@ public enum HerdEntry {
             guard isValidName(name) else {
                 let message = Array("herdd: cannot register handler '\(name)': names are non-empty, without ':', '=', ',' or spaces, and 'metrics' is reserved\n".utf8)
                 message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
-                exit(ExitStatus.software)
+                Sys.exit(ExitStatus.software)
             }
             HandlerRegistry.register(name, factory)
         }
@@ -25,7 +25,7 @@ public enum HerdEntry {
             WorkerRole.main(Array(args.dropFirst(2)))
         }
         HerdCommand.main()
-        exit(0)
+        Sys.exit(0)
     }
 
     /// Can `name` be used in `--handler LISTENER=name:arg`?

@@ -1,6 +1,5 @@
 import ArgumentParser
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// `herdd status`: asks a running master's metrics listener for its worker table.

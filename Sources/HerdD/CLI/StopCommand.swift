@@ -1,5 +1,5 @@
 import ArgumentParser
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// `herdd stop`: SIGTERM to the master (graceful: it drains its workers for graceful-timeout,
@@ -58,7 +58,7 @@ struct StopCommand: ParsableCommand {
         // wait) SIGKILL to that zombie: harmless, but logged as a kill. So wait for the reaping,
         // briefly: a parent that never reaps must not hold up the stop.
         let reapDeadline = min(deadline, monotonicNanos() + 1_000_000_000)
-        while Sys.isAlive(pid) && monotonicNanos() < reapDeadline { usleep(5_000) }
+        while Sys.isAlive(pid) && monotonicNanos() < reapDeadline { Sys.sleep(micros: 5_000) }
         report("stopped: master \(pid)")
     }
 
@@ -67,7 +67,7 @@ struct StopCommand: ParsableCommand {
         if let pidfd, let readable = try? Sys.waitReadable(pidfd, timeoutMillis: 50) { return readable }
         // kill(pid, 0) also succeeds for a zombie; systemd (or the parent) reaps it at once.
         if !Sys.isAlive(pid) { return true }
-        usleep(50_000)
+        Sys.sleep(micros: 50_000)
         return false
     }
 
@@ -78,6 +78,6 @@ struct StopCommand: ParsableCommand {
 
     private func fail(_ message: String) -> Never {
         report(message)
-        Glibc.exit(1)
+        Sys.exit(1)
     }
 }

@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 import HerdSys
 import Logging
 
@@ -103,8 +103,7 @@ struct ServerConfig: Equatable, Sendable {
     }
 
     static func onlineCPUs() -> Int {
-        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        return n > 0 ? n : 1
+        Sys.onlineProcessorCount() ?? 1
     }
 
     /// Handler spec for a listener name.
@@ -266,9 +265,5 @@ extension StringProtocol {
 
 /// Reads a whole (small, at most 16 MiB) file as UTF-8 text.
 func readTextFile(_ path: String) throws(SysError) -> String {
-    let fd = try Sys.open(path, O_RDONLY | O_CLOEXEC)
-    defer { Sys.close(fd) }
-    var bytes: [UInt8] = []
-    guard try Sys.readToEnd(fd, into: &bytes, limit: (16 << 20) + 1) else { throw SysError("read", errno: EFBIG, detail: path) }
-    return String(decoding: bytes, as: UTF8.self)
+    String(decoding: try Sys.readFile(path, limit: 16 << 20), as: UTF8.self)
 }

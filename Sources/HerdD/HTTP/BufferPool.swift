@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdSys
 import Handlers
 
 /// The memory a connection needs only while a request is in progress, pooled per worker, and the
@@ -46,9 +45,9 @@ final class BufferPool {
     /// malloc keep a heap per thread. mallopt returns 1 on success, 0 on failure (no errno).
     static func configureMalloc() -> [String] {
         var failed: [String] = []
-        if mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1 { failed.append("M_MMAP_THRESHOLD") }
-        if mallopt(M_TRIM_THRESHOLD, 128 * 1024) != 1 { failed.append("M_TRIM_THRESHOLD") }
-        if mallopt(M_ARENA_MAX, 1) != 1 { failed.append("M_ARENA_MAX") }
+        if !Sys.setMalloc(.mmapThreshold, 128 * 1024) { failed.append("M_MMAP_THRESHOLD") }
+        if !Sys.setMalloc(.trimThreshold, 128 * 1024) { failed.append("M_TRIM_THRESHOLD") }
+        if !Sys.setMalloc(.arenaMax, 1) { failed.append("M_ARENA_MAX") }
         return failed
     }
 
@@ -118,9 +117,8 @@ final class BufferPool {
         while inputs.count > few { inputs.removeLast().deallocate() }
         if outputs.count > few { outputs.removeLast(outputs.count - few) }
         if parsers.count > few { parsers.removeLast(parsers.count - few) }
-        // malloc_trim(0): release the heap's free pages (madvise MADV_DONTNEED inside the heap,
-        // sbrk at its top). It returns 1 if memory was released, 0 if none could be: no error.
-        _ = malloc_trim(0)
+        // malloc_trim(0): release the heap's free pages (Sys.trimMalloc, HerdSys/ThisProcess.swift).
+        Sys.trimMalloc()
         peak = active
         reclaims += 1
     }

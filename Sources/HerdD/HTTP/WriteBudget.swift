@@ -1,5 +1,3 @@
-import CHerdSys
-import Glibc
 import HerdSys
 
 /// Fairness of writing (issue 14): a connection writes at most `ConnectionTuning.writeBudget` bytes per

@@ -1,6 +1,5 @@
 import Handlers
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// A listening stream socket owned by the master and shared with every worker.
@@ -28,32 +27,22 @@ enum Listeners {
     /// LISTEN_FDNAMES). Returns nil when none were passed. The environment variables are unset
     /// (unset_environment=1) so that workers and later children never mistake them for their own.
     static func fromActivation() throws -> [Listener]? {
-        var namesPtr: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
-        let n = sd_listen_fds_with_names(1, &namesPtr)
-        if n < 0 { throw SysError("sd_listen_fds_with_names", errno: -n) }
-        defer {
-            if let namesPtr {
-                var i = 0
-                while let p = namesPtr[i] { free(p); i += 1 }
-                free(namesPtr)
-            }
-        }
-        if n == 0 { return nil }
+        let passed = try Sys.listenFDs()
+        if passed.isEmpty { return nil }
         var out: [Listener] = []
-        for i in 0..<Int(n) {
-            let fd = SD_LISTEN_FDS_START + Int32(i)
-            var name = "unknown"
-            if let namesPtr, let p = namesPtr[i] { name = String(cString: p) }
+        for (fd, name) in passed {
             // Only listening stream sockets make sense for a prefork HTTP server: a datagram
             // socket or a FIFO in the .socket unit is a configuration error, say so by name.
-            let r = sd_is_socket(fd, Int32(AF_UNSPEC), herd_sock_stream(), 1)
-            if r < 0 { throw SysError("sd_is_socket", errno: -r, detail: "fd \(fd) '\(name)'") }
-            if r == 0 {
+            let isStream: Bool
+            do { isStream = try Sys.isListeningStreamSocket(fd) } catch {
+                throw SysError(error.call, errno: error.errno, detail: "fd \(fd) '\(name)'")
+            }
+            if !isStream {
                 throw ActivationError(message: "passed fd \(fd) (name '\(name)') is not a listening stream socket; herdd needs ListenStream= sockets")
             }
             var family = Listener.Family.tcp
             var address = "fd \(fd)"
-            if sd_is_socket_unix(fd, herd_sock_stream(), 1, nil, 0) > 0 {
+            if Sys.isListeningUnixSocket(fd) {
                 family = .unix
                 address = localAddress(fd) ?? "unix fd \(fd)"
             } else if let a = localAddress(fd) {

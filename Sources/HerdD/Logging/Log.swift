@@ -1,5 +1,3 @@
-import CHerdSys
-import Glibc
 import Logging
 import HerdSys
 
@@ -19,8 +17,8 @@ enum Log {
     /// systemd sets JOURNAL_STREAM=<dev>:<ino> for stdout/stderr connected to journald; only
     /// if stderr is still that very stream do we switch to native journal entries.
     static func stderrIsJournal() -> Bool {
-        guard let env = getenv("JOURNAL_STREAM") else { return false }
-        let parts = String(cString: env).split(separator: ":")
+        guard let env = Sys.environment("JOURNAL_STREAM") else { return false }
+        let parts = env.split(separator: ":")
         guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
         guard let st = try? Sys.fstat(2) else { return false }
         return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
@@ -58,7 +56,7 @@ struct HerdLogHandler: LogHandler {
                 message: message.description, priority: JournalEncoding.priority(level), role: role,
                 workerID: workerID, metadata: fields))
         } else {
-            var text = "\(ProgramName.current)[\(getpid())] \(role)"
+            var text = "\(ProgramName.current)[\(Sys.processID())] \(role)"
             if let workerID { text += "/\(workerID)" }
             text += " \(level): \(message)"
             for (k, v) in fields.sorted(by: { $0.key < $1.key }) { text += " \(k)=\(v)" }
@@ -94,7 +92,7 @@ enum JournalEncoding {
 
     static func fields(message: String, priority: Int, role: String, workerID: Int?, metadata: Logger.Metadata) -> [String] {
         var f = ["MESSAGE=\(message)", "PRIORITY=\(priority)", "SYSLOG_IDENTIFIER=\(ProgramName.current)", "HERDD_ROLE=\(role)",
-                 "HERDD_PID=\(getpid())"]
+                 "HERDD_PID=\(Sys.processID())"]
         if let workerID, metadata["worker_id"] == nil { f.append("HERDD_WORKER_ID=\(workerID)") }
         for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
             let name = fieldName(k)
@@ -105,21 +103,7 @@ enum JournalEncoding {
     }
 
     static func send(_ fields: [String]) {
-        // One contiguous buffer holds every field; the iovecs point into it for the call.
-        let encoded = fields.map { Array($0.utf8) }
-        let total = encoded.reduce(0) { $0 + $1.count }
-        let buf = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
-        defer { buf.deallocate() }
-        var iov = [iovec]()
-        iov.reserveCapacity(encoded.count)
-        var off = 0
-        for field in encoded {
-            field.withUnsafeBytes { src in
-                if let s = src.baseAddress { (buf + off).copyMemory(from: s, byteCount: src.count) }
-            }
-            iov.append(iovec(iov_base: buf + off, iov_len: field.count))
-            off += field.count
-        }
-        _ = sd_journal_sendv(iov, Int32(iov.count))
+        // A failing journal has nowhere to be reported (it is where reports go).
+        try? Sys.journalSend(fields)
     }
 }

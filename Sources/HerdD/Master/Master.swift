@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import Handlers
 import HerdSys
 import Logging
@@ -106,8 +105,8 @@ final class Master {
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
         // Twice the hard limit: during a rolling reload old and new workers overlap.
-        let runtimeDir = getenv("RUNTIME_DIRECTORY").map { String(cString: $0).split(separator: ":").first.map(String.init) ?? "" }
-        self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: getpid(),
+        let runtimeDir = Sys.environment("RUNTIME_DIRECTORY").map { $0.split(separator: ":").first.map(String.init) ?? "" }
+        self.scoreboard = try Scoreboard(creatingSlots: ServerConfig.workerLimit * 2, masterPID: Sys.processID(),
                                          publishDirectory: runtimeDir?.isEmpty == false ? runtimeDir : nil,
                                          publishNow: handover == nil)
         self.dispatch = try DispatchPair()
@@ -124,12 +123,12 @@ final class Master {
 
     func run() throws -> Int32 {
         ProcessTitle.set("\(ProgramName.current): master")
-        signal(SIGPIPE, SIG_IGN)
+        try Sys.ignoreSignal(SIGPIPE)
         if upgrader.handover != nil {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
             // since our spawn): it was meant for the old master. Setting SIG_IGN discards it.
-            signal(SIGUSR2, SIG_IGN)
-            signal(SIGUSR2, SIG_DFL)
+            try Sys.ignoreSignal(SIGUSR2)
+            try Sys.defaultSignal(SIGUSR2)
         }
         sigfd = try Sys.signalFD(Master.handledSignals)
         epoll = try Epoll(what: "master")
@@ -175,7 +174,7 @@ final class Master {
         // After a hand-over the new master renames its own file over ours (atomically); removing
         // ours here could race with that rename and remove the new master's file instead
         // (check, then unlink: the name may change in between).
-        if !upgrader.handedOver { scoreboard.unpublish(masterPID: getpid()) }
+        if !upgrader.handedOver { scoreboard.unpublish(masterPID: Sys.processID()) }
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("\(ProgramName.current) master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
         return exitCode
@@ -302,7 +301,7 @@ final class Master {
         let dispatchFD = scoreboardFD + 1
         fds += [(dispatch.sendFD, dispatchFD), (dispatch.receiveFD, dispatchFD + 1)]
         let argv = ["herdd"] + WorkerRole.Arguments(
-            slot: slot, generation: generation, masterPID: getpid(), scoreboardFD: scoreboardFD, dispatchFD: dispatchFD,
+            slot: slot, generation: generation, masterPID: Sys.processID(), scoreboardFD: scoreboardFD, dispatchFD: dispatchFD,
             listenerNames: listeners.map(\.name), settings: config.serialized()).commandLine
         do {
             let pid = try Spawn.start(path: workerExe, argv: argv, env: workerEnv, fds: fds)

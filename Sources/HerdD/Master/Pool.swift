@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 
 /// What the pool policies read of the scoreboard: one worker slot's state. The scoreboard in
 /// shared memory is one; unit tests give a dictionary.

@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// Starting child processes with posix_spawn: the child execs at once, so no Swift code ever
@@ -34,14 +33,9 @@ enum Spawn {
 
     /// The current environment as "K=V" strings, minus the given variable names.
     static func environment(removing names: Set<String>) -> [String] {
-        var out: [String] = []
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
+        Sys.environmentEntries().filter { s in
             let key = s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s
-            if !names.contains(key) { out.append(s) }
-            p += 1
+            return !names.contains(key)
         }
-        return out
     }
 }

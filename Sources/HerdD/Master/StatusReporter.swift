@@ -1,4 +1,3 @@
-import Glibc
 import Handlers
 import HerdSys
 
@@ -36,7 +35,7 @@ extension Master: UpgradeHost {
     /// Reads the scoreboard, the master's own counters and the accept queues.
     func snapshot() -> MetricsSnapshot {
         let now = monotonicNanos()
-        var m = MetricsSnapshot(version: herddVersionString, masterPID: getpid(), generation: generation, desiredWorkers: wanted)
+        var m = MetricsSnapshot(version: herddVersionString, masterPID: Sys.processID(), generation: generation, desiredWorkers: wanted)
         // Our own counters plus those of the masters we replaced (hot upgrades).
         let inherited = upgrader.inherited, upgrades = upgrader.upgrades
         m.restarts = inherited.restarts.merging(restarts, uniquingKeysWith: +)

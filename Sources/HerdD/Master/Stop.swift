@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// Stop: graceful (SIGTERM, drain up to --graceful-timeout) or immediate (SIGQUIT, 5 s), the

@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 import Logging
 
@@ -56,17 +55,17 @@ struct UpgradeHandover {
     static func fromEnvironment() -> UpgradeHandover? {
         defer {
             for name in ["HERDD_UPGRADE_FD", "HERDD_UPGRADE_FROM", "HERDD_UPGRADE_FROM_VERSION",
-                         "HERDD_UPGRADE_GENERATION", "HERDD_UPGRADE_OWNED"] { unsetenv(name) }
+                         "HERDD_UPGRADE_GENERATION", "HERDD_UPGRADE_OWNED"] { try? Sys.unsetEnvironment(name) }
         }
-        guard let fdText = getenv("HERDD_UPGRADE_FD"), let fd = Int32(String(cString: fdText)), fd > 2,
-              let pidText = getenv("HERDD_UPGRADE_FROM"), let pid = pid_t(String(cString: pidText)) else { return nil }
+        guard let fdText = Sys.environment("HERDD_UPGRADE_FD"), let fd = Int32(fdText), fd > 2,
+              let pidText = Sys.environment("HERDD_UPGRADE_FROM"), let pid = pid_t(pidText) else { return nil }
         // Not a word to the service manager until the old master has committed to us.
         SystemdNotify.silenced = true
         // The socket arrived without FD_CLOEXEC (dup2 of posix_spawn); our workers must not inherit it.
         do { try Sys.setCloseOnExec(fd) } catch { return nil }
-        let version = getenv("HERDD_UPGRADE_FROM_VERSION").map { String(cString: $0) } ?? "?"
-        let generation = getenv("HERDD_UPGRADE_GENERATION").flatMap { UInt64(String(cString: $0)) } ?? 1
-        let owned = getenv("HERDD_UPGRADE_OWNED").map { String(cString: $0).split(separator: ":").map(String.init) } ?? []
+        let version = Sys.environment("HERDD_UPGRADE_FROM_VERSION") ?? "?"
+        let generation = Sys.environment("HERDD_UPGRADE_GENERATION").flatMap { UInt64($0) } ?? 1
+        let owned = Sys.environment("HERDD_UPGRADE_OWNED").map { $0.split(separator: ":").map(String.init) } ?? []
         return UpgradeHandover(fd: fd, oldPID: pid, oldVersion: version, generation: max(1, generation), ownedListeners: Set(owned))
     }
 }
@@ -232,7 +231,7 @@ final class Upgrader {
             env += [
                 "LISTEN_FDS=\(allListeners.count)",
                 "LISTEN_FDNAMES=\(allListeners.map(\.name).joined(separator: ":"))",
-                "HERDD_UPGRADE_FD=\(target)", "HERDD_UPGRADE_FROM=\(getpid())",
+                "HERDD_UPGRADE_FD=\(target)", "HERDD_UPGRADE_FROM=\(Sys.processID())",
                 "HERDD_UPGRADE_FROM_VERSION=\(herddVersionString)",
                 "HERDD_UPGRADE_GENERATION=\(generation + 1)",
                 "HERDD_UPGRADE_OWNED=\(allListeners.filter(\.owned).map(\.name).joined(separator: ":"))",
@@ -272,7 +271,7 @@ final class Upgrader {
             #if HERDD_TEST_HOOKS
             // Test hook (debug builds only): hold the commit back so a test can kill the new master
             // between its "R" and our commit (the handshake step that is hardest to hit by timing).
-            let delay = getenv("HERDD_TEST_UPGRADE_COMMIT_DELAY").flatMap { Double(String(cString: $0)) } ?? 0
+            let delay = Sys.environment("HERDD_TEST_UPGRADE_COMMIT_DELAY").flatMap { Double($0) } ?? 0
             #else
             let delay: Double = 0
             #endif
@@ -309,7 +308,7 @@ final class Upgrader {
             log.error("upgrade: new master \(u.pid) vanished at the handover; claiming the service back", metadata: [
                 "event": "upgrade-failed", "new_pid": "\(u.pid)",
             ])
-            SystemdNotify.send("MAINPID=\(getpid())\nREADY=1\nSTATUS=upgrade failed; " + host.statusLine())
+            SystemdNotify.send("MAINPID=\(Sys.processID())\nREADY=1\nSTATUS=upgrade failed; " + host.statusLine())
             Sys.close(u.fd)
             upgrades -= 1
             scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "new master \(u.pid) exited at the handover")

@@ -1,4 +1,3 @@
-import CHerdSys
 import Logging
 import HerdSys
 

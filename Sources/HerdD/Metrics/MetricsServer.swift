@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import Handlers
 import HerdSys
 import Logging
@@ -24,7 +23,7 @@ final class MetricsServer: ConnectionHost {
     private(set) var now: UInt64 = monotonicNanos()
     let limits = HTTPLimits(maxRequestLine: 2048, maxHeaderBytes: 8192, maxHeaderCount: 50, maxBodyBytes: 0)
     let buffers = BufferPool()
-    var httpDate: String { HTTPDate.format(epochSeconds: time(nil)) }
+    var httpDate: String { HTTPDate.format(epochSeconds: wallClockSeconds()) }
     /// A scraper gets 5 s to send its request, from the accept on.
     let requestTimeouts = RequestTimeouts(headerNanos: 5_000_000_000, bodyNanos: 5_000_000_000, bodyMinRate: 500)
     let keepAliveTimeoutNanos: UInt64 = 5_000_000_000

@@ -1,5 +1,3 @@
-import CHerdSys
-import Glibc
 import HerdSys
 
 /// sd_notify(3) messages to the service manager. Without NOTIFY_SOCKET every call is a no-op
@@ -15,8 +13,7 @@ enum SystemdNotify {
     @discardableResult
     static func send(_ state: String) -> Bool {
         if silenced { return false }
-        let r = sd_notify(0, state)
-        return r > 0
+        return (try? Sys.notify(state)) ?? false
     }
 
     static func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
@@ -39,9 +36,7 @@ enum SystemdNotify {
 
     /// Watchdog interval in microseconds when systemd asked for keep-alive pings, else nil.
     static func watchdogInterval() -> UInt64? {
-        var usec: UInt64 = 0
-        let r = sd_watchdog_enabled(0, &usec)
-        return r > 0 && usec > 0 ? usec : nil
+        (try? Sys.watchdogInterval()) ?? nil
     }
 
     /// FDSTORE=1 with FDNAME= per listener (one message each: a name applies to every fd of its
@@ -49,10 +44,9 @@ enum SystemdNotify {
     static func storeListeners(_ listeners: [Listener]) {
         guard hasNotifySocket else { return }
         for l in listeners {
-            var fd = l.fd
-            _ = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(l.name)", &fd, 1)
+            try? Sys.notify("FDSTORE=1\nFDNAME=\(l.name)", storing: l.fd)
         }
     }
 
-    static var hasNotifySocket: Bool { getenv("NOTIFY_SOCKET") != nil }
+    static var hasNotifySocket: Bool { Sys.environment("NOTIFY_SOCKET") != nil }
 }

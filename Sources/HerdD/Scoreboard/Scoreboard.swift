@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import HerdSys
 
 /// The shared-memory scoreboard: one memfd mapping created by the master before it spawns any
@@ -135,11 +134,11 @@ final class Scoreboard: @unchecked Sendable {
         } catch { Sys.close(fd); throw error }
         self.fd = fd
         self.slotCount = slots
-        herd_store64(base + 1, Scoreboard.layoutVersion)
-        herd_store64(base + 2, UInt64(slots))
-        herd_store64(base + 3, UInt64(Scoreboard.maxListeners))
-        herd_store64(base + 4, UInt64(masterPID))
-        herd_store64(base, Scoreboard.magic)
+        sharedStore(base + 1, Scoreboard.layoutVersion)
+        sharedStore(base + 2, UInt64(slots))
+        sharedStore(base + 3, UInt64(Scoreboard.maxListeners))
+        sharedStore(base + 4, UInt64(masterPID))
+        sharedStore(base, Scoreboard.magic)
         self.pendingPublish = published
         if publishNow { try publishFile() }
     }
@@ -206,26 +205,26 @@ final class Scoreboard: @unchecked Sendable {
         let size = Int(st.st_size)
         guard size >= Scoreboard.headerWords * 8 else { throw SysError("fstat", errno: EINVAL, detail: "scoreboard too small") }
         let base = try Scoreboard.map(fd, size, readOnly: readOnly)
-        guard herd_load64(base) == Scoreboard.magic, herd_load64(base + 1) == Scoreboard.layoutVersion else {
+        guard sharedLoad(base) == Scoreboard.magic, sharedLoad(base + 1) == Scoreboard.layoutVersion else {
             do { try Sys.unmap(base, size: size) } catch {} // our own mapping: cannot fail
             throw SysError("mmap", errno: EINVAL, detail: "fd \(fd) is not a herdd scoreboard")
         }
         self.fd = fd
         self.base = base
-        self.slotCount = Int(herd_load64(base + 2))
+        self.slotCount = Int(sharedLoad(base + 2))
     }
 
     private static func map(_ fd: Int32, _ size: Int, readOnly: Bool = false) throws -> UnsafeMutablePointer<UInt64> {
         try Sys.mapShared(fd, size: size, readOnly: readOnly, what: "scoreboard").assumingMemoryBound(to: UInt64.self)
     }
 
-    func header(_ f: HeaderField) -> UInt64 { herd_load64(base + f.rawValue) }
+    func header(_ f: HeaderField) -> UInt64 { sharedLoad(base + f.rawValue) }
 
     /// The mapping still reads as our scoreboard (magic and layout), e.g. before a watchdog ping.
     var isIntact: Bool {
-        herd_load64(base) == Scoreboard.magic && herd_load64(base + 1) == Scoreboard.layoutVersion
+        sharedLoad(base) == Scoreboard.magic && sharedLoad(base + 1) == Scoreboard.layoutVersion
     }
-    func setHeader(_ f: HeaderField, _ v: UInt64) { herd_store64(base + f.rawValue, v) }
+    func setHeader(_ f: HeaderField, _ v: UInt64) { sharedStore(base + f.rawValue, v) }
 
     /// The last failure message (master side writes, commands read).
     var message: String {
@@ -273,28 +272,28 @@ final class Scoreboard: @unchecked Sendable {
             + listener * Scoreboard.listenerWords + f.rawValue
     }
 
-    @inline(__always) func load(_ slot: Int, _ f: Field) -> UInt64 { herd_load64(word(slot, f)) }
-    @inline(__always) func store(_ slot: Int, _ f: Field, _ v: UInt64) { herd_store64(word(slot, f), v) }
+    @inline(__always) func load(_ slot: Int, _ f: Field) -> UInt64 { sharedLoad(word(slot, f)) }
+    @inline(__always) func store(_ slot: Int, _ f: Field, _ v: UInt64) { sharedStore(word(slot, f), v) }
     /// Single-writer increment: only the owning worker writes its slot, so load+store is enough
     /// (cheaper than a locked add) and readers still see whole values.
     @inline(__always) func bump(_ slot: Int, _ f: Field, by v: UInt64 = 1) {
         let p = word(slot, f)
-        herd_store64(p, herd_load64(p) &+ v)
+        sharedStore(p, sharedLoad(p) &+ v)
     }
     @inline(__always) func bump(_ slot: Int, listener: Int, _ f: ListenerField) {
         let p = word(slot, listener: listener, f)
-        herd_store64(p, herd_load64(p) &+ 1)
+        sharedStore(p, sharedLoad(p) &+ 1)
     }
 
     @inline(__always) func bump(_ slot: Int, closed reason: CloseReason) {
         let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase + reason.rawValue
-        herd_store64(p, herd_load64(p) &+ 1)
+        sharedStore(p, sharedLoad(p) &+ 1)
     }
 
     /// Connections a slot's worker closed, per `CloseReason` (raw value order).
     func closes(_ slot: Int) -> [UInt64] {
         let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase
-        return CloseReason.allCases.map { herd_load64(p + $0.rawValue) }
+        return CloseReason.allCases.map { sharedLoad(p + $0.rawValue) }
     }
 
     /// Records one request's latency in the listener's histogram (single writer: the worker).
@@ -307,9 +306,9 @@ final class Scoreboard: @unchecked Sendable {
     @inline(__always) static func observe(_ micros: UInt64, at base: UnsafeMutablePointer<UInt64>, bounds: [UInt64]) {
         var b = 0
         while b < bounds.count && micros > bounds[b] { b += 1 }
-        herd_store64(base, herd_load64(base) &+ micros)
-        herd_store64(base + 1, herd_load64(base + 1) &+ 1)
-        if b < bounds.count { herd_store64(base + 2 + b, herd_load64(base + 2 + b) &+ 1) }
+        sharedStore(base, sharedLoad(base) &+ micros)
+        sharedStore(base + 1, sharedLoad(base + 1) &+ 1)
+        if b < bounds.count { sharedStore(base + 2 + b, sharedLoad(base + 2 + b) &+ 1) }
     }
 
     @inline(__always) func word(_ slot: Int, listener: Int, _ f: QueueField) -> UnsafeMutablePointer<UInt64> {
@@ -319,14 +318,14 @@ final class Scoreboard: @unchecked Sendable {
 
     @inline(__always) func bump(_ slot: Int, listener: Int, _ f: QueueField) {
         let p = word(slot, listener: listener, f)
-        herd_store64(p, herd_load64(p) &+ 1)
+        sharedStore(p, sharedLoad(p) &+ 1)
     }
 
     /// Records one shed request (single writer): its reason and its queue time.
     @inline(__always) func observeShed(_ slot: Int, listener: Int, reason: ShedReason, micros: UInt64) {
         bump(slot, listener: listener, reason == .queueTime ? .shedQueueTime : .shedRequestStart)
         let p = word(slot, listener: listener, QueueField.shedWaitMicros)
-        herd_store64(p, herd_load64(p) &+ micros)
+        sharedStore(p, sharedLoad(p) &+ micros)
     }
 
     /// Records one request's queue time (readable/accepted -> handler start; single writer).
@@ -350,8 +349,8 @@ final class Scoreboard: @unchecked Sendable {
     func listenerCounters(_ slot: Int, listener: Int) -> [UInt64] {
         let base = word(slot, listener: listener, .wakeups)
         let queue = word(slot, listener: listener, QueueField.sumMicros)
-        return (0..<Scoreboard.queueCounterOffset).map { herd_load64(base + $0) }
-            + (0..<Scoreboard.queueCounterCount).map { herd_load64(queue + $0) }
+        return (0..<Scoreboard.queueCounterOffset).map { sharedLoad(base + $0) }
+            + (0..<Scoreboard.queueCounterCount).map { sharedLoad(queue + $0) }
     }
 
     func state(_ slot: Int) -> State { State(rawValue: load(slot, .state)) ?? .free }
@@ -359,10 +358,10 @@ final class Scoreboard: @unchecked Sendable {
     /// Master side: zeroes a slot before a new worker takes it.
     func reset(_ slot: Int, generation: UInt64) {
         let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords
-        for i in 0..<Scoreboard.slotWords { herd_store64(p + i, 0) }
-        herd_store64(p + Field.generation.rawValue, generation)
-        herd_store64(p + Field.heartbeat.rawValue, monotonicNanos())
-        herd_store64(p + Field.state.rawValue, State.starting.rawValue)
+        for i in 0..<Scoreboard.slotWords { sharedStore(p + i, 0) }
+        sharedStore(p + Field.generation.rawValue, generation)
+        sharedStore(p + Field.heartbeat.rawValue, monotonicNanos())
+        sharedStore(p + Field.state.rawValue, State.starting.rawValue)
     }
 
     /// A consistent-enough copy of one slot for reporting.

@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import Handlers
 import HerdSys
 

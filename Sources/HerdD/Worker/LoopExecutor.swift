@@ -1,4 +1,3 @@
-import Glibc
 import HerdSys
 
 /// A worker's event loop as a Swift concurrency executor: the `TaskExecutor` its async requests
@@ -22,7 +21,7 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     /// The eventfd other threads write to wake the loop (non-blocking, in the worker's epoll).
     let wakeFD: Int32
     /// The thread that runs the jobs (the one that created the executor: the worker's loop).
-    private let loopThread: pthread_t
+    private let loopThread: ThreadIdentity
     /// Jobs enqueued by the loop thread. Touched by the loop thread only: no lock.
     private var local: [UnownedJob] = []
     /// Jobs enqueued by other threads, guarded by `mutex`. A pthread mutex rather than
@@ -30,7 +29,7 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     /// `--sanitize=thread` build checks this hand-over instead of reporting the futex-based lock
     /// of the (uninstrumented) standard library as a race.
     private var remote: [UnownedJob] = []
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let mutex: ThreadMutex
     /// The batch being run (kept to reuse its storage).
     private var batch: [UnownedJob] = []
     /// Rounds of `local` one `runJobs` call runs at most: jobs that keep enqueueing jobs
@@ -42,26 +41,21 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
 
     init() throws(SysError) {
         wakeFD = try Sys.eventFD(what: "loop executor")
-        mutex = .allocate(capacity: 1)
-        let rc = pthread_mutex_init(mutex, nil)
-        guard rc == 0 else {
+        do { mutex = try ThreadMutex(what: "loop executor") } catch {
             Sys.close(wakeFD)
-            mutex.deallocate()
-            throw SysError("pthread_mutex_init", errno: rc, detail: "loop executor")
+            throw error
         }
-        loopThread = pthread_self()
+        loopThread = .current
         local.reserveCapacity(64)
         batch.reserveCapacity(64)
     }
 
     deinit {
         Sys.close(wakeFD)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
     }
 
     /// Whether the caller is the loop thread (the one allowed to touch the worker's state).
-    var onLoopThread: Bool { pthread_equal(pthread_self(), loopThread) != 0 }
+    var onLoopThread: Bool { loopThread.isCurrent }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
@@ -69,10 +63,10 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
             local.append(unowned)
             return
         }
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         remote.append(unowned)
         let first = remote.count == 1
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
         // Only the job that made the queue non-empty writes: the loop takes the whole queue
         // after it reads the eventfd, so later jobs of the same batch are seen without a write.
         if first { Sys.signalEventFD(wakeFD) }
@@ -90,9 +84,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         var ran = 0
         if woken {
             Sys.drainEventFD(wakeFD)
-            pthread_mutex_lock(mutex)
+            mutex.lock()
             swap(&remote, &batch)
-            pthread_mutex_unlock(mutex)
+            mutex.unlock()
             ran += runBatch()
         }
         var rounds = 0

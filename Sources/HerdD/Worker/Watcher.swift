@@ -1,5 +1,3 @@
-import CHerdSys
-import Glibc
 import HerdSys
 import Logging
 
@@ -34,7 +32,7 @@ final class Watcher: @unchecked Sendable {
     let epoll: Epoll
     /// The worker's logger (a value: safe to use from the watcher's thread).
     private let log: Logger
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let mutex: ThreadMutex
     // Guarded by mutex:
     private var active = false
     private var busyFD: Int32 = -1
@@ -56,9 +54,7 @@ final class Watcher: @unchecked Sendable {
         self.dispatch = dispatch
         self.log = worker.log
         epoll = try Epoll(what: "watcher")
-        mutex = .allocate(capacity: 1)
-        let rc = pthread_mutex_init(mutex, nil)
-        guard rc == 0 else { throw SysError("pthread_mutex_init", errno: rc) }
+        mutex = try ThreadMutex(what: "watcher")
         handedOff.reserveCapacity(64)
         pending.reserveCapacity(64)
     }
@@ -66,24 +62,7 @@ final class Watcher: @unchecked Sendable {
     /// Starts the thread (small stack: it only runs `loop`). The thread holds a reference to
     /// the watcher for the life of the process.
     func spawn() throws {
-        var attr = pthread_attr_t()
-        var rc = pthread_attr_init(&attr)
-        guard rc == 0 else { throw SysError("pthread_attr_init", errno: rc) }
-        defer { pthread_attr_destroy(&attr) }
-        rc = pthread_attr_setstacksize(&attr, 256 * 1024)
-        guard rc == 0 else { throw SysError("pthread_attr_setstacksize", errno: rc) }
-        rc = pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        guard rc == 0 else { throw SysError("pthread_attr_setdetachstate", errno: rc) }
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        rc = pthread_create(&thread, &attr, { raw in
-            guard let raw else { return nil }
-            Unmanaged<Watcher>.fromOpaque(raw).takeUnretainedValue().loop()
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<Watcher>.fromOpaque(context).release()
-            throw SysError("pthread_create", errno: rc, detail: "watcher")
-        }
+        try Sys.startThread(stackSize: 256 * 1024, what: "watcher") { self.loop() }
     }
 
     /// Registers a connection (at accept or when taken from the dispatch socket). Edge-triggered:
@@ -96,7 +75,7 @@ final class Watcher: @unchecked Sendable {
     /// Edges the watcher saw while inactive are considered here, on the event loop's thread
     /// (under the mutex, like the watcher would): the watcher needs no wake-up to start.
     func start(busy: Int32) {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         active = true
         busyFD = busy
         if !pending.isEmpty {
@@ -104,20 +83,20 @@ final class Watcher: @unchecked Sendable {
             for fd in pending { consider(fd, now: now) }
             pending.removeAll(keepingCapacity: true)
         }
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     /// Event loop, after the handler: from now on the watcher touches nothing. Returns the fds
     /// handed off meanwhile (already sent, removed from both epolls and closed).
     func stop(into out: inout [Int32]) {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         active = false
         busyFD = -1
         if !handedOff.isEmpty {
             out += handedOff
             handedOff.removeAll(keepingCapacity: true)
         }
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     private func loop() -> Never {
@@ -132,11 +111,11 @@ final class Watcher: @unchecked Sendable {
             let n: Int
             do { n = try epoll.wait(&events, timeoutMillis: -1) } catch {
                 log.error("\(error)", metadata: ["event": "dispatch-error"])
-                usleep(50_000)
+                Sys.sleep(micros: 50_000)
                 continue
             }
             if n == 0 { continue }
-            pthread_mutex_lock(mutex)
+            mutex.lock()
             if active {
                 let now = monotonicNanos()
                 for i in 0..<n {
@@ -150,7 +129,7 @@ final class Watcher: @unchecked Sendable {
                     if pending.count < 4096, !pending.contains(fd) { pending.append(fd) }
                 }
             }
-            pthread_mutex_unlock(mutex)
+            mutex.unlock()
         }
     }
 

@@ -1,5 +1,4 @@
-import CHerdSys
-import Glibc
+import HerdLibc
 import Handlers
 import HerdSys
 import Logging
@@ -28,7 +27,7 @@ final class Worker: ConnectionHost {
     var listeners: [BoundListener]
     let limits: HTTPLimits
     var log = Logger(label: "herdd.worker")
-    let pid = getpid()
+    let pid = Sys.processID()
 
     var epoll = Epoll.none
     var sigfd: Int32 = -1
@@ -103,23 +102,23 @@ final class Worker: ConnectionHost {
         // Exit with the master: the kernel sends SIGTERM when the parent dies (a graceful drain),
         // and the getppid() checks catch a master that died before prctl ran.
         try Sys.setParentDeathSignal(SIGTERM)
-        if getppid() != masterPID {
+        if Sys.parentProcessID() != masterPID {
             log.error("master \(masterPID) is gone before the worker started", metadata: ["event": "orphan"])
-            exit(1)
+            Sys.exit(1)
         }
-        signal(SIGPIPE, SIG_IGN)
+        try Sys.ignoreSignal(SIGPIPE)
         let mallocFailed = BufferPool.configureMalloc()
         if !mallocFailed.isEmpty { log.warning("mallopt failed for \(mallocFailed.joined(separator: ", "))", metadata: ["event": "malloc-config"]) }
         // TERM/INT (drain) are read from a signalfd between events. QUIT must work even while a
         // handler runs, so it keeps a real handler that only calls _exit (async-signal-safe;
         // the default action would dump core).
-        signal(SIGQUIT) { _ in _exit(0) }
+        try Sys.exitOnSignal(SIGQUIT)
         // TERM/INT/QUIT were blocked at the spawn (Spawn.stopSignals): QUIT has its handler
         // now, so let it (and one that arrived meanwhile) in; TERM/INT stay blocked for the signalfd.
         try Sys.unblockSignals([SIGQUIT])
         // Signals meant for the master (`systemctl kill` without --kill-who=main reaches every
         // process of the unit): a worker must neither die (HUP, USR1, USR2) nor stop (TTIN, TTOU).
-        for sig in Spawn.masterOnlySignals { signal(sig, SIG_IGN) }
+        for sig in Spawn.masterOnlySignals { try Sys.ignoreSignal(sig) }
         sigfd = try Sys.signalFD([SIGTERM, SIGINT])
         epoll = try Epoll(what: "worker")
         try epoll.add(sigfd, .input, .signals, what: "signalfd")
@@ -170,7 +169,7 @@ final class Worker: ConnectionHost {
             // Test builds only: a slow turn (every turn that has events waits this long before
             // serving them), so a test can make requests arrive while the event loop is busy
             // outside a handler (the watcher's kept edges, test_dispatch.py).
-            if n > 0, Worker.testTurnDelayMicros > 0 { usleep(Worker.testTurnDelayMicros) }
+            if n > 0, Worker.testTurnDelayMicros > 0 { Sys.sleep(micros: Worker.testTurnDelayMicros) }
             #endif
             now = monotonicNanos()
             turnClock = now
@@ -213,7 +212,7 @@ final class Worker: ConnectionHost {
                 lastSweep = now
                 sweep()
                 cancelAsyncAtDrainDeadline()
-                if getppid() != masterPID && !draining {
+                if Sys.parentProcessID() != masterPID && !draining {
                     log.warning("master is gone; draining", metadata: ["event": "orphan"])
                     beginDrain(reason: .drained)
                 }
@@ -224,7 +223,7 @@ final class Worker: ConnectionHost {
 
     #if HERDD_TEST_HOOKS
     /// HERDD_TEST_TURN_DELAY_MS (test builds only): see the event loop.
-    static let testTurnDelayMicros: UInt32 = getenv("HERDD_TEST_TURN_DELAY_MS").flatMap { UInt32(String(cString: $0)) }.map { $0 * 1000 } ?? 0
+    static let testTurnDelayMicros: UInt32 = Sys.environment("HERDD_TEST_TURN_DELAY_MS").flatMap { UInt32($0) }.map { $0 * 1000 } ?? 0
     #endif
 
     // MARK: - Saturated turns
@@ -568,7 +567,7 @@ final class Worker: ConnectionHost {
     var keepAliveTimeoutNanos: UInt64 { UInt64(config.keepAliveTimeout * 1e9) }
 
     var httpDate: String {
-        let t = time(nil)
+        let t = wallClockSeconds()
         if t != dateSecond {
             dateSecond = t
             dateText = HTTPDate.format(epochSeconds: t)
@@ -619,7 +618,7 @@ final class Worker: ConnectionHost {
     private func finish() -> Never {
         scoreboard.store(slot, .state, Scoreboard.State.exited.rawValue)
         logCounters()
-        exit(0)
+        Sys.exit(0)
     }
 
     /// At exit: totals, then one entry per listener with the herd meter counters.

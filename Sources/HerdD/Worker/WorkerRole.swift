@@ -1,4 +1,4 @@
-import Glibc
+import HerdLibc
 import Handlers
 import Logging
 import HerdSys
@@ -84,7 +84,7 @@ enum WorkerRole {
         } catch {
             let message = Array("herdd worker: \(error) (the worker role is started by the master, not by hand)\n".utf8)
             message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
-            exit(ExitStatus.usage)
+            Sys.exit(ExitStatus.usage)
         }
         // The level comes with the settings (the master's --log-level); a worker whose settings
         // do not parse logs that below at the default level.
@@ -96,17 +96,17 @@ enum WorkerRole {
         // Test builds only (debug configuration, see Package.swift): the release binary has none.
         // Fault injection for the crash-loop and reload-rollback tests: a worker that dies as
         // soon as it starts (always, or from generation N on with "generation>=N").
-        if let v = getenv("HERDD_TEST_WORKER_EXIT_AT_START").map({ String(cString: $0) }) {
+        if let v = Sys.environment("HERDD_TEST_WORKER_EXIT_AT_START").map({ $0 }) {
             let fromGeneration = v.hasPrefix("generation>=") ? UInt64(v.dropFirst("generation>=".count)) ?? 0 : 0
             if parsed.generation >= fromGeneration {
                 log.error("HERDD_TEST_WORKER_EXIT_AT_START=\(v); exiting", metadata: ["event": "worker-failed"])
-                exit(3)
+                Sys.exit(3)
             }
         }
         // Fault injection for the start-up tests: a worker that takes a while before it sets up
         // its signal handling ("SECONDS", or "generation>=N:SECONDS"). Its stop signals are
         // blocked since the spawn, so a TERM in this window waits for the signalfd.
-        if let v = getenv("HERDD_TEST_WORKER_START_DELAY").map({ String(cString: $0) }) {
+        if let v = Sys.environment("HERDD_TEST_WORKER_START_DELAY").map({ $0 }) {
             var spec = Substring(v)
             var fromGeneration: UInt64 = 0
             if spec.hasPrefix("generation>="), let colon = spec.firstIndex(of: ":") {
@@ -115,7 +115,7 @@ enum WorkerRole {
             }
             if parsed.generation >= fromGeneration, let seconds = Double(spec), seconds > 0 {
                 var left = Int(seconds * 1000)
-                while left > 0 { usleep(UInt32(min(left, 100) * 1000)); left -= 100 }
+                while left > 0 { Sys.sleep(micros: UInt32(min(left, 100) * 1000)); left -= 100 }
             }
         }
         #endif
@@ -124,7 +124,7 @@ enum WorkerRole {
             let scoreboard = try Scoreboard(attaching: parsed.scoreboardFD)
             guard parsed.slot >= 0, parsed.slot < scoreboard.slotCount else {
                 log.critical("slot \(parsed.slot) outside the scoreboard (\(scoreboard.slotCount) slots)", metadata: ["event": "worker-failed"])
-                exit(ExitStatus.usage)
+                Sys.exit(ExitStatus.usage)
             }
             var bound: [Worker.BoundListener] = []
             for (i, name) in parsed.listenerNames.enumerated() {
@@ -138,7 +138,7 @@ enum WorkerRole {
             try worker.run()
         } catch {
             log.critical("worker failed: \(error)", metadata: ["event": "worker-failed"])
-            exit(ExitStatus.software)
+            Sys.exit(ExitStatus.software)
         }
     }
 }

@@ -2,29 +2,17 @@ import Glibc
 import HerdSys
 import Testing
 
-/// The system layer (Sources/HerdSys) on real fds: the epoll tag encoding, what the I/O calls
+/// The system layer (Sources/HerdSys) on real fds: epoll registrations and their data, what the I/O calls
 /// return for would-block, data, end of file and errors, and what a SysError says.
 @Suite struct SysLayerTests {
-    @Test func epollTagsRoundTrip() {
-        let tags: [EpollTag] = [
-            .connection(0), .connection(7), .connection(Int32.max), .listener(0), .listener(15),
-            .signals, .dispatch, .upgradePipe, .upgradeHandover, .metricsListener(3), .metricsClient(1234), .executor,
-        ]
-        for t in tags { #expect(EpollTag(rawValue: t.rawValue) == t) }
-        // A connection's tag is its fd, as before the enum (the worker's hot path decodes it).
-        #expect(EpollTag.connection(42).rawValue == 42)
-        #expect(Set(tags.map(\.rawValue)).count == tags.count)
-        #expect(EpollTag(rawValue: 99 << 32) == nil)
-    }
-
     @Test func epollAddModifyRemoveWait() throws {
         let ep = try Epoll(what: "test")
         defer { Sys.close(ep.fd) }
         let (a, b) = try Sys.seqpacketPair(nonBlocking: true)
         defer { Sys.close(a); Sys.close(b) }
-        try ep.add(a, .input, .dispatch)
+        try ep.add(a, .input, data: 3 << 32)
         // A second ADD of the same fd is an error that names the call and the operation.
-        let e = #expect(throws: SysError.self) { try ep.add(a, .input, .dispatch) }
+        let e = #expect(throws: SysError.self) { try ep.add(a, .input, data: 3 << 32) }
         #expect(e?.errno == EEXIST)
         #expect(e?.description.hasPrefix("epoll_ctl(EPOLL_CTL_ADD") == true)
         var list = EpollReadyList(capacity: 4)
@@ -32,11 +20,11 @@ import Testing
         let byte: [UInt8] = [1]
         #expect(byte.withUnsafeBytes { Sys.send(b, $0.baseAddress, 1) } == .done(1))
         #expect(try ep.wait(&list, timeoutMillis: 1000) == 1)
-        #expect(list[0].tag == .dispatch)
+        #expect(list[0].data == 3 << 32)
         #expect(list[0].events.contains(.input))
-        try ep.modify(a, .connection, .connection(a))
+        try ep.modify(a, .connection, data: UInt64(a))
         #expect(try ep.wait(&list, timeoutMillis: 1000) == 1)
-        #expect(list[0].tag == .connection(a))
+        #expect(list[0].data == UInt64(a))
         try ep.remove(a)
         #expect(try ep.wait(&list, timeoutMillis: 0) == 0)
         #expect(throws: SysError.self) { try ep.remove(a) }  // ENOENT: not registered

@@ -1,5 +1,4 @@
 import Testing
-@testable import Handlers
 @testable import HerdHTTP
 
 // MARK: helpers

@@ -1,0 +1,18 @@
+import HerdSys
+
+// The two parts of HerdHTTP that need the system layer live here, so HerdHTTP itself makes no
+// system call and depends on no more of libc than HerdLibc's pure functions.
+
+extension ResponseBody {
+    /// Releases resources held by a body that will not be sent (closes the fd of `.file`).
+    public func discard() {
+        if case .file(let fd, _, _) = self, fd >= 0 { Sys.close(fd) }
+    }
+}
+
+extension HTTPDate {
+    /// The current time, formatted.
+    package static func now() -> String {
+        format(epochSeconds: wallClockSeconds())
+    }
+}
