@@ -362,7 +362,7 @@ final class Upgrader {
         // Test hook (debug builds only): the tick leaves a passed deadline to the new master's
         // "R" (or its EOF), so a test's "R" after --upgrade-timeout always meets the check in
         // pipeEvent (a race with the next tick otherwise: issue 24).
-        if atTick, !u.pipeClosed, now >= u.deadline, getenv("HERDD_TEST_UPGRADE_LATE_READY") != nil { return }
+        if atTick, !u.pipeClosed, now >= u.deadline, Sys.environment("HERDD_TEST_UPGRADE_LATE_READY") != nil { return }
         #endif
         if now >= u.deadline {
             abortUpgrade(u, why: u.pipeClosed ? "the new master closed the handover socket before it was ready"
