@@ -49,6 +49,8 @@ private struct Lookup: AsyncHandler {
         let start = ContinuousClock.now
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Far below the 10 s it would sleep; loose because a loaded machine (load 30 while
+        // other builds run) delayed the cancelled task's resumption by 3.8 s once.
+        #expect(ContinuousClock.now - start < .seconds(6))
     }
 }
