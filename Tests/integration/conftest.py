@@ -9,6 +9,7 @@ saw, so no test leaves processes behind even when it fails half-way.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal as _signal
@@ -31,15 +32,20 @@ from herdtest import (  # noqa: E402,F401
     LOCALHOST,
     SOCKET_ACTIVATE,
     NotifySocket,
+    Resp,
     children_of,
     clean_env,
+    descendants,
     free_port,
     free_ports,
     herdd_command,
+    http_get,
+    http_request,
     pid_alive,
     proc_cmdline,
     proc_starttime,
     proc_status_field,
+    stop_process_tree,
     wait_until,
 )
 
@@ -316,41 +322,6 @@ class Herd:
 # HTTP helpers (127.0.0.1 only)
 
 
-class Resp:
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, version: int = 11):
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-        self.version = version
-
-    def header(self, name: str) -> Optional[str]:
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def __repr__(self):
-        return f"Resp({self.status} {self.reason!r}, {self.headers!r}, {self.body[:200]!r})"
-
-
-def http_request(port: int, method: str = "GET", path: str = "/", *, body: Optional[bytes] = None,
-                 headers: Optional[dict[str, str]] = None, timeout: float = 5.0) -> Resp:
-    """One request on a fresh connection (closed afterwards)."""
-    c = http.client.HTTPConnection(LOCALHOST, port, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        return Resp(r.status, r.reason, r.getheaders(), data, r.version)
-    finally:
-        c.close()
-
-
-def http_get(port: int, path: str = "/", **kw) -> Resp:
-    return http_request(port, "GET", path, **kw)
-
-
 def wait_http(port: int, timeout: float = 10.0, path: str = "/") -> Resp:
     """Retries GET until a response arrives (connection refused while starting up)."""
     deadline = time.monotonic() + timeout
@@ -491,6 +462,24 @@ def closed_reasons(port: int) -> dict[str, int]:
         out[m.group(1)] = int(m.group(2))
     assert out, "no herdd_connections_closed_total in /metrics"
     return out
+
+
+def status_json(mport: int) -> dict:
+    """/status.json from `mport` (a listener with the metrics handler)."""
+    return json.loads(http_get(mport, "/status.json").body)
+
+
+def wait_busy(mport: int, count: int = 1, timeout: float = 10.0, exclude: Iterable[int] = ()) -> list[int]:
+    """Waits until `count` workers (none in `exclude`) are inside a handler, as the master's
+    scoreboard says (/status.json on `mport`, state busy); returns their pids. What a test
+    means by "the request is in the handler now"."""
+    excl = set(exclude)
+
+    def busy():
+        pids = [w["pid"] for w in status_json(mport)["workers"] if w["state"] == "busy" and w["pid"] not in excl]
+        return pids if len(pids) >= count else None
+
+    return wait_until(busy, timeout, what=f"{count} busy worker(s) on /status.json")
 
 
 def run_herdd(args: Iterable[str], timeout: float = 10.0, env: Optional[dict[str, str]] = None):
@@ -648,22 +637,3 @@ class LoadThread(threading.Thread):
         self._stop_ev.set()
         self.join(timeout)
         assert not self.is_alive(), "load thread did not stop"
-
-
-def stop_process_tree(p: subprocess.Popen, timeout: float = 10.0):
-    """SIGTERM a herdd we started directly, wait, SIGKILL if needed, then SIGKILL any worker it
-    left (by the pids recorded before the stop)."""
-    kids = children_of(p.pid)
-    if p.poll() is None:
-        p.terminate()
-    try:
-        p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
-    for k in kids:
-        if pid_alive(k):
-            try:
-                os.kill(k, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass

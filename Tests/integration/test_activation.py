@@ -81,9 +81,6 @@ def test_two_named_listeners_use_their_handlers(herd_factory, notify):
     assert h.stop() == 0
 
 
-def _watchdog_times(notify, since: float, until: float):
-    return [t for t, m in notify.timed_messages() if "WATCHDOG=1" in m.split("\n") and since <= t < until]
-
 
 def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
     # WATCHDOG_USEC=800000: herdd pings every WATCHDOG_USEC/2 = 0.4 s, so ~5 pings in 2 s.
@@ -101,7 +98,7 @@ def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
     t0 = time.monotonic()
     time.sleep(2.0)
     t1 = time.monotonic()
-    n = len(_watchdog_times(notify, t0, t1))
+    n = len(notify.times_of("WATCHDOG=1", t0, t1))
     assert 3 <= n <= 8, f"{n} WATCHDOG=1 in 2 s with WATCHDOG_USEC=800000: {notify.messages}"
 
     # A stopped master must not ping.
@@ -111,11 +108,11 @@ def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
         s0 = time.monotonic()
         time.sleep(1.0)
         s1 = time.monotonic()
-        during = _watchdog_times(notify, s0, s1)
+        during = notify.times_of("WATCHDOG=1", s0, s1)
         assert during == [], f"WATCHDOG=1 arrived while the master was SIGSTOPped: {len(during)}"
     finally:
         h.signal(signal.SIGCONT)
     c0 = time.monotonic()
-    wait_until(lambda: _watchdog_times(notify, c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after SIGCONT")
+    wait_until(lambda: notify.times_of("WATCHDOG=1", c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after SIGCONT")
     assert http_get(port).status == 200
     assert h.stop() == 0

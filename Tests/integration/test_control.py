@@ -26,7 +26,7 @@ from conftest import (
     wait_http,
     wait_until,
 )
-from test_upgrade import install_binary, kill_tree, tagged_build
+from test_upgrade import install_binary, tagged_build
 
 
 def test_reload_command_waits_and_reports(herd_factory, tmp_path):
@@ -108,7 +108,7 @@ def test_upgrade_command_success_and_failure(herd_factory, tmp_path):
         assert pid_alive(new_pid) and http_get(port).status == 200
     finally:
         for pid in reversed(started):
-            kill_tree(pid)
+            stop_process_tree(pid)
         if master.poll() is None:
             master.kill()
         master.wait(5)

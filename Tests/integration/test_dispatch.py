@@ -4,7 +4,6 @@ worker; the queue-time histogram counts every request."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -15,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, closed_reasons, free_ports, http_get, pid_alive, run_herdd, wait_until
-from test_upgrade import kill_tree
+from conftest import (LOCALHOST, children_of, closed_reasons, free_ports, http_get, pid_alive, run_herdd,
+                      stop_process_tree, wait_until)
+from conftest import status_json as status
 
 
 def start(herd_factory, workers=2, extra=(), notify=None):
@@ -26,10 +26,6 @@ def start(herd_factory, workers=2, extra=(), notify=None):
                      notify=notify)
     h.wait_workers(workers)
     return h, port, mport
-
-
-def status(mport):
-    return json.loads(http_get(mport, "/status.json").body)
 
 
 def web(mport):
@@ -490,7 +486,7 @@ def test_upgrade_under_blocking_load_loses_and_repeats_no_request(herd_factory, 
     finally:
         # The new master is not the fixture's: stop it and its workers (by pid).
         for line in h.events("upgrade-start"):
-            kill_tree(int(line["new_pid"]))
+            stop_process_tree(int(line["new_pid"]))
 
 
 def test_queue_time_shows_a_request_waiting_behind_a_blocking_one(herd_factory):

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, pid_alive, recv_until, wait_until
-from test_upgrade import kill_tree
+from conftest import stop_process_tree
 
 CLIENTS = 8
 REQUESTS = 2500
@@ -161,7 +161,7 @@ def test_reload_resize_and_upgrade_lose_no_request(herd_factory, how):
             assert len(masters) == 3 and pid_alive(masters[-1])
     finally:
         for p in masters[1:]:
-            kill_tree(p)
+            stop_process_tree(p)
 
 
 def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_factory):

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, free_port, parse_responses, wait_until
+from herdtest import proc_mem_kib, settled
 
 # 0.1 had ~5,800 bytes of PSS per idle connection (4 KiB input buffer, 1 KiB output buffer and
 # the Connection object with the parser inline); with pooled buffers and parser state it is ~260
@@ -28,25 +29,14 @@ def pss_kib(pid: int) -> int:
     """The worker's anonymous PSS (heap and anonymous mmaps: what connections cost), or its whole
     PSS on kernels without Pss_Anon. Pages of files (the binary, libc) are left out: their share
     changes whenever other processes on the machine map or unmap them."""
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("Pss", "Pss_Anon"):
-                fields[k] = int(v.split()[0])
-    assert fields, f"no Pss in /proc/{pid}/smaps_rollup"
-    return fields.get("Pss_Anon", fields.get("Pss", 0))
+    mem = proc_mem_kib(pid)
+    assert "Pss" in mem, f"no Pss in /proc/{pid}/smaps_rollup"
+    return mem.get("Pss_Anon", mem["Pss"])
 
 
 def settled_pss(pid: int, timeout: float = 6.0) -> int:
     """PSS once three samples 0.3 s apart agree within 32 KiB (or the last one at the timeout)."""
-    deadline = time.monotonic() + timeout
-    last: list[int] = []
-    while True:
-        last = (last + [pss_kib(pid)])[-3:]
-        if (len(last) == 3 and max(last) - min(last) <= 32) or time.monotonic() > deadline:
-            return last[-1]
-        time.sleep(0.3)
+    return settled(lambda: pss_kib(pid), tolerance=32, interval=0.3, timeout=timeout)
 
 
 def raise_nofile(need: int):

@@ -12,9 +12,6 @@ from conftest import LOCALHOST, free_ports, http_get, wait_until
 from test_metrics import scrape, value
 
 
-def _watchdog_times(notify, since: float, until: float) -> list[float]:
-    return [t for t, m in notify.timed_messages() if "WATCHDOG=1" in m.split("\n") and since <= t < until]
-
 
 def _scoreboard_fd(pid: int) -> str:
     """/proc path of the master's scoreboard memfd (same user: we may open it read-write)."""
@@ -34,7 +31,7 @@ def test_watchdog_stops_while_the_scoreboard_is_damaged(herd_factory, notify):
                      env={"WATCHDOG_USEC": "800000"}, wrap_watchdog_pid=True)
     notify.wait_for("READY=1", timeout=10)
     t0 = time.monotonic()
-    wait_until(lambda: len(_watchdog_times(notify, t0, time.monotonic() + 1)) >= 2, 5, what="2 WATCHDOG=1")
+    wait_until(lambda: len(notify.times_of("WATCHDOG=1", t0, time.monotonic() + 1)) >= 2, 5, what="2 WATCHDOG=1")
 
     path = _scoreboard_fd(h.pid)
     with open(path, "r+b", buffering=0) as f:
@@ -47,14 +44,14 @@ def test_watchdog_stops_while_the_scoreboard_is_damaged(herd_factory, notify):
             s0 = time.monotonic()
             time.sleep(1.6)  # 4 ping intervals
             s1 = time.monotonic()
-            during = _watchdog_times(notify, s0, s1)
+            during = notify.times_of("WATCHDOG=1", s0, s1)
             assert during == [], f"{len(during)} WATCHDOG=1 while the scoreboard magic was zeroed"
             assert h.poll() is None
         finally:
             f.seek(0)
             f.write(magic)
     c0 = time.monotonic()
-    wait_until(lambda: _watchdog_times(notify, c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after repair")
+    wait_until(lambda: notify.times_of("WATCHDOG=1", c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after repair")
     assert http_get(port).status == 200
     assert h.stop() == 0
 

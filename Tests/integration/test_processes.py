@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, free_ports, http_get, pid_alive, proc_cmdline, run_herdd, wait_until
-from test_upgrade import kill_tree
+from conftest import stop_process_tree
 
 
 def comm(pid: int) -> str:
@@ -104,7 +104,7 @@ def test_reload_and_upgrade_commands_find_the_master_without_pid(herd_factory, t
         assert sorted(os.listdir(rt)) == ["scoreboard"], os.listdir(rt)
     finally:
         for m in masters[1:]:
-            kill_tree(m)
+            stop_process_tree(m)
     # Nothing to find: a clear error naming the options.
     p = run_herdd(["reload", "--runtime-directory", str(tmp_path / "none")], timeout=10, env=no_mainpid)
     assert p.returncode != 0 and "--pid" in p.stderr and "--unit" in p.stderr, p.stderr
@@ -123,7 +123,7 @@ def test_aborted_upgrade_leaves_the_published_scoreboard_alone(herd_factory, tmp
     try:
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     # The aborted new master must not have shut down the sockets it shares with us (they are
     # the old master's own, not in an fd store: it closes them only once committed).
     for _ in range(5):

@@ -29,6 +29,7 @@ from conftest import (
     http_get,
     pid_alive,
     proc_cmdline,
+    stop_process_tree,
     wait_http,
     wait_until,
 )
@@ -68,35 +69,6 @@ def tagged_build(tag: str) -> bytes:
     return data.replace(TAG_ZERO, new)
 
 
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        for c in children_of(todo.pop()):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def kill_tree(pid: int, timeout: float = 10.0):
-    """Stops a master we started (by pid), then anything it left below it: its workers and, if
-    an upgrade went wrong, a further master and that one's workers."""
-    seen = set(descendants(pid))
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            seen.update(descendants(pid))
-            time.sleep(0.05)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    for k in seen:
-        seen_more = descendants(k)
-        for d in [k] + seen_more:
-            argv = proc_cmdline(d)
-            if pid_alive(d) and argv and (Path(argv[0]).name in ("herdd", "sh", "sleep") or argv[0].startswith("herdd: ")):
-                os.kill(d, signal.SIGKILL)
-
-
 def metrics_info(port: int) -> tuple[str, int]:
     text = http_get(port, "/metrics").body.decode()
     m = re.search(r'herdd_info\{version="([^"]+)",master_pid="(\d+)"\} 1', text)
@@ -129,7 +101,7 @@ def upgradable_herd(tmp_path, notify, handler: str = "health", upgrade_timeout: 
         yield herd, binary, http_port, metrics_port, notify, extra
     finally:
         for pid in extra:
-            kill_tree(pid)
+            stop_process_tree(pid)
         herd.kill_all()
 
 
@@ -329,5 +301,5 @@ def test_watchdog_is_fed_through_a_slow_upgrade(tmp_path, notify):
         assert max(gaps) < 0.6, f"watchdog gap {max(gaps):.2f}s >= WATCHDOG_USEC (0.6 s): {gaps}"
     finally:
         for pid in extra:
-            kill_tree(pid)
+            stop_process_tree(pid)
         herd.kill_all()

@@ -18,8 +18,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, wait_until
-from test_upgrade import kill_tree
+from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, stop_process_tree, wait_until
 
 LIFECYCLE = ("READY=1", "STOPPING=1", "MAINPID=", "RELOADING=1")
 
@@ -73,7 +72,7 @@ def test_too_short_upgrade_timeout_is_invisible_to_systemd(herd_factory, notify,
         time.sleep(1.0)
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -93,7 +92,7 @@ def test_new_master_killed_while_booting(herd_factory, notify, tmp_path):
         assert not h.events("upgrade-ready"), h.log_tail()
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -115,7 +114,7 @@ def test_new_master_killed_after_reporting_ready(herd_factory, notify, tmp_path)
         assert not h.events("upgrade-done"), h.log_tail()
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -138,7 +137,7 @@ def test_new_master_stopped_before_the_commit_says_nothing(herd_factory, notify,
             assert not h.events("upgrade-done"), h.log_tail()
             assert_silent_abort(h, notify, n0, new_pid, port, workers)
         finally:
-            kill_tree(new_pid)
+            stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -202,4 +201,4 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
             acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
     finally:
         for p in masters[1:]:
-            kill_tree(p)
+            stop_process_tree(p)

@@ -61,17 +61,41 @@ def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.0
         time.sleep(interval)
 
 
-def http_request(port: int, method: str, path: str, body=None, headers=None, timeout: float = 10):
-    """One request on a new connection to 127.0.0.1:port: (status, headers with lowercase
-    names, body bytes)."""
+class Resp:
+    """One HTTP response: status, reason, headers in order (names as sent), body, version (10/11)."""
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, version: int = 11):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.version = version
+
+    def header(self, name: str) -> Optional[str]:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return f"Resp({self.status} {self.reason!r}, {self.headers!r}, {self.body[:200]!r})"
+
+
+def http_request(port: int, method: str = "GET", path: str = "/", *, body: Optional[bytes] = None,
+                 headers: Optional[dict[str, str]] = None, timeout: float = 5.0) -> Resp:
+    """One request on a fresh connection to 127.0.0.1:port (closed afterwards)."""
     c = http.client.HTTPConnection(LOCALHOST, port, timeout=timeout)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         data = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        return Resp(r.status, r.reason, r.getheaders(), data, r.version)
     finally:
         c.close()
+
+
+def http_get(port: int, path: str = "/", **kw) -> Resp:
+    return http_request(port, "GET", path, **kw)
 
 
 def pid_alive(pid: int) -> bool:
@@ -155,8 +179,9 @@ def proc_ctx_switches(pids: Iterable[int]) -> tuple[int, int]:
 
 
 def proc_mem_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (/proc/PID/status), Pss, Private_Dirty, Private_Clean and USS (their sum)
-    from /proc/PID/smaps_rollup, in KiB; the keys that could not be read are missing."""
+    """VmRSS and VmHWM (/proc/PID/status), Pss, Pss_Anon (kernels >= 5.14), Private_Dirty,
+    Private_Clean and USS (their sum) from /proc/PID/smaps_rollup, in KiB; the keys that could
+    not be read are missing."""
     out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -168,12 +193,81 @@ def proc_mem_kib(pid: int) -> dict[str, int]:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith(("Pss:", "Private_Dirty:", "Private_Clean:")):
+                if line.startswith(("Pss:", "Pss_Anon:", "Private_Dirty:", "Private_Clean:")):
                     out[line.split(":")[0]] = int(line.split()[1])
         out["USS"] = out.get("Private_Dirty", 0) + out.get("Private_Clean", 0)
     except OSError:
         pass
     return out
+
+
+def settled(sample: Callable[[], int], tolerance: int, interval: float, timeout: float) -> int:
+    """A sample once three in a row, `interval` seconds apart, agree within `tolerance` (or the
+    last one when `timeout` passes): memory figures move for a while after a load ends."""
+    deadline = time.monotonic() + timeout
+    last: list[int] = []
+    while True:
+        last = (last + [sample()])[-3:]
+        if (len(last) == 3 and max(last) - min(last) <= tolerance) or time.monotonic() > deadline:
+            return last[-1]
+        time.sleep(interval)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (children, their children...), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def stop_process_tree(proc: Union[int, subprocess.Popen], timeout: float = 10.0, sig: int = signal.SIGTERM):
+    """Stops a process this script started (a pid, or its Popen, which is then reaped) and
+    anything it left below it: its workers and, after an upgrade that went wrong, a further
+    master and that one's workers. `sig` and up to `timeout` seconds for it to exit, SIGKILL
+    after; then SIGKILL for every descendant seen meanwhile that is still there. By PID only,
+    each recorded with its start time, so a recycled PID is never touched."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    seen: dict[int, Optional[int]] = {}
+
+    def record(root: int):
+        for d in descendants(root):
+            seen.setdefault(d, proc_starttime(d))
+
+    def alive() -> bool:
+        return pid_alive(pid) if isinstance(proc, int) else proc.poll() is None
+
+    record(pid)
+    if alive():
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while alive() and time.monotonic() < deadline:
+            record(pid)
+            time.sleep(0.05)
+        if alive():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if not isinstance(proc, int):
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    # Reparented after the master went: a worker's own children, a further master's workers.
+    for k in list(seen):
+        record(k)
+    for d, st in seen.items():
+        if st is not None and proc_starttime(d) == st and pid_alive(d):
+            try:
+                os.kill(d, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,6 +328,12 @@ class NotifySocket:
     def count(self) -> int:
         with self._cond:
             return len(self._messages)
+
+    def times_of(self, line: str, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """Arrival times (time.monotonic()) in [since, until) of the datagrams with `line`
+        ("WATCHDOG=1") as a whole line."""
+        with self._cond:
+            return [t for t, m in self._messages if line in m.split("\n") and since <= t < until]
 
     @staticmethod
     def _matcher(what: Union[str, Callable[[str], bool]]) -> Callable[[str], bool]:
