@@ -41,6 +41,7 @@ from herdtest import (  # noqa: E402,F401
     herdd_command,
     http_get,
     http_request,
+    in_epoll_wait,
     pid_alive,
     proc_cmdline,
     proc_starttime,
@@ -462,6 +463,11 @@ def closed_reasons(port: int) -> dict[str, int]:
         out[m.group(1)] = int(m.group(2))
     assert out, "no herdd_connections_closed_total in /metrics"
     return out
+
+
+def metrics_listener(mport: int) -> list[str]:
+    """herdd arguments for a metrics listener on `mport` (/metrics, /status.json)."""
+    return ["--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"]
 
 
 def status_json(mport: int) -> dict:

@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from conftest import LOCALHOST, free_ports, proc_status_field
+from conftest import LOCALHOST, free_ports, in_epoll_wait, proc_status_field, wait_until
 
 N_CONNECTIONS = 2000
 WORKERS = 4
@@ -44,7 +44,8 @@ def _measure(herd_factory, mode: str, multi_accept: bool = False) -> dict:
         "--listen", f"127.0.0.1:{pa},name=a", "--listen", f"127.0.0.1:{pb},name=b",
     ])
     workers = h.wait_workers(WORKERS)
-    time.sleep(0.3)  # let every worker settle in epoll_wait
+    # Every worker asleep in epoll_wait, so the first connection finds the whole herd waiting.
+    wait_until(lambda: all(in_epoll_wait(w) for w in workers), 10, what="every worker in epoll_wait")
     before = {w: proc_status_field(w, "voluntary_ctxt_switches") for w in workers}
     bad = []
     t0 = time.monotonic()

@@ -147,6 +147,23 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
+def in_epoll_wait(pid: int) -> bool:
+    """Whether pid's main thread sleeps in epoll_wait: /proc/PID/wchan names the kernel function
+    it sleeps in (do_epoll_wait); where the kernel hides it ("0"), /proc/PID/syscall gives the
+    call's number (x86_64: epoll_wait 232, epoll_pwait 281, epoll_pwait2 441)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        if "epoll" in wchan:
+            return True
+        if wchan not in ("0", ""):
+            return False
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split(" ", 1)[0] in ("232", "281", "441")
+    except OSError:
+        return False
+
+
 def proc_cpu_ticks(pid: int) -> int:
     """utime + stime of pid in clock ticks (fields 14 and 15 of /proc/PID/stat), 0 if gone."""
     try:
