@@ -45,8 +45,10 @@ from herdtest import (  # noqa: E402,F401
     pid_alive,
     proc_cmdline,
     proc_starttime,
+    proc_state,
     proc_status_field,
     stop_process_tree,
+    unread_by_server,
     wait_until,
 )
 
@@ -332,7 +334,7 @@ def wait_http(port: int, timeout: float = 10.0, path: str = "/") -> Resp:
             return http_get(port, path, timeout=min(3.0, max(0.2, deadline - time.monotonic())))
         except (OSError, http.client.HTTPException) as e:
             last = e
-            time.sleep(0.05)
+            time.sleep(0.05)  # retry interval of the bounded wait
     raise AssertionError(f"no HTTP response on port {port} within {timeout}s (last error: {last!r})")
 
 
@@ -638,6 +640,13 @@ class LoadThread(threading.Thread):
                 client.close()
         client.close()
         self.retries = client.retries
+
+    def wait_served(self, n: int = 20, timeout: float = 10.0):
+        """Waits until `n` more requests succeed from now: the load runs (and, after an upgrade
+        or a reload, reaches whoever serves now)."""
+        start = self.ok
+        wait_until(lambda: self.ok >= start + n or not self.is_alive(), timeout, what=f"{n} more requests served")
+        assert self.ok >= start + n, f"load thread ended after {self.ok - start} of {n} requests: {self.failures[:3]}"
 
     def stop(self, timeout: float = 10.0):
         self._stop_ev.set()

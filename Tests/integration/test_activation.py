@@ -11,6 +11,7 @@ from conftest import (
     http_get,
     pid_alive,
     proc_cmdline,
+    proc_state,
     wait_until,
 )
 
@@ -20,7 +21,7 @@ def test_socket_activation_ready_serve_stop(herd_factory, notify):
     h = herd_factory(["--workers", "2"], activate=[(port, "http")], notify=notify)
 
     # systemd-socket-activate execs herdd only when the first connection arrives.
-    time.sleep(0.5)
+    time.sleep(0.5)  # a duration: nothing happens (no exec, no notification) without a connection
     assert notify.messages == [], f"notifications before the first connection: {notify.messages}"
     assert proc_cmdline(h.pid)[0].endswith("systemd-socket-activate"), proc_cmdline(h.pid)
 
@@ -96,7 +97,7 @@ def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
     assert proc_cmdline(h.pid) == ["herdd: master"]
 
     t0 = time.monotonic()
-    time.sleep(2.0)
+    time.sleep(2.0)  # a duration: the window in which the pings are counted
     t1 = time.monotonic()
     n = len(notify.times_of("WATCHDOG=1", t0, t1))
     assert 3 <= n <= 8, f"{n} WATCHDOG=1 in 2 s with WATCHDOG_USEC=800000: {notify.messages}"
@@ -104,9 +105,11 @@ def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
     # A stopped master must not ping.
     h.signal(signal.SIGSTOP)
     try:
-        time.sleep(0.15)  # a datagram already in flight may still land
+        # Stopped, and every datagram it sent before is recorded: anything later would be a
+        # ping sent while stopped.
+        wait_until(lambda: proc_state(h.pid) == "T" and notify.drained(), 5, what="master stopped")
         s0 = time.monotonic()
-        time.sleep(1.0)
+        time.sleep(1.0)  # a duration: 2.5 ping intervals of silence
         s1 = time.monotonic()
         during = notify.times_of("WATCHDOG=1", s0, s1)
         assert during == [], f"WATCHDOG=1 arrived while the master was SIGSTOPped: {len(during)}"

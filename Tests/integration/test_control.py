@@ -68,7 +68,7 @@ def test_reload_rolls_back_when_new_workers_die_at_start(herd_factory):
         p = run_herdd(["reload", "--pid", str(h.pid), "--timeout", "30"], timeout=40)
         assert p.returncode == 1
         assert "new workers die right after they start" in p.stderr, p.stderr
-        time.sleep(0.5)
+        load.wait_served(50)  # the old generation keeps serving after the rollback
     finally:
         load.stop()
     assert load.failures == [] and load.ok > 10, load.failures[:5]

@@ -159,7 +159,7 @@ def test_request_arriving_between_handlers_goes_to_the_idle_worker(herd_factory)
         # The worker wakes for the first request and spends 300 ms before serving it; the
         # second request comes 100 ms into that turn, so it is not in the turn's batch.
         parked.send("/sleep/1500")
-        time.sleep(0.1)
+        time.sleep(0.1)  # a duration: 100 ms into the worker's slow (300 ms) turn, not its batch
         t0 = time.monotonic()
         status_, body = other.get("/")
         elapsed = time.monotonic() - t0
@@ -310,11 +310,14 @@ def test_draining_worker_leaves_nothing_in_the_dispatch_queue(herd_factory):
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        def served(n):
+            start = done[0]
+            wait_until(lambda: done[0] >= start + n or errors, 20, what=f"{n} more requests answered")
+        served(50)  # the clients run
         for _ in range(2):
             p = run_herdd(["reload", "--pid", str(h.pid), "--timeout", "30"], timeout=40)
             assert p.returncode == 0, p.stderr
-            time.sleep(0.5)
+            served(50)  # the new generation serves them
     finally:
         stop.set()
         for t in threads:
@@ -452,7 +455,8 @@ def test_upgrade_under_blocking_load_loses_and_repeats_no_request(herd_factory, 
                 wait_until(lambda: not pid_alive(w), 10, what=f"old worker {w} gone")
             assert status(mport)["master_pid"] == new_pid
             # The new master's workers hand off too. (The old master sends its final counters
-            # right before it exits; a second later the new master has added them.)
+            # right before it exits; a second later the new master has added them: a duration,
+            # as no event marks that.)
             time.sleep(1.0)
             after_upgrade = web(mport)["handed_off"]
             at_exit = answered()

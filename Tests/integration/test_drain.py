@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, pid_alive, recv_until, wait_until
+from conftest import (LOCALHOST, closed_reasons, free_ports, http_get, metrics_listener, parse_responses, pid_alive,
+                      recv_until, wait_busy, wait_until)
 from conftest import stop_process_tree
 
 CLIENTS = 8
@@ -167,9 +168,9 @@ def test_reload_resize_and_upgrade_lose_no_request(herd_factory, how):
 def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_factory):
     """Self-bound listeners are closed when the drain starts: a connect during the drain is
     refused at once instead of queueing until the master exits and then being reset."""
-    port = free_ports(1)[0]
+    port, mport = free_ports(2)
     h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
-                      "--graceful-timeout", "10"])
+                      "--graceful-timeout", "10", *metrics_listener(mport)])
     h.wait_workers(2)
     result = {}
 
@@ -181,10 +182,10 @@ def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_facto
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)
+    wait_busy(mport)  # the slow request is in a worker's handler
     h.signal(signal.SIGTERM)
     h.wait_log("stop", timeout=5)
-    time.sleep(0.2)
+    time.sleep(0.2)  # a duration: the master is still there a while after the stop began
     assert h.poll() is None, "the master must still be draining the slow request"
     t0 = time.monotonic()
     with pytest.raises(ConnectionRefusedError):

@@ -106,7 +106,7 @@ def test_long_stream_leaves_room_for_other_connections(herd_factory):
         latencies.append(ka_request())
         workers = json.loads(http_get(mport, "/status.json").body)["workers"]
         busy_seen = busy_seen or any(w["state"] == "busy" for w in workers)
-        time.sleep(0.02)
+        time.sleep(0.02)  # pacing: a keep-alive request every 20 ms while the stream runs
     t.join(timeout=max(0.0, deadline - time.monotonic()))
     assert not t.is_alive(), "stream did not finish within 60 s"
     ka.close()

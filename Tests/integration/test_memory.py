@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, free_port, parse_responses, wait_until
+from conftest import LOCALHOST, free_port, parse_responses, unread_by_server, wait_until
 from herdtest import proc_mem_kib, settled
 
 # 0.1 had ~5,800 bytes of PSS per idle connection (4 KiB input buffer, 1 KiB output buffer and
@@ -107,7 +107,7 @@ def test_idle_connections_cost_little_and_memory_is_given_back(herd_factory):
     warm = open_idle(port, 50)
     for s in warm:
         s.close()
-    time.sleep(1.5)
+    time.sleep(1.5)  # a duration: idle across a sweep (every 1 s), which gives pooled buffers back
     base = settled_pss(worker)
 
     socks = open_idle(port, IDLE_CONNS)
@@ -178,7 +178,9 @@ def test_partial_requests_on_many_connections_keep_their_own_bytes(one_worker):
         cut = 20 + i % 40  # inside the head for some, inside the body for others
         s.sendall(req[:cut])
         conns.append((s, req, cut, body))
-    time.sleep(0.3)
+    # The worker has read every partial request (and holds it) before the rest arrives.
+    wait_until(lambda: all(unread_by_server(s) == 0 for s, _, _, _ in conns), 10,
+               what="the worker to read every partial request")
     for s, req, cut, body in reversed(conns):
         s.sendall(req[cut:])
     for s, req, cut, body in conns:
@@ -199,7 +201,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
         req = b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
         for b in req:
             s.sendall(bytes([b]))
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing: each byte its own segment, so its own read
         (r,) = _read_responses(s, 1)
         assert r.status == 200 and r.body.startswith(b"debug pid=")
         # Pipelined: three requests in one write, the last one incomplete until later.
@@ -207,7 +209,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nde")
         s.sendall(p)
-        time.sleep(0.2)
+        wait_until(lambda: unread_by_server(s) == 0, 10, what="the worker to read the pipelined requests")
         s.sendall(b"fghi")
         rs = _read_responses(s, 3)
         assert [r.status for r in rs] == [200, 200, 200]
@@ -222,7 +224,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
             sender.join(10)
             assert r.status == 200 and r.header("X-Body-Length") == str(size) and r.body == body
         # Keep-alive after idling past a sweep (and the worker's reclaim of memory).
-        time.sleep(2.2)
+        time.sleep(2.2)  # a duration: idle across two sweeps (every 1 s)
         s.sendall(b"GET /after-idle HTTP/1.1\r\nHost: x\r\n\r\n")
         (r,) = _read_responses(s, 1)
         assert r.status == 200 and r.body.startswith(b"debug pid=")

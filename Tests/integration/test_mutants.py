@@ -40,9 +40,9 @@ def test_watchdog_stops_while_the_scoreboard_is_damaged(herd_factory, notify):
         f.seek(0)
         f.write(b"\0" * 8)  # the master's mapping (MAP_SHARED) sees this at once
         try:
-            time.sleep(0.5)  # a ping already decided or in flight may still land
+            time.sleep(0.5)  # a duration: a ping decided before the write (one tick) may still land
             s0 = time.monotonic()
-            time.sleep(1.6)  # 4 ping intervals
+            time.sleep(1.6)  # a duration: 4 ping intervals of silence
             s1 = time.monotonic()
             during = notify.times_of("WATCHDOG=1", s0, s1)
             assert during == [], f"{len(during)} WATCHDOG=1 while the scoreboard magic was zeroed"
@@ -95,6 +95,6 @@ def test_totals_stay_exact_after_workers_exit(herd_factory, notify):
     def last_status() -> str:
         return [l for m in notify.messages for l in m.split("\n") if l.startswith("STATUS=")][-1]
     wait_until(lambda: "accepted 13," in last_status(), 5, what="STATUS= with accepted 13")
-    time.sleep(1.5)
+    time.sleep(1.5)  # a duration: past the next STATUS= (at most once a second), still 13
     assert "accepted 13," in last_status(), last_status()
     assert h.stop() == 0

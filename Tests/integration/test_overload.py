@@ -103,7 +103,7 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
         t0 = time.monotonic()
         text = http_get(mport, "/metrics", timeout=5).body.decode()
         scrapes.append((time.monotonic() - t0, metric(text, "herdd_shedding")))
-        time.sleep(0.2)
+        time.sleep(0.2)  # pacing: a scrape every 200 ms, as a monitoring system would
     for t in threads:
         t.join(timeout=max(0.1, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "clients did not finish within 30 s"

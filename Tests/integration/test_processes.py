@@ -9,11 +9,10 @@ import re
 import signal
 import socket
 import threading
-import time
 
 import pytest
 
-from conftest import LOCALHOST, free_ports, http_get, pid_alive, proc_cmdline, run_herdd, wait_until
+from conftest import LOCALHOST, free_ports, http_get, pid_alive, proc_cmdline, run_herdd, wait_busy, wait_until
 from conftest import stop_process_tree
 
 
@@ -59,7 +58,8 @@ def test_stop_signal_while_a_worker_starts_is_clean(herd_factory, sig):
     h.signal(signal.SIGTTIN)
     spawned = h.wait_log("worker-spawned", count=2, timeout=5)[1]
     pid = int(spawned["worker_pid"])
-    time.sleep(0.3)  # the new worker is inside its start-up delay
+    # The new worker is inside its start-up delay: it sets its title right before it.
+    wait_until(lambda: proc_cmdline(pid)[:1] == [f"herdd: worker {spawned['worker_id']}"], 5, what="the new worker's title")
     assert pid_alive(pid)
     os.kill(pid, sig)
     exited = h.wait_log("worker-exited", timeout=10, worker_pid=pid)[0]
@@ -150,7 +150,7 @@ def test_backlog_max_does_not_depend_on_who_scrapes(herd_factory):
     # The only worker blocks in a handler for 2.5 s; 6 connections wait in the accept queue.
     slow = threading.Thread(target=lambda: http_get(port, "/sleep/2500", timeout=10), daemon=True)
     slow.start()
-    time.sleep(0.3)
+    wait_busy(mport)
     waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(6)]
     try:
         wait_until(lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}') >= 6, 3,

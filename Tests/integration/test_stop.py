@@ -66,7 +66,7 @@ def in_flight(h, port: int, ms: int) -> SlowRequest:
     r.start()
     deadline = time.monotonic() + 0.8
     while busy_workers(h.mport) < 1 and r.result is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll interval of the bounded wait above
     assert r.result is None, f"/sleep/{ms} finished early: {r.result}"
     return r
 

@@ -68,7 +68,7 @@ def test_too_short_upgrade_timeout_is_invisible_to_systemd(herd_factory, notify,
     try:
         h.wait_log("upgrade-failed", timeout=10)
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
-        # Its workers (PR_SET_PDEATHSIG) and any late message would show up within this time.
+        # A duration: its workers (PR_SET_PDEATHSIG) and any late message would show up within it.
         time.sleep(1.0)
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
@@ -88,7 +88,7 @@ def test_new_master_killed_while_booting(herd_factory, notify, tmp_path):
         wait_until(lambda: len(children_of(new_pid)) >= 1, 10, what="new master's workers spawned")
         os.kill(new_pid, signal.SIGKILL)
         h.wait_log("upgrade-failed", timeout=10)
-        time.sleep(0.5)
+        time.sleep(0.5)  # a duration: no late "ready" follows the failure
         assert not h.events("upgrade-ready"), h.log_tail()
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
@@ -110,7 +110,7 @@ def test_new_master_killed_after_reporting_ready(herd_factory, notify, tmp_path)
         h.wait_log("upgrade-ready", timeout=5)
         os.kill(new_pid, signal.SIGKILL)
         h.wait_log("upgrade-failed", timeout=10)
-        time.sleep(3.5)  # past the (held) commit time: no commit may happen
+        time.sleep(3.5)  # a duration: past the (held) commit time, no commit may happen
         assert not h.events("upgrade-done"), h.log_tail()
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
@@ -133,7 +133,7 @@ def test_new_master_stopped_before_the_commit_says_nothing(herd_factory, notify,
             os.kill(new_pid, sig)
             wait_until(lambda: not pid_alive(new_pid), 10, what="new master stopped")
             h.wait_log("upgrade-failed", timeout=10, count=nth)
-            time.sleep(3.5)
+            time.sleep(3.5)  # a duration: past the (held) commit time, no commit may happen
             assert not h.events("upgrade-done"), h.log_tail()
             assert_silent_abort(h, notify, n0, new_pid, port, workers)
         finally:
@@ -181,7 +181,7 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
             i_commit = [m for _, m in senders].index(commit[0][1])
             assert all(p == old for p, _ in senders[: i_commit + 1]), senders
             wait_until(lambda: not pid_alive(old), 20, what="old master drained and gone")
-            time.sleep(0.3)
+            time.sleep(0.3)  # a duration: a late message from the old master would land within it
             # After the commit: lifecycle messages only from the new master; never STOPPING=1.
             after = notify.sender_messages(n0)[i_commit + 1 :]
             assert all(p == new for p, m in after if lifecycle_lines(m) or "STATUS=" in m), after

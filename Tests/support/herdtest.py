@@ -7,8 +7,10 @@ Standard library only; both import it by path (Tests/support)."""
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -129,6 +132,15 @@ def proc_status_field(pid: int, field: str) -> Optional[int]:
     return None
 
 
+def proc_state(pid: int) -> str:
+    """The state letter of pid (/proc/PID/stat: R, S, T for stopped...), "" if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 def proc_starttime(pid: int) -> Optional[int]:
     """Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat), None if gone:
     with the pid, it names one process even after the pid is recycled."""
@@ -162,6 +174,28 @@ def in_epoll_wait(pid: int) -> bool:
             return f.read().split(" ", 1)[0] in ("232", "281", "441")
     except OSError:
         return False
+
+
+def unread_by_server(client: socket.socket) -> Optional[int]:
+    """Bytes that `client` (a TCP connection to 127.0.0.1) sent and the server has not read yet:
+    the receive queue of the server's end in /proc/net/tcp. None while the server's end is not
+    there (not yet established)."""
+    lhost, lport = client.getsockname()[:2]
+    rhost, rport = client.getpeername()[:2]
+    want_local = f"{_proc_net_addr(rhost)}:{rport:04X}"
+    want_remote = f"{_proc_net_addr(lhost)}:{lport:04X}"
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[1] == want_local and fields[2] == want_remote:
+                return int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return None
+
+
+def _proc_net_addr(ipv4: str) -> str:
+    """An IPv4 address as /proc/net/tcp writes it: the 32-bit value in host order (x86: little-endian), hex."""
+    return socket.inet_aton(ipv4)[::-1].hex().upper()
 
 
 def proc_cpu_ticks(pid: int) -> int:
@@ -314,19 +348,32 @@ class NotifySocket:
     def _run(self):
         while not self._stop.is_set():
             try:
-                data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
-            except socket.timeout:
-                continue
-            except OSError:
+                readable, _, _ = select.select([self.sock], [], [], 0.1)
+            except (OSError, ValueError):
                 return
-            sender = 0
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 4:
-                    sender = int.from_bytes(payload[0:4], "little")  # struct ucred: pid, uid, gid
+            if not readable:
+                continue
+            # Read and record under the lock, so drained() never sees a datagram that has left
+            # the socket but is not in _messages yet.
             with self._cond:
+                try:
+                    data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                sender = 0
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 4:
+                        sender = int.from_bytes(payload[0:4], "little")  # struct ucred: pid, uid, gid
                 self._messages.append((time.monotonic(), data.decode(errors="replace")))
                 self._senders.append(sender)
                 self._cond.notify_all()
+
+    def drained(self) -> bool:
+        """Whether every datagram sent so far is recorded (none waits in the socket)."""
+        with self._cond:
+            return fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0") == b"\0\0\0\0"
 
     @property
     def messages(self) -> list[str]:
