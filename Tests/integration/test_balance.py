@@ -69,11 +69,10 @@ def test_spread_balances_held_connections(herd_factory):
         print(f"spread held: active per worker {active}")
         # overShare: a worker checks after each accept and steps out of the wait queues once
         # it holds more than ceil(total / workers), so it never holds more than one over the
-        # share: at most 11 of 40, and so at least 40 - 3 * 11 = 7. (Not closer: a worker that
-        # stepped out re-adds itself at the tail, out of turn; measured 10/11/11/8 once.)
+        # share: at most 11 of 40 (so at least 40 - 3 * 11 = 7 each). Not closer: a worker
+        # that stepped out re-adds itself at the tail, out of turn; measured 10/11/11/8 once.
         share = -(-40 // 4)
         assert sum(active) == 40 and max(active) <= share + 1, active
-        assert min(active) >= 40 - 3 * (share + 1), active
     finally:
         for s in held:
             s.close()
