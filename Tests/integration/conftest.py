@@ -42,6 +42,8 @@ from herdtest import (  # noqa: E402,F401
     http_get,
     http_request,
     in_epoll_wait,
+    metric,
+    metric_sample,
     pid_alive,
     proc_cmdline,
     proc_starttime,

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, http_get, pid_alive, wait_busy, wait_until
+from conftest import LOCALHOST, http_get, metric, pid_alive, wait_busy, wait_until
 from test_metrics import scrape, start, value
 from test_upgrade import upgradable_herd
 
@@ -73,10 +73,6 @@ def concurrent_gets(port: int, paths: list[str], timeout: float = 20.0) -> list:
     for t in threads:
         t.join(timeout + 5)
     return results
-
-
-def metric(mport: int, name: str, **labels) -> float:
-    return value(scrape(mport), name, **labels)
 
 
 def in_flight(port: int, mport: int, path: str, n: int) -> tuple[list, threading.Thread]:
@@ -387,7 +383,10 @@ def test_upgrade_with_async_requests_in_flight_loses_none(async_upgrade_env):
         new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
         extra.append(new_pid)
         assert herd.wait(20) == 0
-        time.sleep(0.5)  # a duration: keep the load on the new master
+        # The load goes on against the new master: every client gets answers from it.
+        for c in clients:
+            start = c.ok
+            wait_until(lambda: c.ok >= start + 2 or not c.is_alive(), 10, what="answers from the new master")
     finally:
         for c in clients:
             c.stop()

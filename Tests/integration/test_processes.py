@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conftest import LOCALHOST, free_ports, http_get, pid_alive, proc_cmdline, run_herdd, wait_busy, wait_until
-from conftest import stop_process_tree
+from conftest import metric, stop_process_tree
 
 
 def comm(pid: int) -> str:
@@ -134,13 +134,6 @@ def test_aborted_upgrade_leaves_the_published_scoreboard_alone(herd_factory, tmp
     assert h.stop() == 0
 
 
-def metric_value(mport: int, name: str, labels: str) -> float:
-    text = http_get(mport, "/metrics").body.decode()
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    assert m, f"{name}{labels} missing"
-    return float(m.group(1))
-
-
 def test_backlog_max_does_not_depend_on_who_scrapes(herd_factory):
     port, mport = free_ports(2)
     h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
@@ -153,21 +146,21 @@ def test_backlog_max_does_not_depend_on_who_scrapes(herd_factory):
     wait_busy(mport)
     waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(6)]
     try:
-        wait_until(lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}') >= 6, 3,
+        wait_until(lambda: metric(mport, "herdd_listen_backlog", listener="http") >= 6, 3,
                    what="6 connections queued")
         slow.join(10)
         # The worker is back: the queue empties.
-        wait_until(lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}') == 0, 5,
+        wait_until(lambda: metric(mport, "herdd_listen_backlog", listener="http") == 0, 5,
                    what="queue drained")
         # Two scrapers, one after the other, both see the peak (it is the peak of the last
         # minute, not since the previous scrape).
-        first = metric_value(mport, "herdd_listen_backlog_max", '{listener="http"}')
-        second = metric_value(mport, "herdd_listen_backlog_max", '{listener="http"}')
+        first = metric(mport, "herdd_listen_backlog_max", listener="http")
+        second = metric(mport, "herdd_listen_backlog_max", listener="http")
         assert first >= 6 and second >= 6, (first, second)
         # About 2 s at or above the alarm threshold (3), counted once whoever scrapes.
-        alarm = metric_value(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}')
+        alarm = metric(mport, "herdd_listen_backlog_alarm_seconds_total", listener="http")
         assert 1.0 <= alarm <= 3.0, alarm
-        assert metric_value(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}') == alarm
+        assert metric(mport, "herdd_listen_backlog_alarm_seconds_total", listener="http") == alarm
     finally:
         for s in waiting:
             s.close()

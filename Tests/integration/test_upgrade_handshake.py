@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, stop_process_tree, wait_until
+from conftest import LOCALHOST, children_of, free_ports, http_get, metric, pid_alive, stop_process_tree, wait_until
 
 LIFECYCLE = ("READY=1", "STOPPING=1", "MAINPID=", "RELOADING=1")
 
@@ -141,13 +141,6 @@ def test_new_master_stopped_before_the_commit_says_nothing(herd_factory, notify,
     assert h.stop() == 0
 
 
-def metric(mport: int, name: str, labels: str = "") -> float:
-    text = http_get(mport, "/metrics").body.decode()
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    assert m, f"{name}{labels} not in /metrics"
-    return float(m.group(1))
-
-
 def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_continue(herd_factory, notify, tmp_path):
     h, port, mport = start(herd_factory, notify, tmp_path, "--upgrade-timeout", "20")
     h.wait_workers(2)
@@ -156,12 +149,12 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
     h.wait_log("reload-done", timeout=15)
     for _ in range(50):
         assert http_get(port, "/").status == 200
-    req0 = metric(mport, "herdd_requests_total", '{code="2xx"}')
-    acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
+    req0 = metric(mport, "herdd_requests_total", code="2xx")
+    acc0 = metric(mport, "herdd_connections_accepted_total", listener="http")
     assert req0 >= 50 and acc0 >= 50
     assert metric(mport, "herdd_generation") == 2
     assert metric(mport, "herdd_upgrades_total") == 0
-    restarts0 = metric(mport, "herdd_worker_restarts_total", '{reason="reload"}')
+    restarts0 = metric(mport, "herdd_worker_restarts_total", reason="reload")
     assert restarts0 == 2
 
     masters = [h.pid]
@@ -187,18 +180,18 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
             assert all(p == new for p, m in after if lifecycle_lines(m) or "STATUS=" in m), after
             assert not any("STOPPING=1" in m.split("\n") for _, m in notify.sender_messages(n0)), senders
 
-            req = metric(mport, "herdd_requests_total", '{code="2xx"}')
+            req = metric(mport, "herdd_requests_total", code="2xx")
             assert req >= req0, (round_, req, req0)
-            assert metric(mport, "herdd_connections_accepted_total", '{listener="http"}') >= acc0
+            assert metric(mport, "herdd_connections_accepted_total", listener="http") >= acc0
             assert metric(mport, "herdd_upgrades_total") == round_
             assert metric(mport, "herdd_generation") == 2 + round_
-            assert metric(mport, "herdd_worker_restarts_total", '{reason="reload"}') == restarts0
+            assert metric(mport, "herdd_worker_restarts_total", reason="reload") == restarts0
             for _ in range(20):
                 assert http_get(port, "/").status == 200
             req0 = req + 20
-            wait_until(lambda: metric(mport, "herdd_requests_total", '{code="2xx"}') >= req0, 5,
+            wait_until(lambda: metric(mport, "herdd_requests_total", code="2xx") >= req0, 5,
                        what="new requests counted on top of the inherited ones")
-            acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
+            acc0 = metric(mport, "herdd_connections_accepted_total", listener="http")
     finally:
         for p in masters[1:]:
             stop_process_tree(p)

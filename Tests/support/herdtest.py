@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import http.client
 import os
+import re
 import select
 import shlex
 import shutil
@@ -99,6 +100,36 @@ def http_request(port: int, method: str = "GET", path: str = "/", *, body: Optio
 
 def http_get(port: int, path: str = "/", **kw) -> Resp:
     return http_request(port, "GET", path, **kw)
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text format: {(sample name, sorted (label, value) pairs): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$', line)
+        if not m:
+            continue
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
+        try:
+            out[(m.group(1), labels)] = float(m.group(4))
+        except ValueError:
+            pass
+    return out
+
+
+def metric_sample(text: str, name: str, **labels) -> float:
+    """The value of the sample `name` with exactly `labels` in Prometheus text."""
+    key = (name, tuple(sorted((k, str(v)) for k, v in labels.items())))
+    samples = parse_prometheus(text)
+    assert key in samples, f"no {name}{labels} in /metrics"
+    return samples[key]
+
+
+def metric(port: int, name: str, **labels) -> float:
+    """The value of one sample of /metrics on `port` (see metric_sample)."""
+    return metric_sample(http_get(port, "/metrics").body.decode(), name, **labels)
 
 
 def pid_alive(pid: int) -> bool:

@@ -7,7 +7,7 @@ import sys
 import time
 
 import herdtest
-from herdtest import Started, children_of
+from herdtest import Started, children_of, parse_prometheus
 
 from . import BENCH_DIR
 
@@ -66,22 +66,6 @@ def http_ok(port):
 
 
 # ----------------------------------------------------------------------------- /metrics
-
-def parse_prometheus(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$', line)
-        if not m:
-            continue
-        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
-        try:
-            out[(m.group(1), labels)] = float(m.group(4))
-        except ValueError:
-            pass
-    return out
-
 
 def scrape_metrics(name, pid, port):
     """/metrics of a herdd parsed; None (and an anomaly recorded) if three scrapes fail."""
