@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from conftest import LOCALHOST, free_ports, in_epoll_wait, proc_status_field, wait_until
+from conftest import LOCALHOST, free_ports, in_epoll_wait, proc_status_field, recv_until, wait_until
 
 N_CONNECTIONS = 2000
 WORKERS = 4
@@ -27,14 +27,7 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 def _one_connection(port: int) -> bytes:
     with socket.create_connection((LOCALHOST, port), timeout=5) as s:
         s.sendall(REQUEST)
-        data = b""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return recv_until(s, time.monotonic() + 5)
 
 
 def _measure(herd_factory, mode: str, multi_accept: bool = False) -> dict:
