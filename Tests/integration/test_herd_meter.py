@@ -38,7 +38,7 @@ def _measure(herd_factory, mode: str, multi_accept: bool = False) -> dict:
     ])
     workers = h.wait_workers(WORKERS)
     # Every worker asleep in epoll_wait, so the first connection finds the whole herd waiting.
-    wait_until(lambda: all(in_epoll_wait(w) for w in workers), 10, what="every worker in epoll_wait")
+    wait_until(lambda: all(in_epoll_wait(p) for p in [h.pid] + workers), 10, what="the master and every worker in epoll_wait")
     before = {w: proc_status_field(w, "voluntary_ctxt_switches") for w in workers}
     bad = []
     t0 = time.monotonic()
