@@ -9,7 +9,8 @@ import os
 import signal
 import socket
 
-from conftest import LOCALHOST, free_ports, in_epoll_wait, status_json, wait_until
+from conftest import LOCALHOST, free_ports, in_epoll_wait, metrics_listener, wait_until
+from conftest import status_json as status
 
 ROTATION_INTERVAL = 16  # Worker.rotationInterval
 
@@ -17,15 +18,11 @@ ROTATION_INTERVAL = 16  # Worker.rotationInterval
 def start(herd_factory, mode: str, workers: int = 4):
     port, mport = free_ports(2)
     h = herd_factory(["--workers", str(workers), "--balance", mode, "--listen", f"{LOCALHOST}:{port}",
-                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"])
+                      *metrics_listener(mport)])
     pids = h.wait_workers(workers)
     # Every worker waits on the listeners before the first connection.
     wait_until(lambda: all(in_epoll_wait(p) for p in pids), 10, what="every worker in epoll_wait")
     return h, port, mport
-
-
-def status(mport):
-    return status_json(mport)
 
 
 def accepted_by_pid(mport) -> dict[int, int]:
@@ -47,10 +44,12 @@ def test_spread_balances_sequential_connections(herd_factory):
     print(f"spread: accepted per worker {accepted}")
     assert sum(accepted) == 400
     # A spread worker re-arms (goes to the tail of the wait queue) right after its accept, before
-    # it serves the connection, so the next connection of a sequential client always wakes the
-    # next worker: strict rotation, 100 each. Slack of 2 for a step-out on a stale scoreboard
-    # read (the previous worker has closed but not yet stored its active count).
-    assert max(accepted) - min(accepted) <= 2, accepted
+    # it serves the connection, so the next connection of a sequential client wakes the next
+    # worker: strict rotation, 100 each, whenever every worker waits in epoll_wait. A worker
+    # that is not waiting when its turn comes (its heartbeat turn once a second, or descheduled
+    # on a loaded machine) loses that turn to the next one and stays at the head. Measured
+    # 100 / 100 / 100 / 100 on most runs, at worst 77 / 108 / 110 / 105 (load average 30).
+    assert max(accepted) - min(accepted) <= 40, accepted
     # Still no herd: spreading must not bring back empty wakeups.
     listener = status(mport)["listeners"][0]
     assert listener["empty_wakeups"] <= 0.03 * 400, listener
@@ -105,8 +104,10 @@ def test_rotate_spreads_sequential_connections(herd_factory):
     # Runs of ROTATION_INTERVAL in turn: 25 runs over 4 workers, 112 / 96 / 96 / 96 when every
     # worker is back in epoll_wait in time. A connection that comes while the worker at the head
     # is not yet back goes to the next one and counts toward its run, which shifts the runs a
-    # little. Bound: every worker within two runs of the even share.
-    assert all(abs(a - 100) <= 2 * ROTATION_INTERVAL for a in accepted), accepted
+    # little; a worker that is not waiting for a while (descheduled on a loaded machine) loses
+    # its run. Measured 96-112 on most runs, at worst 80. Bound: every worker within three runs
+    # of the even share.
+    assert all(abs(a - 100) <= 3 * ROTATION_INTERVAL for a in accepted), accepted
     # Rotating must not bring back the herd. Measured: 0-11 empty wakeups of 400 on an idle
     # machine, 16 once in CI (each of the 25 rotations changes which worker is woken first,
     # and now and then the previous one is not back in epoll_wait yet); the herd itself
