@@ -179,7 +179,7 @@ def test_partial_requests_on_many_connections_keep_their_own_bytes(one_worker):
         s.sendall(req[:cut])
         conns.append((s, req, cut, body))
     # The worker has read every partial request (and holds it) before the rest arrives.
-    wait_until(lambda: all(unread_by_server(s) == 0 for s, _, _, _ in conns), 10,
+    wait_until(lambda: unread_by_server(*[c[0] for c in conns]) == [0] * len(conns), 30,
                what="the worker to read every partial request")
     for s, req, cut, body in reversed(conns):
         s.sendall(req[cut:])
@@ -209,7 +209,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nde")
         s.sendall(p)
-        wait_until(lambda: unread_by_server(s) == 0, 10, what="the worker to read the pipelined requests")
+        wait_until(lambda: unread_by_server(s) == [0], 10, what="the worker to read the pipelined requests")
         s.sendall(b"fghi")
         rs = _read_responses(s, 3)
         assert [r.status for r in rs] == [200, 200, 200]

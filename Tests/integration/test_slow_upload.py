@@ -112,7 +112,7 @@ def test_a_stalled_body_gets_408_after_the_body_timeout(herd_factory):
         # The head first, the 100 KB a moment later: bytes read with the head are not credited
         # to the rate rule (docs/connections.md), and this test is about the gap rule alone.
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
-        wait_until(lambda: unread_by_server(s) == 0, 5, what="the worker to read the head")
+        wait_until(lambda: unread_by_server(s) == [0], 5, what="the worker to read the head")
         s.sendall(b"u" * 100_000)
         t0 = time.monotonic()
         data = read_response(s, t0 + 15)

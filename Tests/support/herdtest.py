@@ -207,21 +207,24 @@ def in_epoll_wait(pid: int) -> bool:
         return False
 
 
-def unread_by_server(client: socket.socket) -> Optional[int]:
-    """Bytes that `client` (a TCP connection to 127.0.0.1) sent and the server has not read yet:
-    the receive queue of the server's end in /proc/net/tcp. None while the server's end is not
-    there (not yet established)."""
-    lhost, lport = client.getsockname()[:2]
-    rhost, rport = client.getpeername()[:2]
-    want_local = f"{_proc_net_addr(rhost)}:{rport:04X}"
-    want_remote = f"{_proc_net_addr(lhost)}:{lport:04X}"
+def unread_by_server(*clients: socket.socket) -> list[Optional[int]]:
+    """For each client (a TCP connection to 127.0.0.1): the bytes it sent that the server has
+    not read yet, the receive queue of the server's end in /proc/net/tcp (read once for all);
+    None while the server's end is not there."""
+    want = {}
+    for i, c in enumerate(clients):
+        lhost, lport = c.getsockname()[:2]
+        rhost, rport = c.getpeername()[:2]
+        want[(f"{_proc_net_addr(rhost)}:{rport:04X}", f"{_proc_net_addr(lhost)}:{lport:04X}")] = i
+    out: list[Optional[int]] = [None] * len(clients)
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             fields = line.split()
-            if fields[1] == want_local and fields[2] == want_remote:
-                return int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
-    return None
+            i = want.get((fields[1], fields[2]))
+            if i is not None:
+                out[i] = int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return out
 
 
 def _proc_net_addr(ipv4: str) -> str:
