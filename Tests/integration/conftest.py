@@ -11,6 +11,7 @@ fails half-way.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal as _signal
@@ -33,15 +34,25 @@ from herdtest import (  # noqa: E402,F401
     LOCALHOST,
     SOCKET_ACTIVATE,
     NotifySocket,
+    Resp,
     children_of,
     clean_env,
+    descendants,
     free_port,
     free_ports,
     herdd_command,
+    http_get,
+    http_request,
+    in_epoll_wait,
+    metric,
+    metric_sample,
     pid_alive,
     proc_cmdline,
     proc_starttime,
+    proc_state,
     proc_status_field,
+    stop_process_tree,
+    unread_by_server,
     wait_until,
 )
 
@@ -362,41 +373,6 @@ class Herd:
 # HTTP helpers (127.0.0.1 only)
 
 
-class Resp:
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, version: int = 11):
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-        self.version = version
-
-    def header(self, name: str) -> Optional[str]:
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def __repr__(self):
-        return f"Resp({self.status} {self.reason!r}, {self.headers!r}, {self.body[:200]!r})"
-
-
-def http_request(port: int, method: str = "GET", path: str = "/", *, body: Optional[bytes] = None,
-                 headers: Optional[dict[str, str]] = None, timeout: float = 5.0) -> Resp:
-    """One request on a fresh connection (closed afterwards)."""
-    c = http.client.HTTPConnection(LOCALHOST, port, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        return Resp(r.status, r.reason, r.getheaders(), data, r.version)
-    finally:
-        c.close()
-
-
-def http_get(port: int, path: str = "/", **kw) -> Resp:
-    return http_request(port, "GET", path, **kw)
-
-
 def wait_http(port: int, timeout: float = 10.0, path: str = "/") -> Resp:
     """Retries GET until a response arrives (connection refused while starting up)."""
     deadline = time.monotonic() + timeout
@@ -406,7 +382,7 @@ def wait_http(port: int, timeout: float = 10.0, path: str = "/") -> Resp:
             return http_get(port, path, timeout=min(3.0, max(0.2, deadline - time.monotonic())))
         except (OSError, http.client.HTTPException) as e:
             last = e
-            time.sleep(0.05)
+            time.sleep(0.05)  # retry interval of the bounded wait
     raise AssertionError(f"no HTTP response on port {port} within {timeout}s (last error: {last!r})")
 
 
@@ -529,14 +505,17 @@ def herd_factory(tmp_path):
         h.kill_all()
 
 
-def queue_behind_a_sleep(port: int, queued: Callable[[], float], sleep_ms: int, n: int = 6) -> list[socket.socket]:
+def queue_behind_a_sleep(port: int, mport: int, sleep_ms: int, n: int = 6) -> list[socket.socket]:
     """The only worker of a debug handler on `port` sleeps `sleep_ms` in a handler while `n`
-    connections wait in its accept queue (`queued()` reads the queue length, e.g. from
-    /metrics); returns once the worker is back and took them (the queue is empty again). The
-    caller closes the returned connections."""
+    connections wait in its accept queue (read from /metrics on `mport`); returns once the
+    worker is back and took them (the queue is empty again). The caller closes the returned
+    connections."""
+    def queued() -> float:
+        return metric(mport, "herdd_listen_backlog", listener="http")
+
     slow = threading.Thread(target=lambda: http_get(port, f"/sleep/{sleep_ms}", timeout=10), daemon=True)
     slow.start()
-    time.sleep(0.3)
+    wait_busy(mport)
     waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(n)]
     try:
         wait_until(lambda: queued() >= n, 3, what=f"{n} connections queued")
@@ -558,6 +537,29 @@ def closed_reasons(port: int) -> dict[str, int]:
         out[m.group(1)] = int(m.group(2))
     assert out, "no herdd_connections_closed_total in /metrics"
     return out
+
+
+def metrics_listener(mport: int) -> list[str]:
+    """herdd arguments for a metrics listener on `mport` (/metrics, /status.json)."""
+    return ["--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"]
+
+
+def status_json(mport: int) -> dict:
+    """/status.json from `mport` (a listener with the metrics handler)."""
+    return json.loads(http_get(mport, "/status.json").body)
+
+
+def wait_busy(mport: int, count: int = 1, timeout: float = 10.0, exclude: Iterable[int] = ()) -> list[int]:
+    """Waits until `count` workers (none in `exclude`) are inside a handler, as the master's
+    scoreboard says (/status.json on `mport`, state busy); returns their pids. What a test
+    means by "the request is in the handler now"."""
+    excl = set(exclude)
+
+    def busy():
+        pids = [w["pid"] for w in status_json(mport)["workers"] if w["state"] == "busy" and w["pid"] not in excl]
+        return pids if len(pids) >= count else None
+
+    return wait_until(busy, timeout, what=f"{count} busy worker(s) on /status.json")
 
 
 def run_herdd(args: Iterable[str], timeout: float = 10.0, env: Optional[dict[str, str]] = None):
@@ -711,26 +713,14 @@ class LoadThread(threading.Thread):
         client.close()
         self.retries = client.retries
 
+    def wait_served(self, n: int = 20, timeout: float = 10.0):
+        """Waits until `n` more requests succeed from now: the load runs (and, after an upgrade
+        or a reload, reaches whoever serves now)."""
+        start = self.ok
+        wait_until(lambda: self.ok >= start + n or not self.is_alive(), timeout, what=f"{n} more requests served")
+        assert self.ok >= start + n, f"load thread ended after {self.ok - start} of {n} requests: {self.failures[:3]}"
+
     def stop(self, timeout: float = 10.0):
         self._stop_ev.set()
         self.join(timeout)
         assert not self.is_alive(), "load thread did not stop"
-
-
-def stop_process_tree(p: subprocess.Popen, timeout: float = 10.0):
-    """SIGTERM a herdd we started directly, wait, SIGKILL if needed, then SIGKILL any worker it
-    left (by the pids recorded before the stop)."""
-    kids = children_of(p.pid)
-    if p.poll() is None:
-        p.terminate()
-    try:
-        p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
-    for k in kids:
-        if pid_alive(k):
-            try:
-                os.kill(k, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass

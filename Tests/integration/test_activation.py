@@ -11,6 +11,7 @@ from conftest import (
     http_get,
     pid_alive,
     proc_cmdline,
+    proc_state,
     wait_until,
 )
 
@@ -20,7 +21,7 @@ def test_socket_activation_ready_serve_stop(herd_factory, notify):
     h = herd_factory(["--workers", "2"], activate=[(port, "http")], notify=notify)
 
     # systemd-socket-activate execs herdd only when the first connection arrives.
-    time.sleep(0.5)
+    time.sleep(0.5)  # a duration: nothing happens (no exec, no notification) without a connection
     assert notify.messages == [], f"notifications before the first connection: {notify.messages}"
     assert proc_cmdline(h.pid)[0].endswith("systemd-socket-activate"), proc_cmdline(h.pid)
 
@@ -81,9 +82,6 @@ def test_two_named_listeners_use_their_handlers(herd_factory, notify):
     assert h.stop() == 0
 
 
-def _watchdog_times(notify, since: float, until: float):
-    return [t for t, m in notify.timed_messages() if "WATCHDOG=1" in m.split("\n") and since <= t < until]
-
 
 def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
     # WATCHDOG_USEC=800000: herdd pings every WATCHDOG_USEC/2 = 0.4 s, so ~5 pings in 2 s.
@@ -99,23 +97,25 @@ def test_watchdog_pings_and_stops_when_master_is_stopped(herd_factory, notify):
     assert proc_cmdline(h.pid) == ["herdd: master"]
 
     t0 = time.monotonic()
-    time.sleep(2.0)
+    time.sleep(2.0)  # a duration: the window in which the pings are counted
     t1 = time.monotonic()
-    n = len(_watchdog_times(notify, t0, t1))
+    n = len(notify.times_of("WATCHDOG=1", t0, t1))
     assert 3 <= n <= 8, f"{n} WATCHDOG=1 in 2 s with WATCHDOG_USEC=800000: {notify.messages}"
 
     # A stopped master must not ping.
     h.signal(signal.SIGSTOP)
     try:
-        time.sleep(0.15)  # a datagram already in flight may still land
+        # Stopped, and every datagram it sent before is recorded: anything later would be a
+        # ping sent while stopped.
+        wait_until(lambda: proc_state(h.pid) == "T" and notify.drained(), 5, what="master stopped")
         s0 = time.monotonic()
-        time.sleep(1.0)
+        time.sleep(1.0)  # a duration: 2.5 ping intervals of silence
         s1 = time.monotonic()
-        during = _watchdog_times(notify, s0, s1)
+        during = notify.times_of("WATCHDOG=1", s0, s1)
         assert during == [], f"WATCHDOG=1 arrived while the master was SIGSTOPped: {len(during)}"
     finally:
         h.signal(signal.SIGCONT)
     c0 = time.monotonic()
-    wait_until(lambda: _watchdog_times(notify, c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after SIGCONT")
+    wait_until(lambda: notify.times_of("WATCHDOG=1", c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after SIGCONT")
     assert http_get(port).status == 200
     assert h.stop() == 0

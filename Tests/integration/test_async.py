@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, http_get, pid_alive, wait_until
+from conftest import LOCALHOST, http_get, metric, pid_alive, wait_busy, wait_until
 from test_metrics import scrape, start, value
 from test_upgrade import upgradable_herd
 
@@ -73,10 +73,6 @@ def concurrent_gets(port: int, paths: list[str], timeout: float = 20.0) -> list:
     for t in threads:
         t.join(timeout + 5)
     return results
-
-
-def metric(mport: int, name: str, **labels) -> float:
-    return value(scrape(mport), name, **labels)
 
 
 def in_flight(port: int, mport: int, path: str, n: int) -> tuple[list, threading.Thread]:
@@ -169,11 +165,12 @@ def test_worker_at_its_bound_steps_out_of_accepting(herd_factory):
     h, port, mport = start(herd_factory, 2, "--worker-concurrency", "2", "--balance", "hot")
     done: list = []
     threads = []
-    for _ in range(4):
+    for i in range(4):
         t = threading.Thread(target=lambda: done.append(get(port, "/async-sleep/1500")), daemon=True)
         t.start()
         threads.append(t)
-        time.sleep(0.05)
+        # One at a time: each request is in flight before the next connects.
+        wait_until(lambda: metric(mport, "herdd_async_requests_in_flight") >= i + 1, 5, what=f"{i + 1} in flight")
 
     def per_worker():
         m = scrape(mport)
@@ -302,9 +299,9 @@ def test_sync_and_async_in_one_server_never_hand_off_a_pending_connection(herd_f
         # meanwhile c1 pipelines another request: c1 turns readable, but has a response pending,
         # so it must stay with its worker (a hand-off would lose the pending response).
         c1.sendall(b"GET /async-sleep/800 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.1)
+        wait_until(lambda: metric(mport, "herdd_async_requests_in_flight") >= 1, 5, what="c1's request awaiting")
         c2.sendall(b"GET /sleep/600 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.2)
+        wait_busy(mport, exclude=[w for w in h.worker_pids() if w != pid])  # c2's worker in the sync handler
         c1.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         # Meanwhile the other worker serves async requests at once.
         t0 = time.monotonic()
@@ -386,7 +383,10 @@ def test_upgrade_with_async_requests_in_flight_loses_none(async_upgrade_env):
         new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
         extra.append(new_pid)
         assert herd.wait(20) == 0
-        time.sleep(0.5)  # keep the load on the new master
+        # The load goes on against the new master: every client gets answers from it.
+        for c in clients:
+            start = c.ok
+            wait_until(lambda: c.ok >= start + 2 or not c.is_alive(), 10, what="answers from the new master")
     finally:
         for c in clients:
             c.stop()

@@ -1,25 +1,32 @@
-"""--balance spread (issue 8): an even spread over workers without the herd; --balance hot keeps
-EPOLLEXCLUSIVE's LIFO behaviour."""
+"""The three --balance policies (Worker.swift, docs/design.md "Balance"), each held to what its
+code promises for sequential connections: rotate (default) hands the listener on every
+rotationInterval (16) accepts, spread re-arms after every batch and steps out above its share,
+hot keeps EPOLLEXCLUSIVE's LIFO order. And a respawned worker joins the rotation."""
 
 from __future__ import annotations
 
-import json
+import os
+import signal
 import socket
-import time
 
-from conftest import LOCALHOST, free_ports, http_get, wait_until
+from conftest import LOCALHOST, free_ports, in_epoll_wait, metrics_listener, wait_until
+from conftest import status_json as status
+
+ROTATION_INTERVAL = 16  # Worker.rotationInterval
 
 
-def start(herd_factory, mode: str):
+def start(herd_factory, mode: str, workers: int = 4):
     port, mport = free_ports(2)
-    h = herd_factory(["--workers", "4", "--balance", mode, "--listen", f"{LOCALHOST}:{port}",
-                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"])
-    h.wait_workers(4)
+    h = herd_factory(["--workers", str(workers), "--balance", mode, "--listen", f"{LOCALHOST}:{port}",
+                      *metrics_listener(mport)])
+    pids = h.wait_workers(workers)
+    # Every worker waits on the listeners before the first connection.
+    wait_until(lambda: all(in_epoll_wait(p) for p in pids), 10, what="every worker in epoll_wait")
     return h, port, mport
 
 
-def status(mport):
-    return json.loads(http_get(mport, "/status.json").body)
+def accepted_by_pid(mport) -> dict[int, int]:
+    return {w["pid"]: w["accepted"] for w in status(mport)["workers"]}
 
 
 def sequential(port, n):
@@ -34,8 +41,15 @@ def test_spread_balances_sequential_connections(herd_factory):
     h, port, mport = start(herd_factory, "spread")
     sequential(port, 400)
     accepted = [w["accepted"] for w in status(mport)["workers"]]
+    print(f"spread: accepted per worker {accepted}")
     assert sum(accepted) == 400
-    assert min(accepted) > 0 and max(accepted) / min(accepted) <= 1.5, accepted
+    # A spread worker re-arms (goes to the tail of the wait queue) right after its accept, before
+    # it serves the connection, so the next connection of a sequential client wakes the next
+    # worker: strict rotation, 100 each, whenever every worker waits in epoll_wait. A worker
+    # that is not waiting when its turn comes (its heartbeat turn once a second, or descheduled
+    # on a loaded machine) loses that turn to the next one and stays at the head. Measured
+    # 100 / 100 / 100 / 100 on most runs, at worst 77 / 108 / 110 / 105 (load average 30).
+    assert max(accepted) - min(accepted) <= 40, accepted
     # Still no herd: spreading must not bring back empty wakeups.
     listener = status(mport)["listeners"][0]
     assert listener["empty_wakeups"] <= 0.03 * 400, listener
@@ -51,20 +65,30 @@ def test_spread_balances_held_connections(herd_factory):
             s.recv(4096)
             held.append(s)
         active = [w["active"] for w in status(mport)["workers"]]
-        assert sum(active) == 40 and max(active) - min(active) <= 2, active
+        print(f"spread held: active per worker {active}")
+        # overShare: a worker checks after each accept and steps out of the wait queues once
+        # it holds more than ceil(total / workers), so it never holds more than one over the
+        # share: at most 11 of 40 (so at least 40 - 3 * 11 = 7 each). Not closer: a worker
+        # that stepped out re-adds itself at the tail, out of turn; measured 10/11/11/8 once.
+        share = -(-40 // 4)
+        assert sum(active) == 40 and max(active) <= share + 1, active
     finally:
         for s in held:
             s.close()
 
 
 def test_hot_keeps_lifo(herd_factory):
-    # The kernel's EPOLLEXCLUSIVE order: the most recent waiter takes the next connection, so
-    # sequential connections pile onto few workers. (Documented behaviour; measured, and
-    # asserted loosely: at least one worker took more than its even share.)
+    # No rotation: EPOLLEXCLUSIVE wakes the first idle waiter of the listener's wait queue, and
+    # with hot nobody leaves their place in it, so the same worker takes every connection it is
+    # back in epoll_wait for; another gets one only while it is not (it just closed the last
+    # one). Measured 90-92% for the hot worker on a loaded 2-core machine, 99.5% idle. Bound:
+    # more than half, twice the even share, which rotate (at most 112 here, 16 per run) and
+    # spread (100) never reach.
     h, port, mport = start(herd_factory, "hot")
     sequential(port, 400)
     accepted = [w["accepted"] for w in status(mport)["workers"]]
-    assert sum(accepted) == 400 and max(accepted) > 100, accepted
+    print(f"hot: accepted per worker {accepted}")
+    assert sum(accepted) == 400 and max(accepted) > 400 // 2, accepted
 
 
 def test_rotate_spreads_sequential_connections(herd_factory):
@@ -77,9 +101,38 @@ def test_rotate_spreads_sequential_connections(herd_factory):
     accepted = [w["accepted"] for w in st["workers"]]
     assert sum(accepted) == 400, accepted
     print(f"rotate: accepted per worker {accepted}, empty wakeups {st['listeners'][0]['empty_wakeups']}")
-    assert min(accepted) >= 50 and max(accepted) <= 150, accepted
+    # Runs of ROTATION_INTERVAL in turn: 25 runs over 4 workers, 112 / 96 / 96 / 96 when every
+    # worker is back in epoll_wait in time. A connection that comes while the worker at the head
+    # is not yet back goes to the next one and counts toward its run, which shifts the runs a
+    # little; a worker that is not waiting for a while (descheduled on a loaded machine) loses
+    # its run. Measured 96-112 on most runs, at worst 80. Bound: every worker within three runs
+    # of the even share.
+    assert all(abs(a - 100) <= 3 * ROTATION_INTERVAL for a in accepted), accepted
     # Rotating must not bring back the herd. Measured: 0-11 empty wakeups of 400 on an idle
     # machine, 16 once in CI (each of the 25 rotations changes which worker is woken first,
     # and now and then the previous one is not back in epoll_wait yet); the herd itself
     # (--accept-mode shared) is 10-70%. Bound: 6%.
     assert st["listeners"][0]["empty_wakeups"] <= 0.06 * 400, st["listeners"][0]
+
+
+def test_respawned_worker_joins_the_rotation(herd_factory):
+    # Seen once in the notes-api test: after a worker was respawned, the other took every one
+    # of 81 sequential connections. The respawned worker registers the listener at the tail of
+    # its wait queue; the survivor hands on after at most ROTATION_INTERVAL more accepts and
+    # goes behind it, so in 81 connections the new worker gets at least one full run.
+    h, port, mport = start(herd_factory, "rotate", workers=2)
+    sequential(port, 40)  # the rotation is under way: the survivor's count is anywhere in a run
+    old = h.wait_workers(2)
+    victim = old[0]
+    os.kill(victim, signal.SIGKILL)
+    new = h.wait_workers(2, exclude=[victim])
+    (fresh,) = set(new) - set(old)
+    wait_until(lambda: in_epoll_wait(fresh) and any(w["pid"] == fresh and w["state"] == "idle" for w in status(mport)["workers"]),
+               10, what="the respawned worker waiting on the listener")
+    before = accepted_by_pid(mport)
+    sequential(port, 81)
+    after = accepted_by_pid(mport)
+    got = {pid: after[pid] - before.get(pid, 0) for pid in after}
+    print(f"after a respawn: accepted per worker {got} (respawned: {fresh})")
+    assert sum(got.values()) == 81, got
+    assert got[fresh] >= ROTATION_INTERVAL, got

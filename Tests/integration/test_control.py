@@ -26,7 +26,7 @@ from conftest import (
     wait_http,
     wait_until,
 )
-from test_upgrade import install_binary, kill_tree, tagged_build
+from test_upgrade import install_binary, tagged_build
 
 
 def test_reload_command_waits_and_reports(herd_factory, tmp_path):
@@ -68,7 +68,7 @@ def test_reload_rolls_back_when_new_workers_die_at_start(herd_factory):
         p = run_herdd(["reload", "--pid", str(h.pid), "--timeout", "30"], timeout=40)
         assert p.returncode == 1
         assert "new workers die right after they start" in p.stderr, p.stderr
-        time.sleep(0.5)
+        load.wait_served(50)  # the old generation keeps serving after the rollback
     finally:
         load.stop()
     assert load.failures == [] and load.ok > 10, load.failures[:5]
@@ -108,7 +108,7 @@ def test_upgrade_command_success_and_failure(herd_factory, tmp_path):
         assert pid_alive(new_pid) and http_get(port).status == 200
     finally:
         for pid in reversed(started):
-            kill_tree(pid)
+            stop_process_tree(pid)
         if master.poll() is None:
             master.kill()
         master.wait(5)

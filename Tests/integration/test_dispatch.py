@@ -4,7 +4,6 @@ worker; the queue-time histogram counts every request."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -15,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, closed_reasons, free_ports, http_get, pid_alive, run_herdd, wait_until
-from test_upgrade import kill_tree
+from conftest import (LOCALHOST, children_of, closed_reasons, free_ports, http_get, pid_alive, run_herdd,
+                      stop_process_tree, wait_until)
+from conftest import status_json as status
 
 
 def start(herd_factory, workers=2, extra=(), notify=None):
@@ -26,10 +26,6 @@ def start(herd_factory, workers=2, extra=(), notify=None):
                      notify=notify)
     h.wait_workers(workers)
     return h, port, mport
-
-
-def status(mport):
-    return json.loads(http_get(mport, "/status.json").body)
 
 
 def web(mport):
@@ -163,7 +159,7 @@ def test_request_arriving_between_handlers_goes_to_the_idle_worker(herd_factory)
         # The worker wakes for the first request and spends 300 ms before serving it; the
         # second request comes 100 ms into that turn, so it is not in the turn's batch.
         parked.send("/sleep/1500")
-        time.sleep(0.1)
+        time.sleep(0.1)  # a duration: 100 ms into the worker's slow (300 ms) turn, not its batch
         t0 = time.monotonic()
         status_, body = other.get("/")
         elapsed = time.monotonic() - t0
@@ -314,11 +310,14 @@ def test_draining_worker_leaves_nothing_in_the_dispatch_queue(herd_factory):
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        def served(n):
+            start = done[0]
+            wait_until(lambda: done[0] >= start + n or errors, 20, what=f"{n} more requests answered")
+        served(50)  # the clients run
         for _ in range(2):
             p = run_herdd(["reload", "--pid", str(h.pid), "--timeout", "30"], timeout=40)
             assert p.returncode == 0, p.stderr
-            time.sleep(0.5)
+            served(50)  # the new generation serves them
     finally:
         stop.set()
         for t in threads:
@@ -456,7 +455,8 @@ def test_upgrade_under_blocking_load_loses_and_repeats_no_request(herd_factory, 
                 wait_until(lambda: not pid_alive(w), 10, what=f"old worker {w} gone")
             assert status(mport)["master_pid"] == new_pid
             # The new master's workers hand off too. (The old master sends its final counters
-            # right before it exits; a second later the new master has added them.)
+            # right before it exits; a second later the new master has added them: a duration,
+            # as no event marks that.)
             time.sleep(1.0)
             after_upgrade = web(mport)["handed_off"]
             at_exit = answered()
@@ -490,7 +490,7 @@ def test_upgrade_under_blocking_load_loses_and_repeats_no_request(herd_factory, 
     finally:
         # The new master is not the fixture's: stop it and its workers (by pid).
         for line in h.events("upgrade-start"):
-            kill_tree(int(line["new_pid"]))
+            stop_process_tree(int(line["new_pid"]))
 
 
 def test_queue_time_shows_a_request_waiting_behind_a_blocking_one(herd_factory):

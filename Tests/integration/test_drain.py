@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, pid_alive, recv_until, wait_until
-from test_upgrade import kill_tree
+from conftest import (LOCALHOST, closed_reasons, free_ports, http_get, metrics_listener, parse_responses, pid_alive,
+                      recv_until, wait_busy, wait_until)
+from conftest import stop_process_tree
 
 CLIENTS = 8
 REQUESTS = 2500
@@ -161,15 +162,15 @@ def test_reload_resize_and_upgrade_lose_no_request(herd_factory, how):
             assert len(masters) == 3 and pid_alive(masters[-1])
     finally:
         for p in masters[1:]:
-            kill_tree(p)
+            stop_process_tree(p)
 
 
 def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_factory):
     """Self-bound listeners are closed when the drain starts: a connect during the drain is
     refused at once instead of queueing until the master exits and then being reset."""
-    port = free_ports(1)[0]
+    port, mport = free_ports(2)
     h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
-                      "--graceful-timeout", "10"])
+                      "--graceful-timeout", "10", *metrics_listener(mport)])
     h.wait_workers(2)
     result = {}
 
@@ -181,10 +182,10 @@ def test_graceful_stop_refuses_new_connections_at_once_on_own_sockets(herd_facto
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)
+    wait_busy(mport)  # the slow request is in a worker's handler
     h.signal(signal.SIGTERM)
     h.wait_log("stop", timeout=5)
-    time.sleep(0.2)
+    time.sleep(0.2)  # a duration: the master is still there a while after the stop began
     assert h.poll() is None, "the master must still be draining the slow request"
     t0 = time.monotonic()
     with pytest.raises(ConnectionRefusedError):

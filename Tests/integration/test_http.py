@@ -11,6 +11,7 @@ from conftest import (
     http_get,
     parse_responses,
     raw_exchange,
+    recv_until,
     wait_until,
 )
 
@@ -100,13 +101,7 @@ def test_keepalive_pipelining_head_and_chunked(debug_herd):
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nthird"
         )
-        data = b""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_until(s, time.monotonic() + 5)
         rs = parse_responses(data)
         assert [r.status for r in rs] == [200, 200, 200], data
         assert [r.body for r in rs] == [b"first", b"second", b"third"], data

@@ -61,6 +61,8 @@ def test_structured_journal_fields(tmp_path):
     args = ["--workers", "2", "--listen", f"{LOCALHOST}:{port}"]
     if JOURNAL_SOCKET.exists():
         # A real journald: read our entries back.
+        # A duration: journald shows no readiness to wait on; 0.6 s covers "ready" after the
+        # first answer.
         text, rc = run_with_journal_stream(tmp_path, args, lambda: (wait_http(port), http_get(port), time.sleep(0.6)))
         out = subprocess.run(["journalctl", "-o", "json", "--since", "-2min", "SYSLOG_IDENTIFIER=herdd"],
                              capture_output=True, text=True, timeout=30).stdout
@@ -83,11 +85,22 @@ def test_structured_journal_fields(tmp_path):
         t = threading.Thread(target=receive, daemon=True)
         t.start()
         try:
-            text, rc = run_with_journal_stream(tmp_path, args, lambda: (wait_http(port), http_get(port), time.sleep(0.6)))
-            time.sleep(0.3)
+            def serve_until_ready():
+                wait_http(port)
+                http_get(port)
+                # Every worker serves ("ready" comes after the first answer).
+                wait_until(lambda: any(b"HERDD_EVENT=ready\n" in d for d in list(got)), 10, what="ready in the journal")
+            text, rc = run_with_journal_stream(tmp_path, args, serve_until_ready)
         finally:
             stop.set()
             t.join(2)
+            # herdd has exited: what it sent is in the socket; take the rest here.
+            sock.setblocking(False)
+            while True:
+                try:
+                    got.append(sock.recv(1 << 20))
+                except BlockingIOError:
+                    break
             sock.close()
             JOURNAL_SOCKET.unlink()
             try:

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from conftest import LOCALHOST, free_ports, http_get, pid_alive, wait_until
+from conftest import LOCALHOST, free_ports, http_get, metrics_listener, pid_alive, wait_busy, wait_until
 
 
 def test_workers_exit_when_the_master_is_killed(herd_factory):
@@ -20,12 +20,13 @@ def test_workers_exit_when_the_master_is_killed(herd_factory):
 
 
 def test_sigquit_stops_at_once(herd_factory):
-    port = free_ports(1)[0]
-    h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug"])
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                      *metrics_listener(mport)])
     workers = h.wait_workers(2)
     t = threading.Thread(target=lambda: _ignore(lambda: http_get(port, "/sleep/5000", timeout=10)))
     t.start()
-    time.sleep(0.3)
+    wait_busy(mport)  # the request is in a worker's handler
     t0 = time.monotonic()
     h.signal(signal.SIGQUIT)
     assert h.wait(5) == 0
@@ -36,13 +37,13 @@ def test_sigquit_stops_at_once(herd_factory):
 
 
 def test_graceful_timeout_kills_stragglers(herd_factory):
-    port = free_ports(1)[0]
+    port, mport = free_ports(2)
     h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
-                      "--graceful-timeout", "1"])
+                      "--graceful-timeout", "1", *metrics_listener(mport)])
     worker = h.wait_workers(1)[0]
     t = threading.Thread(target=lambda: _ignore(lambda: http_get(port, "/sleep/10000", timeout=15)))
     t.start()
-    time.sleep(0.3)
+    wait_busy(mport)  # the request is in the worker's handler
     t0 = time.monotonic()
     h.signal(signal.SIGTERM)
     assert h.wait(8) == 0
@@ -80,7 +81,9 @@ def test_fd_exhaustion_does_not_spin_and_recovers(tmp_path):
         for _ in range(60):  # more than the worker can hold: the rest wait in the accept queue
             s = socket.create_connection((LOCALHOST, port), timeout=5)
             held.append(s)
-        time.sleep(0.5)
+        # The worker has taken all it can: its descriptor table is full (48), and accept4
+        # now fails with EMFILE.
+        wait_until(lambda: len(os.listdir(f"/proc/{worker}/fd")) >= 48, 10, what="the worker out of descriptors")
 
         def cpu_ticks(pid):
             with open(f"/proc/{pid}/stat") as f:
@@ -88,7 +91,7 @@ def test_fd_exhaustion_does_not_spin_and_recovers(tmp_path):
             return int(fields[11]) + int(fields[12])  # utime + stime
 
         t0 = cpu_ticks(worker)
-        time.sleep(1.0)
+        time.sleep(1.0)  # a duration: the CPU the worker uses in 1 s while out of descriptors
         used = cpu_ticks(worker) - t0
         assert used < 20, f"worker used {used} ticks in 1 s while out of descriptors (spinning)"
         for s in held:

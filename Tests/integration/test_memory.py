@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, free_port, parse_responses, wait_until
+from conftest import LOCALHOST, free_port, parse_responses, unread_by_server, wait_until
+from herdtest import proc_mem_kib, settled
 
 # 0.1 had ~5,800 bytes of PSS per idle connection (4 KiB input buffer, 1 KiB output buffer and
 # the Connection object with the parser inline); with pooled buffers and parser state it is ~260
@@ -28,25 +29,14 @@ def pss_kib(pid: int) -> int:
     """The worker's anonymous PSS (heap and anonymous mmaps: what connections cost), or its whole
     PSS on kernels without Pss_Anon. Pages of files (the binary, libc) are left out: their share
     changes whenever other processes on the machine map or unmap them."""
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("Pss", "Pss_Anon"):
-                fields[k] = int(v.split()[0])
-    assert fields, f"no Pss in /proc/{pid}/smaps_rollup"
-    return fields.get("Pss_Anon", fields.get("Pss", 0))
+    mem = proc_mem_kib(pid)
+    assert "Pss" in mem, f"no Pss in /proc/{pid}/smaps_rollup"
+    return mem.get("Pss_Anon", mem["Pss"])
 
 
 def settled_pss(pid: int, timeout: float = 6.0) -> int:
     """PSS once three samples 0.3 s apart agree within 32 KiB (or the last one at the timeout)."""
-    deadline = time.monotonic() + timeout
-    last: list[int] = []
-    while True:
-        last = (last + [pss_kib(pid)])[-3:]
-        if (len(last) == 3 and max(last) - min(last) <= 32) or time.monotonic() > deadline:
-            return last[-1]
-        time.sleep(0.3)
+    return settled(lambda: pss_kib(pid), tolerance=32, interval=0.3, timeout=timeout)
 
 
 def raise_nofile(need: int):
@@ -134,7 +124,7 @@ def test_idle_connections_cost_little_and_memory_is_given_back(herd_factory, lat
     warm = open_idle(port, 50)
     for s in warm:
         s.close()
-    time.sleep(1.5)
+    time.sleep(1.5)  # a duration: idle across a sweep (every 1 s), which gives pooled buffers back
     base = settled_pss(worker)
 
     socks = open_idle(port, IDLE_CONNS)
@@ -205,7 +195,9 @@ def test_partial_requests_on_many_connections_keep_their_own_bytes(one_worker):
         cut = 20 + i % 40  # inside the head for some, inside the body for others
         s.sendall(req[:cut])
         conns.append((s, req, cut, body))
-    time.sleep(0.3)
+    # The worker has read every partial request (and holds it) before the rest arrives.
+    wait_until(lambda: unread_by_server(*[c[0] for c in conns]) == [0] * len(conns), 30,
+               what="the worker to read every partial request")
     for s, req, cut, body in reversed(conns):
         s.sendall(req[cut:])
     for s, req, cut, body in conns:
@@ -226,7 +218,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
         req = b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
         for b in req:
             s.sendall(bytes([b]))
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing: each byte its own segment, so its own read
         (r,) = _read_responses(s, 1)
         assert r.status == 200 and r.body.startswith(b"debug pid=")
         # Pipelined: three requests in one write, the last one incomplete until later.
@@ -234,7 +226,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nde")
         s.sendall(p)
-        time.sleep(0.2)
+        wait_until(lambda: unread_by_server(s) == [0], 10, what="the worker to read the pipelined requests")
         s.sendall(b"fghi")
         rs = _read_responses(s, 3)
         assert [r.status for r in rs] == [200, 200, 200]
@@ -249,7 +241,7 @@ def test_byte_by_byte_pipelined_and_large_bodies(one_worker):
             sender.join(10)
             assert r.status == 200 and r.header("X-Body-Length") == str(size) and r.body == body
         # Keep-alive after idling past a sweep (and the worker's reclaim of memory).
-        time.sleep(2.2)
+        time.sleep(2.2)  # a duration: idle across two sweeps (every 1 s)
         s.sendall(b"GET /after-idle HTTP/1.1\r\nHost: x\r\n\r\n")
         (r,) = _read_responses(s, 1)
         assert r.status == 200 and r.body.startswith(b"debug pid=")

@@ -10,7 +10,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HERDD_BIN, LOCALHOST, free_ports, http_get, run_herdd, wait_until
+from conftest import HERDD_BIN, LOCALHOST, free_ports, http_get, run_herdd, wait_busy, wait_until
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -43,9 +43,9 @@ def test_backlog_busy_workers_and_alarm(herd_factory):
     results = []
     sleepers = [threading.Thread(target=lambda: results.append(http_get(port, "/sleep/5000", timeout=20).status))
                 for _ in range(2)]
-    for t in sleepers:
+    for i, t in enumerate(sleepers):
         t.start()
-        time.sleep(0.3)  # the first sleeper must be accepted before the second connects
+        wait_busy(mport, count=i + 1)  # the first sleeper is in a handler before the second connects
     wait_until(lambda: value(scrape(mport), "herdd_workers", state="busy") == 2, 5, what="2 busy workers")
     m = scrape(mport)
     assert value(m, "herdd_workers", state="idle") == 0
@@ -160,7 +160,7 @@ def test_unix_listener_backlog_via_sock_diag(herd_factory, tmp_path):
     assert value(m, "herdd_listen_backlog_limit", listener="app") == 64
     blocker = threading.Thread(target=lambda: unix_get("/sleep/3000"))
     blocker.start()
-    time.sleep(0.4)
+    wait_busy(mport)  # the worker is in the handler: what connects next waits in the backlog
     queued = []
     try:
         for _ in range(3):
@@ -196,12 +196,12 @@ def test_master_keeps_working_when_the_notify_reader_stalls(tmp_path):
         while b"READY=1" not in rx.recv(4096):
             pass
         # From now on nobody reads: the queue fills within a few pings (every 50 ms).
-        time.sleep(2)
+        time.sleep(2)  # a duration: 40 pings into a queue that holds a few, so sends are dropped
         for i in range(3):
             assert http_get(port, "/").status == 200
             m = scrape(mport)
             assert value(m, "herdd_workers", state="idle") == 1
-            time.sleep(0.5)
+            time.sleep(0.5)  # a duration: the master keeps answering over time, not once
     finally:
         stop_process_tree(p)
         rx.close()

@@ -12,9 +12,6 @@ from conftest import LOCALHOST, free_ports, http_get, wait_until
 from test_metrics import scrape, value
 
 
-def _watchdog_times(notify, since: float, until: float) -> list[float]:
-    return [t for t, m in notify.timed_messages() if "WATCHDOG=1" in m.split("\n") and since <= t < until]
-
 
 def _scoreboard_fd(pid: int) -> str:
     """/proc path of the master's scoreboard memfd (same user: we may open it read-write)."""
@@ -34,7 +31,7 @@ def test_watchdog_stops_while_the_scoreboard_is_damaged(herd_factory, notify):
                      env={"WATCHDOG_USEC": "800000"}, wrap_watchdog_pid=True)
     notify.wait_for("READY=1", timeout=10)
     t0 = time.monotonic()
-    wait_until(lambda: len(_watchdog_times(notify, t0, time.monotonic() + 1)) >= 2, 5, what="2 WATCHDOG=1")
+    wait_until(lambda: len(notify.times_of("WATCHDOG=1", t0, time.monotonic() + 1)) >= 2, 5, what="2 WATCHDOG=1")
 
     path = _scoreboard_fd(h.pid)
     with open(path, "r+b", buffering=0) as f:
@@ -43,18 +40,18 @@ def test_watchdog_stops_while_the_scoreboard_is_damaged(herd_factory, notify):
         f.seek(0)
         f.write(b"\0" * 8)  # the master's mapping (MAP_SHARED) sees this at once
         try:
-            time.sleep(0.5)  # a ping already decided or in flight may still land
+            time.sleep(0.5)  # a duration: a ping decided before the write (one tick) may still land
             s0 = time.monotonic()
-            time.sleep(1.6)  # 4 ping intervals
+            time.sleep(1.6)  # a duration: 4 ping intervals of silence
             s1 = time.monotonic()
-            during = _watchdog_times(notify, s0, s1)
+            during = notify.times_of("WATCHDOG=1", s0, s1)
             assert during == [], f"{len(during)} WATCHDOG=1 while the scoreboard magic was zeroed"
             assert h.poll() is None
         finally:
             f.seek(0)
             f.write(magic)
     c0 = time.monotonic()
-    wait_until(lambda: _watchdog_times(notify, c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after repair")
+    wait_until(lambda: notify.times_of("WATCHDOG=1", c0, time.monotonic() + 1), 3, what="WATCHDOG=1 after repair")
     assert http_get(port).status == 200
     assert h.stop() == 0
 
@@ -98,6 +95,6 @@ def test_totals_stay_exact_after_workers_exit(herd_factory, notify):
     def last_status() -> str:
         return [l for m in notify.messages for l in m.split("\n") if l.startswith("STATUS=")][-1]
     wait_until(lambda: "accepted 13," in last_status(), 5, what="STATUS= with accepted 13")
-    time.sleep(1.5)
+    time.sleep(1.5)  # a duration: past the next STATUS= (at most once a second), still 13
     assert "accepted 13," in last_status(), last_status()
     assert h.stop() == 0

@@ -6,12 +6,11 @@ shed; a trusted X-Request-Start counts the front proxy's queue (docs/overload.md
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 import time
 
-from conftest import LOCALHOST, free_ports, http_get, wait_until
+from conftest import LOCALHOST, free_ports, http_get, metric_sample, wait_until
 
 CLIENTS = 12
 ROUNDS = 6
@@ -23,14 +22,6 @@ def start(herd_factory, *extra, workers=2):
                       "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics", *extra])
     h.wait_workers(workers)
     return h, port, mport
-
-
-def metric(text: str, name: str, **labels) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pat = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" (\S+)$"
-    m = re.search("^" + pat, text, re.M)
-    assert m, f"no {name}{{{want}}} in /metrics"
-    return float(m.group(1))
 
 
 def exchange(s: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -102,8 +93,8 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
     while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
         t0 = time.monotonic()
         text = http_get(mport, "/metrics", timeout=5).body.decode()
-        scrapes.append((time.monotonic() - t0, metric(text, "herdd_shedding")))
-        time.sleep(0.2)
+        scrapes.append((time.monotonic() - t0, metric_sample(text, "herdd_shedding")))
+        time.sleep(0.2)  # pacing: a scrape every 200 ms, as a monitoring system would
     for t in threads:
         t.join(timeout=max(0.1, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "clients did not finish within 30 s"
@@ -127,14 +118,14 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
 
     text = http_get(mport, "/metrics").body.decode()
     # Exactly the 503s the clients saw, all for their own queue time.
-    assert metric(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == len(shed)
-    assert metric(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0
-    assert metric(text, "herdd_requests_total", code="5xx") == len(shed)
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == len(shed)
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0
+    assert metric_sample(text, "herdd_requests_total", code="5xx") == len(shed)
     # Each shed request waited more than 100 ms.
-    assert metric(text, "herdd_requests_shed_queue_seconds_total", listener="http") > 0.1 * len(shed)
+    assert metric_sample(text, "herdd_requests_shed_queue_seconds_total", listener="http") > 0.1 * len(shed)
     # The queue-time histogram counts handler starts: the handler ran for the 200s only.
-    assert metric(text, "herdd_request_queue_seconds_count", listener="http") == ok
-    assert metric(text, "herdd_requests_total", code="2xx") == ok
+    assert metric_sample(text, "herdd_request_queue_seconds_count", listener="http") == ok
+    assert metric_sample(text, "herdd_requests_total", code="2xx") == ok
     assert "shedding" in http_get(mport, "/status").body.decode().splitlines()[1]
     js = json.loads(http_get(mport, "/status.json").body)
     assert js["shedding"] is True and js["listeners"][0]["shed"] == {"queue-time": len(shed), "request-start": 0}
@@ -145,7 +136,7 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
     assert starts and all(int(l["waited_us"]) > 100_000 for l in starts), starts
     wait_until(lambda: len(h.events("shedding-end")) == len(starts), 10, what="one shedding-end per shedding-start")
     assert sum(int(l["shed"]) for l in h.events("shedding-end")) == len(shed)
-    wait_until(lambda: metric(http_get(mport, "/metrics").body.decode(), "herdd_shedding") == 0, 10,
+    wait_until(lambda: metric_sample(http_get(mport, "/metrics").body.decode(), "herdd_shedding") == 0, 10,
                what="herdd_shedding back to 0")
 
 
@@ -161,19 +152,19 @@ def test_trusted_request_start_is_shed_untrusted_ignored_health_never(herd_facto
     # A health check is never shed, however old its request looks.
     assert get(port, "/health", {"X-Request-Start": f"t={old_us}"})[0] == 200
     text = http_get(mport, "/metrics").body.decode()
-    assert metric(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 2
-    assert metric(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == 0
-    assert metric(text, "herdd_requests_total", code="2xx") == 2
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 2
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == 0
+    assert metric_sample(text, "herdd_requests_total", code="2xx") == 2
 
     # Not trusted (the default): the header is ignored.
     h2, port2, mport2 = start(herd_factory, "--max-queue-time", "100", workers=1)
     assert get(port2, "/ping", {"X-Request-Start": f"t={old_us}"})[0] == 200
     text = http_get(mport2, "/metrics").body.decode()
-    assert metric(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0
 
 
 def test_off_by_default_never_sheds(herd_factory):
     h, port, mport = start(herd_factory, "--trust-request-start", "on", workers=1)
     assert get(port, "/ping", {"X-Request-Start": f"t={int(time.time() * 1e6) - 60_000_000}"})[0] == 200
     text = http_get(mport, "/metrics").body.decode()
-    assert metric(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0

@@ -7,21 +7,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
+import socket
+import threading
 
 import pytest
 
-from conftest import (
-    LOCALHOST,
-    free_ports,
-    http_get,
-    pid_alive,
-    proc_cmdline,
-    queue_behind_a_sleep,
-    run_herdd,
-    wait_until,
-)
-from test_upgrade import kill_tree
+from conftest import LOCALHOST, free_ports, http_get, pid_alive, proc_cmdline, run_herdd, wait_busy, wait_until
+from conftest import metric, stop_process_tree
 
 
 def comm(pid: int) -> str:
@@ -66,7 +58,8 @@ def test_stop_signal_while_a_worker_starts_is_clean(herd_factory, sig):
     h.signal(signal.SIGTTIN)
     spawned = h.wait_log("worker-spawned", count=2, timeout=5)[1]
     pid = int(spawned["worker_pid"])
-    time.sleep(0.3)  # the new worker is inside its start-up delay
+    # The new worker is inside its start-up delay: it sets its title right before it.
+    wait_until(lambda: proc_cmdline(pid)[:1] == [f"herdd: worker {spawned['worker_id']}"], 5, what="the new worker's title")
     assert pid_alive(pid)
     os.kill(pid, sig)
     exited = h.wait_log("worker-exited", timeout=10, worker_pid=pid)[0]
@@ -111,7 +104,7 @@ def test_reload_and_upgrade_commands_find_the_master_without_pid(herd_factory, t
         assert sorted(os.listdir(rt)) == ["scoreboard"], os.listdir(rt)
     finally:
         for m in masters[1:]:
-            kill_tree(m)
+            stop_process_tree(m)
     # Nothing to find: a clear error naming the options.
     p = run_herdd(["reload", "--runtime-directory", str(tmp_path / "none")], timeout=10, env=no_mainpid)
     assert p.returncode != 0 and "--pid" in p.stderr and "--unit" in p.stderr, p.stderr
@@ -130,7 +123,7 @@ def test_aborted_upgrade_leaves_the_published_scoreboard_alone(herd_factory, tmp
     try:
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     # The aborted new master must not have shut down the sockets it shares with us (they are
     # the old master's own, not in an fd store: it closes them only once committed).
     for _ in range(5):
@@ -141,13 +134,6 @@ def test_aborted_upgrade_leaves_the_published_scoreboard_alone(herd_factory, tmp
     assert h.stop() == 0
 
 
-def metric_value(mport: int, name: str, labels: str) -> float:
-    text = http_get(mport, "/metrics").body.decode()
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    assert m, f"{name}{labels} missing"
-    return float(m.group(1))
-
-
 def test_backlog_max_does_not_depend_on_who_scrapes(herd_factory):
     port, mport = free_ports(2)
     h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
@@ -155,17 +141,26 @@ def test_backlog_max_does_not_depend_on_who_scrapes(herd_factory):
                       "--backlog-alarm", "3"])
     h.wait_workers(1)
     # The only worker blocks in a handler for 2.5 s; 6 connections wait in the accept queue.
-    waiting = queue_behind_a_sleep(port, lambda: metric_value(mport, "herdd_listen_backlog", '{listener="http"}'), 2500)
+    slow = threading.Thread(target=lambda: http_get(port, "/sleep/2500", timeout=10), daemon=True)
+    slow.start()
+    wait_busy(mport)
+    waiting = [socket.create_connection((LOCALHOST, port), timeout=5) for _ in range(6)]
     try:
+        wait_until(lambda: metric(mport, "herdd_listen_backlog", listener="http") >= 6, 3,
+                   what="6 connections queued")
+        slow.join(10)
+        # The worker is back: the queue empties.
+        wait_until(lambda: metric(mport, "herdd_listen_backlog", listener="http") == 0, 5,
+                   what="queue drained")
         # Two scrapers, one after the other, both see the peak (it is the peak of the last
         # minute, not since the previous scrape).
-        first = metric_value(mport, "herdd_listen_backlog_max", '{listener="http"}')
-        second = metric_value(mport, "herdd_listen_backlog_max", '{listener="http"}')
+        first = metric(mport, "herdd_listen_backlog_max", listener="http")
+        second = metric(mport, "herdd_listen_backlog_max", listener="http")
         assert first >= 6 and second >= 6, (first, second)
         # About 2 s at or above the alarm threshold (3), counted once whoever scrapes.
-        alarm = metric_value(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}')
+        alarm = metric(mport, "herdd_listen_backlog_alarm_seconds_total", listener="http")
         assert 1.0 <= alarm <= 3.0, alarm
-        assert metric_value(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}') == alarm
+        assert metric(mport, "herdd_listen_backlog_alarm_seconds_total", listener="http") == alarm
     finally:
         for s in waiting:
             s.close()

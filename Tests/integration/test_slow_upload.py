@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from conftest import LOCALHOST, closed_reasons, free_ports, parse_responses, recv_until
+from conftest import LOCALHOST, closed_reasons, free_ports, parse_responses, recv_until, unread_by_server, wait_until
 
 
 def one_response_read(data: bytes) -> bool:
@@ -56,7 +56,7 @@ def paced_upload(port: int, total: int, rate: int, limit: float) -> tuple[bytes,
         while sent < total and not answered.is_set() and time.monotonic() - t0 < limit:
             due = t0 + sent / rate
             if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+                time.sleep(due - time.monotonic())  # pacing: the client's upload rate
             n = min(piece, total - sent)
             try:
                 s.sendall(b"u" * n)
@@ -112,7 +112,7 @@ def test_a_stalled_body_gets_408_after_the_body_timeout(herd_factory):
         # The head first, the 100 KB a moment later: bytes read with the head are not credited
         # to the rate rule (docs/connections.md), and this test is about the gap rule alone.
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
-        time.sleep(0.3)
+        wait_until(lambda: unread_by_server(s) == [0], 5, what="the worker to read the head")
         s.sendall(b"u" * 100_000)
         t0 = time.monotonic()
         data = read_response(s, t0 + 15)
@@ -135,7 +135,7 @@ def test_a_handlers_blocking_time_never_counts_against_the_client(herd_factory):
 
     t = threading.Thread(target=upload, daemon=True)
     t.start()
-    time.sleep(1.0)  # the upload is under way (its head read, body arriving)
+    time.sleep(1.0)  # a duration: a second (16 KB) of the upload under way before the handler blocks
     with socket.create_connection((LOCALHOST, port), timeout=10) as s:
         s.sendall(b"GET /sleep/4000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         slept = read_response(s, time.monotonic() + 15)

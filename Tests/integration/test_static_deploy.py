@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from conftest import LOCALHOST, free_port, http_request, parse_responses, raw_exchange
+from conftest import LOCALHOST, free_port, http_request, parse_responses, raw_exchange, wait_until
 
 VALIDITY = 1.0  # StaticRoot.validityNanos; docs/static.md ("What it serves") states it
 
@@ -52,7 +52,8 @@ def test_release_symlink_flip_under_load(herd_factory, tmp_path):
     for t in threads:
         t.start()
     try:
-        time.sleep(0.3)
+        # The load runs (release 1 served) before the deploy.
+        wait_until(lambda: sum(1 for _, s, _ in results[-50:] if s == 200) >= 20, 10, what="load on release 1")
         # The usual atomic deploy.
         os.symlink("release-2", tmp_path / "current.tmp")
         os.rename(tmp_path / "current.tmp", tmp_path / "current")
@@ -60,14 +61,14 @@ def test_release_symlink_flip_under_load(herd_factory, tmp_path):
         # Wait (with a deadline) until load has run well past the validity period.
         deadline = flipped + VALIDITY + 5
         while time.monotonic() < deadline and not any(t > flipped + VALIDITY + 0.5 for t, _, _ in results[-50:]):
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of the bounded wait
         # Then the old release is deleted, as a deploy script does.
         for f in (tmp_path / "release-1").iterdir():
             f.unlink()
         (tmp_path / "release-1").rmdir()
         removed = time.monotonic()
         while time.monotonic() < removed + 5 and not any(t > removed + 0.3 for t, _, _ in results[-50:]):
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of the bounded wait
     finally:
         stop.set()
         for t in threads:

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, LoadThread, free_ports, http_get, pid_alive, run_herdd, wait_until
-from test_upgrade import descendants, kill_tree
+from conftest import (LOCALHOST, LoadThread, descendants, free_ports, http_get, pid_alive, run_herdd,
+                      stop_process_tree, wait_until)
 
 
 class SlowRequest(threading.Thread):
@@ -66,7 +66,7 @@ def in_flight(h, port: int, ms: int) -> SlowRequest:
     r.start()
     deadline = time.monotonic() + 0.8
     while busy_workers(h.mport) < 1 and r.result is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll interval of the bounded wait above
     assert r.result is None, f"/sleep/{ms} finished early: {r.result}"
     return r
 
@@ -182,7 +182,7 @@ def test_stop_after_upgrades_waits_for_every_generation(herd_factory, notify, up
         assert 1.0 < took < 10, took
     finally:
         for m in masters[1:]:
-            kill_tree(m)
+            stop_process_tree(m)
 
 
 def test_aborted_upgrades_under_mixed_load_lose_nothing(herd_factory, notify):
@@ -215,7 +215,7 @@ def test_aborted_upgrades_under_mixed_load_lose_nothing(herd_factory, notify):
         for t in loads:
             t.stop(timeout=20)
         for p in new_pids:
-            kill_tree(p)
+            stop_process_tree(p)
     failures = [f for t in loads for f in t.failures]
     assert failures == [], failures[:5]
     assert all(t.ok > 20 for t in loads), [t.ok for t in loads]

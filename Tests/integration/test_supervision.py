@@ -9,9 +9,12 @@ import time
 from conftest import (
     LoadThread,
     free_port,
+    free_ports,
     http_get,
+    metrics_listener,
     pid_alive,
     raw_exchange,
+    wait_busy,
     wait_until,
 )
 
@@ -72,8 +75,8 @@ def test_kill9_worker_is_replaced_and_requests_keep_working(herd_factory):
 
 
 def test_graceful_stop_finishes_inflight_request(herd_factory):
-    port = free_port()
-    h = herd_factory(_serve_args(port, "--workers", "2", "--handler", "http=debug"))
+    port, mport = free_ports(2)
+    h = herd_factory(_serve_args(port, "--workers", "2", "--handler", "http=debug", *metrics_listener(mport)))
     h.wait_workers(2)
     result = {}
 
@@ -87,7 +90,7 @@ def test_graceful_stop_finishes_inflight_request(herd_factory):
 
     t = threading.Thread(target=slow, daemon=True)
     t.start()
-    time.sleep(0.3)  # the request is in the worker's handler now
+    wait_busy(mport)  # the request is in the worker's handler now
     h.signal(signal.SIGTERM)
     t.join(15)
     assert not t.is_alive()
@@ -100,8 +103,9 @@ def test_graceful_stop_finishes_inflight_request(herd_factory):
 
 
 def test_hung_worker_is_killed_on_timeout_and_replaced(herd_factory):
-    port = free_port()
-    h = herd_factory(_serve_args(port, "--workers", "2", "--timeout", "2", "--handler", "http=debug"))
+    port, mport = free_ports(2)
+    h = herd_factory(_serve_args(port, "--workers", "2", "--timeout", "2", "--handler", "http=debug",
+                                 *metrics_listener(mport)))
     workers = h.wait_workers(2)
     hang = {}
 
@@ -116,7 +120,7 @@ def test_hung_worker_is_killed_on_timeout_and_replaced(herd_factory):
     t = threading.Thread(target=hang_request, daemon=True)
     t0 = time.monotonic()
     t.start()
-    time.sleep(0.3)
+    wait_busy(mport)  # /hang is in a worker's handler
 
     failures, ok = [], 0
     timeout_seen_at = None
@@ -141,7 +145,7 @@ def test_hung_worker_is_killed_on_timeout_and_replaced(herd_factory):
             if len(ps) == 2 and victim not in ps:
                 replaced = ps
                 break
-        time.sleep(0.01)
+        time.sleep(0.01)  # pacing: about 100 requests a second while the hung worker is found
 
     assert timeout_seen_at is not None, f"no worker-timeout event\n{h.log_tail()}"
     assert timeout_seen_at - t0 <= 5.0, f"hung worker killed after {timeout_seen_at - t0:.1f}s (--timeout 2)"
@@ -203,7 +207,7 @@ def test_sighup_reload_under_load_and_broken_config(herd_factory, notify, tmp_pa
     r1 = notify.index_of("RELOADING=1", i1)
     assert r1 is not None
     notify.wait_for("READY=1", timeout=5, start=r1 + 1)
-    time.sleep(1.0)
+    time.sleep(1.0)  # a duration: no worker is replaced for a while after the failed reload
     assert h.worker_pids() == new, (new, h.worker_pids())
     assert len(h.events("reload-done")) == 1
     for _ in range(10):
@@ -235,7 +239,7 @@ def test_ttin_ttou_resize(herd_factory):
     for pid in gone:
         ev = h.wait_log("worker-exited", timeout=5, worker_pid=pid)
         assert ev[0]["reason"] == "ttou", ev
-    time.sleep(0.5)
+    time.sleep(0.5)  # a duration: the pool stays at 2 (no respawn of the ttou'd slots)
     assert h.worker_pids() == w2b, "pool did not stay at 2 workers"
     for _ in range(10):
         assert http_get(port).status == 200

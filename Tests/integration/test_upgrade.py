@@ -29,6 +29,7 @@ from conftest import (
     http_get,
     pid_alive,
     proc_cmdline,
+    stop_process_tree,
     wait_http,
     wait_until,
 )
@@ -68,35 +69,6 @@ def tagged_build(tag: str) -> bytes:
     return data.replace(TAG_ZERO, new)
 
 
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        for c in children_of(todo.pop()):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def kill_tree(pid: int, timeout: float = 10.0):
-    """Stops a master we started (by pid), then anything it left below it: its workers and, if
-    an upgrade went wrong, a further master and that one's workers."""
-    seen = set(descendants(pid))
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            seen.update(descendants(pid))
-            time.sleep(0.05)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    for k in seen:
-        seen_more = descendants(k)
-        for d in [k] + seen_more:
-            argv = proc_cmdline(d)
-            if pid_alive(d) and argv and (Path(argv[0]).name in ("herdd", "sh", "sleep") or argv[0].startswith("herdd: ")):
-                os.kill(d, signal.SIGKILL)
-
-
 def metrics_info(port: int) -> tuple[str, int]:
     text = http_get(port, "/metrics").body.decode()
     m = re.search(r'herdd_info\{version="([^"]+)",master_pid="(\d+)"\} 1', text)
@@ -129,7 +101,7 @@ def upgradable_herd(tmp_path, notify, handler: str = "health", upgrade_timeout: 
         yield herd, binary, http_port, metrics_port, notify, extra
     finally:
         for pid in extra:
-            kill_tree(pid)
+            stop_process_tree(pid)
         herd.kill_all()
 
 
@@ -153,7 +125,8 @@ def test_upgrade_under_load_zero_failures(upgrade_env):
     keepalive.start()
     fresh.start()
     try:
-        time.sleep(0.5)
+        keepalive.wait_served()
+        fresh.wait_served()
         install_binary(binary, tagged_build("00000000upgrade2"))
         n_before = notify.count()
         os.kill(old_pid, signal.SIGUSR2)
@@ -164,7 +137,9 @@ def test_upgrade_under_load_zero_failures(upgrade_env):
         assert new_pid != old_pid
         # The old master drains and exits on its own, cleanly, without STOPPING=1.
         assert herd.wait(20) == 0
-        time.sleep(0.5)  # keep the load running against the new master
+        # The load goes on against the new master alone.
+        keepalive.wait_served(50)
+        fresh.wait_served(50)
     finally:
         keepalive.stop()
         fresh.stop()
@@ -202,13 +177,13 @@ def test_upgrade_to_a_failing_binary_keeps_serving(upgrade_env):
     load = LoadThread(port, max_seconds=30, keepalive=True)
     load.start()
     try:
-        time.sleep(0.3)
+        load.wait_served()
         install_binary(binary, b"#!/bin/sh\necho 'broken build' >&2\nexit 1\n")
         n_before = notify.count()
         herd.signal(signal.SIGUSR2)
         failed = herd.wait_log("upgrade-failed", timeout=10)
         assert "exit 1" in failed[0].raw or "closed the handover pipe" in failed[0].raw, failed[0].raw
-        time.sleep(0.5)
+        load.wait_served(50)  # the old master keeps serving after the failed upgrade
     finally:
         load.stop()
     assert load.failures == [] and load.ok > 10, load.failures[:5]
@@ -230,7 +205,8 @@ def test_upgrade_timeout_kills_the_new_master_and_refuses_a_second_usr2(upgrade_
     start = herd.wait_log("upgrade-start", timeout=5)[0]
     new_pid = int(start["new_pid"])
     extra.append(new_pid)
-    time.sleep(0.3)
+    # The second USR2 comes while the new master runs (the script exec'd `sleep 60`).
+    wait_until(lambda: proc_cmdline(new_pid)[:1] == ["sleep"], 5, what="the new master running")
     herd.signal(signal.SIGUSR2)
     herd.wait_log("upgrade-refused", timeout=5)
     t0 = time.monotonic()
@@ -274,20 +250,20 @@ def test_usr2_to_every_process_of_the_unit(upgrade_env):
                     os.kill(p, signal.SIGUSR2)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing: a fan-out every 2 ms until the new master exists
         assert signalled_new
         msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n_before)
         new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
         extra.append(new_pid)
         assert herd.wait(20) == 0
-        time.sleep(0.3)
+        load.wait_served(50)  # the new master serves the load
     finally:
         load.stop()
     assert load.failures == [], load.failures[:5]
     assert not herd.events("upgrade-failed"), herd.log_tail()
     assert "signal 12" not in herd.log_text()
     # The new master did not start a second upgrade from a USR2 meant for the old one.
-    time.sleep(0.5)
+    time.sleep(0.5)  # a duration: no second upgrade starts a while later either
     assert len(herd.events("upgrade-start")) == 1, herd.log_tail()
     assert pid_alive(new_pid) and len(children_of(new_pid)) == 2
 
@@ -319,7 +295,7 @@ def test_watchdog_is_fed_through_a_slow_upgrade(tmp_path, notify):
         new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
         extra.append(new_pid)
         assert herd.wait(15) == 0
-        time.sleep(1.5)  # the new master's own pings
+        time.sleep(1.5)  # a duration: the new master's own pings, over 5 intervals
         t1 = time.monotonic()
         timed = [(t, m) for t, m in notify.timed_messages()[n0:]]
         assert any("EXTEND_TIMEOUT_USEC=" in m for _, m in timed), [m for _, m in timed]
@@ -329,7 +305,7 @@ def test_watchdog_is_fed_through_a_slow_upgrade(tmp_path, notify):
         assert max(gaps) < 0.6, f"watchdog gap {max(gaps):.2f}s >= WATCHDOG_USEC (0.6 s): {gaps}"
     finally:
         for pid in extra:
-            kill_tree(pid)
+            stop_process_tree(pid)
         herd.kill_all()
 
 

@@ -18,8 +18,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, children_of, free_ports, http_get, pid_alive, queue_behind_a_sleep, wait_until
-from test_upgrade import kill_tree
+from conftest import LOCALHOST, children_of, free_ports, http_get, metric, pid_alive, queue_behind_a_sleep, stop_process_tree, wait_until
 
 LIFECYCLE = ("READY=1", "STOPPING=1", "MAINPID=", "RELOADING=1")
 
@@ -74,11 +73,11 @@ def test_too_short_upgrade_timeout_is_invisible_to_systemd(herd_factory, notify,
     try:
         h.wait_log("upgrade-failed", timeout=10)
         wait_until(lambda: not pid_alive(new_pid), 10, what="aborted new master gone")
-        # Its workers (PR_SET_PDEATHSIG) and any late message would show up within this time.
+        # A duration: its workers (PR_SET_PDEATHSIG) and any late message would show up within it.
         time.sleep(1.0)
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -103,7 +102,7 @@ def test_ready_after_the_deadline_is_refused(herd_factory, notify, tmp_path):
         time.sleep(0.5)
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -117,11 +116,11 @@ def test_new_master_killed_while_booting(herd_factory, notify, tmp_path):
         wait_until(lambda: len(children_of(new_pid)) >= 1, 10, what="new master's workers spawned")
         os.kill(new_pid, signal.SIGKILL)
         h.wait_log("upgrade-failed", timeout=10)
-        time.sleep(0.5)
+        time.sleep(0.5)  # a duration: no late "ready" follows the failure
         assert not h.events("upgrade-ready"), h.log_tail()
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -137,11 +136,11 @@ def test_new_master_killed_after_reporting_ready(herd_factory, notify, tmp_path)
         h.wait_log("upgrade-ready", timeout=5)
         os.kill(new_pid, signal.SIGKILL)
         h.wait_log("upgrade-failed", timeout=10)
-        time.sleep(3.5)  # past the (held) commit time: no commit may happen
+        time.sleep(3.5)  # a duration: past the (held) commit time, no commit may happen
         assert not h.events("upgrade-done"), h.log_tail()
         assert_silent_abort(h, notify, n0, new_pid, port, workers)
     finally:
-        kill_tree(new_pid)
+        stop_process_tree(new_pid)
     assert h.stop() == 0
 
 
@@ -160,19 +159,12 @@ def test_new_master_stopped_before_the_commit_says_nothing(herd_factory, notify,
             os.kill(new_pid, sig)
             wait_until(lambda: not pid_alive(new_pid), 10, what="new master stopped")
             h.wait_log("upgrade-failed", timeout=10, count=nth)
-            time.sleep(3.5)
+            time.sleep(3.5)  # a duration: past the (held) commit time, no commit may happen
             assert not h.events("upgrade-done"), h.log_tail()
             assert_silent_abort(h, notify, n0, new_pid, port, workers)
         finally:
-            kill_tree(new_pid)
+            stop_process_tree(new_pid)
     assert h.stop() == 0
-
-
-def metric(mport: int, name: str, labels: str = "") -> float:
-    text = http_get(mport, "/metrics").body.decode()
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    assert m, f"{name}{labels} not in /metrics"
-    return float(m.group(1))
 
 
 def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_continue(herd_factory, notify, tmp_path):
@@ -183,12 +175,12 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
     h.wait_log("reload-done", timeout=15)
     for _ in range(50):
         assert http_get(port, "/").status == 200
-    req0 = metric(mport, "herdd_requests_total", '{code="2xx"}')
-    acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
+    req0 = metric(mport, "herdd_requests_total", code="2xx")
+    acc0 = metric(mport, "herdd_connections_accepted_total", listener="http")
     assert req0 >= 50 and acc0 >= 50
     assert metric(mport, "herdd_generation") == 2
     assert metric(mport, "herdd_upgrades_total") == 0
-    restarts0 = metric(mport, "herdd_worker_restarts_total", '{reason="reload"}')
+    restarts0 = metric(mport, "herdd_worker_restarts_total", reason="reload")
     assert restarts0 == 2
 
     masters = [h.pid]
@@ -208,27 +200,27 @@ def test_successful_upgrade_commit_comes_from_the_old_master_and_counters_contin
             i_commit = [m for _, m in senders].index(commit[0][1])
             assert all(p == old for p, _ in senders[: i_commit + 1]), senders
             wait_until(lambda: not pid_alive(old), 20, what="old master drained and gone")
-            time.sleep(0.3)
+            time.sleep(0.3)  # a duration: a late message from the old master would land within it
             # After the commit: lifecycle messages only from the new master; never STOPPING=1.
             after = notify.sender_messages(n0)[i_commit + 1 :]
             assert all(p == new for p, m in after if lifecycle_lines(m) or "STATUS=" in m), after
             assert not any("STOPPING=1" in m.split("\n") for _, m in notify.sender_messages(n0)), senders
 
-            req = metric(mport, "herdd_requests_total", '{code="2xx"}')
+            req = metric(mport, "herdd_requests_total", code="2xx")
             assert req >= req0, (round_, req, req0)
-            assert metric(mport, "herdd_connections_accepted_total", '{listener="http"}') >= acc0
+            assert metric(mport, "herdd_connections_accepted_total", listener="http") >= acc0
             assert metric(mport, "herdd_upgrades_total") == round_
             assert metric(mport, "herdd_generation") == 2 + round_
-            assert metric(mport, "herdd_worker_restarts_total", '{reason="reload"}') == restarts0
+            assert metric(mport, "herdd_worker_restarts_total", reason="reload") == restarts0
             for _ in range(20):
                 assert http_get(port, "/").status == 200
             req0 = req + 20
-            wait_until(lambda: metric(mport, "herdd_requests_total", '{code="2xx"}') >= req0, 5,
+            wait_until(lambda: metric(mport, "herdd_requests_total", code="2xx") >= req0, 5,
                        what="new requests counted on top of the inherited ones")
-            acc0 = metric(mport, "herdd_connections_accepted_total", '{listener="http"}')
+            acc0 = metric(mport, "herdd_connections_accepted_total", listener="http")
     finally:
         for p in masters[1:]:
-            kill_tree(p)
+            stop_process_tree(p)
 
 
 def test_backlog_alarm_seconds_do_not_drop_across_an_upgrade(herd_factory, notify, tmp_path):
@@ -241,10 +233,10 @@ def test_backlog_alarm_seconds_do_not_drop_across_an_upgrade(herd_factory, notif
                      notify=notify)
     notify.wait_for("READY=1", timeout=15)
     h.wait_workers(1)
-    alarm = lambda: metric(mport, "herdd_listen_backlog_alarm_seconds_total", '{listener="http"}')  # noqa: E731
+    alarm = lambda: metric(mport, "herdd_listen_backlog_alarm_seconds_total", listener="http")  # noqa: E731
     # The only worker sleeps in a handler for 2 s while 6 connections wait in its accept queue
     # (above the alarm threshold 3): about 1.5 s of alarm time.
-    for s in queue_behind_a_sleep(port, lambda: metric(mport, "herdd_listen_backlog", '{listener="http"}'), 2000):
+    for s in queue_behind_a_sleep(port, mport, 2000):
         s.close()
     before = wait_until(lambda: alarm() >= 0.5 and alarm(), 5, what="alarm time counted")
     assert alarm() == before  # the queue is empty: the counter stands still
@@ -262,4 +254,4 @@ def test_backlog_alarm_seconds_do_not_drop_across_an_upgrade(herd_factory, notif
         assert after >= before, f"the alarm counter dropped across the upgrade: {before} s -> {after} s"
         assert after <= before + 1.0, (before, after)  # and it was not counted twice
     finally:
-        kill_tree(new)
+        stop_process_tree(new)

@@ -7,8 +7,11 @@ Standard library only; both import it by path (Tests/support)."""
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import os
+import re
+import select
 import shlex
 import shutil
 import signal
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -61,17 +65,71 @@ def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.0
         time.sleep(interval)
 
 
-def http_request(port: int, method: str, path: str, body=None, headers=None, timeout: float = 10):
-    """One request on a new connection to 127.0.0.1:port: (status, headers with lowercase
-    names, body bytes)."""
+class Resp:
+    """One HTTP response: status, reason, headers in order (names as sent), body, version (10/11)."""
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, version: int = 11):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.version = version
+
+    def header(self, name: str) -> Optional[str]:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return f"Resp({self.status} {self.reason!r}, {self.headers!r}, {self.body[:200]!r})"
+
+
+def http_request(port: int, method: str = "GET", path: str = "/", *, body: Optional[bytes] = None,
+                 headers: Optional[dict[str, str]] = None, timeout: float = 5.0) -> Resp:
+    """One request on a fresh connection to 127.0.0.1:port (closed afterwards)."""
     c = http.client.HTTPConnection(LOCALHOST, port, timeout=timeout)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         data = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        return Resp(r.status, r.reason, r.getheaders(), data, r.version)
     finally:
         c.close()
+
+
+def http_get(port: int, path: str = "/", **kw) -> Resp:
+    return http_request(port, "GET", path, **kw)
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text format: {(sample name, sorted (label, value) pairs): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$', line)
+        if not m:
+            continue
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
+        try:
+            out[(m.group(1), labels)] = float(m.group(4))
+        except ValueError:
+            pass
+    return out
+
+
+def metric_sample(text: str, name: str, **labels) -> float:
+    """The value of the sample `name` with exactly `labels` in Prometheus text."""
+    key = (name, tuple(sorted((k, str(v)) for k, v in labels.items())))
+    samples = parse_prometheus(text)
+    assert key in samples, f"no {name}{labels} in /metrics"
+    return samples[key]
+
+
+def metric(port: int, name: str, **labels) -> float:
+    """The value of one sample of /metrics on `port` (see metric_sample)."""
+    return metric_sample(http_get(port, "/metrics").body.decode(), name, **labels)
 
 
 def pid_alive(pid: int) -> bool:
@@ -105,6 +163,15 @@ def proc_status_field(pid: int, field: str) -> Optional[int]:
     return None
 
 
+def proc_state(pid: int) -> str:
+    """The state letter of pid (/proc/PID/stat: R, S, T for stopped...), "" if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 def proc_starttime(pid: int) -> Optional[int]:
     """Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat), None if gone:
     with the pid, it names one process even after the pid is recycled."""
@@ -121,6 +188,48 @@ def children_of(pid: int) -> list[int]:
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
+
+
+def in_epoll_wait(pid: int) -> bool:
+    """Whether pid's main thread sleeps in epoll_wait: /proc/PID/wchan names the kernel function
+    it sleeps in (do_epoll_wait); where the kernel hides it ("0"), /proc/PID/syscall gives the
+    call's number (x86_64: epoll_wait 232, epoll_pwait 281, epoll_pwait2 441)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        if "epoll" in wchan:
+            return True
+        if wchan not in ("0", ""):
+            return False
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split(" ", 1)[0] in ("232", "281", "441")
+    except OSError:
+        return False
+
+
+def unread_by_server(*clients: socket.socket) -> list[Optional[int]]:
+    """For each client (a TCP connection to 127.0.0.1): the bytes it sent that the server has
+    not read yet, the receive queue of the server's end in /proc/net/tcp (read once for all);
+    None while the server's end is not there."""
+    want = {}
+    for i, c in enumerate(clients):
+        lhost, lport = c.getsockname()[:2]
+        rhost, rport = c.getpeername()[:2]
+        want[(f"{_proc_net_addr(rhost)}:{rport:04X}", f"{_proc_net_addr(lhost)}:{lport:04X}")] = i
+    out: list[Optional[int]] = [None] * len(clients)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            i = want.get((fields[1], fields[2]))
+            if i is not None:
+                out[i] = int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return out
+
+
+def _proc_net_addr(ipv4: str) -> str:
+    """An IPv4 address as /proc/net/tcp writes it: the 32-bit value in host order (x86: little-endian), hex."""
+    return socket.inet_aton(ipv4)[::-1].hex().upper()
 
 
 def proc_cpu_ticks(pid: int) -> int:
@@ -155,8 +264,9 @@ def proc_ctx_switches(pids: Iterable[int]) -> tuple[int, int]:
 
 
 def proc_mem_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (/proc/PID/status), Pss, Private_Dirty, Private_Clean and USS (their sum)
-    from /proc/PID/smaps_rollup, in KiB; the keys that could not be read are missing."""
+    """VmRSS and VmHWM (/proc/PID/status), Pss, Pss_Anon (kernels >= 5.14), Private_Dirty,
+    Private_Clean and USS (their sum) from /proc/PID/smaps_rollup, in KiB; the keys that could
+    not be read are missing."""
     out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -168,12 +278,81 @@ def proc_mem_kib(pid: int) -> dict[str, int]:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith(("Pss:", "Private_Dirty:", "Private_Clean:")):
+                if line.startswith(("Pss:", "Pss_Anon:", "Private_Dirty:", "Private_Clean:")):
                     out[line.split(":")[0]] = int(line.split()[1])
         out["USS"] = out.get("Private_Dirty", 0) + out.get("Private_Clean", 0)
     except OSError:
         pass
     return out
+
+
+def settled(sample: Callable[[], int], tolerance: int, interval: float, timeout: float) -> int:
+    """A sample once three in a row, `interval` seconds apart, agree within `tolerance` (or the
+    last one when `timeout` passes): memory figures move for a while after a load ends."""
+    deadline = time.monotonic() + timeout
+    last: list[int] = []
+    while True:
+        last = (last + [sample()])[-3:]
+        if (len(last) == 3 and max(last) - min(last) <= tolerance) or time.monotonic() > deadline:
+            return last[-1]
+        time.sleep(interval)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (children, their children...), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def stop_process_tree(proc: Union[int, subprocess.Popen], timeout: float = 10.0, sig: int = signal.SIGTERM):
+    """Stops a process this script started (a pid, or its Popen, which is then reaped) and
+    anything it left below it: its workers and, after an upgrade that went wrong, a further
+    master and that one's workers. `sig` and up to `timeout` seconds for it to exit, SIGKILL
+    after; then SIGKILL for every descendant seen meanwhile that is still there. By PID only,
+    each recorded with its start time, so a recycled PID is never touched."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    seen: dict[int, Optional[int]] = {}
+
+    def record(root: int):
+        for d in descendants(root):
+            seen.setdefault(d, proc_starttime(d))
+
+    def alive() -> bool:
+        return pid_alive(pid) if isinstance(proc, int) else proc.poll() is None
+
+    record(pid)
+    if alive():
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while alive() and time.monotonic() < deadline:
+            record(pid)
+            time.sleep(0.05)
+        if alive():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if not isinstance(proc, int):
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    # Reparented after the master went: a worker's own children, a further master's workers.
+    for k in list(seen):
+        record(k)
+    for d, st in seen.items():
+        if st is not None and proc_starttime(d) == st and pid_alive(d):
+            try:
+                os.kill(d, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,19 +382,32 @@ class NotifySocket:
     def _run(self):
         while not self._stop.is_set():
             try:
-                data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
-            except socket.timeout:
-                continue
-            except OSError:
+                readable, _, _ = select.select([self.sock], [], [], 0.1)
+            except (OSError, ValueError):
                 return
-            sender = 0
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 4:
-                    sender = int.from_bytes(payload[0:4], "little")  # struct ucred: pid, uid, gid
+            if not readable:
+                continue
+            # Read and record under the lock, so drained() never sees a datagram that has left
+            # the socket but is not in _messages yet.
             with self._cond:
+                try:
+                    data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                sender = 0
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 4:
+                        sender = int.from_bytes(payload[0:4], "little")  # struct ucred: pid, uid, gid
                 self._messages.append((time.monotonic(), data.decode(errors="replace")))
                 self._senders.append(sender)
                 self._cond.notify_all()
+
+    def drained(self) -> bool:
+        """Whether every datagram sent so far is recorded (none waits in the socket)."""
+        with self._cond:
+            return fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0") == b"\0\0\0\0"
 
     @property
     def messages(self) -> list[str]:
@@ -234,6 +426,12 @@ class NotifySocket:
     def count(self) -> int:
         with self._cond:
             return len(self._messages)
+
+    def times_of(self, line: str, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """Arrival times (time.monotonic()) in [since, until) of the datagrams with `line`
+        ("WATCHDOG=1") as a whole line."""
+        with self._cond:
+            return [t for t, m in self._messages if line in m.split("\n") and since <= t < until]
 
     @staticmethod
     def _matcher(what: Union[str, Callable[[str], bool]]) -> Callable[[str], bool]:

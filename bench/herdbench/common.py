@@ -1,12 +1,13 @@
 """Run-wide state and small helpers shared by every section of bench/run."""
 
+import http.client
 import re
-import socket
 import statistics
 import sys
 import time
 
-from herdtest import Started, children_of
+import herdtest
+from herdtest import Started, children_of, parse_prometheus
 
 from . import BENCH_DIR
 
@@ -45,19 +46,15 @@ def f(x, spec=".2f", none="-"):
 # ----------------------------------------------------------------------------- HTTP probes
 
 def http_get(port, path="/", timeout=3.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    data = b"".join(chunks)
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
-        raise RuntimeError(f"GET {path} on {port}: {head[:80]!r}")
-    return body.decode(errors="replace")
+    """The body of a 200 response to GET `path` (text); RuntimeError for any other status,
+    OSError when nothing answers."""
+    try:
+        r = herdtest.http_get(port, path, timeout=timeout)
+    except http.client.HTTPException as e:
+        raise RuntimeError(f"GET {path} on {port}: {e!r}")
+    if r.status != 200:
+        raise RuntimeError(f"GET {path} on {port}: {r.status} {r.reason}")
+    return r.body.decode(errors="replace")
 
 
 def http_ok(port):
@@ -69,22 +66,6 @@ def http_ok(port):
 
 
 # ----------------------------------------------------------------------------- /metrics
-
-def parse_prometheus(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$', line)
-        if not m:
-            continue
-        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
-        try:
-            out[(m.group(1), labels)] = float(m.group(4))
-        except ValueError:
-            pass
-    return out
-
 
 def scrape_metrics(name, pid, port):
     """/metrics of a herdd parsed; None (and an anomaly recorded) if three scrapes fail."""

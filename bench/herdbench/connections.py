@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from herdtest import proc_mem_kib as mem_kib
+from herdtest import proc_mem_kib as mem_kib, settled
 
 from . import BENCH_DIR
 from .common import STARTED, f, log, record
@@ -92,21 +92,14 @@ class IdleClients:
             STARTED.discard(p)
 
 
-def pss_kib(srv):
+def tree_pss_kib(srv):
     """PSS of master + workers, KiB."""
     return sum(mem_kib(p).get("Pss", 0) for p in [srv.pid] + srv.workers())
 
 
 def settle_pss(srv, secs):
-    """PSS once it stops moving (3 equal-ish samples 0.5 s apart) or after `secs`."""
-    deadline = time.monotonic() + secs
-    last = []
-    while True:
-        last.append(pss_kib(srv))
-        last = last[-3:]
-        if len(last) == 3 and max(last) - min(last) <= 64 or time.monotonic() > deadline:
-            return last[-1]
-        time.sleep(0.5)
+    """PSS once it stops moving (3 samples 0.5 s apart within 64 KiB) or after `secs`."""
+    return settled(lambda: tree_pss_kib(srv), tolerance=64, interval=0.5, timeout=secs)
 
 
 def herdd_server(peers, binary, name, workers):
