@@ -21,6 +21,7 @@ import hashlib
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -60,6 +61,15 @@ class Conn:
         self.closed = False
         self.pid: Optional[int] = None  # worker that last answered `/` on this connection
         self.used = 0
+
+    def stale(self) -> bool:
+        """Whether the server closed this idle keep-alive connection (EOF or reset already
+        waiting): a client checks before it reuses one, as HTTP clients' pools do, since a
+        server may close an idle connection at any time (keep-alive timeout, a draining
+        worker's idle rule: DrainPolicy.swift)."""
+        # Readable before we asked anything: EOF, a reset, or bytes nobody asked for.
+        r, _, _ = select.select([self.sock], [], [], 0)
+        return bool(r) or bool(self.buf)
 
     def close(self):
         self.closed = True
@@ -170,6 +180,7 @@ class KillEvent:
 class Tally:
     ok: dict = field(default_factory=dict)  # kind -> count
     bytes_in: int = 0
+    stale: int = 0  # idle keep-alive connections the server had closed before their next request
     failures: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -336,6 +347,10 @@ class ChaosRun:
                 port, path, what = self.static_port, f"/{fname}", "static"
                 check = lambda b, s=size, d=digest: len(b) == s and hashlib.sha256(b).hexdigest() == d
             c = conns[port]
+            if c is not None and not c.closed and c.stale():
+                c.close()
+                with self.tally.lock:
+                    self.tally.stale += 1
             reused = c is not None and not c.closed
             try:
                 if not reused:
@@ -653,6 +668,7 @@ class ChaosRun:
         return {
             "seed": self.seed, "seconds": round(dur, 1), "ok": dict(self.tally.ok), "ok_total": self.tally.total_ok(),
             "req_per_s": round(self.tally.total_ok() / dur, 1) if dur else 0, "mb_in": round(self.tally.bytes_in / 1e6, 1),
+            "stale_keepalive_closed": self.tally.stale,
             "failures": len(self.tally.failures), "failure_kinds": kinds,
             "unexplained": sum(1 for f in self.tally.failures if not self.explained(f)),
             "in_flight_on_killed": inflight,
@@ -668,7 +684,7 @@ class ChaosRun:
         f = self.figures()
         lines = [
             f"chaos seed {f['seed']}: {f['seconds']} s, {f['ok_total']} requests answered whole ({f['req_per_s']}/s, {f['mb_in']} MB read)",
-            f"  by kind: {f['ok']}",
+            f"  by kind: {f['ok']}; idle keep-alive connections found closed by herdd before reuse: {f['stale_keepalive_closed']}",
             f"  chaos actions: {f['chaos']}; masters {f['masters']} (exits {f['master_exits']}, final {f['final_exit']})",
             f"  worker exits by reason: {f['worker_exits']}",
             f"  client failures: {f['failures']} {f['failure_kinds']} (unexplained {f['unexplained']});"
