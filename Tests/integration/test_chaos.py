@@ -9,8 +9,11 @@ the length.
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import time
 
-from conftest import HERDD_BIN
+from conftest import HERDD_BIN, LOCALHOST, closed_reasons, free_ports, parse_responses, pid_alive, recv_until, wait_until
 
 from chaos import ChaosRun
 
@@ -33,3 +36,35 @@ def test_chaos_under_load_nothing_lost(tmp_path):
         assert all(f["ok"].get(k, 0) > 20 for k in ("pid", "sleep", "stream", "echo", "static")), f["ok"]
     finally:
         run.close()
+
+
+def test_drain_serves_a_request_that_waited_unread_in_the_socket(herd_factory):
+    """Found by the chaos test: a draining worker closed an idle keep-alive connection (silent
+    for DrainPolicy's second) whose next request had already arrived in the socket but was not
+    read yet because the worker was busy (here: stopped, as on a loaded machine). The client
+    got a reset instead of its answer. The request must be read and answered, with
+    `Connection: close`."""
+    port, mport = free_ports(2)
+    h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics"])
+    (old,) = h.wait_workers(1)
+    with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+        s.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_until(s, time.monotonic() + 10, done=lambda d: d.endswith(b"\n") and b"debug pid=" in d)
+        assert f"debug pid={old}\n".encode() in data, data
+        os.kill(old, signal.SIGSTOP)
+        try:
+            h.signal(signal.SIGHUP)  # the worker's TERM waits until it runs again
+            h.wait_log("worker-spawned", timeout=10, count=2)
+            time.sleep(1.2)  # silent longer than DrainPolicy.idleNanos
+            s.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.2)  # in the worker's socket, unread
+        finally:
+            os.kill(old, signal.SIGCONT)
+        data = recv_until(s, time.monotonic() + 10)
+    assert data, f"the connection was closed without an answer\n{h.log_tail()}"
+    (r,) = parse_responses(data)
+    assert r.status == 200 and r.body == f"debug pid={old}\n".encode(), (r, h.log_tail())
+    assert r.header("Connection") == "close"
+    wait_until(lambda: not pid_alive(old), 15, what="the old worker gone after answering")
+    assert closed_reasons(mport).get("drain", 0) == 0
