@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 
-from conftest import HERDD_BIN, LOCALHOST, closed_reasons, free_ports, parse_responses, pid_alive, recv_until, wait_until
+from conftest import (HERDD_BIN, LOCALHOST, NotifySocket, children_of, clean_env, closed_reasons, free_ports,
+                      herdd_command, http_request, parse_responses, pid_alive, recv_until, wait_until)
 
 from chaos import ChaosRun
 
@@ -68,3 +70,57 @@ def test_drain_serves_a_request_that_waited_unread_in_the_socket(herd_factory):
     assert r.header("Connection") == "close"
     wait_until(lambda: not pid_alive(old), 15, what="the old worker gone after answering")
     assert closed_reasons(mport).get("drain", 0) == 0
+
+
+def test_full_log_target_changes_nothing(tmp_path):
+    """The log target full, as on a full disk: herdd's stderr on /dev/full, where every write
+    fails with ENOSPC. herdd serves, reloads, replaces a worker killed by -9 and one stopped
+    past --timeout, and stops with status 0; nothing waits on the log."""
+    port, mport = free_ports(2)
+    notify = NotifySocket()
+    cmd = herdd_command(HERDD_BIN, ["--workers", "2", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
+                                    "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
+                                    "--timeout", "2", "--log-level", "debug"])
+    seen: set[int] = set()
+    with open("/dev/full", "wb") as full:
+        p = subprocess.Popen(cmd, env=clean_env(NOTIFY_SOCKET=notify.path), stdin=subprocess.DEVNULL,
+                             stdout=full, stderr=full, start_new_session=True)
+    try:
+        notify.wait_for("READY=1", timeout=20)
+        assert os.readlink(f"/proc/{p.pid}/fd/2") == "/dev/full"
+
+        def workers() -> list[int]:
+            ws = [w for w in children_of(p.pid) if pid_alive(w)]
+            seen.update(ws)
+            return ws
+
+        def load(n: int):
+            for i in range(n):
+                body = os.urandom(i * 97 % 5000)
+                r = http_request(mport if i % 10 == 0 else port, "POST" if i % 10 else "GET",
+                                 "/echo" if i % 10 else "/metrics", body=body if i % 10 else None)
+                assert r.status == 200 and (i % 10 == 0 or r.body == body), (i, r)
+
+        first = wait_until(lambda: len(workers()) == 2 and workers(), 10, what="2 workers")
+        load(100)
+        os.kill(first[0], signal.SIGKILL)
+        wait_until(lambda: len(set(workers()) - set(first)) == 1 and len(workers()) == 2, 10, what="killed worker replaced")
+        os.kill(p.pid, signal.SIGHUP)
+        wait_until(lambda: len(workers()) == 2 and not set(workers()) & set(first), 15, what="reload")
+        load(100)
+        stopped = workers()[0]
+        os.kill(stopped, signal.SIGSTOP)
+        wait_until(lambda: not pid_alive(stopped), 15, what="stopped worker killed by the heartbeat check")
+        wait_until(lambda: len(workers()) == 2, 10, what="stopped worker replaced")
+        load(100)
+        assert p.poll() is None
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for w in seen:
+            if pid_alive(w):
+                os.kill(w, signal.SIGKILL)
+        notify.close()

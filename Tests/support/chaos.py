@@ -255,7 +255,7 @@ class ChaosRun:
         return ["--workers", str(self.workers), "--max-workers", str(self.max_workers + 1),
                 "--handler", "http=debug", "--handler", f"static=static:{self.static_dir}",
                 "--handler", "metrics=metrics", "--timeout", "2", "--graceful-timeout", "10",
-                "--upgrade-timeout", "20", "--max-requests", "400", "--max-requests-jitter", "200",
+                "--upgrade-timeout", "20", "--max-requests", "100", "--max-requests-jitter", "100",
                 "--max-body", "2m"]
 
     def start(self):
