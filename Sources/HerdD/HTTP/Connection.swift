@@ -536,11 +536,12 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// `Connection: close`), a client's EOF closes as such; closing on unread bytes would
     /// reset the connection and lose that request (found by the chaos test, issue 24).
     private func closeIfDrainIdle() {
-        guard isIdle, DrainPolicy.mayClose(idleFor: host.now &- lastActivity) else { return }
-        readable()
-        guard isIdle, DrainPolicy.mayClose(idleFor: host.now &- lastActivity) else { return }
-        close(because: .drain)
+        guard drainMayClose else { return }
+        readable() // what waited unread in the socket
+        if drainMayClose { close(because: .drain) }
     }
+
+    private var drainMayClose: Bool { isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
     /// the socket (the watcher already sent it and closed our copy).
