@@ -510,7 +510,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             return
         }
         if host.draining {
-            closeIfDrainIdle()
+            closeIfDrainIdle(now: now)
             return
         }
         if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
@@ -526,7 +526,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
     /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        closeIfDrainIdle()
+        closeIfDrainIdle(now: host.now)
     }
 
     /// Closes the connection for the drain if it is idle and has been silent for DrainPolicy's
@@ -535,13 +535,14 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// readiness event not handled yet. So read first: a request on its way is served (with
     /// `Connection: close`), a client's EOF closes as such; closing on unread bytes would
     /// reset the connection and lose that request (found by the chaos test, issue 24).
-    private func closeIfDrainIdle() {
-        guard drainMayClose else { return }
+    private func closeIfDrainIdle(now: UInt64) {
+        guard drainMayClose(now) else { return }
+        let silentSince = lastActivity
         readable() // what waited unread in the socket
-        if drainMayClose { close(because: .drain) }
+        if drainMayClose(now) && lastActivity == silentSince { close(because: .drain) }
     }
 
-    private var drainMayClose: Bool { isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) }
+    private func drainMayClose(_ now: UInt64) -> Bool { isIdle && DrainPolicy.mayClose(idleFor: now &- lastActivity) }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
     /// the socket (the watcher already sent it and closed our copy).
