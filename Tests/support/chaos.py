@@ -35,6 +35,8 @@ from typing import Callable, Optional
 from herdtest import LOCALHOST, HerddProcess, children_of, free_ports, pid_alive, proc_cmdline, proc_mem_kib, wait_until
 
 PR_SET_CHILD_SUBREAPER = 36
+# Half of DrainPolicy.idleNanos: a keep-alive connection idle this long is not reused.
+REUSE_IDLE_LIMIT = 0.5
 STATIC_SIZES = {"tiny.txt": 1, "small.bin": 1024, "mid.bin": 64 * 1024, "big.bin": 1536 * 1024}
 LOG_RE = re.compile(r"^herdd\[(\d+)\] (\S+) (\w+): (.*)$")
 KV_RE = re.compile(r"(?:(?<= )|^)([a-z_]+)=(\S*)")
@@ -61,6 +63,7 @@ class Conn:
         self.closed = False
         self.pid: Optional[int] = None  # worker that last answered `/` on this connection
         self.used = 0
+        self.idle_since = time.monotonic()
 
     def stale(self) -> bool:
         """Whether the server closed this idle keep-alive connection (EOF or reset already
@@ -150,6 +153,7 @@ class Conn:
             raise ClientFailure("wrong", f"response without framing: {headers}")
         if headers.get("connection", "").lower() == "close" or close:
             self.close()
+        self.idle_since = time.monotonic()
         return status, headers, data
 
 
@@ -181,6 +185,7 @@ class Tally:
     ok: dict = field(default_factory=dict)  # kind -> count
     bytes_in: int = 0
     stale: int = 0  # idle keep-alive connections the server had closed before their next request
+    not_reused: int = 0  # keep-alive connections idle for REUSE_IDLE_LIMIT, closed by the client
     failures: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -351,6 +356,15 @@ class ChaosRun:
                 c.close()
                 with self.tally.lock:
                     self.tally.stale += 1
+            elif c is not None and not c.closed and time.monotonic() - c.idle_since >= REUSE_IDLE_LIMIT:
+                # herdd may close a keep-alive connection silent for a second (a draining worker,
+                # DrainPolicy.swift) or for --keepalive-timeout; a request sent at that moment
+                # meets the close, and HTTP/1.1 lets a client retry it (RFC 9112 9.3.1). We do
+                # not retry, so we do not reuse a connection that came near that rule: then any
+                # close of a reused connection is herdd's fault.
+                c.close()
+                with self.tally.lock:
+                    self.tally.not_reused += 1
             reused = c is not None and not c.closed
             try:
                 if not reused:
@@ -600,6 +614,10 @@ class ChaosRun:
                 foreign.append((master, meta))
         return total, foreign
 
+    def events_near(self, t: float, span: float = 3.0) -> list:
+        """Chaos actions within `span` seconds of t (for the report of a failure)."""
+        return [e for e in self.events if abs(e[0] - t) <= span]
+
     def explained(self, f: Failure) -> bool:
         """A failure is put down to a kill when it is a reset or an EOF seen between the kill
         (or SIGSTOP) and 3 s after the worker was gone."""
@@ -669,6 +687,9 @@ class ChaosRun:
             "seed": self.seed, "seconds": round(dur, 1), "ok": dict(self.tally.ok), "ok_total": self.tally.total_ok(),
             "req_per_s": round(self.tally.total_ok() / dur, 1) if dur else 0, "mb_in": round(self.tally.bytes_in / 1e6, 1),
             "stale_keepalive_closed": self.tally.stale,
+            "keepalive_not_reused": self.tally.not_reused,
+            "unexplained_failures": [dict(vars(f), near=self.events_near(f.t)) for f in self.tally.failures
+                                     if not self.explained(f)][:20],
             "failures": len(self.tally.failures), "failure_kinds": kinds,
             "unexplained": sum(1 for f in self.tally.failures if not self.explained(f)),
             "in_flight_on_killed": inflight,
@@ -684,7 +705,9 @@ class ChaosRun:
         f = self.figures()
         lines = [
             f"chaos seed {f['seed']}: {f['seconds']} s, {f['ok_total']} requests answered whole ({f['req_per_s']}/s, {f['mb_in']} MB read)",
-            f"  by kind: {f['ok']}; idle keep-alive connections found closed by herdd before reuse: {f['stale_keepalive_closed']}",
+            f"  by kind: {f['ok']}",
+            f"  keep-alive connections found closed by herdd before reuse: {f['stale_keepalive_closed']};"
+            f" not reused after {REUSE_IDLE_LIMIT} s idle: {f['keepalive_not_reused']}",
             f"  chaos actions: {f['chaos']}; masters {f['masters']} (exits {f['master_exits']}, final {f['final_exit']})",
             f"  worker exits by reason: {f['worker_exits']}",
             f"  client failures: {f['failures']} {f['failure_kinds']} (unexplained {f['unexplained']});"
