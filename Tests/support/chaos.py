@@ -61,7 +61,6 @@ class Conn:
         self.sock = socket.create_connection((LOCALHOST, port), timeout=timeout)
         self.buf = b""
         self.closed = False
-        self.pid: Optional[int] = None  # worker that last answered `/` on this connection
         self.used = 0
         self.idle_since = time.monotonic()
 
@@ -488,10 +487,12 @@ class ChaosRun:
     def _chaos(self, deadline: float):
         actions = ["hup", "ttin", "ttou", "usr2", "kill9", "stop"]
         weights = [2, 2, 2, 1, 3, 2]
+        # Every kind once first (in a random order), so that even a short run has each.
+        first = self.rng.sample(actions, len(actions))
         while not self.stop_chaos.is_set() and time.monotonic() < deadline:
             if self.stop_chaos.wait(self.rng.uniform(0.5, 2.0)):
                 break
-            a = self.rng.choices(actions, weights)[0]
+            a = first.pop() if first else self.rng.choices(actions, weights)[0]
             try:
                 if a == "hup":
                     os.kill(self.master, signal.SIGHUP)
@@ -585,7 +586,10 @@ class ChaosRun:
                         os.kill(w, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                os.kill(m, signal.SIGKILL)
+                try:
+                    os.kill(m, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 if m != (self.herd.pid if self.herd else None):
                     try:
                         os.waitpid(m, 0)
