@@ -509,7 +509,7 @@ final class HTTPConnection<Host: ConnectionHost> {
             return
         }
         if host.draining {
-            if DrainPolicy.mayClose(idleFor: now - lastActivity) { close(because: .drain) }
+            closeIfDrainIdle(now: now)
             return
         }
         if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
@@ -525,8 +525,23 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
     /// keep-alive connection stays open: its next request is answered with `Connection: close`.
     func drain() {
-        if isIdle && DrainPolicy.mayClose(idleFor: host.now &- lastActivity) { close(because: .drain) }
+        closeIfDrainIdle(now: host.now)
     }
+
+    /// Closes the connection for the drain if it is idle and has been silent for DrainPolicy's
+    /// second. Silent as far as we have read: a request may have arrived while the worker was
+    /// busy (a handler, a long turn, descheduled) and wait unread in the socket, with its
+    /// readiness event not handled yet. So read first: a request on its way is served (with
+    /// `Connection: close`), a client's EOF closes as such; closing on unread bytes would
+    /// reset the connection and lose that request (found by the chaos test, issue 24).
+    private func closeIfDrainIdle(now: UInt64) {
+        guard drainMayClose(now) else { return }
+        let silentSince = lastActivity
+        readable() // what waited unread in the socket
+        if drainMayClose(now) && lastActivity == silentSince { close(because: .drain) }
+    }
+
+    private func drainMayClose(_ now: UInt64) -> Bool { isIdle && DrainPolicy.mayClose(idleFor: now &- lastActivity) }
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
     /// the socket (the watcher already sent it and closed our copy).

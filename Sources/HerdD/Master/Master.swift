@@ -385,6 +385,9 @@ final class Master {
             log.log(level: level, "worker \(pid) exited (\(how)), reason \(reason)", metadata: [
                 "event": "worker-exited", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "generation": "\(w.generation)",
                 "reason": "\(reason)", "exit_status": "\(how)", "requests": "\(snap.requests)",
+                // Connections the kernel closed with it (0 after a drain): the requests a kill
+                // may have cut, for an operator (and the chaos test) to count.
+                "open_connections": "\(snap.active)",
             ])
             guard stop == nil else { continue }
             // A worker that leaves because we asked (reload, TTOU) is not replaced here: the pool
