@@ -113,8 +113,10 @@ def test_a_stalled_body_gets_408_after_the_body_timeout(herd_factory):
         # to the rate rule (docs/connections.md), and this test is about the gap rule alone.
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
         wait_until(lambda: unread_by_server(s) == [0], 5, what="the worker to read the head")
-        s.sendall(b"u" * 100_000)
+        # t0 before the send: the worker may read the last bytes (and start its gap clock)
+        # before this thread, preempted on a loaded machine, gets to read the clock after it.
         t0 = time.monotonic()
+        s.sendall(b"u" * 100_000)
         data = read_response(s, t0 + 15)
         elapsed = time.monotonic() - t0
     assert data.startswith(b"HTTP/1.1 408 "), (data[:200], h.log_tail())
