@@ -7,7 +7,13 @@ import json
 import socket
 import time
 
+import pytest
+
 from conftest import LOCALHOST, free_ports, http_get, wait_until
+
+# Timing-sensitive (the spread over workers depends on who gets the CPU):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
 
 
 def start(herd_factory, mode: str):
