@@ -7,9 +7,10 @@
 # (.deb, lintian, systemd end to end). Installs what it needs first. Used as-is by .ci/run.
 #
 # Three lanes run side by side (the machine has 2 cores; a lane that waits on a test leaves
-# the CPU to a lane that compiles). Each step's output goes to .build-ci/LANE.STEP.log, shown in
+# the CPU to a lane that compiles). Each step's output goes to .build-ci/LANE.N.log, shown in
 # full when the step fails; the table of step times is printed at the end (.build-ci/times).
-# The exit code is non-zero when any step of any lane failed. Stage times: docs/testing.md.
+# A failed build stops its lane; a failed test does not. The exit code is non-zero when any
+# step of any lane failed. Stage times: docs/testing.md (Tests/ci/lanes.sh: step, check).
 #   herdd     debug build, unit tests, shim rebuild, syscall check, mutation list, DocC,
 #             integration tests (the files marked serial in Tests/integration/conftest.py run
 #             alone, after the other lanes' compiles; the rest under pytest-xdist), TSan
@@ -54,20 +55,20 @@ EXAMPLES_SCRATCH="$PWD/.build-examples"
 # anything else uses the binary.
 herdd_lane() {
     step "debug build" swift build --build-tests
-    step "unit tests" swift test --skip-build
+    check "unit tests" swift test --skip-build
     step "shim rebuild" Tests/shim-rebuild.sh
-    step "syscall check" Tests/syscall-check.sh
-    step "mutation list applies" Tests/mutants/run.sh --check
-    step "debug binary has the test hooks" check_hooks debug "$(swift build --show-bin-path)/herdd"
+    check "syscall check" Tests/syscall-check.sh
+    check "mutation list applies" Tests/mutants/run.sh --check
+    check "debug binary has the test hooks" check_hooks debug "$(swift build --show-bin-path)/herdd"
     signal debug-built
-    step "DocC" docc_check
+    check "DocC" docc_check
     local bin; bin="$(swift build --show-bin-path)/herdd"
-    step "integration (xdist)" env HERDD_BIN="$bin" python3 -m pytest -q -n 3 -m "not serial" Tests/integration
+    check "integration (xdist)" env HERDD_BIN="$bin" python3 -m pytest -q -n 3 -m "not serial" Tests/integration
     # The timing-sensitive files (latency, fairness, balance, memory, the herd meter) run
     # alone, once no other lane compiles.
     await examples-built release-built
-    step "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
-    step "ThreadSanitizer" Tests/tsan.sh
+    check "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
+    check "ThreadSanitizer" Tests/tsan.sh
 }
 
 # One release build, the one that ships (static runtime, lld: packaging/build-release.sh); the
@@ -75,22 +76,22 @@ herdd_lane() {
 release_lane() {
     step "static release build" packaging/build-release.sh
     # A name can resolve in debug and not in release: this build is the release check too.
-    step "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
+    check "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
     step "app .deb build (notes-api, static)" build_app_release
     signal release-built
-    step "packaging" Tests/packaging/run_all.sh
+    check "packaging" Tests/packaging/run_all.sh
 }
 
 examples_lane() {
     step "notes-api build" example_build Examples/notes-api --build-tests
-    step "notes-api tests" example_test Examples/notes-api NOTES_API_BIN notes-api
+    check "notes-api tests" example_test Examples/notes-api NOTES_API_BIN notes-api
     step "HerdHummingbird build" example_build Integrations/HerdHummingbird --build-tests
-    step "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
+    check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
     step "todos-pg build" example_build Examples/todos-pg
+    check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
     # Tests/tsan.sh (herdd lane, at the end) finds this build up to date.
     step "TSan build" swift build --sanitize=thread --scratch-path .build-tsan --product herdd
     signal examples-built
-    step "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
 }
 
 # check_hooks debug|release BINARY: fault-injection hooks (HERDD_TEST_*) are compiled into debug

@@ -1,7 +1,10 @@
 # Lanes for test.sh: sequences of steps that run side by side, each step timed, its output
 # in a file of its own and shown in full when it fails. Sourced by test.sh, which sets LOGS.
-#   lane NAME FUNCTION    run FUNCTION in the background as lane NAME (stops at its first failed step)
-#   step TITLE CMD...     (inside a lane) run CMD, time it, keep its output in $LOGS/NAME.N.log
+#   lane NAME FUNCTION    run FUNCTION in the background as lane NAME
+#   step TITLE CMD...     (inside a lane) run CMD, time it, keep its output in $LOGS/NAME.N.log;
+#                         the lane stops if it fails (a build the next steps need)
+#   check TITLE CMD...    the same, but the lane goes on after a failure (a test: the next
+#                         steps do not need it, and their failures are worth seeing too)
 #   signal EVENT          (inside a lane) tell waiting lanes that EVENT happened
 #   await EVENT...        (inside a lane) wait until every EVENT happened; fails if its lane died
 #   finish_lanes          wait for every lane, print the step table and failed steps' output;
@@ -17,7 +20,10 @@ lane() {
     LANE_NAMES+=("$name")
 }
 
-step() {
+step() { STEP_STOPS=1 run_step "$@"; }
+check() { STEP_STOPS=0 run_step "$@"; }
+
+run_step() {
     local title="$1"; shift
     STEP_NO=$((STEP_NO + 1))
     local log="$LOGS/$LANE.$STEP_NO.log" t0 rc=0
@@ -33,7 +39,11 @@ step() {
     if [ $rc -ne 0 ]; then
         printf '%s\t%s\n' "$title" "$log" >>"$LOGS/failed"
         echo "== [$LANE] FAILED: $title (exit $rc, $((t1 - t0)) s; output at the end and in $log)"
-        return $rc
+        if [ "$STEP_STOPS" = 1 ]; then
+            echo "$LANE: $title" >>"$LOGS/stopped"
+            return $rc
+        fi
+        return 0
     fi
     echo "== [$LANE +$((t1 - CI_START))s] done: $title ($((t1 - t0)) s)"
 }
@@ -44,8 +54,8 @@ await() {
     local event t0; t0=$(date +%s)
     for event in "$@"; do
         until [ -e "$LOGS/event.$event" ]; do
-            # A lane stops at its first failed step: an event after it never comes.
-            [ ! -s "$LOGS/failed" ] || { echo "== [$LANE] $event will not come (a step failed)"; return 1; }
+            # A lane that stopped (a failed build) never signals what comes after it.
+            [ ! -s "$LOGS/stopped" ] || { echo "== [$LANE] $event will not come (a lane stopped)"; return 1; }
             sleep 2
         done
     done
@@ -59,6 +69,7 @@ finish_lanes() {
         [ $rc -eq 0 ] || { echo "== lane ${LANE_NAMES[$i]} failed (exit $rc)"; status=1; }
     done
     if [ -s "$LOGS/failed" ]; then
+        status=1
         local title log
         while IFS=$'\t' read -r title log; do
             echo; echo "==================== FAILED: $title ($log) ===================="
@@ -67,6 +78,6 @@ finish_lanes() {
     fi
     echo; echo "== steps (started at, lane, step, took, result); total $(( $(date +%s) - CI_START )) s"
     sort -n "$LOGS/times" 2>/dev/null || true
-    [ $status -eq 0 ] && [ ! -s "$LOGS/failed" ] && echo "== all lanes passed"
+    if [ $status -eq 0 ]; then echo "== all lanes passed"; else echo "== FAILED (steps above)"; fi
     return $status
 }
