@@ -15,10 +15,10 @@
 #             integration tests (the files marked serial in Tests/integration/conftest.py run
 #             alone, after the other lanes' compiles; the rest under pytest-xdist), TSan
 #   release   the shipped (static) release build, once: the strings check and the .deb use it;
-#             packaging: units, .deb + lintian, the app .deb, end to end under systemd
+#             the app .deb's binary; the ThreadSanitizer build; packaging: units, .deb +
+#             lintian, the app .deb, end to end under systemd
 #   examples  notes-api, HerdHummingbird, todos-pg: one scratch path (.build-examples), so
-#             herdd's modules and swift-nio & co. compile once for the three packages; the
-#             ThreadSanitizer build
+#             herdd's modules and swift-nio & co. compile once for the three packages
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -60,12 +60,11 @@ herdd_lane() {
     check "syscall check" Tests/syscall-check.sh
     check "mutation list applies" Tests/mutants/run.sh --check
     check "debug binary has the test hooks" check_hooks debug "$(swift build --show-bin-path)/herdd"
-    signal debug-built
     check "DocC" docc_check
     local bin; bin="$(swift build --show-bin-path)/herdd"
     check "integration (xdist)" env HERDD_BIN="$bin" python3 -m pytest -q -n 3 -m "not serial" Tests/integration
-    # The timing-sensitive files (latency, fairness, balance, memory, the herd meter) run
-    # alone, once no other lane compiles.
+    # The timing-sensitive files (latency, fairness, balance, memory, the herd meter, paced
+    # uploads) run alone, once no other lane compiles (the packaging suite may still run).
     await examples-built release-built
     check "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
     check "ThreadSanitizer" Tests/tsan.sh
@@ -78,6 +77,9 @@ release_lane() {
     # A name can resolve in debug and not in release: this build is the release check too.
     check "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
     step "app .deb build (notes-api, static)" build_app_release
+    # Tests/tsan.sh (herdd lane, at the end) finds this build up to date. Here, not in the
+    # examples lane: that one is the longest.
+    step "TSan build" swift build --sanitize=thread --scratch-path .build-tsan --product herdd
     signal release-built
     check "packaging" Tests/packaging/run_all.sh
 }
@@ -89,8 +91,6 @@ examples_lane() {
     check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
     step "todos-pg build" example_build Examples/todos-pg
     check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
-    # Tests/tsan.sh (herdd lane, at the end) finds this build up to date.
-    step "TSan build" swift build --sanitize=thread --scratch-path .build-tsan --product herdd
     signal examples-built
 }
 
