@@ -3,8 +3,22 @@
 # call outside the system layer, test hooks out of release builds, mutation list, DocC), the
 # Examples/notes-api server's tests, the Hummingbird bridge's (Integrations/HerdHummingbird),
 # Examples/todos-pg's (postgres-nio against a PostgreSQL cluster of its own), integration tests
-# on the real binary (pytest, Tests/integration) and the packaging suite (.deb, lintian, systemd end to end). Installs
-# what it needs first. Used as-is by .ci/run.
+# on the real binary (pytest, Tests/integration), ThreadSanitizer, and the packaging suite
+# (.deb, lintian, systemd end to end). Installs what it needs first. Used as-is by .ci/run.
+#
+# Three lanes run side by side (the machine has 2 cores; a lane that waits on a test leaves
+# the CPU to a lane that compiles). Each step's output goes to .build-ci/LANE.N.log, shown in
+# full when the step fails; the table of step times is printed at the end (.build-ci/times).
+# A failed build stops its lane; a failed test does not. The exit code is non-zero when any
+# step of any lane failed. Stage times: docs/testing.md (Tests/ci/lanes.sh: step, check).
+#   herdd     debug build, unit tests, shim rebuild, syscall check, mutation list, DocC,
+#             integration tests (the files marked serial in Tests/integration/conftest.py run
+#             alone, after the other lanes' compiles; the rest under pytest-xdist), TSan
+#   release   the shipped (static) release build, once: the strings check and the .deb use it;
+#             the app .deb's binary; the ThreadSanitizer build; packaging: units, .deb +
+#             lintian, the app .deb, end to end under systemd
+#   examples  notes-api, HerdHummingbird, todos-pg: one scratch path (.build-examples), so
+#             herdd's modules and swift-nio & co. compile once for the three packages
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,61 +44,103 @@ python3 -c 'import prometheus_client, pytest_timeout' 2>/dev/null || python3 -m 
 # httptools: Python bindings of llhttp, the reference parser of the differential test (test_http_differential.py).
 python3 -c 'import httptools' 2>/dev/null || python3 -m pip install -q httptools
 python3 -c 'import brotli' 2>/dev/null || python3 -m pip install -q brotli  # .br siblings in test_static.py
+python3 -c 'import xdist' 2>/dev/null || python3 -m pip install -q pytest-xdist  # the parallel integration tests
 
-echo "== swift build (debug) and unit tests"
-swift build --build-tests
-swift test --skip-build
+. Tests/ci/lanes.sh
+LOGS=.build-ci
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+EXAMPLES_SCRATCH="$PWD/.build-examples"
 
-echo "== the C shim: an edit to Sources/CHerdSys/include/shim.h rebuilds its users"
-Tests/shim-rebuild.sh
+# Every check in one lane reads the debug build; the shim check relinks it, so it runs before
+# anything else uses the binary.
+herdd_lane() {
+    step "debug build" swift build --build-tests
+    check "unit tests" swift test --skip-build
+    step "shim rebuild" Tests/shim-rebuild.sh
+    check "syscall check" Tests/syscall-check.sh
+    check "mutation list applies" Tests/mutants/run.sh --check
+    check "debug binary has the test hooks" check_hooks debug "$(swift build --show-bin-path)/herdd"
+    check "DocC" docc_check
+    local bin; bin="$(swift build --show-bin-path)/herdd"
+    check "integration (xdist)" env HERDD_BIN="$bin" python3 -m pytest -q -n 3 -m "not serial" Tests/integration
+    # The timing-sensitive files (latency, fairness, balance, memory, the herd meter, paced
+    # uploads) run alone, once no other lane compiles (the packaging suite may still run).
+    await examples-built release-built
+    check "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
+    check "ThreadSanitizer" Tests/tsan.sh
+}
 
-echo "== the system layer: no raw system call outside Sources/HerdSys"
-Tests/syscall-check.sh
+# One release build, the one that ships (static runtime, lld: packaging/build-release.sh); the
+# hooks check reads it and build-deb.sh finds it up to date.
+release_lane() {
+    step "static release build" packaging/build-release.sh
+    # A name can resolve in debug and not in release: this build is the release check too.
+    check "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
+    step "app .deb build (notes-api, static)" build_app_release
+    # Tests/tsan.sh (herdd lane, at the end) finds this build up to date. Here, not in the
+    # examples lane: that one is the longest.
+    step "TSan build" swift build --sanitize=thread --scratch-path .build-tsan --product herdd
+    signal release-built
+    check "packaging" Tests/packaging/run_all.sh
+}
 
-echo "== swift build -c release (names can resolve in debug and not in release)"
-swift build -c release --product herdd
-# Fault-injection hooks (HERDD_TEST_*) are compiled into debug builds only (the tests need them).
-# (grep reads a file, not a pipe from strings: with pipefail, grep -q quitting early would fail
-# the pipeline with SIGPIPE.)
-strings "$(swift build --show-bin-path)/herdd" > .build/strings-debug.txt
-strings "$(swift build -c release --show-bin-path)/herdd" > .build/strings-release.txt
-grep -q HERDD_TEST_WORKER_EXIT_AT_START .build/strings-debug.txt \
-    || { echo "FAIL: the debug binary lacks the test hooks" >&2; exit 1; }
-if grep -q HERDD_TEST_ .build/strings-release.txt; then
-    echo "FAIL: the release binary contains HERDD_TEST_* test hooks" >&2; exit 1
-fi
+examples_lane() {
+    step "notes-api build" example_build Examples/notes-api --build-tests
+    check "notes-api tests" example_test Examples/notes-api NOTES_API_BIN notes-api
+    step "HerdHummingbird build" example_build Integrations/HerdHummingbird --build-tests
+    check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
+    step "todos-pg build" example_build Examples/todos-pg
+    check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
+    signal examples-built
+}
 
-echo "== mutation list still applies (the mutation run itself: Tests/mutants/run.sh, slow)"
-Tests/mutants/run.sh --check
+# check_hooks debug|release BINARY: fault-injection hooks (HERDD_TEST_*) are compiled into debug
+# builds only. (grep reads a file, not a pipe from strings: with pipefail, grep -q quitting
+# early would fail the pipeline with SIGPIPE.)
+check_hooks() {
+    strings "$2" > "$LOGS/strings-$1.txt"
+    if [ "$1" = debug ]; then
+        grep -q HERDD_TEST_WORKER_EXIT_AT_START "$LOGS/strings-$1.txt" \
+            || { echo "FAIL: the debug binary lacks the test hooks" >&2; return 1; }
+    elif grep -q HERDD_TEST_ "$LOGS/strings-$1.txt"; then
+        echo "FAIL: the release binary contains HERDD_TEST_* test hooks" >&2; return 1
+    fi
+}
 
-echo "== documentation: DocC catalogs of Herd, Handlers and HerdHTTP (swift-docc-plugin)"
-swift package --allow-writing-to-directory .build/docs generate-documentation \
-    --target Herd --target Handlers --target HerdHTTP --output-path .build/docs --warnings-as-errors >/dev/null
-test -f .build/docs/Herd.doccarchive/data/documentation/herd/herdserver.json
-test -f .build/docs/Handlers.doccarchive/data/documentation/handlers/handler.json
-test -f .build/docs/HerdHTTP.doccarchive/data/documentation/herdhttp/httprequest.json
-test -f .build/docs/Herd.doccarchive/data/documentation/herd/router.json
+# DocC catalogs of Herd, Handlers and HerdHTTP (swift-docc-plugin; it reuses the debug build).
+docc_check() {
+    swift package --allow-writing-to-directory .build/docs generate-documentation \
+        --target Herd --target Handlers --target HerdHTTP --output-path .build/docs --warnings-as-errors >/dev/null
+    test -f .build/docs/Herd.doccarchive/data/documentation/herd/herdserver.json
+    test -f .build/docs/Handlers.doccarchive/data/documentation/handlers/handler.json
+    test -f .build/docs/HerdHTTP.doccarchive/data/documentation/herdhttp/httprequest.json
+    test -f .build/docs/Herd.doccarchive/data/documentation/herd/router.json
+}
 
-echo "== Examples/notes-api: a server of its own on the Herd library (GRDB, SQLite)"
-(cd Examples/notes-api && swift build --build-tests && swift test --skip-build)
-NOTES_API_BIN="$(cd Examples/notes-api && swift build --show-bin-path)/notes-api" \
-    python3 -m pytest -q Examples/notes-api/tests
+# The notes-api binary the app .deb ships (test_app_deb.sh builds it the same way; this
+# build makes that one an up-to-date check), while the herdd lane still runs tests.
+build_app_release() {
+    packaging/build-release.sh "$PWD/Examples/notes-api" "$PWD/Examples/notes-api/.build-release-static" notes-api >/dev/null
+}
 
-echo "== Integrations/HerdHummingbird: Hummingbird 2's router served by herdd (debug build only: a few minutes)"
-(cd Integrations/HerdHummingbird && swift build --build-tests && swift test --skip-build)
-HB_EXAMPLE_BIN="$(cd Integrations/HerdHummingbird && swift build --show-bin-path)/hb-example" \
-    python3 -m pytest -q Integrations/HerdHummingbird/tests
+# example_build DIR [ARGS]: the three example packages share one scratch path: each depends
+# on herdd by path, two of them on the same swift-nio, and each would compile them again.
+example_build() {
+    local dir="$1"; shift
+    (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" "$@")
+}
 
-echo "== Examples/todos-pg: async routes on postgres-nio + AsyncHTTPClient, a real PostgreSQL (first build: minutes)"
-(cd Examples/todos-pg && swift build)
-TODOS_PG_BIN="$(cd Examples/todos-pg && swift build --show-bin-path)/todos-pg" \
-    python3 -m pytest -q Examples/todos-pg/tests
+# example_test DIR BINVAR PRODUCT: its unit tests (when it has any) and its pytest suite.
+example_test() {
+    local dir="$1" var="$2" product="$3" bin
+    if [ -d "$dir/Tests" ]; then
+        (cd "$dir" && swift test --skip-build --scratch-path "$EXAMPLES_SCRATCH")
+    fi
+    bin="$(cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" --show-bin-path)/$product"
+    env "$var=$bin" python3 -m pytest -q "$dir/tests"
+}
 
-echo "== integration tests (real binary, systemd-socket-activate, 127.0.0.1 only)"
-HERDD_BIN="$(swift build --show-bin-path)/herdd" python3 -m pytest -q Tests/integration
-
-echo "== ThreadSanitizer: herdd built with --sanitize=thread, the dispatch/fairness/drain/upgrade tests, no report"
-Tests/tsan.sh
-
-echo "== packaging: systemd units, .deb build + lintian, end-to-end under a real systemd (nspawn)"
-Tests/packaging/run_all.sh
+lane herdd herdd_lane
+lane release release_lane
+lane examples examples_lane
+finish_lanes

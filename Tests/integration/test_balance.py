@@ -9,10 +9,16 @@ import os
 import signal
 import socket
 
+import pytest
+
 from conftest import LOCALHOST, free_ports, in_epoll_wait, metrics_listener, wait_until
 from conftest import status_json as status
 
 ROTATION_INTERVAL = 16  # Worker.rotationInterval
+
+# Timing-sensitive (the spread over workers depends on who gets the CPU):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
 
 
 def start(herd_factory, mode: str, workers: int = 4):

@@ -21,6 +21,10 @@ from conftest import (HERDD_BIN, LOCALHOST, NotifySocket, children_of, clean_env
 
 from chaos import ChaosRun
 
+# Heavy (80 s of load and kills, --timeout 2 heartbeats): run alone, after the other CI
+# lanes' compiles (test.sh), so a worker descheduled by a compile is not taken for a hung one.
+pytestmark = pytest.mark.serial
+
 
 # About 75 s (start, 5 s warm-up, 60 s of chaos, a quiet end); pytest.ini's 90 s is too close
 # on a loaded machine.

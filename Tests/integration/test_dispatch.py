@@ -18,6 +18,10 @@ from conftest import (LOCALHOST, children_of, closed_reasons, free_ports, http_g
                       stop_process_tree, wait_until)
 from conftest import status_json as status
 
+# Timing-sensitive (hand-offs answered within 0.1 s):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
+
 
 def start(herd_factory, workers=2, extra=(), notify=None):
     port, mport = free_ports(2)

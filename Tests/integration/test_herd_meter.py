@@ -17,7 +17,13 @@ import socket
 import sys
 import time
 
+import pytest
+
 from conftest import LOCALHOST, free_ports, in_epoll_wait, proc_status_field, recv_until, wait_until
+
+# Timing-sensitive (it counts context switches and empty wakeups):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
 
 N_CONNECTIONS = 2000
 WORKERS = 4

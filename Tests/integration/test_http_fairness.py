@@ -10,7 +10,13 @@ import threading
 import time
 from typing import Callable
 
+import pytest
+
 from conftest import LOCALHOST, closed_reasons, free_ports, http_get, parse_responses, wait_until
+
+# Timing-sensitive (latency bounds while a long response streams):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
 
 
 def one_byte_chunks(n: int) -> bytes:

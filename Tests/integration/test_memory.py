@@ -17,6 +17,10 @@ import pytest
 from conftest import LOCALHOST, free_port, parse_responses, unread_by_server, wait_until
 from herdtest import proc_mem_kib, settled
 
+# Timing-sensitive (memory figures, and memory given back within a deadline):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
+
 # 0.1 had ~5,800 bytes of PSS per idle connection (4 KiB input buffer, 1 KiB output buffer and
 # the Connection object with the parser inline); with pooled buffers and parser state it is ~260
 # (the object and its table slot). The bound leaves 4x headroom over what we measure and is far

@@ -10,7 +10,13 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import LOCALHOST, free_ports, http_get, metric_sample, wait_until
+
+# Timing-sensitive (queue-time shedding and latency bounds):
+# run alone, after the other CI lanes' compiles (test.sh).
+pytestmark = pytest.mark.serial
 
 CLIENTS = 12
 ROUNDS = 6

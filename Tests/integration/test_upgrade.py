@@ -268,6 +268,7 @@ def test_usr2_to_every_process_of_the_unit(upgrade_env):
     assert pid_alive(new_pid) and len(children_of(new_pid)) == 2
 
 
+@pytest.mark.serial  # watchdog gaps < 0.6 s: run alone (test.sh)
 def test_watchdog_is_fed_through_a_slow_upgrade(tmp_path, notify):
     """While a (slow) new master boots, the old one keeps sending WATCHDOG=1 and asks for
     EXTEND_TIMEOUT_USEC; after the handover the new master pings: no gap lets systemd's
