@@ -114,6 +114,21 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(req.path == "/")
     }
 
+    /// Found by Tests/fuzz (target FuzzHTTPParser): an over-long line ending in a bare LF got
+    /// 400 (bare LF) in one buffer but 414/431 (limit) in pieces, where the limit trips before
+    /// the LF arrives. The limits are now judged first, so the verdict is the same either way.
+    @Test func sizeLimitJudgedBeforeBareLFWhereverTheInputIsCut() {
+        let limits = HTTPLimits(maxRequestLine: 64, maxHeaderBytes: 128, maxHeaderCount: 5, maxBodyBytes: 32)
+        let longLine = "GET /" + String(repeating: "a", count: 70) + " HTTP/1.1\n"
+        let longField = "GET / HTTP/1.1\r\nHost: x\r\nA: " + String(repeating: "b", count: 120) + "\n"
+        for (text, status) in [(longLine, 414), (longField, 431)] {
+            #expect(errorStatus(parseOnce(text, limits: limits)) == status)
+            #expect(errorStatus(feedIncrementally(bytes(text), limits: limits).0) == status)
+        }
+        // Under the limits a bare LF is still refused.
+        #expect(errorStatus(parseOnce("GET /a HTTP/1.1\n", limits: limits)) == 400)
+    }
+
     @Test func absoluteFormAndAsterisk() throws {
         let (req, _) = try #require(request(parseOnce("GET http://example.com/p%41th?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")))
         #expect(req.path == "/pAth")
