@@ -29,7 +29,7 @@ for t in "${targets[@]}"; do
     [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || { echo "unknown target $t (known: ${ALL_TARGETS[*]})" >&2; exit 2; }
 done
 
-BUILD=.build-fuzz
+BUILD="${FUZZ_BUILD_PATH:-.build-fuzz}"  # a fresh path measures a cold run
 # Package.swift declares the fuzz targets only with HERDD_FUZZ=1. Each product is built on its
 # own: a whole-package build would also link herdd's own executable against libFuzzer's main.
 export HERDD_FUZZ=1
