@@ -434,6 +434,19 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(request(parseOnce(head + trailers(5), limits: limits)) != nil)
     }
 
+    /// Found by Tests/fuzz (FuzzChunked and FuzzHTTPParser, long run): a trailer line over the
+    /// byte limit ending in a bare LF got 400 in one buffer, 431 in pieces (the limit trips before
+    /// the LF arrives). The limit is now judged first: 431 however the bytes arrive.
+    @Test func trailerLimitJudgedBeforeBareLFWhereverTheInputIsCut() {
+        let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+        let limits = HTTPLimits(maxHeaderBytes: 64)
+        let text = head + "t: " + String(repeating: "v", count: 80) + "\n"
+        #expect(errorStatus(parseOnce(text, limits: limits)) == 431)
+        #expect(errorStatus(feedIncrementally(bytes(text), limits: limits).0) == 431)
+        // Under the limit a bare LF is still refused.
+        #expect(errorStatus(parseOnce(head + "t: v\n", limits: limits)) == 400)
+    }
+
     /// RFC 9112 6.1: a coding we do not implement before chunked -> 501; chunked not final
     /// (or twice), or a malformed list -> 400.
     @Test func teWithOtherCodings() {
