@@ -50,10 +50,14 @@ for t in "${targets[@]}"; do
     artifacts="$BUILD/artifacts/$t/"
     log="$BUILD/logs/$t.log"
     mkdir -p "$work" "$artifacts" "$(dirname "$log")"
+    # Seeds, plus the inputs of fixed crashes (Tests/fuzz/regressions/<target>) so they are
+    # replayed on every run.
+    seeds=("Tests/fuzz/corpus/$t")
+    [ -d "Tests/fuzz/regressions/$t" ] && seeds+=("Tests/fuzz/regressions/$t")
     start=$(date +%s)
     rc=0
     "$BUILD/debug/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-        -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "Tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+        -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "${seeds[@]}" >"$log" 2>&1 || rc=$?
     took=$(( $(date +%s) - start ))
     # The last status line: "#RUNS <event> cov: N ft: N corp: N/SIZE ... exec/s: N".
     status=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
