@@ -129,6 +129,20 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(errorStatus(parseOnce("GET /a HTTP/1.1\n", limits: limits)) == 400)
     }
 
+    /// Found by Tests/fuzz (FuzzHTTPParser, long run): more empty lines before the request line
+    /// than `maxRequestLine` bytes got 400 when they arrived alone, but were skipped when the
+    /// request line came in the same read. Now 400 either way; up to the limit they are skipped.
+    @Test func emptyLinesLimitWhereverTheInputIsCut() throws {
+        let limits = HTTPLimits(maxRequestLine: 64, maxHeaderBytes: 128, maxHeaderCount: 5, maxBodyBytes: 32)
+        let request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        let over = String(repeating: "\n", count: 65) + request
+        #expect(errorStatus(parseOnce(over, limits: limits)) == 400)
+        #expect(errorStatus(feedIncrementally(bytes(over), limits: limits).0) == 400)
+        let atLimit = String(repeating: "\r\n", count: 32) + request
+        #expect(HandlersTests.request(parseOnce(atLimit, limits: limits)) != nil)
+        #expect(HandlersTests.request(feedIncrementally(bytes(atLimit), limits: limits).0) != nil)
+    }
+
     @Test func absoluteFormAndAsterisk() throws {
         let (req, _) = try #require(request(parseOnce("GET http://example.com/p%41th?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")))
         #expect(req.path == "/pAth")
