@@ -134,13 +134,13 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
     /// request line came in the same read. Now 400 either way; up to the limit they are skipped.
     @Test func emptyLinesLimitWhereverTheInputIsCut() throws {
         let limits = HTTPLimits(maxRequestLine: 64, maxHeaderBytes: 128, maxHeaderCount: 5, maxBodyBytes: 32)
-        let request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
-        let over = String(repeating: "\n", count: 65) + request
+        let get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        let over = String(repeating: "\n", count: 65) + get
         #expect(errorStatus(parseOnce(over, limits: limits)) == 400)
         #expect(errorStatus(feedIncrementally(bytes(over), limits: limits).0) == 400)
-        let atLimit = String(repeating: "\r\n", count: 32) + request
-        #expect(HandlersTests.request(parseOnce(atLimit, limits: limits)) != nil)
-        #expect(HandlersTests.request(feedIncrementally(bytes(atLimit), limits: limits).0) != nil)
+        let atLimit = String(repeating: "\r\n", count: 32) + get
+        #expect(request(parseOnce(atLimit, limits: limits)) != nil)
+        #expect(request(feedIncrementally(bytes(atLimit), limits: limits).0) != nil)
     }
 
     @Test func absoluteFormAndAsterisk() throws {
