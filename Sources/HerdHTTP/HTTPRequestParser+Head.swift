@@ -26,9 +26,10 @@ extension HTTPRequestParser {
                 break
             }
             scanPos = i
-            // The same limit whether the request line came in the same read as the empty lines
-            // before it or later (found by Tests/fuzz: 400 in pieces, accepted in one buffer).
-            if max(i, headStart) > limits.maxRequestLine { return .error(400, "too many empty lines") }
+            // The limit applies also when the request line came in the same read as the empty
+            // lines before it (i is then its offset), not only while nothing else has arrived
+            // (found by Tests/fuzz: 400 in pieces, accepted in one buffer).
+            if i > limits.maxRequestLine { return .error(400, "too many empty lines") }
             if headStart < 0 { return .needMore }
         }
         while true {
