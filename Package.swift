@@ -65,3 +65,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Tests/fuzz, docs/fuzzing.md): declared only when Tests/fuzz/run.sh builds
+// them (HERDD_FUZZ=1, `-sanitize=fuzzer,address`), because an executable without `main` does not
+// link in an ordinary build: libFuzzer supplies `main`. In this package so that they reach the
+// `package` API of HerdHTTP and Handlers and, with `@testable import`, HerdD's config parsers.
+if Context.environment["HERDD_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzHTTPParser", ["HerdHTTP"]),
+        ("FuzzChunked", ["HerdHTTP"]),
+        ("FuzzStaticHeaders", ["Handlers"]),
+        ("FuzzConfig", ["HerdD"]),
+        ("FuzzListen", ["HerdD"]),
+    ]
+    for t in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: t.name, dependencies: t.dependencies + ["FuzzSupport"], path: "Tests/fuzz/targets/\(t.name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["HerdHTTP"], path: "Tests/fuzz/targets/FuzzSupport"))
+}

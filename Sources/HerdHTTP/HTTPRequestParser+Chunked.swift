@@ -64,6 +64,10 @@ extension HTTPRequestParser {
                     return .needMore
                 }
                 let lf = UnsafeRawPointer(found) - base
+                // The limit first, on the bytes before this LF, as the branch above judges them
+                // when they arrive without it: the verdict must not depend on where the input was
+                // cut (found by Tests/fuzz: 431 in pieces, 400 in one buffer).
+                if trailerBytes + lf - chunkPos > limits.maxHeaderBytes { return .error(status: 431, reason: "trailers too large") }
                 guard lf > chunkPos && buf[lf - 1] == ASCII.cr else { return .error(status: 400, reason: "bare LF in trailer section") }
                 let e = lf - 1
                 trailerBytes += lf + 1 - chunkPos

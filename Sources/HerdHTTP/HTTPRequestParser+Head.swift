@@ -26,10 +26,11 @@ extension HTTPRequestParser {
                 break
             }
             scanPos = i
-            if headStart < 0 {
-                if i > limits.maxRequestLine { return .error(400, "too many empty lines") }
-                return .needMore
-            }
+            // The limit applies also when the request line came in the same read as the empty
+            // lines before it (i is then its offset), not only while nothing else has arrived
+            // (found by Tests/fuzz: 400 in pieces, accepted in one buffer).
+            if i > limits.maxRequestLine { return .error(400, "too many empty lines") }
+            if headStart < 0 { return .needMore }
         }
         while true {
             let remaining = n - scanPos
@@ -43,6 +44,11 @@ extension HTTPRequestParser {
                 return .needMore
             }
             let lf = UnsafeRawPointer(found) - base
+            // The size limits first, judged as if the bytes before this LF had arrived without it
+            // (the branch above): the verdict must not depend on where the input was cut
+            // (found by Tests/fuzz, target FuzzHTTPParser: 414 in pieces, 400 in one buffer).
+            if lineCount == 0 && lf - headStart > limits.maxRequestLine + 1 { return .error(414, "request line too long") }
+            if lf - headStart > limits.maxHeaderBytes { return .error(431, "request head too large") }
             // Bare LF: refused (see the type's comment). (lf > scanPos: the CR is this line's.)
             guard lf > scanPos && buf[lf - 1] == ASCII.cr else { return .error(400, "bare LF in request head") }
             let lineEnd = lf - 1

@@ -113,6 +113,35 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(req.path == "/")
     }
 
+    /// Found by Tests/fuzz (target FuzzHTTPParser): an over-long line ending in a bare LF got
+    /// 400 (bare LF) in one buffer but 414/431 (limit) in pieces, where the limit trips before
+    /// the LF arrives. The limits are now judged first, so the verdict is the same either way.
+    @Test func sizeLimitJudgedBeforeBareLFWhereverTheInputIsCut() {
+        let limits = HTTPLimits(maxRequestLine: 64, maxHeaderBytes: 128, maxHeaderCount: 5, maxBodyBytes: 32)
+        let longLine = "GET /" + String(repeating: "a", count: 70) + " HTTP/1.1\n"
+        let longField = "GET / HTTP/1.1\r\nHost: x\r\nA: " + String(repeating: "b", count: 120) + "\n"
+        for (text, status) in [(longLine, 414), (longField, 431)] {
+            #expect(errorStatus(parseOnce(text, limits: limits)) == status)
+            #expect(errorStatus(feedIncrementally(bytes(text), limits: limits).0) == status)
+        }
+        // Under the limits a bare LF is still refused.
+        #expect(errorStatus(parseOnce("GET /a HTTP/1.1\n", limits: limits)) == 400)
+    }
+
+    /// Found by Tests/fuzz (FuzzHTTPParser, long run): more empty lines before the request line
+    /// than `maxRequestLine` bytes got 400 when they arrived alone, but were skipped when the
+    /// request line came in the same read. Now 400 either way; up to the limit they are skipped.
+    @Test func emptyLinesLimitWhereverTheInputIsCut() throws {
+        let limits = HTTPLimits(maxRequestLine: 64, maxHeaderBytes: 128, maxHeaderCount: 5, maxBodyBytes: 32)
+        let get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        let over = String(repeating: "\n", count: 65) + get
+        #expect(errorStatus(parseOnce(over, limits: limits)) == 400)
+        #expect(errorStatus(feedIncrementally(bytes(over), limits: limits).0) == 400)
+        let atLimit = String(repeating: "\r\n", count: 32) + get
+        #expect(request(parseOnce(atLimit, limits: limits)) != nil)
+        #expect(request(feedIncrementally(bytes(atLimit), limits: limits).0) != nil)
+    }
+
     @Test func absoluteFormAndAsterisk() throws {
         let (req, _) = try #require(request(parseOnce("GET http://example.com/p%41th?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")))
         #expect(req.path == "/pAth")
@@ -416,6 +445,19 @@ func feedIncrementally(_ data: [UInt8], step: Int = 1, limits: HTTPLimits = HTTP
         #expect(trailers(6).utf8.count < limits.maxHeaderBytes)
         #expect(errorStatus(parseOnce(head + trailers(6), limits: limits)) == 431)
         #expect(request(parseOnce(head + trailers(5), limits: limits)) != nil)
+    }
+
+    /// Found by Tests/fuzz (FuzzChunked and FuzzHTTPParser, long run): a trailer line over the
+    /// byte limit ending in a bare LF got 400 in one buffer, 431 in pieces (the limit trips before
+    /// the LF arrives). The limit is now judged first: 431 however the bytes arrive.
+    @Test func trailerLimitJudgedBeforeBareLFWhereverTheInputIsCut() {
+        let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+        let limits = HTTPLimits(maxHeaderBytes: 64)
+        let text = head + "t: " + String(repeating: "v", count: 80) + "\n"
+        #expect(errorStatus(parseOnce(text, limits: limits)) == 431)
+        #expect(errorStatus(feedIncrementally(bytes(text), limits: limits).0) == 431)
+        // Under the limit a bare LF is still refused.
+        #expect(errorStatus(parseOnce(head + "t: v\n", limits: limits)) == 400)
     }
 
     /// RFC 9112 6.1: a coding we do not implement before chunked -> 501; chunked not final
