@@ -18,7 +18,8 @@
 #             the app .deb's binary; the ThreadSanitizer build; packaging: units, .deb +
 #             lintian, the app .deb, end to end under systemd
 #   examples  notes-api, HerdHummingbird, todos-pg: one scratch path (.build-examples), so
-#             herdd's modules and swift-nio & co. compile once for the three packages
+#             herdd's modules and swift-nio & co. compile once for the three packages; then
+#             the short fuzzing run (Tests/fuzz/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -91,6 +92,9 @@ examples_lane() {
     check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
     step "todos-pg build" example_build Examples/todos-pg
     check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
+    # libFuzzer targets (-sanitize=fuzzer,address; docs/fuzzing.md): the crash inputs found so
+    # far replayed, then 5 s of fuzzing each. Before the signal: it compiles.
+    check "fuzzing (5 s per target)" Tests/fuzz/run.sh --seconds 5
     signal examples-built
 }
 
