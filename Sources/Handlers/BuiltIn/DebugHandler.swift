@@ -61,7 +61,7 @@ package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
         switch (cmd, segs.count) {
         case ("sleep", 2):
             guard let ms = arg, ms >= 0 else { return .errorResponse(status: 400) }
-            context.mayBlockNow()
+            context.mayBlockNow() // usleep holds the worker: its other connections go to idle workers
             let total = min(ms, DebugHandler.maxSleepMs)
             var left = total
             while left > 0 {
