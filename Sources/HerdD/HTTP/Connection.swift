@@ -93,8 +93,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// An interim "100 Continue" was sent for the request in progress.
     private var sentContinue = false
     /// The async request whose response this connection waits for ("response pending", set by
-    /// the host's handle when the handler's answer is async): nothing more is parsed (pipelined bytes wait in the buffer), the
-    /// connection is not idle, and `finishAsync` queues the response (Worker/AsyncRequests.swift).
+    /// the host's `handle` when the handler's answer is async): nothing more is parsed
+    /// (pipelined bytes wait in the buffer), the connection is not idle, and `finishAsync`
+    /// queues the response (Worker/AsyncRequests.swift).
     var asyncCall: AsyncCall? = nil
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
