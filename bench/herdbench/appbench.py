@@ -16,13 +16,11 @@ req/s >= 1.0 and p99 <= Hummingbird's on each route). Each server has a database
 
 import http.client
 import signal
-import subprocess
-from pathlib import Path
 
 from herdtest import free_port, proc_cpu_ticks
 
 from . import BENCH_DIR
-from .common import f, http_get, log, median_of as med
+from .common import f, http_ok, log, median_of as med, swift_release_build
 from .load import CLK_TCK, run_wrk
 from .servers import Server
 
@@ -32,22 +30,9 @@ ROUTES = [("GET /notes/1", "/notes/1", 16, None),
           ("GET /json20", "/json20", 50, None)]
 
 
-def build_app():
-    """Release build of bench/app (its own .build): the directory of its binaries, or None."""
-    log("[app] building bench/app (release; the first build takes minutes)")
-    r = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(APP_DIR)],
-                       capture_output=True, text=True, timeout=3600)
-    if r.returncode != 0:
-        log("[app] bench/app build failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
-        return None
-    out = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(APP_DIR), "--show-bin-path"],
-                         capture_output=True, text=True).stdout.strip()
-    return Path(out)
-
-
 def answering(srv, port, timeout=30.0):
     """Waits (bounded) until `port` answers GET /json20 with 200, then seeds note 1."""
-    srv.tree.wait_until(lambda: _json20_ok(port), timeout, "GET /json20 answering")
+    srv.tree.wait_until(lambda: http_ok(port, "/json20"), timeout, "GET /json20 answering")
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     c.request("POST", "/notes", body=b'{"title":"first"}', headers={"Content-Type": "application/json"})
     r = c.getresponse()
@@ -57,21 +42,13 @@ def answering(srv, port, timeout=30.0):
     return srv
 
 
-def _json20_ok(port):
-    try:
-        http_get(port, "/json20", timeout=1.0)
-        return True
-    except (OSError, RuntimeError):
-        return False
-
-
 def tree_cpu_s(srv):
     return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
 
 
 def section(peers, cfg):
     out = {"workers": 2, "rows": {}}
-    bindir = build_app()
+    bindir = swift_release_build(APP_DIR, "app")
     if bindir is None:
         out["skipped"] = "bench/app did not build"
         return out

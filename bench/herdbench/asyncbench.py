@@ -12,14 +12,12 @@ With --herdd-before, a second herdd binary (`herdd-before`) is measured in the s
 the ratios herdd/herdd-before are printed (an A/B of a change to the async path).
 """
 
-import subprocess
 import signal
-from pathlib import Path
 
 from herdtest import free_port, proc_cpu_ticks
 
 from . import BENCH_DIR
-from .common import f, log, median_of as med, msum
+from .common import f, log, median_of as med, msum, swift_release_build
 from .load import CLK_TCK, run_wrk
 from .servers import Server
 
@@ -29,17 +27,11 @@ PEER_DIR = BENCH_DIR / "hummingbird-peer"
 
 
 def build_hummingbird():
-    """Release build of bench/hummingbird-peer (its own .build); the binary, or None."""
-    log("[async] building bench/hummingbird-peer (release; first build takes minutes)")
-    r = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(PEER_DIR)],
-                       capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        log("[async] hummingbird-peer build failed; measuring herdd alone:\n" + r.stdout[-2000:] + r.stderr[-2000:])
-        return None
-    out = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(PEER_DIR), "--show-bin-path"],
-                         capture_output=True, text=True).stdout.strip()
-    binary = Path(out) / "HummingbirdPeer"
-    return binary if binary.is_file() else None
+    """Release build of bench/hummingbird-peer (its own .build); the binary, or None (then
+    herdd is measured alone)."""
+    bindir = swift_release_build(PEER_DIR, "async")
+    binary = bindir / "HummingbirdPeer" if bindir else None
+    return binary if binary and binary.is_file() else None
 
 
 def tree_cpu_s(srv):
