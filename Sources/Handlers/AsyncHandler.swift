@@ -1,11 +1,27 @@
-/// A handler whose requests are answered by an `async` function: it may await (a database
-/// driver, an HTTP client, `Task.sleep`) without holding its worker. See docs/async.md.
+/// What a handler gives its worker for one request: the response, made now, or the async work
+/// that makes it. Returned by ``AsyncHandler/respond(to:context:)``, the one entry point per
+/// request of a handler that may await.
+public enum HandlerOutcome: Sendable {
+    /// The whole response, made synchronously on the worker's event loop: queued at once, as a
+    /// ``Handler``'s is.
+    case response(HTTPResponse)
+    /// The work that makes the response: run as a task whose executor is the worker's event
+    /// loop; the connection waits for it without blocking the loop.
+    case async(@Sendable () async throws -> HTTPResponse)
+}
+
+/// A handler whose requests may be answered by `async` code: it may await (a database driver,
+/// an HTTP client, `Task.sleep`) without holding its worker. See docs/async.md.
 ///
-/// Each request served this way runs as a Swift task on its worker's event loop: the loop is
-/// the task's executor (no thread hop, no lock on the hot path), so one worker keeps many
-/// requests in flight (up to `--worker-concurrency`) while it goes on serving its other
-/// connections. The connection waits for the response without blocking the loop; the
-/// response is queued as soon as `handle` returns.
+/// The worker calls ``respond(to:context:)`` once per request, on its event loop. It returns
+/// ``HandlerOutcome/response(_:)`` for a request answered at once, or
+/// ``HandlerOutcome/async(_:)`` with the work to await: whatever the handler decided about the
+/// request (a router's match) is captured by that closure, so it is decided once.
+///
+/// The async work runs as a Swift task on its worker's event loop: the loop is the task's
+/// executor (no thread hop, no lock on the hot path), so one worker keeps many requests in
+/// flight (up to `--worker-concurrency`) while it goes on serving its other connections. The
+/// response is queued as soon as the work returns.
 ///
 /// - The task is cancelled when the client goes away, when the request passes
 ///   `--async-timeout` (the client then gets 504), and when a draining worker reaches
@@ -15,39 +31,55 @@
 ///   not block (a blocking call stalls every request of the worker, and, past `--timeout`,
 ///   gets the worker killed).
 ///
-/// A handler may serve some requests synchronously and others asynchronously (a router with
-/// both kinds of routes, `DebugHandler`): `servesAsync(_:)` says which, per request; the others
-/// go to the synchronous `Handler.handle(_:context:)`. By default every request is async.
-///
 /// ```swift
 /// struct Lookup: AsyncHandler {
-///     func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse {
-///         try await Task.sleep(for: .milliseconds(20)) // stands in for a database call
-///         return .text(200, "found\n")
+///     func respond(to request: HTTPRequest, context: HandlerContext) -> HandlerOutcome {
+///         if request.path == "/health" { return .response(.text(200, "ok\n")) }
+///         return .async {
+///             try await Task.sleep(for: .milliseconds(20)) // stands in for a database call
+///             return .text(200, "found\n")
+///         }
 ///     }
 /// }
 /// HandlerRegistry.register("lookup") { _ in Lookup() }
 /// ```
 public protocol AsyncHandler: Handler {
-    /// Answers one request, as a task whose executor is the worker's event loop.
-    func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse
-
-    /// Whether `request` is answered by the async `handle` (default: every request). Called
-    /// on the event loop for each request, before either `handle`: keep it cheap.
-    func servesAsync(_ request: HTTPRequest) -> Bool
+    /// Answers one request: the response now, or the async work that makes it. Called on the
+    /// worker's event loop for every request; the synchronous part must not block unless
+    /// `mayBlock` says so.
+    func respond(to request: HTTPRequest, context: HandlerContext) -> HandlerOutcome
 }
 
 extension AsyncHandler {
-    /// Every request is async.
-    public func servesAsync(_ request: HTTPRequest) -> Bool { true }
-
-    /// The synchronous entry point of a handler that serves every request asynchronously:
-    /// never called by herdd then (`servesAsync` is true); 500 if it is.
+    /// The synchronous answer, for callers that cannot await (herdd's worker never calls it:
+    /// it calls `respond(to:context:)`): the response when `respond` makes one now, 500 when
+    /// the request needs its async work.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
-        .errorResponse(status: 500)
+        switch respond(to: request, context: context) {
+        case .response(let response): response
+        case .async: .errorResponse(status: 500)
+        }
     }
 
-    /// An async request never blocks its worker, so an async-only handler's connections need
-    /// no watching for hand-off. A handler that also serves blocking requests says `true`.
+    /// An async request never blocks its worker, so a handler whose synchronous answers do not
+    /// block either needs no watching of its connections for hand-off. A handler whose
+    /// synchronous answers may block says `true`.
     public var mayBlock: Bool { false }
+}
+
+extension HandlerOutcome {
+    /// The response: the one made now, or the async work's, awaited (tests, and a handler that
+    /// answers through another).
+    public func awaitResponse() async throws -> HTTPResponse {
+        switch self {
+        case .response(let response): response
+        case .async(let work): try await work()
+        }
+    }
+
+    /// Whether the request needs its async work.
+    public var isAsync: Bool {
+        if case .async = self { return true }
+        return false
+    }
 }

@@ -25,11 +25,10 @@ final class RecordingHost: ConnectionHost {
     var closeReasons: [CloseReason] = []
 
     func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? { nil }
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? {
         handledPaths.append(request.path)
         return HTTPResponse.text(200, "hi \(request.path)\n")
     }
-    func startAsync(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> Bool { false }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<RecordingHost>) {}
     func responded(status: Int) { statuses.append(status) }

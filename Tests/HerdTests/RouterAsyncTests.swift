@@ -23,15 +23,14 @@ struct AsyncTracing: AsyncRouterMiddleware {
 }
 
 extension TestClient {
-    /// Sends the request as the worker does: async when `servesAsync` says so.
+    /// Sends the request as the worker does: one `respond`, then its async work awaited.
     func sendAsync(_ method: String, _ target: String, headers: HTTPHeaders = [:], body: String = "") async throws -> HTTPResponse {
         let request = HTTPRequest(method: method, target: target, headers: headers, body: Array(body.utf8))
-        if handler.servesAsync(request) { return try await handler.handle(request, context: context) }
-        return syncHandle(handler, request, context)
+        return try await handler.respond(to: request, context: context).awaitResponse()
     }
 
     func isAsync(_ method: String, _ target: String) -> Bool {
-        handler.servesAsync(HTTPRequest(method: method, target: target))
+        handler.respond(to: HTTPRequest(method: method, target: target), context: context).isAsync
     }
 }
 
@@ -40,8 +39,8 @@ func syncHandle(_ handler: RouterHandler, _ request: HTTPRequest, _ context: Han
     handler.handle(request, context: context)
 }
 
-/// Async routes beside sync ones: overload choice, answers, errors, middleware, the match kept
-/// between `servesAsync` and `handle`, and the blocking gate.
+/// Async routes beside sync ones: overload choice, answers, errors, middleware, one `respond`
+/// per request whose async work carries its own match, and the blocking gate.
 final class RouterAsyncTests: XCTestCase {
     func testClosureAsyncnessPicksTheKindWithoutAmbiguity() {
         let router = Router()
@@ -173,30 +172,36 @@ final class RouterAsyncTests: XCTestCase {
         XCTAssertEqual(TestClient(router).send("GET", "/s").text, "s")
     }
 
-    func testTheMatchOfServesAsyncIsUsedOnceByHandle() async throws {
+    /// The worker calls `respond` for each request of a turn, then runs the async work of
+    /// each later, on the loop: every work answers its own request, whatever was matched in
+    /// between (the router keeps nothing between calls), and a sync route is answered in
+    /// `respond` itself.
+    func testEachAsyncWorkCarriesItsOwnMatch() async throws {
         let router = Router()
         router.get("s/:x") { _, context in try context.parameters.require("x") }
         router.get("a/:x") { _, context async throws in try context.parameters.require("x") }
+        router.post("a/:x") { _, context async throws in "posted " + (try context.parameters.require("x")) }
         let handler = router.handler()
         let context = HandlerContext(listenerName: "http", workerID: 0, pid: 1, peer: "127.0.0.1:1")
-        let sync = HTTPRequest(target: "/s/one")
-        XCTAssertFalse(handler.servesAsync(sync))
-        XCTAssertEqual(handler.lastMatch.withLock { $0?.path }, "/s/one")
-        XCTAssertEqual(syncHandle(handler, sync, context).text, "one")
-        XCTAssertNil(handler.lastMatch.withLock { $0 }, "handle took the kept match")
-        // A later request replaced the kept match: the async handle matches its own.
-        let async = HTTPRequest(target: "/a/two")
-        XCTAssertTrue(handler.servesAsync(async))
-        XCTAssertFalse(handler.servesAsync(HTTPRequest(target: "/s/three")))
-        let answered = try await handler.handle(async, context: context)
-        XCTAssertEqual(answered.text, "two")
-        XCTAssertEqual(handler.lastMatch.withLock { $0?.path }, "/s/three", "a miss leaves the kept match")
-        // Without async routes nothing is matched or kept before handle.
-        let syncOnly = Router()
-        syncOnly.get("s") { _, _ in "s" }
-        let plain = syncOnly.handler()
-        XCTAssertFalse(plain.servesAsync(HTTPRequest(target: "/s")))
-        XCTAssertNil(plain.lastMatch.withLock { $0 })
+        var pending: [(String, HandlerOutcome)] = []
+        for i in 0..<8 {
+            let method = i % 2 == 0 ? "GET" : "POST"
+            let work = handler.respond(to: HTTPRequest(method: method, target: "/a/\(i)"), context: context)
+            XCTAssertTrue(work.isAsync)
+            pending.append((method == "GET" ? "\(i)" : "posted \(i)", work))
+            // A sync request between two async ones: answered now, with its own parameter.
+            guard case .response(let now) = handler.respond(to: HTTPRequest(target: "/s/x\(i)"), context: context) else {
+                return XCTFail("a sync route was not answered in respond")
+            }
+            XCTAssertEqual(now.text, "x\(i)")
+        }
+        for (expected, work) in pending.reversed() {
+            let answered = try await work.awaitResponse()
+            XCTAssertEqual(answered.text, expected)
+        }
+        // The synchronous `handle` answers sync routes and refuses async ones (500).
+        XCTAssertEqual(syncHandle(handler, HTTPRequest(target: "/s/y"), context).text, "y")
+        XCTAssertEqual(syncHandle(handler, HTTPRequest(target: "/a/y"), context).status, 500)
     }
 
     func testAsyncRoutesNeverOpenTheBlockingGate() async throws {
@@ -209,12 +214,12 @@ final class RouterAsyncTests: XCTestCase {
         var context = HandlerContext(listenerName: "http", workerID: 0, pid: 1, peer: "127.0.0.1:1")
         context.blockingGate = gate
         gate.arm(fd: -1)
-        let pg = HTTPRequest(target: "/pg")
-        XCTAssertTrue(handler.servesAsync(pg))
-        let row = try await handler.handle(pg, context: context)
+        let pg = handler.respond(to: HTTPRequest(target: "/pg"), context: context)
+        XCTAssertTrue(pg.isAsync)
+        let row = try await pg.awaitResponse()
         XCTAssertEqual(row.text, "row")
         XCTAssertFalse(gate.opened)
-        _ = syncHandle(handler, HTTPRequest(target: "/db"), context)
+        XCTAssertFalse(handler.respond(to: HTTPRequest(target: "/db"), context: context).isAsync)
         XCTAssertTrue(gate.opened)
         // A router of async routes only never blocks: no dispatch set up for its listener.
         let asyncOnly = Router()

@@ -14,6 +14,7 @@
     connections.py  idle keep-alive connections (the clients are bench/idle_conns.py)
     blocking.py     blocking handlers
     asyncbench.py   async handlers, against Hummingbird 2 (bench/hummingbird-peer)
+    appbench.py     your own server (notes-api's routes), against Hummingbird 2 (bench/app)
     report.py       derived tables (load distribution, memory), the printed report, the JSON
 
 Processes, ports, the notify socket and cleanup come from Tests/support/herdtest.py, shared with

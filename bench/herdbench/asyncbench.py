@@ -8,16 +8,16 @@ package mirror; skipped if the build fails), rounds interleaved, median of the r
 The bound is connections / service time = 64 / 20 ms = 3,200 req/s (each connection has one
 request in flight). Targets: herdd >= 0.85 of the bound, p99 <= 40 ms, >= Hummingbird's req/s.
 Also reported: the servers' CPU time per request (all their processes and threads, /proc).
+With --herdd-before, a second herdd binary (`herdd-before`) is measured in the same rounds and
+the ratios herdd/herdd-before are printed (an A/B of a change to the async path).
 """
 
-import subprocess
 import signal
-from pathlib import Path
 
 from herdtest import free_port, proc_cpu_ticks
 
 from . import BENCH_DIR
-from .common import f, log, median_of as med, msum
+from .common import f, log, median_of as med, msum, swift_release_build
 from .load import CLK_TCK, run_wrk
 from .servers import Server
 
@@ -27,17 +27,11 @@ PEER_DIR = BENCH_DIR / "hummingbird-peer"
 
 
 def build_hummingbird():
-    """Release build of bench/hummingbird-peer (its own .build); the binary, or None."""
-    log("[async] building bench/hummingbird-peer (release; first build takes minutes)")
-    r = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(PEER_DIR)],
-                       capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        log("[async] hummingbird-peer build failed; measuring herdd alone:\n" + r.stdout[-2000:] + r.stderr[-2000:])
-        return None
-    out = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(PEER_DIR), "--show-bin-path"],
-                         capture_output=True, text=True).stdout.strip()
-    binary = Path(out) / "HummingbirdPeer"
-    return binary if binary.is_file() else None
+    """Release build of bench/hummingbird-peer (its own .build); the binary, or None (then
+    herdd is measured alone)."""
+    bindir = swift_release_build(PEER_DIR, "async")
+    binary = bindir / "HummingbirdPeer" if bindir else None
+    return binary if binary and binary.is_file() else None
 
 
 def tree_cpu_s(srv):
@@ -48,6 +42,9 @@ def section(peers, cfg):
     out = {"path": PATH, "conns": cfg.async_conns, "workers": 2, "bound_rps": cfg.async_conns / SERVICE_S, "rows": {}}
     srvs = {"herdd": peers.start_herdd("herdd", 2, [("web", "debug")], dirname="herdd-async").wait_ready()}
     try:
+        if cfg.herdd_before:
+            srvs["herdd-before"] = peers.start_herdd("herdd-before", 2, [("web", "debug")], dirname="herdd-before-async",
+                                                     binary=cfg.herdd_before).wait_ready()
         hb = build_hummingbird() if not cfg.no_hummingbird else None
         if hb:
             d = peers.workdir("hummingbird")
@@ -83,8 +80,10 @@ def section(peers, cfg):
         row["of_bound"] = row["rps"] / out["bound_rps"] if row["rps"] else None
         out["rows"][pname] = row
     h, hb = out["rows"].get("herdd"), out["rows"].get("hummingbird")
-    if h and hb and h["rps"] and hb["rps"]:
-        out["herdd/hummingbird"] = {k: (h[k] / hb[k] if h[k] and hb[k] else None) for k in ("rps", "p99_ms", "cpu_us_per_req")}
+    for peer in ("hummingbird", "herdd-before"):
+        p = out["rows"].get(peer)
+        if h and p and h["rps"] and p["rps"]:
+            out[f"herdd/{peer}"] = {k: (h[k] / p[k] if h[k] and p[k] else None) for k in ("rps", "p99_ms", "cpu_us_per_req")}
     return out
 
 
@@ -99,8 +98,9 @@ def report(res, cfg):
     for pname, r in a["rows"].items():
         print(f"{pname:12} {f(r['rps'], '.0f'):>8} {f(r['of_bound']):>8} {f(r['p50_ms'], '.1f'):>7} "
               f"{f(r['p99_ms'], '.1f'):>7} {f(r['cpu_us_per_req'], '.0f'):>10} {r['errors']:>6}")
-    if a.get("herdd/hummingbird"):
-        q = a["herdd/hummingbird"]
-        print(f"   herdd/hummingbird: req/s {f(q['rps'])}, p99 {f(q['p99_ms'])}, CPU per request {f(q['cpu_us_per_req'])}")
+    for peer in ("hummingbird", "herdd-before"):
+        if a.get(f"herdd/{peer}"):
+            q = a[f"herdd/{peer}"]
+            print(f"   herdd/{peer}: req/s {f(q['rps'])}, p99 {f(q['p99_ms'])}, CPU per request {f(q['cpu_us_per_req'])}")
     if a.get("herdd_metrics"):
         print(f"   herdd async counters over the section: {a['herdd_metrics']}")

@@ -3,8 +3,10 @@
 import http.client
 import re
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import herdtest
 from herdtest import Started, children_of, parse_prometheus
@@ -57,9 +59,9 @@ def http_get(port, path="/", timeout=3.0):
     return r.body.decode(errors="replace")
 
 
-def http_ok(port):
+def http_ok(port, path="/"):
     try:
-        http_get(port, "/", timeout=1.0)
+        http_get(port, path, timeout=1.0)
         return True
     except (OSError, RuntimeError):
         return False
@@ -98,3 +100,19 @@ def mby(metrics, name, label):
             if label in d:
                 out[d[label]] = v
     return out
+
+
+# ----------------------------------------------------------------------------- peers built here
+
+def swift_release_build(package_dir, what):
+    """Release build of the Swift package in `package_dir` (its own .build): the directory of
+    its binaries, or None if the build failed (logged with the end of its output)."""
+    log(f"[{what}] building {package_dir.relative_to(package_dir.parents[1])} (release; the first build takes minutes)")
+    r = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(package_dir)],
+                       capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        log(f"[{what}] build failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+        return None
+    out = subprocess.run(["swift", "build", "-c", "release", "--package-path", str(package_dir), "--show-bin-path"],
+                         capture_output=True, text=True).stdout.strip()
+    return Path(out)

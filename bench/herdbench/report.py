@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from . import asyncbench, blocking, connections, herd, startup, throughput
+from . import appbench, asyncbench, blocking, connections, herd, startup, throughput
 from .common import ANOMALIES, COMMANDS, LOGDIR, f
 from .load import distribution
 
@@ -103,6 +103,8 @@ def print_report(res, cfg):
         blocking.report(res, cfg)
     if "async" in res:
         asyncbench.report(res, cfg)
+    if "app" in res:
+        appbench.report(res, cfg)
     if res.get("anomalies"):
         print(f"\nanomalies ({len(res['anomalies'])}):")
         for a in res["anomalies"]:

@@ -16,7 +16,7 @@ import HerdSys
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
-package struct DebugHandler: AsyncHandler {
+package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
     /// Longest `/sleep/<ms>` (longer requests sleep this long).
     package static let maxSleepMs = 60_000
     /// Most pieces `/stream/<n>` sends.
@@ -24,13 +24,18 @@ package struct DebugHandler: AsyncHandler {
     package static let maxWorkMicros = 60_000_000
 
     /// Sleeps and burns CPU: other connections of a busy worker are dispatched meanwhile.
+    /// Decided per request (`mayBlockNow()` before `/sleep`, `/work`, `/hang`), so that its
+    /// async requests and its quick answers pay nothing for the dispatch machinery.
     package var mayBlock: Bool { true }
 
     /// The handler (`debug` in a handler spec).
     package init() {}
 
-    /// `/async-sleep/...` and `/async-error` are async; every other endpoint is served synchronously.
-    package func servesAsync(_ request: HTTPRequest) -> Bool { request.path.hasPrefix("/async-") }
+    /// `/async-sleep/...` and `/async-error` are async; every other endpoint is answered now.
+    package func respond(to request: HTTPRequest, context: HandlerContext) -> HandlerOutcome {
+        guard request.path.hasPrefix("/async-") else { return .response(handle(request, context: context)) }
+        return .async { try await Self.answerAsync(request) }
+    }
 
     /// What `/async-error` throws.
     package struct RequestedFailure: Error, CustomStringConvertible {
@@ -38,7 +43,7 @@ package struct DebugHandler: AsyncHandler {
     }
 
     /// `/async-sleep/<ms>`, `/async-error`.
-    package func handle(_ request: HTTPRequest, context: HandlerContext) async throws -> HTTPResponse {
+    static func answerAsync(_ request: HTTPRequest) async throws -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         if segs.count == 1 && segs[0] == "async-error" { throw RequestedFailure() }
         guard segs.count == 2, segs[0] == "async-sleep", let ms = Int(segs[1]), ms >= 0 else { return .errorResponse(status: 400) }
@@ -48,7 +53,7 @@ package struct DebugHandler: AsyncHandler {
         return .text(200, "slept \(total)\n")
     }
 
-    /// Serves the endpoints listed on the type (all but `/async-sleep/`).
+    /// Serves the endpoints listed on the type (all but `/async-sleep/` and `/async-error`).
     package func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let cmd = segs.first.map(String.init) ?? ""
@@ -56,6 +61,7 @@ package struct DebugHandler: AsyncHandler {
         switch (cmd, segs.count) {
         case ("sleep", 2):
             guard let ms = arg, ms >= 0 else { return .errorResponse(status: 400) }
+            context.mayBlockNow() // usleep holds the worker: its other connections go to idle workers
             let total = min(ms, DebugHandler.maxSleepMs)
             var left = total
             while left > 0 {
@@ -67,12 +73,14 @@ package struct DebugHandler: AsyncHandler {
         case ("work", 2):
             guard let us = arg, us >= 0 else { return .errorResponse(status: 400) }
             let total = min(us, DebugHandler.maxWorkMicros)
+            context.mayBlockNow()
             // CLOCK_THREAD_CPUTIME_ID: CPU time actually spent, so on a loaded machine the
             // request costs `us` of CPU like real work would (not `us` of wall time).
             let end = DebugHandler.cpuNanos() + UInt64(total) * 1000
             while DebugHandler.cpuNanos() < end {} // the clock read (a syscall) is the work
             return .text(200, "worked \(total)\n")
         case ("hang", 1):
+            context.mayBlockNow()
             while true { Sys.yieldProcessor() }
         case ("exit", 2):
             guard let code = arg, (0...255).contains(code) else { return .errorResponse(status: 400) }

@@ -2,8 +2,9 @@ import HerdHTTP
 
 /// What answers a matched route, with its middleware already wrapped around it.
 ///
-/// Which kind decides how the worker runs the request: `RouterHandler.servesAsync(_:)` says
-/// true for `.async` routes, which then run as a task on the worker's loop executor.
+/// Which kind decides how the worker runs the request: `RouterHandler.respond(to:context:)`
+/// answers a `.sync` route at once and hands an `.async` route's work to the worker, which runs
+/// it as a task on its loop executor.
 enum Responder: Sendable {
     /// A closure run on the worker's event loop, returning the whole response.
     case sync(SyncResponder)
@@ -17,8 +18,8 @@ enum Responder: Sendable {
 }
 
 
-/// One registered route: method, pattern and what answers it. A class: a match hands it on
-/// (and RouterHandler keeps it between servesAsync and handle) with one retain, not one per field.
+/// One registered route: method, pattern and what answers it. A class: a match hands it on with
+/// one retain, not one per field.
 final class Route: Sendable {
     let method: HTTPMethod
     let path: [PathSegment]

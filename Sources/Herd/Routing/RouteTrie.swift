@@ -43,14 +43,11 @@ final class RouteTrie: @unchecked Sendable {  // immutable after init; see above
     private let root = Node()
     /// Whether any route may block (the handler's `mayBlock`).
     let anyRouteMayBlock: Bool
-    /// Whether any route is async (without one, `RouterHandler.servesAsync` answers at once).
-    let anyRouteIsAsync: Bool
     let count: Int
 
     init(_ routes: [Route]) {
         for route in routes { RouteTrie.insert(route, into: root) }
         anyRouteMayBlock = routes.contains { $0.mayBlock }
-        anyRouteIsAsync = routes.contains { $0.responder.isAsync }
         count = routes.count
     }
 

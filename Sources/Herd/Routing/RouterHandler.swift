@@ -6,15 +6,13 @@ import Synchronization
 /// request of a worker; each worker builds its own (HerdServer.main runs the router's builder
 /// in the worker, after it started).
 ///
-/// It is an `AsyncHandler`: ``servesAsync(_:)`` says, per request, whether the matched route
-/// is async; the worker then runs the async `handle` as a task, else the synchronous one.
+/// It is an `AsyncHandler`: ``respond(to:context:)`` matches the request once and answers a
+/// sync route, 404 or 405 at once, or gives the worker an async route's work to run as a task.
 public final class RouterHandler: AsyncHandler, DecidesBlockingPerRequest, Sendable {
     let trie: RouteTrie
     let middlewares: [any RouterMiddleware]
     /// `middlewares` as async middleware, for async routes (empty without async routes).
     let asyncMiddlewares: [any AsyncRouterMiddleware]
-    /// The match `servesAsync` made, for the `handle` that follows (RouterHandler+Async.swift).
-    let lastMatch = Mutex<LastMatch?>(nil)
     /// The base of every request's logger (labelled with the program's name).
     let logger: Logger
     /// Requests this handler answered: the generated request ids are "<prefix>-<count>".
@@ -37,15 +35,17 @@ public final class RouterHandler: AsyncHandler, DecidesBlockingPerRequest, Senda
     /// request still decides by its route).
     public var mayBlock: Bool { trie.anyRouteMayBlock }
 
-    /// Matches the request once, runs the router's middleware around the route (or the 404 or
-    /// 405 answer), and turns a thrown error into its response.
+    /// The synchronous answer, for callers that cannot await: matches the request, runs the
+    /// router's middleware around the route (or the 404 or 405 answer), and turns a thrown error
+    /// into its response. An async route answers 500 here (herdd's worker calls
+    /// ``respond(to:context:)``, which runs it).
     public func handle(_ request: HTTPRequest, context handlerContext: HandlerContext) -> HTTPResponse {
-        respond(request, context: handlerContext, match: takeMatch(request) ?? match(request))
+        answer(request, context: handlerContext, match: match(request))
     }
 
-    /// The synchronous answer for `match` (a sync route, 404, 405; an async route reached
-    /// without `servesAsync`, by a caller that ignores it, gets 500).
-    func respond(_ request: HTTPRequest, context handlerContext: HandlerContext, match: RouteTrie.Match) -> HTTPResponse {
+    /// The synchronous answer for `match` (a sync route, 404, 405; an async route, reached by a
+    /// caller of the synchronous `handle`, gets 500).
+    func answer(_ request: HTTPRequest, context handlerContext: HandlerContext, match: RouteTrie.Match) -> HTTPResponse {
         var context = RequestContext(handlerContext: handlerContext, requestIDSource: requestID(request), logger: logger)
         let endpoint: SyncResponder
         switch match {

@@ -92,8 +92,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// An interim "100 Continue" was sent for the request in progress.
     private var sentContinue = false
     /// The async request whose response this connection waits for ("response pending", set by
-    /// the host's startAsync): nothing more is parsed (pipelined bytes wait in the buffer), the
-    /// connection is not idle, and `finishAsync` queues the response (Worker/AsyncRequests.swift).
+    /// the host's `handle` when the handler's answer is async): nothing more is parsed
+    /// (pipelined bytes wait in the buffer), the connection is not idle, and `finishAsync`
+    /// queues the response (Worker/AsyncRequests.swift).
     var asyncCall: AsyncCall? = nil
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
@@ -293,9 +294,8 @@ final class HTTPConnection<Host: ConnectionHost> {
             host.requestFinished(request, status: shed.status, on: self, startedAt: started)
             return
         }
-        // An async request: the response comes later, through finishAsync.
-        if host.startAsync(request, on: self, readyAt: readyAt) { return }
-        let response = host.handle(request, on: self, readyAt: readyAt)
+        // nil: an async request; the response comes later, through finishAsync.
+        guard let response = host.handle(request, on: self, readyAt: readyAt) else { return }
         queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed,
               versionMinor: request.versionMinor)
         host.requestFinished(request, status: response.status, on: self, startedAt: started)

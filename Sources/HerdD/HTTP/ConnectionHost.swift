@@ -39,8 +39,10 @@ protocol ConnectionHost: AnyObject {
 
     // MARK: requests
 
-    /// Runs the handler for `request`; `readyAt`: when the request became readable.
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse
+    /// Runs the handler for `request`; `readyAt`: when the request became readable. Nil: the
+    /// request is served asynchronously (the host set `conn.asyncCall`, and calls
+    /// `conn.finishAsync` with the response later).
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse?
     /// --max-queue-time: the 503 for a request that waited too long (its handler is not run).
     func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse?
     /// A response (handler's or error) was queued with `status`: request counters.
@@ -48,9 +50,6 @@ protocol ConnectionHost: AnyObject {
     /// The handler's response was queued: latency since `startedAt`, access log.
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<Self>, startedAt: UInt64)
 
-    /// Serves `request` asynchronously if its handler says so (it sets `conn.asyncCall`, and
-    /// later calls `conn.finishAsync`); false: the connection calls `handle` now.
-    func startAsync(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> Bool
     /// The connection closed while waiting for `call`'s response: cancel it.
     func asyncAbandoned(_ call: AsyncCall)
     /// The sweep found the connection's async request past its deadline.

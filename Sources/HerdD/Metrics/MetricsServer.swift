@@ -113,15 +113,14 @@ final class MetricsServer: ConnectionHost {
 
     // MARK: - ConnectionHost
 
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> HTTPResponse {
+    // The metrics endpoint answers at once: never nil (no async requests).
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> HTTPResponse? {
         respond?(request) ?? HTTPResponse.errorResponse(status: 503)
     }
 
     // The metrics listener is never shed: it is how an operator sees the overload.
     func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> HTTPResponse? { nil }
 
-    // The metrics endpoint answers at once: no async requests.
-    func startAsync(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> Bool { false }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<MetricsServer>) {}
     func responded(status: Int) {}

@@ -21,22 +21,29 @@ final class AsyncCall {
     /// --async-timeout after `startedAt`: past it the task is cancelled and the client gets 504.
     let deadline: UInt64
     var state = State.waiting
+    /// What the handler's `respond` returned for the request: its task runs it.
+    let work: AsyncWork
     var task: Task<Void, Never>? = nil
 
-    init(request: HTTPRequest, startedAt: UInt64, readyAt: UInt64, deadline: UInt64) {
+    init(request: HTTPRequest, work: @escaping AsyncWork, startedAt: UInt64, readyAt: UInt64, deadline: UInt64) {
         self.request = request
+        self.work = work
         self.startedAt = startedAt
         self.readyAt = readyAt
         self.deadline = deadline
     }
 }
 
+/// The async part of a handler's answer (`HandlerOutcome.async`).
+typealias AsyncWork = @Sendable () async throws -> HTTPResponse
+
 /// A worker's async requests (see docs/async.md): the loop executor their tasks run on, the
 /// async handler of each listener, the tasks in flight and those waiting for a place under
 /// --worker-concurrency. Touched by the loop thread only.
 final class AsyncRequests {
     let executor: LoopExecutor
-    /// Per listener: its handler, if it serves some requests asynchronously.
+    /// Per listener: its handler, if it may answer asynchronously (the worker then calls its
+    /// `respond(to:context:)` instead of `handle`).
     let handlers: [(any AsyncHandler)?]
     /// --worker-concurrency: tasks in flight at most.
     let limit: Int
@@ -67,22 +74,21 @@ final class AsyncRequests {
 extension Worker {
     // MARK: - Starting
 
-    /// Serves `request` asynchronously if its listener's handler says so: the connection then
-    /// waits for `finishAsync`. False: the caller serves it synchronously (`handle`).
-    func startAsync(_ request: HTTPRequest, on conn: Connection, readyAt: UInt64) -> Bool {
-        guard let handler = asyncRequests.handlers[conn.listener], handler.servesAsync(request) else { return false }
-        let call = AsyncCall(request: request, startedAt: now, readyAt: readyAt, deadline: now &+ asyncRequests.timeoutNanos)
+    /// Serves `request` asynchronously with `work`, what its handler's `respond` returned (from
+    /// `handle`): the connection waits for `finishAsync`.
+    func startAsync(_ request: HTTPRequest, work: @escaping AsyncWork, on conn: Connection, readyAt: UInt64) {
+        let call = AsyncCall(request: request, work: work, startedAt: now, readyAt: readyAt,
+                             deadline: now &+ asyncRequests.timeoutNanos)
         conn.asyncCall = call
         if asyncRequests.atLimit {
             asyncRequests.waiting.append((call, conn))
         } else {
-            launch(call, on: conn, handler: handler)
+            launch(call, on: conn)
         }
-        return true
     }
 
     /// Starts the call's task on the loop executor (its first job runs at the end of this turn).
-    private func launch(_ call: AsyncCall, on conn: Connection, handler: any AsyncHandler) {
+    private func launch(_ call: AsyncCall, on conn: Connection) {
         let start = turnClock
         scoreboard.observeQueue(slot, listener: conn.listener, micros: start > call.readyAt ? (start - call.readyAt) / 1000 : 0)
         call.state = .running
@@ -95,13 +101,12 @@ extension Worker {
             // re-adds them on the first turn below the limit.
             unwatchListeners()
         }
-        let request = call.request
-        let context = handlerContext(conn)
+        let work = call.work
         let owner = LoopBound((self, call, conn), on: asyncRequests.executor)
         call.task = Task(executorPreference: asyncRequests.executor) {
             var failure: (any Error)? = nil
             let response: HTTPResponse
-            do { response = try await handler.handle(request, context: context) } catch {
+            do { response = try await work() } catch {
                 failure = error
                 response = .errorResponse(status: 500)
             }
@@ -134,9 +139,8 @@ extension Worker {
         while taken < asyncRequests.waiting.count && !asyncRequests.atLimit {
             let (call, conn) = asyncRequests.waiting[taken]
             taken += 1
-            guard call.state == .waiting, conn.asyncCall === call, !conn.closed,
-                  let handler = asyncRequests.handlers[conn.listener] else { continue }
-            launch(call, on: conn, handler: handler)
+            guard call.state == .waiting, conn.asyncCall === call, !conn.closed else { continue }
+            launch(call, on: conn)
         }
         if taken > 0 { asyncRequests.waiting.removeFirst(taken) }
     }

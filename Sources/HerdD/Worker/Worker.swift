@@ -483,10 +483,12 @@ final class Worker: ConnectionHost {
         HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peerAddress: conn.peer)
     }
 
-    /// Runs the listener's handler. `readyAt`: when the request became readable (or its
-    /// connection was accepted or handed over), for the queue-time histogram.
-    func handle(_ request: HTTPRequest, on conn: Connection, readyAt: UInt64) -> HTTPResponse {
-        scoreboard.observeQueue(slot, listener: conn.listener, micros: turnClock > readyAt ? (turnClock - readyAt) / 1000 : 0)
+    /// Runs the listener's handler, once per request. `readyAt`: when the request became
+    /// readable (or its connection was accepted or handed over), for the queue-time histogram.
+    /// Nil: the handler answers asynchronously; the connection waits for `finishAsync`
+    /// (AsyncRequests.swift).
+    func handle(_ request: HTTPRequest, on conn: Connection, readyAt: UInt64) -> HTTPResponse? {
+        let queueMicros = turnClock > readyAt ? (turnClock - readyAt) / 1000 : 0
         scoreboard.store(slot, .state, Scoreboard.State.busy.rawValue)
         // A handler that may block: let the watcher pass our other connections that turn
         // readable meanwhile to idle workers (Watcher.swift). Not while draining: then we close
@@ -503,12 +505,25 @@ final class Worker: ConnectionHost {
         } else {
             watched?.start(busy: conn.fd)
         }
-        let response = listeners[conn.listener].handler.handle(request, context: context)
+        // An async handler decides here, in the same call, whether the request is async.
+        let outcome: HandlerOutcome
+        if let asyncHandler = asyncRequests.handlers[conn.listener] {
+            outcome = asyncHandler.respond(to: request, context: context)
+        } else {
+            outcome = .response(listeners[conn.listener].handler.handle(request, context: context))
+        }
         let blocked = mayBlock && (!perRequest || blockingGate.opened)
         if blocked { blockingHandlersRun &+= 1 }
         if blocked, let watched { finishHandOffs(watched) }
         scoreboard.store(slot, .state, workerState.rawValue)
-        return response
+        switch outcome {
+        case .response(let response):
+            scoreboard.observeQueue(slot, listener: conn.listener, micros: queueMicros)
+            return response
+        case .async(let work):
+            startAsync(request, work: work, on: conn, readyAt: readyAt)
+            return nil
+        }
     }
 
     /// Bookkeeping after a response was queued.

@@ -28,6 +28,13 @@ public struct HummingbirdHandler<Responder: HTTPResponder>: AsyncHandler where R
         self.makeContext = makeContext
     }
 
+    /// Every request is answered by the responder, awaited: the worker runs ``handle(_:context:)``
+    /// as a task.
+    public func respond(to request: Herd.HTTPRequest, context: HandlerContext) -> HandlerOutcome {
+        .async { try await self.handle(request, context: context) }
+    }
+
+    /// The response of the Hummingbird responder to `request`.
     public func handle(_ request: Herd.HTTPRequest, context: HandlerContext) async throws -> Herd.HTTPResponse {
         guard let hbRequest = Conversion.request(request) else { return .errorResponse(status: 400) }
         var logger = self.logger

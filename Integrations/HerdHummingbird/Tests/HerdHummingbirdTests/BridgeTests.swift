@@ -17,8 +17,11 @@ func exampleHandler(publicDirectory: String = "/nonexistent") -> HummingbirdHand
 
 func send<R>(_ handler: HummingbirdHandler<R>, _ target: String, method: String = "GET",
              headers: Herd.HTTPHeaders = ["Host": "example.test"], body: String = "") async throws -> Herd.HTTPResponse {
-    try await handler.handle(Herd.HTTPRequest(method: method, target: target, headers: headers, body: Array(body.utf8)),
-                             context: herdContext)
+    // As herdd's worker does: one `respond` per request, whose async work is then awaited.
+    let outcome = handler.respond(to: Herd.HTTPRequest(method: method, target: target, headers: headers, body: Array(body.utf8)),
+                                  context: herdContext)
+    #expect(outcome.isAsync, "every request of a Hummingbird responder is async")
+    return try await outcome.awaitResponse()
 }
 
 func bodyText(_ response: Herd.HTTPResponse) -> String {

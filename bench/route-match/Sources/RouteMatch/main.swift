@@ -16,8 +16,8 @@ for r in resources {
     }
 }
 let handler = herd.handler()
-// The same routes plus one async route: a router with both kinds matches in servesAsync and
-// keeps the match for handle (RouterHandler+Async.swift).
+// The same routes plus one async route: the router's respond(to:context:) matches once and
+// answers sync routes in the call (RouterHandler+Async.swift).
 let mixed = Router()
 for route in herd.routeDescriptions {
     let parts = route.split(separator: " ")
@@ -65,13 +65,15 @@ func fullRound() -> Double {
     return Double(now() - t0) / Double(n)
 }
 
-/// What the worker does per request: servesAsync, then the synchronous handle (every path here
-/// is a sync route or a 404).
+/// What the worker does per request: one respond(to:context:) (every path here is a sync route
+/// or a 404, answered in the call).
 func workerRound(_ handler: RouterHandler) -> Double {
     let context = HandlerContext(listenerName: "http", workerID: 0, pid: 1, peer: "127.0.0.1:1")
     let built = requests.map { HTTPRequest(method: $0.0, target: $0.1) }
     let t0 = now()
-    for i in 0..<n where !handler.servesAsync(built[i & 7]) { sink &+= handler.handle(built[i & 7], context: context).status }
+    for i in 0..<n {
+        if case .response(let response) = handler.respond(to: built[i & 7], context: context) { sink &+= response.status }
+    }
     return Double(now() - t0) / Double(n)
 }
 
@@ -90,6 +92,6 @@ print("50 routes, 8 request paths (7 match, 1 not found), 1 M lookups per round,
 print(String(format: "  herd Router trie match:           %6.0f ns", median(herdNs)))
 print(String(format: "  routing-kit TrieRouter + split:   %6.0f ns", median(kitNs)))
 print(String(format: "  herd RouterHandler.handle (full): %6.0f ns  (context, logger, request id, 404/405, middleware none)", median(fullNs)))
-print(String(format: "  servesAsync + handle, sync-only router:       %6.0f ns", median(syncOnlyNs)))
-print(String(format: "  servesAsync + handle, router with async route: %6.0f ns  (sync routes; the match is kept, not redone)", median(mixedNs)))
+print(String(format: "  respond(to:context:), sync-only router:        %6.0f ns", median(syncOnlyNs)))
+print(String(format: "  respond(to:context:), router with async route: %6.0f ns  (sync routes, answered in the call)", median(mixedNs)))
 print("  (sink \(sink))")
