@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "Tests" / "support"))
-from herdtest import free_ports, http_request as request, wait_until  # noqa: E402
+from herdtest import free_ports, http_request, wait_until  # noqa: E402
+
+
+def request(port: int, method: str, path: str, body=None, headers=None, timeout: float = 10):
+    """One request: (status, headers with lowercase names, body bytes)."""
+    r = http_request(port, method, path, body=body, headers=headers, timeout=timeout)
+    return r.status, {k.lower(): v for k, v in r.headers}, r.body
 
 BIN = os.environ.get("HB_EXAMPLE_BIN", "")
 
