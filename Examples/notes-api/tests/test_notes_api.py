@@ -140,6 +140,16 @@ def test_body_over_max_body_is_refused_by_herdd(server):
 def test_every_worker_runs_the_handler_and_metrics_count_it(server):
     # Every handler response comes from a worker process: the user's executable started by the
     # master as `/proc/self/exe worker ...`, with the handler registered in main.swift.
+    # Both workers waiting on the listener first (a worker that died at start is respawned
+    # after a back-off; sequential connections before that all go to the other one).
+    def idle_workers():
+        text = request(server.metrics, "GET", "/metrics")[2].decode()
+        m = re.search(r'^herdd_workers\{state="idle"\} (\S+)$', text, re.M)
+        return float(m.group(1)) if m else 0.0
+    end = time.monotonic() + 10
+    while idle_workers() < 2:
+        assert time.monotonic() < end, "two idle workers within 10 s"
+        time.sleep(0.05)  # poll interval of the bounded wait above
     pids = set()
     for _ in range(80):
         status, headers, health = request_json(server.port, "GET", "/health")
