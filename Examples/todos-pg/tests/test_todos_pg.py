@@ -216,14 +216,18 @@ class Load:
             t.join(30)
 
 
-def in_flight(server: Server) -> float:
+def metric_sum(server: Server, name: str, labels: str = r"(?:\{[^}]*\})?") -> float:
+    """The sum of /metrics samples of `name` whose label set matches `labels` (a regex)."""
     text = request(server.metrics, "GET", "/metrics")[2].decode()
-    return sum(float(m.group(1)) for m in re.finditer(r"^herdd_async_requests_in_flight(?:\{[^}]*\})? (\S+)$", text, re.M))
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}{labels} (\S+)$", text, re.M))
+
+
+def in_flight(server: Server) -> float:
+    return metric_sum(server, "herdd_async_requests_in_flight")
 
 
 def accepted(server: Server) -> float:
-    text = request(server.metrics, "GET", "/metrics")[2].decode()
-    return sum(float(m.group(1)) for m in re.finditer(r'^herdd_connections_accepted_total\{listener="http"\} (\S+)$', text, re.M))
+    return metric_sum(server, "herdd_connections_accepted_total", r'\{listener="http"\}')
 
 
 def wait_for(condition, seconds: float, what: str):
