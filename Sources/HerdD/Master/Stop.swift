@@ -48,8 +48,8 @@ extension Master {
     /// Unix sockets take no socket filter on connect, and the metrics listeners are the
     /// master's own: those are closed at once, as before.
     func sealOwnedListeners() {
-        let metricsFDs = Set(metricsListeners.map(\.fd))
-        for l in allListeners where l.owned && l.family == .tcp && !metricsFDs.contains(l.fd) && !backlog.closedFDs.contains(l.fd) {
+        // `listeners`: the workers' (the metrics listeners are the master's own).
+        for l in listeners where l.owned && l.family == .tcp && !backlog.closedFDs.contains(l.fd) {
             do {
                 try Sys.dropNewConnections(l.fd, what: "listener \(l.name)")
                 sealedListeners.append(l.fd)
@@ -61,7 +61,7 @@ extension Master {
         scoreboard.setHeader(.sweepAtDrain, 1)
         log.info("sealed the listening sockets herdd bound: no new connections; the queued ones are served", metadata: [
             "event": "listeners-sealed",
-            "listeners": "\(allListeners.filter { sealedListeners.contains($0.fd) }.map(\.name).joined(separator: " "))",
+            "listeners": "\(listeners.filter { sealedListeners.contains($0.fd) }.map(\.name).joined(separator: " "))",
         ])
     }
 
