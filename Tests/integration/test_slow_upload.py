@@ -55,14 +55,15 @@ def paced_upload(port: int, total: int, rate: int, limit: float) -> tuple[bytes,
 
         def reader():
             result["data"] = read_response(s, t0 + limit + 15)
+            result["at"] = time.monotonic()  # when the response came (or the read gave up)
             answered.set()
 
         r = threading.Thread(target=reader, daemon=True)
         r.start()
         while sent < total and not answered.is_set() and time.monotonic() - t0 < limit:
             due = t0 + sent / rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())  # pacing: the client's upload rate
+            if due > time.monotonic() and answered.wait(due - time.monotonic()):
+                break  # pacing (the client's upload rate), cut short by a response
             n = min(piece, total - sent)
             try:
                 s.sendall(b"u" * n)
@@ -71,7 +72,7 @@ def paced_upload(port: int, total: int, rate: int, limit: float) -> tuple[bytes,
             sent += n
         r.join(timeout=limit + 20)
         assert not r.is_alive(), "no response"
-        return result.get("data", b""), time.monotonic() - t0, sent
+        return result.get("data", b""), result["at"] - t0, sent
 
 
 def test_800_kb_at_64_kb_per_second_is_accepted(herd_factory):

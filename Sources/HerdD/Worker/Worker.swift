@@ -154,7 +154,7 @@ final class Worker: ConnectionHost {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
             // Jobs the loop itself queued for its executor run without sleeping first.
-            let timeout: Int32 = asyncRequests.executor.hasLocalJobs ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
+            var timeout: Int32 = asyncRequests.executor.hasLocalJobs ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
             // A worker with blocking handlers first looks without waiting. Events already
             // pending mean it came back from work to more work (every worker may be busy): a
             // saturated turn (see takeNewWork). Only if there are none does it sleep.
@@ -164,7 +164,13 @@ final class Worker: ConnectionHost {
                 n = try epoll.wait(&events, timeoutMillis: 0)
                 saturated = n > 0
             }
-            if !saturated { n = try epoll.wait(&events, timeoutMillis: timeout) }
+            if !saturated {
+                // The wait also ends when the next sweep is due. Without this bound, events
+                // arriving just under a second apart (a 1 B/s upload) make every other turn
+                // miss the 1 s mark, and the timeouts were judged 2 s apart instead of 1.
+                if timeout > 0 { timeout = min(timeout, millisUntilSweep(after: lastSweep)) }
+                n = try epoll.wait(&events, timeoutMillis: timeout)
+            }
             #if HERDD_TEST_HOOKS
             // Test builds only: a slow turn (every turn that has events waits this long before
             // serving them), so a test can make requests arrive while the event loop is busy
@@ -208,7 +214,7 @@ final class Worker: ConnectionHost {
             // threads woke (a timer, a client library's I/O thread): they run here, on the loop.
             if executorWoken || asyncRequests.executor.hasLocalJobs { asyncRequests.executor.runJobs(woken: executorWoken) }
             if acceptPaused && !draining && now >= acceptResumeAt && !asyncRequests.atLimit && !overShare() { try watchListeners() }
-            if now - lastSweep >= (draining ? 100_000_000 : 1_000_000_000) {
+            if now - lastSweep >= sweepInterval {
                 lastSweep = now
                 sweep()
                 cancelAsyncAtDrainDeadline()
@@ -219,6 +225,19 @@ final class Worker: ConnectionHost {
             }
             if draining && activeCount == 0 && !asyncHoldsDrain && !drainDispatchQueue() { finish() }
         }
+    }
+
+    /// How often the loop sweeps its connections (timeouts, drain, memory): every second, every
+    /// 100 ms while draining.
+    private var sweepInterval: UInt64 { draining ? 100_000_000 : 1_000_000_000 }
+
+    /// Milliseconds from the clock's current reading until the sweep after `lastSweep` is due
+    /// (rounded up, at least 1, so a due sweep never spins the loop with a zero wait).
+    private func millisUntilSweep(after lastSweep: UInt64) -> Int32 {
+        let due = lastSweep &+ sweepInterval
+        let current = monotonicNanos()
+        guard due > current else { return 1 }
+        return Int32(clamping: (due - current + 999_999) / 1_000_000)
     }
 
     #if HERDD_TEST_HOOKS
