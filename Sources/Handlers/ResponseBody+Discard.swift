@@ -4,9 +4,14 @@ import HerdSys
 // system call and depends on no more of libc than HerdLibc's pure functions.
 
 extension ResponseBody {
-    /// Releases resources held by a body that will not be sent (closes the fd of `.file`).
+    /// Releases resources held by a body that will not be sent (closes the fd of `.file`,
+    /// stops the producer of a ``ProducedBodyStream``).
     public func discard() {
-        if case .file(let fd, _, _) = self, fd >= 0 { Sys.close(fd) }
+        switch self {
+        case .file(let fd, _, _): if fd >= 0 { Sys.close(fd) }
+        case .stream(let s): (s as? any ProducedBodyStream)?.abandon()
+        case .bytes: break
+        }
     }
 }
 

@@ -7,6 +7,49 @@ public protocol BodyStream: Sendable, AnyObject {
     func next() -> [UInt8]?
 }
 
+/// What a ``ProducedBodyStream`` has when the connection asks for more.
+public enum BodyPiece: Sendable, Equatable {
+    /// These bytes (possibly empty).
+    case bytes([UInt8])
+    /// Nothing yet: the producer is at work (it awaits something). The stream calls the waker
+    /// it was started with once it has more, its end, or its failure.
+    case notYet
+    /// The body is complete.
+    case end
+    /// The producer failed: the body cannot be completed. The connection closes without the
+    /// last chunk, so the client can tell the response was cut short.
+    case failed
+}
+
+/// A ``BodyStream`` fed by a producer that may be slower than the socket: an async writer
+/// (server-sent events, a database cursor, an upstream passed on). Its pieces go out as they
+/// come; the worker's event loop never waits for them. herdd uses ``poll()`` and never
+/// ``BodyStream/next()`` on such a stream. ``StreamedBody`` (in Handlers) is the one to use.
+public protocol ProducedBodyStream: BodyStream {
+    /// Called once, on the worker's event loop, when the response's head is queued: start the
+    /// producer (on `executor`, the worker's loop, for tasks that should run there) and call
+    /// `wake`, from any thread, each time a ``poll()`` that answered ``BodyPiece/notYet`` would
+    /// now answer something else.
+    func start(on executor: any TaskExecutor, wake: @escaping @Sendable () -> Void)
+    /// The next piece. Called on the worker's event loop, never concurrently.
+    func poll() -> BodyPiece
+    /// The connection will not ask again (the client left, the request was HEAD, a drain ran
+    /// out of time, or the stream was never started): stop the producer and free what it holds.
+    func abandon()
+}
+
+extension ProducedBodyStream {
+    /// Not used by herdd (it calls ``poll()``); for a caller that only knows ``BodyStream``:
+    /// what is ready now, an empty piece if nothing is.
+    public func next() -> [UInt8]? {
+        switch poll() {
+        case .bytes(let b): return b
+        case .notYet: return []
+        case .end, .failed: return nil
+        }
+    }
+}
+
 /// What a response carries after its head. Framing (Content-Length, chunked) is herdd's job.
 public enum ResponseBody: Sendable {
     /// These bytes, with `Content-Length`.

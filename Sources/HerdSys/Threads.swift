@@ -19,6 +19,15 @@ package final class ThreadMutex: @unchecked Sendable {
         }
     }
 
+    /// A mutex with default attributes, for types whose initializer cannot throw: glibc's
+    /// pthread_mutex_init only fills in memory for default attributes and always returns 0
+    /// (the errors POSIX allows concern attributes and resources it does not use).
+    package init() {
+        raw = .allocate(capacity: 1)
+        let rc = pthread_mutex_init(raw, nil)
+        assert(rc == 0, "pthread_mutex_init: \(rc)")
+    }
+
     deinit {
         pthread_mutex_destroy(raw)
         raw.deallocate()

@@ -1,5 +1,6 @@
 import Glibc
 import Handlers
+import Synchronization
 import Testing
 @testable import HerdD
 import HerdSys
@@ -25,9 +26,20 @@ final class RecordingHost: ConnectionHost {
     var closeReasons: [CloseReason] = []
 
     func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? { nil }
+    /// The producer of `/produced`'s body (StreamedBody), and its wake-ups so far.
+    var producer: StreamedBody.Producer? = nil
+    let wakes = AtomicCount()
+
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? {
         handledPaths.append(request.path)
+        if request.path == "/produced", let producer {
+            return HTTPResponse(status: 200, body: .stream(StreamedBody(producer)))
+        }
         return HTTPResponse.text(200, "hi \(request.path)\n")
+    }
+    func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<RecordingHost>) {
+        let wakes = self.wakes
+        body.start(on: globalConcurrentExecutor) { wakes.add() }
     }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<RecordingHost>) {}
@@ -43,6 +55,13 @@ final class RecordingHost: ConnectionHost {
         closed.append(conn.fd)
         closeReasons.append(reason)
     }
+}
+
+/// A counter other threads bump (a producer's wake-ups, its end).
+final class AtomicCount: Sendable {
+    private let count = Atomic<Int>(0)
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
 }
 
 @Suite struct ConnectionHostTests {
@@ -94,6 +113,65 @@ final class RecordingHost: ConnectionHost {
         #expect(conn.closed)
         #expect(host.closed == [server])
         #expect(host.closeReasons == [.keepAliveTimeout])
+    }
+
+    /// Waits (bounded) until the host saw more than `seen` wake-ups from a body's producer.
+    private func awaitWake(_ host: RecordingHost, after seen: Int) async throws {
+        for _ in 0..<400 where host.wakes.value <= seen { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(host.wakes.value > seen, "no wake-up from the producer")
+    }
+
+    /// A produced body goes out as its producer writes (chunked), the connection waits for it
+    /// without a stall timeout, and stays usable for keep-alive after the last chunk.
+    @Test func producedBodyGoesOutAsItIsWritten() async throws {
+        let (server, client) = try pair()
+        defer { close(client) }
+        let host = RecordingHost()
+        let (lines, feed) = AsyncStream<String>.makeStream()
+        host.producer = { writer in for await line in lines { try await writer.write(line) } }
+        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        send(client, "GET /produced HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.readable()
+        let head = receive(client)
+        #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n") && head.contains("Transfer-Encoding: chunked\r\n") && head.hasSuffix("\r\n\r\n"))
+        #expect(!conn.isIdle && !conn.closed)
+        // The producer is slow, not the client: no write-stall close however long it waits.
+        conn.checkTimeouts(now: host.now + 120_000_000_000)
+        #expect(!conn.closed)
+        feed.yield("one")
+        try await awaitWake(host, after: 0)
+        conn.producerWoke()
+        #expect(receive(client) == "3\r\none\r\n")
+        let seen = host.wakes.value
+        feed.finish()
+        try await awaitWake(host, after: seen)
+        conn.producerWoke()
+        #expect(receive(client) == "0\r\n\r\n")
+        #expect(conn.isIdle && !conn.closed && host.finished == 1)
+        conn.close(because: .clientClosed)
+    }
+
+    /// The connection closes while the producer still writes: the producer's writes throw.
+    @Test func closingAbandonsTheProducer() async throws {
+        let (server, client) = try pair()
+        defer { close(client) }
+        let host = RecordingHost()
+        let ended = AtomicCount()
+        host.producer = { writer in
+            defer { ended.add() }
+            while true {
+                try await writer.write("tick")
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        send(client, "GET /produced HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.readable()
+        try await awaitWake(host, after: 0)
+        conn.close(because: .clientClosed)
+        for _ in 0..<400 where ended.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(ended.value == 1)
+        #expect(host.closeReasons == [.clientClosed])
     }
 
     @Test func keepAliveRefusedByTheHostClosesAfterTheResponse() throws {

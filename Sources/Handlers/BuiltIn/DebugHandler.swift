@@ -15,6 +15,8 @@ import HerdSys
 /// - `/health`: "ok\n" (a health check: never shed by --max-queue-time, docs/overload.md).
 /// - `/echo`: the request body back, with `X-Body-Length`.
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
+/// - `/events/<n>/<ms>`, `/events-fail/<n>`, `/produce/<n>`, `/producers`: bodies written by an
+///   async producer while they go out (DebugStreams.swift).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
 package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
     /// Longest `/sleep/<ms>` (longer requests sleep this long).
@@ -58,6 +60,7 @@ package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
         let segs = request.path.split(separator: "/", omittingEmptySubsequences: true)
         let cmd = segs.first.map(String.init) ?? ""
         let arg = segs.count == 2 ? Int(segs[1]) : nil
+        if let produced = DebugStreams.response(segs) { return produced }
         switch (cmd, segs.count) {
         case ("sleep", 2):
             guard let ms = arg, ms >= 0 else { return .errorResponse(status: 400) }

@@ -59,6 +59,10 @@ final class HTTPConnection<Host: ConnectionHost> {
     private var outputOffset = 0
     private var file: (fd: Int32, offset: Int, remaining: Int)? = nil
     private var stream: (any BodyStream)? = nil
+    /// A body whose producer may be slower than the socket (StreamedBody): polled, never pulled.
+    private var produced: (any ProducedBodyStream)? = nil
+    /// Its last poll found nothing: the producer's wake-up (Worker.streamWoken) resumes writing.
+    private var producedPending = false
     private var streamChunked = false
     private var closeAfterWrite = false
     /// Why the connection closes once its last response is out (set with `closeAfterWrite`).
@@ -124,7 +128,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Between requests with nothing buffered, to send or half-parsed: the connection may move
     /// to another worker (Worker/Watcher.swift).
     var canHandOff: Bool { isIdle }
-    private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil }
+    private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil || produced != nil }
+    /// Sending a produced body (StreamedBody), which ends when its producer ends.
+    var producesBody: Bool { produced != nil }
 
     // MARK: - Reading
 
@@ -333,7 +339,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         var keep = keepAlive
         switch framing {
         case .none:
-            if case .file(let f, _, _) = response.body { Sys.close(f) }
+            response.body.discard() // HEAD, 304: the file is closed, a producer never started
         case .contentLength:
             switch response.body {
             case .bytes(let b): output.append(contentsOf: b)
@@ -343,16 +349,28 @@ final class HTTPConnection<Host: ConnectionHost> {
                 } else {
                     file = (f, offset, count)
                 }
-            case .stream(let s): stream = s; streamChunked = false
+            case .stream(let s): setStream(s, chunked: false)
             }
         case .chunked:
-            if case .stream(let s) = response.body { stream = s; streamChunked = true }
+            if case .stream(let s) = response.body { setStream(s, chunked: true) }
         case .closeDelimited:
-            if case .stream(let s) = response.body { stream = s; streamChunked = false }
+            if case .stream(let s) = response.body { setStream(s, chunked: false) }
             keep = false
         }
         if !keep { closeAfterWrite = true; closeReason = .responseDone }
         host.responded(status: response.status)
+    }
+
+    /// The body to send after the head: a produced one starts its producer now.
+    private func setStream(_ s: any BodyStream, chunked: Bool) {
+        streamChunked = chunked
+        if let p = s as? any ProducedBodyStream {
+            produced = p
+            producedPending = false
+            host.startProducer(p, for: self)
+        } else {
+            stream = s
+        }
     }
 
     /// Reads `count` bytes of `fd` from `offset` onto `output`; false (output unchanged) on a
@@ -441,6 +459,11 @@ final class HTTPConnection<Host: ConnectionHost> {
                     if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
                     else { output.append(contentsOf: chunk) }
                 }
+            } else if let p = produced {
+                if producedPending { return } // its producer's wake-up brings us back
+                output.removeAll(keepingCapacity: true)
+                outputOffset = 0
+                pullProduced(p)
             } else {
                 if inLongWrite { inLongWrite = false; host.longWrite(-1) }
                 output.removeAll(keepingCapacity: output.capacity <= 65536)
@@ -449,6 +472,45 @@ final class HTTPConnection<Host: ConnectionHost> {
                 return
             }
         }
+    }
+
+    /// Takes what the producer has ready (up to a batch per send), its end, or its failure.
+    private func pullProduced(_ p: any ProducedBodyStream) {
+        while output.count < ConnectionTuning.streamBatch {
+            switch p.poll() {
+            case .bytes(let chunk):
+                if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
+                else { output.append(contentsOf: chunk) }
+            case .notYet:
+                producedPending = true
+                return
+            case .end:
+                if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
+                produced = nil
+                return
+            case .failed:
+                // Cut short: what was produced goes out, then the connection closes without
+                // the last chunk, so the client sees an incomplete body, not a complete one.
+                produced = nil
+                closeAfterWrite = true
+                closeReason = .internalError
+                lingerWanted = true
+                return
+            }
+        }
+    }
+
+    /// The producer of the body has news after a `.notYet`: write on (Worker.streamWoken).
+    func producerWoke() {
+        guard !closed, produced != nil, producedPending else { return }
+        producedPending = false
+        writable()
+    }
+
+    /// Ends a produced body before its end (drain past its time): the client sees it cut.
+    func abandonProducedBody() {
+        guard produced != nil else { return }
+        close(because: .drain)
     }
 
     /// The last response is out. Close, or, if the client may still be sending (unread input,
@@ -492,6 +554,9 @@ final class HTTPConnection<Host: ConnectionHost> {
         if lingering {
             if now >= lingerDeadline { close(because: closeReason) }
             return
+        }
+        if producedPending && outputOffset == output.count {
+            return // all sent; the producer has not written more yet (its pace, not the client's)
         }
         if hasPendingOutput {
             if now - lastActivity > 60_000_000_000 { close(because: .writeStall) } // client stopped reading
@@ -563,6 +628,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
         if let f = file { Sys.close(f.fd); file = nil }
         stream = nil
+        if let p = produced { produced = nil; p.abandon() } // the producer's write throws
         releaseBuffers()
         // close() also removes the fd from the epoll set (it is its only reference; for a
         // connection handed over by another worker, not necessarily: see unregisterReceived).

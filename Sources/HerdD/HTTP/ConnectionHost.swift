@@ -61,6 +61,9 @@ protocol ConnectionHost: AnyObject {
     func countBytesOut(_ n: Int)
     /// A response started (+1) or finished (-1) writing over more than one turn.
     func longWrite(_ delta: Int)
+    /// `conn` queued a response whose body has a producer (StreamedBody): start it on the
+    /// loop, with a wake-up that calls `conn.producerWoke()` on the loop thread.
+    func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<Self>)
     /// `conn` spent its write budget with the socket still writable: have it called again on a
     /// later turn. False if that failed (the connection then closes).
     func yieldWrite(_ conn: HTTPConnection<Self>) -> Bool

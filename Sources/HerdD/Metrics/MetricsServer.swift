@@ -121,6 +121,9 @@ final class MetricsServer: ConnectionHost {
     // The metrics listener is never shed: it is how an operator sees the overload.
     func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> HTTPResponse? { nil }
 
+    /// The metrics handlers answer with bytes; a produced body (none today) is refused: it
+    /// polls as failed and the connection closes.
+    func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<MetricsServer>) { body.abandon() }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<MetricsServer>) {}
     func responded(status: Int) {}

@@ -127,8 +127,8 @@ extension Worker {
                 log.error("async handler failed: \(failure)", metadata: ["event": "handler-error", "path": "\(call.request.path)"])
             }
             conn.finishAsync(response)
-        } else if case .file(let fd, _, _) = response.body {
-            Sys.close(fd) // nobody to send it to: the client left or was answered already
+        } else {
+            response.body.discard() // nobody to send it to: the client left or was answered already
         }
         startWaiting()
     }
@@ -182,10 +182,14 @@ extension Worker {
     /// SIGKILL), cancel every request still in flight and answer 503. The worker then exits
     /// without waiting for the cancelled tasks to end.
     func cancelAsyncAtDrainDeadline() {
-        guard draining, !asyncRequests.drainCancelled, asyncRequests.pending > 0 else { return }
+        guard draining, !asyncRequests.drainCancelled else { return }
         let grace = UInt64(config.gracefulTimeout * 1e9)
         let margin = min(1_000_000_000, grace / 4)
         guard now &- asyncRequests.drainStartedAt >= grace - margin else { return }
+        // Produced bodies (StreamedBody) still going, e.g. server-sent events: cut them (their
+        // producers are cancelled) so the worker can exit before the master's SIGKILL.
+        for case let c? in connections where c.producesBody { c.abandonProducedBody() }
+        guard asyncRequests.pending > 0 else { return }
         asyncRequests.drainCancelled = true
         log.warning("\(asyncRequests.pending) async requests still in flight at the graceful timeout; cancelled", metadata: ["event": "async-drain-cancel"])
         for case let c? in connections where c.asyncCall != nil {

@@ -65,6 +65,8 @@ final class Worker: ConnectionHost {
     /// fds handed off during the current turn of the loop: events for them later in the same
     /// epoll_wait batch are stale (the fd number may even be reused by an accept) and skipped.
     var staleFDs: [Int32] = []
+    /// Connections whose body producer has news (ProducedBodies.swift); served after the jobs.
+    var producersWoken: [Connection] = []
     /// When the current handler started (for queue time): the turn's start, then the end of
     /// each request served in the turn (pipelined and batched requests wait for earlier ones).
     var turnClock: UInt64 = 0
@@ -154,7 +156,7 @@ final class Worker: ConnectionHost {
             // A worker that stepped back from accepting (--balance spread) looks again soon.
             // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
             // Jobs the loop itself queued for its executor run without sleeping first.
-            var timeout: Int32 = asyncRequests.executor.hasLocalJobs ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
+            var timeout: Int32 = asyncRequests.executor.hasLocalJobs || !producersWoken.isEmpty ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
             // A worker with blocking handlers first looks without waiting. Events already
             // pending mean it came back from work to more work (every worker may be busy): a
             // saturated turn (see takeNewWork). Only if there are none does it sleep.
@@ -213,6 +215,7 @@ final class Worker: ConnectionHost {
             // Async requests' jobs: tasks started by this turn's requests, and those that other
             // threads woke (a timer, a client library's I/O thread): they run here, on the loop.
             if executorWoken || asyncRequests.executor.hasLocalJobs { asyncRequests.executor.runJobs(woken: executorWoken) }
+            if !producersWoken.isEmpty { resumeWokenProducers() }
             if acceptPaused && !draining && now >= acceptResumeAt && !asyncRequests.atLimit && !overShare() { try watchListeners() }
             if now - lastSweep >= sweepInterval {
                 lastSweep = now

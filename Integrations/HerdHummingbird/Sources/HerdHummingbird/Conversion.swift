@@ -41,8 +41,10 @@ enum Conversion {
         return rest.hasPrefix("/") ? String(rest) : "/" + rest
     }
 
-    /// herdd's response for Hummingbird's: status, fields and the body, written by the
-    /// response's body writer into one buffer (see docs/hummingbird.md, "Response bodies").
+    /// herdd's response for Hummingbird's: status, fields and the body (see docs/hummingbird.md,
+    /// "Response bodies"). A body of known length (JSON, a buffer, a file) is written into one
+    /// buffer and sent with `Content-Length`; one of unknown length (an async sequence, a
+    /// writer closure) streams: herdd sends each write as it comes (``StreamedBody``).
     /// Framing fields (Content-Length, Transfer-Encoding, Connection) are herdd's to write.
     /// Trailers a writer passes to `finish` are dropped: herdd's responses have none.
     static func response(_ response: Hummingbird.Response) async throws -> Herd.HTTPResponse {
@@ -53,6 +55,12 @@ enum Conversion {
             case .contentLength, .transferEncoding, .connection: continue
             default: headers.add(field.name.rawName, field.value)
             }
+        }
+        if response.body.contentLength == nil {
+            let body = response.body
+            return Herd.HTTPResponse(status: response.status.code, headers: headers, body: .stream(StreamedBody { writer in
+                try await body.write(StreamingBodyWriter(writer: writer))
+            }))
         }
         let collector = BodyCollector()
         try await response.body.write(CollectingBodyWriter(collector: collector))
@@ -72,6 +80,18 @@ struct CollectingBodyWriter: ResponseBodyWriter {
 
     mutating func write(_ buffer: ByteBuffer) async throws {
         collector.bytes.append(contentsOf: buffer.readableBytesView)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// A Hummingbird body writer that passes each buffer on to herdd's ``StreamedBody`` writer
+/// (which waits while the client is behind).
+struct StreamingBodyWriter: ResponseBodyWriter {
+    let writer: StreamedBody.Writer
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        try await writer.write(Array(buffer.readableBytesView))
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
