@@ -122,9 +122,11 @@ def test_request_body_echo(server):
 
 
 def test_streamed_response(server):
-    status, _, body = request(server.port, "GET", "/stream/50")
+    status, headers, body = request(server.port, "GET", "/stream/50")
     assert status == 200
     assert body.decode() == "".join(f"part {i}\n" for i in range(50))
+    # A body of unknown length streams (each write as it comes), so it is chunked.
+    assert headers.get("transfer-encoding") == "chunked", headers
 
 
 def test_errors(server):
