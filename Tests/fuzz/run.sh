@@ -60,15 +60,15 @@ for t in "${targets[@]}"; do
         -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "${seeds[@]}" >"$log" 2>&1 || rc=$?
     took=$(( $(date +%s) - start ))
     # The last status line: "#RUNS <event> cov: N ft: N corp: N/SIZE ... exec/s: N".
-    status=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
-    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
-    rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
+    status=$(grep -aE '^#[0-9]+' "$log" | tail -1 || true)
+    runs=$(grep -aoE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
+    rate=$(grep -aoE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
     cov=$(sed -nE 's/.* cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+)\/.*/cov: \1 ft: \2 corpus: \3/p' <<<"$status")
     if [ "$rc" -eq 0 ]; then
         printf '%-18s ok     %ss  runs: %s  exec/s: %s  %s\n' "$t" "$took" "$runs" "$rate" "$cov"
     else
         printf '%-18s FAILED (exit %s) after %ss  runs: %s  %s\n' "$t" "$rc" "$took" "$runs" "$cov"
-        grep -E 'fuzz property violated|ERROR: (AddressSanitizer|libFuzzer)|Fatal error|SUMMARY' -A6 "$log" | head -40 || true
+        grep -aE 'fuzz property violated|ERROR: (AddressSanitizer|libFuzzer)|Fatal error|SUMMARY' -A6 "$log" | head -40 || true
         ls "$artifacts" | sed "s|^|  artifact: $artifacts|" || true
         echo "  full log: $log"
         failed+=("$t")
