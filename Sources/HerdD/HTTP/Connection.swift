@@ -189,7 +189,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// the previous responses fit in the output buffer; goes on when they could be sent at once.
     private func process() {
         while true {
-            while !closed && !closeAfterWrite && asyncCall == nil && file == nil && stream == nil && output.count - outputOffset < 65536 {
+            while !closed && !closeAfterWrite && asyncCall == nil && file == nil && stream == nil && produced == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
                     if !hasPartialRequest { requestStartedAt = nil; bodyStartedAt = nil }
                     break
