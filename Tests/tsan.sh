@@ -2,16 +2,18 @@
 # ThreadSanitizer lane (issue 24): builds herdd with --sanitize=thread (its own scratch path,
 # .build-tsan, ignored by git) and runs the integration tests where two threads meet (the
 # worker's event loop and its dispatch watcher) or a connection's life spans turns and processes:
-# dispatch, fairness/streams, drain, upgrade. Every TSan report is written to a file of its own
+# dispatch, fairness/streams, drain, upgrade, produced bodies (a producer on another thread
+# wakes the loop). Every TSan report is written to a file of its own
 # (TSAN_OPTIONS log_path, one per process); any report fails the lane, even if the tests pass.
-#   Tests/tsan.sh [pytest args...]     (default: the five files below)
+#   Tests/tsan.sh [pytest args...]     (default: the six files below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --sanitize=thread --scratch-path .build-tsan --product herdd
 bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)/herdd"
 reports="$(mktemp -d /tmp/herdd-tsan.XXXXXX)"
 files=(Tests/integration/test_dispatch.py Tests/integration/test_http_fairness.py
-       Tests/integration/test_drain.py Tests/integration/test_upgrade.py Tests/integration/test_upgrade_handshake.py)
+       Tests/integration/test_drain.py Tests/integration/test_upgrade.py Tests/integration/test_upgrade_handshake.py
+       Tests/integration/test_streamed_body.py)
 [ $# -gt 0 ] && files=("$@")
 status=0
 HERDD_BIN="$bin" TSAN_OPTIONS="log_path=$reports/report halt_on_error=0 second_deadlock_stack=1" \
