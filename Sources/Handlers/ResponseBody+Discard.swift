@@ -5,7 +5,7 @@ import HerdSys
 
 extension ResponseBody {
     /// Releases resources held by a body that will not be sent (closes the fd of `.file`,
-    /// stops the producer of a ``ProducedBodyStream``).
+    /// stops the producer of a `ProducedBodyStream`).
     public func discard() {
         switch self {
         case .file(let fd, _, _): if fd >= 0 { Sys.close(fd) }

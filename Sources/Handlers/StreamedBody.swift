@@ -186,7 +186,7 @@ public final class StreamedBody: ProducedBodyStream, @unchecked Sendable {
     }
 }
 
-/// Why ``ProducedBodyStream/collect(upTo:)`` gave up.
+/// Why `collect(upTo:)` (on a produced body) gave up.
 public enum CollectBodyError: Error, Equatable {
     /// The producer failed (or the body was abandoned): the body is incomplete.
     case failed

@@ -24,7 +24,7 @@ public enum BodyPiece: Sendable, Equatable {
 /// A ``BodyStream`` fed by a producer that may be slower than the socket: an async writer
 /// (server-sent events, a database cursor, an upstream passed on). Its pieces go out as they
 /// come; the worker's event loop never waits for them. herdd uses ``poll()`` and never
-/// ``BodyStream/next()`` on such a stream. ``StreamedBody`` (in Handlers) is the one to use.
+/// ``BodyStream/next()`` on such a stream. `StreamedBody` (in Handlers) is the one to use.
 public protocol ProducedBodyStream: BodyStream {
     /// Called once, on the worker's event loop, when the response's head is queued: start the
     /// producer (on `executor`, the worker's loop, for tasks that should run there) and call
