@@ -81,6 +81,15 @@ def request(port: int, path: str, method: str = "GET") -> socket.socket:
     return s
 
 
+def first_event(s: socket.socket) -> ChunkedReader:
+    """A reader of the events response on `s`, once its head and first event came."""
+    r = ChunkedReader(s)
+    r.read_head(time.monotonic() + 5)
+    r.read_chunks(time.monotonic() + 5, until=len(b"event 0\n"))
+    assert r.body == b"event 0\n", r.body
+    return r
+
+
 def producers(port: int) -> int:
     return int(http_get(port, "/producers").body)
 
@@ -149,9 +158,7 @@ def test_one_worker_streams_many_bodies_at_once_and_answers_others_meanwhile(her
 def test_a_client_that_leaves_cancels_the_producer(herd_factory):
     h, port, mport = start(herd_factory)
     s = request(port, "/events/100000/20")
-    r = ChunkedReader(s)
-    r.read_head(time.monotonic() + 5)
-    r.read_chunks(time.monotonic() + 5, until=len(b"event 0\n"))
+    first_event(s)
     assert producers(port) == 1
     s.close()
     wait_until(lambda: producers(port) == 0, 5, what="the producer to end")
@@ -204,9 +211,7 @@ def test_head_never_starts_the_producer(herd_factory):
 def test_a_drain_waits_for_a_stream(herd_factory):
     h, port, mport = start(herd_factory, "--graceful-timeout", "20")
     with request(port, "/events/10/100") as s:
-        r = ChunkedReader(s)
-        r.read_head(time.monotonic() + 5)
-        r.read_chunks(time.monotonic() + 5, until=len(b"event 0\n"))
+        r = first_event(s)
         h.signal(signal.SIGTERM)
         r.read_chunks(time.monotonic() + 15)
         assert r.complete and r.body == events(10), (r.body, r.eof)
@@ -216,9 +221,7 @@ def test_a_drain_waits_for_a_stream(herd_factory):
 def test_a_stream_still_going_at_the_graceful_timeout_is_cut_and_the_worker_exits(herd_factory):
     h, port, mport = start(herd_factory, "--graceful-timeout", "3")
     with request(port, "/events/100000/50") as s:
-        r = ChunkedReader(s)
-        r.read_head(time.monotonic() + 5)
-        r.read_chunks(time.monotonic() + 5, until=len(b"event 0\n"))
+        r = first_event(s)
         h.signal(signal.SIGTERM)
         r.read_chunks(time.monotonic() + 20)
         # Cut without the last chunk, by the worker itself (at the graceful timeout less its
