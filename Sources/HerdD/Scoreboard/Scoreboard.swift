@@ -101,7 +101,8 @@ final class Scoreboard: @unchecked Sendable {
 
     let fd: Int32
     let slotCount: Int
-    private let base: UnsafeMutablePointer<UInt64>
+    /// The mapping (the extensions in Scoreboard+*.swift read and write through it).
+    let base: UnsafeMutablePointer<UInt64>
 
     static func size(slots: Int) -> Int { (headerWords + slots * slotWords) * 8 }
 
@@ -144,59 +145,11 @@ final class Scoreboard: @unchecked Sendable {
     }
 
     /// The temporary and final names of a scoreboard file not yet renamed into place.
-    private var pendingPublish: (tmp: String, final: String)? = nil
-
-    /// Renames the scoreboard file into place (`DIR/scoreboard`); no-op for a memfd.
-    func publishFile() throws {
-        guard let p = pendingPublish else { return }
-        pendingPublish = nil
-        do { try Sys.rename(p.tmp, p.final) } catch {
-            removeFile(p.tmp)
-            throw error
-        }
-        self.path = p.final
-    }
-
-    /// Old master, after an aborted upgrade: the new master's file that was never renamed into
-    /// place (`scoreboard.<pid>`), if it died without removing it.
-    func removeUnpublished(ofMaster pid: pid_t) {
-        guard let final = path ?? pendingPublish?.final else { return }
-        removeFile(final + ".\(pid)")
-    }
-
-    /// Removes a scoreboard file we no longer need; ENOENT (already gone) is the usual case for
-    /// a new master that removed its own, anything else is not worth more than this comment:
-    /// the file is on the runtime tmpfs, which systemd empties when the service stops.
-    private func removeFile(_ path: String) {
-        do { try Sys.unlink(path) } catch {}
-    }
+    var pendingPublish: (tmp: String, final: String)? = nil
 
     static let fileName = "scoreboard"
     /// Where the scoreboard is published (nil: memfd only).
-    private(set) var path: String? = nil
-
-    /// Master exit: remove the published file if it is still ours (an upgrade may have
-    /// replaced it with the new master's).
-    func unpublish(masterPID: Int32) {
-        if let p = pendingPublish { removeFile(p.tmp); pendingPublish = nil }
-        guard let path, let fd = try? Sys.open(path, O_RDONLY | O_CLOEXEC) else { return }
-        defer { Sys.close(fd) }
-        if let other = try? Scoreboard(attaching: fd, readOnly: true), other.header(.masterPID) == UInt64(masterPID) {
-            removeFile(path)
-        }
-    }
-
-    /// The master pid in the header of the scoreboard file at `path` (read, not mapped: for
-    /// polling), or nil if there is none or it is not a herdd scoreboard.
-    static func masterPID(publishedAt path: String) -> Int32? {
-        guard let fd = try? Sys.open(path, O_RDONLY | O_CLOEXEC) else { return nil }
-        defer { Sys.close(fd) }
-        var words = [UInt64](repeating: 0, count: HeaderField.masterPID.rawValue + 1)
-        let want = words.count * 8
-        guard case .done(want) = words.withUnsafeMutableBytes({ Sys.read(fd, $0.baseAddress, want) }),
-              words[0] == magic, words[1] == layoutVersion else { return nil }
-        return Int32(truncatingIfNeeded: words[HeaderField.masterPID.rawValue])
-    }
+    var path: String? = nil
 
     /// Worker side: maps the memfd inherited at `fd` and checks the header. (Also used read-only
     /// by `herdd reload/upgrade` on a master's fd reopened through /proc.)
@@ -225,43 +178,6 @@ final class Scoreboard: @unchecked Sendable {
         sharedLoad(base) == Scoreboard.magic && sharedLoad(base + 1) == Scoreboard.layoutVersion
     }
     func setHeader(_ f: HeaderField, _ v: UInt64) { sharedStore(base + f.rawValue, v) }
-
-    /// The last failure message (master side writes, commands read).
-    var message: String {
-        get {
-            let bytes = UnsafeRawPointer(base + Scoreboard.messageWord).assumingMemoryBound(to: UInt8.self)
-            var out: [UInt8] = []
-            for i in 0..<((Scoreboard.headerWords - Scoreboard.messageWord) * 8 - 1) {
-                let b = bytes[i]
-                if b == 0 { break }
-                out.append(b)
-            }
-            return String(decoding: out, as: UTF8.self)
-        }
-    }
-
-    func setMessage(_ text: String) {
-        let room = (Scoreboard.headerWords - Scoreboard.messageWord) * 8 - 1
-        let bytes = UnsafeMutableRawPointer(base + Scoreboard.messageWord).assumingMemoryBound(to: UInt8.self)
-        var n = 0
-        for b in text.utf8.prefix(room) { bytes[n] = b; n += 1 }
-        bytes[n] = 0
-    }
-
-    /// Master: publishes the outcome of a reload or an upgrade; the sequence number is written
-    /// last (release store), so a reader that sees it also sees outcome and message.
-    func publish(reload outcome: Outcome, message: String) {
-        setMessage(message)
-        setHeader(.reloadResult, outcome.rawValue)
-        setHeader(.reloadSeq, header(.reloadSeq) &+ 1)
-    }
-
-    func publish(upgrade outcome: Outcome, newPID: pid_t, message: String) {
-        setMessage(message)
-        setHeader(.upgradeNewPID, UInt64(max(0, newPID)))
-        setHeader(.upgradeResult, outcome.rawValue)
-        setHeader(.upgradeSeq, header(.upgradeSeq) &+ 1)
-    }
 
     @inline(__always) func word(_ slot: Int, _ f: Field) -> UnsafeMutablePointer<UInt64> {
         base + Scoreboard.headerWords + slot * Scoreboard.slotWords + f.rawValue
@@ -294,63 +210,6 @@ final class Scoreboard: @unchecked Sendable {
     func closes(_ slot: Int) -> [UInt64] {
         let p = base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.closeBase
         return CloseReason.allCases.map { sharedLoad(p + $0.rawValue) }
-    }
-
-    /// Records one request's latency in the listener's histogram (single writer: the worker).
-    @inline(__always) func observeLatency(_ slot: Int, listener: Int, micros: UInt64) {
-        Scoreboard.observe(micros, at: word(slot, listener: listener, .latencySumMicros), bounds: Scoreboard.latencyBoundsMicros)
-    }
-
-    /// One histogram observation at `base`: sum, count, then one word per bucket (a bucket
-    /// holds values up to and including its bound; beyond the last bound only sum and count).
-    @inline(__always) static func observe(_ micros: UInt64, at base: UnsafeMutablePointer<UInt64>, bounds: [UInt64]) {
-        var b = 0
-        while b < bounds.count && micros > bounds[b] { b += 1 }
-        sharedStore(base, sharedLoad(base) &+ micros)
-        sharedStore(base + 1, sharedLoad(base + 1) &+ 1)
-        if b < bounds.count { sharedStore(base + 2 + b, sharedLoad(base + 2 + b) &+ 1) }
-    }
-
-    @inline(__always) func word(_ slot: Int, listener: Int, _ f: QueueField) -> UnsafeMutablePointer<UInt64> {
-        base + Scoreboard.headerWords + slot * Scoreboard.slotWords + Scoreboard.queueBase
-            + listener * Scoreboard.queueWords + f.rawValue
-    }
-
-    @inline(__always) func bump(_ slot: Int, listener: Int, _ f: QueueField) {
-        let p = word(slot, listener: listener, f)
-        sharedStore(p, sharedLoad(p) &+ 1)
-    }
-
-    /// Records one shed request (single writer): its reason and its queue time.
-    @inline(__always) func observeShed(_ slot: Int, listener: Int, reason: ShedReason, micros: UInt64) {
-        bump(slot, listener: listener, reason == .queueTime ? .shedQueueTime : .shedRequestStart)
-        let p = word(slot, listener: listener, QueueField.shedWaitMicros)
-        sharedStore(p, sharedLoad(p) &+ micros)
-    }
-
-    /// Records one request's queue time (readable/accepted -> handler start; single writer).
-    @inline(__always) func observeQueue(_ slot: Int, listener: Int, micros: UInt64) {
-        Scoreboard.observe(micros, at: word(slot, listener: listener, .sumMicros), bounds: Scoreboard.queueBoundsMicros)
-    }
-
-    /// Number of counter words per listener that `listenerCounters` returns: the
-    /// ListenerField words, then `queueCounterCount` QueueField words.
-    static let listenerCounterCount = 6 + latencyBoundsMicros.count + queueCounterCount
-    static let queueCounterCount = QueueField.shedWaitMicros.rawValue + 1
-    /// The counters of the `listener` line an upgrade carries (CarriedTotals), as older
-    /// versions wrote it: everything before the shed words, which travel on their own line.
-    static let carriedListenerCounterCount = queueCounterOffset + QueueField.received.rawValue + 1
-    /// Index of the first QueueField word in `listenerCounters`.
-    static let queueCounterOffset = 6 + latencyBoundsMicros.count
-
-    /// All counters of a listener in a slot: ListenerField order (wakeups, accepted, empty
-    /// wakeups, drain EAGAINs, latency sum, latency count, buckets...), then QueueField order
-    /// (queue sum, count, buckets, handed off, received).
-    func listenerCounters(_ slot: Int, listener: Int) -> [UInt64] {
-        let base = word(slot, listener: listener, .wakeups)
-        let queue = word(slot, listener: listener, QueueField.sumMicros)
-        return (0..<Scoreboard.queueCounterOffset).map { sharedLoad(base + $0) }
-            + (0..<Scoreboard.queueCounterCount).map { sharedLoad(queue + $0) }
     }
 
     func state(_ slot: Int) -> State { State(rawValue: load(slot, .state)) ?? .free }
