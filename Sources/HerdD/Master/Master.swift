@@ -29,8 +29,10 @@ final class Master {
     let listeners: [Listener]
     let metricsListeners: [Listener]
     var metricsServer: MetricsServer? = nil
-    /// SIGUSR2 hot upgrade, both sides, with its own state (Upgrade.swift).
-    let upgrader: Upgrader
+    /// SIGUSR2 hot upgrade (Upgrade.swift): our side as the old master (we start a successor)
+    /// and as the new master (an old master started us), each with its own state.
+    let launcher: UpgradeLauncher
+    let successor: UpgradeSuccessor
     let executablePath: String
     let scoreboard: Scoreboard
     /// The dispatch socketpair (Worker/Dispatch.swift), passed to every worker of this master.
@@ -115,8 +117,10 @@ final class Master {
         self.workerEnv = Spawn.environment(removing: [
             "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
         ])
-        self.upgrader = Upgrader(handover: handover, log: log, scoreboard: scoreboard, allListeners: moved, executablePath: executablePath)
-        upgrader.host = self
+        self.launcher = UpgradeLauncher(log: log, scoreboard: scoreboard, allListeners: moved, executablePath: executablePath)
+        self.successor = UpgradeSuccessor(handover: handover, log: log, scoreboard: scoreboard)
+        launcher.host = self
+        successor.host = self
     }
 
     // MARK: - Main loop
@@ -124,7 +128,7 @@ final class Master {
     func run() throws -> Int32 {
         ProcessTitle.set("\(ProgramName.current): master")
         try Sys.ignoreSignal(SIGPIPE)
-        if upgrader.handover != nil {
+        if successor.awaitingCommit {
             // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
             // since our spawn): it was meant for the old master. Setting SIG_IGN discards it.
             try Sys.ignoreSignal(SIGUSR2)
@@ -133,8 +137,9 @@ final class Master {
         sigfd = try Sys.signalFD(Master.handledSignals)
         epoll = try Epoll(what: "master")
         try epoll.add(sigfd, .input, .signals, what: "signalfd")
-        upgrader.epoll = epoll
-        if let h = upgrader.handover {
+        launcher.epoll = epoll
+        successor.epoll = epoll
+        if let h = successor.handover {
             // Metrics wait for the commit: until then the old master answers them.
             try epoll.add(h.fd, [.input, .readHangUp], .upgradeHandover, what: "upgrade socket")
         } else if !metricsListeners.isEmpty {
@@ -161,8 +166,8 @@ final class Master {
             for i in 0..<n {
                 switch events[i].tag {
                 case .signals?: drainSignals()
-                case .upgradePipe?: upgrader.pipeEvent(timeout: config.upgradeTimeout)
-                case .upgradeHandover?: upgrader.handoverEvent()
+                case .upgradePipe?: launcher.pipeEvent(timeout: config.upgradeTimeout)
+                case .upgradeHandover?: successor.handoverEvent()
                 case let tag?: metricsServer?.event(tag, respond: metricsResponse) // .metricsListener, .metricsClient
                 case nil: break
                 }
@@ -170,11 +175,11 @@ final class Master {
             tick()
             if mayExit(now: monotonicNanos()) { break }
         }
-        upgrader.sendFinalTotals()
+        launcher.sendFinalTotals()
         // After a hand-over the new master renames its own file over ours (atomically); removing
         // ours here could race with that rename and remove the new master's file instead
         // (check, then unlink: the name may change in between).
-        if !upgrader.handedOver { scoreboard.unpublish(masterPID: Sys.processID()) }
+        if !launcher.handedOver { scoreboard.unpublish(masterPID: Sys.processID()) }
         let reason = exitCode == 0 ? "stopped" : "failed"
         log.info("\(ProgramName.current) master exiting", metadata: ["event": "exit", "reason": "\(reason)", "exit_code": "\(exitCode)"])
         return exitCode
@@ -190,7 +195,7 @@ final class Master {
             case SIGHUP: beginReload()
             case SIGTTIN: resize(by: 1)
             case SIGTTOU: resize(by: -1)
-            case SIGUSR2: upgrader.begin(generation: generation, timeout: config.upgradeTimeout)
+            case SIGUSR2: launcher.begin(generation: generation, timeout: config.upgradeTimeout, awaitingCommit: successor.awaitingCommit)
             default: break
             }
         }
@@ -201,7 +206,7 @@ final class Master {
     private func tick() {
         let now = monotonicNanos()
         metricsServer?.sweep(now: now)
-        upgrader.checkDeadline(now, timeout: config.upgradeTimeout, atTick: true)
+        launcher.checkDeadline(now, timeout: config.upgradeTimeout, atTick: true)
         backlog.sample(now: now, alarmThreshold: config.backlogAlarm, log: log)
         if let stop {
             closeSealedListeners()
@@ -218,7 +223,7 @@ final class Master {
         if !readySent && currentReady() >= wanted {
             readySent = true
             let status = statusLine()
-            if !upgrader.reportReady() {
+            if !successor.reportReady() {
                 SystemdNotify.ready(status: status)
             }
             lastStatus = status
@@ -352,7 +357,7 @@ final class Master {
     private func reap() {
         while true {
             guard case let (pid, status)? = Sys.reapChild() else { break }
-            if upgrader.childExited(pid, status: describeWaitStatus(status)) { continue }
+            if launcher.childExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()
             let snap = scoreboard.snapshot(w.slot)

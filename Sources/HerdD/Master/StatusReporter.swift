@@ -37,7 +37,7 @@ extension Master: UpgradeHost {
         let now = monotonicNanos()
         var m = MetricsSnapshot(version: herddVersionString, masterPID: Sys.processID(), generation: generation, desiredWorkers: wanted)
         // Our own counters plus those of the masters we replaced (hot upgrades).
-        let inherited = upgrader.inherited, upgrades = upgrader.upgrades
+        let inherited = successor.inherited, upgrades = launcher.upgrades
         m.restarts = inherited.restarts.merging(restarts, uniquingKeysWith: +)
         m.upgrades = inherited.upgrades &+ upgrades
         m.accepted = inherited.accepted &+ retired.accepted

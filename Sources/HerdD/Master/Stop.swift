@@ -12,8 +12,8 @@ extension Master {
         stop = immediate ? .immediate(deadline: now + UInt64(timeout * 1e9)) : .graceful(deadline: now + UInt64(timeout * 1e9))
         pendingSpawns.removeAll()
         // Stopping in the middle of an upgrade: the new master must not outlive us unready.
-        upgrader.stopNewMaster(immediate: immediate)
-        if upgrader.handedOver {
+        launcher.stopNewMaster(immediate: immediate)
+        if launcher.handedOver {
             // The new master is systemd's main pid now: STOPPING=1 (or any STATUS=) from us
             // would stop the service or overwrite the new master's status.
             SystemdNotify.silenced = true
@@ -25,11 +25,11 @@ extension Master {
         ])
         // Not once we handed the sockets over (the new master serves them), nor as a new master
         // not yet committed (they are still the old master's, which keeps serving).
-        let ownsSockets = !upgrader.handedOver && upgrader.handover == nil
+        let ownsSockets = !launcher.handedOver && !successor.awaitingCommit
         // Sealed before the workers hear of the stop: each one's drain begins with a sweep.
         if ownsSockets && !immediate { sealOwnedListeners() }
         for pid in workers.keys { signalWorker(pid, immediate ? SIGQUIT : SIGTERM) }
-        if let old = upgrader.predecessorPID {
+        if let old = successor.predecessorPID {
             log.info("waiting for the old master \(old) to finish its drain before exiting", metadata: ["event": "stop-wait-predecessor", "old_pid": "\(old)"])
         }
         // Every owned socket at once on an immediate stop; otherwise those that could not be
@@ -117,8 +117,8 @@ extension Master {
     /// The loop may end: stopping, no worker left, no new master of ours still running, and no
     /// predecessor still draining (waited for until our own stop deadline).
     func mayExit(now: UInt64) -> Bool {
-        guard let stop, workers.isEmpty, upgrader.allowsExit else { return false }
-        guard upgrader.waitsForPredecessor else { return true }
+        guard let stop, workers.isEmpty, launcher.allowsExit else { return false }
+        guard successor.waitsForPredecessor else { return true }
         switch stop {
         case .graceful(let deadline), .immediate(let deadline): return now >= deadline
         }
