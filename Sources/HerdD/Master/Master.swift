@@ -256,7 +256,7 @@ final class Master {
         workers.values.filter { $0.generation < generation && $0.retireReason == nil }
     }
 
-    private func currentReady() -> Int {
+    func currentReady() -> Int {
         PoolPolicy.ready(current(), scoreboard)
     }
 
@@ -328,7 +328,7 @@ final class Master {
         }
     }
 
-    private func retire(_ pid: pid_t, reason: String) {
+    func retire(_ pid: pid_t, reason: String) {
         guard var w = workers[pid], w.retireReason == nil else { return }
         w.retireReason = reason
         workers[pid] = w
@@ -350,118 +350,6 @@ final class Master {
                 "event": "worker-timeout", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "last_state": "\(state.name)",
             ])
         }
-    }
-
-    // MARK: - Children
-
-    private func reap() {
-        while true {
-            guard case let (pid, status)? = Sys.reapChild() else { break }
-            if launcher.childExited(pid, status: describeWaitStatus(status)) { continue }
-            guard let w = workers.removeValue(forKey: pid) else { continue }
-            let now = monotonicNanos()
-            let snap = scoreboard.snapshot(w.slot)
-            retired.accepted &+= snap.accepted
-            retired.requests &+= snap.requests
-            for i in 0..<5 { retired.statusClasses[i] &+= snap.statusClasses[i] }
-            retired.bytesOut &+= snap.bytesOut
-            retired.dispatchWakeups &+= snap.dispatchWakeups
-            retired.dispatchEmptyWakeups &+= snap.dispatchEmptyWakeups
-            for i in retired.async.indices { retired.async[i] &+= snap.async[i] }
-            for (r, n) in snap.closes.enumerated() { retired.closes[r] &+= n }
-            // Connections still open when the worker died (killed, crashed; a drained worker
-            // has none): the kernel closed them with the process.
-            retired.closes[CloseReason.workerExit.rawValue] &+= snap.active
-            for i in retired.listeners.indices {
-                let c = scoreboard.listenerCounters(w.slot, listener: i)
-                for k in c.indices { retired.listeners[i][k] &+= c[k] }
-            }
-            scoreboard.store(w.slot, .state, Scoreboard.State.free.rawValue)
-
-            let how = describeWaitStatus(status)
-            let reason: String
-            if let k = w.killReason { reason = k }
-            else if let r = w.retireReason { reason = r }
-            else if snap.exitReason == Scoreboard.ExitReason.maxRequests.rawValue { reason = "max-requests" }
-            else if stop != nil { reason = "stop" }
-            else { reason = "crash" }
-            if reason != "stop" { restarts[reason, default: 0] += 1 }
-            let level: Logger.Level = (reason == "crash" || reason == "timeout") ? .error : .info
-            log.log(level: level, "worker \(pid) exited (\(how)), reason \(reason)", metadata: [
-                "event": "worker-exited", "worker_pid": "\(pid)", "worker_id": "\(w.slot)", "generation": "\(w.generation)",
-                "reason": "\(reason)", "exit_status": "\(how)", "requests": "\(snap.requests)",
-                // Connections the kernel closed with it (0 after a drain): the requests a kill
-                // may have cut, for an operator (and the chaos test) to count.
-                "open_connections": "\(snap.active)",
-            ])
-            guard stop == nil else { continue }
-            // A worker that leaves because we asked (reload, TTOU) is not replaced here: the pool
-            // balancer decides. Otherwise it is respawned into its slot, with a backoff when it
-            // died right after it started, so a crash loop does not spin.
-            if w.retireReason != nil { continue }
-            if w.generation < generation { continue }
-            let delay = respawn.delayAfterExit(slot: w.slot, crashed: reason == "crash", spawnedAt: w.spawnedAt, now: now)
-            if respawn.isCrashLoop(wanted: wanted, serving: currentReady()) {
-                log.critical("every worker dies right after it starts (\(RespawnPolicy.crashLoopThreshold) times in a row); giving up", metadata: ["event": "crash-loop"])
-                SystemdNotify.status("crash loop: workers die at start")
-                exitCode = 1
-                beginStop(immediate: true)
-                return
-            }
-            pendingSpawns[w.slot] = now + delay
-            if delay > 0 {
-                log.warning("respawning worker slot \(w.slot) in \(format1(Double(delay) / 1e9)) s", metadata: ["event": "respawn-backoff", "worker_id": "\(w.slot)"])
-            }
-        }
-    }
-
-    // MARK: - Commands
-
-    private func resize(by delta: Int) {
-        guard pool.resize(by: delta, maxWorkers: config.maxWorkers) else {
-            log.info("pool size stays \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)"])
-            return
-        }
-        log.info("pool size \(delta > 0 ? "increased" : "decreased") to \(wanted)", metadata: ["event": "resize", "workers": "\(wanted)"])
-    }
-
-    /// SIGHUP: RELOADING=1, re-read the configuration, roll the workers, READY=1. A config that
-    /// does not parse keeps the old one: nothing stops serving.
-    private func beginReload() {
-        SystemdNotify.reloading()
-        log.info("reloading configuration", metadata: ["event": "reload", "config": "\(configPath ?? "-")"])
-        do {
-            let new = try loadConfig(path: configPath, overrides: overrides)
-            try validateHandlers(new, listeners: allListeners)
-            if new.listen != config.listen && !new.listen.isEmpty {
-                log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
-            }
-            reload.begin(serving: .init(config: config, wanted: wanted, generation: generation))
-            config = new
-            wanted = new.workers
-            generation += 1
-            respawn.reset()
-        } catch {
-            log.error("reload failed, keeping the running configuration: \(error)", metadata: ["event": "reload-failed"])
-            SystemdNotify.ready(status: "reload failed: \(error)")
-            scoreboard.publish(reload: .failed, message: "reload failed, running configuration kept: \(error)")
-        }
-    }
-
-    /// The new generation keeps dying at start: retire it, go back to the previous configuration
-    /// and generation (whose workers are still serving, or are respawned), and report failure.
-    private func abortReload(_ rb: ReloadPolicy.Rollback, why: String) {
-        let failed = generation
-        config = rb.config
-        wanted = rb.wanted
-        generation = rb.generation
-        reload.end()
-        respawn.reset()
-        pendingSpawns.removeAll()
-        for w in workers.values where w.generation == failed { retire(w.pid, reason: "reload-failed") }
-        log.error("reload failed: \(why); back to generation \(generation)", metadata: ["event": "reload-failed", "generation": "\(generation)"])
-        SystemdNotify.ready(status: "reload failed: \(why)")
-        scoreboard.publish(reload: .failed, message: "reload failed: \(why); previous configuration restored")
     }
 }
 
