@@ -278,6 +278,23 @@ static inline int herd_recv_fd(int sock, int *fd_out, herd_dispatch_payload *p) 
     }
     return 1;
 }
+// The payload of the datagram at the head of the queue, without taking it (MSG_PEEK) and
+// without its fd: with no control buffer the kernel installs no fd on a peek (it drops its
+// duplicates and sets MSG_CTRUNC). 1 peeked, 0 queue empty (EAGAIN), -errno on error.
+static inline int herd_peek_dispatch(int sock, herd_dispatch_payload *p) {
+    memset(p, 0, sizeof *p);
+    struct iovec iov = { .iov_base = p, .iov_len = sizeof *p };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    for (;;) {
+        ssize_t n = recvmsg(sock, &m, MSG_DONTWAIT | MSG_PEEK);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+        return n == (ssize_t)sizeof *p ? 1 : -EBADMSG;
+    }
+}
 // Bytes waiting on a connected socket, without consuming them: 1 data, 0 none (EAGAIN),
 // -1 EOF or error (the owner's event loop deals with those).
 static inline int herd_has_input(int fd) {

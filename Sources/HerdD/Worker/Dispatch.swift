@@ -96,16 +96,20 @@ extension Worker {
                     scoreboard.bump(slot, closed: .internalError)
                     return true
                 }
-                var storage = sockaddr_storage()
-                var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                // ENOTCONN: the client is already gone; the connection reads EOF and closes.
-                let known = (try? Sys.peerName(fd, &storage, &len)) != nil
-                let peer = known ? withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) } : PeerAddress(text: "unknown")
                 scoreboard.bump(slot, listener: index, Scoreboard.QueueField.received)
-                adopt(fd: fd, listener: index, peer: peer, readyAt: readyAt)
+                adopt(fd: fd, listener: index, peer: peerAddress(of: fd), readyAt: readyAt)
                 return true
             }
         }
+    }
+
+    /// The peer of a connection we did not accept ourselves. ENOTCONN: the client is already
+    /// gone; the connection reads EOF and closes.
+    func peerAddress(of fd: Int32) -> PeerAddress {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        guard (try? Sys.peerName(fd, &storage, &len)) != nil else { return PeerAddress(text: "unknown") }
+        return withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
     }
 
     /// Before a draining worker exits: serve what is still queued on the dispatch socket, so no
@@ -125,14 +129,18 @@ extension Worker {
     /// are skipped (staleFDs).
     func finishHandOffs(_ watcher: Watcher) {
         let first = staleFDs.count
-        watcher.stop(into: &staleFDs)
-        guard staleFDs.count > first else { return }
+        var shed = WatcherShedReport()
+        watcher.stop(into: &staleFDs, shed: &shed)
+        // The ones it answered 503 first (they are among staleFDs, and are no hand-off).
+        forgetShed(shed.shedOwn)
         for fd in staleFDs[first...] {
             let i = Int(fd)
             guard i < connections.count, let conn = connections[i] else { continue }
             conn.handedOff()
             scoreboard.bump(slot, listener: conn.listener, Scoreboard.QueueField.handedOff)
         }
+        // Last: connections it kept may have the numbers of those just forgotten.
+        if !shed.isEmpty { applyWatcherReport(shed) }
     }
 
     /// Adopts a connection taken from the dispatch socket and serves the request that made it

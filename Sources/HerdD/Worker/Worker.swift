@@ -368,12 +368,7 @@ final class Worker: ConnectionHost {
                 continue
             }
             conn.registered = true
-            let i = Int(fd)
-            if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
-            connections[i] = conn
-            activeCount += 1
-            buffers.noteOpen(activeCount)
-            scoreboard.store(slot, .active, UInt64(activeCount))
+            track(conn)
             // A saturated turn's accept (single) is watched after it is served (takeNewWork).
             // (Not in a sweep: the drain that follows hands nothing off.)
             if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }
@@ -487,6 +482,16 @@ final class Worker: ConnectionHost {
     }
 
     /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    /// Enters a new connection of ours in the table and the counts.
+    func track(_ conn: Connection) {
+        let i = Int(conn.fd)
+        if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
+        connections[i] = conn
+        activeCount += 1
+        buffers.noteOpen(activeCount)
+        scoreboard.store(slot, .active, UInt64(activeCount))
+    }
+
     func connectionClosed(_ conn: Connection, reason: CloseReason) {
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }

@@ -1,0 +1,255 @@
+import HerdHTTP
+import HerdLibc
+import HerdSys
+
+/// --max-queue-time while every worker is inside a blocking handler (docs/overload.md, "Who
+/// answers while every worker is blocked"). The worker sheds a late request when it could
+/// start it; with blocking handlers that can be a whole handler time late, and new requests
+/// keep queueing behind. So the busy worker's watcher thread, which already looks at the
+/// worker's idle connections while the handler runs, also answers:
+///
+/// - every tick (`activeTickMillis`) while its worker is in a blocking handler, the head of the
+///   dispatch queue while it is over the limit (a recvmsg MSG_PEEK of the payload tells its age
+///   without taking it);
+/// - while the limit is being hit (`overloaded`: a request was shed for its queue time within
+///   the last `limit`, or the dispatch queue is not empty), new requests at arrival: a readable
+///   idle connection of ours that the full dispatch queue refused, and new connections it
+///   accepts from the listeners of blocking handlers: each goes to the dispatch queue if there
+///   is room, else it is answered 503 at once. A request that would wait behind a full queue
+///   of blocking handlers is answered in milliseconds instead of after one.
+///
+/// The watcher writes a canned 503 after reading the request bytes that are there (so close()
+/// sends FIN, not RST, and the client reads its answer), parses nothing but the request line's
+/// method and target (HEAD, and the debug handler's `/health`, which is never shed), and
+/// closes. It never touches the scoreboard or the worker's episode state (one writer: the
+/// event loop): what it did goes into a `WatcherShedReport` that the event loop applies after
+/// the handler (`applyWatcherReport`), so the shed counts appear then. A connection it took but
+/// can neither queue nor answer (no request bytes yet, a health check) is kept for the event
+/// loop to register after the handler, like one it accepted itself.
+struct WatcherShedConfig {
+    let limitNanos: UInt64
+    /// (index, fd) of the listeners whose handler may block and is not a health check.
+    let acceptListeners: [(index: Int, fd: Int32)]
+    /// Per listener: the debug handler (its `/health` is never shed).
+    let debugListener: [Bool]
+
+    /// The watcher's epoll_wait timeout while its worker is in a blocking handler: how late a
+    /// 503 may be on top of scheduling. 2 ms: 500 wake-ups a second, only with the option on.
+    static let activeTickMillis: Int32 = 2
+    /// ... and while it is not (the watcher learns of a handler start at its next wake-up:
+    /// starting it costs the event loop no wake-up, see Watcher).
+    static let idleTickMillis: Int32 = 20
+    /// At most this many connections answered, queued or accepted per tick (bounded time under
+    /// the mutex: the event loop's stop() waits for it).
+    static let tickBudget = 64
+
+    init?(worker: Worker) {
+        let limit = worker.shedding.limitMicros
+        guard limit != 0 else { return nil }
+        limitNanos = limit * 1000
+        acceptListeners = worker.listeners.indices
+            .filter { worker.listenerMayBlock[$0] && !worker.shedding.healthListener[$0] }
+            .map { ($0, worker.listeners[$0].fd) }
+        debugListener = worker.shedding.debugListener
+    }
+}
+
+/// What the watcher did during one handler, for the event loop (counted after the handler).
+struct WatcherShedReport {
+    /// Requests answered 503: listener and queue time (µs).
+    var shed: [(listener: Int, waitedMicros: UInt64)] = []
+    /// Our own connections answered 503 and closed (the event loop forgets them).
+    var shedOwn: [Int32] = []
+    /// Listener of each connection accepted by the watcher, and of those it put on the queue.
+    var accepted: [Int] = []
+    var queued: [Int] = []
+    /// Connections taken (accepted, or from the queue) that could not be queued nor answered.
+    var kept: [(fd: Int32, listener: Int, readyAt: UInt64)] = []
+    /// Connections taken that turned out closed by their client before an answer.
+    var gone = 0
+
+    var isEmpty: Bool { shed.isEmpty && shedOwn.isEmpty && accepted.isEmpty && kept.isEmpty && gone == 0 }
+}
+
+/// The outcome of answering one connection.
+enum WatcherAnswer { case answered, keep, gone }
+
+extension Watcher {
+    /// The worker shed a request for its queue time: its watcher sheds at arrival from now on.
+    func noteOverload(at now: UInt64) {
+        mutex.lock()
+        overloaded = true
+        lastShedAt = now
+        mutex.unlock()
+    }
+
+    /// Under mutex, active: one tick of shedding (see the type's comment).
+    func shedTick(now: UInt64, _ cfg: WatcherShedConfig) {
+        guard !worker.draining else { return }
+        var budget = WatcherShedConfig.tickBudget
+        // 1. The queue's oldest entries while over the limit. FIFO: the first one within the
+        // limit ends the pass.
+        while budget > 0, let head = Sys.peekDispatch(dispatch.receiveFD), now > head.readyAt &+ cfg.limitNanos {
+            budget -= 1
+            guard case .connection(let fd, let index, let readyAt) = dispatch.receive() else { break }
+            guard index >= 0, index < cfg.debugListener.count else { Sys.close(fd); continue }  // cannot happen
+            if now > readyAt &+ cfg.limitNanos {
+                overloaded = true
+                lastShedAt = now
+                answerTaken(fd, listener: index, readyAt: readyAt, now: now)
+            } else if dispatch.send(fd, listener: index, readyAt: readyAt) == 0 {
+                // Another receiver took the head between our peek and recv: this younger one
+                // goes back (to the tail; rare).
+                Sys.close(fd)
+            } else {
+                report.kept.append((fd, index, readyAt))
+            }
+        }
+        let queued = (try? Sys.datagramQueued(dispatch.receiveFD)) ?? false
+        // Over when nothing waits on the queue and nothing was shed for a limit's time.
+        if overloaded, !queued, now &- lastShedAt > cfg.limitNanos { overloaded = false }
+        guard overloaded else { return }
+        // 2. New connections, while the limit is being hit (idle workers would have taken them:
+        // a worker only blocks the accept queue while it is busy).
+        var storage = sockaddr_storage()
+        for l in cfg.acceptListeners {
+            while budget > 0 {
+                var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                guard case .connection(let fd) = Sys.accept(l.fd, &storage, &len) else { break }
+                budget -= 1
+                report.accepted.append(l.index)
+                // The accept queue's wait counts (docs/overload.md, TCP_INFO).
+                let waited = (Sys.tcpWaitedMillis(fd) ?? 0) &* 1_000_000
+                let readyAt = now &- min(waited, now)
+                if waited <= cfg.limitNanos, dispatch.send(fd, listener: l.index, readyAt: readyAt) == 0 {
+                    Sys.close(fd)
+                    report.queued.append(l.index)
+                    continue
+                }
+                // Over the limit already, or no place in the queue while it is being hit.
+                lastShedAt = now
+                answerTaken(fd, listener: l.index, readyAt: readyAt, now: now)
+            }
+        }
+    }
+
+    /// Under mutex, active: our own readable idle connection `fd` that the full queue refused,
+    /// while the limit is being hit: answer it now rather than after our handler.
+    func shedOwn(_ fd: Int32, listener: Int, now: UInt64) {
+        guard let cfg = shedConfig, answer(fd, listener: listener, cfg) == .answered else { return }
+        lastShedAt = now
+        // Like a hand-off (Worker.handOff): out of both epolls before the close.
+        do {
+            try worker.epoll.remove(fd, what: "shed connection")
+            try epoll.remove(fd, what: "shed connection (watcher)")
+        } catch {
+            log.error("\(error)", metadata: ["event": "dispatch-error"])
+        }
+        Sys.close(fd)
+        report.shedOwn.append(fd)
+        report.shed.append((listener, 0))
+    }
+
+    /// A connection the watcher holds (accepted, or taken from the queue): answer 503 and
+    /// close, or keep it for the event loop.
+    private func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64) {
+        guard let cfg = shedConfig else { return }
+        switch answer(fd, listener: listener, cfg) {
+        case .answered:
+            Sys.close(fd)
+            report.shed.append((listener, now > readyAt ? (now - readyAt) / 1000 : 0))
+        case .gone:
+            Sys.close(fd)
+            report.gone += 1
+        case .keep:
+            report.kept.append((fd, listener, readyAt))
+        }
+    }
+
+    /// Reads the request bytes that are there and writes the canned 503 (not closed here).
+    /// `.keep`: no request bytes yet (answering before the request would make its later
+    /// arrival reset the connection) or a health check; `.gone`: EOF or an error.
+    private func answer(_ fd: Int32, listener: Int, _ cfg: WatcherShedConfig) -> WatcherAnswer {
+        let peeked = scratch.withUnsafeMutableBytes { Sys.peek(fd, $0.baseAddress, $0.count) }
+        guard case .done(let n) = peeked else { return peeked == .wouldBlock ? .keep : .gone }
+        if n == 0 { return .gone }
+        let line = scratch[0..<n]
+        if cfg.debugListener[listener], ShedDecision.isDebugHealthCheck(line) { return .keep }
+        let isHEAD = ShedDecision.isHEAD(line)
+        // Drain what came (a GET's head; a body beyond 64 KiB may still reset the close).
+        for _ in 0..<16 {
+            guard case .done(let got) = scratch.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }),
+                  got > 0 else { break }
+        }
+        let bytes = cannedResponse(isHEAD: isHEAD)
+        // ~200 bytes into an empty socket buffer: one send. A failure means the client left.
+        _ = bytes.withUnsafeBytes { Sys.send(fd, $0.baseAddress, $0.count) }
+        return .answered
+    }
+
+    /// The 503 the worker would write (ShedDecision.response, Connection: close), its Date
+    /// renewed once a second.
+    private func cannedResponse(isHEAD: Bool) -> [UInt8] {
+        let second = wallClockSeconds()
+        if second != cannedSecond {
+            cannedSecond = second
+            let date = HTTPDate.format(epochSeconds: second)
+            let response = ShedDecision.response
+            cannedHEAD.removeAll(keepingCapacity: true)
+            _ = HTTPResponseHead.serialize(response, requestIsHEAD: true, keepAlive: false, versionMinor: 1, date: date, into: &cannedHEAD)
+            cannedGET.removeAll(keepingCapacity: true)
+            _ = HTTPResponseHead.serialize(response, requestIsHEAD: false, keepAlive: false, versionMinor: 1, date: date, into: &cannedGET)
+            if case .bytes(let body) = response.body { cannedGET += body }
+        }
+        return isHEAD ? cannedHEAD : cannedGET
+    }
+}
+
+extension Worker {
+    /// After a blocking handler: counts what the watcher answered and accepted meanwhile, and
+    /// registers the connections it kept (their events come from our epoll from now on).
+    func applyWatcherReport(_ report: WatcherShedReport) {
+        for l in report.accepted {
+            scoreboard.bump(slot, listener: l, .accepted)
+            scoreboard.bump(slot, .accepted)
+        }
+        for l in report.queued { scoreboard.bump(slot, listener: l, Scoreboard.QueueField.handedOff) }
+        // Connections the watcher took and closed: never in our table, counted here.
+        let closedByWatcher = report.shed.count - report.shedOwn.count
+        for _ in 0..<max(0, closedByWatcher) { scoreboard.bump(slot, closed: .responseDone) }
+        for _ in 0..<report.gone { scoreboard.bump(slot, closed: .clientClosed) }
+        for s in report.shed {
+            scoreboard.observeShed(slot, listener: s.listener, reason: .queueTime, micros: s.waitedMicros)
+            // Counted as answered 5xx; not toward --max-requests (no recycling from inside a handler).
+            scoreboard.bump(slot, .requests)
+            scoreboard.bump(slot, .status5xx)
+            noteShed(ShedDecision(reason: .queueTime, waitedMicros: s.waitedMicros), listener: s.listener)
+        }
+        for k in report.kept { register(kept: k.fd, listener: k.listener, readyAt: k.readyAt) }
+    }
+
+    /// Our connections the watcher answered 503 and closed (before `applyWatcherReport`).
+    func forgetShed(_ fds: [Int32]) {
+        for fd in fds {
+            let i = Int(fd)
+            guard i < connections.count, let conn = connections[i] else { continue }
+            conn.forget(because: .responseDone)
+        }
+    }
+
+    /// A connection the watcher took but could not answer: ours now, like an accepted one.
+    private func register(kept fd: Int32, listener index: Int, readyAt: UInt64) {
+        let conn = Connection(fd: fd, listener: index, peer: peerAddress(of: fd), host: self)
+        conn.queuedSince = readyAt
+        // Edge-triggered; EPOLL_CTL_ADD reports the input already there.
+        do { try epoll.add(fd, .connection, .connection(fd), what: "connection kept by the watcher") } catch {
+            log.error("\(error)", metadata: ["event": "accept-error"])
+            Sys.close(fd)
+            scoreboard.bump(slot, closed: .internalError)
+            return
+        }
+        conn.registered = true
+        track(conn)
+        if listenerMayBlock[index], let watcher { watch(fd, watcher) }
+    }
+}
