@@ -167,6 +167,12 @@ final class Watcher: @unchecked Sendable {
               worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
         guard Sys.hasInput(fd) else { return }
+        // --max-queue-time: while the limit is being hit, a request that would wait too long
+        // in the queue is answered now (WatcherShedding.swift).
+        if let shedConfig, !admits(now: now, shedConfig) {
+            shedOwn(fd, listener: conn.listener, now: now)
+            return
+        }
         // Send first, then remove from our epolls and close (Worker.handOff): if the queue is
         // full (EAGAIN) the connection stays ours, untouched, and the event loop reads it after
         // the handler.

@@ -108,9 +108,15 @@ extension Watcher {
         let queued = (try? Sys.datagramQueued(dispatch.receiveFD)) ?? false
         // Over when nothing waits on the queue and nothing was shed for a limit's time.
         if overloaded, !queued, now &- lastShedAt > cfg.limitNanos { overloaded = false }
-        guard overloaded else { return }
-        // 2. New connections, while the limit is being hit (idle workers would have taken them:
-        // a worker only blocks the accept queue while it is busy).
+        // 2. New connections. Nobody sees the age of one in the accept queue while every worker
+        // is busy (only who accepts it: TCP_INFO). Not known to be over the limit: while the
+        // dispatch queue is empty, move one there, where the pass above sees its age (and an
+        // idle worker, should there be one, takes it as from the listener). While the limit
+        // is being hit: all of them, each to the queue if it has room, else answered now.
+        if !overloaded {
+            guard !queued else { return }
+            budget = 1
+        }
         var storage = sockaddr_storage()
         for l in cfg.acceptListeners {
             while budget > 0 {
@@ -121,20 +127,37 @@ extension Watcher {
                 // The accept queue's wait counts (docs/overload.md, TCP_INFO).
                 let waited = (Sys.tcpWaitedMillis(fd) ?? 0) &* 1_000_000
                 let readyAt = now &- min(waited, now)
-                if waited <= cfg.limitNanos, dispatch.send(fd, listener: l.index, readyAt: readyAt) == 0 {
+                if waited > cfg.limitNanos {
+                    overloaded = true
+                } else if admits(now: now, cfg), dispatch.send(fd, listener: l.index, readyAt: readyAt) == 0 {
                     Sys.close(fd)
                     report.queued.append(l.index)
                     continue
+                } else if !overloaded {
+                    report.kept.append((fd, l.index, readyAt))  // lost a race for the last place
+                    continue
                 }
-                // Over the limit already, or no place in the queue while it is being hit.
+                // Over the limit already, or no place in the queue while the limit is being hit.
                 lastShedAt = now
                 answerTaken(fd, listener: l.index, readyAt: readyAt, now: now)
             }
         }
     }
 
-    /// Under mutex, active: our own readable idle connection `fd` that the full queue refused,
-    /// while the limit is being hit: answer it now rather than after our handler.
+    /// Under mutex: whether a new request may join the dispatch queue. While the limit is being
+    /// hit, not when the queue's oldest entry has waited over half the limit: a request that
+    /// joins now would wait about as long as the one at the head has (FIFO, and the head is
+    /// not served yet), so it would likely be shed late; it is answered now instead. Half:
+    /// the queue then holds about half a limit of work, enough to keep every worker busy,
+    /// and what is served waited well within the limit.
+    func admits(now: UInt64, _ cfg: WatcherShedConfig) -> Bool {
+        guard overloaded, let head = Sys.peekDispatch(dispatch.receiveFD) else { return true }
+        return now < head.readyAt &+ cfg.limitNanos / 2
+    }
+
+    /// Under mutex, active: our own readable idle connection `fd` that may not join the queue
+    /// (`admits`) or that the full queue refused, while the limit is being hit: answer it now
+    /// rather than after our handler.
     func shedOwn(_ fd: Int32, listener: Int, now: UInt64) {
         guard let cfg = shedConfig, answer(fd, listener: listener, cfg) == .answered else { return }
         lastShedAt = now
