@@ -177,6 +177,14 @@ extension Sys {
         return .message(fd: fd, listener: payload.listener, readyAt: payload.readyAt)
     }
 
+    /// Bytes sent on a unix socket and not read yet by its peer (ioctl SIOCOUTQ; datagrams
+    /// count with their kernel size, the same for every datagram of one kind).
+    package static func unsentBytes(_ fd: Int32) throws(SysError) -> Int {
+        let rc = herd_unix_outq(fd)
+        if rc < 0 { throw SysError("ioctl", errno: -rc, detail: "SIOCOUTQ") }
+        return Int(rc)
+    }
+
     /// The payload (listener, readyAt) of the datagram at the head of a dispatch socket,
     /// without taking it or its fd (recvmsg MSG_PEEK, no control buffer). nil: empty or error.
     @usableFromInline package static func peekDispatch(_ socket: Int32) -> (listener: UInt64, readyAt: UInt64)? {

@@ -278,6 +278,13 @@ static inline int herd_recv_fd(int sock, int *fd_out, herd_dispatch_payload *p) 
     }
     return 1;
 }
+// Bytes a unix socket has sent that its peer has not read yet (SIOCOUTQ: the truesize of the
+// queued datagrams, shared by every process holding the socket). >= 0, or -errno.
+static inline int herd_unix_outq(int fd) {
+    int n = 0;
+    if (ioctl(fd, SIOCOUTQ, &n) < 0) return -errno;
+    return n;
+}
 // The payload of the datagram at the head of the queue, without taking it (MSG_PEEK) and
 // without its fd: with no control buffer the kernel installs no fd on a peek (it drops its
 // duplicates and sets MSG_CTRUNC). 1 peeked, 0 queue empty (EAGAIN), -errno on error.

@@ -55,6 +55,10 @@ final class Watcher: @unchecked Sendable {
     var cannedSecond = -1
     var cannedGET: [UInt8] = []
     var cannedHEAD: [UInt8] = []
+    /// Our worker's blocking handler time: when the current one started, and a moving average
+    /// (1/8 per handler) for `admits`.
+    var handlerStartedAt: UInt64 = 0
+    var serviceNanos: UInt64 = 0
     /// The worker whose connection table the watcher reads while the event loop is inside a
     /// handler. The worker lives as long as the process.
     unowned(unsafe) let worker: Worker
@@ -90,6 +94,7 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = true
         busyFD = busy
+        if shedConfig != nil { handlerStartedAt = monotonicNanos() }
         if !pending.isEmpty {
             let now = monotonicNanos()
             for fd in pending { consider(fd, now: now) }
@@ -105,6 +110,11 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = false
         busyFD = -1
+        if shedConfig != nil, handlerStartedAt != 0 {
+            let took = monotonicNanos() &- handlerStartedAt
+            serviceNanos = serviceNanos == 0 ? took : serviceNanos - serviceNanos / 8 + took / 8
+            handlerStartedAt = 0
+        }
         if !handedOff.isEmpty {
             out += handedOff
             handedOff.removeAll(keepingCapacity: true)

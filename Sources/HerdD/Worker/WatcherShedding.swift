@@ -32,6 +32,10 @@ struct WatcherShedConfig {
     let acceptListeners: [(index: Int, fd: Int32)]
     /// Per listener: the debug handler (its `/health` is never shed).
     let debugListener: [Bool]
+    /// Workers serving the queue (--workers), and the size of one queue entry in the send
+    /// end's unsent bytes (nil: the queue length is not known; only the head's age is used).
+    let workers: UInt64
+    let entryBytes: Int?
 
     /// The watcher's epoll_wait timeout while its worker is in a blocking handler: how late a
     /// 503 may be on top of scheduling. 2 ms: 500 wake-ups a second, only with the option on.
@@ -51,6 +55,8 @@ struct WatcherShedConfig {
             .filter { worker.listenerMayBlock[$0] && !worker.shedding.healthListener[$0] }
             .map { ($0, worker.listeners[$0].fd) }
         debugListener = worker.shedding.debugListener
+        workers = UInt64(max(1, worker.config.workers))
+        entryBytes = DispatchPair.measureEntryBytes()
     }
 }
 
@@ -145,14 +151,20 @@ extension Watcher {
     }
 
     /// Under mutex: whether a new request may join the dispatch queue. While the limit is being
-    /// hit, not when the queue's oldest entry has waited over half the limit: a request that
-    /// joins now would wait about as long as the one at the head has (FIFO, and the head is
-    /// not served yet), so it would likely be shed late; it is answered now instead. Half:
-    /// the queue then holds about half a limit of work, enough to keep every worker busy,
-    /// and what is served waited well within the limit.
+    /// hit, not when it would likely wait over half the limit there, so that it would be shed
+    /// late; it is answered now instead. Its wait is estimated as the queue's length times the
+    /// mean blocking handler time of our worker (`serviceNanos`, a moving average) over the
+    /// workers; and it is at least what the queue's oldest entry has waited (FIFO, and that one
+    /// is not served yet). Half the limit: the queue then holds about half a limit of work,
+    /// enough to keep every worker busy, and what is served waited well within the limit.
+    /// (The head's age alone lets a burst in: it is small when many arrive at once.)
     func admits(now: UInt64, _ cfg: WatcherShedConfig) -> Bool {
-        guard overloaded, let head = Sys.peekDispatch(dispatch.receiveFD) else { return true }
-        return now < head.readyAt &+ cfg.limitNanos / 2
+        guard overloaded else { return true }
+        let half = cfg.limitNanos / 2
+        if let entry = cfg.entryBytes, let length = dispatch.queued(entryBytes: entry),
+           UInt64(length) &* serviceNanos / cfg.workers > half { return false }
+        guard let head = Sys.peekDispatch(dispatch.receiveFD) else { return true }
+        return now < head.readyAt &+ half
     }
 
     /// Under mutex, active: our own readable idle connection `fd` that may not join the queue
