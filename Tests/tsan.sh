@@ -2,7 +2,7 @@
 # ThreadSanitizer lane (issue 24): builds herdd with --sanitize=thread (its own scratch path,
 # .build-tsan, ignored by git) and runs the integration tests where two threads meet (the
 # worker's event loop and its dispatch watcher) or a connection's life spans turns and processes:
-# dispatch, fairness/streams, drain, upgrade. Every TSan report is written to a file of its own
+# dispatch, fairness/streams, drain, upgrade, overload (the watcher answers 503s). Every TSan report is written to a file of its own
 # (TSAN_OPTIONS log_path, one per process); any report fails the lane, even if the tests pass.
 #   Tests/tsan.sh [pytest args...]     (default: the five files below)
 set -euo pipefail
@@ -11,7 +11,8 @@ swift build --sanitize=thread --scratch-path .build-tsan --product herdd
 bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)/herdd"
 reports="$(mktemp -d /tmp/herdd-tsan.XXXXXX)"
 files=(Tests/integration/test_dispatch.py Tests/integration/test_http_fairness.py
-       Tests/integration/test_drain.py Tests/integration/test_upgrade.py Tests/integration/test_upgrade_handshake.py)
+       Tests/integration/test_drain.py Tests/integration/test_upgrade.py Tests/integration/test_upgrade_handshake.py
+       Tests/integration/test_overload.py)
 [ $# -gt 0 ] && files=("$@")
 status=0
 HERDD_BIN="$bin" TSAN_OPTIONS="log_path=$reports/report halt_on_error=0 second_deadlock_stack=1" \

@@ -4,7 +4,7 @@ same run.
 
   spike: 4 workers, /sleep/50 (capacity 80 req/s), 256 keep-alive clients, closed loop. A client
          sends its next request when it has its answer; after a 503 it honours `Retry-After`
-         (1 s) and connects again, as a well-behaved client (or a load balancer) does.
+         (1 s, with ±50% jitter) and connects again, as a well-behaved client does.
          herdd --max-queue-time 250 vs herdd without it vs gunicorn sync -w 4.
   mix:   the sleep mix of the blocking section (90% /sleep/2, 10% /sleep/50; capacity
          4 / 6.8 ms = 588 req/s) at twice its capacity, open loop: requests are sent at a fixed
@@ -97,7 +97,10 @@ async def spike_client(port, tally, deadline):
         if closes:
             conn = close(conn)
         if status == 503:
-            await asyncio.sleep(1.0)  # Retry-After: 1
+            # Retry-After: 1, with jitter as clients that back off add it (without it the
+            # clients come back in one wave a second, and this one process is then the queue
+            # that the 503s' latency measures).
+            await asyncio.sleep(random.uniform(0.5, 1.5))
 
 
 def close(conn):

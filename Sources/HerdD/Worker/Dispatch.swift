@@ -254,6 +254,14 @@ extension Worker {
         guard (try? Sys.datagramQueued(dispatch.receiveFD)) == true else { return false }
         // A stale edge (nothing to read) or EOF: the event loop deals with it.
         guard Sys.hasInput(fd) else { return false }
+        // --max-queue-time: while the limit is being hit, not to the tail of a queue where it
+        // would wait too long: answered now (WatcherShedding.swift).
+        if watcher.shedConfig != nil, watcher.shedAtArrival(fd, listener: conn.listener, now: turnClock) {
+            staleFDs.append(fd)
+            conn.forget(because: .responseDone)
+            countShedAtArrival(listener: conn.listener, waitedMicros: 0)
+            return true
+        }
         guard handOff(fd, listener: conn.listener, readyAt: turnClock, via: dispatch, watcher: watcher) else { return false }
         // Its events later in this batch are stale (the number may be reused by an accept).
         staleFDs.append(fd)

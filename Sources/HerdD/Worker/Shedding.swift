@@ -160,7 +160,7 @@ extension Worker {
 
     func noteShed(_ verdict: ShedDecision, listener: Int) {
         // The watcher sheds at arrival while our queues are over the limit (WatcherShedding.swift).
-        if verdict.reason == .queueTime { watcher?.noteOverload(at: now) }
+        if verdict.reason == .queueTime { scoreboard.setHeader(.overloadSeenAt, now) }
         if shedding.episodeShed == 0 {
             shedding.episodeStart = now
             log.warning("overload: shedding requests that waited over \(shedding.limitMicros / 1000) ms", metadata: [

@@ -48,8 +48,6 @@ final class Watcher: @unchecked Sendable {
     /// limit is being hit, when a request was last shed, what to tell the event loop, the
     /// buffer for request bytes and the canned 503.
     let shedConfig: WatcherShedConfig?
-    var overloaded = false
-    var lastShedAt: UInt64 = 0
     var report = WatcherShedReport()
     var scratch = [UInt8](repeating: 0, count: 2048)
     var cannedSecond = -1
@@ -139,7 +137,7 @@ final class Watcher: @unchecked Sendable {
             // rather than spin.
             // With --max-queue-time, also a tick (WatcherShedding.swift): short while the worker
             // was in a blocking handler at our last look, long otherwise.
-            let timeout = shedConfig == nil ? -1 : wasActive ? WatcherShedConfig.activeTickMillis : WatcherShedConfig.idleTickMillis
+            let timeout = tickMillis(wasActive: wasActive)
             let n: Int
             do { n = try epoll.wait(&events, timeoutMillis: timeout) } catch {
                 log.error("\(error)", metadata: ["event": "dispatch-error"])
@@ -193,7 +191,7 @@ final class Watcher: @unchecked Sendable {
         guard worker.handOff(fd, listener: conn.listener, readyAt: now, via: dispatch, watcher: self) else {
             // The queue is full. While the limit is being hit, answer 503 now rather than
             // after our handler (WatcherShedding.swift).
-            if overloaded { shedOwn(fd, listener: conn.listener, now: now) }
+            if let shedConfig, overloaded(now: now, shedConfig) { shedOwn(fd, listener: conn.listener, now: now) }
             return
         }
         handedOff.append(fd)

@@ -11,8 +11,9 @@ import HerdSys
 /// - every tick (`activeTickMillis`) while its worker is in a blocking handler, the head of the
 ///   dispatch queue while it is over the limit (a recvmsg MSG_PEEK of the payload tells its age
 ///   without taking it);
-/// - while the limit is being hit (`overloaded`: a request was shed for its queue time within
-///   the last `limit`, or the dispatch queue is not empty), new requests at arrival: a readable
+/// - while the limit is being hit (`overloaded`: any worker shed a request for its queue time
+///   within the last `limit`, or the dispatch queue was never empty since; a scoreboard word
+///   all of them share), new requests at arrival: a readable
 ///   idle connection of ours that the full dispatch queue refused, and new connections it
 ///   accepts from the listeners of blocking handlers: each goes to the dispatch queue if there
 ///   is room, else it is answered 503 at once. A request that would wait behind a full queue
@@ -81,12 +82,26 @@ struct WatcherShedReport {
 enum WatcherAnswer { case answered, keep, gone }
 
 extension Watcher {
-    /// The worker shed a request for its queue time: its watcher sheds at arrival from now on.
-    func noteOverload(at now: UInt64) {
-        mutex.lock()
-        overloaded = true
-        lastShedAt = now
-        mutex.unlock()
+    /// Whether the limit is being hit: a request was shed for its queue time, by any worker,
+    /// within the last limit, or the dispatch queue stayed non-empty since
+    /// (`Scoreboard.HeaderField.overloadSeenAt`). The queue keeps the state on while clients
+    /// told to come back later (Retry-After) are away: without it the state would end between
+    /// their waves, and each wave would queue and be shed late.
+    func overloaded(now: UInt64, _ cfg: WatcherShedConfig) -> Bool {
+        let last = worker.scoreboard.header(.overloadSeenAt)
+        // Another CPU's clock read may be a little ahead of ours: that is recent too.
+        return last != 0 && (now < last || now - last <= cfg.limitNanos)
+    }
+
+    /// A request shed for its queue time, or the queue still not empty while overloaded.
+    private func markOverloadSeen(_ now: UInt64) { worker.scoreboard.setHeader(.overloadSeenAt, now) }
+
+    /// The epoll_wait timeout: none without --max-queue-time; a tick while our worker was in a
+    /// blocking handler at our last look or the limit is being hit (then the worker's next
+    /// handler must not wait for a long tick to be seen), a long one otherwise.
+    func tickMillis(wasActive: Bool) -> Int32 {
+        guard let cfg = shedConfig else { return -1 }
+        return wasActive || overloaded(now: monotonicNanos(), cfg) ? WatcherShedConfig.activeTickMillis : WatcherShedConfig.idleTickMillis
     }
 
     /// Under mutex, active: one tick of shedding (see the type's comment).
@@ -100,8 +115,7 @@ extension Watcher {
             guard case .connection(let fd, let index, let readyAt) = dispatch.receive() else { break }
             guard index >= 0, index < cfg.debugListener.count else { Sys.close(fd); continue }  // cannot happen
             if now > readyAt &+ cfg.limitNanos {
-                overloaded = true
-                lastShedAt = now
+                markOverloadSeen(now)
                 answerTaken(fd, listener: index, readyAt: readyAt, now: now)
             } else if dispatch.send(fd, listener: index, readyAt: readyAt) == 0 {
                 // Another receiver took the head between our peek and recv: this younger one
@@ -112,8 +126,8 @@ extension Watcher {
             }
         }
         let queued = (try? Sys.datagramQueued(dispatch.receiveFD)) ?? false
-        // Over when nothing waits on the queue and nothing was shed for a limit's time.
-        if overloaded, !queued, now &- lastShedAt > cfg.limitNanos { overloaded = false }
+        var overloaded = overloaded(now: now, cfg)
+        if overloaded, queued { markOverloadSeen(now) }
         // 2. New connections. Nobody sees the age of one in the accept queue while every worker
         // is busy (only who accepts it: TCP_INFO). Not known to be over the limit: while the
         // dispatch queue is empty, move one there, where the pass above sees its age (and an
@@ -144,25 +158,29 @@ extension Watcher {
                     continue
                 }
                 // Over the limit already, or no place in the queue while the limit is being hit.
-                lastShedAt = now
+                markOverloadSeen(now)
                 answerTaken(fd, listener: l.index, readyAt: readyAt, now: now)
             }
         }
     }
 
     /// Under mutex: whether a new request may join the dispatch queue. While the limit is being
-    /// hit, not when it would likely wait over half the limit there, so that it would be shed
-    /// late; it is answered now instead. Its wait is estimated as the queue's length times the
-    /// mean blocking handler time of our worker (`serviceNanos`, a moving average) over the
-    /// workers; and it is at least what the queue's oldest entry has waited (FIFO, and that one
-    /// is not served yet). Half the limit: the queue then holds about half a limit of work,
-    /// enough to keep every worker busy, and what is served waited well within the limit.
+    /// hit, not when it would likely wait so long there that it would be shed late; it is
+    /// answered now instead. Its wait is estimated two ways, and either can refuse it:
+    /// - the queue's length times the mean blocking handler time of our worker
+    ///   (`serviceNanos`, a moving average) over the workers, against a quarter of the limit:
+    ///   the workers also serve their own keep-alive connections and what they accept, so the
+    ///   queue drains slower than that (with half, the served requests waited up to the limit
+    ///   and some were shed late: docs/overload.md);
+    /// - what the queue's oldest entry has waited (FIFO, and that one is not served yet),
+    ///   against half the limit.
+    /// The queue then holds a fraction of a limit of work, enough to keep every worker busy.
     /// (The head's age alone lets a burst in: it is small when many arrive at once.)
     func admits(now: UInt64, _ cfg: WatcherShedConfig) -> Bool {
-        guard overloaded else { return true }
+        guard overloaded(now: now, cfg) else { return true }
         let half = cfg.limitNanos / 2
         if let entry = cfg.entryBytes, let length = dispatch.queued(entryBytes: entry),
-           UInt64(length) &* serviceNanos / cfg.workers > half { return false }
+           UInt64(length) &* serviceNanos / cfg.workers > half / 2 { return false }
         guard let head = Sys.peekDispatch(dispatch.receiveFD) else { return true }
         return now < head.readyAt &+ half
     }
@@ -172,8 +190,27 @@ extension Watcher {
     /// rather than after our handler.
     func shedOwn(_ fd: Int32, listener: Int, now: UInt64) {
         guard let cfg = shedConfig, answer(fd, listener: listener, cfg) == .answered else { return }
-        lastShedAt = now
-        // Like a hand-off (Worker.handOff): out of both epolls before the close.
+        markOverloadSeen(now)
+        closeAnswered(fd)
+        report.shedOwn.append(fd)
+        report.shed.append((listener, 0))
+    }
+
+    /// The event loop, about to put its own readable connection behind the queue
+    /// (Worker.queueBehindDispatched): the same rule as for the watcher's arrivals. True if it
+    /// was answered 503 and closed (the caller forgets it and counts the shed).
+    func shedAtArrival(_ fd: Int32, listener: Int, now: UInt64) -> Bool {
+        mutex.lock()
+        defer { mutex.unlock() }
+        guard let cfg = shedConfig, !admits(now: now, cfg), answer(fd, listener: listener, cfg) == .answered else { return false }
+        markOverloadSeen(now)
+        closeAnswered(fd)
+        return true
+    }
+
+    /// One of our connections answered 503: like a hand-off (Worker.handOff), out of both
+    /// epolls before the close.
+    private func closeAnswered(_ fd: Int32) {
         do {
             try worker.epoll.remove(fd, what: "shed connection")
             try epoll.remove(fd, what: "shed connection (watcher)")
@@ -181,8 +218,6 @@ extension Watcher {
             log.error("\(error)", metadata: ["event": "dispatch-error"])
         }
         Sys.close(fd)
-        report.shedOwn.append(fd)
-        report.shed.append((listener, 0))
     }
 
     /// A connection the watcher holds (accepted, or taken from the queue): answer 503 and
@@ -253,14 +288,17 @@ extension Worker {
         let closedByWatcher = report.shed.count - report.shedOwn.count
         for _ in 0..<max(0, closedByWatcher) { scoreboard.bump(slot, closed: .responseDone) }
         for _ in 0..<report.gone { scoreboard.bump(slot, closed: .clientClosed) }
-        for s in report.shed {
-            scoreboard.observeShed(slot, listener: s.listener, reason: .queueTime, micros: s.waitedMicros)
-            // Counted as answered 5xx; not toward --max-requests (no recycling from inside a handler).
-            scoreboard.bump(slot, .requests)
-            scoreboard.bump(slot, .status5xx)
-            noteShed(ShedDecision(reason: .queueTime, waitedMicros: s.waitedMicros), listener: s.listener)
-        }
+        for s in report.shed { countShedAtArrival(listener: s.listener, waitedMicros: s.waitedMicros) }
         for k in report.kept { register(kept: k.fd, listener: k.listener, readyAt: k.readyAt) }
+    }
+
+    /// A request the watcher's rules answered 503 (WatcherShedding.swift): shed for its queue
+    /// time, answered 5xx; not counted toward --max-requests (no recycling from inside a handler).
+    func countShedAtArrival(listener: Int, waitedMicros: UInt64) {
+        scoreboard.observeShed(slot, listener: listener, reason: .queueTime, micros: waitedMicros)
+        scoreboard.bump(slot, .requests)
+        scoreboard.bump(slot, .status5xx)
+        noteShed(ShedDecision(reason: .queueTime, waitedMicros: waitedMicros), listener: listener)
     }
 
     /// Our connections the watcher answered 503 and closed (before `applyWatcherReport`).
