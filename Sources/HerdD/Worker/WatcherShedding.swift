@@ -116,7 +116,7 @@ extension Watcher {
             guard index >= 0, index < cfg.debugListener.count else { Sys.close(fd); continue }  // cannot happen
             if now > readyAt &+ cfg.limitNanos {
                 markOverloadSeen(now)
-                answerTaken(fd, listener: index, readyAt: readyAt, now: now)
+                answerTaken(fd, listener: index, readyAt: readyAt, now: now, accepted: false)
             } else if dispatch.send(fd, listener: index, readyAt: readyAt) == 0 {
                 // Another receiver took the head between our peek and recv: this younger one
                 // goes back (to the tail; rare).
@@ -159,7 +159,7 @@ extension Watcher {
                 }
                 // Over the limit already, or no place in the queue while the limit is being hit.
                 markOverloadSeen(now)
-                answerTaken(fd, listener: l.index, readyAt: readyAt, now: now)
+                answerTaken(fd, listener: l.index, readyAt: readyAt, now: now, accepted: true)
             }
         }
     }
@@ -221,8 +221,10 @@ extension Watcher {
     }
 
     /// A connection the watcher holds (accepted, or taken from the queue): answer 503 and
-    /// close, or keep it for the event loop.
-    private func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64) {
+    /// close, or keep it. One it accepted whose request has not come yet (or is a health
+    /// check) joins the queue even past `admits`: whoever takes it reads its request (and sheds
+    /// it if late); kept for our event loop it would wait for our handler.
+    private func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64, accepted: Bool) {
         guard let cfg = shedConfig else { return }
         switch answer(fd, listener: listener, cfg) {
         case .answered:
@@ -232,7 +234,12 @@ extension Watcher {
             Sys.close(fd)
             report.gone += 1
         case .keep:
-            report.kept.append((fd, listener, readyAt))
+            if accepted, dispatch.send(fd, listener: listener, readyAt: readyAt) == 0 {
+                Sys.close(fd)
+                report.queued.append(listener)
+            } else {
+                report.kept.append((fd, listener, readyAt))
+            }
         }
     }
 
@@ -314,15 +321,7 @@ extension Worker {
     private func register(kept fd: Int32, listener index: Int, readyAt: UInt64) {
         let conn = Connection(fd: fd, listener: index, peer: peerAddress(of: fd), host: self)
         conn.queuedSince = readyAt
-        // Edge-triggered; EPOLL_CTL_ADD reports the input already there.
-        do { try epoll.add(fd, .connection, .connection(fd), what: "connection kept by the watcher") } catch {
-            log.error("\(error)", metadata: ["event": "accept-error"])
-            Sys.close(fd)
-            scoreboard.bump(slot, closed: .internalError)
-            return
-        }
-        conn.registered = true
-        track(conn)
+        guard register(conn, what: "connection kept by the watcher") else { return }
         if listenerMayBlock[index], let watcher { watch(fd, watcher) }
     }
 }
