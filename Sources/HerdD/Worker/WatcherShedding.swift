@@ -10,23 +10,23 @@ import HerdSys
 ///
 /// - every tick (`activeTickMillis`) while its worker is in a blocking handler, the head of the
 ///   dispatch queue while it is over the limit (a recvmsg MSG_PEEK of the payload tells its age
-///   without taking it);
+///   without taking it), and new connections from the accept queue (one a tick to the dispatch
+///   queue, where their age shows; all of them while the limit is being hit);
 /// - while the limit is being hit (`overloaded`: any worker shed a request for its queue time
-///   within the last `limit`, or the dispatch queue was never empty since; a scoreboard word
-///   all of them share), new requests at arrival: a readable
-///   idle connection of ours that the full dispatch queue refused, and new connections it
-///   accepts from the listeners of blocking handlers: each goes to the dispatch queue if there
-///   is room, else it is answered 503 at once. A request that would wait behind a full queue
-///   of blocking handlers is answered in milliseconds instead of after one.
+///   within the last limit, or the dispatch queue stayed non-empty since; a scoreboard header
+///   word all of them share), new requests at arrival: its worker's connections that turn
+///   readable, those the event loop would put behind the queue, and the connections it
+///   accepts. Each joins the dispatch queue if it would likely be served within the limit
+///   (`admits`), else it is answered 503 at once, not after waiting out the limit.
 ///
 /// The watcher writes a canned 503 after reading the request bytes that are there (so close()
 /// sends FIN, not RST, and the client reads its answer), parses nothing but the request line's
 /// method and target (HEAD, and the debug handler's `/health`, which is never shed), and
-/// closes. It never touches the scoreboard or the worker's episode state (one writer: the
-/// event loop): what it did goes into a `WatcherShedReport` that the event loop applies after
-/// the handler (`applyWatcherReport`), so the shed counts appear then. A connection it took but
-/// can neither queue nor answer (no request bytes yet, a health check) is kept for the event
-/// loop to register after the handler, like one it accepted itself.
+/// closes. It never writes the worker's scoreboard counters or episode state (one writer: the
+/// event loop), only the shared header word: what it did goes into a `WatcherShedReport` that
+/// the event loop applies after the handler (`applyWatcherReport`), so the shed counts appear
+/// then. A connection it took but cannot answer (no request bytes yet, a health check) joins
+/// the dispatch queue, or failing that is kept for the event loop to register after the handler.
 struct WatcherShedConfig {
     let limitNanos: UInt64
     /// (index, fd) of the listeners whose handler may block and is not a health check.
