@@ -140,7 +140,9 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
     # The load is over: the next request is served, and the episodes end in the log.
     assert get(port, "/sleep/1")[0] == 200
     starts = h.events("shedding-start")
-    assert starts and all(int(l["waited_us"]) > 100_000 for l in starts), starts
+    # An episode starts with a late request, or (on a worker that did not shed one itself) with
+    # one shed at arrival while another worker's shedding said the limit is being hit.
+    assert starts and any(int(l["waited_us"]) > 100_000 for l in starts), starts
     wait_until(lambda: len(h.events("shedding-end")) == len(starts), 10, what="one shedding-end per shedding-start")
     assert sum(int(l["shed"]) for l in h.events("shedding-end")) == len(shed)
     wait_until(lambda: metric_sample(http_get(mport, "/metrics").body.decode(), "herdd_shedding") == 0, 10,

@@ -163,7 +163,7 @@ extension Worker {
         if verdict.reason == .queueTime { scoreboard.setHeader(.overloadSeenAt, now) }
         if shedding.episodeShed == 0 {
             shedding.episodeStart = now
-            log.warning("overload: shedding requests that waited over \(shedding.limitMicros / 1000) ms", metadata: [
+            log.warning("overload: shedding requests that waited, or would wait, over \(shedding.limitMicros / 1000) ms", metadata: [
                 "event": "shedding-start", "listener": "\(listeners[listener].name)", "reason": "\(verdict.reason.label)",
                 "waited_us": "\(verdict.waitedMicros)", "max_queue_time_ms": "\(shedding.limitMicros / 1000)",
             ])

@@ -70,12 +70,15 @@ struct WatcherShedReport {
     /// Listener of each connection accepted by the watcher, and of those it put on the queue.
     var accepted: [Int] = []
     var queued: [Int] = []
-    /// Connections taken (accepted, or from the queue) that could not be queued nor answered.
-    var kept: [(fd: Int32, listener: Int, readyAt: UInt64)] = []
+    /// Listener of each connection the watcher took from the dispatch queue.
+    var received: [Int] = []
+    /// Connections taken (accepted, or from the queue: `received`) that could not be queued
+    /// nor answered.
+    var kept: [(fd: Int32, listener: Int, readyAt: UInt64, received: Bool)] = []
     /// Connections taken that turned out closed by their client before an answer.
     var gone = 0
 
-    var isEmpty: Bool { shed.isEmpty && shedOwn.isEmpty && accepted.isEmpty && kept.isEmpty && gone == 0 }
+    var isEmpty: Bool { shed.isEmpty && shedOwn.isEmpty && accepted.isEmpty && received.isEmpty && kept.isEmpty && gone == 0 }
 }
 
 /// The outcome of answering one connection.
@@ -114,6 +117,7 @@ extension Watcher {
             budget -= 1
             guard case .connection(let fd, let index, let readyAt) = dispatch.receive() else { break }
             guard index >= 0, index < cfg.debugListener.count else { Sys.close(fd); continue }  // cannot happen
+            report.received.append(index)
             if now > readyAt &+ cfg.limitNanos {
                 markOverloadSeen(now)
                 answerTaken(fd, listener: index, readyAt: readyAt, now: now, accepted: false)
@@ -121,8 +125,9 @@ extension Watcher {
                 // Another receiver took the head between our peek and recv: this younger one
                 // goes back (to the tail; rare).
                 Sys.close(fd)
+                report.queued.append(index)
             } else {
-                report.kept.append((fd, index, readyAt))
+                report.kept.append((fd, index, readyAt, true))
             }
         }
         let queued = (try? Sys.datagramQueued(dispatch.receiveFD)) ?? false
@@ -154,7 +159,7 @@ extension Watcher {
                     report.queued.append(l.index)
                     continue
                 } else if !overloaded {
-                    report.kept.append((fd, l.index, readyAt))  // lost a race for the last place
+                    report.kept.append((fd, l.index, readyAt, false))  // lost a race for the last place
                     continue
                 }
                 // Over the limit already, or no place in the queue while the limit is being hit.
@@ -238,7 +243,7 @@ extension Watcher {
                 Sys.close(fd)
                 report.queued.append(listener)
             } else {
-                report.kept.append((fd, listener, readyAt))
+                report.kept.append((fd, listener, readyAt, !accepted))
             }
         }
     }
@@ -291,12 +296,13 @@ extension Worker {
             scoreboard.bump(slot, .accepted)
         }
         for l in report.queued { scoreboard.bump(slot, listener: l, Scoreboard.QueueField.handedOff) }
+        for l in report.received { scoreboard.bump(slot, listener: l, Scoreboard.QueueField.received) }
         // Connections the watcher took and closed: never in our table, counted here.
         let closedByWatcher = report.shed.count - report.shedOwn.count
         for _ in 0..<max(0, closedByWatcher) { scoreboard.bump(slot, closed: .responseDone) }
         for _ in 0..<report.gone { scoreboard.bump(slot, closed: .clientClosed) }
         for s in report.shed { countShedAtArrival(listener: s.listener, waitedMicros: s.waitedMicros) }
-        for k in report.kept { register(kept: k.fd, listener: k.listener, readyAt: k.readyAt) }
+        for k in report.kept { register(kept: k.fd, listener: k.listener, readyAt: k.readyAt, received: k.received) }
     }
 
     /// A request the watcher's rules answered 503 (WatcherShedding.swift): shed for its queue
@@ -318,9 +324,11 @@ extension Worker {
     }
 
     /// A connection the watcher took but could not answer: ours now, like an accepted one.
-    private func register(kept fd: Int32, listener index: Int, readyAt: UInt64) {
+    private func register(kept fd: Int32, listener index: Int, readyAt: UInt64, received: Bool) {
         let conn = Connection(fd: fd, listener: index, peer: peerAddress(of: fd), host: self)
         conn.queuedSince = readyAt
+        // From the dispatch queue: its sender may still hold the file a moment (see adopt).
+        conn.received = received
         guard register(conn, what: "connection kept by the watcher") else { return }
         if listenerMayBlock[index], let watcher { watch(fd, watcher) }
     }
