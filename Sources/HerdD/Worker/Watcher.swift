@@ -44,9 +44,8 @@ final class Watcher: @unchecked Sendable {
     /// of going to an idle one. They are considered first when the watcher is started again
     /// (`consider` filters what the event loop has read meanwhile).
     private var pending: [Int32] = []
-    /// --max-queue-time (WatcherShedding.swift); nil when off. Guarded by mutex: whether the
-    /// limit is being hit, when a request was last shed, what to tell the event loop, the
-    /// buffer for request bytes and the canned 503.
+    /// --max-queue-time (WatcherShedding.swift); nil when off. Guarded by mutex: what to tell
+    /// the event loop, the buffer for request bytes and the canned 503.
     let shedConfig: WatcherShedConfig?
     var report = WatcherShedReport()
     var scratch = [UInt8](repeating: 0, count: 2048)
@@ -177,10 +176,8 @@ final class Watcher: @unchecked Sendable {
         guard Sys.hasInput(fd) else { return }
         // --max-queue-time: while the limit is being hit, a request that would wait too long
         // in the queue is answered now (WatcherShedding.swift).
-        if let shedConfig, !admits(now: now, shedConfig) {
-            shedOwn(fd, listener: conn.listener, now: now)
-            return
-        }
+        // (One it could not answer, a health check, is handed off as usual.)
+        if let shedConfig, !admits(now: now, shedConfig), shedOwn(fd, listener: conn.listener, now: now) { return }
         // Send first, then remove from our epolls and close (Worker.handOff): if the queue is
         // full (EAGAIN) the connection stays ours, untouched, and the event loop reads it after
         // the handler.

@@ -192,13 +192,15 @@ extension Watcher {
 
     /// Under mutex, active: our own readable idle connection `fd` that may not join the queue
     /// (`admits`) or that the full queue refused, while the limit is being hit: answer it now
-    /// rather than after our handler.
-    func shedOwn(_ fd: Int32, listener: Int, now: UInt64) {
-        guard let cfg = shedConfig, answer(fd, listener: listener, cfg) == .answered else { return }
+    /// rather than after our handler. False if it was not answered (and is still ours).
+    @discardableResult
+    func shedOwn(_ fd: Int32, listener: Int, now: UInt64) -> Bool {
+        guard let cfg = shedConfig, answer(fd, listener: listener, cfg) == .answered else { return false }
         markOverloadSeen(now)
         closeAnswered(fd)
         report.shedOwn.append(fd)
         report.shed.append((listener, 0))
+        return true
     }
 
     /// The event loop, about to put its own readable connection behind the queue
