@@ -3,9 +3,10 @@
 # .build-tsan, ignored by git) and runs the integration tests where two threads meet (the
 # worker's event loop and its dispatch watcher) or a connection's life spans turns and processes:
 # dispatch, fairness/streams, drain, upgrade, produced bodies (a producer on another thread
-# wakes the loop). Every TSan report is written to a file of its own
+# wakes the loop), overload (the watcher answers 503s). Every TSan report is written to a file
+# of its own
 # (TSAN_OPTIONS log_path, one per process); any report fails the lane, even if the tests pass.
-#   Tests/tsan.sh [pytest args...]     (default: the six files below)
+#   Tests/tsan.sh [pytest args...]     (default: the seven files below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --sanitize=thread --scratch-path .build-tsan --product herdd
@@ -13,7 +14,7 @@ bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)
 reports="$(mktemp -d /tmp/herdd-tsan.XXXXXX)"
 files=(Tests/integration/test_dispatch.py Tests/integration/test_http_fairness.py
        Tests/integration/test_drain.py Tests/integration/test_upgrade.py Tests/integration/test_upgrade_handshake.py
-       Tests/integration/test_streamed_body.py)
+       Tests/integration/test_streamed_body.py Tests/integration/test_overload.py)
 [ $# -gt 0 ] && files=("$@")
 status=0
 # atexit_sleep_ms=50 (TSan's default is 1000): every exit would otherwise take a second more,

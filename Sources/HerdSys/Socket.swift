@@ -143,6 +143,12 @@ extension Sys {
     @inlinable @inline(__always)
     package static func hasInput(_ fd: Int32) -> Bool { herd_has_input(fd) == 1 }
 
+    /// recv(2) with MSG_PEEK | MSG_DONTWAIT: the first bytes waiting, left in place.
+    @inlinable
+    package static func peek(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> IOResult {
+        sysIO { Glibc.recv(fd, buffer, count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) }
+    }
+
     /// Whether a datagram waits on a SOCK_SEQPACKET/DGRAM socket, without taking it
     /// (ioctl SIOCINQ: the length of the next datagram, 0 when the queue is empty).
     package static func datagramQueued(_ fd: Int32) throws -> Bool {
@@ -169,6 +175,22 @@ extension Sys {
         if rc == 0 { return .empty }
         if rc < 0 { return .failed(-rc) }
         return .message(fd: fd, listener: payload.listener, readyAt: payload.readyAt)
+    }
+
+    /// Bytes sent on a unix socket and not read yet by its peer (ioctl SIOCOUTQ; datagrams
+    /// count with their kernel size, the same for every datagram of one kind).
+    package static func unsentBytes(_ fd: Int32) throws(SysError) -> Int {
+        let rc = herd_unix_outq(fd)
+        if rc < 0 { throw SysError("ioctl", errno: -rc, detail: "SIOCOUTQ") }
+        return Int(rc)
+    }
+
+    /// The payload (listener, readyAt) of the datagram at the head of a dispatch socket,
+    /// without taking it or its fd (recvmsg MSG_PEEK, no control buffer). nil: empty or error.
+    @usableFromInline package static func peekDispatch(_ socket: Int32) -> (listener: UInt64, readyAt: UInt64)? {
+        var payload = herd_dispatch_payload()
+        guard herd_peek_dispatch(socket, &payload) == 1 else { return nil }  // retries EINTR in C
+        return (payload.listener, payload.readyAt)
     }
 
     // MARK: Accept queues (TCP_INFO, sock_diag)

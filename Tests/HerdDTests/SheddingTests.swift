@@ -32,6 +32,24 @@ import Testing
         #expect(ShedDecision.decide(queuedSince: 0, now: 1, limitMicros: 1, requestStart: "t=abc", wallNowMicros: wall) == nil)
     }
 
+    /// The watcher answers without the parser: it reads the method and the target itself.
+    @Test func watcherTellsHealthChecksAndHEADFromTheRequestLine() {
+        func health(_ s: String) -> Bool { ShedDecision.isDebugHealthCheck(Array(s.utf8)) }
+        #expect(health("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(health("HEAD /health?verbose=1 HTTP/1.1\r\n"))
+        #expect(health("GET http://example.com/health HTTP/1.1\r\n"))
+        #expect(health("GET /health"))  // the line may not be complete yet
+        #expect(!health("GET /healthz HTTP/1.1\r\n"))
+        #expect(!health("GET /sleep/50 HTTP/1.1\r\n"))
+        #expect(!health("GET /x/health HTTP/1.1\r\n"))
+        #expect(!health("GET http://example.com HTTP/1.1\r\n"))
+        #expect(!health("GET"))
+        #expect(!health(""))
+        #expect(ShedDecision.isHEAD(Array("HEAD / HTTP/1.1\r\n".utf8)))
+        #expect(!ShedDecision.isHEAD(Array("GET / HTTP/1.1\r\n".utf8)))
+        #expect(!ShedDecision.isHEAD(Array("HEADER".utf8)))
+    }
+
     @Test func requestStartFormats() {
         #expect(ShedDecision.parseRequestStart("t=1700000000123456") == 1_700_000_000_123_456) // µs
         #expect(ShedDecision.parseRequestStart("t=1700000000123") == 1_700_000_000_123_000) // ms

@@ -15,6 +15,7 @@
     blocking.py     blocking handlers
     asyncbench.py   async handlers, against Hummingbird 2 (bench/hummingbird-peer)
     appbench.py     your own server (notes-api's routes), against Hummingbird 2 (bench/app)
+    overloadbench.py  --max-queue-time under overload, against gunicorn sync
     report.py       derived tables (load distribution, memory), the printed report, the JSON
 
 Processes, ports, the notify socket and cleanup come from Tests/support/herdtest.py, shared with

@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from . import appbench, asyncbench, blocking, connections, herd, startup, throughput
+from . import appbench, asyncbench, blocking, connections, herd, overloadbench, startup, throughput
 from .common import ANOMALIES, COMMANDS, LOGDIR, f
 from .load import distribution
 
@@ -105,6 +105,8 @@ def print_report(res, cfg):
         asyncbench.report(res, cfg)
     if "app" in res:
         appbench.report(res, cfg)
+    if "overload" in res:
+        overloadbench.report(res, cfg)
     if res.get("anomalies"):
         print(f"\nanomalies ({len(res['anomalies'])}):")
         for a in res["anomalies"]:

@@ -253,15 +253,21 @@ static inline int herd_send_fd(int sock, int fd, const herd_dispatch_payload *p)
 // Receives one datagram: *fd_out = the fd (CLOEXEC) or -1 if the datagram carried none.
 // Returns 1 received, 0 queue empty (EAGAIN), -errno on error. A datagram whose fds did not fit
 // (MSG_CTRUNC) has them closed by the kernel; it is reported with *fd_out = -1.
+// A msghdr to receive one dispatch payload into `p` (zeroed), without a control buffer.
+static inline void herd_dispatch_msghdr(struct msghdr *m, struct iovec *iov, herd_dispatch_payload *p) {
+    memset(p, 0, sizeof *p);
+    iov->iov_base = p;
+    iov->iov_len = sizeof *p;
+    memset(m, 0, sizeof *m);
+    m->msg_iov = iov;
+    m->msg_iovlen = 1;
+}
 static inline int herd_recv_fd(int sock, int *fd_out, herd_dispatch_payload *p) {
     union { struct cmsghdr h; char raw[CMSG_SPACE(sizeof(int))]; } ctl;
     memset(&ctl, 0, sizeof ctl);
-    memset(p, 0, sizeof *p);
-    struct iovec iov = { .iov_base = p, .iov_len = sizeof *p };
+    struct iovec iov;
     struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
+    herd_dispatch_msghdr(&m, &iov, p);
     m.msg_control = ctl.raw;
     m.msg_controllen = sizeof ctl.raw;
     *fd_out = -1;
@@ -277,6 +283,27 @@ static inline int herd_recv_fd(int sock, int *fd_out, herd_dispatch_payload *p) 
         }
     }
     return 1;
+}
+// Bytes a unix socket has sent that its peer has not read yet (SIOCOUTQ: the truesize of the
+// queued datagrams, shared by every process holding the socket). >= 0, or -errno.
+static inline int herd_unix_outq(int fd) {
+    int n = 0;
+    if (ioctl(fd, SIOCOUTQ, &n) < 0) return -errno;
+    return n;
+}
+// The payload of the datagram at the head of the queue, without taking it (MSG_PEEK) and
+// without its fd: with no control buffer the kernel installs no fd on a peek (it drops its
+// duplicates and sets MSG_CTRUNC). 1 peeked, 0 queue empty (EAGAIN), -errno on error.
+static inline int herd_peek_dispatch(int sock, herd_dispatch_payload *p) {
+    struct iovec iov;
+    struct msghdr m;
+    herd_dispatch_msghdr(&m, &iov, p);
+    for (;;) {
+        ssize_t n = recvmsg(sock, &m, MSG_DONTWAIT | MSG_PEEK);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+        return n == (ssize_t)sizeof *p ? 1 : -EBADMSG;
+    }
 }
 // Bytes waiting on a connected socket, without consuming them: 1 data, 0 none (EAGAIN),
 // -1 EOF or error (the owner's event loop deals with those).

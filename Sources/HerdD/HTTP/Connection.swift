@@ -610,11 +610,15 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
     /// the socket (the watcher already sent it and closed our copy).
-    func handedOff() {
+    func handedOff() { forget(because: .handOff) }
+
+    /// Our copy of the socket was closed elsewhere (handed off, or answered 503 by the
+    /// watcher): release what we hold and count `reason`, without a close().
+    func forget(because reason: CloseReason) {
         guard !closed else { return }
         closed = true
         releaseBuffers()
-        host.connectionClosed(self, reason: .handOff)
+        host.connectionClosed(self, reason: reason)
     }
 
     /// Closes the socket; `reason` is counted and logged by the host (CloseReason.swift).

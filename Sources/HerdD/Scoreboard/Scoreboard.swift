@@ -46,6 +46,11 @@ final class Scoreboard: @unchecked Sendable {
         /// (Master/Stop.swift) before it signals its workers: a worker that begins its drain
         /// then first takes every connection still queued on them.
         case sweepAtDrain
+        /// CLOCK_MONOTONIC ns (system-wide) when the limit of --max-queue-time was last seen
+        /// being hit: a request shed for its queue time, or the dispatch queue still not empty
+        /// since (WatcherShedding.swift). Any worker writes it (a plain store: the last one
+        /// wins, any recent time will do).
+        case overloadSeenAt
     }
     enum Outcome: UInt64 { case none = 0, ok, failed }
     static let slotWords = 1024

@@ -46,6 +46,26 @@ struct DispatchPair {
         Sys.sendFD(sendFD, fd, listener: UInt64(listener), readyAt: readyAt)
     }
 
+    /// How many bytes one queued connection counts for in `Sys.unsentBytes` of the send end
+    /// (the datagram's kernel size: 768 on Linux 6.x with 64-bit pointers). Measured once, on a
+    /// pair of our own, sending its receive end and taking it back; nil if that fails.
+    static func measureEntryBytes() -> Int? {
+        guard let (a, b) = try? Sys.seqpacketPair(nonBlocking: true, what: "dispatch size probe") else { return nil }
+        defer { Sys.close(a); Sys.close(b) }
+        guard Sys.sendFD(a, b, listener: 0, readyAt: 0) == 0 else { return nil }
+        let bytes = try? Sys.unsentBytes(a)
+        if case .message(let fd, _, _) = Sys.receiveFD(b), fd >= 0 { Sys.close(fd) }
+        guard let bytes, bytes > 0 else { return nil }
+        return bytes
+    }
+
+    /// Connections waiting on the queue now (all workers' hand-offs), from the send end's
+    /// unsent bytes; nil if unknown.
+    func queued(entryBytes: Int) -> Int? {
+        guard let bytes = try? Sys.unsentBytes(sendFD) else { return nil }
+        return bytes / entryBytes
+    }
+
     enum Received {
         case connection(fd: Int32, listener: Int, readyAt: UInt64)
         case empty
@@ -96,16 +116,20 @@ extension Worker {
                     scoreboard.bump(slot, closed: .internalError)
                     return true
                 }
-                var storage = sockaddr_storage()
-                var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                // ENOTCONN: the client is already gone; the connection reads EOF and closes.
-                let known = (try? Sys.peerName(fd, &storage, &len)) != nil
-                let peer = known ? withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) } : PeerAddress(text: "unknown")
                 scoreboard.bump(slot, listener: index, Scoreboard.QueueField.received)
-                adopt(fd: fd, listener: index, peer: peer, readyAt: readyAt)
+                adopt(fd: fd, listener: index, peer: peerAddress(of: fd), readyAt: readyAt)
                 return true
             }
         }
+    }
+
+    /// The peer of a connection we did not accept ourselves. ENOTCONN: the client is already
+    /// gone; the connection reads EOF and closes.
+    func peerAddress(of fd: Int32) -> PeerAddress {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        guard (try? Sys.peerName(fd, &storage, &len)) != nil else { return PeerAddress(text: "unknown") }
+        return withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
     }
 
     /// Before a draining worker exits: serve what is still queued on the dispatch socket, so no
@@ -125,14 +149,18 @@ extension Worker {
     /// are skipped (staleFDs).
     func finishHandOffs(_ watcher: Watcher) {
         let first = staleFDs.count
-        watcher.stop(into: &staleFDs)
-        guard staleFDs.count > first else { return }
+        var shed = WatcherShedReport()
+        watcher.stop(into: &staleFDs, shed: &shed)
+        // The ones it answered 503 first (they are among staleFDs, and are no hand-off).
+        forgetShed(shed.shedOwn)
         for fd in staleFDs[first...] {
             let i = Int(fd)
             guard i < connections.count, let conn = connections[i] else { continue }
             conn.handedOff()
             scoreboard.bump(slot, listener: conn.listener, Scoreboard.QueueField.handedOff)
         }
+        // Last: connections it kept may have the numbers of those just forgotten.
+        if !shed.isEmpty { applyWatcherReport(shed) }
     }
 
     /// Adopts a connection taken from the dispatch socket and serves the request that made it
@@ -226,6 +254,14 @@ extension Worker {
         guard (try? Sys.datagramQueued(dispatch.receiveFD)) == true else { return false }
         // A stale edge (nothing to read) or EOF: the event loop deals with it.
         guard Sys.hasInput(fd) else { return false }
+        // --max-queue-time: while the limit is being hit, not to the tail of a queue where it
+        // would wait too long: answered now (WatcherShedding.swift).
+        if watcher.shedConfig != nil, watcher.shedAtArrival(fd, listener: conn.listener, now: turnClock) {
+            staleFDs.append(fd)
+            conn.forget(because: .responseDone)
+            countShedAtArrival(listener: conn.listener, waitedMicros: 0)
+            return true
+        }
         guard handOff(fd, listener: conn.listener, readyAt: turnClock, via: dispatch, watcher: watcher) else { return false }
         // Its events later in this batch are stale (the number may be reused by an accept).
         staleFDs.append(fd)

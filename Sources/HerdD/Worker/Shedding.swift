@@ -114,6 +114,35 @@ struct WorkerShedding {
     }
 }
 
+extension ShedDecision {
+    /// The answer to a shed request, the same from the worker and from its watcher.
+    static var response: HTTPResponse {
+        var r = HTTPResponse.errorResponse(status: 503)
+        // One second: long enough for a spike's queue to drain, short enough to not lose the client.
+        r.headers.set("Retry-After", "1")
+        return r
+    }
+
+    /// Whether the start of a request (its request line, as far as it came) asks for the debug
+    /// handler's `/health`, which is never shed. For the watcher, which answers without
+    /// parsing: origin form (`GET /health?x HTTP/1.1`) or absolute form (`GET http://h/health`).
+    static func isDebugHealthCheck<C: Collection<UInt8>>(_ head: C) -> Bool {
+        guard let space = head.firstIndex(of: UInt8(ascii: " ")) else { return false }
+        var target = head[head.index(after: space)...].prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "\r") }
+        if target.first != UInt8(ascii: "/") {
+            // Absolute form: skip "scheme://authority".
+            guard let colon = target.firstIndex(of: UInt8(ascii: ":")) else { return false }
+            let rest = target[colon...].dropFirst(3)
+            guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { return false }
+            target = target[slash...]
+        }
+        return target.elementsEqual("/health".utf8)
+    }
+
+    /// Whether the request line is a HEAD request (its 503 then has no body).
+    static func isHEAD<C: Collection<UInt8>>(_ head: C) -> Bool { head.starts(with: "HEAD ".utf8) }
+}
+
 extension Worker {
     /// The 503 for a request that waited too long, or nil to serve it (Connection.serve asks
     /// before it runs anything, so a shed request's handler never runs). One branch when off.
@@ -126,16 +155,15 @@ extension Worker {
         else { return nil }
         scoreboard.observeShed(slot, listener: conn.listener, reason: verdict.reason, micros: verdict.waitedMicros)
         noteShed(verdict, listener: conn.listener)
-        var r = HTTPResponse.errorResponse(status: 503)
-        // One second: long enough for a spike's queue to drain, short enough to not lose the client.
-        r.headers.set("Retry-After", "1")
-        return r
+        return ShedDecision.response
     }
 
-    private func noteShed(_ verdict: ShedDecision, listener: Int) {
+    func noteShed(_ verdict: ShedDecision, listener: Int) {
+        // The watcher sheds at arrival while our queues are over the limit (WatcherShedding.swift).
+        if verdict.reason == .queueTime { scoreboard.setHeader(.overloadSeenAt, now) }
         if shedding.episodeShed == 0 {
             shedding.episodeStart = now
-            log.warning("overload: shedding requests that waited over \(shedding.limitMicros / 1000) ms", metadata: [
+            log.warning("overload: shedding requests that waited, or would wait, over \(shedding.limitMicros / 1000) ms", metadata: [
                 "event": "shedding-start", "listener": "\(listeners[listener].name)", "reason": "\(verdict.reason.label)",
                 "waited_us": "\(verdict.waitedMicros)", "max_queue_time_ms": "\(shedding.limitMicros / 1000)",
             ])

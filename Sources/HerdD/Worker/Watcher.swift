@@ -31,8 +31,8 @@ final class Watcher: @unchecked Sendable {
     /// The watcher's epoll (connections of blocking listeners, edge-triggered).
     let epoll: Epoll
     /// The worker's logger (a value: safe to use from the watcher's thread).
-    private let log: Logger
-    private let mutex: ThreadMutex
+    let log: Logger
+    let mutex: ThreadMutex
     // Guarded by mutex:
     private var active = false
     private var busyFD: Int32 = -1
@@ -44,6 +44,18 @@ final class Watcher: @unchecked Sendable {
     /// of going to an idle one. They are considered first when the watcher is started again
     /// (`consider` filters what the event loop has read meanwhile).
     private var pending: [Int32] = []
+    /// --max-queue-time (WatcherShedding.swift); nil when off. Guarded by mutex: what to tell
+    /// the event loop, the buffer for request bytes and the canned 503.
+    let shedConfig: WatcherShedConfig?
+    var report = WatcherShedReport()
+    var scratch = [UInt8](repeating: 0, count: 2048)
+    var cannedSecond = -1
+    var cannedGET: [UInt8] = []
+    var cannedHEAD: [UInt8] = []
+    /// Our worker's blocking handler time: when the current one started, and a moving average
+    /// (1/8 per handler) for `admits`.
+    var handlerStartedAt: UInt64 = 0
+    var serviceNanos: UInt64 = 0
     /// The worker whose connection table the watcher reads while the event loop is inside a
     /// handler. The worker lives as long as the process.
     unowned(unsafe) let worker: Worker
@@ -53,6 +65,7 @@ final class Watcher: @unchecked Sendable {
         self.worker = worker
         self.dispatch = dispatch
         self.log = worker.log
+        shedConfig = WatcherShedConfig(worker: worker)
         epoll = try Epoll(what: "watcher")
         mutex = try ThreadMutex(what: "watcher")
         handedOff.reserveCapacity(64)
@@ -78,6 +91,7 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = true
         busyFD = busy
+        if shedConfig != nil { handlerStartedAt = monotonicNanos() }
         if !pending.isEmpty {
             let now = monotonicNanos()
             for fd in pending { consider(fd, now: now) }
@@ -87,20 +101,32 @@ final class Watcher: @unchecked Sendable {
     }
 
     /// Event loop, after the handler: from now on the watcher touches nothing. Returns the fds
-    /// handed off meanwhile (already sent, removed from both epolls and closed).
-    func stop(into out: inout [Int32]) {
+    /// handed off meanwhile (already sent, removed from both epolls and closed), and what it
+    /// shed, accepted or kept (`shed`, left empty when it did nothing).
+    func stop(into out: inout [Int32], shed: inout WatcherShedReport) {
         mutex.lock()
         active = false
         busyFD = -1
+        if shedConfig != nil, handlerStartedAt != 0 {
+            let took = monotonicNanos() &- handlerStartedAt
+            serviceNanos = serviceNanos == 0 ? took : serviceNanos - serviceNanos / 8 + took / 8
+            handlerStartedAt = 0
+        }
         if !handedOff.isEmpty {
             out += handedOff
             handedOff.removeAll(keepingCapacity: true)
+        }
+        if !report.isEmpty {
+            // Their numbers may be reused by then: events still in the loop's batch are stale.
+            out += report.shedOwn
+            swap(&report, &shed)
         }
         mutex.unlock()
     }
 
     private func loop() -> Never {
         var events = EpollReadyList(capacity: 64)
+        var wasActive = false
         while true {
             // Always in epoll_wait, never parked elsewhere: starting the watcher costs the event
             // loop no wake-up (a futex wake and two context switches per handler, which at
@@ -108,19 +134,23 @@ final class Watcher: @unchecked Sendable {
             // (inactive) wake us too; they are noted and considered at the next start().
             // EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so, and pause
             // rather than spin.
+            // With --max-queue-time, also a tick (WatcherShedding.swift): short while the worker
+            // was in a blocking handler at our last look, long otherwise.
+            let timeout = tickMillis(wasActive: wasActive)
             let n: Int
-            do { n = try epoll.wait(&events, timeoutMillis: -1) } catch {
+            do { n = try epoll.wait(&events, timeoutMillis: timeout) } catch {
                 log.error("\(error)", metadata: ["event": "dispatch-error"])
                 Sys.sleep(micros: 50_000)
                 continue
             }
-            if n == 0 { continue }
+            if n == 0 && shedConfig == nil { continue }
             mutex.lock()
             if active {
                 let now = monotonicNanos()
                 for i in 0..<n {
                     if case .connection(let fd)? = events[i].tag { consider(fd, now: now) }
                 }
+                if let shedConfig { shedTick(now: now, shedConfig) }
             } else {
                 // Not active: the event loop may read these connections itself (its own epoll
                 // has the same edges); if it has not when the next handler starts, they go then.
@@ -129,18 +159,25 @@ final class Watcher: @unchecked Sendable {
                     if pending.count < 4096, !pending.contains(fd) { pending.append(fd) }
                 }
             }
+            wasActive = active
             mutex.unlock()
         }
     }
 
     /// Under mutex, active: hand off `fd` if it is an idle connection with input waiting.
     private func consider(_ fd: Int32, now: UInt64) {
-        guard fd != busyFD, fd >= 0, !handedOff.contains(fd), Int(fd) < worker.connections.count,
+        // Not a number we closed (or hold, not yet in the table) during this handler.
+        guard fd != busyFD, fd >= 0, !handedOff.contains(fd), !report.shedOwn.contains(fd),
+              !report.kept.contains(where: { $0.fd == fd }), Int(fd) < worker.connections.count,
               let conn = worker.connections[Int(fd)], conn.canHandOff, !worker.draining,
               // A pending fd number may have been reused by a connection of another listener.
               worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
         guard Sys.hasInput(fd) else { return }
+        // --max-queue-time: while the limit is being hit, a request that would wait too long
+        // in the queue is answered now (WatcherShedding.swift).
+        // (One it could not answer, a health check, is handed off as usual.)
+        if let shedConfig, !admits(now: now, shedConfig), shedOwn(fd, listener: conn.listener, now: now) { return }
         // Send first, then remove from our epolls and close (Worker.handOff): if the queue is
         // full (EAGAIN) the connection stays ours, untouched, and the event loop reads it after
         // the handler.
@@ -148,7 +185,12 @@ final class Watcher: @unchecked Sendable {
         // the receiver closes it (a close-delimited response must not wait for our handler),
         // and no registration of ours outlives it. The event loop only forgets the connection.
         // The handler may reuse the fd number meanwhile: `handedOff` keeps us off it.
-        guard worker.handOff(fd, listener: conn.listener, readyAt: now, via: dispatch, watcher: self) else { return }
+        guard worker.handOff(fd, listener: conn.listener, readyAt: now, via: dispatch, watcher: self) else {
+            // The queue is full. While the limit is being hit, answer 503 now rather than
+            // after our handler (WatcherShedding.swift).
+            if let shedConfig, overloaded(now: now, shedConfig) { shedOwn(fd, listener: conn.listener, now: now) }
+            return
+        }
         handedOff.append(fd)
     }
 }

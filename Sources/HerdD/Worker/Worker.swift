@@ -362,21 +362,7 @@ final class Worker: ConnectionHost {
             let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
             // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
             if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
-            // Edge-triggered: we always read and write until EAGAIN, so one registration serves
-            // the whole life of the connection with no EPOLL_CTL_MOD per request.
-            do { try epoll.add(fd, .connection, .connection(fd), what: "connection") } catch {
-                log.error("\(error)", metadata: ["event": "accept-error"])
-                Sys.close(fd)
-                scoreboard.bump(slot, closed: .internalError)
-                continue
-            }
-            conn.registered = true
-            let i = Int(fd)
-            if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
-            connections[i] = conn
-            activeCount += 1
-            buffers.noteOpen(activeCount)
-            scoreboard.store(slot, .active, UInt64(activeCount))
+            guard register(conn, what: "connection") else { continue }
             // A saturated turn's accept (single) is watched after it is served (takeNewWork).
             // (Not in a sweep: the drain that follows hands nothing off.)
             if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }
@@ -490,6 +476,33 @@ final class Worker: ConnectionHost {
     }
 
     /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    /// Registers a new connection of ours (accepted, or kept by the watcher) in our epoll and
+    /// the table. False if epoll_ctl failed: then it is closed and counted.
+    func register(_ conn: Connection, what: String) -> Bool {
+        // Edge-triggered: we always read and write until EAGAIN, so one registration serves
+        // the whole life of the connection with no EPOLL_CTL_MOD per request. EPOLL_CTL_ADD
+        // reports the input already there.
+        do { try epoll.add(conn.fd, .connection, .connection(conn.fd), what: what) } catch {
+            log.error("\(error)", metadata: ["event": "accept-error"])
+            Sys.close(conn.fd)
+            scoreboard.bump(slot, closed: .internalError)
+            return false
+        }
+        conn.registered = true
+        track(conn)
+        return true
+    }
+
+    /// Enters a new connection of ours in the table and the counts.
+    func track(_ conn: Connection) {
+        let i = Int(conn.fd)
+        if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
+        connections[i] = conn
+        activeCount += 1
+        buffers.noteOpen(activeCount)
+        scoreboard.store(slot, .active, UInt64(activeCount))
+    }
+
     func connectionClosed(_ conn: Connection, reason: CloseReason) {
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }
