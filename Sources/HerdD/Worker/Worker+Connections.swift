@@ -1,0 +1,232 @@
+import HerdLibc
+import Handlers
+import HerdSys
+import Logging
+
+/// A worker's connections in and out: accepting from its listeners (and the sweep at a drain),
+/// the balance policies that decide how much it takes, registration in its epoll and table, a
+/// connection's events, its close.
+extension Worker {
+    // MARK: - Accepting
+
+    /// One wakeup for listener `index`: accept one connection (default) or, with multi-accept
+    /// (and --balance spread, whose rotation needs the loop's end), every queued one until
+    /// EAGAIN. One per wakeup, like nginx's default: the listener is level-triggered, so a
+    /// connection still queued wakes a worker again; while we serve this one, that is another
+    /// idle worker, so a burst of connections spreads over the pool instead of piling onto the
+    /// worker that woke first; and no accept4 per wakeup ends in EAGAIN.
+    /// `single`: one accept whatever the settings (a saturated turn's one piece of new work).
+    /// `sweep`: every queued connection, at the start of a drain on sealed sockets (no wakeup:
+    /// not counted as one, and no balance step).
+    /// Returns the connection accepted last, if any.
+    @discardableResult
+    func acceptConnections(_ index: Int, single: Bool = false, sweep: Bool = false) -> Connection? {
+        guard index < listeners.count, !draining || sweep else { return nil }
+        let l = listeners[index]
+        let drainQueue = sweep || (!single && (config.multiAccept || config.balance == .spread))
+        var last: Connection? = nil
+        var first = true
+        var counted = false
+        while first || drainQueue {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd: Int32
+            let result = Sys.accept(l.fd, &storage, &len)
+            if case .failed(let e) = result, e == EINVAL {
+                // The listener left the LISTEN state: the master shut it down (SHUT_RD) at the
+                // start of a stop (Stop.swift), which wakes us before our own SIGTERM arrives.
+                // Not a herd wakeup and not an error: stop watching listeners; the drain follows.
+                log.debug("listener \(l.name) shut down; not accepting", metadata: ["event": "listener-shut-down", "listener": "\(l.name)"])
+                unwatchListeners()
+                acceptResumeAt = .max
+                return last
+            }
+            // A wakeup is counted once the first accept4 says it was one (see above).
+            if first && !counted && !sweep { scoreboard.bump(slot, listener: index, .wakeups); counted = true }
+            switch result {
+            case .connection(let c):
+                fd = c
+            case .wouldBlock:
+                // Woken for this listener but nothing to take on the first try: another
+                // process got the connection. That is the herd; the EAGAIN that ends a
+                // loop which accepted something is normal and counted apart.
+                if sweep { return last }
+                scoreboard.bump(slot, listener: index, first ? .emptyWakeups : .drainEagain)
+                if config.balance == .spread && !first && !single {
+                    // Re-arm (DEL + ADD): we move to the tail of the exclusive wait queue, so
+                    // the next connection wakes another idle worker instead of us (LIFO).
+                    unwatchListeners()
+                    do { try watchListeners() } catch {
+                        // Still paused: the loop re-adds the listeners after 100 ms.
+                        log.error("\(error); not accepting for 100 ms", metadata: ["event": "accept-error"])
+                        acceptResumeAt = now + 100_000_000
+                    }
+                }
+                return last
+            case .failed(let e) where e == ECONNABORTED || e == EPROTO:
+                continue // that connection is gone; the next one may be queued
+            case .failed(let e):
+                // EMFILE/ENFILE/ENOBUFS/ENOMEM: leave the connection queued for another
+                // worker (or for us once connections close). The listener stays readable, so
+                // a level-triggered registration would wake us again at once and spin: step
+                // out of the listeners for 100 ms instead (nginx does the same).
+                log.error("accept4 on \(l.name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+                unwatchListeners()
+                acceptResumeAt = now + 100_000_000
+                return last
+            }
+            first = false
+            scoreboard.bump(slot, listener: index, .accepted)
+            scoreboard.bump(slot, .accepted)
+            let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
+            let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
+            // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
+            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
+            guard register(conn, what: "connection") else { continue }
+            // A saturated turn's accept (single) is watched after it is served (takeNewWork).
+            // (Not in a sweep: the drain that follows hands nothing off.)
+            if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }
+            last = conn
+            if sweep { continue }
+            if config.balance == .spread && overShare() {
+                // Leave the rest of the queue to the others: step out of every listener's
+                // wait queue until we are back within our share.
+                unwatchListeners()
+                return last
+            }
+            if config.balance == .rotate {
+                acceptsSinceRotation += 1
+                if acceptsSinceRotation >= Worker.rotationInterval {
+                    acceptsSinceRotation = 0
+                    rotate(listener: index)
+                }
+            }
+        }
+        return last
+    }
+
+    // MARK: - Balance
+
+    static let rotationInterval = 16
+
+    /// Re-adds one listener (DEL + ADD): EPOLLEXCLUSIVE wakes the first idle waiter of the
+    /// listener's wait queue and EPOLL_CTL_ADD appends, so this worker goes to the back and the
+    /// next connections wake the others first. Level-triggered: a connection queued meanwhile
+    /// is reported again after the ADD.
+    private func rotate(listener index: Int) {
+        let l = listeners[index]
+        // ENOENT: not registered (accepting is paused, an event of the same batch got us here):
+        // nothing to rotate; the listeners are re-added when the pause ends.
+        do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+            if error.errno == ENOENT { return }
+            log.error("\(error)", metadata: ["event": "accept-error"]) // the ADD below says what follows
+        }
+        do { try epoll.add(l.fd, listenerEvents, .listener(index), what: "re-adding listener \(l.name)") } catch {
+            // Not watching this listener any more would silently shrink the pool: re-add all
+            // listeners on the next turn of the loop (acceptPaused path).
+            log.error("\(error)", metadata: ["event": "accept-error"])
+            unwatchListeners()
+            acceptResumeAt = now + 100_000_000
+        }
+    }
+
+    /// Registers every listener in our epoll. EPOLLEXCLUSIVE (default): when a connection
+    /// arrives, the kernel wakes only one of the workers blocked in epoll_wait on this listener
+    /// instead of all of them (the thundering herd). It must be set at EPOLL_CTL_ADD time and
+    /// cannot be combined with EPOLL_CTL_MOD. Level-triggered on purpose: connections we leave in
+    /// the queue wake us again. EPOLL_CTL_ADD puts us at the tail of the listener's exclusive
+    /// wait queue, which --balance spread uses to rotate.
+    func watchListeners() throws {
+        for (i, l) in listeners.enumerated() {
+            do { try epoll.add(l.fd, listenerEvents, .listener(i), what: "listener \(l.name)") } catch {
+                // EEXIST: still registered from an earlier attempt that failed on a later
+                // listener; anything else stops us (the caller decides).
+                if error.errno != EEXIST { throw error }
+            }
+        }
+        acceptPaused = false
+    }
+
+    /// A listener's registration: level-triggered EPOLLIN, EPOLLEXCLUSIVE unless --accept-mode shared.
+    private var listenerEvents: EpollEvents {
+        config.acceptMode == .exclusive ? [.input, .exclusive] : .input
+    }
+
+    func unwatchListeners() {
+        for l in listeners {
+            // ENOENT: not registered (a failed re-add, or already out); the goal is reached.
+            do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+                if error.errno != ENOENT { log.error("\(error)", metadata: ["event": "accept-error"]) }
+            }
+        }
+        acceptPaused = true
+    }
+
+    /// --balance spread: do we hold more open connections than our share, ceil(total / workers)?
+    /// One criterion on purpose: the worker with the fewest connections is never above it, so at
+    /// least one worker always watches the listeners (with two criteria every worker could be
+    /// above one of them, and connections would wait). Connection-per-request load, where nobody
+    /// holds connections, is spread by the re-arm rotation instead.
+    func overShare() -> Bool {
+        let hw = min(Int(scoreboard.header(.slotHighWater)), scoreboard.slotCount)
+        var total: UInt64 = 0
+        var n: UInt64 = 0
+        for s in 0..<hw where s != slot {
+            let st = scoreboard.state(s)
+            guard st == .idle || st == .busy else { continue }
+            total &+= scoreboard.load(s, .active)
+            n += 1
+        }
+        if n == 0 { return false } // alone: never step back
+        total &+= UInt64(activeCount)
+        n += 1
+        let share = (total + n - 1) / n
+        return UInt64(activeCount) > share
+    }
+
+    func connectionEvent(_ fd: Int32, _ events: EpollEvents) {
+        let i = Int(fd)
+        guard i >= 0, i < connections.count, let conn = connections[i] else { return }
+        if !events.isDisjoint(with: [.readHangUp, .hangUp]) { conn.peerHangUpReported = true }
+        else if watcher != nil, queueBehindDispatched(conn, events: events) { return }
+        if !events.isDisjoint(with: [.input, .readHangUp, .hangUp, .error]) { conn.readable() }
+        if events.contains(.output), !conn.closed { conn.writable() }
+    }
+
+    /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    /// Registers a new connection of ours (accepted, or kept by the watcher) in our epoll and
+    /// the table. False if epoll_ctl failed: then it is closed and counted.
+    func register(_ conn: Connection, what: String) -> Bool {
+        // Edge-triggered: we always read and write until EAGAIN, so one registration serves
+        // the whole life of the connection with no EPOLL_CTL_MOD per request. EPOLL_CTL_ADD
+        // reports the input already there.
+        do { try epoll.add(conn.fd, .connection, .connection(conn.fd), what: what) } catch {
+            log.error("\(error)", metadata: ["event": "accept-error"])
+            Sys.close(conn.fd)
+            scoreboard.bump(slot, closed: .internalError)
+            return false
+        }
+        conn.registered = true
+        track(conn)
+        return true
+    }
+
+    /// Enters a new connection of ours in the table and the counts.
+    func track(_ conn: Connection) {
+        let i = Int(conn.fd)
+        if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
+        connections[i] = conn
+        activeCount += 1
+        buffers.noteOpen(activeCount)
+        scoreboard.store(slot, .active, UInt64(activeCount))
+    }
+
+    func connectionClosed(_ conn: Connection, reason: CloseReason) {
+        let i = Int(conn.fd)
+        if i < connections.count { connections[i] = nil }
+        activeCount -= 1
+        scoreboard.store(slot, .active, UInt64(activeCount))
+        scoreboard.bump(slot, closed: reason)
+        log.debug("connection closed", metadata: ["event": "connection-closed", "reason": "\(reason.label)", "peer": "\(conn.peer)"])
+    }
+}
