@@ -38,10 +38,10 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Held only while a request is in progress: taken from the worker's BufferPool when bytes
     /// arrive, given back when the connection is idle again (releaseBuffersIfIdle).
     private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    private var inputStart = 0
-    private var inputEnd = 0
+    var inputStart = 0
+    var inputEnd = 0
     /// Set after a protocol error: close with a lingering drain of the client's data.
-    private var lingerWanted = false
+    var lingerWanted = false
     /// The parser's state (320 bytes inline) is pooled like the buffers: held from the first
     /// parse of a request until the connection is idle again, at a request boundary.
     private var parserBox: ParserBox? = nil
@@ -55,33 +55,33 @@ final class HTTPConnection<Host: ConnectionHost> {
         parserBox = box
         return box
     }
-    private var output: [UInt8] = []
-    private var outputOffset = 0
-    private var file: (fd: Int32, offset: Int, remaining: Int)? = nil
-    private var stream: (any BodyStream)? = nil
+    var output: [UInt8] = []
+    var outputOffset = 0
+    var file: (fd: Int32, offset: Int, remaining: Int)? = nil
+    var stream: (any BodyStream)? = nil
     /// A body whose producer may be slower than the socket (StreamedBody): polled, never pulled.
-    private var produced: (any ProducedBodyStream)? = nil
+    var produced: (any ProducedBodyStream)? = nil
     /// Its last poll found nothing: the producer's wake-up (Worker.streamWoken) resumes writing.
-    private var producedPending = false
-    private var streamChunked = false
-    private var closeAfterWrite = false
+    var producedPending = false
+    var streamChunked = false
+    var closeAfterWrite = false
     /// Why the connection closes once its last response is out (set with `closeAfterWrite`).
-    private var closeReason = CloseReason.responseDone
-    private var lingering = false
-    private var lingerDeadline: UInt64 = 0
-    private var peerClosed = false
+    var closeReason = CloseReason.responseDone
+    var lingering = false
+    var lingerDeadline: UInt64 = 0
+    var peerClosed = false
     /// epoll reported EPOLLRDHUP/EPOLLHUP (set by the worker before readable()).
     var peerHangUpReported = false
-    private var lastActivity: UInt64
+    var lastActivity: UInt64
     /// When the first byte of a not yet complete request arrived (header timeout).
-    private var requestStartedAt: UInt64? = nil
+    var requestStartedAt: UInt64? = nil
     /// When the request in progress had its head complete and its body started (body rule,
     /// RequestTimeouts.swift), and how many bytes the connection had read by then.
-    private var bodyStartedAt: UInt64? = nil
-    private var bytesReadAtBodyStart = 0
+    var bodyStartedAt: UInt64? = nil
+    var bytesReadAtBodyStart = 0
     /// Bytes read over the connection's life (the body rule's progress).
-    private var bytesRead = 0
-    private(set) var closed = false
+    var bytesRead = 0
+    var closed = false
     /// When the next request's wait began, if before the turn that reads it: the moment the
     /// worker that handed the connection over saw it readable (queue-time histogram); 0: the
     /// start of the turn that read it.
@@ -106,10 +106,10 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     /// Write budget left in this turn (ConnectionTuning.writeBudget); `budgetTurn` is the loop
     /// turn (host.now) the budget was given for.
-    private var budgetLeft = 0
-    private var budgetTurn: UInt64 = 0
+    var budgetLeft = 0
+    var budgetTurn: UInt64 = 0
     /// This response yielded at least once: counted by host.longWrite(+1) until it is out (-1).
-    private var inLongWrite = false
+    var inLongWrite = false
 
     init(fd: Int32, listener: Int, peer: PeerAddress, host: Host) {
         self.fd = fd
@@ -128,7 +128,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Between requests with nothing buffered, to send or half-parsed: the connection may move
     /// to another worker (Worker/Watcher.swift).
     var canHandOff: Bool { isIdle }
-    private var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil || produced != nil }
+    var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil || produced != nil }
     /// Sending a produced body (StreamedBody), which ends when its producer ends.
     var producesBody: Bool { produced != nil }
 
@@ -187,7 +187,7 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     /// Parses and serves every complete request in the buffer, in order (pipelining), while
     /// the previous responses fit in the output buffer; goes on when they could be sent at once.
-    private func process() {
+    func process() {
         while true {
             while !closed && !closeAfterWrite && asyncCall == nil && file == nil && stream == nil && produced == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
@@ -266,12 +266,12 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     /// Between requests a connection holds no buffer (issue 17): with nothing unparsed and
     /// nothing left to send, its input and output buffers go back to the worker's pool.
-    private func releaseBuffersIfIdle() {
+    func releaseBuffersIfIdle() {
         guard inputStart == inputEnd && !hasPartialRequest && !hasPendingOutput && !lingering else { return }
         releaseBuffers()
     }
 
-    private func releaseBuffers() {
+    func releaseBuffers() {
         if input.baseAddress != nil {
             host.buffers.giveInput(input)
             input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
@@ -320,324 +320,5 @@ final class HTTPConnection<Host: ConnectionHost> {
         process() // flushes, and serves what was read meanwhile
         if peerClosed && !closed && !hasPendingOutput { close(because: .clientClosed) }
         if !closed { releaseBuffersIfIdle() }
-    }
-
-    private func sendError(_ status: Int, reason: CloseReason = .protocolError) {
-        queue(HTTPResponse.errorResponse(status: status), isHEAD: false, keepAlive: false, versionMinor: 1)
-        closeReason = reason
-        // After a protocol error the rest of the input is garbage: drop it and linger-close so
-        // the client reads the error instead of a reset.
-        inputStart = 0
-        inputEnd = 0
-        lingerWanted = true
-    }
-
-    private func queue(_ response: HTTPResponse, isHEAD: Bool, keepAlive: Bool, versionMinor: Int) {
-        if output.capacity == 0 { output = host.buffers.takeOutput() }
-        let framing = HTTPResponseHead.serialize(response, requestIsHEAD: isHEAD, keepAlive: keepAlive,
-                                                 versionMinor: versionMinor, date: host.httpDate, into: &output)
-        var keep = keepAlive
-        switch framing {
-        case .none:
-            response.body.discard() // HEAD, 304: the file is closed, a producer never started
-        case .contentLength:
-            switch response.body {
-            case .bytes(let b): output.append(contentsOf: b)
-            case .file(let f, let offset, let count):
-                if count <= ConnectionTuning.inlineFileBytes && appendFile(f, offset: offset, count: count) {
-                    Sys.close(f)
-                } else {
-                    file = (f, offset, count)
-                }
-            case .stream(let s): setStream(s, chunked: false)
-            }
-        case .chunked:
-            if case .stream(let s) = response.body { setStream(s, chunked: true) }
-        case .closeDelimited:
-            if case .stream(let s) = response.body { setStream(s, chunked: false) }
-            keep = false
-        }
-        if !keep { closeAfterWrite = true; closeReason = .responseDone }
-        host.responded(status: response.status)
-    }
-
-    /// The body to send after the head: a produced one starts its producer now.
-    private func setStream(_ s: any BodyStream, chunked: Bool) {
-        streamChunked = chunked
-        if let p = s as? any ProducedBodyStream {
-            produced = p
-            producedPending = false
-            host.startProducer(p, for: self)
-        } else {
-            stream = s
-        }
-    }
-
-    /// Reads `count` bytes of `fd` from `offset` onto `output`; false (output unchanged) on a
-    /// short read or an error, and then the body goes by sendfile, which notices a shrunk file.
-    private func appendFile(_ fd: Int32, offset: Int, count: Int) -> Bool {
-        let start = output.count
-        output.append(contentsOf: repeatElement(0, count: count))
-        let r = output.withUnsafeMutableBytes { Sys.pread(fd, $0.baseAddress.map { $0 + start }, count, at: offset) }
-        if case .done(let n) = r, n == count { return true }
-        output.removeSubrange(start...)
-        return false
-    }
-
-    // MARK: - Writing
-
-    func writable() {
-        // Edge-triggered epoll reports EPOLLOUT together with every EPOLLIN (the socket is
-        // writable whenever it becomes readable): without output waiting there is nothing to do,
-        // and readable() already ran for the same event. (Acting on it would cost one extra
-        // recv per request, answered EAGAIN.)
-        guard !closed, hasPendingOutput else { return }
-        defer { releaseBuffersIfIdle() }
-        flush()
-        // Output drained: serve pipelined requests that waited, and input we stopped reading.
-        if !closed && !hasPendingOutput && !lingering {
-            if inputEnd > inputStart { process() }
-            if !closed && !hasPendingOutput { readable() }
-        }
-    }
-
-    /// Writes as much pending output as the socket takes, within this turn's write budget.
-    private func flush() {
-        if budgetTurn != host.now {
-            budgetTurn = host.now
-            budgetLeft = ConnectionTuning.writeBudget
-        }
-        while !closed {
-            if hasPendingOutput && (budgetLeft <= 0
-                || (stream != nil && outputOffset == output.count && monotonicNanos() &- host.now > ConnectionTuning.streamSliceNanos)) {
-                // Budget spent, socket still writable: yield (back after the other ready events).
-                if !inLongWrite { inLongWrite = true; host.longWrite(1) }
-                if !host.yieldWrite(self) { close(because: .internalError) }
-                return
-            }
-            if outputOffset < output.count {
-                // MSG_MORE when a sendfile follows (nginx's tcp_nopush): the head waits to share
-                // a segment with the file's first bytes instead of leaving alone.
-                let more = file != nil ? Int32(MSG_MORE) : 0
-                let r = output.withUnsafeBytes { raw in
-                    Sys.send(fd, raw.baseAddress.map { $0 + outputOffset }, output.count - outputOffset, flags: more)
-                }
-                guard case .done(let n) = r else {
-                    if r == .wouldBlock { return }
-                    close(because: .writeError); return
-                }
-                outputOffset += n
-                budgetLeft -= n
-                host.countBytesOut(n)
-                lastActivity = host.now
-            } else if var f = file {
-                // sendfile: the file's pages go from the page cache to the socket, no copy
-                // through user space.
-                var off = off_t(f.offset)
-                let r = Sys.sendfile(fd, f.fd, &off, min(f.remaining, budgetLeft))  // within the turn's budget
-                guard case .done(let n) = r, n > 0 else {
-                    if r == .wouldBlock { return }
-                    // An error, or 0: the file shrank under us.
-                    Sys.close(f.fd); file = nil; close(because: .writeError); return
-                }
-                f.offset = Int(off)
-                f.remaining -= n
-                budgetLeft -= n
-                host.countBytesOut(n)
-                lastActivity = host.now
-                if f.remaining == 0 { Sys.close(f.fd); file = nil } else { file = f }
-            } else if let s = stream {
-                output.removeAll(keepingCapacity: true)
-                outputOffset = 0
-                // Several pieces per send: a stream of small pieces would otherwise cost a send each.
-                while output.count < ConnectionTuning.streamBatch {
-                    guard let chunk = s.next() else {
-                        if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
-                        stream = nil
-                        break
-                    }
-                    if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
-                    else { output.append(contentsOf: chunk) }
-                }
-            } else if let p = produced {
-                if producedPending { return } // its producer's wake-up brings us back
-                output.removeAll(keepingCapacity: true)
-                outputOffset = 0
-                pullProduced(p)
-            } else {
-                if inLongWrite { inLongWrite = false; host.longWrite(-1) }
-                output.removeAll(keepingCapacity: output.capacity <= 65536)
-                outputOffset = 0
-                if closeAfterWrite { finishAfterResponse() }
-                return
-            }
-        }
-    }
-
-    /// Takes what the producer has ready (up to a batch per send), its end, or its failure.
-    private func pullProduced(_ p: any ProducedBodyStream) {
-        while output.count < ConnectionTuning.streamBatch {
-            switch p.poll() {
-            case .bytes(let chunk):
-                if streamChunked { if !chunk.isEmpty { HTTPResponseHead.chunk(chunk, into: &output) } }
-                else { output.append(contentsOf: chunk) }
-            case .notYet:
-                producedPending = true
-                return
-            case .end:
-                if streamChunked { output.append(contentsOf: HTTPResponseHead.lastChunk) }
-                produced = nil
-                return
-            case .failed:
-                // Cut short: what was produced goes out, then the connection closes without
-                // the last chunk, so the client sees an incomplete body, not a complete one.
-                produced = nil
-                closeAfterWrite = true
-                closeReason = .internalError
-                lingerWanted = true
-                return
-            }
-        }
-    }
-
-    /// The producer of the body has news after a `.notYet`: write on (Worker.streamWoken).
-    func producerWoke() {
-        guard !closed, produced != nil, producedPending else { return }
-        producedPending = false
-        writable()
-    }
-
-    /// Ends a produced body before its end (drain past its time): the client sees it cut.
-    func abandonProducedBody() {
-        guard produced != nil else { return }
-        close(because: .drain)
-    }
-
-    /// The last response is out. Close, or, if the client may still be sending (unread input,
-    /// an error mid-request), shut down our side and drain theirs briefly so the kernel does not
-    /// answer their data with a reset that would destroy our response in flight.
-    private func finishAfterResponse() {
-        if peerClosed { close(because: .clientClosed); return }
-        if lingerWanted || inputEnd > inputStart {
-            // Fails only if the peer is gone (ENOTCONN): discardInput() then reads the error
-            // and closes.
-            do { try Sys.shutdown(fd, Int32(SHUT_WR)) } catch {}
-            lingering = true
-            lingerDeadline = host.now + 2_000_000_000
-            discardInput()
-        } else {
-            close(because: closeReason)
-        }
-    }
-
-    private func discardInput() {
-        var scratch = [UInt8](repeating: 0, count: 4096)
-        while true {
-            switch scratch.withUnsafeMutableBytes({ Sys.recv(fd, $0.baseAddress, $0.count) }) {
-            case .done(let n) where n > 0: continue
-            case .wouldBlock: return
-            case .done, .failed: close(because: closeReason); return // EOF or error: the linger is over
-            }
-        }
-    }
-
-    // MARK: - Timeouts and close
-
-    func checkTimeouts(now: UInt64) {
-        guard !closed else { return }
-        if let call = asyncCall {
-            // Waiting for its handler: only the async deadline applies (no header, keep-alive
-            // or drain-idle timeout: the client waits for us).
-            if now >= call.deadline { host.asyncExpired(self) }
-            return
-        }
-        if lingering {
-            if now >= lingerDeadline { close(because: closeReason) }
-            return
-        }
-        if producedPending && outputOffset == output.count {
-            return // all sent; the producer has not written more yet (its pace, not the client's)
-        }
-        if hasPendingOutput {
-            if now - lastActivity > 60_000_000_000 { close(because: .writeStall) } // client stopped reading
-            return
-        }
-        if requestStartedAt != nil {
-            guard requestOverdue(now: now) != nil else { return }
-            // The verdict is on the client, so first take what it has sent: bytes that waited
-            // in the socket while the worker was busy (a handler of another connection, a long
-            // turn) are its progress, not its stall. Reading may complete the request.
-            readable()
-            guard !closed, requestStartedAt != nil, let reason = requestOverdue(now: now) else { return }
-            sendError(408, reason: reason)
-            flush()
-            return
-        }
-        if host.draining {
-            closeIfDrainIdle(now: now)
-            return
-        }
-        if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
-    }
-
-    /// The request in progress missed its deadline (RequestTimeouts): which one, or nil.
-    private func requestOverdue(now: UInt64) -> CloseReason? {
-        guard let started = requestStartedAt else { return nil }
-        return host.requestTimeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
-                                            bodyBytes: bytesRead &- bytesReadAtBodyStart, lastReadAt: lastActivity)
-    }
-
-    /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
-    /// keep-alive connection stays open: its next request is answered with `Connection: close`.
-    func drain() {
-        closeIfDrainIdle(now: host.now)
-    }
-
-    /// Closes the connection for the drain if it is idle and has been silent for DrainPolicy's
-    /// second. Silent as far as we have read: a request may have arrived while the worker was
-    /// busy (a handler, a long turn, descheduled) and wait unread in the socket, with its
-    /// readiness event not handled yet. So read first: a request on its way is served (with
-    /// `Connection: close`), a client's EOF closes as such; closing on unread bytes would
-    /// reset the connection and lose that request (found by the chaos test, issue 24).
-    private func closeIfDrainIdle(now: UInt64) {
-        guard drainMayClose(now) else { return }
-        let silentSince = lastActivity
-        readable() // what waited unread in the socket
-        if drainMayClose(now) && lastActivity == silentSince { close(because: .drain) }
-    }
-
-    private func drainMayClose(_ now: UInt64) -> Bool { isIdle && DrainPolicy.mayClose(idleFor: now &- lastActivity) }
-
-    /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
-    /// the socket (the watcher already sent it and closed our copy).
-    func handedOff() { forget(because: .handOff) }
-
-    /// Our copy of the socket was closed elsewhere (handed off, or answered 503 by the
-    /// watcher): release what we hold and count `reason`, without a close().
-    func forget(because reason: CloseReason) {
-        guard !closed else { return }
-        closed = true
-        releaseBuffers()
-        host.connectionClosed(self, reason: reason)
-    }
-
-    /// Closes the socket; `reason` is counted and logged by the host (CloseReason.swift).
-    func close(because reason: CloseReason) {
-        guard !closed else { return }
-        closed = true
-        if let call = asyncCall {
-            asyncCall = nil
-            host.asyncAbandoned(call)
-        }
-        if inLongWrite { inLongWrite = false; host.longWrite(-1) }
-        if let f = file { Sys.close(f.fd); file = nil }
-        stream = nil
-        if let p = produced { produced = nil; p.abandon() } // the producer's write throws
-        releaseBuffers()
-        // close() also removes the fd from the epoll set (it is its only reference; for a
-        // connection handed over by another worker, not necessarily: see unregisterReceived).
-        if received { host.unregisterReceived(fd) }
-        Sys.close(fd)
-        host.connectionClosed(self, reason: reason)
     }
 }

@@ -1,0 +1,107 @@
+import HerdLibc
+import Handlers
+import HerdSys
+
+/// When a connection ends: its timeouts (head, body, keep-alive, write stall, async deadline),
+/// the drain, a hand-off, and the close itself with its reason.
+extension HTTPConnection {
+    // MARK: - Timeouts and close
+
+    func checkTimeouts(now: UInt64) {
+        guard !closed else { return }
+        if let call = asyncCall {
+            // Waiting for its handler: only the async deadline applies (no header, keep-alive
+            // or drain-idle timeout: the client waits for us).
+            if now >= call.deadline { host.asyncExpired(self) }
+            return
+        }
+        if lingering {
+            if now >= lingerDeadline { close(because: closeReason) }
+            return
+        }
+        if producedPending && outputOffset == output.count {
+            return // all sent; the producer has not written more yet (its pace, not the client's)
+        }
+        if hasPendingOutput {
+            if now - lastActivity > 60_000_000_000 { close(because: .writeStall) } // client stopped reading
+            return
+        }
+        if requestStartedAt != nil {
+            guard requestOverdue(now: now) != nil else { return }
+            // The verdict is on the client, so first take what it has sent: bytes that waited
+            // in the socket while the worker was busy (a handler of another connection, a long
+            // turn) are its progress, not its stall. Reading may complete the request.
+            readable()
+            guard !closed, requestStartedAt != nil, let reason = requestOverdue(now: now) else { return }
+            sendError(408, reason: reason)
+            flush()
+            return
+        }
+        if host.draining {
+            closeIfDrainIdle(now: now)
+            return
+        }
+        if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
+    }
+
+    /// The request in progress missed its deadline (RequestTimeouts): which one, or nil.
+    private func requestOverdue(now: UInt64) -> CloseReason? {
+        guard let started = requestStartedAt else { return nil }
+        return host.requestTimeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
+                                            bodyBytes: bytesRead &- bytesReadAtBodyStart, lastReadAt: lastActivity)
+    }
+
+    /// Drain started: close the connection only if it is truly idle (DrainPolicy). Any other
+    /// keep-alive connection stays open: its next request is answered with `Connection: close`.
+    func drain() {
+        closeIfDrainIdle(now: host.now)
+    }
+
+    /// Closes the connection for the drain if it is idle and has been silent for DrainPolicy's
+    /// second. Silent as far as we have read: a request may have arrived while the worker was
+    /// busy (a handler, a long turn, descheduled) and wait unread in the socket, with its
+    /// readiness event not handled yet. So read first: a request on its way is served (with
+    /// `Connection: close`), a client's EOF closes as such; closing on unread bytes would
+    /// reset the connection and lose that request (found by the chaos test, issue 24).
+    private func closeIfDrainIdle(now: UInt64) {
+        guard drainMayClose(now) else { return }
+        let silentSince = lastActivity
+        readable() // what waited unread in the socket
+        if drainMayClose(now) && lastActivity == silentSince { close(because: .drain) }
+    }
+
+    private func drainMayClose(_ now: UInt64) -> Bool { isIdle && DrainPolicy.mayClose(idleFor: now &- lastActivity) }
+
+    /// Handed to another worker (Worker/Dispatch.swift) while idle: forget it without touching
+    /// the socket (the watcher already sent it and closed our copy).
+    func handedOff() { forget(because: .handOff) }
+
+    /// Our copy of the socket was closed elsewhere (handed off, or answered 503 by the
+    /// watcher): release what we hold and count `reason`, without a close().
+    func forget(because reason: CloseReason) {
+        guard !closed else { return }
+        closed = true
+        releaseBuffers()
+        host.connectionClosed(self, reason: reason)
+    }
+
+    /// Closes the socket; `reason` is counted and logged by the host (CloseReason.swift).
+    func close(because reason: CloseReason) {
+        guard !closed else { return }
+        closed = true
+        if let call = asyncCall {
+            asyncCall = nil
+            host.asyncAbandoned(call)
+        }
+        if inLongWrite { inLongWrite = false; host.longWrite(-1) }
+        if let f = file { Sys.close(f.fd); file = nil }
+        stream = nil
+        if let p = produced { produced = nil; p.abandon() } // the producer's write throws
+        releaseBuffers()
+        // close() also removes the fd from the epoll set (it is its only reference; for a
+        // connection handed over by another worker, not necessarily: see unregisterReceived).
+        if received { host.unregisterReceived(fd) }
+        Sys.close(fd)
+        host.connectionClosed(self, reason: reason)
+    }
+}
