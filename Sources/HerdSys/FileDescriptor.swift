@@ -55,6 +55,13 @@ extension Sys {
         return try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(what() ?? "fd \(fd)")") { fcntl(fd, F_DUPFD_CLOEXEC, minimum) }
     }
 
+    /// A second descriptor for the same open file (F_DUPFD_CLOEXEC): its own number to close,
+    /// sharing the file (the static handler hands one to a connection while its cache keeps the
+    /// original; sendfile and pread take explicit offsets, so the shared file offset is unused).
+    @usableFromInline package static func duplicate(_ fd: Int32) throws(SysError) -> Int32 {
+        try sys("fcntl", detail: "F_DUPFD_CLOEXEC fd \(fd)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+    }
+
     /// Sets FD_CLOEXEC (an fd inherited through posix_spawn's dup2 has it cleared).
     @usableFromInline package static func setCloseOnExec(_ fd: Int32) throws(SysError) {
         try sys("fcntl", detail: "F_SETFD FD_CLOEXEC fd \(fd)") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
