@@ -14,6 +14,7 @@ import Testing
     final class Probe {
         let readEnd: Int32
         let writeEnd: Int32
+        var handedOver = false  // the write end belongs to a StaticOpenFile now
         init() {
             var fds: [Int32] = [-1, -1]
             precondition(pipe(&fds) == 0 && fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0)
@@ -23,7 +24,10 @@ import Testing
             var b: UInt8 = 0
             return read(readEnd, &b, 1) == 0
         }
-        deinit { close(readEnd) }
+        deinit {
+            close(readEnd)
+            if !handedOver { close(writeEnd) }
+        }
     }
 
     static func inMemory(_ text: String, inode: UInt64 = 1) -> StaticLookup {
@@ -32,7 +36,9 @@ import Testing
     }
 
     static func onDisk(_ probe: Probe, inode: UInt64 = 7) -> StaticLookup {
-        .file(StaticFile(size: 1 << 20, mtime: 1_700_000_000, inode: inode,
+        precondition(!probe.handedOver, "one StaticOpenFile per fd")
+        probe.handedOver = true
+        return .file(StaticFile(size: 1 << 20, mtime: 1_700_000_000, inode: inode,
                          content: .descriptor(StaticOpenFile(fd: probe.writeEnd))))
     }
 
@@ -225,5 +231,34 @@ import Testing
         #expect(fileContents(b) == big)
         let part = get(h, "/big.bin", headers: ["Range": "bytes=16-31"])
         #expect(part.status == 206 && fileContents(part) == "0123456789abcdef")
+    }
+}
+
+/// The root confinement with openat2 (RESOLVE_BENEATH below the root's fd) and without it (the
+/// /proc/self/fd check, as after ENOSYS): the same answers. Symlinked directories that stay under
+/// the root are served, by a relative or an absolute target; leaving it is 404.
+@Suite struct StaticConfinement {
+    @Test(arguments: [true, false]) func sameAnswersWithAndWithoutOpenat2(_ beneath: Bool) {
+        let dir = TempDir()
+        dir.mkdir("real")
+        dir.write("real/f.txt", "inside")
+        dir.write("secret.txt", "outside", base: dir.outside)
+        dir.symlink("real", "rel")                     // relative, stays inside
+        dir.symlink(dir.path + "/real", "abs")         // absolute, leads back inside
+        dir.symlink(dir.outside, "abs-out")            // absolute, outside
+        let outsideName = String(dir.outside.split(separator: "/").last ?? "")
+        dir.symlink("../" + outsideName, "rel-out")    // relative, outside
+        let saved = StaticHandler.beneathAvailable.load(ordering: .relaxed)
+        StaticHandler.beneathAvailable.store(beneath, ordering: .relaxed)
+        defer { StaticHandler.beneathAvailable.store(saved, ordering: .relaxed) }
+        let h = try? HandlerRegistry.make("static:\(dir.path);cache=off")
+        guard let h else { Issue.record("no handler"); return }
+        #expect(fileContents(get(h, "/real/f.txt")) == "inside")
+        #expect(fileContents(get(h, "/rel/f.txt")) == "inside")
+        #expect(fileContents(get(h, "/abs/f.txt")) == "inside")
+        #expect(get(h, "/abs-out/secret.txt").status == 404)
+        #expect(get(h, "/rel-out/secret.txt").status == 404)
+        #expect(get(h, "/rel").status == 404)  // a symlink as the last component (O_NOFOLLOW)
+        #expect(get(h, "/real").status == 301)
     }
 }

@@ -1,5 +1,6 @@
 import HerdLibc
 import HerdSys
+import Synchronization
 
 /// Serves regular files below `root` (GET and HEAD only), with what an nginx user expects:
 ///
@@ -62,7 +63,8 @@ public struct StaticHandler: Handler {
             return r
         }
         if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
-        guard let base = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        guard let root = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        let base = root.path
 
         var segments: [Substring] = []
         for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -73,7 +75,7 @@ public struct StaticHandler: Handler {
         if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
         let trailingSlash = request.path.hasSuffix("/")
         var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
-        let lookup = { (path: String) in files.lookup(path, root: base) { load($0, base: base) } }
+        let lookup = { (path: String) in files.lookup(path, root: base) { load($0, root: root) } }
 
         var fileName = segments.last.map(String.init) ?? ""
         var found = lookup(full)
@@ -199,10 +201,11 @@ public struct StaticHandler: Handler {
     /// Looks `path` up as an uncached request would: open (no symlink as the last component),
     /// fstat, and for a regular file the check that the opened file lies inside the root. A file
     /// up to `StaticFileCache.inlineBytes` is read and closed; a larger one keeps its fd.
-    func load(_ path: String, base: String) -> StaticLookup {
+    func load(_ path: String, root: StaticRoot.Resolved) -> StaticLookup {
         let fd: Int32
+        let confined: Bool
         do {
-            fd = try Sys.open(path, StaticHandler.openFlags)
+            (fd, confined) = try open(path, root: root)
         } catch {
             // Absent, a symlink (ELOOP from O_NOFOLLOW), not permitted: a stable answer, cached.
             // Out of fds or memory may pass: not cached.
@@ -222,7 +225,7 @@ public struct StaticHandler: Handler {
             Sys.close(fd)
             return .missing
         }
-        guard isUnderRoot(fd: fd, base: base) else { Sys.close(fd); return .missing }
+        guard confined || isUnderRoot(fd: fd, base: root.path) else { Sys.close(fd); return .missing }
         let size = Int(st.st_size)
         let (mtime, inode) = (Int(st.st_mtim.tv_sec), UInt64(st.st_ino))
         let open = StaticOpenFile(fd: fd)  // closes fd when released
@@ -236,6 +239,35 @@ public struct StaticHandler: Handler {
             }
         }
         return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .descriptor(open)))
+    }
+
+    /// Does openat2 work here? Cleared at the first ENOSYS (a kernel before 5.6, a seccomp filter
+    /// that does not know it); then every lookup takes the /proc/self/fd check.
+    static let beneathAvailable = Atomic<Bool>(true)
+
+    /// Opens `path` (below `root.path`); `confined`: the kernel already kept the resolution
+    /// inside the root (openat2 RESOLVE_BENEATH below the root's fd), so the /proc/self/fd check
+    /// (a readlink, the dearest call of a lookup) is not needed.
+    private func open(_ path: String, root: StaticRoot.Resolved) throws(SysError) -> (fd: Int32, confined: Bool) {
+        if let dir = root.directory, StaticHandler.beneathAvailable.load(ordering: .relaxed) {
+            let prefix = root.path == "/" ? 1 : root.path.utf8.count + 1
+            let relative = String(Substring(path.utf8.dropFirst(prefix)))
+            do {
+                let fd = try withExtendedLifetime(dir) { () throws(SysError) -> Int32 in
+                    try Sys.openBeneath(dir.fd, relative.isEmpty ? "." : relative, StaticHandler.openFlags)
+                }
+                return (fd, true)
+            } catch {
+                switch error.errno {
+                case ENOSYS: StaticHandler.beneathAvailable.store(false, ordering: .relaxed)
+                // The resolution left the root lexically: an absolute symlink inside it may still
+                // lead back under it, which the full-path check below allows (as before openat2).
+                case EXDEV: break
+                default: throw error
+                }
+            }
+        }
+        return (try Sys.open(path, StaticHandler.openFlags), false)
     }
 
     /// Percent-encodes a decoded path for a Location field: unreserved characters, sub-delims,
