@@ -84,12 +84,6 @@ package struct StaticFileCache {
         package var bytes: Int
         package var openFiles: Int
         package var validityNanos: UInt64
-        package init(entries: Int, bytes: Int, openFiles: Int, validityNanos: UInt64) {
-            self.entries = entries
-            self.bytes = bytes
-            self.openFiles = openFiles
-            self.validityNanos = validityNanos
-        }
         /// 1024 entries, 8 MiB of small files, 128 fds of larger ones, 1 s (as StaticRoot).
         package static let standard = Limits(entries: 1024, bytes: 8 << 20, openFiles: 128,
                                              validityNanos: StaticRoot.validityNanos)

@@ -22,9 +22,11 @@ import Synchronization
 ///
 /// Paths are resolved segment by segment: empty and "." segments are ignored, ".." anywhere is 404
 /// (never an escape, and no information about what exists above the root), a NUL byte is 400.
-/// Files are opened with O_NOFOLLOW (a symlink as the last component is 404) and the path of the
-/// opened descriptor (/proc/self/fd) must still lie under realpath(root), which catches symlinked
-/// directories pointing outside.
+/// Files are opened with O_NOFOLLOW (a symlink as the last component is 404) by openat2 below an
+/// fd of realpath(root) with RESOLVE_BENEATH, so the kernel refuses a symlinked directory that
+/// leads outside. Where openat2 refuses (an absolute symlink, which may lead back inside) or is
+/// missing (ENOSYS), the full path is opened and the path of the opened descriptor
+/// (/proc/self/fd) must lie under realpath(root).
 ///
 /// Lookups (those checks included) are reused for 1 s by a per-worker open-file cache
 /// (`StaticFileCache`, nginx's `open_file_cache` with `open_file_cache_valid 1s`): a file up to
