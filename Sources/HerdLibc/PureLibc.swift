@@ -97,6 +97,8 @@ package func timegm(_ t: UnsafeMutablePointer<Glibc.tm>!) -> Int {
 @inlinable package var EACCES: Int32 { Glibc.EACCES }
 @inlinable package var ELOOP: Int32 { Glibc.ELOOP }
 @inlinable package var ENAMETOOLONG: Int32 { Glibc.ENAMETOOLONG }
+@inlinable package var ENOSYS: Int32 { Glibc.ENOSYS }
+@inlinable package var EXDEV: Int32 { Glibc.EXDEV }
 @inlinable package var EISDIR: Int32 { Glibc.EISDIR }
 
 // MARK: Signal numbers (the signal contract; sending and handling them is HerdSys's)

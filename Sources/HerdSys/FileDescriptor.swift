@@ -16,6 +16,19 @@ extension Sys {
         try sys("open", detail: path) { Glibc.open(path, flags, mode) }
     }
 
+    /// openat2(2) of `relative` below the directory `dirfd`, refusing any resolution that leaves
+    /// it (RESOLVE_BENEATH: `..`, an absolute path or symlink, a symlink pointing outside ->
+    /// EXDEV; RESOLVE_NO_MAGICLINKS). ENOSYS on kernels before 5.6 or under a seccomp filter
+    /// that does not know the call.
+    @usableFromInline package static func openBeneath(_ dirfd: Int32, _ relative: String, _ flags: Int32) throws(SysError) -> Int32 {
+        try sys("openat2", detail: relative) { herd_openat2_beneath(dirfd, relative, flags) }
+    }
+
+    /// open(2) of a directory (O_RDONLY | O_DIRECTORY | O_CLOEXEC), as the base of `openBeneath`.
+    @usableFromInline package static func openDirectory(_ path: String) throws(SysError) -> Int32 {
+        try sys("open", detail: path) { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+    }
+
     @usableFromInline package static func fstat(_ fd: Int32, what: @autoclosure () -> String? = nil) throws(SysError) -> stat {
         var st = stat()
         try sys("fstat", detail: what()) { Glibc.fstat(fd, &st) }
@@ -53,6 +66,13 @@ extension Sys {
     @usableFromInline package static func moveAbove(_ fd: Int32, _ minimum: Int32, what: @autoclosure () -> String? = nil) throws(SysError) -> Int32 {
         defer { close(fd) }
         return try sys("fcntl", detail: "F_DUPFD_CLOEXEC \(what() ?? "fd \(fd)")") { fcntl(fd, F_DUPFD_CLOEXEC, minimum) }
+    }
+
+    /// A second descriptor for the same open file (F_DUPFD_CLOEXEC): its own number to close,
+    /// sharing the file (the static handler hands one to a connection while its cache keeps the
+    /// original; sendfile and pread take explicit offsets, so the shared file offset is unused).
+    @usableFromInline package static func duplicate(_ fd: Int32) throws(SysError) -> Int32 {
+        try sys("fcntl", detail: "F_DUPFD_CLOEXEC fd \(fd)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
     }
 
     /// Sets FD_CLOEXEC (an fd inherited through posix_spawn's dup2 has it cleared).

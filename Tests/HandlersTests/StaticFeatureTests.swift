@@ -166,8 +166,10 @@ import Testing
         let (root, o) = try StaticOptions.parse("/srv/www;dotfiles=deny;charset=utf-8")
         #expect(root == "/srv/www" && o.denyDotfiles && o.charset == "utf-8")
         let (plain, d) = try StaticOptions.parse("/srv/www")
-        #expect(plain == "/srv/www" && d == StaticOptions())
-        for bad in ["/a;dotfiles=maybe", "/a;colour=red", "/a;charset=", "/a;charset=a b", "/a;dotfiles"] {
+        #expect(plain == "/srv/www" && d == StaticOptions() && d.openFileCache)
+        #expect(try !StaticOptions.parse("/srv/www;cache=off").options.openFileCache)
+        #expect(try StaticOptions.parse("/srv/www;cache=on").options.openFileCache)
+        for bad in ["/a;dotfiles=maybe", "/a;colour=red", "/a;charset=", "/a;charset=a b", "/a;dotfiles", "/a;cache=maybe"] {
             #expect(throws: StaticOptionError.self, "\(bad)") { _ = try StaticOptions.parse(bad) }
         }
         #expect(throws: HandlerSpecError.self) { _ = try HandlerRegistry.make("static:/tmp;nope=1") }

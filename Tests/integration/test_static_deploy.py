@@ -20,6 +20,36 @@ def start(herd_factory, spec):
     return port
 
 
+def keep_alive_load(port, path, results, stop, seconds=15.0, max_requests=20000):
+    """GETs `path` on one keep-alive connection (reconnecting on close) until `stop`, appending
+    (time the request was sent, status, body); bounded: at most `max_requests` requests and
+    `seconds`."""
+    conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
+    end = time.monotonic() + seconds
+    for _ in range(max_requests):
+        if stop.is_set() or time.monotonic() > end:
+            break
+        sent = time.monotonic()
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            results.append((sent, r.status, r.read()))
+        except (OSError, http.client.HTTPException) as e:
+            results.append((sent, 0, repr(e).encode()))
+            conn.close()
+            conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
+    conn.close()
+
+
+def start_load(port, path, results, stop, connections=4, seconds=15.0):
+    """`connections` threads of keep_alive_load (several connections: both workers answer)."""
+    threads = [threading.Thread(target=keep_alive_load, args=(port, path, results, stop, seconds))
+               for _ in range(connections)]
+    for t in threads:
+        t.start()
+    return threads
+
+
 def test_release_symlink_flip_under_load(herd_factory, tmp_path):
     for n in ("1", "2"):
         (tmp_path / f"release-{n}").mkdir()
@@ -30,27 +60,7 @@ def test_release_symlink_flip_under_load(herd_factory, tmp_path):
 
     results = []  # (time, status, body)
     stop = threading.Event()
-
-    def load():
-        # Bounded: at most 20000 requests and 15 s, keep-alive, reconnecting on close.
-        conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
-        end = time.monotonic() + 15
-        for _ in range(20000):
-            if stop.is_set() or time.monotonic() > end:
-                break
-            try:
-                conn.request("GET", "/v.txt")
-                r = conn.getresponse()
-                results.append((time.monotonic(), r.status, r.read()))
-            except (OSError, http.client.HTTPException) as e:
-                results.append((time.monotonic(), 0, repr(e).encode()))
-                conn.close()
-                conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
-        conn.close()
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for t in threads:
-        t.start()
+    threads = start_load(port, "/v.txt", results, stop)
     try:
         # The load runs (release 1 served) before the deploy.
         wait_until(lambda: sum(1 for _, s, _ in results[-50:] if s == 200) >= 20, 10, what="load on release 1")
@@ -152,3 +162,132 @@ def test_multipart_byteranges_raw_and_curl(herd_factory, tmp_path):
         assert head.startswith(b"HTTP/1.1 206")
         ctype = next(l.split(b": ", 1)[1].decode() for l in head.split(b"\r\n") if l.lower().startswith(b"content-type:"))
         assert [p[2] for p in parse_multipart(ctype, body)] == [data[0:10], data[20:30]]
+
+
+# ---- the open-file cache (docs/static.md): a change is seen within the 1 s validity -----------
+
+SEEN_WITHIN = VALIDITY + 0.1  # a request sent this long after a change gets the new state
+
+
+def watch_change(port, paths, change):
+    """Load on each of `paths` (2 connections each, so both workers answer), `change()` once
+    load runs, and load on until well past the validity. Returns (changed_at, {path: results})."""
+    results = {p: [] for p in paths}
+    stop = threading.Event()
+    threads = [t for p in paths for t in start_load(port, p, results[p], stop, connections=2, seconds=12)]
+    try:
+        wait_until(lambda: all(len(r) >= 10 for r in results.values()), 10, what="load before the change")
+        change()
+        changed = time.monotonic()
+        wait_until(lambda: all(sum(1 for t, _, _ in r if t > changed + SEEN_WITHIN) >= 20 for r in results.values()),
+                   10, what="load past the validity")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=20)
+    return changed, results
+
+
+def late(results, changed):
+    return [(round(t - changed, 3), s, b[:40]) for t, s, b in results if t > changed + SEEN_WITHIN]
+
+
+def test_replaced_file_is_served_new_within_the_validity(herd_factory, tmp_path):
+    big_old, big_new = b"A" * 40000, b"B" * 50000  # above 16 KiB: cached as an open fd
+    (tmp_path / "v.txt").write_bytes(b"old\n")       # small: cached in memory
+    (tmp_path / "big.bin").write_bytes(big_old)
+    port = start(herd_factory, f"static:{tmp_path}")
+
+    def replace():
+        for name, data in (("v.txt", b"new\n"), ("big.bin", big_new)):
+            (tmp_path / (name + ".tmp")).write_bytes(data)
+            os.rename(tmp_path / (name + ".tmp"), tmp_path / name)  # a new inode, as a deploy does
+
+    changed, results = watch_change(port, ["/v.txt", "/big.bin"], replace)
+    for path, old, new in (("/v.txt", b"old\n", b"new\n"), ("/big.bin", big_old, big_new)):
+        assert all(s == 200 and b in (old, new) for _, s, b in results[path]), path
+        stale = [x for x in late(results[path], changed) if x[2] != new[:40]]
+        assert not stale, f"{path}: old content {stale[:3]} after the validity"
+
+
+def test_deleted_file_404s_within_the_validity(herd_factory, tmp_path):
+    (tmp_path / "v.txt").write_bytes(b"here\n")
+    (tmp_path / "big.bin").write_bytes(b"C" * 40000)
+    port = start(herd_factory, f"static:{tmp_path}")
+    changed, results = watch_change(port, ["/v.txt", "/big.bin"],
+                                    lambda: [(tmp_path / n).unlink() for n in ("v.txt", "big.bin")])
+    for path, body in (("/v.txt", b"here\n"), ("/big.bin", b"C" * 40000)):
+        assert all((s, b) == (200, body) or s == 404 for _, s, b in results[path]), path
+        served = [x for x in late(results[path], changed) if x[1] != 404]
+        assert not served, f"{path}: a deleted file served {served[:3]} after the validity"
+
+
+def test_in_place_edit_is_seen_within_the_validity(herd_factory, tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"first version\n")
+    inode = path.stat().st_ino
+    port = start(herd_factory, f"static:{tmp_path}")
+    # Rewritten in place (O_TRUNC: same inode, new size and mtime).
+    changed, results = watch_change(port, ["/v.txt"], lambda: path.write_bytes(b"second, a longer version\n"))
+    assert not [x for x in late(results["/v.txt"], changed) if x[2] != b"second, a longer version\n"]
+    # The same size, overwritten without truncation: only mtime (and ctime) change.
+    def overwrite():
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, b"THIRD!", 0)
+        finally:
+            os.close(fd)
+    changed, results = watch_change(port, ["/v.txt"], overwrite)
+    assert path.stat().st_ino == inode
+    assert not [x for x in late(results["/v.txt"], changed) if x[2] != b"THIRD!, a longer version\n"]
+    assert all(s == 200 for _, s, _ in results["/v.txt"])
+
+
+def worker_fds(pid, under):
+    """The worker's open fds on files below `under` (the served directory)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(under) + "/")
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return n
+
+
+def test_no_fd_leak_beyond_the_cache_bounds(herd_factory, tmp_path):
+    # StaticFileCache.Limits.standard: 1024 entries, 128 open fds (files above 16 KiB).
+    fd_bound, entries = 128, 1024
+    root = tmp_path / "www"  # apart from the log files herd_factory keeps in tmp_path
+    root.mkdir()
+    large = [f"big{i}.bin" for i in range(fd_bound + 72)]
+    small = [f"s{i}.txt" for i in range(entries + 76)]
+    for name in large:
+        (root / name).write_bytes(name.encode() * 3000)
+    for name in small:
+        (root / name).write_bytes(name.encode())
+    port = free_port()
+    herd = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", f"http=static:{root}"])
+    (worker,) = herd.worker_pids()
+    conn = http.client.HTTPConnection(LOCALHOST, port, timeout=5)
+
+    def get(name):
+        conn.request("GET", "/" + name)
+        r = conn.getresponse()
+        assert r.status == 200 and r.read()[:len(name)] == name.encode(), name
+
+    try:
+        get(small[0])
+        assert worker_fds(worker, root) == 0  # a small file is cached in memory, its fd closed
+        for name in large:
+            get(name)
+        # The cache keeps the large files open, never more than its bound (a response's own
+        # duplicate is closed once sent).
+        # (waited for: the last response's duplicate may be closed just after the client read it)
+        wait_until(lambda: worker_fds(worker, root) == fd_bound, 2, what=f"{fd_bound} cached fds")
+        # More distinct entries than the entry bound: the least recently used (the large files)
+        # are evicted and their fds closed.
+        for name in small:
+            get(name)
+        wait_until(lambda: worker_fds(worker, root) == 0, 2, what="no cached fd")
+    finally:
+        conn.close()

@@ -35,6 +35,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/netlink.h>
 #include <linux/sockios.h>
 #include <linux/rtnetlink.h>
@@ -64,6 +65,14 @@ static inline void herd_set_program_names(char *name, char *short_name) {
 // pidfd_open(2) (Linux 5.3): glibc 2.36 has no wrapper, and syscall(2) is variadic (Swift
 // cannot call it). The fd becomes readable when the process exits.
 static inline int herd_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+// openat2(2) below `dirfd` only (RESOLVE_BENEATH: no "..", absolute path or symlink leaves it,
+// EXDEV otherwise; RESOLVE_NO_MAGICLINKS: no /proc/PID/fd-style links). glibc 2.36 has no
+// wrapper and syscall(2) is variadic, which Swift cannot call.
+static inline int herd_openat2_beneath(int dirfd, const char *path, int flags) {
+    struct open_how how = { .flags = (uint64_t)(unsigned)flags, .mode = 0,
+                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
 // poll(2) for input on one fd (a pidfd): 1 readable, 0 timeout, -1 error.
 static inline int herd_poll_input(int fd, int timeout_ms) {
     struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };

@@ -1,5 +1,6 @@
 import HerdLibc
 import HerdSys
+import Synchronization
 
 /// Serves regular files below `root` (GET and HEAD only), with what an nginx user expects:
 ///
@@ -21,9 +22,16 @@ import HerdSys
 ///
 /// Paths are resolved segment by segment: empty and "." segments are ignored, ".." anywhere is 404
 /// (never an escape, and no information about what exists above the root), a NUL byte is 400.
-/// Files are opened with O_NOFOLLOW (a symlink as the last component is 404) and the path of the
-/// opened descriptor (/proc/self/fd) must still lie under realpath(root), which catches symlinked
-/// directories pointing outside.
+/// Files are opened with O_NOFOLLOW (a symlink as the last component is 404) by openat2 below an
+/// fd of realpath(root) with RESOLVE_BENEATH, so the kernel refuses a symlinked directory that
+/// leads outside. Where openat2 refuses (an absolute symlink, which may lead back inside) or is
+/// missing (ENOSYS), the full path is opened and the path of the opened descriptor
+/// (/proc/self/fd) must lie under realpath(root).
+///
+/// Lookups (those checks included) are reused for 1 s by a per-worker open-file cache
+/// (`StaticFileCache`, nginx's `open_file_cache` with `open_file_cache_valid 1s`): a file up to
+/// 16 KiB is then answered from memory, a larger one from its cached fd. A replaced, edited or
+/// deleted file is seen within that second. `;cache=off` looks up on every request.
 public struct StaticHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
     public var mayBlock: Bool { false }
@@ -33,26 +41,21 @@ public struct StaticHandler: Handler {
     /// realpath(root), re-resolved after at most 1 s so a flipped release symlink is followed;
     /// nil if the root does not resolve (then everything is 404).
     let resolvedRoot: StaticRoot
-    /// Dotfile refusal and charset (`StaticOptions`).
+    /// Dotfile refusal, charset and the open-file cache switch (`StaticOptions`).
     public let options: StaticOptions
+    /// This worker's open-file cache (`StaticFileCache`: lookups reused for 1 s).
+    let files: StaticFileCacheBox
 
     /// A handler serving the files below `root` (an absolute directory path).
     public init(root: String, options: StaticOptions = StaticOptions()) {
         self.root = root
         self.resolvedRoot = StaticRoot(root)
         self.options = options
+        self.files = StaticFileCacheBox(limits: options.openFileCache ? .standard : .off)
         _ = MIMETypes.system  // read /etc/mime.types now (worker start), not on a request
     }
 
     static let openFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK  // NONBLOCK: never hang on a FIFO
-
-    /// An open regular file below the root and what its validators are made of.
-    struct OpenFile {
-        var fd: Int32
-        var size: Int
-        var mtime: Int
-        var inode: UInt64
-    }
 
     /// Serves `request` from the files below the root; see the type's description.
     public func handle(_ request: HTTPRequest, context: HandlerContext) -> HTTPResponse {
@@ -62,7 +65,8 @@ public struct StaticHandler: Handler {
             return r
         }
         if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
-        guard let base = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        guard let root = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        let base = root.path
 
         var segments: [Substring] = []
         for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -73,12 +77,11 @@ public struct StaticHandler: Handler {
         if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
         let trailingSlash = request.path.hasSuffix("/")
         var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
+        let lookup = { (path: String) in files.lookup(path, root: base) { load($0, root: root) } }
 
-        guard let fd = try? Sys.open(full, StaticHandler.openFlags) else { return .errorResponse(status: 404) }
-        guard let st = try? Sys.fstat(fd) else { Sys.close(fd); return .errorResponse(status: 404) }
         var fileName = segments.last.map(String.init) ?? ""
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            Sys.close(fd)
+        var found = lookup(full)
+        if case .directory = found {
             guard trailingSlash || segments.isEmpty else {
                 // nginx's behaviour: the directory's URL is the slash form.
                 let location = StaticHandler.percentEncodePath("/" + segments.joined(separator: "/") + "/")
@@ -89,14 +92,12 @@ public struct StaticHandler: Handler {
             }
             full += segments.isEmpty ? "index.html" : "/index.html"
             fileName = "index.html"
+            found = lookup(full)
         } else if trailingSlash {
             // "/file.txt/" names a directory that does not exist.
-            Sys.close(fd)
             return .errorResponse(status: 404)
         }
-        // A file: the descriptor already open is used (one open per request, issue 25).
-        let opened = (st.st_mode & S_IFMT) == S_IFDIR ? openRegular(full, base: base) : checkRegular(fd, st, base: base)
-        guard var file = opened else { return .errorResponse(status: 404) }
+        guard case .file(var file) = found else { return .errorResponse(status: 404) }
 
         // Precompressed siblings, best first. Looked for only when the client sends
         // Accept-Encoding (a client without it takes the identity file, cached or not).
@@ -104,45 +105,38 @@ public struct StaticHandler: Handler {
         var hasVariant = false
         if let acceptEncoding = request.headers["Accept-Encoding"] {
             for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
-                guard let variant = openRegular(full + suffix, base: base) else { continue }
+                guard case .file(let variant) = lookup(full + suffix) else { continue }
                 hasVariant = true
-                if encoding == nil, StaticConditions.accepts(acceptEncoding, coding) {
-                    Sys.close(file.fd)
+                if StaticConditions.accepts(acceptEncoding, coding) {
                     file = variant
                     encoding = coding
-                } else {
-                    Sys.close(variant.fd)
+                    break
                 }
-                if encoding != nil { break }
             }
         }
 
-        let etag = StaticConditions.etag(size: file.size, mtime: file.mtime, inode: file.inode)
+        let etag = file.etag
         var headers = HTTPHeaders()
-        headers.add("Last-Modified", HTTPDate.format(epochSeconds: file.mtime))
+        headers.add("Last-Modified", file.lastModified)
         headers.add("ETag", etag)
         if hasVariant { headers.add("Vary", "Accept-Encoding") }
 
         // Preconditions in RFC 9110 13.2.2's order.
         if let ifMatch = request.headers["If-Match"] {
             if !(StaticConditions.parseTagList(ifMatch).map { StaticConditions.strongMatch($0, etag: etag) } ?? false) {
-                Sys.close(file.fd)
                 return .errorResponse(status: 412)
             }
         } else if let ius = request.headers["If-Unmodified-Since"], let date = StaticConditions.parseHTTPDate(ius),
                   file.mtime > date {
-            Sys.close(file.fd)
             return .errorResponse(status: 412)
         }
         if let ifNoneMatch = request.headers["If-None-Match"] {
             // Present: If-Modified-Since is ignored, even when this one is malformed.
             if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
-                Sys.close(file.fd)
                 return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
             }
         } else if let ims = request.headers["If-Modified-Since"], let date = StaticConditions.parseHTTPDate(ims),
                   file.mtime <= date {
-            Sys.close(file.fd)
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
 
@@ -152,32 +146,46 @@ public struct StaticHandler: Handler {
         headers.add("Accept-Ranges", "bytes")
 
         // Range applies to GET only (RFC 9110 14.2); HEAD shows what a plain GET would get.
-        if request.method == "GET", let range = request.headers["Range"], ifRangeHolds(request, etag: etag, mtime: file.mtime) {
-            switch StaticRanges.parse(range, length: file.size) {
+        var range: ClosedRange<Int>? = nil  // nil: the whole file
+        var status = 200
+        if request.method == "GET", let value = request.headers["Range"], ifRangeHolds(request, etag: etag, mtime: file.mtime) {
+            switch StaticRanges.parse(value, length: file.size) {
             case .full:
                 break
             case .unsatisfiable:
-                Sys.close(file.fd)
                 var r = HTTPResponse.errorResponse(status: 416)
                 r.headers.set("Content-Range", "bytes */\(file.size)")
                 return r
             case .ranges(let ranges) where ranges.count == 1:
                 let r = ranges[0]
+                range = r
+                status = 206
                 headers.add("Content-Range", "bytes \(r.lowerBound)-\(r.upperBound)/\(file.size)")
-                return HTTPResponse(status: 206, headers: headers,
-                                    body: .file(fd: file.fd, offset: r.lowerBound, count: r.count))
             case .ranges(let ranges):
                 // RFC 9110 14.6: each part carries the type and its Content-Range.
                 let boundary = StaticRanges.makeBoundary()
-                let body = StaticRanges.multipartBody(fd: file.fd, ranges: ranges, length: file.size,
-                                                      contentType: contentType, boundary: boundary)
-                Sys.close(file.fd)
+                let body = StaticRanges.multipartBody(ranges: ranges, length: file.size, contentType: contentType,
+                                                      boundary: boundary) { file.append($0, to: &$1) }
                 guard let body else { return .errorResponse(status: 500) }
                 headers.set("Content-Type", "multipart/byteranges; boundary=" + boundary)
                 return HTTPResponse(status: 206, headers: headers, body: .bytes(body))
             }
         }
-        return HTTPResponse(status: 200, headers: headers, body: .file(fd: file.fd, offset: 0, count: file.size))
+        guard let body = StaticHandler.body(file, range) else { return .errorResponse(status: 500) }
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+
+    /// The body for bytes `range` of `file` (nil: all of it): the bytes in memory (or a slice),
+    /// or a duplicate of the cached fd for the connection to send and close (nil if it cannot be
+    /// made: out of fds).
+    static func body(_ file: StaticFile, _ range: ClosedRange<Int>?) -> ResponseBody? {
+        switch file.content {
+        case .bytes(let b):
+            return .bytes(range.map { Array(b[$0]) } ?? b)
+        case .descriptor(let f):
+            guard let fd = try? Sys.duplicate(f.fd) else { return nil }
+            return .file(fd: fd, offset: range?.lowerBound ?? 0, count: range?.count ?? file.size)
+        }
     }
 
     /// If-Range: the range is served only if the validator still describes the file (a strong
@@ -192,21 +200,76 @@ public struct StaticHandler: Handler {
         return StaticConditions.parseHTTPDate(String(trimmed)) == mtime
     }
 
-    /// Opens `path` if it is a regular file inside the root (no symlink as the last component).
-    func openRegular(_ path: String, base: String) -> OpenFile? {
-        guard let fd = try? Sys.open(path, StaticHandler.openFlags) else { return nil }
-        guard let st = try? Sys.fstat(fd) else { Sys.close(fd); return nil }
-        return checkRegular(fd, st, base: base)
+    /// Looks `path` up as an uncached request would: open (no symlink as the last component),
+    /// fstat, and for a regular file the check that the opened file lies inside the root. A file
+    /// up to `StaticFileCache.inlineBytes` is read and closed; a larger one keeps its fd.
+    func load(_ path: String, root: StaticRoot.Resolved) -> StaticLookup {
+        let fd: Int32
+        let confined: Bool
+        do {
+            (fd, confined) = try open(path, root: root)
+        } catch {
+            // Absent, a symlink (ELOOP from O_NOFOLLOW), not permitted: a stable answer, cached.
+            // Out of fds or memory may pass: not cached.
+            switch error.errno {
+            case ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG: return .missing
+            default: return .failed
+            }
+        }
+        guard let st = try? Sys.fstat(fd) else { Sys.close(fd); return .failed }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            Sys.close(fd)
+            return .directory
+        case S_IFREG:
+            break
+        default:
+            Sys.close(fd)
+            return .missing
+        }
+        guard confined || isUnderRoot(fd: fd, base: root.path) else { Sys.close(fd); return .missing }
+        let size = Int(st.st_size)
+        let (mtime, inode) = (Int(st.st_mtim.tv_sec), UInt64(st.st_ino))
+        let open = StaticOpenFile(fd: fd)  // closes fd when released
+        if size <= StaticFileCache.inlineBytes {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(size)
+            // A short read (the file shrank since fstat): keep the fd, the connection's sendfile
+            // notices, as it would without the cache.
+            if size == 0 || StaticRanges.appendPread(fd, 0...(size - 1), to: &bytes) {
+                return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .bytes(bytes)))
+            }
+        }
+        return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .descriptor(open)))
     }
 
-    /// `fd` (with its fstat `st`) as an OpenFile if it is a regular file inside the root; else
-    /// closes it.
-    func checkRegular(_ fd: Int32, _ st: stat, base: String) -> OpenFile? {
-        guard (st.st_mode & S_IFMT) == S_IFREG, isUnderRoot(fd: fd, base: base) else {
-            Sys.close(fd)
-            return nil
+    /// Does openat2 work here? Cleared at the first ENOSYS (a kernel before 5.6, a seccomp filter
+    /// that does not know it); then every lookup takes the /proc/self/fd check.
+    static let beneathAvailable = Atomic<Bool>(true)
+
+    /// Opens `path` (below `root.path`); `confined`: the kernel already kept the resolution
+    /// inside the root (openat2 RESOLVE_BENEATH below the root's fd), so the /proc/self/fd check
+    /// (a readlink, the dearest call of a lookup) is not needed.
+    private func open(_ path: String, root: StaticRoot.Resolved) throws(SysError) -> (fd: Int32, confined: Bool) {
+        if let dir = root.directory, StaticHandler.beneathAvailable.load(ordering: .relaxed) {
+            let prefix = root.path == "/" ? 1 : root.path.utf8.count + 1
+            let relative = String(Substring(path.utf8.dropFirst(prefix)))
+            do {
+                let fd = try withExtendedLifetime(dir) { () throws(SysError) -> Int32 in
+                    try Sys.openBeneath(dir.fd, relative.isEmpty ? "." : relative, StaticHandler.openFlags)
+                }
+                return (fd, true)
+            } catch {
+                switch error.errno {
+                case ENOSYS: StaticHandler.beneathAvailable.store(false, ordering: .relaxed)
+                // The resolution left the root lexically: an absolute symlink inside it may still
+                // lead back under it, which the full-path check below allows (as before openat2).
+                case EXDEV: break
+                default: throw error
+                }
+            }
         }
-        return OpenFile(fd: fd, size: Int(st.st_size), mtime: Int(st.st_mtim.tv_sec), inode: UInt64(st.st_ino))
+        return (try Sys.open(path, StaticHandler.openFlags), false)
     }
 
     /// Percent-encodes a decoded path for a Location field: unreserved characters, sub-delims,

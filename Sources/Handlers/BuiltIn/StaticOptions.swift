@@ -6,11 +6,16 @@
 /// - `charset=NAME`: adds `; charset=NAME` to every text type, like nginx's `charset NAME;`.
 ///   Without it only types whose definition implies UTF-8 (JSON, JavaScript, SVG) carry
 ///   `; charset=utf-8`; `text/html`, `text/plain`, `text/css` get none, as with nginx's default.
+/// - `cache=on|off` (default on): the per-worker open-file cache (`StaticFileCache`, 1 s
+///   validity, like nginx's `open_file_cache_valid 1s`); off: every request opens the file, so
+///   a change is seen at once.
 public struct StaticOptions: Sendable, Equatable {
     /// Refuse (404) paths with a segment starting with ".".
     public var denyDotfiles = false
     /// The charset added to all text types, nil: only to the UTF-8-only types.
     public var charset: String? = nil
+    /// Reuse lookups for 1 s (`StaticFileCache`).
+    public var openFileCache = true
 
     public init() {}
 
@@ -26,6 +31,8 @@ public struct StaticOptions: Sendable, Equatable {
             switch (kv[0], kv[1]) {
             case ("dotfiles", "deny"): options.denyDotfiles = true
             case ("dotfiles", "allow"): options.denyDotfiles = false
+            case ("cache", "on"): options.openFileCache = true
+            case ("cache", "off"): options.openFileCache = false
             case ("charset", let name):
                 // A token only: it goes into a header field as it is.
                 guard name.utf8.allSatisfy({ isTokenByte($0) }) else {
@@ -33,7 +40,7 @@ public struct StaticOptions: Sendable, Equatable {
                 }
                 options.charset = name
             default:
-                throw StaticOptionError(message: "unknown static option '\(part)' (known: dotfiles=deny|allow, charset=NAME)")
+                throw StaticOptionError(message: "unknown static option '\(part)' (known: dotfiles=deny|allow, charset=NAME, cache=on|off)")
             }
         }
         return (root, options)

@@ -57,23 +57,42 @@ package enum StaticRanges {
     /// `Content-Type` and `Content-Range`); nil when the file cannot be read (shrunk meanwhile).
     package static func multipartBody(fd: Int32, ranges: [ClosedRange<Int>], length: Int,
                                       contentType: String, boundary: String) -> [UInt8]? {
+        multipartBody(ranges: ranges, length: length, contentType: contentType, boundary: boundary) {
+            appendPread(fd, $0, to: &$1)
+        }
+    }
+
+    /// The multipart/byteranges payload, each part's bytes appended by `appendRange` (false:
+    /// the file no longer has them, and the payload is nil).
+    package static func multipartBody(ranges: [ClosedRange<Int>], length: Int, contentType: String, boundary: String,
+                                      appendRange: (ClosedRange<Int>, inout [UInt8]) -> Bool) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(ranges.reduce(0) { $0 + $1.count } + ranges.count * 128)
         for r in ranges {
             out += Array("\r\n--\(boundary)\r\nContent-Type: \(contentType)\r\nContent-Range: bytes \(r.lowerBound)-\(r.upperBound)/\(length)\r\n\r\n".utf8)
-            let start = out.count
-            out += [UInt8](repeating: 0, count: r.count)
-            var done = 0
-            while done < r.count {
-                let result = out.withUnsafeMutableBytes {
-                    Sys.pread(fd, $0.baseAddress.map { $0 + start + done }, r.count - done, at: r.lowerBound + done)
-                }
-                guard case .done(let n) = result, n > 0 else { return nil }
-                done += n
-            }
+            guard appendRange(r, &out) else { return nil }
         }
         out += Array("\r\n--\(boundary)--\r\n".utf8)
         return out
+    }
+
+    /// Appends bytes `range` of `fd` (pread, the fd's offset untouched) to `out`; false (with
+    /// `out` unchanged) on an error or end of file before the range's end.
+    package static func appendPread(_ fd: Int32, _ range: ClosedRange<Int>, to out: inout [UInt8]) -> Bool {
+        let start = out.count
+        out += [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        while done < range.count {
+            let result = out.withUnsafeMutableBytes {
+                Sys.pread(fd, $0.baseAddress.map { $0 + start + done }, range.count - done, at: range.lowerBound + done)
+            }
+            guard case .done(let n) = result, n > 0 else {
+                out.removeSubrange(start...)
+                return false
+            }
+            done += n
+        }
+        return true
     }
 
     /// A boundary that does not occur in the parts with overwhelming probability (64 random bits).
