@@ -114,11 +114,14 @@ def test_rotate_spreads_sequential_connections(herd_factory):
     # its run. Measured 96-112 on most runs, at worst 80. Bound: every worker within three runs
     # of the even share.
     assert all(abs(a - 100) <= 3 * ROTATION_INTERVAL for a in accepted), accepted
-    # Rotating must not bring back the herd. Measured: 0-11 empty wakeups of 400 on an idle
-    # machine, 16 once in CI (each of the 25 rotations changes which worker is woken first,
-    # and now and then the previous one is not back in epoll_wait yet); the herd itself
-    # (--accept-mode shared) is 10-70%. Bound: 6%.
-    assert st["listeners"][0]["empty_wakeups"] <= 0.06 * 400, st["listeners"][0]
+    # Rotating must not bring back the herd. Empty wakeups come when a worker that is not in
+    # epoll_wait (still finishing the previous connection) has the listener in its ready list:
+    # EPOLLEXCLUSIVE limits whom the kernel wakes, not whose ready list gets the event. Measured
+    # on this 2-core VM, idle, 2026-12-02: 2-65 of 400 (most runs under 12, a third near 40),
+    # the same with the build of 8b1e5c2 and of today (50 once in CI, where an earlier bound of
+    # 6% failed); the herd itself (--accept-mode shared) reaches 70%. Bound: 25%, which the
+    # herd breaks and rotation has never come near.
+    assert st["listeners"][0]["empty_wakeups"] <= 0.25 * 400, st["listeners"][0]
 
 
 def test_respawned_worker_joins_the_rotation(herd_factory):
