@@ -225,15 +225,21 @@ extension Worker {
     /// queue refused it (EAGAIN): the connection stays ours, untouched.
     func handOff(_ fd: Int32, listener: Int, readyAt: UInt64, via dispatch: DispatchPair, watcher: Watcher) -> Bool {
         guard dispatch.send(fd, listener: listener, readyAt: readyAt) == 0 else { return false }
-        // Both registrations exist: a failure here cannot happen short of a bug; say so.
+        release(fd, watcher: watcher, what: "handed-off connection")
+        return true
+    }
+
+    /// A watched connection leaves this process (handed off, or answered by the watcher): out
+    /// of both epolls, then closed. Both registrations exist: a failure here cannot happen
+    /// short of a bug; say so.
+    func release(_ fd: Int32, watcher: Watcher, what: String) {
         do {
-            try epoll.remove(fd, what: "handed-off connection")
-            try watcher.epoll.remove(fd, what: "handed-off connection (watcher)")
+            try epoll.remove(fd, what: what)
+            try watcher.epoll.remove(fd, what: what + " (watcher)")
         } catch {
             log.error("\(error)", metadata: ["event": "dispatch-error"])
         }
         Sys.close(fd)
-        return true
     }
 
     /// The event loop, before it reads an own connection that turned readable between two

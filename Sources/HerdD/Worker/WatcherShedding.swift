@@ -215,16 +215,9 @@ extension Watcher {
         return true
     }
 
-    /// One of our connections answered 503: like a hand-off (Worker.handOff), out of both
-    /// epolls before the close.
+    /// One of our connections answered 503: like a hand-off, out of both epolls before the close.
     private func closeAnswered(_ fd: Int32) {
-        do {
-            try worker.epoll.remove(fd, what: "shed connection")
-            try epoll.remove(fd, what: "shed connection (watcher)")
-        } catch {
-            log.error("\(error)", metadata: ["event": "dispatch-error"])
-        }
-        Sys.close(fd)
+        worker.release(fd, watcher: self, what: "shed connection")
     }
 
     /// A connection the watcher holds (accepted, or taken from the queue): answer 503 and
