@@ -1,5 +1,5 @@
 """Static files, herdd against nginx (issue 25): 1 KB, 16 KB and 1 MB files, keep-alive and
-Connection: close, 2 workers each (nginx: sendfile on; tcp_nopush on; open_file_cache, as
+Connection: close, a 20 MB file keep-alive with 4 and with 64 connections, 2 workers each (nginx: sendfile on; tcp_nopush on; open_file_cache, as
 PLATFORM-NOTES says is fair), alternating runs; req/s and CPU (user+system of the server's
 processes) per request. Also runnable alone:
     python3 bench/herdbench/staticbench.py HERDD [HERDD_BEFORE] [--secs S] [--rounds N]"""
@@ -13,8 +13,16 @@ import sys
 import tempfile
 import time
 
-FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20}
-CONNS = {"1k.bin": 50, "16k.bin": 50, "1m.bin": 8}
+try:
+    from . import slowreaders
+except ImportError:  # run as a script
+    import slowreaders
+
+FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20, "20m.bin": 20 << 20}
+# (file, connections, Connection: close): the small files both ways, the big one keep-alive only,
+# few and many clients (issue 25's cases).
+CASES = [("1k.bin", 50, False), ("1k.bin", 50, True), ("16k.bin", 50, False), ("16k.bin", 50, True),
+         ("1m.bin", 8, False), ("1m.bin", 8, True), ("20m.bin", 4, False), ("20m.bin", 64, False)]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -79,7 +87,9 @@ def stop(p):
 
 
 def wrk(port, path, conns, secs, close):
-    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s"] + (["-H", "Connection: close"] if close else [])
+    # --timeout 30s: with 64 clients on a 20 MB file a response takes seconds, and wrk's default
+    # (2 s) would count those as errors.
+    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "30s"] + (["-H", "Connection: close"] if close else [])
     out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/{path}"], capture_output=True, text=True,
                          timeout=secs + 30).stdout
     m = re.search(r"(\d+) requests in", out)
@@ -87,8 +97,8 @@ def wrk(port, path, conns, secs, close):
     return int(m.group(1)) if m else 0, errs.group(0) if errs else None
 
 
-def section(servers, secs=3, rounds=3, log=print):
-    """servers: [(label, kind, binary)]; returns {file/mode: {label: [(req/s, cpu µs/req)]}}."""
+def make_root():
+    """A temporary document root with FILES in it; returns (tmp, root)."""
     tmp = tempfile.mkdtemp(prefix="herdd-static-bench-")
     os.chmod(tmp, 0o755)  # nginx's workers (nobody) must read it
     root = os.path.join(tmp, "www")
@@ -98,25 +108,33 @@ def section(servers, secs=3, rounds=3, log=print):
         with open(os.path.join(root, name), "wb") as f:
             f.write(os.urandom(size))
         os.chmod(os.path.join(root, name), 0o644)
+    return tmp, root
+
+
+def section(servers, secs=3, rounds=3, log=print, cases=CASES, slow=True):
+    """servers: [(label, kind, binary)]; returns {case: {label: [(req/s, cpu µs/req)]}}, and under
+    "slow readers" the slow-reader run's figures per server (slowreaders.py)."""
+    tmp, root = make_root()
     results = {}
     for r in range(rounds):
-        for name in FILES:
-            for close in (False, True):
-                key = f"{name} {'close' if close else 'keep-alive'}"
-                for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):  # alternate
-                    port = free_port()
-                    p = start(kind, binary, root, port, tmp)
-                    try:
-                        wrk(port, name, CONNS[name], 1, close)  # warm-up
-                        cpu0 = group_cpu(p.pid)
-                        n, err = wrk(port, name, CONNS[name], secs, close)
-                        cpu = group_cpu(p.pid) - cpu0
-                    finally:
-                        stop(p)
-                    results.setdefault(key, {}).setdefault(label, []).append(
-                        (n / secs, cpu / n * 1e6 if n else None))
-                    log(f"round {r + 1} {key:22} {label:13} {n / secs:9.0f} req/s "
-                        f"{(cpu / n * 1e6) if n else 0:6.1f} µs CPU/req{' ' + err if err else ''}")
+        for name, conns, close in cases:
+            key = f"{name} {'close' if close else 'keep-alive'} c{conns}"
+            for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):  # alternate
+                port = free_port()
+                p = start(kind, binary, root, port, tmp)
+                try:
+                    wrk(port, name, conns, 1, close)  # warm-up
+                    cpu0 = group_cpu(p.pid)
+                    n, err = wrk(port, name, conns, secs, close)
+                    cpu = group_cpu(p.pid) - cpu0
+                finally:
+                    stop(p)
+                results.setdefault(key, {}).setdefault(label, []).append(
+                    (n / secs, cpu / n * 1e6 if n else None))
+                log(f"round {r + 1} {key:26} {label:13} {n / secs:9.0f} req/s "
+                    f"{(cpu / n * 1e6) if n else 0:7.1f} µs CPU/req{' ' + err if err else ''}")
+    if slow:
+        results["slow readers"] = slowreaders.section(servers, root, tmp, start, stop, free_port, log=log)
     return results
 
 
@@ -129,21 +147,34 @@ def table(results, labels, ref="nginx"):
     lines = ["| case | " + " | ".join(f"{l} req/s | µs CPU/req" for l in labels) + " | "
              + " | ".join(f"{l}/{ref}" for l in labels if l != ref) + " |"]
     for key, per in results.items():
+        if key == "slow readers":
+            continue
         cells = []
         for l in labels:
             cells += [f"{median([a for a, _ in per[l]]):.0f}", f"{median([b for _, b in per[l]]):.1f}"]
         ratios = [f"{median([a for a, _ in per[l]]) / median([a for a, _ in per[ref]]):.2f}" for l in labels if l != ref]
         lines.append(f"| {key} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-    return "\n".join(lines)
+    out = "\n".join(lines)
+    if "slow readers" in results:
+        out += "\n\n" + slowreaders.table(results["slow readers"])
+    return out
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    opts = dict(zip(sys.argv[1::2], sys.argv[2::2]))
-    servers = [("nginx", "nginx", None), ("herdd", "herdd", os.path.abspath(args[0]))]
-    if len(args) > 1:
-        servers.append(("herdd-before", "herdd", os.path.abspath(args[1])))
+    import argparse
+    ap = argparse.ArgumentParser(description="herdd vs nginx, static files")
+    ap.add_argument("herdd")
+    ap.add_argument("herdd_before", nargs="?")
+    ap.add_argument("--secs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cases", help="comma list of files (1k.bin,16k.bin,1m.bin,20m.bin): only their cases")
+    ap.add_argument("--no-slow", action="store_true", help="skip the slow-reader run")
+    a = ap.parse_args()
+    servers = [("nginx", "nginx", None), ("herdd", "herdd", os.path.abspath(a.herdd))]
+    if a.herdd_before:
+        servers.append(("herdd-before", "herdd", os.path.abspath(a.herdd_before)))
+    cases = [c for c in CASES if not a.cases or c[0] in a.cases.split(",")]
     print(f"loadavg at start: {open('/proc/loadavg').read().strip()}")
-    res = section(servers, secs=int(opts.get("--secs", 3)), rounds=int(opts.get("--rounds", 3)))
+    res = section(servers, secs=a.secs, rounds=a.rounds, cases=cases, slow=not a.no_slow)
     print(f"loadavg at end: {open('/proc/loadavg').read().strip()}")
     print(table(res, [s[0] for s in servers]))
