@@ -89,7 +89,7 @@ extension HTTPConnection {
     func flush() {
         if budgetTurn != host.now {
             budgetTurn = host.now
-            budgetLeft = ConnectionTuning.writeBudget
+            budgetLeft = file != nil ? ConnectionTuning.fileWriteBudget : ConnectionTuning.writeBudget
         }
         while !closed {
             if hasPendingOutput && (budgetLeft <= 0
