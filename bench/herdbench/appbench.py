@@ -11,11 +11,18 @@ defaults (`hb-notes`), both from bench/app, built here in release mode from the 
 wrk -t2 --latency, keep-alive; per round each route on each server, the servers' order
 alternating from round to round; medians of the rounds. Printed: req/s, p99 and CPU per request
 (all the server's processes and threads, /proc) of each, and herdd/Hummingbird ratios (targets:
-req/s >= 1.0 and p99 <= Hummingbird's on each route). Each server has a database of its own.
+req/s >= 1.0 and p99 <= Hummingbird's on each route). Each server has a database of its own, on
+tmpfs (/dev/shm) when there is one: WAL with synchronous=FULL fsyncs each commit, and on a disk
+shared with other work those fsyncs put the disk's noise into the write's p99 (39-826 ms for
+the same server within one run); on tmpfs an fsync costs nothing and the write measures the
+servers and SQLite's locking.
 """
 
 import http.client
+import os
+import shutil
 import signal
+import tempfile
 
 from herdtest import free_port, proc_cpu_ticks
 
@@ -54,18 +61,20 @@ def section(peers, cfg):
         return out
     srvs = {}
     runs = {}
+    dbdir = tempfile.mkdtemp(prefix="herdd-app-db-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    out["database_dir"] = dbdir
     try:
         d = peers.workdir("herd-notes")
         port = free_port()
         srvs["herdd"] = Server.herdd(str(bindir / "herd-notes"),
                                      ["--listen", f"127.0.0.1:{port}", "--workers", "2",
-                                      "--handler", f"http=herd-notes:{d}/notes.sqlite", "--log-level", "warning"],
+                                      "--handler", f"http=herd-notes:{dbdir}/herd-notes.sqlite", "--log-level", "warning"],
                                      2, [], d, "herd-notes").wait_ready()
         answering(srvs["herdd"], port)
         srvs["herdd"].ports = [port]
         d = peers.workdir("hb-notes")
         port = free_port()
-        srvs["hummingbird"] = Server.process("hb-notes", [str(bindir / "hb-notes"), str(port), f"{d}/notes.sqlite"],
+        srvs["hummingbird"] = Server.process("hb-notes", [str(bindir / "hb-notes"), str(port), f"{dbdir}/hb-notes.sqlite"],
                                              0, [], d, signal.SIGTERM).wait_ready()
         answering(srvs["hummingbird"], port)
         srvs["hummingbird"].ports = [port]
@@ -85,6 +94,7 @@ def section(peers, cfg):
     finally:
         for s in srvs.values():
             s.stop()
+        shutil.rmtree(dbdir, ignore_errors=True)
 
     for label, path, conns, _ in ROUTES:
         row = {"conns": conns}
