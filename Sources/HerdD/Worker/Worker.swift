@@ -12,8 +12,9 @@ typealias Connection = HTTPConnection<Worker>
 /// (heartbeat, state, counters). With blocking handlers and dispatch there is a second thread,
 /// the Watcher: it reads the table and hands connections off only while the event loop sits in
 /// a handler, under the watcher's mutex (Watcher.swift says how; Tests/tsan.sh checks it). It is
-/// the `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
-final class Worker: ConnectionHost {
+/// the `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift;
+/// they become its own by `register` (ConnectionRegistry.swift).
+final class Worker: ConnectionRegistry {
     struct BoundListener {
         var fd: Int32
         var name: String
