@@ -6,22 +6,20 @@ processes) per request. Also runnable alone:
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+if __name__ == "__main__":  # run alone: herdtest is in Tests/support
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Tests" / "support"))
+from herdtest import free_port, stop_process_tree  # noqa: E402
 
 FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20}
 CONNS = {"1k.bin": 50, "16k.bin": 50, "1m.bin": 8}
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, deadline=10.0):
@@ -69,15 +67,6 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     return p
 
 
-def stop(p):
-    try:
-        os.killpg(p.pid, signal.SIGTERM)  # the group this script started (start_new_session)
-        p.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-
-
 def wrk(port, path, conns, secs, close):
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s"] + (["-H", "Connection: close"] if close else [])
     out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/{path}"], capture_output=True, text=True,
@@ -112,7 +101,7 @@ def section(servers, secs=3, rounds=3, log=print):
                         n, err = wrk(port, name, CONNS[name], secs, close)
                         cpu = group_cpu(p.pid) - cpu0
                     finally:
-                        stop(p)
+                        stop_process_tree(p, timeout=15)
                     results.setdefault(key, {}).setdefault(label, []).append(
                         (n / secs, cpu / n * 1e6 if n else None))
                     log(f"round {r + 1} {key:22} {label:13} {n / secs:9.0f} req/s "
