@@ -16,7 +16,6 @@ Every process started here is ended by PID (the servers' process groups), also o
 """
 import argparse
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -28,14 +27,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT / "Tests" / "support")]
 from herdbench.load import parse_wrk  # noqa: E402
+from herdtest import free_port, stop_process_tree  # noqa: E402
 
 PACKAGE = ROOT / "Integrations" / "HerdHummingbird"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build():
@@ -57,21 +51,9 @@ def start(args, port, env):
             return p
         except OSError:
             if time.monotonic() > deadline:
-                stop(p)
+                stop_process_tree(p, timeout=20)
                 raise RuntimeError(f"{args} did not listen within 30 s")
             time.sleep(0.1)
-
-
-def stop(p):
-    try:
-        os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        p.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
 
 
 def wrk(port, path, conns, secs):
@@ -109,7 +91,7 @@ def main():
                 runs[name].append(w)
     finally:
         for p in procs.values():
-            stop(p)
+            stop_process_tree(p, timeout=20)
     print(f"\nGET {a.path}, wrk -t2 -c{a.conns} -d{a.secs}s keep-alive, median of {a.rounds} interleaved rounds")
     med = {}
     for name, lst in runs.items():

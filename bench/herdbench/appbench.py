@@ -24,11 +24,11 @@ import shutil
 import signal
 import tempfile
 
-from herdtest import free_port, proc_cpu_ticks
+from herdtest import free_port
 
 from . import BENCH_DIR
 from .common import f, http_ok, log, median_of as med, swift_release_build
-from .load import CLK_TCK, run_wrk
+from .load import run_wrk, tree_cpu_s
 from .servers import Server
 
 APP_DIR = BENCH_DIR / "app"
@@ -48,9 +48,6 @@ def answering(srv, port, timeout=30.0):
         raise RuntimeError(f"{srv.name}: seeding POST /notes answered {r.status}")
     return srv
 
-
-def tree_cpu_s(srv):
-    return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
 
 
 def section(peers, cfg):

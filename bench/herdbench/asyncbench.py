@@ -14,11 +14,11 @@ the ratios herdd/herdd-before are printed (an A/B of a change to the async path)
 
 import signal
 
-from herdtest import free_port, proc_cpu_ticks
+from herdtest import free_port
 
 from . import BENCH_DIR
 from .common import f, log, median_of as med, msum, swift_release_build
-from .load import CLK_TCK, run_wrk
+from .load import run_wrk, tree_cpu_s
 from .servers import Server
 
 PATH = "/async-sleep/20"
@@ -33,9 +33,6 @@ def build_hummingbird():
     binary = bindir / "HummingbirdPeer" if bindir else None
     return binary if binary and binary.is_file() else None
 
-
-def tree_cpu_s(srv):
-    return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
 
 
 def section(peers, cfg):

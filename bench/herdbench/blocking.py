@@ -18,10 +18,8 @@ it is shown for reference.
 import os
 import resource
 
-from herdtest import proc_cpu_ticks
-
 from .common import f, log, median_of as med, msum
-from .load import CLK_TCK, run_wrk
+from .load import run_wrk, tree_cpu_s
 
 MIXES = {
     # name: ([(weight, path)], mean service seconds, cpu-bound, seconds per unit of the body's N)
@@ -84,11 +82,6 @@ def lua_script(paths):
             "function done(summary, latency, requests)\n"
             "    io.write(string.format(\"served %d %d\\n\", wrk_thread:get(\"served_n\"), wrk_thread:get(\"served_sum\")))\n"
             "end\n")
-
-
-def tree_cpu_s(srv):
-    """CPU seconds used so far by a server's master and workers (all their threads)."""
-    return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
 
 
 def herdd_server(peers, workers):

@@ -106,6 +106,11 @@ def run_wrk(cmds, secs, label):
 
 # ----------------------------------------------------------------------------- measurements
 
+def tree_cpu_s(srv):
+    """CPU seconds used so far by a server's master and workers (all their threads)."""
+    return sum(proc_cpu_ticks(p) for p in [srv.pid] + srv.workers()) / CLK_TCK
+
+
 def snapshot(srv):
     w = srv.workers()
     v, n = proc_ctx_switches(w)

@@ -6,12 +6,16 @@ processes) per request. Also runnable alone:
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+if __name__ == "__main__":  # run alone: herdtest is in Tests/support
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Tests" / "support"))
+from herdtest import free_port, stop_process_tree  # noqa: E402
 
 try:
     from . import slowreaders
@@ -24,12 +28,6 @@ FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20, "20m.bin": 20 
 CASES = [("1k.bin", 50, False), ("1k.bin", 50, True), ("16k.bin", 50, False), ("16k.bin", 50, True),
          ("1m.bin", 8, False), ("1m.bin", 8, True), ("20m.bin", 4, False), ("20m.bin", 64, False)]
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, deadline=10.0):
@@ -78,12 +76,7 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
 
 
 def stop(p):
-    try:
-        os.killpg(p.pid, signal.SIGTERM)  # the group this script started (start_new_session)
-        p.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
+    stop_process_tree(p, timeout=15)
 
 
 def wrk(port, path, conns, secs, close):

@@ -25,8 +25,9 @@ final class BufferPool {
     private var inputs: [UnsafeMutableRawBufferPointer] = []
     private var outputs: [[UInt8]] = []
     private var parsers: [ParserBox] = []
-    /// The most connections open at once since the last reclaim.
-    private var peak = 0
+    /// The most connections open at once since the last reclaim (every road in counts:
+    /// ConnectionRegistry.register calls `noteOpen`).
+    private(set) var peak = 0
     /// Reclaims done (for tests).
     private(set) var reclaims = 0
     static let reclaimAfter = 256

@@ -9,13 +9,14 @@ import Logging
 /// buffers, write budget and timeouts), with the metrics server as their `ConnectionHost`: one
 /// request per connection (`Connection: close`), small limits, 5 s to send the request; the
 /// response is rendered from the scoreboard at request time by the master's `respond`.
-final class MetricsServer: ConnectionHost {
+final class MetricsServer: ConnectionRegistry {
     let listeners: [Listener]
     private var clients: [Int32: HTTPConnection<MetricsServer>] = [:]
     /// The master's epoll: listeners tagged `.metricsListener(index)`, clients
-    /// `.metricsClient(fd)`, registered edge-triggered like a worker's connections.
-    private let epoll: Epoll
-    private let log: Logger
+    /// `.metricsClient(fd)`, registered edge-triggered like a worker's connections (`register`,
+    /// ConnectionRegistry.swift).
+    let epoll: Epoll
+    let log: Logger
     /// The master's renderer, set for the duration of `event` (the only place a request is served).
     private var respond: ((HTTPRequest) -> HTTPResponse)? = nil
 
@@ -82,14 +83,9 @@ final class MetricsServer: ConnectionHost {
                 // per turn of the master's loop until fds are free.
                 return
             }
-            do { try epoll.add(fd, .connection, .metricsClient(fd), what: "metrics client") } catch {
-                log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"])
-                Sys.close(fd)
-                continue
-            }
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
             let conn = HTTPConnection(fd: fd, listener: i, peer: peer, host: self)
-            clients[fd] = conn
+            guard register(conn, what: "metrics client") else { continue }
             service(conn)
         }
     }
@@ -142,6 +138,15 @@ final class MetricsServer: ConnectionHost {
     }
 
     func unregisterReceived(_ fd: Int32) {}
+
+    // MARK: - ConnectionRegistry
+
+    func enter(_ conn: HTTPConnection<MetricsServer>) -> Int {
+        clients[conn.fd] = conn
+        return clients.count
+    }
+
+    func connectionTag(_ fd: Int32) -> EpollTag { .metricsClient(fd) }
 
     /// The master's own endpoint: its scrapers' closes are not client traffic and not counted.
     func connectionClosed(_ conn: HTTPConnection<MetricsServer>, reason: CloseReason) {

@@ -170,24 +170,11 @@ extension Worker {
     /// queue stays first in, first out.
     func adopt(fd: Int32, listener index: Int, peer: PeerAddress, readyAt: UInt64) {
         let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
-        let i = Int(fd)
-        if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
-        connections[i] = conn
-        activeCount += 1
-        scoreboard.store(slot, .active, UInt64(activeCount))
         conn.queuedSince = readyAt
         conn.received = true
-        conn.readable()
-        guard !conn.closed else { return }
-        // Edge-triggered like an accepted connection. EPOLL_CTL_ADD reports what is ready now
-        // (bytes that came meanwhile, room for output still waiting), so nothing is missed
-        // between the read above and the registration.
-        do { try epoll.add(fd, .connection, .connection(fd), what: "dispatched connection") } catch {
-            log.error("\(error)", metadata: ["event": "dispatch-error"])
-            conn.close(because: .internalError)
-            return
-        }
-        conn.registered = true
+        // Registered after the read: EPOLL_CTL_ADD reports what is ready then (bytes that came
+        // meanwhile, room for output still waiting), so nothing is missed in between.
+        guard register(conn, what: "dispatched connection", serveFirst: true) else { return }
         if listenerMayBlock[index], let watcher { watch(fd, watcher) }
     }
 

@@ -193,34 +193,22 @@ extension Worker {
         if events.contains(.output), !conn.closed { conn.writable() }
     }
 
-    /// Called by a connection when it closed its fd (or was handed off), with the reason.
-    /// Registers a new connection of ours (accepted, or kept by the watcher) in our epoll and
-    /// the table. False if epoll_ctl failed: then it is closed and counted.
-    func register(_ conn: Connection, what: String) -> Bool {
-        // Edge-triggered: we always read and write until EAGAIN, so one registration serves
-        // the whole life of the connection with no EPOLL_CTL_MOD per request. EPOLL_CTL_ADD
-        // reports the input already there.
-        do { try epoll.add(conn.fd, .connection, .connection(conn.fd), what: what) } catch {
-            log.error("\(error)", metadata: ["event": "accept-error"])
-            Sys.close(conn.fd)
-            scoreboard.bump(slot, closed: .internalError)
-            return false
-        }
-        conn.registered = true
-        track(conn)
-        return true
-    }
+    // MARK: - Registration (ConnectionRegistry.swift: `register`, the one way in)
 
-    /// Enters a new connection of ours in the table and the counts.
-    func track(_ conn: Connection) {
+    /// Enters a new connection of ours (accepted, taken from the dispatch socket, or kept by
+    /// the watcher) in the table and the counts.
+    func enter(_ conn: Connection) -> Int {
         let i = Int(conn.fd)
         if i >= connections.count { connections += Array(repeating: nil, count: i - connections.count + 64) }
         connections[i] = conn
         activeCount += 1
-        buffers.noteOpen(activeCount)
         scoreboard.store(slot, .active, UInt64(activeCount))
+        return activeCount
     }
 
+    func connectionTag(_ fd: Int32) -> EpollTag { .connection(fd) }
+
+    /// Called by a connection when it closed its fd (or was handed off), with the reason.
     func connectionClosed(_ conn: Connection, reason: CloseReason) {
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }

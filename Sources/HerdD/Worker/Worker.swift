@@ -12,8 +12,9 @@ typealias Connection = HTTPConnection<Worker>
 /// (heartbeat, state, counters). With blocking handlers and dispatch there is a second thread,
 /// the Watcher: it reads the table and hands connections off only while the event loop sits in
 /// a handler, under the watcher's mutex (Watcher.swift says how; Tests/tsan.sh checks it). It is
-/// the `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift.
-final class Worker: ConnectionHost {
+/// the `ConnectionHost` of its connections: what they ask of it is listed in ConnectionHost.swift;
+/// they become its own by `register` (ConnectionRegistry.swift).
+final class Worker: ConnectionRegistry {
     struct BoundListener {
         var fd: Int32
         var name: String
@@ -160,99 +161,67 @@ final class Worker: ConnectionHost {
 
         var events = EpollReadyList(capacity: 64)
         var lastSweep = now
+        // One turn per pass; what it does is decided by TurnPlan (TurnPlan.swift), from the
+        // state of the moment of each step.
         while true {
-            // A worker that stepped back from accepting (--balance spread) looks again soon.
-            // A draining worker looks at its idle connections every 100 ms (DrainPolicy).
-            // Jobs the loop itself queued for its executor run without sleeping first.
-            var timeout: Int32 = asyncRequests.executor.hasLocalJobs || !producersWoken.isEmpty ? 0 : acceptPaused ? 20 : (draining ? 100 : idleWaitMillis)
-            // A worker with blocking handlers first looks without waiting. Events already
-            // pending mean it came back from work to more work (every worker may be busy): a
-            // saturated turn (see takeNewWork). Only if there are none does it sleep.
+            let wait = TurnPlan.wait(.init(jobsReady: asyncRequests.executor.hasLocalJobs || !producersWoken.isEmpty,
+                                           acceptPaused: acceptPaused, draining: draining,
+                                           idleWaitMillis: idleWaitMillis, watching: watcher != nil))
             var n = 0
             var saturated = false
-            if watcher != nil {
+            if wait.probeFirst {
                 n = try epoll.wait(&events, timeoutMillis: 0)
                 saturated = n > 0
             }
             if !saturated {
-                // The wait also ends when the next sweep is due. Without this bound, events
-                // arriving just under a second apart (a 1 B/s upload) make every other turn
-                // miss the 1 s mark, and the timeouts were judged 2 s apart instead of 1.
-                if timeout > 0 { timeout = min(timeout, millisUntilSweep(after: lastSweep)) }
-                n = try epoll.wait(&events, timeoutMillis: timeout)
+                n = try epoll.wait(&events, timeoutMillis: wait.timeout(untilSweep: TurnPlan.millisUntilSweep(
+                    lastSweep: lastSweep, now: monotonicNanos(), draining: draining)))
             }
-            #if HERDD_TEST_HOOKS
-            // Test builds only: a slow turn (every turn that has events waits this long before
-            // serving them), so a test can make requests arrive while the event loop is busy
-            // outside a handler (the watcher's kept edges, test_dispatch.py).
-            if n > 0, Worker.testTurnDelayMicros > 0 { Sys.sleep(micros: Worker.testTurnDelayMicros) }
-            #endif
-            now = monotonicNanos()
-            turnClock = now
-            if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
-            // Heartbeat on every turn of the loop (at least every idleWaitMillis thanks to the timeout):
-            // a worker stuck in a handler stops beating and the master kills it.
-            scoreboard.store(slot, .heartbeat, now)
-            // A saturated turn defers new work on blocking listeners and the dispatch socket to
-            // its end (takeNewWork); any other turn takes it as the events come.
-            let handlersBefore = blockingHandlersRun
-            var dispatchReady = false
-            var blockingListener = -1
-            var executorWoken = false
+            beginTurn(events: n)
+            var turn = TurnPlan(saturated: saturated, blockingHandlersRun: blockingHandlersRun)
             for i in 0..<n {
                 let ev = events[i]
-                switch ev.tag {
-                case .connection(let fd)?:
-                    if staleFDs.isEmpty || !staleFDs.contains(fd) { connectionEvent(fd, ev.events) }
-                case .listener(let index)?:
-                    if saturated && index < listenerMayBlock.count && listenerMayBlock[index] {
-                        if blockingListener < 0 { blockingListener = index }
-                    } else {
-                        acceptConnections(index)
-                    }
-                case .dispatch?:
-                    if saturated { dispatchReady = true } else { receiveDispatched() }
-                case .signals?: handleSignals()
-                case .executor?: executorWoken = true
-                default: break // no other registration in a worker's epoll
+                switch turn.route(ev.tag, mayBlock: listenerMayBlock, staleFDs: staleFDs) {
+                case .serve(let fd): connectionEvent(fd, ev.events)
+                case .accept(let index): acceptConnections(index)
+                case .receiveDispatched: receiveDispatched()
+                case .readSignals: handleSignals()
+                case .nothing: break
                 }
             }
-            if saturated && blockingHandlersRun == handlersBefore {
-                takeNewWork(dispatchReady: dispatchReady, blockingListener: blockingListener)
-            }
-            // Async requests' jobs: tasks started by this turn's requests, and those that other
-            // threads woke (a timer, a client library's I/O thread): they run here, on the loop.
-            if executorWoken || asyncRequests.executor.hasLocalJobs { asyncRequests.executor.runJobs(woken: executorWoken) }
+            takeNewWork(turn.newWork(blockingHandlersRun: blockingHandlersRun, dispatchNext: &dispatchNext))
+            if turn.runsJobs(hasLocalJobs: asyncRequests.executor.hasLocalJobs) { asyncRequests.executor.runJobs(woken: turn.executorWoken) }
             if !producersWoken.isEmpty { resumeWokenProducers() }
-            if acceptPaused && !draining && now >= acceptResumeAt && !asyncRequests.atLimit && !overShare() { try watchListeners() }
-            if now - lastSweep >= sweepInterval {
+            if TurnPlan.resumesAccepting(paused: acceptPaused, draining: draining, now: now, resumeAt: acceptResumeAt,
+                                         asyncAtLimit: asyncRequests.atLimit, overShare: overShare()) { try watchListeners() }
+            if TurnPlan.sweepDue(now: now, lastSweep: lastSweep, draining: draining) {
                 lastSweep = now
                 sweep()
-                cancelAsyncAtDrainDeadline()
-                if Sys.parentProcessID() != masterPID && !draining {
-                    log.warning("master is gone; draining", metadata: ["event": "orphan"])
-                    beginDrain(reason: .drained)
-                }
             }
-            if draining && activeCount == 0 && !asyncHoldsDrain && !drainDispatchQueue() { finish() }
+            if TurnPlan.mayExit(draining: draining, activeCount: activeCount, asyncHoldsDrain: asyncHoldsDrain),
+               !drainDispatchQueue() { finish() }
         }
     }
 
-    /// How often the loop sweeps its connections (timeouts, drain, memory): every second, every
-    /// 100 ms while draining.
-    private var sweepInterval: UInt64 { draining ? 100_000_000 : 1_000_000_000 }
-
-    /// Milliseconds from the clock's current reading until the sweep after `lastSweep` is due
-    /// (rounded up, at least 1, so a due sweep never spins the loop with a zero wait).
-    private func millisUntilSweep(after lastSweep: UInt64) -> Int32 {
-        let due = lastSweep &+ sweepInterval
-        let current = monotonicNanos()
-        guard due > current else { return 1 }
-        return Int32(clamping: (due - current + 999_999) / 1_000_000)
+    /// The start of a turn, after the wait returned `events` events.
+    private func beginTurn(events n: Int) {
+        #if HERDD_TEST_HOOKS
+        // Test builds only: a slow turn (every turn that has events waits this long before
+        // serving them), so a test can make requests arrive while the event loop is busy
+        // outside a handler (the watcher's kept edges, test_dispatch.py).
+        if n > 0, Worker.testTurnDelayMicros > 0 { Sys.sleep(micros: Worker.testTurnDelayMicros) }
+        #endif
+        now = monotonicNanos()
+        turnClock = now
+        // Hand-offs of the last turn: their fds no longer need skipping (the batch is new).
+        if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
+        // Heartbeat on every turn of the loop (at least every idleWaitMillis thanks to the timeout):
+        // a worker stuck in a handler stops beating and the master kills it.
+        scoreboard.store(slot, .heartbeat, now)
     }
 
     #if HERDD_TEST_HOOKS
-    /// HERDD_TEST_TURN_DELAY_MS (test builds only): see the event loop.
+    /// HERDD_TEST_TURN_DELAY_MS (test builds only): see beginTurn.
     static let testTurnDelayMicros: UInt32 = Sys.environment("HERDD_TEST_TURN_DELAY_MS").flatMap { UInt32($0) }.map { $0 * 1000 } ?? 0
     #endif
 
@@ -264,25 +233,15 @@ final class Worker: ConnectionHost {
     /// which one gives the turn's new work (they alternate, so neither queue starves).
     private var dispatchNext = true
 
-    /// The end of a saturated turn: a turn whose events were already pending when the worker
-    /// came back from its last one (it did not sleep, so no exclusive wake-up was spent on it: a
-    /// connection or a hand-off that came meanwhile woke an idle worker, if there was one). The
-    /// worker's own connections went first; if none of them ran a blocking handler, it takes
-    /// one piece of new work: one accept on a blocking listener or one connection from the
-    /// dispatch socket. What is left stays queued (both are level-triggered) for the next turn,
-    /// or for whichever worker gets there first.
-    ///
-    /// Why not take everything, as a woken worker does: at saturation the listener and the
-    /// dispatch socket are ready on every turn. A worker that accepted and then served a
-    /// connection from the dispatch queue held the accepted one while busy, and its watcher
-    /// handed it off at the next handler: with `Connection: close`, nearly every request went
-    /// through both queues (bench "blocking", CPU mix: about 30 µs of CPU per request, and the
-    /// order of the accept queue lost). Non-blocking listeners are served as in any turn.
-    private func takeNewWork(dispatchReady: Bool, blockingListener: Int) {
-        let both = dispatchReady && blockingListener >= 0
-        if dispatchReady && (!both || dispatchNext) {
+    /// Carries out a saturated turn's one piece of new work (TurnPlan.newWork says which, and why).
+    private func takeNewWork(_ work: TurnPlan.NewWork) {
+        switch work {
+        case .none:
+            return
+        case .receiveDispatched:
             receiveDispatched()
-        } else if blockingListener >= 0, let conn = acceptConnections(blockingListener, single: true) {
+        case .acceptOne(let index):
+            guard let conn = acceptConnections(index, single: true) else { return }
             // Served at once, like a connection taken from the dispatch socket: left for the
             // next turn, it would find the dispatch queue non-empty and go to its tail
             // (queueBehindDispatched), though it was taken as this turn's work.
@@ -292,7 +251,6 @@ final class Worker: ConnectionHost {
             // (an edge it can only note); with `Connection: close` it would be for nothing.
             if !conn.closed, let watcher { watch(conn.fd, watcher) }
         }
-        if both { dispatchNext.toggle() }
     }
 
     // MARK: - Signals, timeouts, drain
@@ -328,11 +286,18 @@ final class Worker: ConnectionHost {
         for case let c? in connections { c.drain() }
     }
 
+    /// Every second (every 100 ms while draining): timeouts, the drain's deadline for async
+    /// requests, a master that is gone, the shedding episode, memory.
     private func sweep() {
         for case let c? in connections { c.checkTimeouts(now: now) }
         checkSheddingEpisode()
         // Many connections went away: give their memory back (connection table, pool, heap).
         if buffers.shouldReclaim(active: activeCount) { buffers.reclaim(active: activeCount, table: &connections) }
+        cancelAsyncAtDrainDeadline()
+        if Sys.parentProcessID() != masterPID && !draining {
+            log.warning("master is gone; draining", metadata: ["event": "orphan"])
+            beginDrain(reason: .drained)
+        }
     }
 
     private func finish() -> Never {

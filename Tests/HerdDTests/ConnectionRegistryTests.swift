@@ -1,0 +1,140 @@
+import Glibc
+import Handlers
+import Logging
+import Testing
+@testable import HerdD
+import HerdSys
+
+/// A host with a table and a real epoll, and nothing else: what `register` asks of a worker or
+/// of the master's metrics endpoint (ConnectionRegistry.swift).
+final class TableHost: ConnectionRegistry {
+    let epoll: Epoll
+    let log = Logger(label: "test.registry")
+    var table: [Int32: HTTPConnection<TableHost>] = [:]
+    var closeReasons: [CloseReason] = []
+
+    init(epoll: Epoll) { self.epoll = epoll }
+
+    func enter(_ conn: HTTPConnection<TableHost>) -> Int {
+        table[conn.fd] = conn
+        return table.count
+    }
+    func connectionTag(_ fd: Int32) -> EpollTag { .connection(fd) }
+    func connectionClosed(_ conn: HTTPConnection<TableHost>, reason: CloseReason) {
+        table[conn.fd] = nil
+        closeReasons.append(reason)
+    }
+
+    // The rest of ConnectionHost: a plain host that answers every request 200.
+    let now: UInt64 = 1_000_000_000
+    let limits = HTTPLimits()
+    let buffers = BufferPool()
+    var httpDate: String { "Thu, 01 Jan 2026 00:00:00 GMT" }
+    let requestTimeouts = RequestTimeouts(headerNanos: 10_000_000_000, bodyNanos: 10_000_000_000, bodyMinRate: 500)
+    let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
+    let draining = false
+    let keepAliveAllowed = true
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<TableHost>, readyAt: UInt64) -> HTTPResponse? {
+        HTTPResponse.text(200, "hi\n")
+    }
+    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<TableHost>, readyAt: UInt64) -> HTTPResponse? { nil }
+    func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<TableHost>) { body.abandon() }
+    func asyncAbandoned(_ call: AsyncCall) {}
+    func asyncExpired(_ conn: HTTPConnection<TableHost>) {}
+    func responded(status: Int) {}
+    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<TableHost>, startedAt: UInt64) {}
+    func countBytesOut(_ n: Int) {}
+    func longWrite(_ delta: Int) {}
+    func yieldWrite(_ conn: HTTPConnection<TableHost>) -> Bool { true }
+    func unregisterReceived(_ fd: Int32) {}
+}
+
+/// Issue 26: one way in for every connection, so each counts in the table and the memory peak
+/// whatever its road (accepted, taken from the dispatch socket, kept by the watcher, a metrics
+/// scraper). Before, a connection taken from the dispatch socket skipped `noteOpen`.
+@Suite struct ConnectionRegistryTests {
+    /// A non-blocking AF_UNIX stream pair: [connection side, client side].
+    private func pair() throws -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        try Sys.setNonBlocking(fds[0])
+        return (fds[0], fds[1])
+    }
+
+    private func send(_ fd: Int32, _ s: String) {
+        let bytes = Array(s.utf8)
+        #expect(bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } == bytes.count)
+    }
+
+    private func readyTags(_ epoll: Epoll) throws -> [EpollTag] {
+        var list = EpollReadyList(capacity: 8)
+        let n = try epoll.wait(&list, timeoutMillis: 0)
+        return (0..<n).compactMap { list[$0].tag }
+    }
+
+    @Test func everyRoadCountsInTheTableAndTheMemoryPeak() throws {
+        let epoll = try Epoll(what: "test")
+        defer { Sys.close(epoll.fd) }
+        let host = TableHost(epoll: epoll)
+        var clients: [Int32] = []
+        defer { for fd in clients { Sys.close(fd) } }
+
+        // Accepted (and kept by the watcher: the same call): table, peak, epoll.
+        let (a, ca) = try pair()
+        clients.append(ca)
+        let accepted = HTTPConnection(fd: a, listener: 0, peer: PeerAddress(text: "a"), host: host)
+        #expect(host.register(accepted, what: "accepted"))
+        #expect(accepted.registered && host.buffers.peak == 1)
+
+        // Taken from the dispatch socket: its request is served first, then it is registered.
+        let (d, cd) = try pair()
+        clients.append(cd)
+        send(cd, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        let dispatched = HTTPConnection(fd: d, listener: 0, peer: PeerAddress(text: "d"), host: host)
+        dispatched.received = true
+        #expect(host.register(dispatched, what: "dispatched", serveFirst: true))
+        #expect(dispatched.registered && !dispatched.closed)
+        #expect(host.buffers.peak == 2) // the dispatched connection counts in the peak
+        #expect(host.table.count == 2)
+        // Both are in the epoll, edge-triggered: the ADD reported them (writable) once.
+        let tags = try readyTags(epoll)
+        #expect(Set(tags.map(\.rawValue)) == Set([EpollTag.connection(a).rawValue, EpollTag.connection(d).rawValue]))
+        #expect(try readyTags(epoll).isEmpty)
+        // The dispatched one's response went out before the registration.
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = buf.withUnsafeMutableBytes { recv(cd, $0.baseAddress, $0.count, 0) }
+        #expect(n > 0 && String(decoding: buf[0..<max(0, n)], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+
+        accepted.close(because: .clientClosed)
+        dispatched.close(because: .clientClosed)
+        #expect(host.table.isEmpty && host.buffers.peak == 2) // the peak holds until a reclaim
+    }
+
+    @Test func aDispatchedConnectionClosedByItsFirstRequestIsNotRegistered() throws {
+        let epoll = try Epoll(what: "test")
+        defer { Sys.close(epoll.fd) }
+        let host = TableHost(epoll: epoll)
+        let (d, cd) = try pair()
+        defer { Sys.close(cd) }
+        send(cd, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        let conn = HTTPConnection(fd: d, listener: 0, peer: PeerAddress(text: "d"), host: host)
+        #expect(!host.register(conn, what: "dispatched", serveFirst: true))
+        #expect(conn.closed && !conn.registered)
+        #expect(host.buffers.peak == 1 && host.table.isEmpty)
+        #expect(host.closeReasons == [.responseDone])
+        #expect(try readyTags(epoll).isEmpty)
+    }
+
+    @Test func aFailedRegistrationClosesAndCountsTheConnection() throws {
+        let host = TableHost(epoll: .none) // every epoll_ctl fails (EBADF)
+        let (a, ca) = try pair()
+        defer { Sys.close(ca) }
+        let conn = HTTPConnection(fd: a, listener: 0, peer: PeerAddress(text: "a"), host: host)
+        #expect(!host.register(conn, what: "accepted"))
+        #expect(conn.closed && !conn.registered && host.table.isEmpty)
+        #expect(host.closeReasons == [.internalError])
+        // Closed: the client reads EOF.
+        var byte: UInt8 = 0
+        #expect(recv(ca, &byte, 1, 0) == 0)
+    }
+}
