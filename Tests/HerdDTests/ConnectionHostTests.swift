@@ -32,6 +32,11 @@ final class RecordingHost: ConnectionHost {
 
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? {
         handledPaths.append(request.path)
+        if streamPaths.contains(request.path) {
+            // Answered later by the test (conn.finishAsync), as the worker's task would.
+            conn.asyncCall = AsyncCall(request: request, work: { .text(200, "late\n") }, startedAt: now, readyAt: now, deadline: now + 60_000_000_000)
+            return nil
+        }
         if request.path == "/produced", let producer {
             return HTTPResponse(status: 200, body: .stream(StreamedBody(producer)))
         }
@@ -41,7 +46,19 @@ final class RecordingHost: ConnectionHost {
         let wakes = self.wakes
         body.start(on: globalConcurrentExecutor) { wakes.add() }
     }
-    func asyncAbandoned(_ call: AsyncCall) {}
+    /// Paths whose request bodies stream in (ConnectionBodyInTests), and their streams.
+    var streamPaths: Set<String> = []
+    var bodiesIn: [RequestBodyStream] = []
+    let roomWakes = AtomicCount()
+    func mayStreamBodies(_ listener: Int) -> Bool { !streamPaths.isEmpty }
+    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<RecordingHost>) -> Bool { streamPaths.contains(head.path) }
+    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<RecordingHost>) {
+        bodiesIn.append(body)
+        let wakes = roomWakes
+        body.onRoom { wakes.add() }
+    }
+    var abandoned: [AsyncCall] = []
+    func asyncAbandoned(_ call: AsyncCall) { abandoned.append(call) }
     func asyncExpired(_ conn: HTTPConnection<RecordingHost>) {}
     func responded(status: Int) { statuses.append(status) }
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<RecordingHost>, startedAt: UInt64) {

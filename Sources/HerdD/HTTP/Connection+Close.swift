@@ -12,7 +12,9 @@ extension HTTPConnection {
         if let call = asyncCall {
             // Waiting for its handler: only the async deadline applies (no header, keep-alive
             // or drain-idle timeout: the client waits for us).
-            if now >= call.deadline { host.asyncExpired(self) }
+            if now >= call.deadline { host.asyncExpired(self); return }
+            // Its body still streaming in: the body timeouts apply (Connection+BodyIn.swift).
+            if bodyIn != nil { checkBodyInTimeout(now: now) }
             return
         }
         if lingering {
@@ -89,6 +91,7 @@ extension HTTPConnection {
     func close(because reason: CloseReason) {
         guard !closed else { return }
         closed = true
+        if let body = bodyIn { bodyIn = nil; body.fail(.connectionClosed) } // its reader throws
         if let call = asyncCall {
             asyncCall = nil
             host.asyncAbandoned(call)
