@@ -91,11 +91,12 @@ extension HTTPConnection {
     func close(because reason: CloseReason) {
         guard !closed else { return }
         closed = true
-        if let body = bodyIn { bodyIn = nil; body.fail(.connectionClosed) } // its reader throws
         if let call = asyncCall {
             asyncCall = nil
             host.asyncAbandoned(call)
         }
+        // After the cancellation: a reader of the body sees CancellationError, not this.
+        if let body = bodyIn { bodyIn = nil; body.fail(.connectionClosed) }
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
         if let f = file { Sys.close(f.fd); file = nil }
         stream = nil
