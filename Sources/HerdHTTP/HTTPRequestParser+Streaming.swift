@@ -11,6 +11,9 @@ extension HTTPRequestParser {
     /// A head with a body waits for `collectBody()` or `streamBody()`.
     package var bodyUndecided: Bool { bodyMode == .undecided }
 
+    /// A head is complete and its body (if any) is gathered into the request.
+    package var bodyGathered: Bool { head != nil && bodyMode == .collect }
+
     /// The body of the pending head is gathered into the request (as without a pause).
     package mutating func collectBody() {
         if bodyMode == .undecided { bodyMode = .collect }

@@ -19,8 +19,14 @@ import Handlers
 ///   `Connection: close` and the connection closes after it with a lingering drain, so the
 ///   client reads the answer instead of a reset (safer than reading an unbounded rest).
 extension HTTPConnection {
-    /// How many undecoded bytes `fill()` reads ahead.
-    var readLimit: Int { bodyIn == nil ? maxBuffered : ConnectionTuning.bodyInReadAhead }
+    /// How many undecoded bytes `fill()` reads ahead: while a body streams, and, where bodies
+    /// may stream, until the body of the request in progress is known to be gathered (a head
+    /// and what a read brought with it), not all that a large upload's socket holds.
+    var readLimit: Int {
+        if bodyIn != nil { return ConnectionTuning.bodyInReadAhead }
+        if mayStreamBodies && !(parserBox?.parser.bodyGathered ?? false) { return host.limits.maxHeaderBytes + ConnectionTuning.bodyInReadAhead }
+        return maxBuffered
+    }
 
     /// The parser paused after `head`, which has a body: stream it, or gather it as usual.
     func decideBody(_ head: HTTPRequest) {

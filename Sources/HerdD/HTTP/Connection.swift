@@ -47,7 +47,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     var lingerWanted = false
     /// The parser's state (320 bytes inline) is pooled like the buffers: held from the first
     /// parse of a request until the connection is idle again, at a request boundary.
-    private var parserBox: ParserBox? = nil
+    var parserBox: ParserBox? = nil
     var parser: HTTPRequestParser {
         _read { yield heldParser().parser }
         _modify { let box = heldParser(); yield &box.parser }
@@ -56,7 +56,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         if let box = parserBox { return box }
         let box = host.buffers.takeParser(limits: host.limits)
         // Only where the handler may stream bodies does a head with a body stop for a decision.
-        box.parser.pauseAfterHead = host.mayStreamBodies(listener)
+        box.parser.pauseAfterHead = mayStreamBodies
         parserBox = box
         return box
     }
@@ -113,6 +113,8 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
     let maxBuffered: Int
+    /// The listener's handler may stream request bodies (host.mayStreamBodies).
+    let mayStreamBodies: Bool
 
     /// Write budget left in this turn (ConnectionTuning.writeBudget); `budgetTurn` is the loop
     /// turn (host.now) the budget was given for.
@@ -128,6 +130,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         self.host = host
         self.lastActivity = host.now
         self.maxBuffered = host.limits.maxHeaderBytes + host.limits.maxBodyBytes + 65536
+        self.mayStreamBodies = host.mayStreamBodies(listener)
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
