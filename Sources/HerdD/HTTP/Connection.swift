@@ -315,6 +315,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         // closed (its client's next try goes to the back of the queue, or elsewhere).
         if let shed = host.shedResponse(request, on: self, readyAt: readyAt) {
             queue(shed, isHEAD: request.isHEAD, keepAlive: false, versionMinor: request.versionMinor)
+            if bodyIn != nil { abandonBodyIn() }
             host.requestFinished(request, status: shed.status, on: self, startedAt: started)
             return
         }
