@@ -9,14 +9,6 @@ import HerdSys
 /// the stream's limit and reads on when the reader makes room, keep-alive after the body's end,
 /// an answer before it closes the connection, and a client that leaves fails the stream.
 @Suite struct ConnectionBodyInTests {
-    private func pair() throws -> (Int32, Int32) {
-        var fds: [Int32] = [-1, -1]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        try Sys.setNonBlocking(fds[0])
-        try Sys.setNonBlocking(fds[1])
-        return (fds[0], fds[1])
-    }
-
     /// Sends as much of `bytes` as the socket takes now; returns how much.
     private func sendSome(_ fd: Int32, _ bytes: [UInt8]) -> Int {
         var sent = 0
@@ -28,25 +20,19 @@ import HerdSys
         return sent
     }
 
-    private func receive(_ fd: Int32) -> String {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
+    /// A connection of a host whose `/up` bodies stream in, and the client's end.
+    private func streaming() throws -> (RecordingHost, HTTPConnection<RecordingHost>, Int32) {
+        let (server, client) = try socketPair()
+        let host = RecordingHost()
+        host.streamPaths = ["/up"]
+        return (host, HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host), client)
     }
 
     private func head(_ length: Int) -> [UInt8] { Array("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: \(length)\r\n\r\n".utf8) }
 
     @Test func theConnectionStopsReadingAtTheLimitAndReadsOnWhenTheReaderTakes() async throws {
-        let (server, client) = try pair()
+        let (host, conn, client) = try streaming()
         defer { close(client) }
-        let host = RecordingHost()
-        host.streamPaths = ["/up"]
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
         let total = 1000 * 1000 // under HTTPLimits' default --max-body
         let message = head(total) + [UInt8](repeating: 9, count: total)
         var sent = sendSome(client, message)
@@ -73,25 +59,22 @@ import HerdSys
         #expect(host.roomWakes.value > 0)
         // Keep-alive after the body's end: the answer, then the next request on the connection.
         conn.finishAsync(.text(200, "done\n"))
-        let reply = receive(client)
+        let reply = receiveAll(client)
         #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n") && !reply.contains("Connection: close"))
         _ = sendSome(client, Array("GET /next HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         conn.readable()
-        #expect(receive(client).hasSuffix("hi /next\n"))
+        #expect(receiveAll(client).hasSuffix("hi /next\n"))
         #expect(!conn.closed)
     }
 
     @Test func anAnswerBeforeTheBodysEndClosesTheConnection() async throws {
-        let (server, client) = try pair()
+        let (host, conn, client) = try streaming()
         defer { close(client) }
-        let host = RecordingHost()
-        host.streamPaths = ["/up"]
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
         _ = sendSome(client, head(100_000) + [UInt8](repeating: 1, count: 1000))
         conn.readable()
         let body = try #require(host.bodiesIn.first)
         conn.finishAsync(.text(200, "early\n"))
-        let reply = receive(client)
+        let reply = receiveAll(client)
         #expect(reply.contains("Connection: close\r\n") && reply.hasSuffix("early\n"))
         #expect(try await body.next()?.count == 1000)
         await #expect(throws: RequestBodyError.connectionClosed) { try await body.next() }
@@ -99,10 +82,7 @@ import HerdSys
     }
 
     @Test func aClientThatLeavesFailsTheStreamAndAbandonsTheCall() async throws {
-        let (server, client) = try pair()
-        let host = RecordingHost()
-        host.streamPaths = ["/up"]
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        let (host, conn, client) = try streaming()
         _ = sendSome(client, head(100_000) + [UInt8](repeating: 1, count: 10))
         conn.readable()
         let body = try #require(host.bodiesIn.first)
@@ -115,17 +95,14 @@ import HerdSys
     }
 
     @Test func otherPathsStillGetTheWholeBody() throws {
-        let (server, client) = try pair()
+        let (host, conn, client) = try streaming()
         defer { close(client) }
-        let host = RecordingHost()
-        host.streamPaths = ["/up"]
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
         _ = sendSome(client, Array("POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab".utf8))
         conn.readable()
         #expect(host.handledPaths.isEmpty && host.bodiesIn.isEmpty)
         _ = sendSome(client, Array("cde".utf8))
         conn.readable()
         #expect(host.handledPaths == ["/other"])
-        #expect(receive(client).hasSuffix("hi /other\n"))
+        #expect(receiveAll(client).hasSuffix("hi /other\n"))
     }
 }
