@@ -8,6 +8,7 @@ debug handler's /upload-count and /upload-stats endpoints drive it."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -182,3 +183,16 @@ def test_other_handlers_still_get_the_whole_body(herd_factory):
         s.sendall(body[1000:])
         r = one_response(s)
     assert r.status == 200 and r.body == body
+
+
+def test_a_drain_waits_for_a_streamed_upload(herd_factory):
+    h, port, _ = start(herd_factory, "--graceful-timeout", "20")
+    with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+        s.sendall(head("/upload-count", length=100_000) + b"a" * 10_000)
+        wait_until(lambda: stats(port)["running"] == 1, 5, what="the handler reading")
+        h.signal(signal.SIGTERM)
+        time.sleep(0.5)  # the worker drains meanwhile; the upload is in flight
+        s.sendall(b"b" * 90_000)
+        r = one_response(s)
+    assert r.status == 200 and json.loads(r.body)["bytes"] == 100_000, r
+    assert h.wait(20) == 0
