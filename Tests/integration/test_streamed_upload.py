@@ -124,6 +124,7 @@ def test_a_slow_reader_keeps_the_worker_memory_bounded(herd_factory):
     # The handler read slowly (2 ms per chunk): without back-pressure the 12 MB would have
     # piled up in the worker. The body's pieces are at most ~64 KiB unread plus the read-ahead.
     assert got["chunks"] >= 50, got
+    print(f"worker RSS peak growth {peak} KiB during a {size >> 20} MB upload read in {got['chunks']} chunks")
     assert peak < 4 * 1024, f"worker RSS grew {peak} KiB during a {size >> 20} MB upload"
 
 
