@@ -61,7 +61,7 @@ def test_the_handler_sees_the_first_chunk_before_the_client_sent_the_last(herd_f
     h, port, _ = start(herd_factory)
     with socket.create_connection((LOCALHOST, port), timeout=10) as s:
         s.sendall(head("/upload-count", length=200_000) + b"a" * 1000)
-        time.sleep(0.5)  # the first part waits on the server while the rest is not sent
+        time.sleep(1.0)  # the first part waits on the server while the rest is not sent
         last_sent = time.time()
         s.sendall(b"b" * 199_000)
         r = one_response(s)
@@ -69,7 +69,7 @@ def test_the_handler_sees_the_first_chunk_before_the_client_sent_the_last(herd_f
     got = json.loads(r.body)
     assert got["bytes"] == 200_000 and got["chunks"] >= 2, got
     # The handler started and saw its first chunk while the client still held the rest back.
-    assert got["first_chunk_at"] < last_sent - 0.3, (got, last_sent)
+    assert got["first_chunk_at"] < last_sent - 0.5, (got, last_sent)
     assert got["started_at"] <= got["first_chunk_at"]
 
 
@@ -77,14 +77,14 @@ def test_a_chunked_body_streams_in_and_keep_alive_goes_on(herd_factory):
     h, port, _ = start(herd_factory)
     with socket.create_connection((LOCALHOST, port), timeout=10) as s:
         s.sendall(head("/upload-count", chunked=True) + chunk(b"x" * 5000))
-        time.sleep(0.4)
+        time.sleep(1.0)  # the first chunk waits on the server
         last_sent = time.time()
         s.sendall(chunk(b"y" * 7000) + chunk(b"z" * 3) + b"0\r\nX-Trailer: 1\r\n\r\n")
         r = one_response(s)
         assert r.status == 200, r
         got = json.loads(r.body)
         assert got["bytes"] == 12_003, got
-        assert got["first_chunk_at"] < last_sent - 0.2, (got, last_sent)
+        assert got["first_chunk_at"] < last_sent - 0.5, (got, last_sent)
         assert (r.header("connection") or "").lower() != "close"
         # The same connection serves the next requests: a streamed one, then a plain one.
         s.sendall(head("/upload-count", length=10) + b"0123456789" + b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")

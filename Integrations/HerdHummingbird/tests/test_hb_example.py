@@ -127,7 +127,7 @@ def test_request_body_streams_in_as_sent(server):
     the rest back (on herdd as on Hummingbird's own server)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n" + b"a" * 1000)
-        time.sleep(0.5)  # the first part waits on the server while the rest is not sent
+        time.sleep(1.0)  # the first part waits on the server while the rest is not sent
         last_sent = time.time()
         s.sendall(b"b" * 199_000)
         s.settimeout(10)
@@ -140,7 +140,7 @@ def test_request_body_streams_in_as_sent(server):
     assert head.startswith(b"HTTP/1.1 200"), head
     report = json.loads(body)
     assert report["bytes"] == 200_000 and report["chunks"] >= 2, report
-    assert report["firstChunkAt"] < last_sent - 0.3, (report, last_sent)
+    assert report["firstChunkAt"] < last_sent - 0.5, (report, last_sent)
 
 
 def test_request_body_collect_up_to(server):
