@@ -48,6 +48,13 @@ public protocol AsyncHandler: Handler {
     /// worker's event loop for every request; the synchronous part must not block unless
     /// `mayBlock` says so.
     func respond(to request: HTTPRequest, context: HandlerContext) -> HandlerOutcome
+
+    /// Whether the body of this request streams in (docs/async.md, "Streamed request bodies"):
+    /// asked once the head is complete, for requests that have a body. True: `respond` is
+    /// called at once, with an empty `request.body`, and the body arrives through
+    /// `context.requestBody` (a ``RequestBodyStream``) while the work runs. False (the
+    /// default): the worker reads the whole body first, as for every other handler.
+    func streamsBody(of head: HTTPRequest) -> Bool
 }
 
 extension AsyncHandler {
@@ -65,6 +72,9 @@ extension AsyncHandler {
     /// block either needs no watching of its connections for hand-off. A handler whose
     /// synchronous answers may block says `true`.
     public var mayBlock: Bool { false }
+
+    /// Bodies are read whole before `respond` unless a handler says otherwise.
+    public func streamsBody(of head: HTTPRequest) -> Bool { false }
 }
 
 extension HandlerOutcome {

@@ -39,6 +39,10 @@ public struct HandlerContext: Sendable {
     /// Set by the worker for handlers that decide per request whether they block
     /// (BlockingGate.swift); nil otherwise.
     package var blockingGate: BlockingGate? = nil
+    /// The request's body as it streams in, for a request whose handler asked for it
+    /// (``AsyncHandler/streamsBody(of:)``); nil otherwise (the body is in `request.body`).
+    /// Settable for tests and for a handler that passes a request on to another.
+    public var requestBody: RequestBodyStream? = nil
     /// Peer address as text, formatted when read.
     public var peer: String {
         get { peerAddress.description }

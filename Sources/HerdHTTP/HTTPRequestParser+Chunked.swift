@@ -34,7 +34,7 @@ extension HTTPRequestParser {
                     return .error(status: 400, reason: buf[i] == ASCII.semicolon ? "invalid chunk extension" : "invalid chunk size")
                 }
                 // Only decoded bytes count against the limit.
-                if size > limits.maxBodyBytes - chunkBody.count { return .error(status: 413, reason: "body too large") }
+                if size > limits.maxBodyBytes - bodyDecoded { return .error(status: 413, reason: "body too large") }
                 chunkPos = lf + 1
                 chunkPhase = size == 0 ? .trailer : .data(remaining: size)
             case .data(let remaining):
@@ -42,6 +42,7 @@ extension HTTPRequestParser {
                 if take > 0 {
                     chunkBody.appendBytes(UnsafeRawBufferPointer(rebasing: buf[chunkPos..<(chunkPos + take)]))
                     chunkPos += take
+                    bodyDecoded += take
                 }
                 if take < remaining {
                     chunkPhase = .data(remaining: remaining - take)

@@ -67,6 +67,18 @@ package struct HTTPRequestParser: Sendable {
     var chunkBody: [UInt8] = []
     var trailerBytes = 0
     var trailerCount = 0
+    /// Decoded body bytes of the request in progress (the `maxBodyBytes` rule).
+    var bodyDecoded = 0
+
+    /// What happens to a body (HTTPRequestParser+Streaming.swift): `.collect` gathers it into
+    /// the request; with `pauseAfterHead` set, a head with a body stops at `.undecided` until
+    /// the caller chooses `collectBody()` or `streamBody()`.
+    enum BodyMode { case collect, undecided, stream }
+    var bodyMode = BodyMode.collect
+    /// Set by a caller that may stream bodies (herdd: a listener whose handler is async).
+    package var pauseAfterHead = false
+    /// A streamed Content-Length body: bytes still to come.
+    var lengthLeft = 0
 
     package init(limits: HTTPLimits = HTTPLimits()) {
         self.limits = limits
@@ -87,6 +99,9 @@ package struct HTTPRequestParser: Sendable {
         chunkBody = []
         trailerBytes = 0
         trailerCount = 0
+        bodyDecoded = 0
+        bodyMode = .collect
+        lengthLeft = 0
     }
 
     /// Convenience for tests.
@@ -137,7 +152,8 @@ package struct HTTPRequestParser: Sendable {
     /// body sent as many small chunks would keep its framing (several times the body) in the
     /// buffer until the message ends.
     package mutating func releaseDecodedInput() -> Int {
-        guard let h = head, case .chunked = h.framing, chunkPos > 0 else { return 0 }
+        guard let h = head, chunkPos > 0 else { return 0 }
+        if case .length = h.framing, bodyMode != .stream { return 0 }
         let released = chunkPos
         chunkPos = 0
         scanPos = 0
@@ -161,10 +177,16 @@ package struct HTTPRequestParser: Sendable {
                 case .success(let h):
                     head = h
                     chunkPos = h.end
+                    if pauseAfterHead, !h.framing.isNone { bodyMode = .undecided }
                 }
             }
         }
         guard let framing = head?.framing, let end = head?.end else { return .needMore }
+        switch bodyMode {
+        case .collect: break
+        case .undecided: return .needMore  // the caller chooses first
+        case .stream: return streamStep(buf, framing: framing)
+        }
         switch framing {
         case .none:
             completed = head.take()?.request

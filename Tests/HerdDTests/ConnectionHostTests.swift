@@ -32,6 +32,11 @@ final class RecordingHost: ConnectionHost {
 
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? {
         handledPaths.append(request.path)
+        if streamPaths.contains(request.path) {
+            // Answered later by the test (conn.finishAsync), as the worker's task would.
+            conn.asyncCall = AsyncCall(request: request, work: { .text(200, "late\n") }, startedAt: now, readyAt: now, deadline: now + 60_000_000_000)
+            return nil
+        }
         if request.path == "/produced", let producer {
             return HTTPResponse(status: 200, body: .stream(StreamedBody(producer)))
         }
@@ -41,7 +46,19 @@ final class RecordingHost: ConnectionHost {
         let wakes = self.wakes
         body.start(on: globalConcurrentExecutor) { wakes.add() }
     }
-    func asyncAbandoned(_ call: AsyncCall) {}
+    /// Paths whose request bodies stream in (ConnectionBodyInTests), and their streams.
+    var streamPaths: Set<String> = []
+    var bodiesIn: [RequestBodyStream] = []
+    let roomWakes = AtomicCount()
+    func mayStreamBodies(_ listener: Int) -> Bool { !streamPaths.isEmpty }
+    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<RecordingHost>) -> Bool { streamPaths.contains(head.path) }
+    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<RecordingHost>) {
+        bodiesIn.append(body)
+        let wakes = roomWakes
+        body.onRoom { wakes.add() }
+    }
+    var abandoned: [AsyncCall] = []
+    func asyncAbandoned(_ call: AsyncCall) { abandoned.append(call) }
     func asyncExpired(_ conn: HTTPConnection<RecordingHost>) {}
     func responded(status: Int) { statuses.append(status) }
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<RecordingHost>, startedAt: UInt64) {
@@ -64,42 +81,44 @@ final class AtomicCount: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
-@Suite struct ConnectionHostTests {
-    /// A non-blocking AF_UNIX stream pair: [connection side, client side].
-    private func pair() throws -> (Int32, Int32) {
-        var fds: [Int32] = [-1, -1]
-        let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
-        #expect(rc == 0)
-        try Sys.setNonBlocking(fds[0])
-        try Sys.setNonBlocking(fds[1])
-        return (fds[0], fds[1])
-    }
+/// A non-blocking AF_UNIX stream pair: [connection side, client side].
+func socketPair() throws -> (Int32, Int32) {
+    var fds: [Int32] = [-1, -1]
+    let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
+    #expect(rc == 0)
+    try Sys.setNonBlocking(fds[0])
+    try Sys.setNonBlocking(fds[1])
+    return (fds[0], fds[1])
+}
 
+/// Everything the peer sent that is there now, as text.
+func receiveAll(_ fd: Int32) -> String {
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+@Suite struct ConnectionHostTests {
     private func send(_ fd: Int32, _ s: String) {
         let bytes = Array(s.utf8)
         let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         #expect(n == bytes.count)
     }
 
-    private func receive(_ fd: Int32) -> String {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     @Test func pipelinedRequestsGoThroughTheHostOnly() throws {
-        let (server, client) = try pair()
+        let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
         let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
         send(client, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
-        let reply = receive(client)
+        let reply = receiveAll(client)
         #expect(host.handledPaths == ["/a", "/b"])
         #expect(host.statuses == [200, 200])
         #expect(host.finished == 2)
@@ -124,7 +143,7 @@ final class AtomicCount: Sendable {
     /// A produced body goes out as its producer writes (chunked), the connection waits for it
     /// without a stall timeout, and stays usable for keep-alive after the last chunk.
     @Test func producedBodyGoesOutAsItIsWritten() async throws {
-        let (server, client) = try pair()
+        let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
         let (lines, feed) = AsyncStream<String>.makeStream()
@@ -133,7 +152,7 @@ final class AtomicCount: Sendable {
         // A pipelined request waits for the produced body's end.
         send(client, "GET /produced HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
-        let head = receive(client)
+        let head = receiveAll(client)
         #expect(host.handledPaths == ["/produced"])
         #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n") && head.contains("Transfer-Encoding: chunked\r\n") && head.hasSuffix("\r\n\r\n"))
         #expect(!conn.isIdle && !conn.closed)
@@ -143,12 +162,12 @@ final class AtomicCount: Sendable {
         feed.yield("one")
         try await awaitWake(host, after: 0)
         conn.producerWoke()
-        #expect(receive(client) == "3\r\none\r\n")
+        #expect(receiveAll(client) == "3\r\none\r\n")
         let seen = host.wakes.value
         feed.finish()
         try await awaitWake(host, after: seen)
         conn.producerWoke()
-        let rest = receive(client)
+        let rest = receiveAll(client)
         #expect(rest.hasPrefix("0\r\n\r\nHTTP/1.1 200 OK\r\n") && rest.hasSuffix("hi /after\n"), "\(rest)")
         #expect(host.handledPaths == ["/produced", "/after"])
         #expect(conn.isIdle && !conn.closed && host.finished == 2)
@@ -157,7 +176,7 @@ final class AtomicCount: Sendable {
 
     /// The connection closes while the producer still writes: the producer's writes throw.
     @Test func closingAbandonsTheProducer() async throws {
-        let (server, client) = try pair()
+        let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
         let ended = AtomicCount()
@@ -179,14 +198,14 @@ final class AtomicCount: Sendable {
     }
 
     @Test func keepAliveRefusedByTheHostClosesAfterTheResponse() throws {
-        let (server, client) = try pair()
+        let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
         host.keepAliveAllowed = false
         let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
         send(client, "GET /only HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
-        let reply = receive(client)
+        let reply = receiveAll(client)
         #expect(reply.contains("Connection: close\r\n"))
         #expect(conn.closed)
         #expect(host.closed == [server])
@@ -194,7 +213,7 @@ final class AtomicCount: Sendable {
     }
 
     @Test func partialRequestGets408AtTheHostsHeaderTimeout() throws {
-        let (server, client) = try pair()
+        let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
         let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
@@ -202,9 +221,9 @@ final class AtomicCount: Sendable {
         conn.readable()
         #expect(host.handledPaths.isEmpty)
         conn.checkTimeouts(now: host.now + host.headerTimeoutNanos - 1)
-        #expect(receive(client).isEmpty)
+        #expect(receiveAll(client).isEmpty)
         conn.checkTimeouts(now: host.now + host.headerTimeoutNanos + 1)
-        #expect(receive(client).hasPrefix("HTTP/1.1 408 "))
+        #expect(receiveAll(client).hasPrefix("HTTP/1.1 408 "))
         #expect(host.statuses == [408])
         #expect(host.finished == 0)
         // It lingers for the client to read the 408; the client's EOF ends it, and the close
@@ -220,7 +239,7 @@ final class AtomicCount: Sendable {
     /// Every way a connection ends names its reason (issue 24).
     @Test func closeReasons() throws {
         func run(_ body: (HTTPConnection<RecordingHost>, Int32, RecordingHost) -> Void) throws -> [CloseReason] {
-            let (server, client) = try pair()
+            let (server, client) = try socketPair()
             let host = RecordingHost()
             let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
             body(conn, client, host)
@@ -237,7 +256,7 @@ final class AtomicCount: Sendable {
         let garbage = try run { conn, client, _ in
             send(client, "GARBAGE\r\n\r\n")
             conn.readable()
-            reply = receive(client)
+            reply = receiveAll(client)
             Glibc.shutdown(client, Int32(SHUT_WR))
             conn.readable()
         }

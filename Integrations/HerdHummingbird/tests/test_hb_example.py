@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,6 +120,34 @@ def test_request_body_echo(server):
     assert status == 200
     assert headers["x-body-bytes"] == str(len(payload))
     assert body == payload
+
+
+def test_request_body_streams_in_as_sent(server):
+    """The route iterates request.body: it sees the first chunk while the client still holds
+    the rest back (on herdd as on Hummingbird's own server)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n" + b"a" * 1000)
+        time.sleep(1.0)  # the first part waits on the server while the rest is not sent
+        last_sent = time.time()
+        s.sendall(b"b" * 199_000)
+        s.settimeout(10)
+        data = b""
+        while b"}" not in data:
+            more = s.recv(65536)
+            assert more, data
+            data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    report = json.loads(body)
+    assert report["bytes"] == 200_000 and report["chunks"] >= 2, report
+    assert report["firstChunkAt"] < last_sent - 0.5, (report, last_sent)
+
+
+def test_request_body_collect_up_to(server):
+    status, _, body = request(server.port, "POST", "/upload-collect", b"x" * 50_000)
+    assert (status, body) == (200, b"50000\n")
+    status, _, _ = request(server.port, "POST", "/upload-collect", b"x" * 150_000)
+    assert status == 413
 
 
 def test_streamed_response(server):

@@ -17,6 +17,7 @@ import HerdSys
 /// - `/stream/<n>`: a streamed body of n pieces "chunk 0\n" ... "chunk <n-1>\n" (n capped at 1000000).
 /// - `/events/<n>/<ms>`, `/events-fail/<n>`, `/produce/<n>`, `/producers`: bodies written by an
 ///   async producer while they go out (DebugStreams.swift).
+/// - `/upload-count`, `/upload-stats`: a request body that streams in (DebugUploads.swift).
 /// - anything else: "debug pid=<pid>\n", with `X-Body-Length` (the body length herdd framed).
 package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
     /// Longest `/sleep/<ms>` (longer requests sleep this long).
@@ -33,11 +34,19 @@ package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
     /// The handler (`debug` in a handler spec).
     package init() {}
 
-    /// `/async-sleep/...` and `/async-error` are async; every other endpoint is answered now.
+    /// `/async-sleep/...`, `/async-error` and `/upload-count` are async; every other endpoint is answered now.
     package func respond(to request: HTTPRequest, context: HandlerContext) -> HandlerOutcome {
+        if request.path.hasPrefix("/upload-") {
+            if request.path == "/upload-stats" { return .response(DebugUploads.stats()) }
+            let body = context.requestBody
+            return .async { try await DebugUploads.count(request, body: body) }
+        }
         guard request.path.hasPrefix("/async-") else { return .response(handle(request, context: context)) }
         return .async { try await Self.answerAsync(request) }
     }
+
+    /// `/upload-count`'s body streams in.
+    package func streamsBody(of head: HTTPRequest) -> Bool { DebugUploads.streams(head.path) }
 
     /// What `/async-error` throws.
     package struct RequestedFailure: Error, CustomStringConvertible {

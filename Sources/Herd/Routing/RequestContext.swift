@@ -12,6 +12,9 @@ public struct RequestContext: Sendable {
     public var parameters: Parameters
     /// The worker-level context (listener, worker slot, pid, peer).
     public let handlerContext: HandlerContext
+    /// The request body as it streams in, for a route registered with `streamsBody: true`
+    /// (nil otherwise: the body is in `request.body`).
+    public var requestBody: RequestBodyStream? { handlerContext.requestBody }
     /// Values middleware passes to routes (an authenticated user, say), by key.
     public var values: [String: any Sendable] = [:]
 

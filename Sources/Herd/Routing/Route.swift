@@ -29,12 +29,15 @@ final class Route: Sendable {
     let mayBlock: Bool
     /// "GET /notes/:id", made once.
     let description: String
+    /// The request body streams in to the (async) route: `context.requestBody`.
+    let streamsBody: Bool
 
-    init(method: HTTPMethod, path: [PathSegment], responder: Responder, mayBlock: Bool) {
+    init(method: HTTPMethod, path: [PathSegment], responder: Responder, mayBlock: Bool, streamsBody: Bool = false) {
         self.method = method
         self.path = path
         self.responder = responder
         self.mayBlock = mayBlock
+        self.streamsBody = streamsBody
         self.description = "\(method) \(PathSegment.format(path))"
     }
 }

@@ -43,11 +43,14 @@ final class RouteTrie: @unchecked Sendable {  // immutable after init; see above
     private let root = Node()
     /// Whether any route may block (the handler's `mayBlock`).
     let anyRouteMayBlock: Bool
+    /// Whether any route streams its request body (RouterHandler.streamsBody(of:)).
+    let anyRouteStreamsBody: Bool
     let count: Int
 
     init(_ routes: [Route]) {
         for route in routes { RouteTrie.insert(route, into: root) }
         anyRouteMayBlock = routes.contains { $0.mayBlock }
+        anyRouteStreamsBody = routes.contains { $0.streamsBody }
         count = routes.count
     }
 

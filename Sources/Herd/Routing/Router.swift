@@ -55,7 +55,13 @@ public final class Router: RouterMethods {
     /// worker, so it has no `mayBlock`: the worker's dispatch machinery is not started for it.
     @discardableResult
     public func addAsyncRoute(_ path: String, method: HTTPMethod, responder: @escaping AsyncResponder) -> Router {
-        registerAsync(PathSegment.parse(path), method: method, middlewares: [], respond: responder)
+        addAsyncRoute(path, method: method, streamsBody: false, responder: responder)
+    }
+
+    /// Registers an `async` route whose request body streams in when `streamsBody`.
+    @discardableResult
+    public func addAsyncRoute(_ path: String, method: HTTPMethod, streamsBody: Bool, responder: @escaping AsyncResponder) -> Router {
+        registerAsync(PathSegment.parse(path), method: method, streamsBody: streamsBody, middlewares: [], respond: responder)
         return self
     }
 
@@ -68,7 +74,7 @@ public final class Router: RouterMethods {
         routes.append(Route(method: method, path: path, responder: .sync(wrapped), mayBlock: mayBlock))
     }
 
-    func registerAsync(_ path: [PathSegment], method: HTTPMethod, middlewares: [any RouterMiddleware],
+    func registerAsync(_ path: [PathSegment], method: HTTPMethod, streamsBody: Bool = false, middlewares: [any RouterMiddleware],
                        respond: @escaping AsyncResponder) {
         var wrapped = respond
         if !middlewares.isEmpty {
@@ -77,7 +83,7 @@ public final class Router: RouterMethods {
                 try await runAsyncMiddleware(asyncMiddlewares, from: 0, request, context, endpoint: respond)
             }
         }
-        routes.append(Route(method: method, path: path, responder: .async(wrapped), mayBlock: false))
+        routes.append(Route(method: method, path: path, responder: .async(wrapped), mayBlock: false, streamsBody: streamsBody))
     }
 
     /// The router as a handler for a listener; later changes to the router do not affect it.
@@ -123,7 +129,13 @@ public struct RouterGroup: RouterMethods {
 
     @discardableResult
     public func addAsyncRoute(_ path: String, method: HTTPMethod, responder: @escaping AsyncResponder) -> RouterGroup {
-        router.registerAsync(prefix + PathSegment.parse(path), method: method, middlewares: middlewares, respond: responder)
+        addAsyncRoute(path, method: method, streamsBody: false, responder: responder)
+    }
+
+    @discardableResult
+    public func addAsyncRoute(_ path: String, method: HTTPMethod, streamsBody: Bool, responder: @escaping AsyncResponder) -> RouterGroup {
+        router.registerAsync(prefix + PathSegment.parse(path), method: method, streamsBody: streamsBody,
+                             middlewares: middlewares, respond: responder)
         return self
     }
 }

@@ -14,6 +14,13 @@ extension RouterHandler {
         }
     }
 
+    /// Whether the request's route streams its body (asked by the worker at the end of a head
+    /// with a body): a second match, paid only by routers that have such a route.
+    public func streamsBody(of head: HTTPRequest) -> Bool {
+        guard trie.anyRouteStreamsBody, case .found(let route, _) = match(head) else { return false }
+        return route.streamsBody
+    }
+
     /// Answers a request whose route is async: the router's middleware and the route's, then
     /// the route; errors map as for synchronous routes (``HTTPError`` to its response, others
     /// to a logged 500 with the request id). Cancellation (client gone, deadline, drain) is

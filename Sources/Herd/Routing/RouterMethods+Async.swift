@@ -28,6 +28,27 @@ extension RouterMethods {
         }
     }
 
+    /// Registers an async route whose request body streams in when `streamsBody`: the route
+    /// starts at the end of the head and reads `context.requestBody` as it arrives
+    /// (docs/async.md, "Streamed request bodies").
+    @discardableResult
+    public func on<Output: ResponseGenerator>(_ path: String, method: HTTPMethod, streamsBody: Bool,
+                                              use closure: @escaping @Sendable (HTTPRequest, RequestContext) async throws -> Output) -> Self {
+        addAsyncRoute(path, method: method, streamsBody: streamsBody) { request, context in
+            try await closure(request, context).response(from: request, context: context)
+        }
+    }
+
+    /// The same, answered with JSON.
+    @_disfavoredOverload
+    @discardableResult
+    public func on<Output: Encodable & SendableMetatype>(_ path: String, method: HTTPMethod, streamsBody: Bool,
+                                      use closure: @escaping @Sendable (HTTPRequest, RequestContext) async throws -> Output) -> Self {
+        addAsyncRoute(path, method: method, streamsBody: streamsBody) { request, context in
+            try await JSONBody.response(closure(request, context))
+        }
+    }
+
     /// GET (and HEAD) `path`, async.
     @discardableResult
     public func get<Output: ResponseGenerator>(_ path: String = "",

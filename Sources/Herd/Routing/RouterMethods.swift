@@ -13,6 +13,11 @@ public protocol RouterMethods {
     /// Registers the `async` `respond` for `method` on `path` (RouterMethods+Async.swift).
     @discardableResult
     func addAsyncRoute(_ path: String, method: HTTPMethod, responder: @escaping AsyncResponder) -> Self
+
+    /// Registers the `async` `respond`, whose request body streams in when `streamsBody`
+    /// (`context.requestBody`; docs/async.md, "Streamed request bodies").
+    @discardableResult
+    func addAsyncRoute(_ path: String, method: HTTPMethod, streamsBody: Bool, responder: @escaping AsyncResponder) -> Self
 }
 
 /// A synchronous route closure after its output was turned into a response.

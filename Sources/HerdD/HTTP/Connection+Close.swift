@@ -12,7 +12,9 @@ extension HTTPConnection {
         if let call = asyncCall {
             // Waiting for its handler: only the async deadline applies (no header, keep-alive
             // or drain-idle timeout: the client waits for us).
-            if now >= call.deadline { host.asyncExpired(self) }
+            if now >= call.deadline { host.asyncExpired(self); return }
+            // Its body still streaming in: the body timeouts apply (Connection+BodyIn.swift).
+            if bodyIn != nil { checkBodyInTimeout(now: now) }
             return
         }
         if lingering {
@@ -93,6 +95,8 @@ extension HTTPConnection {
             asyncCall = nil
             host.asyncAbandoned(call)
         }
+        // After the cancellation: a reader of the body sees CancellationError, not this.
+        if let body = bodyIn { bodyIn = nil; body.fail(.connectionClosed) }
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
         if let f = file { Sys.close(f.fd); file = nil }
         stream = nil

@@ -185,7 +185,9 @@ extension HTTPConnection {
     }
 
     /// The producer of the body has news after a `.notYet`: write on (Worker.streamWoken).
+    /// Also the wake-up of a streamed request body's reader that made room (bodyInRoom).
     func producerWoke() {
+        if bodyInPaused { bodyInRoom() }
         guard !closed, produced != nil, producedPending else { return }
         producedPending = false
         writable()

@@ -21,6 +21,9 @@ enum ConnectionTuning {
     /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
     static let streamSliceNanos: UInt64 = 5_000_000
     static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    /// Undecoded input a connection reads ahead while its request body streams in
+    /// (Connection+BodyIn.swift): with the stream's own limit, what a slow handler costs.
+    static let bodyInReadAhead = 64 * 1024
 }
 
 /// One accepted HTTP/1.1 connection: input buffer and incremental parser (pipelining), output
@@ -49,14 +52,16 @@ final class HTTPConnection<Host: ConnectionHost> {
     var lingerWanted = false
     /// The parser's state (320 bytes inline) is pooled like the buffers: held from the first
     /// parse of a request until the connection is idle again, at a request boundary.
-    private var parserBox: ParserBox? = nil
-    private var parser: HTTPRequestParser {
+    var parserBox: ParserBox? = nil
+    var parser: HTTPRequestParser {
         _read { yield heldParser().parser }
         _modify { let box = heldParser(); yield &box.parser }
     }
     private func heldParser() -> ParserBox {
         if let box = parserBox { return box }
         let box = host.buffers.takeParser(limits: host.limits)
+        // Only where the handler may stream bodies does a head with a body stop for a decision.
+        box.parser.pauseAfterHead = mayStreamBodies
         parserBox = box
         return box
     }
@@ -105,9 +110,16 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// (pipelined bytes wait in the buffer), the connection is not idle, and `finishAsync`
     /// queues the response (Worker/AsyncRequests.swift).
     var asyncCall: AsyncCall? = nil
+    /// The request body streaming in to the async request in progress (Connection+BodyIn.swift).
+    var bodyIn: RequestBodyStream? = nil
+    /// Its reader has `bufferLimit` bytes unread: the connection reads nothing until it took
+    /// some (the stream's wake-up, `producerWoke()`).
+    var bodyInPaused = false
 
     /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
-    private let maxBuffered: Int
+    let maxBuffered: Int
+    /// The listener's handler may stream request bodies (host.mayStreamBodies).
+    let mayStreamBodies: Bool
 
     /// Write budget left in this turn (ConnectionTuning.writeBudget); `budgetTurn` is the loop
     /// turn (host.now) the budget was given for.
@@ -123,6 +135,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         self.host = host
         self.lastActivity = host.now
         self.maxBuffered = host.limits.maxHeaderBytes + host.limits.maxBodyBytes + 65536
+        self.mayStreamBodies = host.mayStreamBodies(listener)
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout.
@@ -143,14 +156,14 @@ final class HTTPConnection<Host: ConnectionHost> {
         guard !closed else { return }
         if lingering { discardInput(); return }
         defer { releaseBuffersIfIdle() }
-        while true {
+        while !bodyInPaused {
             let bufferFull = fill()
             if closed { return }
             process()
             // Reading stopped at maxBuffered: the socket may hold more, and edge-triggered epoll
             // reports no new edge for bytes that were already there. Go on once processing made
             // room (with output waiting, writable() goes on when it is out).
-            if !bufferFull || closed || hasPendingOutput || inputEnd - inputStart >= maxBuffered { break }
+            if !bufferFull || closed || hasPendingOutput || inputEnd - inputStart >= readLimit { break }
         }
         if peerClosed && !closed && !hasPendingOutput {
             // The client is gone (or half-closed after its last request): nothing more to do.
@@ -162,7 +175,8 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// inputStart..<inputEnd). Returns true if it stopped because maxBuffered bytes wait.
     private func fill() -> Bool {
         if input.baseAddress == nil { input = host.buffers.takeInput() }
-        while inputEnd - inputStart < maxBuffered {
+        let limit = readLimit
+        while inputEnd - inputStart < limit {
             if input.count - inputEnd < 4096 {
                 compact()
                 if input.count - inputEnd < 4096 { resizeInput(input.count + max(16384, input.count)) }
@@ -194,7 +208,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// the previous responses fit in the output buffer; goes on when they could be sent at once.
     func process() {
         while true {
-            while !closed && !closeAfterWrite && asyncCall == nil && file == nil && stream == nil && produced == nil && output.count - outputOffset < 65536 {
+            while !closed && !closeAfterWrite && (asyncCall == nil || bodyIn != nil) && file == nil && stream == nil && produced == nil && output.count - outputOffset < 65536 {
                 if inputStart == inputEnd {
                     if !hasPartialRequest { requestStartedAt = nil; bodyStartedAt = nil }
                     break
@@ -216,19 +230,23 @@ final class HTTPConnection<Host: ConnectionHost> {
                             sentContinue = true
                             output.append(contentsOf: ConnectionTuning.continueLine)
                         }
+                        // A handler that may stream bodies decides now (the parser paused).
+                        if parser.bodyUndecided { decideBody(head); continue }
                     }
+                    if bodyIn != nil { feedBodyIn(parser.takeBodyPiece()) }
                     compact()
                     flush()
                     return
                 case .error(let status, _):
-                    sendError(status)
+                    if bodyIn != nil { failBodyIn(status: status, reason: .protocolError) } else { sendError(status) }
                 case .request(let consumed):
                     inputStart += consumed
                     requestStartedAt = nil
                     bodyStartedAt = nil
                     served += 1
                     sentContinue = false
-                    if let request = parser.takeRequest() { serve(request) }
+                    guard let request = parser.takeRequest() else { break }
+                    if bodyIn != nil { endBodyIn(lastPiece: request.body) } else { serve(request) }
                 }
             }
             compact()
@@ -293,7 +311,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         }
     }
 
-    private func serve(_ request: HTTPRequest) {
+    func serve(_ request: HTTPRequest) {
         // host.now is when this turn of the loop began, i.e. when the request's bytes were read.
         let started = host.now
         let readyAt = queuedSince != 0 ? queuedSince : started
@@ -302,13 +320,16 @@ final class HTTPConnection<Host: ConnectionHost> {
         // closed (its client's next try goes to the back of the queue, or elsewhere).
         if let shed = host.shedResponse(request, on: self, readyAt: readyAt) {
             queue(shed, isHEAD: request.isHEAD, keepAlive: false, versionMinor: request.versionMinor)
+            if bodyIn != nil { abandonBodyIn() }
             host.requestFinished(request, status: shed.status, on: self, startedAt: started)
             return
         }
         // nil: an async request; the response comes later, through finishAsync.
         guard let response = host.handle(request, on: self, readyAt: readyAt) else { return }
-        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed,
+        // A streamed body the handler did not wait for: the connection closes after the answer.
+        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed && bodyIn == nil,
               versionMinor: request.versionMinor)
+        if bodyIn != nil { abandonBodyIn() }
         host.requestFinished(request, status: response.status, on: self, startedAt: started)
     }
 
@@ -318,8 +339,9 @@ final class HTTPConnection<Host: ConnectionHost> {
         guard let call = asyncCall, !closed else { return }
         asyncCall = nil
         let request = call.request
-        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed,
+        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed && bodyIn == nil,
               versionMinor: request.versionMinor)
+        if bodyIn != nil { abandonBodyIn() }
         host.requestFinished(request, status: response.status, on: self, startedAt: call.startedAt)
         lastActivity = host.now
         process() // flushes, and serves what was read meanwhile

@@ -50,6 +50,15 @@ protocol ConnectionHost: AnyObject {
     /// The handler's response was queued: latency since `startedAt`, access log.
     func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<Self>, startedAt: UInt64)
 
+    /// Whether the handler of `listener` may stream request bodies: then the parser stops
+    /// after a head with a body, for `streamsBody` to decide (Connection+BodyIn.swift).
+    func mayStreamBodies(_ listener: Int) -> Bool
+    /// Whether the body of `head` streams in to its handler (asked once per such head).
+    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<Self>) -> Bool
+    /// `conn` streams a request body into `body`: when its reader makes room after the
+    /// connection paused, call `conn.producerWoke()` on the loop thread.
+    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<Self>)
+
     /// The connection closed while waiting for `call`'s response: cancel it.
     func asyncAbandoned(_ call: AsyncCall)
     /// The sweep found the connection's async request past its deadline.

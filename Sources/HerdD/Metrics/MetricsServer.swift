@@ -120,6 +120,9 @@ final class MetricsServer: ConnectionRegistry {
     /// The metrics handlers answer with bytes; a produced body (none today) is refused: it
     /// polls as failed and the connection closes.
     func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<MetricsServer>) { body.abandon() }
+    func mayStreamBodies(_ listener: Int) -> Bool { false }
+    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<MetricsServer>) -> Bool { false }
+    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<MetricsServer>) {}
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<MetricsServer>) {}
     func responded(status: Int) {}

@@ -4,11 +4,30 @@ import Handlers
 /// the producer runs as a task on the loop executor; when it writes after the connection found
 /// nothing to send, its wake-up puts the connection on `producersWoken`, which the loop serves
 /// after it ran the executor's jobs, in the same turn.
+///
+/// Streamed request bodies (Connection+BodyIn.swift) use the same wake-up: their reader's
+/// take after the connection paused puts it on `producersWoken` (it then reads on).
 extension Worker {
     func startProducer(_ body: any ProducedBodyStream, for conn: Connection) {
+        body.start(on: asyncRequests.executor, wake: wakeOnLoop(conn))
+    }
+
+    /// Where an async handler may stream request bodies.
+    func mayStreamBodies(_ listener: Int) -> Bool { asyncRequests.handlers[listener] != nil }
+
+    func streamsBody(_ head: HTTPRequest, on conn: Connection) -> Bool {
+        asyncRequests.handlers[conn.listener]?.streamsBody(of: head) ?? false
+    }
+
+    func startBodyIn(_ body: RequestBodyStream, for conn: Connection) {
+        body.onRoom(wakeOnLoop(conn))
+    }
+
+    /// A wake-up, callable from any thread, that has the loop call `conn.producerWoke()`.
+    private func wakeOnLoop(_ conn: Connection) -> @Sendable () -> Void {
         let executor = asyncRequests.executor
         let target = LoopBound((self, conn), on: executor)
-        body.start(on: executor) {
+        return {
             if executor.onLoopThread {
                 // The usual case: the producer's task runs on the loop, inside runJobs.
                 let (worker, conn) = target.value

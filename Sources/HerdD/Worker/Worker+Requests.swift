@@ -37,6 +37,7 @@ extension Worker {
         // An async handler decides here, in the same call, whether the request is async.
         let outcome: HandlerOutcome
         if let asyncHandler = asyncRequests.handlers[conn.listener] {
+            context.requestBody = conn.bodyIn // a body that streams in (Connection+BodyIn.swift)
             outcome = asyncHandler.respond(to: request, context: context)
         } else {
             outcome = .response(listeners[conn.listener].handler.handle(request, context: context))

@@ -2,6 +2,7 @@
 // herdd (Sources/hb-example/main.swift picks). Its routes exercise what the bridge must carry:
 // JSON both ways, a request body, a streamed response, middleware (CORS, request logs, files,
 // hummingbird-auth) and errors.
+import Foundation
 public import Hummingbird
 public import HummingbirdAuth
 import HerdHummingbird
@@ -71,6 +72,22 @@ public func buildRouter(publicDirectory: String) -> Router<AppRequestContext> {
         return Response(status: .ok, headers: [.contentType: "application/octet-stream", .bodyBytes: "\(total)"],
                         body: .init(byteBuffer: body))
     }
+    // An upload read as it arrives: its size, its chunks, and when the first one came (wall
+    // clock, epoch seconds): under herdd the body streams in (docs/hummingbird.md).
+    router.post("/upload") { request, _ -> UploadReport in
+        var report = UploadReport(bytes: 0, chunks: 0, firstChunkAt: 0)
+        for try await chunk in request.body {
+            if report.chunks == 0 { report.firstChunkAt = Date().timeIntervalSince1970 }
+            report.chunks += 1
+            report.bytes += chunk.readableBytes
+        }
+        return report
+    }
+    // An upload collected whole, up to 100 kB (more: 413, from collect(upTo:)).
+    router.post("/upload-collect") { request, context -> String in
+        let body = try await request.body.collect(upTo: 100_000)
+        return "\(body.readableBytes)\n"
+    }
     // A body written in parts by an async writer, with awaits between them.
     router.get("/stream/:parts") { _, context -> Response in
         let parts = try context.parameters.require("parts", as: Int.self)
@@ -94,6 +111,13 @@ public func buildRouter(publicDirectory: String) -> Router<AppRequestContext> {
         .add(middleware: IsAuthenticatedMiddleware())
         .get("/me") { _, context -> User in try context.requireIdentity() }
     return router
+}
+
+/// What /upload saw of a request body.
+public struct UploadReport: ResponseCodable {
+    public var bytes: Int
+    public var chunks: Int
+    public var firstChunkAt: Double
 }
 
 extension HTTPField.Name {

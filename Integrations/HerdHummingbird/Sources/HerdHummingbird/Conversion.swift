@@ -10,9 +10,10 @@ enum Conversion {
     /// Hummingbird's request for herdd's, as Hummingbird's HTTP/1 server builds it
     /// (NIOHTTPTypesHTTP1): the first Host header becomes the authority and leaves the fields,
     /// the scheme is "http", the path is the request target (origin form, query included).
-    /// The body, which herdd has read whole (up to --max-body), is one buffer. Nil when the
-    /// method is not a token swift-http-types accepts.
-    static func request(_ request: Herd.HTTPRequest) -> Hummingbird.Request? {
+    /// The body: `streamed`, herdd's stream of a body that arrives while the route runs
+    /// (docs/hummingbird.md, "Request bodies"), or else the one buffer herdd read whole (up to
+    /// --max-body). Nil when the method is not a token swift-http-types accepts.
+    static func request(_ request: Herd.HTTPRequest, streamed: RequestBodyStream? = nil) -> Hummingbird.Request? {
         guard let method = HTTPTypes.HTTPRequest.Method(request.method) else { return nil }
         var fields = HTTPFields()
         fields.reserveCapacity(request.headers.count)
@@ -28,6 +29,9 @@ enum Conversion {
         }
         let head = HTTPTypes.HTTPRequest(method: method, scheme: "http", authority: authority,
                                          path: originFormTarget(request.target), headerFields: fields)
+        if let streamed {
+            return Hummingbird.Request(head: head, body: RequestBody(asyncSequence: StreamedRequestBody(stream: streamed)))
+        }
         let body = request.body.isEmpty ? ByteBuffer() : ByteBuffer(bytes: request.body)
         return Hummingbird.Request(head: head, body: RequestBody(buffer: body))
     }
@@ -95,4 +99,20 @@ struct StreamingBodyWriter: ResponseBodyWriter {
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// herdd's streamed request body as Hummingbird's `RequestBody` wants it: buffers as they
+/// arrive. Its errors pass through (`RequestBodyError`: herdd answers 413, 408 or 400 itself).
+struct StreamedRequestBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let stream: RequestBodyStream
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: RequestBodyStream
+        mutating func next() async throws -> ByteBuffer? {
+            try await stream.next().map { ByteBuffer(bytes: $0) }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream) }
 }

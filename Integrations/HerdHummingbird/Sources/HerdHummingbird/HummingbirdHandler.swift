@@ -17,6 +17,10 @@ public struct HummingbirdHandler<Responder: HTTPResponder>: AsyncHandler where R
     let responder: ResponderSlot<Responder>
     let logger: Logger
     let makeContext: @Sendable (HandlerContext, Logger) -> Responder.Context
+    /// Whether request bodies stream in (default): the route starts at the end of the head and
+    /// `request.body` yields buffers as herdd reads them, with back-pressure. False: herdd reads
+    /// each body whole (up to --max-body) first and `request.body` is one buffer.
+    public var streamsRequestBodies = true
 
     /// A handler whose contexts `makeContext` builds from herdd's context and the request's
     /// logger (the initializers below cover Hummingbird's two kinds of context source).
@@ -34,9 +38,13 @@ public struct HummingbirdHandler<Responder: HTTPResponder>: AsyncHandler where R
         .async { try await self.handle(request, context: context) }
     }
 
-    /// The response of the Hummingbird responder to `request`.
+    /// herdd asks at the end of a head with a body: stream it unless told otherwise.
+    public func streamsBody(of head: Herd.HTTPRequest) -> Bool { streamsRequestBodies }
+
+    /// The response of the Hummingbird responder to `request` (its body from
+    /// `context.requestBody` when it streams in).
     public func handle(_ request: Herd.HTTPRequest, context: HandlerContext) async throws -> Herd.HTTPResponse {
-        guard let hbRequest = Conversion.request(request) else { return .errorResponse(status: 400) }
+        guard let hbRequest = Conversion.request(request, streamed: context.requestBody) else { return .errorResponse(status: 400) }
         var logger = self.logger
         logger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
         let hbContext = makeContext(context, logger)

@@ -64,6 +64,30 @@ func bodyText(_ response: Herd.HTTPResponse) -> String {
         #expect(bodyText(response) == payload)
     }
 
+    /// A body that streams in (herdd's `context.requestBody`) is the route's `request.body`:
+    /// iterated by /echo, collected by /upload-collect (413 past its limit). Streaming is the
+    /// default and can be turned off.
+    @Test func streamedRequestBodyReachesTheRoute() async throws {
+        let handler = exampleHandler()
+        let head = Herd.HTTPRequest(method: "POST", target: "/echo", headers: ["Host": "example.test"])
+        #expect(handler.streamsBody(of: head))
+        var gathered = handler
+        gathered.streamsRequestBodies = false
+        #expect(!gathered.streamsBody(of: head))
+        func post(_ path: String, _ bytes: [UInt8]) async throws -> Herd.HTTPResponse {
+            var context = herdContext
+            context.requestBody = RequestBodyStream(bytes)
+            let request = Herd.HTTPRequest(method: "POST", target: path, headers: ["Host": "example.test"]) // body: empty, as herdd leaves it
+            return try await handler.respond(to: request, context: context).awaitResponse()
+        }
+        let payload = Array(String(repeating: "xyz", count: 20_000).utf8)
+        let echoed = try await post("/echo", payload)
+        #expect(echoed.status == 200 && echoed.headers["X-Body-Bytes"] == "60000")
+        #expect(bodyText(echoed).utf8.elementsEqual(payload))
+        #expect(try await post("/upload-collect", payload).status == 200)
+        #expect(try await post("/upload-collect", payload + payload).status == 413)
+    }
+
     /// A body of unknown length (a writer closure that awaits between writes) streams: herdd
     /// gets a produced body and sends each write as it comes.
     @Test func streamedBodyStreams() async throws {
