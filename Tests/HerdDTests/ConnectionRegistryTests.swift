@@ -47,6 +47,9 @@ final class TableHost: ConnectionRegistry {
     func longWrite(_ delta: Int) {}
     func yieldWrite(_ conn: HTTPConnection<TableHost>) -> Bool { true }
     func unregisterReceived(_ fd: Int32) {}
+    func mayStreamBodies(_ listener: Int) -> Bool { false }
+    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<TableHost>) -> Bool { false }
+    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<TableHost>) {}
 }
 
 /// Issue 26: one way in for every connection, so each counts in the table and the memory peak
