@@ -288,13 +288,27 @@ def test_watcher_sheds_at_arrival_while_the_limit_is_hit(herd_factory):
     # A request every 100 ms for 2 s: the first ones queue (the queue is empty, then young),
     # the later ones find its head older than 500 ms and are answered at once.
     stream = []
-    for _ in range(20):
-        t = threading.Thread(target=timed_get, args=(port, "/sleep/1", out, lock, t_start))
+    late: list = []
+
+    def late_writer():
+        """Connects, and writes its request only 300 ms later: a watcher accepting meanwhile
+        (the limit is being hit) holds the connection until the request comes, then answers
+        it like any arrival; a 503 written before the request would have reset it."""
+        try:
+            with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+                time.sleep(0.3)  # the late request is what the test is about
+                late.append(exchange(s, b"GET /sleep/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        except BaseException as e:  # reported by the test
+            late.append(e)
+    for i in range(20):
+        t = threading.Thread(target=late_writer if i == 10 else timed_get, args=() if i == 10 else (port, "/sleep/1", out, lock, t_start))
         t.start()
         stream.append(t)
         time.sleep(0.1)  # pacing: the arrival rate is what the test is about
     for t in stream:
         t.join(timeout=15)
+    assert len(late) == 1 and not isinstance(late[0], BaseException), late
+    assert late[0][0] == 503 and late[0][1].get("retry-after") == "1", late
     assert all(t.is_alive() for t in blockers), "the blockers ended before the 503s came"
     rest = out[1:]
     errors = [r for r in rest if isinstance(r, BaseException)]
@@ -311,7 +325,7 @@ def test_watcher_sheds_at_arrival_while_the_limit_is_hit(herd_factory):
     assert all(t.is_alive() for t in blockers), "the blockers ended before the metrics were read"
     queue_time = metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time")
     arrival = metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival")
-    assert queue_time + arrival == len(out), (queue_time, arrival, len(out))
+    assert queue_time + arrival == len(out) + len(late), (queue_time, arrival, len(out))
     # (One answered well within the limit cannot have waited over it in herdd: the accept
     # queue's wait is known to a few ms, TCP_INFO's jiffies.)
     quick = len([d for d in took if d < 0.5])

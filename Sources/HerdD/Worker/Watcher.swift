@@ -52,6 +52,9 @@ final class Watcher: @unchecked Sendable {
     var cannedSecond = -1
     var cannedGET: [UInt8] = []
     var cannedHEAD: [UInt8] = []
+    /// Connections accepted while the limit was being hit whose request had not come yet, kept
+    /// in our epoll until it does (WatcherHeld.swift); empty whenever we are not active.
+    var held: [(fd: Int32, listener: Int)] = []
     /// Our worker's blocking handler time: when the current one started, and a moving average
     /// (1/8 per handler) for `admits`.
     var handlerStartedAt: UInt64 = 0
@@ -116,6 +119,7 @@ final class Watcher: @unchecked Sendable {
             out += handedOff
             handedOff.removeAll(keepingCapacity: true)
         }
+        if !held.isEmpty { releaseHeld() }
         if !report.isEmpty {
             // Their numbers may be reused by then: events still in the loop's batch are stale.
             out += report.shedOwn
@@ -166,6 +170,11 @@ final class Watcher: @unchecked Sendable {
 
     /// Under mutex, active: hand off `fd` if it is an idle connection with input waiting.
     private func consider(_ fd: Int32, now: UInt64) {
+        // One we accepted and hold until its request comes (not in the worker's table).
+        if let shedConfig, !held.isEmpty, let i = held.firstIndex(where: { $0.fd == fd }) {
+            takeHeld(i, now: now, shedConfig)
+            return
+        }
         // Not a number we closed (or hold, not yet in the table) during this handler.
         guard fd != busyFD, fd >= 0, !handedOff.contains(fd), !report.shedOwn.contains(fd),
               !report.kept.contains(where: { $0.fd == fd }), Int(fd) < worker.connections.count,

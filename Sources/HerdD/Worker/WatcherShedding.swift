@@ -83,8 +83,9 @@ struct WatcherShedReport {
     var isEmpty: Bool { shed.isEmpty && shedOwn.isEmpty && accepted.isEmpty && received.isEmpty && kept.isEmpty && gone == 0 }
 }
 
-/// The outcome of answering one connection.
-enum WatcherAnswer { case answered, keep, gone }
+/// The outcome of answering one connection: answered 503; not answered, a health check
+/// (`keep`) or no request bytes yet (`early`); closed by its client (`gone`).
+enum WatcherAnswer { case answered, keep, early, gone }
 
 extension Watcher {
     /// Whether the limit is being hit: a request was shed for its queue time, by any worker,
@@ -225,10 +226,12 @@ extension Watcher {
     }
 
     /// A connection the watcher holds (accepted, or taken from the queue): answer 503 and
-    /// close, or keep it. One it accepted whose request has not come yet (or is a health
-    /// check) joins the queue even past `admits`: whoever takes it reads its request (and sheds
-    /// it if late); kept for our event loop it would wait for our handler.
-    private func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64, accepted: Bool) {
+    /// close, or keep it. One it accepted whose request has not come yet is held until it comes
+    /// (WatcherHeld.swift: queued past `admits` it would likely be shed late, after the limit;
+    /// most clients write right after connecting). Failing that, and for a health check, it
+    /// joins the queue even past `admits`: whoever takes it reads its request (and sheds it if
+    /// late); kept for our event loop it would wait for our handler.
+    func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64, accepted: Bool) {
         guard let cfg = shedConfig else { return }
         // Over the limit already (from the queue's head, or the accept queue's wait), or
         // refused at arrival while the limit is being hit.
@@ -241,7 +244,9 @@ extension Watcher {
         case .gone:
             Sys.close(fd)
             report.gone += 1
-        case .keep:
+        case .early where accepted && hold(fd, listener: listener):
+            return
+        case .keep, .early:
             if accepted, dispatch.send(fd, listener: listener, readyAt: readyAt) == 0 {
                 Sys.close(fd)
                 report.queued.append(listener)
@@ -254,12 +259,12 @@ extension Watcher {
     /// Reads the request bytes that are there and writes the canned 503 (not closed here),
     /// counting it first (`reason`, `waitedMicros`; `closes`: its close counts as ours too),
     /// so that a client that has its 503 finds it in the metrics.
-    /// `.keep`: no request bytes yet (answering before the request would make its later
-    /// arrival reset the connection) or a health check; `.gone`: EOF or an error.
+    /// `.early`: no request bytes yet (answering before the request would make its later
+    /// arrival reset the connection); `.keep`: a health check; `.gone`: EOF or an error.
     private func answer(_ fd: Int32, listener: Int, _ cfg: WatcherShedConfig,
                         reason: ShedReason, waitedMicros: UInt64, closes: Bool) -> WatcherAnswer {
         let peeked = scratch.withUnsafeMutableBytes { Sys.peek(fd, $0.baseAddress, $0.count) }
-        guard case .done(let n) = peeked else { return peeked == .wouldBlock ? .keep : .gone }
+        guard case .done(let n) = peeked else { return peeked == .wouldBlock ? .early : .gone }
         if n == 0 { return .gone }
         let line = scratch[0..<n]
         if cfg.debugListener[listener], ShedDecision.isDebugHealthCheck(line) { return .keep }
