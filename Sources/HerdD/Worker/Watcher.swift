@@ -55,8 +55,8 @@ final class Watcher: @unchecked Sendable {
     /// Connections accepted while the limit was being hit whose request had not come yet, kept
     /// in our epoll until it does (WatcherHeld.swift); empty whenever we are not active.
     var held: [(fd: Int32, listener: Int)] = []
-    /// Our worker's blocking handler time: when the current one started, and a moving average
-    /// (1/8 per handler) for `admits`.
+    /// Our worker's time per blocking request, start to start: when the last one started, and
+    /// a moving average (1/8 per handler) for `admits`.
     var handlerStartedAt: UInt64 = 0
     var serviceNanos: UInt64 = 0
     /// The worker whose connection table the watcher reads while the event loop is inside a
@@ -94,9 +94,19 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = true
         busyFD = busy
-        if shedConfig != nil { handlerStartedAt = monotonicNanos() }
+        let now = monotonicNanos()
+        if let shedConfig {
+            // The time from one blocking handler's start to the next: the handler, and what
+            // the worker does between two (its reads and writes, and waiting for a CPU when
+            // the cores are short), which is how fast it takes the next request. Capped at
+            // the limit: an idle pause is not service time.
+            if handlerStartedAt != 0 {
+                let cycle = min(now &- handlerStartedAt, shedConfig.limitNanos)
+                serviceNanos = serviceNanos == 0 ? cycle : serviceNanos - serviceNanos / 8 + cycle / 8
+            }
+            handlerStartedAt = now
+        }
         if !pending.isEmpty {
-            let now = monotonicNanos()
             for fd in pending { consider(fd, now: now) }
             pending.removeAll(keepingCapacity: true)
         }
@@ -110,11 +120,6 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = false
         busyFD = -1
-        if shedConfig != nil, handlerStartedAt != 0 {
-            let took = monotonicNanos() &- handlerStartedAt
-            serviceNanos = serviceNanos == 0 ? took : serviceNanos - serviceNanos / 8 + took / 8
-            handlerStartedAt = 0
-        }
         if !handedOff.isEmpty {
             out += handedOff
             handedOff.removeAll(keepingCapacity: true)
