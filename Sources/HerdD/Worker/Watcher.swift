@@ -94,8 +94,8 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = true
         busyFD = busy
-        let now = monotonicNanos()
         if let shedConfig {
+            let now = monotonicNanos()
             // The time from one blocking handler's start to the next: the handler, and what
             // the worker does between two (its reads and writes, and waiting for a CPU when
             // the cores are short), which is how fast it takes the next request. Capped at
@@ -107,6 +107,7 @@ final class Watcher: @unchecked Sendable {
             handlerStartedAt = now
         }
         if !pending.isEmpty {
+            let now = monotonicNanos()
             for fd in pending { consider(fd, now: now) }
             pending.removeAll(keepingCapacity: true)
         }
