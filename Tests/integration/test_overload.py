@@ -159,13 +159,20 @@ def test_trusted_request_start_is_shed_untrusted_ignored_health_never(herd_facto
     status, headers, _ = get(port, "/ping", {"X-Request-Start": f"t={old_us}"})
     assert status == 503 and headers.get("retry-after") == "1"
     assert get(port, "/ping", {"X-Request-Start": old_nginx})[0] == 503
+    # Asked on a keep-alive connection, the 503 (the worker's, when it would start the request)
+    # closes it all the same: the client's retry goes through the accept queue again.
+    with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+        status, headers, _ = exchange(s, f"GET /ping HTTP/1.1\r\nHost: x\r\nX-Request-Start: t={old_us}\r\n\r\n".encode())
+        assert status == 503 and headers.get("connection", "").lower() == "close", headers
+        assert s.recv(1) == b"", "the connection stayed open after the 503"
     fresh = f"t={int(time.time() * 1e6)}"
     assert get(port, "/ping", {"X-Request-Start": fresh})[0] == 200
     # A health check is never shed, however old its request looks.
     assert get(port, "/health", {"X-Request-Start": f"t={old_us}"})[0] == 200
     text = http_get(mport, "/metrics").body.decode()
-    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 2
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 3
     assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == 0
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival") == 0
     assert metric_sample(text, "herdd_requests_total", code="2xx") == 2
 
     # Not trusted (the default): the header is ignored.
