@@ -19,8 +19,8 @@ and of the 503s (ms), 503s per second, connection errors (connect, reset, EOF be
 timeout), overflow; and herdd's shed counters per reason. The load generator is asyncio in this
 process. Where the time of a slow answer goes (docs/overload.md, "the sleep mix"), per run:
 the CPU share of the load generator (this process), of the server's processes and of the whole
-machine; and for the mix's 503s, p99 of the part before the request was written (the open
-loop's lag behind its schedule, plus a connect when the pool had no idle connection) and of the
+machine; and for the 503s, p99 of the part before the request was written (the open loop's
+lag behind its schedule in the mix, a connect when there was no idle connection) and of the
 part from the write to the answer (what the server took, plus this process's delay in reading).
 """
 
@@ -50,7 +50,7 @@ class Tally:
         self.lat = {}  # status -> [seconds]
         self.errors = 0
         self.overflow = 0
-        self.phases = []  # 503s of the mix: (before the write, write -> answer) in seconds
+        self.phases = []  # 503s: (before the write, write -> answer) in seconds
         self.cpu = {}
 
     def answer(self, status, due, done, written=None):
@@ -98,16 +98,17 @@ async def spike_client(port, tally, deadline):
     conn = None
     while time.monotonic() < deadline:
         due = time.monotonic()
+        written = []
         try:
             if conn is None:
                 conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), REQUEST_TIMEOUT)
-            status, closes = await asyncio.wait_for(exchange(*conn, SPIKE_PATH), REQUEST_TIMEOUT)
+            status, closes = await asyncio.wait_for(exchange(*conn, SPIKE_PATH, written), REQUEST_TIMEOUT)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
             tally.error(time.monotonic())
             conn = close(conn)
             await asyncio.sleep(0.05)  # pacing: a failed connection is not retried in a spin
             continue
-        tally.answer(status, due, time.monotonic())
+        tally.answer(status, due, time.monotonic(), written[0] if written else None)
         if closes:
             conn = close(conn)
         if status == 503:
@@ -295,7 +296,7 @@ def report(res, cfg):
     for name in ("herdd-shed", "herdd-shed-mix"):
         if o.get(f"{name}_metrics"):
             print(f"   {name} metrics: {o[f'{name}_metrics']}")
-    print("   CPU (cores) of the load generator / the server / the whole machine, and the mix's 503s split"
+    print("   CPU (cores) of the load generator / the server / the whole machine, and the 503s' time split"
           " (p99 before the write: the client's lag and connect; p99 write -> answer):")
     for key in ("spike", "mix"):
         for name, s in o[key].items():
