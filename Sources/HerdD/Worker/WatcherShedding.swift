@@ -26,8 +26,9 @@ import HerdSys
 /// (Scoreboard+WatcherCounts.swift: the worker's words have one writer, its event loop). The
 /// rest of what it did (accepts, hand-offs, the episode's log lines) goes into a
 /// `WatcherShedReport` that the event loop applies after the handler (`applyWatcherReport`).
-/// A connection it took but cannot answer (no request bytes yet, a health check) joins the
-/// dispatch queue, or failing that is kept for the event loop to register after the handler.
+/// A connection it accepted before its request came is held until it comes
+/// (WatcherHeld.swift); a health check joins the dispatch queue, or failing that is kept for
+/// the event loop to register after the handler.
 struct WatcherShedConfig {
     let limitNanos: UInt64
     /// (index, fd) of the listeners whose handler may block and is not a health check.
