@@ -42,13 +42,13 @@ import HerdSys
         t.async = [14, 15, 16, 17]
         let legacy = UInt64(Scoreboard.carriedListenerCounterCount)
         let c = (1...legacy).map(String.init).joined(separator: " ")
-        let shed = ((legacy + 1)...UInt64(Scoreboard.listenerCounterCount)).map(String.init).joined(separator: " ")
+        let shed = ((legacy + 1)...UInt64(Scoreboard.shedArrivalCounterIndex)).map(String.init).joined(separator: " ")
         t.listeners = ["web": (1...UInt64(Scoreboard.listenerCounterCount)).map { $0 }]
         t.backlogAlarmMillis = ["web": 13]
         t.connectionsClosed[CloseReason.clientClosed.rawValue] = 14
         t.connectionsClosed[CloseReason.workerExit.rawValue] = 15
         let text = "requests 1 2 3 4 5\nbytes 6\naccepted 7\nupgrades 8\ndispatch 11 12\nasync 14 15 16 17\n"
-            + "restart 9 crash\nrestart 10 reload\nlistener \(c) web\nlistener-shed \(shed) web\nbacklog-alarm-ms 13 web\n"
+            + "restart 9 crash\nrestart 10 reload\nlistener \(c) web\nlistener-shed \(shed) web\nlistener-shed-arrival \(Scoreboard.listenerCounterCount) web\nbacklog-alarm-ms 13 web\n"
             + "closed 14 client-closed\nclosed 15 worker-exit\n"
         #expect(t.encoded() == text)
         #expect(CarriedTotals.decode(text) == t)

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import HerdD
 
@@ -76,9 +77,10 @@ import Testing
         c[q + Scoreboard.QueueField.shedQueueTime.rawValue] = 7
         c[q + Scoreboard.QueueField.shedRequestStart.rawValue] = 2
         c[q + Scoreboard.QueueField.shedWaitMicros.rawValue] = 1_500_000
+        c[Scoreboard.shedArrivalCounterIndex] = 5
         var stats = MetricsSnapshot.ListenerStats(name: "web", address: "127.0.0.1:1", family: "ipv4")
         stats.add(c)
-        #expect(stats.shed == [7, 2] && stats.shedWaitMicros == 1_500_000)
+        #expect(stats.shed == [7, 2, 5] && stats.shedWaitMicros == 1_500_000)
         var t = CarriedTotals()
         t.listeners["web"] = stats.counters
         #expect(CarriedTotals.decode(t.encoded()).listeners["web"] == c)
@@ -88,6 +90,7 @@ import Testing
         let text = m.prometheusText()
         #expect(text.contains("herdd_requests_shed_total{listener=\"web\",reason=\"queue-time\"} 7\n"))
         #expect(text.contains("herdd_requests_shed_total{listener=\"web\",reason=\"request-start\"} 2\n"))
+        #expect(text.contains("herdd_requests_shed_total{listener=\"web\",reason=\"arrival\"} 5\n"))
         #expect(text.contains("herdd_requests_shed_queue_seconds_total{listener=\"web\"} 1.5\n"))
         #expect(text.contains("herdd_shedding 1\n"))
         #expect(m.statusLine.hasSuffix(", shedding"))
@@ -99,6 +102,41 @@ import Testing
         let t = CarriedTotals.decode("listener \(legacy) web\n")
         #expect(t.listeners["web"]?.count == Scoreboard.listenerCounterCount)
         #expect(t.listeners["web"]?.suffix(3) == [0, 0, 0])
+    }
+
+    /// The previous version's `listener-shed` line (three words, no arrivals) still reads.
+    @Test func olderMastersShedLineStillReads() {
+        let legacy = (1...UInt64(Scoreboard.carriedListenerCounterCount)).map(String.init).joined(separator: " ")
+        let t = CarriedTotals.decode("listener \(legacy) web\nlistener-shed 7 2 900 web\n")
+        #expect(t.listeners["web"]?.count == Scoreboard.listenerCounterCount)
+        #expect(t.listeners["web"]?.suffix(4) == [7, 2, 900, 0])
+    }
+
+    /// The watcher's 503s are in its own words (one writer each), and the master's reads of the
+    /// slot add them to the worker's: shed per reason, wait, requests, 5xx, closes.
+    @Test func watcherCountsAreAddedToTheWorkers() throws {
+        #expect(Scoreboard.watcherBase >= Scoreboard.queueBase + Scoreboard.maxListeners * Scoreboard.queueWords)
+        #expect(Scoreboard.usedSlotWords <= Scoreboard.slotWords)
+        let sb = try Scoreboard(creatingSlots: 2, masterPID: 1)
+        defer { close(sb.fd) }
+        sb.reset(1, generation: 1)
+        // The worker's own: one shed at handler start, one request served.
+        sb.observeShed(1, listener: 3, reason: .queueTime, micros: 300)
+        sb.bump(1, .requests)
+        sb.countWatcherShed(1, listener: 3, reason: .queueTime, micros: 1000, closed: true)
+        sb.countWatcherShed(1, listener: 3, reason: .arrival, micros: 0, closed: true)
+        sb.countWatcherShed(1, listener: 3, reason: .arrival, micros: 5, closed: false)
+        var stats = MetricsSnapshot.ListenerStats(name: "web", address: "127.0.0.1:1", family: "ipv4")
+        stats.add(sb.listenerCounters(1, listener: 3))
+        #expect(stats.shed == [2, 0, 2] && stats.shedWaitMicros == 1305)
+        let snap = sb.snapshot(1)
+        #expect(snap.requests == 4 && snap.statusClasses[4] == 3)
+        #expect(snap.closes[CloseReason.responseDone.rawValue] == 2)
+        // Other listeners and slots untouched; a reset clears them.
+        #expect(sb.listenerCounters(1, listener: 2) == [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount))
+        #expect(sb.snapshot(0).requests == 0)
+        sb.reset(1, generation: 2)
+        #expect(sb.snapshot(1).requests == 0 && sb.listenerCounters(1, listener: 3).allSatisfy { $0 == 0 })
     }
 
     @Test func config() throws {

@@ -123,8 +123,11 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
     assert any(v == 1 for _, v in scrapes), f"herdd_shedding never 1 during the overload: {scrapes}"
 
     text = http_get(mport, "/metrics").body.decode()
-    # Exactly the 503s the clients saw, all for their own queue time.
-    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == len(shed)
+    # Exactly the 503s the clients saw: for their own queue time, or at arrival while the limit
+    # was being hit (a busy worker's watcher).
+    queue_time = metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time")
+    arrival = metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival")
+    assert queue_time >= 1 and queue_time + arrival == len(shed), (queue_time, arrival, len(shed))
     assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 0
     assert metric_sample(text, "herdd_requests_total", code="5xx") == len(shed)
     # The first one shed waited over 100 ms; later ones may be shed at arrival (the watcher,
@@ -135,7 +138,7 @@ def test_overload_sheds_late_requests_only_and_counts_them(herd_factory):
     assert metric_sample(text, "herdd_requests_total", code="2xx") == ok
     assert "shedding" in http_get(mport, "/status").body.decode().splitlines()[1]
     js = json.loads(http_get(mport, "/status.json").body)
-    assert js["shedding"] is True and js["listeners"][0]["shed"] == {"queue-time": len(shed), "request-start": 0}
+    assert js["shedding"] is True and js["listeners"][0]["shed"] == {"queue-time": queue_time, "request-start": 0, "arrival": arrival}
 
     # The load is over: the next request is served, and the episodes end in the log.
     assert get(port, "/sleep/1")[0] == 200
@@ -156,13 +159,20 @@ def test_trusted_request_start_is_shed_untrusted_ignored_health_never(herd_facto
     status, headers, _ = get(port, "/ping", {"X-Request-Start": f"t={old_us}"})
     assert status == 503 and headers.get("retry-after") == "1"
     assert get(port, "/ping", {"X-Request-Start": old_nginx})[0] == 503
+    # Asked on a keep-alive connection, the 503 (the worker's, when it would start the request)
+    # closes it all the same: the client's retry goes through the accept queue again.
+    with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+        status, headers, _ = exchange(s, f"GET /ping HTTP/1.1\r\nHost: x\r\nX-Request-Start: t={old_us}\r\n\r\n".encode())
+        assert status == 503 and headers.get("connection", "").lower() == "close", headers
+        assert s.recv(1) == b"", "the connection stayed open after the 503"
     fresh = f"t={int(time.time() * 1e6)}"
     assert get(port, "/ping", {"X-Request-Start": fresh})[0] == 200
     # A health check is never shed, however old its request looks.
     assert get(port, "/health", {"X-Request-Start": f"t={old_us}"})[0] == 200
     text = http_get(mport, "/metrics").body.decode()
-    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 2
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="request-start") == 3
     assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == 0
+    assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival") == 0
     assert metric_sample(text, "herdd_requests_total", code="2xx") == 2
 
     # Not trusted (the default): the header is ignored.
@@ -243,18 +253,24 @@ def test_watcher_answers_while_every_worker_is_blocked(herd_factory):
     # loaded CI machine.
     assert all(t.is_alive() for t in blockers), "the blockers ended before the 503s came"
     assert max(r[4] for r in out) < 3.0, sorted(r[4] for r in out)
+
+    def counted():
+        text = http_get(mport, "/metrics").body.decode()
+        return (metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time")
+                + metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival"),
+                metric_sample(text, "herdd_requests_total", code="5xx"),
+                metric_sample(text, "herdd_request_queue_seconds_count", listener="http"))
+    # Counted as they were sent, while both workers are still inside their handler: the metrics
+    # show exactly the 503s the clients got (no wait: each was counted before it was sent).
+    during = counted()
+    assert all(t.is_alive() for t in blockers), "the blockers ended before the metrics were read"
+    assert during[:2] == (16, 16), during
     for t in blockers:
         t.join(timeout=15)
     health_client.join(timeout=15)
     assert len(health) == 1 and not isinstance(health[0], BaseException) and health[0][0] == 200, health
-    # Counted once the handlers ended (the event loop counts what its watcher did); the
-    # handler ran for the two blockers and the health check only.
-    def counted():
-        text = http_get(mport, "/metrics").body.decode()
-        return (metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time"),
-                metric_sample(text, "herdd_requests_total", code="5xx"),
-                metric_sample(text, "herdd_request_queue_seconds_count", listener="http"))
-    wait_until(lambda: counted()[0] == 16, 10, what="16 shed requests counted")
+    # The handler ran for the two blockers and the health check only; nothing counted twice.
+    wait_until(lambda: counted()[2] == 3, 10, what="three handler starts counted")
     assert counted() == (16, 16, 3)
     assert h.events("shedding-start"), "no shedding-start logged"
     # The load is over: requests are served again.
@@ -279,13 +295,27 @@ def test_watcher_sheds_at_arrival_while_the_limit_is_hit(herd_factory):
     # A request every 100 ms for 2 s: the first ones queue (the queue is empty, then young),
     # the later ones find its head older than 500 ms and are answered at once.
     stream = []
-    for _ in range(20):
-        t = threading.Thread(target=timed_get, args=(port, "/sleep/1", out, lock, t_start))
+    late: list = []
+
+    def late_writer():
+        """Connects, and writes its request only 300 ms later: a watcher accepting meanwhile
+        (the limit is being hit) holds the connection until the request comes, then answers
+        it like any arrival; a 503 written before the request would have reset it."""
+        try:
+            with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+                time.sleep(0.3)  # the late request is what the test is about
+                late.append(exchange(s, b"GET /sleep/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        except BaseException as e:  # reported by the test
+            late.append(e)
+    for i in range(20):
+        t = threading.Thread(target=late_writer if i == 10 else timed_get, args=() if i == 10 else (port, "/sleep/1", out, lock, t_start))
         t.start()
         stream.append(t)
         time.sleep(0.1)  # pacing: the arrival rate is what the test is about
     for t in stream:
         t.join(timeout=15)
+    assert len(late) == 1 and not isinstance(late[0], BaseException), late
+    assert late[0][0] == 503 and late[0][1].get("retry-after") == "1", late
     assert all(t.is_alive() for t in blockers), "the blockers ended before the 503s came"
     rest = out[1:]
     errors = [r for r in rest if isinstance(r, BaseException)]
@@ -296,7 +326,16 @@ def test_watcher_sheds_at_arrival_while_the_limit_is_hit(herd_factory):
     took = sorted(r[4] for r in rest)
     assert len([d for d in took if d < 0.4]) >= 5, took
     assert len([d for d in took if d > 0.9]) >= 1, took
+    # Counted as sent (the blockers still run), each under its reason: the first one and any
+    # shed late for their queue time, the ones answered at once at arrival.
+    text = http_get(mport, "/metrics").body.decode()
+    assert all(t.is_alive() for t in blockers), "the blockers ended before the metrics were read"
+    queue_time = metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time")
+    arrival = metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival")
+    assert queue_time + arrival == len(out) + len(late), (queue_time, arrival, len(out))
+    # (One answered well within the limit cannot have waited over it in herdd: the accept
+    # queue's wait is known to a few ms, TCP_INFO's jiffies.)
+    quick = len([d for d in took if d < 0.5])
+    assert queue_time >= 1 and arrival >= quick >= 5, f"{queue_time} {arrival} {[round(d, 3) for d in took]}"
     for t in blockers:
         t.join(timeout=15)
-    wait_until(lambda: metric_sample(http_get(mport, "/metrics").body.decode(), "herdd_requests_shed_total",
-                                     listener="http", reason="queue-time") == len(out), 10, what="every 503 counted")

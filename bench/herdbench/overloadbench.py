@@ -16,17 +16,22 @@ same run.
 
 Reported per server: goodput (200s per second) and its fraction of capacity, p99 of the 200s
 and of the 503s (ms), 503s per second, connection errors (connect, reset, EOF before an answer,
-timeout), overflow; and herdd's shed counters. The load generator is asyncio in this process
-(the clients wait in sleep most of the time; a few % of a core).
+timeout), overflow; and herdd's shed counters per reason. The load generator is asyncio in this
+process. Where the time of a slow answer goes (docs/overload.md, "the sleep mix"), per run:
+the CPU share of the load generator (this process), of the server's processes and of the whole
+machine; and for the 503s, p99 of the part before the request was written (the open loop's
+lag behind its schedule in the mix, a connect when there was no idle connection) and of the
+part from the write to the answer (what the server took, plus this process's delay in reading).
 """
 
 import asyncio
+import os
 import random
 import resource
 import time
 
-from .blocking import APP, BLOCK, MIXES
-from .common import f, log, msum
+from .blocking import APP, BLOCK, MIXES, tree_cpu_s
+from .common import f, log, mby, msum
 
 WORKERS = 4
 SPIKE_CLIENTS = 256
@@ -45,10 +50,14 @@ class Tally:
         self.lat = {}  # status -> [seconds]
         self.errors = 0
         self.overflow = 0
+        self.phases = []  # 503s: (before the write, write -> answer) in seconds
+        self.cpu = {}
 
-    def answer(self, status, due, done):
+    def answer(self, status, due, done, written=None):
         if self.t0 <= done < self.t1:
             self.lat.setdefault(status, []).append(done - due)
+            if status == 503 and written is not None:
+                self.phases.append((written - due, done - written))
 
     def error(self, when):
         if self.t0 <= when < self.t1:
@@ -62,16 +71,21 @@ class Tally:
                 "p50_200_ms": pct(ok, 0.50), "p99_200_ms": pct(ok, 0.99),
                 "p50_503_ms": pct(shed, 0.50), "p99_503_ms": pct(shed, 0.99), "max_503_ms": shed[-1] * 1e3 if shed else None,
                 "rate_503": len(shed) / secs, "n_200": len(ok), "n_503": len(shed), "other_status": other,
-                "errors": self.errors, "overflow": self.overflow}
+                "errors": self.errors, "overflow": self.overflow, "cpu": self.cpu,
+                "p99_503_before_write_ms": pct(sorted(p[0] for p in self.phases), 0.99),
+                "p99_503_write_to_answer_ms": pct(sorted(p[1] for p in self.phases), 0.99)}
 
 
 def pct(sorted_s, q):
     return sorted_s[min(len(sorted_s) - 1, int(q * len(sorted_s)))] * 1e3 if sorted_s else None
 
 
-async def exchange(reader, writer, path):
-    """One GET on an open connection: (status, the server closes it)."""
+async def exchange(reader, writer, path, written=None):
+    """One GET on an open connection: (status, the server closes it). `written`: a list that
+    gets the time of the write."""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    if written is not None:
+        written.append(time.monotonic())
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
@@ -84,16 +98,17 @@ async def spike_client(port, tally, deadline):
     conn = None
     while time.monotonic() < deadline:
         due = time.monotonic()
+        written = []
         try:
             if conn is None:
                 conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), REQUEST_TIMEOUT)
-            status, closes = await asyncio.wait_for(exchange(*conn, SPIKE_PATH), REQUEST_TIMEOUT)
+            status, closes = await asyncio.wait_for(exchange(*conn, SPIKE_PATH, written), REQUEST_TIMEOUT)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
             tally.error(time.monotonic())
             conn = close(conn)
             await asyncio.sleep(0.05)  # pacing: a failed connection is not retried in a spin
             continue
-        tally.answer(status, due, time.monotonic())
+        tally.answer(status, due, time.monotonic(), written[0] if written else None)
         if closes:
             conn = close(conn)
         if status == 503:
@@ -118,17 +133,18 @@ async def mix_load(port, tally, rate, deadline, paths):
 
     async def one(due, path):
         conn = idle.pop() if idle else None
+        written = []
         try:
             if conn is None:
                 open_count[0] += 1
                 conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), REQUEST_TIMEOUT)
-            status, closes = await asyncio.wait_for(exchange(*conn, path), REQUEST_TIMEOUT)
+            status, closes = await asyncio.wait_for(exchange(*conn, path, written), REQUEST_TIMEOUT)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
             tally.error(time.monotonic())
             close(conn)
             open_count[0] -= 1
             return
-        tally.answer(status, due, time.monotonic())
+        tally.answer(status, due, time.monotonic(), written[0] if written else None)
         if closes:
             close(conn)
             open_count[0] -= 1
@@ -161,21 +177,56 @@ async def mix_load(port, tally, rate, deadline, paths):
         close(c)
 
 
-def run_spike(port, secs, warm):
+def machine_ticks():
+    """(busy, all) jiffies of the whole machine so far (/proc/stat's first line)."""
+    with open("/proc/stat") as fp:
+        v = [int(x) for x in fp.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    return sum(v) - idle, sum(v)
+
+
+class CPUWindow:
+    """CPU shares over a run (fractions of one core): this process (the load generator), the
+    server's master and workers, and the whole machine (of all its cores, in cores)."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.t = time.monotonic()
+        self.me = resource.getrusage(resource.RUSAGE_SELF)
+        self.server = tree_cpu_s(srv)
+        self.machine = machine_ticks()
+
+    def shares(self):
+        dt = time.monotonic() - self.t
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        busy, total = machine_ticks()
+        ncpu = os.cpu_count() or 1
+        return {"loadgen": round((me.ru_utime - self.me.ru_utime + me.ru_stime - self.me.ru_stime) / dt, 3),
+                "server": round((tree_cpu_s(self.srv) - self.server) / dt, 3),
+                "machine": round((busy - self.machine[0]) / max(1, total - self.machine[1]) * ncpu, 3),
+                "cores": ncpu}
+
+
+def run_spike(srv, secs, warm):
+    port = srv.ports[0]
     start = time.monotonic()
     tally = Tally(start + warm, start + warm + secs)
 
     async def main():
         deadline = start + warm + secs
         await asyncio.gather(*(spike_client(port, tally, deadline) for _ in range(SPIKE_CLIENTS)))
+    window = CPUWindow(srv)
     asyncio.run(main())
+    tally.cpu = window.shares()
     return tally
 
 
-def run_mix(port, rate, secs, warm):
+def run_mix(srv, rate, secs, warm):
     start = time.monotonic()
     tally = Tally(start + warm, start + warm + secs)
-    asyncio.run(mix_load(port, tally, rate, start + warm + secs, MIXES["sleep"][0]))
+    window = CPUWindow(srv)
+    asyncio.run(mix_load(srv.ports[0], tally, rate, start + warm + secs, MIXES["sleep"][0]))
+    tally.cpu = window.shares()
     return tally
 
 
@@ -201,18 +252,19 @@ def section(peers, cfg):
         srvs["gunicorn-sync"] = gunicorn_server(peers, WORKERS).wait_ready()
         for name in ("herdd-shed", "herdd-off", "gunicorn-sync"):
             log(f"  [overload] spike: {SPIKE_CLIENTS} keep-alive clients on {SPIKE_PATH}, {name}")
-            out["spike"][name] = run_spike(srvs[name].ports[0], secs, warm).summary(spike_capacity)
+            out["spike"][name] = run_spike(srvs[name], secs, warm).summary(spike_capacity)
             log(f"    {out['spike'][name]}")
             time.sleep(2)  # let the previous run's connections close before the next server's
         for name in ("herdd-shed-mix", "herdd-off", "gunicorn-sync"):
             log(f"  [overload] mix at {2 * mix_capacity:.0f} req/s open loop, {name}")
-            out["mix"][name] = run_mix(srvs[name].ports[0], 2 * mix_capacity, secs, warm).summary(mix_capacity)
+            out["mix"][name] = run_mix(srvs[name], 2 * mix_capacity, secs, warm).summary(mix_capacity)
             log(f"    {out['mix'][name]}")
             time.sleep(2)
         for name in ("herdd-shed", "herdd-shed-mix"):
             m = srvs[name].metrics()
             if m:
                 out[f"{name}_metrics"] = {"shed": msum(m, "herdd_requests_shed_total"),
+                                          "shed_by_reason": mby(m, "herdd_requests_shed_total", "reason"),
                                           "shed_queue_s": msum(m, "herdd_requests_shed_queue_seconds_total")}
     finally:
         for s in srvs.values():
@@ -243,4 +295,12 @@ def report(res, cfg):
                   f"p99 of 200s {f(h['p99_200_ms'] / g['p99_200_ms'] if h['p99_200_ms'] and g['p99_200_ms'] else None, '.3f')}")
     for name in ("herdd-shed", "herdd-shed-mix"):
         if o.get(f"{name}_metrics"):
-            print(f"   {name} metrics over both scenarios: {o[f'{name}_metrics']}")
+            print(f"   {name} metrics: {o[f'{name}_metrics']}")
+    print("   CPU (cores) of the load generator / the server / the whole machine, and the 503s' time split"
+          " (p99 before the write: the client's lag and connect; p99 write -> answer):")
+    for key in ("spike", "mix"):
+        for name, s in o[key].items():
+            c = s.get("cpu") or {}
+            split = (f", 503 p99 before write {f(s.get('p99_503_before_write_ms'), '.1f')} ms, write->answer "
+                     f"{f(s.get('p99_503_write_to_answer_ms'), '.1f')} ms") if s.get("p99_503_before_write_ms") is not None else ""
+            print(f"     {key:5} {name:15} {c.get('loadgen')} / {c.get('server')} / {c.get('machine')} of {c.get('cores')}{split}")

@@ -22,6 +22,7 @@
 ///     closed <n> <reason>                 (CloseReason.label; unknown reasons are dropped)
 ///     listener-shed <queue-time> <request-start> <wait µs> <name>   (the shed words, after
 ///                                         the `listener` line's; older masters send none)
+///     listener-shed-arrival <n> <name>    (requests shed at arrival; older masters send none)
 ///
 /// The old master runs the old binary and the new master the new one, so this text is the
 /// interface between two versions: keep every line as it is (old masters send it, new ones
@@ -60,8 +61,12 @@ struct CarriedTotals: Equatable, Sendable {
         for (name, c) in listeners.sorted(by: { $0.key < $1.key }) {
             out += "listener " + c.prefix(legacy).map(String.init).joined(separator: " ") + " \(name)\n"
         }
-        for (name, c) in listeners.sorted(by: { $0.key < $1.key }) where c.count > legacy && c[legacy...].contains(where: { $0 != 0 }) {
-            out += "listener-shed " + c[legacy...].map(String.init).joined(separator: " ") + " \(name)\n"
+        let shed = legacy..<Scoreboard.shedArrivalCounterIndex
+        for (name, c) in listeners.sorted(by: { $0.key < $1.key }) where c.count > shed.upperBound && c[shed].contains(where: { $0 != 0 }) {
+            out += "listener-shed " + c[shed].map(String.init).joined(separator: " ") + " \(name)\n"
+        }
+        for (name, c) in listeners.sorted(by: { $0.key < $1.key }) where c.count > shed.upperBound && c[shed.upperBound] != 0 {
+            out += "listener-shed-arrival \(c[shed.upperBound]) \(name)\n"
         }
         for (name, ms) in backlogAlarmMillis.sorted(by: { $0.key < $1.key }) { out += "backlog-alarm-ms \(ms) \(name)\n" }
         for r in CloseReason.allCases where s.connectionsClosed[r.rawValue] > 0 { out += "closed \(s.connectionsClosed[r.rawValue]) \(r.label)\n" }
@@ -100,14 +105,18 @@ struct CarriedTotals: Equatable, Sendable {
                 let tail = t.listeners[name].map { Array($0.dropFirst(n)) }
                     ?? [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount - n)
                 if v.count == n { t.listeners[name] = v + tail }
-            case "listener-shed":
-                let n = Scoreboard.listenerCounterCount - Scoreboard.carriedListenerCounterCount
+            case "listener-shed", "listener-shed-arrival":
+                // Where this line's words go in `listenerCounters` order.
+                let at = key == "listener-shed"
+                    ? Scoreboard.carriedListenerCounterCount..<Scoreboard.shedArrivalCounterIndex
+                    : Scoreboard.shedArrivalCounterIndex..<(Scoreboard.shedArrivalCounterIndex + 1)
+                let n = at.count
                 guard words.count >= n + 2 else { continue }
                 let v = words[1...n].compactMap { UInt64($0) }
                 let name = words[(n + 1)...].joined(separator: " ")
                 guard v.count == n else { continue }
                 var c = t.listeners[name] ?? [UInt64](repeating: 0, count: Scoreboard.listenerCounterCount)
-                c.replaceSubrange(Scoreboard.carriedListenerCounterCount..., with: v)
+                c.replaceSubrange(at, with: v)
                 t.listeners[name] = c
             case "closed":
                 if words.count == 3, let v = UInt64(words[1]), let r = CloseReason(label: String(words[2])) {

@@ -83,6 +83,7 @@ struct MetricsSnapshot: Sendable {
             shed[ShedReason.queueTime.rawValue] &+= c[q + Scoreboard.QueueField.shedQueueTime.rawValue]
             shed[ShedReason.requestStart.rawValue] &+= c[q + Scoreboard.QueueField.shedRequestStart.rawValue]
             shedWaitMicros &+= c[q + Scoreboard.QueueField.shedWaitMicros.rawValue]
+            shed[ShedReason.arrival.rawValue] &+= c[Scoreboard.shedArrivalCounterIndex]
         }
 
         /// The counters in Scoreboard.listenerCounters order (the inverse of `add`), e.g. for
@@ -99,6 +100,7 @@ struct MetricsSnapshot: Sendable {
             queue[Scoreboard.QueueField.shedRequestStart.rawValue] = shed[ShedReason.requestStart.rawValue]
             queue[Scoreboard.QueueField.shedWaitMicros.rawValue] = shedWaitMicros
             c += queue
+            c.append(shed[ShedReason.arrival.rawValue])
             return c
         }
 

@@ -29,9 +29,11 @@ extension Scoreboard {
         sharedStore(p, sharedLoad(p) &+ 1)
     }
 
-    /// Records one shed request (single writer): its reason and its queue time.
+    /// Records one request the worker shed when it could start it (single writer): its reason
+    /// and its queue time. (Only the watcher sheds at arrival, in its own words:
+    /// Scoreboard+WatcherCounts.swift.)
     @inline(__always) func observeShed(_ slot: Int, listener: Int, reason: ShedReason, micros: UInt64) {
-        bump(slot, listener: listener, reason == .queueTime ? .shedQueueTime : .shedRequestStart)
+        bump(slot, listener: listener, reason == .requestStart ? .shedRequestStart : .shedQueueTime)
         let p = word(slot, listener: listener, QueueField.shedWaitMicros)
         sharedStore(p, sharedLoad(p) &+ micros)
     }
@@ -42,8 +44,10 @@ extension Scoreboard {
     }
 
     /// Number of counter words per listener that `listenerCounters` returns: the
-    /// ListenerField words, then `queueCounterCount` QueueField words.
-    static let listenerCounterCount = 6 + latencyBoundsMicros.count + queueCounterCount
+    /// ListenerField words, `queueCounterCount` QueueField words, then the requests shed at
+    /// arrival (the watcher's word: `shedArrivalCounterIndex`).
+    static let listenerCounterCount = 6 + latencyBoundsMicros.count + queueCounterCount + 1
+    static let shedArrivalCounterIndex = queueCounterOffset + queueCounterCount
     static let queueCounterCount = QueueField.shedWaitMicros.rawValue + 1
     /// The counters of the `listener` line an upgrade carries (CarriedTotals), as older
     /// versions wrote it: everything before the shed words, which travel on their own line.
@@ -53,11 +57,14 @@ extension Scoreboard {
 
     /// All counters of a listener in a slot: ListenerField order (wakeups, accepted, empty
     /// wakeups, drain EAGAINs, latency sum, latency count, buckets...), then QueueField order
-    /// (queue sum, count, buckets, handed off, received).
+    /// (queue sum, count, buckets, handed off, received, shed...), then shed at arrival; the
+    /// watcher's words added in.
     func listenerCounters(_ slot: Int, listener: Int) -> [UInt64] {
         let base = word(slot, listener: listener, .wakeups)
         let queue = word(slot, listener: listener, QueueField.sumMicros)
-        return (0..<Scoreboard.queueCounterOffset).map { sharedLoad(base + $0) }
-            + (0..<Scoreboard.queueCounterCount).map { sharedLoad(queue + $0) }
+        var c = (0..<Scoreboard.queueCounterOffset).map { sharedLoad(base + $0) }
+            + (0..<Scoreboard.queueCounterCount).map { sharedLoad(queue + $0) } + [0]
+        addWatcherCounters(slot, listener: listener, into: &c)
+        return c
     }
 }

@@ -25,10 +25,12 @@ import HerdSys
 /// accepted -> handler start) sum (µs) and count, 13 histogram buckets (`queueBoundsMicros`),
 /// connections handed to the dispatch socket and taken from it (work-conserving dispatch), then
 /// requests shed by --max-queue-time per `ShedReason` and the queue time of the shed (µs sum).
+/// From word 832 the words of the worker's watcher thread (Scoreboard+WatcherCounts.swift).
 /// The header layout is unchanged from version 2 (slots grew), so `herdd reload/upgrade` of
 /// either version read each other's header; workers always run their master's binary.
 ///
-/// A worker writes only its own slot; the master reads all slots and (re)initialises a slot only
+/// A worker writes only its own slot (each word has one writer: its event loop, or its watcher
+/// thread under the watcher's mutex); the master reads all slots and (re)initialises a slot only
 /// while no worker process owns it. No locks, no messages, readable when every worker is busy.
 final class Scoreboard: @unchecked Sendable {
     static let magic: UInt64 = 0x3142_4353_4452_4548 // "HERDSCB1" little-endian
@@ -260,6 +262,6 @@ final class Scoreboard: @unchecked Sendable {
             dispatchWakeups: load(slot, .dispatchWakeups), dispatchEmptyWakeups: load(slot, .dispatchEmptyWakeups),
             asyncInFlight: load(slot, .asyncInFlight),
             async: [.asyncStarted, .asyncTimedOut, .asyncClientGone, .asyncDrainCancelled].map { load(slot, $0) },
-            closes: closes(slot))
+            closes: closes(slot)).addingWatcher(watcherCounts(slot))
     }
 }

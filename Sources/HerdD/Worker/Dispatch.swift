@@ -252,7 +252,8 @@ extension Worker {
         if watcher.shedConfig != nil, watcher.shedAtArrival(fd, listener: conn.listener, now: turnClock) {
             staleFDs.append(fd)
             conn.forget(because: .responseDone)
-            countShedAtArrival(listener: conn.listener, waitedMicros: 0)
+            // Counted by the watcher as it answered; the shedding episode is ours.
+            noteShed(ShedDecision(reason: .arrival, waitedMicros: 0), listener: conn.listener)
             return true
         }
         guard handOff(fd, listener: conn.listener, readyAt: turnClock, via: dispatch, watcher: watcher) else { return false }

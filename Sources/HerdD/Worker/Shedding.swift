@@ -9,11 +9,15 @@ enum ShedReason: Int, CaseIterable, Sendable {
     case queueTime = 0
     /// A trusted front proxy's `X-Request-Start` says it is older than --max-queue-time.
     case requestStart
+    /// Refused at arrival by a busy worker's watcher while the limit was being hit: it had not
+    /// waited over the limit yet, but would likely have (`Watcher.admits`, docs/overload.md).
+    case arrival
 
     var label: String {
         switch self {
         case .queueTime: "queue-time"
         case .requestStart: "request-start"
+        case .arrival: "arrival"
         }
     }
 }

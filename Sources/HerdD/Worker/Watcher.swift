@@ -52,8 +52,11 @@ final class Watcher: @unchecked Sendable {
     var cannedSecond = -1
     var cannedGET: [UInt8] = []
     var cannedHEAD: [UInt8] = []
-    /// Our worker's blocking handler time: when the current one started, and a moving average
-    /// (1/8 per handler) for `admits`.
+    /// Connections accepted while the limit was being hit whose request had not come yet, kept
+    /// in our epoll until it does (WatcherHeld.swift); empty whenever we are not active.
+    var held: [(fd: Int32, listener: Int)] = []
+    /// Our worker's time per blocking request, start to start: when the last one started, and
+    /// a moving average (1/8 per handler) for `admits`.
     var handlerStartedAt: UInt64 = 0
     var serviceNanos: UInt64 = 0
     /// The worker whose connection table the watcher reads while the event loop is inside a
@@ -91,7 +94,18 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = true
         busyFD = busy
-        if shedConfig != nil { handlerStartedAt = monotonicNanos() }
+        if let shedConfig {
+            let now = monotonicNanos()
+            // The time from one blocking handler's start to the next: the handler, and what
+            // the worker does between two (its reads and writes, and waiting for a CPU when
+            // the cores are short), which is how fast it takes the next request. Capped at
+            // the limit: an idle pause is not service time.
+            if handlerStartedAt != 0 {
+                let cycle = min(now &- handlerStartedAt, shedConfig.limitNanos)
+                serviceNanos = serviceNanos == 0 ? cycle : serviceNanos - serviceNanos / 8 + cycle / 8
+            }
+            handlerStartedAt = now
+        }
         if !pending.isEmpty {
             let now = monotonicNanos()
             for fd in pending { consider(fd, now: now) }
@@ -107,15 +121,11 @@ final class Watcher: @unchecked Sendable {
         mutex.lock()
         active = false
         busyFD = -1
-        if shedConfig != nil, handlerStartedAt != 0 {
-            let took = monotonicNanos() &- handlerStartedAt
-            serviceNanos = serviceNanos == 0 ? took : serviceNanos - serviceNanos / 8 + took / 8
-            handlerStartedAt = 0
-        }
         if !handedOff.isEmpty {
             out += handedOff
             handedOff.removeAll(keepingCapacity: true)
         }
+        if !held.isEmpty { releaseHeld() }
         if !report.isEmpty {
             // Their numbers may be reused by then: events still in the loop's batch are stale.
             out += report.shedOwn
@@ -166,6 +176,11 @@ final class Watcher: @unchecked Sendable {
 
     /// Under mutex, active: hand off `fd` if it is an idle connection with input waiting.
     private func consider(_ fd: Int32, now: UInt64) {
+        // One we accepted and hold until its request comes (not in the worker's table).
+        if let shedConfig, !held.isEmpty, let i = held.firstIndex(where: { $0.fd == fd }) {
+            takeHeld(i, now: now, shedConfig)
+            return
+        }
         // Not a number we closed (or hold, not yet in the table) during this handler.
         guard fd != busyFD, fd >= 0, !handedOff.contains(fd), !report.shedOwn.contains(fd),
               !report.kept.contains(where: { $0.fd == fd }), Int(fd) < worker.connections.count,

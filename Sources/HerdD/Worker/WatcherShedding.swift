@@ -22,11 +22,13 @@ import HerdSys
 /// The watcher writes a canned 503 after reading the request bytes that are there (so close()
 /// sends FIN, not RST, and the client reads its answer), parses nothing but the request line's
 /// method and target (HEAD, and the debug handler's `/health`, which is never shed), and
-/// closes. It never writes the worker's scoreboard counters or episode state (one writer: the
-/// event loop), only the shared header word: what it did goes into a `WatcherShedReport` that
-/// the event loop applies after the handler (`applyWatcherReport`), so the shed counts appear
-/// then. A connection it took but cannot answer (no request bytes yet, a health check) joins
-/// the dispatch queue, or failing that is kept for the event loop to register after the handler.
+/// closes. Each 503 is counted as it is sent, in scoreboard words of the watcher's own
+/// (Scoreboard+WatcherCounts.swift: the worker's words have one writer, its event loop). The
+/// rest of what it did (accepts, hand-offs, the episode's log lines) goes into a
+/// `WatcherShedReport` that the event loop applies after the handler (`applyWatcherReport`).
+/// A connection it accepted before its request came is held until it comes
+/// (WatcherHeld.swift); a health check joins the dispatch queue, or failing that is kept for
+/// the event loop to register after the handler.
 struct WatcherShedConfig {
     let limitNanos: UInt64
     /// (index, fd) of the listeners whose handler may block and is not a health check.
@@ -63,8 +65,9 @@ struct WatcherShedConfig {
 
 /// What the watcher did during one handler, for the event loop (counted after the handler).
 struct WatcherShedReport {
-    /// Requests answered 503: listener and queue time (µs).
-    var shed: [(listener: Int, waitedMicros: UInt64)] = []
+    /// Requests answered 503 (already counted): listener, reason and queue time (µs), for the
+    /// shedding episode's log lines.
+    var shed: [(listener: Int, reason: ShedReason, waitedMicros: UInt64)] = []
     /// Our own connections answered 503 and closed (the event loop forgets them).
     var shedOwn: [Int32] = []
     /// Listener of each connection accepted by the watcher, and of those it put on the queue.
@@ -81,8 +84,9 @@ struct WatcherShedReport {
     var isEmpty: Bool { shed.isEmpty && shedOwn.isEmpty && accepted.isEmpty && received.isEmpty && kept.isEmpty && gone == 0 }
 }
 
-/// The outcome of answering one connection.
-enum WatcherAnswer { case answered, keep, gone }
+/// The outcome of answering one connection: answered 503; not answered, a health check
+/// (`keep`) or no request bytes yet (`early`); closed by its client (`gone`).
+enum WatcherAnswer { case answered, keep, early, gone }
 
 extension Watcher {
     /// Whether the limit is being hit: a request was shed for its queue time, by any worker,
@@ -195,11 +199,12 @@ extension Watcher {
     /// rather than after our handler. False if it was not answered (and is still ours).
     @discardableResult
     func shedOwn(_ fd: Int32, listener: Int, now: UInt64) -> Bool {
-        guard let cfg = shedConfig, answer(fd, listener: listener, cfg) == .answered else { return false }
+        guard let cfg = shedConfig, answer(fd, listener: listener, cfg, reason: .arrival, waitedMicros: 0, closes: false) == .answered
+        else { return false }
         markOverloadSeen(now)
         closeAnswered(fd)
         report.shedOwn.append(fd)
-        report.shed.append((listener, 0))
+        report.shed.append((listener, .arrival, 0))
         return true
     }
 
@@ -209,7 +214,8 @@ extension Watcher {
     func shedAtArrival(_ fd: Int32, listener: Int, now: UInt64) -> Bool {
         mutex.lock()
         defer { mutex.unlock() }
-        guard let cfg = shedConfig, !admits(now: now, cfg), answer(fd, listener: listener, cfg) == .answered else { return false }
+        guard let cfg = shedConfig, !admits(now: now, cfg),
+              answer(fd, listener: listener, cfg, reason: .arrival, waitedMicros: 0, closes: false) == .answered else { return false }
         markOverloadSeen(now)
         closeAnswered(fd)
         return true
@@ -221,19 +227,27 @@ extension Watcher {
     }
 
     /// A connection the watcher holds (accepted, or taken from the queue): answer 503 and
-    /// close, or keep it. One it accepted whose request has not come yet (or is a health
-    /// check) joins the queue even past `admits`: whoever takes it reads its request (and sheds
-    /// it if late); kept for our event loop it would wait for our handler.
-    private func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64, accepted: Bool) {
+    /// close, or keep it. One it accepted whose request has not come yet is held until it comes
+    /// (WatcherHeld.swift: queued past `admits` it would likely be shed late, after the limit;
+    /// most clients write right after connecting). Failing that, and for a health check, it
+    /// joins the queue even past `admits`: whoever takes it reads its request (and sheds it if
+    /// late); kept for our event loop it would wait for our handler.
+    func answerTaken(_ fd: Int32, listener: Int, readyAt: UInt64, now: UInt64, accepted: Bool) {
         guard let cfg = shedConfig else { return }
-        switch answer(fd, listener: listener, cfg) {
+        // Over the limit already (from the queue's head, or the accept queue's wait), or
+        // refused at arrival while the limit is being hit.
+        let reason: ShedReason = now > readyAt &+ cfg.limitNanos ? .queueTime : .arrival
+        let waited = now > readyAt ? (now - readyAt) / 1000 : 0
+        switch answer(fd, listener: listener, cfg, reason: reason, waitedMicros: waited, closes: true) {
         case .answered:
             Sys.close(fd)
-            report.shed.append((listener, now > readyAt ? (now - readyAt) / 1000 : 0))
+            report.shed.append((listener, reason, waited))
         case .gone:
             Sys.close(fd)
             report.gone += 1
-        case .keep:
+        case .early where accepted && hold(fd, listener: listener):
+            return
+        case .keep, .early:
             if accepted, dispatch.send(fd, listener: listener, readyAt: readyAt) == 0 {
                 Sys.close(fd)
                 report.queued.append(listener)
@@ -243,12 +257,15 @@ extension Watcher {
         }
     }
 
-    /// Reads the request bytes that are there and writes the canned 503 (not closed here).
-    /// `.keep`: no request bytes yet (answering before the request would make its later
-    /// arrival reset the connection) or a health check; `.gone`: EOF or an error.
-    private func answer(_ fd: Int32, listener: Int, _ cfg: WatcherShedConfig) -> WatcherAnswer {
+    /// Reads the request bytes that are there and writes the canned 503 (not closed here),
+    /// counting it first (`reason`, `waitedMicros`; `closes`: its close counts as ours too),
+    /// so that a client that has its 503 finds it in the metrics.
+    /// `.early`: no request bytes yet (answering before the request would make its later
+    /// arrival reset the connection); `.keep`: a health check; `.gone`: EOF or an error.
+    private func answer(_ fd: Int32, listener: Int, _ cfg: WatcherShedConfig,
+                        reason: ShedReason, waitedMicros: UInt64, closes: Bool) -> WatcherAnswer {
         let peeked = scratch.withUnsafeMutableBytes { Sys.peek(fd, $0.baseAddress, $0.count) }
-        guard case .done(let n) = peeked else { return peeked == .wouldBlock ? .keep : .gone }
+        guard case .done(let n) = peeked else { return peeked == .wouldBlock ? .early : .gone }
         if n == 0 { return .gone }
         let line = scratch[0..<n]
         if cfg.debugListener[listener], ShedDecision.isDebugHealthCheck(line) { return .keep }
@@ -259,6 +276,7 @@ extension Watcher {
                   got > 0 else { break }
         }
         let bytes = cannedResponse(isHEAD: isHEAD)
+        worker.scoreboard.countWatcherShed(worker.slot, listener: listener, reason: reason, micros: waitedMicros, closed: closes)
         // ~200 bytes into an empty socket buffer: one send. A failure means the client left.
         _ = bytes.withUnsafeBytes { Sys.send(fd, $0.baseAddress, $0.count) }
         return .answered
@@ -292,21 +310,10 @@ extension Worker {
         }
         for l in report.queued { scoreboard.bump(slot, listener: l, Scoreboard.QueueField.handedOff) }
         for l in report.received { scoreboard.bump(slot, listener: l, Scoreboard.QueueField.received) }
-        // Connections the watcher took and closed: never in our table, counted here.
-        let closedByWatcher = report.shed.count - report.shedOwn.count
-        for _ in 0..<max(0, closedByWatcher) { scoreboard.bump(slot, closed: .responseDone) }
         for _ in 0..<report.gone { scoreboard.bump(slot, closed: .clientClosed) }
-        for s in report.shed { countShedAtArrival(listener: s.listener, waitedMicros: s.waitedMicros) }
+        // The 503s are counted already (by the watcher, as it sent them); the episode is ours.
+        for s in report.shed { noteShed(ShedDecision(reason: s.reason, waitedMicros: s.waitedMicros), listener: s.listener) }
         for k in report.kept { register(kept: k.fd, listener: k.listener, readyAt: k.readyAt, received: k.received) }
-    }
-
-    /// A request the watcher's rules answered 503 (WatcherShedding.swift): shed for its queue
-    /// time, answered 5xx; not counted toward --max-requests (no recycling from inside a handler).
-    func countShedAtArrival(listener: Int, waitedMicros: UInt64) {
-        scoreboard.observeShed(slot, listener: listener, reason: .queueTime, micros: waitedMicros)
-        scoreboard.bump(slot, .requests)
-        scoreboard.bump(slot, .status5xx)
-        noteShed(ShedDecision(reason: .queueTime, waitedMicros: waitedMicros), listener: listener)
     }
 
     /// Our connections the watcher answered 503 and closed (before `applyWatcherReport`).
