@@ -18,6 +18,12 @@ public struct TodosServices: Sendable {
     public let upstream: String?
     let logger: Logger
 
+    /// The event loop of the worker's pool: one thread. PostgresClient's default is NIO's
+    /// singleton group, a thread per core, made in every worker process: with 2 workers on 2
+    /// cores, 4 NIO threads beside the 2 worker loops, each query's answer crossing threads
+    /// on an oversubscribed machine (bench/pg-route: docs/postgres.md).
+    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     /// Opens the worker's pool (connections are made on the first queries, up to poolSize).
     public static func start(_ config: TodosConfig) -> TodosServices {
         var logger = Logger(label: "todos-pg")
@@ -32,7 +38,7 @@ public struct TodosServices: Sendable {
                                   database: config.database, tls: .disable)
         }
         configuration.options.maximumConnections = config.poolSize
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoops, backgroundLogger: logger)
         Task.detached { await client.run() }
         return TodosServices(postgres: client, http: HTTPClient.shared, upstream: config.upstream, logger: logger)
     }
