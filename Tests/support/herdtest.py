@@ -242,6 +242,21 @@ def proc_cpu_ticks(pid: int) -> int:
         return 0
 
 
+def process_group_pids(pgid: int) -> list[int]:
+    """The live processes of process group `pgid` (field 5 of /proc/PID/stat), the leader included."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                    out.append(int(name))
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return out
+
+
 def proc_ctx_switches(pids: Iterable[int]) -> tuple[int, int]:
     """(voluntary, nonvoluntary) context switches summed over every thread of every pid."""
     v = n = 0

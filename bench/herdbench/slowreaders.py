@@ -5,28 +5,16 @@ but the group leader, the master, sampled every second) and the probe is answere
 at p99. The readers' receive buffers are small (SO_RCVBUF 4 KiB) so that the kernel's buffers
 fill and the server really holds 200 unfinished responses."""
 
-import os
 import socket
 import threading
 import time
 
+from herdtest import proc_status_field, process_group_pids
+
 
 def worker_rss_kib(pgid):
     """Sum of VmRSS of the processes of group `pgid` other than its leader (the master)."""
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == pgid:
-            continue
-        try:
-            stat = open(f"/proc/{pid}/stat").read()
-            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
-    return total
+    return sum(proc_status_field(pid, "VmRSS") or 0 for pid in process_group_pids(pgid) if pid != pgid)
 
 
 def probe(port, stop_at, latencies, failures):

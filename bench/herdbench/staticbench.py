@@ -15,7 +15,7 @@ from pathlib import Path
 
 if __name__ == "__main__":  # run alone: herdtest is in Tests/support
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Tests" / "support"))
-from herdtest import free_port, stop_process_tree  # noqa: E402
+from herdtest import free_port, proc_cpu_ticks, process_group_pids, stop_process_tree  # noqa: E402
 
 try:
     from . import slowreaders
@@ -43,18 +43,7 @@ def wait_port(port, deadline=10.0):
 
 def group_cpu(pgid):
     """user+system seconds of every live process in the process group `pgid`."""
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{pid}/stat").read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid:  # field 5 (pgrp)
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
+    return sum(proc_cpu_ticks(pid) for pid in process_group_pids(pgid)) / TICK
 
 
 def start(kind, binary, root, port, tmp):
