@@ -10,7 +10,7 @@ extension ResponseBody {
         switch self {
         case .file(let fd, _, _): if fd >= 0 { Sys.close(fd) }
         case .stream(let s): (s as? any ProducedBodyStream)?.abandon()
-        case .bytes: break
+        case .bytes, .sharedFile: break // its holder closes the shared file
         }
     }
 }

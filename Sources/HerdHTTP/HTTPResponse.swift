@@ -50,6 +50,12 @@ extension ProducedBodyStream {
     }
 }
 
+/// An open file that several responses may send at once (sendfile with its own offset does not
+/// move the file's position): its owner closes `fd` once the last reference is gone.
+public protocol SharedFile: AnyObject, Sendable {
+    var fd: Int32 { get }
+}
+
 /// What a response carries after its head. Framing (Content-Length, chunked) is herdd's job.
 public enum ResponseBody: Sendable {
     /// These bytes, with `Content-Length`.
@@ -57,6 +63,10 @@ public enum ResponseBody: Sendable {
     /// `count` bytes of `fd` starting at `offset`, sent with sendfile. The connection owns `fd`
     /// and must close it after sending - or call `discard()` if the body is not sent (HEAD, errors).
     case file(fd: Int32, offset: Int, count: Int)
+    /// `count` bytes of a file its holder keeps open (an open-file cache), from `offset`, sent
+    /// with sendfile. The connection keeps the reference until the bytes are out and never closes
+    /// the fd: no dup and close per response, as `.file` would need.
+    case sharedFile(any SharedFile, offset: Int, count: Int)
     /// Pieces from a ``BodyStream``: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
     case stream(any BodyStream)
 }

@@ -65,7 +65,7 @@ package enum HTTPResponseHead {
             case .bytes(let b):
                 appendContentLength(b.count, &out)
                 framing = requestIsHEAD ? .none : .contentLength(b.count)
-            case .file(_, _, let count):
+            case .file(_, _, let count), .sharedFile(_, _, let count):
                 let c = max(0, count)
                 appendContentLength(c, &out)
                 framing = requestIsHEAD ? .none : .contentLength(c)

@@ -1,10 +1,11 @@
+import HerdHTTP
 import HerdSys
 import Synchronization
 
 /// An open file descriptor shared by the cache and the requests using it: closed when the last
 /// holder lets go (an entry evicted while a request still reads from it stays open until then,
 /// so its number can never be reused under the request).
-package final class StaticOpenFile: Sendable {
+package final class StaticOpenFile: SharedFile {
     package let fd: Int32
     package init(fd: Int32) { self.fd = fd }
     deinit { Sys.close(fd) }
@@ -24,6 +25,8 @@ package struct StaticFile: Sendable {
     /// `ETag` and `Last-Modified`, formatted once per lookup rather than once per request.
     package let etag: String
     package let lastModified: String
+    /// The Content-Type of the looked-up name (set by the handler's lookup; nil: not known).
+    package var contentType: String? = nil
 
     package init(size: Int, mtime: Int, inode: UInt64, content: Content) {
         self.size = size
@@ -93,7 +96,7 @@ package struct StaticFileCache {
 
     /// Files up to this size are kept in memory (and sent with the head in one send, as the
     /// connection does for file bodies up to its inline limit, also 16 KiB).
-    package static let inlineBytes = 16 * 1024
+    package static let inlineBytes = 8 * 1024
 
     private struct Node {
         var key: String

@@ -68,29 +68,39 @@ public struct StaticHandler: Handler {
         guard let root = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
         let base = root.path
 
-        var segments: [Substring] = []
-        for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
-            if seg == "." { continue }
-            if seg == ".." { return .errorResponse(status: 404) }
-            segments.append(seg)
+        // `normal`: the path as its segments joined ("/" for the root); `fileName`: the last one.
+        let normal: String
+        var fileName: String
+        if let lastSlash = StaticHandler.plainPathLastSlash(request.path) {
+            // Already normal (most requests): no split and join.
+            normal = request.path
+            fileName = String(request.path[request.path.utf8.index(after: lastSlash)...])
+        } else {
+            var segments: [Substring] = []
+            for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
+                if seg == "." { continue }
+                if seg == ".." { return .errorResponse(status: 404) }
+                segments.append(seg)
+            }
+            if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
+            normal = "/" + segments.joined(separator: "/")
+            fileName = segments.last.map(String.init) ?? ""
         }
-        if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
         let trailingSlash = request.path.hasSuffix("/")
-        var full = (base == "/" ? "" : base) + "/" + segments.joined(separator: "/")
+        var full = (base == "/" ? "" : base) + normal
         let lookup = { (path: String) in files.lookup(path, root: base) { load($0, root: root) } }
 
-        var fileName = segments.last.map(String.init) ?? ""
         var found = lookup(full)
         if case .directory = found {
-            guard trailingSlash || segments.isEmpty else {
+            guard trailingSlash || normal == "/" else {
                 // nginx's behaviour: the directory's URL is the slash form.
-                let location = StaticHandler.percentEncodePath("/" + segments.joined(separator: "/") + "/")
+                let location = StaticHandler.percentEncodePath(normal + "/")
                     + (request.query.map { "?" + $0 } ?? "")
                 var r = HTTPResponse.text(301, "301 Moved Permanently\n")
                 r.headers.set("Location", location)
                 return r
             }
-            full += segments.isEmpty ? "index.html" : "/index.html"
+            full += normal == "/" ? "index.html" : "/index.html"
             fileName = "index.html"
             found = lookup(full)
         } else if trailingSlash {
@@ -98,6 +108,9 @@ public struct StaticHandler: Handler {
             return .errorResponse(status: 404)
         }
         guard case .file(var file) = found else { return .errorResponse(status: 404) }
+        // The type of the name asked for (a precompressed sibling has it too); made once per
+        // lookup (`load`), as the cache key's last component is `fileName`.
+        let contentType = file.contentType ?? MIMETypes.contentType(forFileName: fileName, charset: options.charset)
 
         // Precompressed siblings, best first. Looked for only when the client sends
         // Accept-Encoding (a client without it takes the identity file, cached or not).
@@ -117,6 +130,7 @@ public struct StaticHandler: Handler {
 
         let etag = file.etag
         var headers = HTTPHeaders()
+        headers.reserveCapacity(6)
         headers.add("Last-Modified", file.lastModified)
         headers.add("ETag", etag)
         if hasVariant { headers.add("Vary", "Accept-Encoding") }
@@ -140,7 +154,6 @@ public struct StaticHandler: Handler {
             return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
         }
 
-        let contentType = MIMETypes.contentType(forFileName: fileName, charset: options.charset)
         headers.add("Content-Type", contentType)
         if let encoding { headers.add("Content-Encoding", encoding) }
         headers.add("Accept-Ranges", "bytes")
@@ -175,16 +188,33 @@ public struct StaticHandler: Handler {
         return HTTPResponse(status: status, headers: headers, body: body)
     }
 
+    /// For a path that is already normal (starts with "/", no empty segment, no segment that
+    /// starts with ".", so no "." or ".." and no dotfile, no trailing "/"): the index of its last
+    /// "/"; nil for any other path, which takes the segment by segment way.
+    static func plainPathLastSlash(_ path: String) -> String.Index? {
+        let u = path.utf8
+        guard u.first == UInt8(ascii: "/"), u.count > 1 else { return nil }
+        var previous: UInt8 = 0
+        var last = u.startIndex
+        for i in u.indices {
+            let b = u[i]
+            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return nil }
+            if b == UInt8(ascii: "/") { last = i }
+            previous = b
+        }
+        return previous == UInt8(ascii: "/") ? nil : last
+    }
+
     /// The body for bytes `range` of `file` (nil: all of it): the bytes in memory (or a slice),
-    /// or a duplicate of the cached fd for the connection to send and close (nil if it cannot be
-    /// made: out of fds).
+    /// or the cached fd, shared (the connection sends from it and lets go; an evicted entry's
+    /// fd stays open until then).
     static func body(_ file: StaticFile, _ range: ClosedRange<Int>?) -> ResponseBody? {
         switch file.content {
         case .bytes(let b):
             return .bytes(range.map { Array(b[$0]) } ?? b)
         case .descriptor(let f):
-            guard let fd = try? Sys.duplicate(f.fd) else { return nil }
-            return .file(fd: fd, offset: range?.lowerBound ?? 0, count: range?.count ?? file.size)
+            // The cache's fd itself, held by reference: no dup and close per response.
+            return .sharedFile(f, offset: range?.lowerBound ?? 0, count: range?.count ?? file.size)
         }
     }
 
@@ -237,10 +267,18 @@ public struct StaticHandler: Handler {
             // A short read (the file shrank since fstat): keep the fd, the connection's sendfile
             // notices, as it would without the cache.
             if size == 0 || StaticRanges.appendPread(fd, 0...(size - 1), to: &bytes) {
-                return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .bytes(bytes)))
+                return .file(typed(StaticFile(size: size, mtime: mtime, inode: inode, content: .bytes(bytes)), path))
             }
         }
-        return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .descriptor(open)))
+        return .file(typed(StaticFile(size: size, mtime: mtime, inode: inode, content: .descriptor(open)), path))
+    }
+
+    /// `file` with the Content-Type of `path`'s last component, so a hit does not look it up.
+    private func typed(_ file: StaticFile, _ path: String) -> StaticFile {
+        var f = file
+        let name = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[path.utf8.index(after: $0)...]) } ?? path
+        f.contentType = MIMETypes.contentType(forFileName: name, charset: options.charset)
+        return f
     }
 
     /// Does openat2 work here? Cleared at the first ENOSYS (a kernel before 5.6, a seccomp filter

@@ -98,7 +98,7 @@ extension HTTPConnection {
         // After the cancellation: a reader of the body sees CancellationError, not this.
         if let body = bodyIn { bodyIn = nil; body.fail(.connectionClosed) }
         if inLongWrite { inLongWrite = false; host.longWrite(-1) }
-        if let f = file { Sys.close(f.fd); file = nil }
+        endFile()
         stream = nil
         if let p = produced { produced = nil; p.abandon() } // the producer's write throws
         releaseBuffers()

@@ -33,6 +33,12 @@ extension HTTPConnection {
                 } else {
                     file = (f, offset, count)
                 }
+            case .sharedFile(let holder, let offset, let count):
+                // Never read into the output: a holder shares a file to save the copy.
+                if count > 0 {
+                    file = (holder.fd, offset, count)
+                    fileHolder = holder
+                }
             case .stream(let s): setStream(s, chunked: false)
             }
         case .chunked:
@@ -122,14 +128,14 @@ extension HTTPConnection {
                 guard case .done(let n) = r, n > 0 else {
                     if r == .wouldBlock { return }
                     // An error, or 0: the file shrank under us.
-                    Sys.close(f.fd); file = nil; close(because: .writeError); return
+                    endFile(); close(because: .writeError); return
                 }
                 f.offset = Int(off)
                 f.remaining -= n
                 budgetLeft -= n
                 host.countBytesOut(n)
                 lastActivity = host.now
-                if f.remaining == 0 { Sys.close(f.fd); file = nil } else { file = f }
+                if f.remaining == 0 { endFile() } else { file = f }
             } else if let s = stream {
                 output.removeAll(keepingCapacity: true)
                 outputOffset = 0
@@ -156,6 +162,13 @@ extension HTTPConnection {
                 return
             }
         }
+    }
+
+    /// The file body is done (sent, failed or cut): close its fd, or let go of a shared one.
+    func endFile() {
+        if let f = file, fileHolder == nil { Sys.close(f.fd) }
+        file = nil
+        fileHolder = nil
     }
 
     /// Takes what the producer has ready (up to a batch per send), its end, or its failure.

@@ -16,7 +16,7 @@ enum ConnectionTuning {
     static let streamBatch = 16 * 1024
     /// A file body up to this size is read into the output buffer after the head, so head and
     /// body leave in one send (one TCP segment) instead of send + sendfile (issue 25).
-    static let inlineFileBytes = 16 * 1024
+    static let inlineFileBytes = 8 * 1024
     /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
     /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
     static let streamSliceNanos: UInt64 = 5_000_000
@@ -68,6 +68,9 @@ final class HTTPConnection<Host: ConnectionHost> {
     var output: [UInt8] = []
     var outputOffset = 0
     var file: (fd: Int32, offset: Int, remaining: Int)? = nil
+    /// The holder of `file`'s fd when it is shared (`ResponseBody.sharedFile`): kept until the
+    /// file is sent, never closed by the connection.
+    var fileHolder: (any SharedFile)? = nil
     var stream: (any BodyStream)? = nil
     /// A body whose producer may be slower than the socket (StreamedBody): polled, never pulled.
     var produced: (any ProducedBodyStream)? = nil
