@@ -10,12 +10,20 @@ func bodyString(_ r: HTTPResponse) -> String? {
     return nil
 }
 
-/// Reads the whole `.file` body and closes the fd.
+/// Reads the whole file body: closes the fd of `.file`, leaves a `.sharedFile`'s to its holder.
 func fileContents(_ r: HTTPResponse) -> String? {
-    // A small file comes from the open-file cache's memory, a larger one as an fd to send.
+    // A small file comes from the open-file cache's memory, a larger one as its shared fd.
     if case .bytes(let b) = r.body { return String(decoding: b, as: UTF8.self) }
-    guard case .file(let fd, let offset, let count) = r.body else { return nil }
-    defer { close(fd) }
+    let fd: Int32, offset: Int, count: Int
+    switch r.body {
+    case .file(let f, let o, let c):
+        (fd, offset, count) = (f, o, c)
+    case .sharedFile(let holder, let o, let c):
+        (fd, offset, count) = (holder.fd, o, c)
+    default:
+        return nil
+    }
+    defer { if case .file = r.body { close(fd) } }
     var buf = [UInt8](repeating: 0, count: count)
     let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
     guard n == count else { return nil }
@@ -113,6 +121,28 @@ func get(_ h: any Handler, _ target: String, method: String = "GET", headers: HT
         let r = get(handler, "//./hello.txt")
         #expect(r.status == 200)
         r.body.discard()
+    }
+
+    /// A normal path takes the fast way (no split and join); any other the segment by segment
+    /// one. Both give the same answers, types included (the type is cached with the lookup).
+    @Test func plainPathsAndTheOthersAgree() {
+        #expect(StaticHandler.plainPathLastSlash("/a/b.css").map { "/a/b.css".utf8.distance(from: "/a/b.css".startIndex, to: $0) } == 2)
+        #expect(StaticHandler.plainPathLastSlash("/x") != nil)
+        for other in ["/", "//x", "/a//b", "/./x", "/a/.", "/.env", "/a/..", "/a/", ""] {
+            #expect(StaticHandler.plainPathLastSlash(other) == nil, "\(other)")
+        }
+        for (plain, other) in [("/hello.txt", "//./hello.txt"), ("/site/index.html", "/site/./index.html"),
+                               ("/page.HTML", "/site/../page.HTML")] {
+            let a = get(handler, plain), b = get(handler, other)
+            #expect(a.status == 200 && b.status == (other.contains("..") ? 404 : 200), "\(other)")
+            if b.status == 200 {
+                #expect(a.headers["content-type"] == b.headers["content-type"] && fileContents(a) == fileContents(b))
+            }
+        }
+        // The type cached with the entry is the one of the name asked for, on a hit too.
+        for _ in 0..<2 { #expect(get(handler, "/app.js").headers["content-type"] == MIMETypes.contentType(forFileName: "app.js")) }
+        #expect(get(handler, "/site").headers["Location"] == "/site/")
+        #expect(get(handler, "/site/").headers["content-type"] == "text/html")
     }
 
     @Test func escapeIs404() {

@@ -82,11 +82,19 @@ extension Worker {
             let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
             // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
             if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
-            guard register(conn, what: "connection") else { continue }
-            // A saturated turn's accept (single) is watched after it is served (takeNewWork).
-            // (Not in a sweep: the drain that follows hands nothing off.)
-            if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }
-            last = conn
+            // Served before its registration where the handler cannot block: under load the
+            // request is usually in already (the client wrote it as the handshake completed),
+            // and a `Connection: close` answered now never costs an EPOLL_CTL_ADD and its
+            // event; if it is not in, the read says EAGAIN and EPOLL_CTL_ADD reports it later.
+            // (A blocking listener's connection waits for its event: the watcher's rules.)
+            // Closed by then (answered, or epoll_ctl failed): still an accept for the balance.
+            let serveFirst = !sweep && !single && !listenerMayBlock[index]
+            if register(conn, what: "connection", serveFirst: serveFirst) {
+                // A saturated turn's accept (single) is watched after it is served (takeNewWork).
+                // (Not in a sweep: the drain that follows hands nothing off.)
+                if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }
+                last = conn
+            }
             if sweep { continue }
             if config.balance == .spread && overShare() {
                 // Leave the rest of the queue to the others: step out of every listener's
