@@ -27,6 +27,9 @@ package struct StaticFile: Sendable {
     package let lastModified: String
     /// The Content-Type of the looked-up name (set by the handler's lookup; nil: not known).
     package var contentType: String? = nil
+    /// The fields of a plain 200 of this file (Last-Modified, ETag, Content-Type, Accept-Ranges),
+    /// made with `contentType`.
+    package var plainHeaders: HTTPHeaders? = nil
 
     package init(size: Int, mtime: Int, inode: UInt64, content: Content) {
         self.size = size
@@ -95,7 +98,9 @@ package struct StaticFileCache {
     }
 
     /// Files up to this size are kept in memory (and sent with the head in one send, as the
-    /// connection does for file bodies up to its inline limit, also 16 KiB).
+    /// connection does for file bodies up to its inline limit, also 8 KiB). Larger ones go by
+    /// sendfile from the entry's fd: a 16 KiB copy into user space and again into the socket
+    /// cost more than the second system call (docs/static.md).
     package static let inlineBytes = 8 * 1024
 
     private struct Node {

@@ -30,7 +30,7 @@ import Synchronization
 ///
 /// Lookups (those checks included) are reused for 1 s by a per-worker open-file cache
 /// (`StaticFileCache`, nginx's `open_file_cache` with `open_file_cache_valid 1s`): a file up to
-/// 16 KiB is then answered from memory, a larger one from its cached fd. A replaced, edited or
+/// 8 KiB is then answered from memory, a larger one from its cached fd. A replaced, edited or
 /// deleted file is seen within that second. `;cache=off` looks up on every request.
 public struct StaticHandler: Handler {
     /// Answers at once: no dispatch of other connections while it runs.
@@ -129,11 +129,14 @@ public struct StaticHandler: Handler {
         }
 
         let etag = file.etag
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(6)
-        headers.add("Last-Modified", file.lastModified)
-        headers.add("ETag", etag)
-        if hasVariant { headers.add("Vary", "Accept-Encoding") }
+        // A plain file's fields for a 200 are made once per lookup (`typed`); otherwise here.
+        let plain = hasVariant ? nil : file.plainHeaders
+        var headers = plain ?? HTTPHeaders()
+        if plain == nil {
+            headers.add("Last-Modified", file.lastModified)
+            headers.add("ETag", etag)
+            if hasVariant { headers.add("Vary", "Accept-Encoding") }
+        }
 
         // Preconditions in RFC 9110 13.2.2's order.
         if let ifMatch = request.headers["If-Match"] {
@@ -147,16 +150,18 @@ public struct StaticHandler: Handler {
         if let ifNoneMatch = request.headers["If-None-Match"] {
             // Present: If-Modified-Since is ignored, even when this one is malformed.
             if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
-                return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
+                return HTTPResponse(status: 304, headers: validators(file, hasVariant), body: .bytes([]))
             }
         } else if let ims = request.headers["If-Modified-Since"], let date = StaticConditions.parseHTTPDate(ims),
                   file.mtime <= date {
-            return HTTPResponse(status: 304, headers: headers, body: .bytes([]))
+            return HTTPResponse(status: 304, headers: validators(file, hasVariant), body: .bytes([]))
         }
 
-        headers.add("Content-Type", contentType)
-        if let encoding { headers.add("Content-Encoding", encoding) }
-        headers.add("Accept-Ranges", "bytes")
+        if plain == nil {
+            headers.add("Content-Type", contentType)
+            if let encoding { headers.add("Content-Encoding", encoding) }
+            headers.add("Accept-Ranges", "bytes")
+        }
 
         // Range applies to GET only (RFC 9110 14.2); HEAD shows what a plain GET would get.
         var range: ClosedRange<Int>? = nil  // nil: the whole file
@@ -186,6 +191,15 @@ public struct StaticHandler: Handler {
         }
         guard let body = StaticHandler.body(file, range) else { return .errorResponse(status: 500) }
         return HTTPResponse(status: status, headers: headers, body: body)
+    }
+
+    /// The fields of a 304: the validators (and Vary when a sibling exists).
+    private func validators(_ file: StaticFile, _ hasVariant: Bool) -> HTTPHeaders {
+        var h = HTTPHeaders()
+        h.add("Last-Modified", file.lastModified)
+        h.add("ETag", file.etag)
+        if hasVariant { h.add("Vary", "Accept-Encoding") }
+        return h
     }
 
     /// For a path that is already normal (starts with "/", no empty segment, no segment that
@@ -277,7 +291,16 @@ public struct StaticHandler: Handler {
     private func typed(_ file: StaticFile, _ path: String) -> StaticFile {
         var f = file
         let name = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[path.utf8.index(after: $0)...]) } ?? path
-        f.contentType = MIMETypes.contentType(forFileName: name, charset: options.charset)
+        let type = MIMETypes.contentType(forFileName: name, charset: options.charset)
+        f.contentType = type
+        // The fields of a 200 without precompressed siblings, in the order `handle` adds them.
+        var h = HTTPHeaders()
+        h.reserveCapacity(5)
+        h.add("Last-Modified", f.lastModified)
+        h.add("ETag", f.etag)
+        h.add("Content-Type", type)
+        h.add("Accept-Ranges", "bytes")
+        f.plainHeaders = h
         return f
     }
 

@@ -15,7 +15,8 @@ enum ConnectionTuning {
     /// A stream's pieces are gathered up to this many bytes per send.
     static let streamBatch = 16 * 1024
     /// A file body up to this size is read into the output buffer after the head, so head and
-    /// body leave in one send (one TCP segment) instead of send + sendfile (issue 25).
+    /// body leave in one send (one TCP segment) instead of send + sendfile (issue 25). Above it
+    /// the copies (into the buffer, then into the socket) cost more than the second call.
     static let inlineFileBytes = 8 * 1024
     /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
     /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
