@@ -31,6 +31,24 @@ extension Sys {
         return try sys("signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
     }
 
+    /// Discards every pending instance of one blocked signal and leaves the other pending
+    /// signals alone: sigtimedwait with a zero timeout dequeues it (from the thread's and the
+    /// process's pending sets, the ones a signalfd reads), EAGAIN once none is left. Returns how
+    /// many it discarded (a standard signal is pending at most once).
+    @usableFromInline package static func discardPendingSignal(_ signal: Int32) throws(SysError) -> Int {
+        var set = signalSet([signal])
+        var zero = timespec(tv_sec: 0, tv_nsec: 0)
+        var discarded = 0
+        while true {
+            let r = sigtimedwait(&set, nil, &zero)
+            if r == signal { discarded += 1; continue }
+            let e = errno
+            if r == -1 && e == EAGAIN { return discarded }
+            if r == -1 && e == EINTR { continue }
+            throw SysError("sigtimedwait", errno: e)
+        }
+    }
+
     /// Reads one pending signal number from a non-blocking signalfd, nil when none is left.
     @usableFromInline package static func readSignal(_ fd: Int32) -> Int32? {
         var info = signalfd_siginfo()

@@ -100,4 +100,22 @@ import Testing
         #expect(try Sys.readToEnd(r, into: &out, limit: 1000) == true)
         #expect(out == bytes)
     }
+
+    /// A new master drops a USR2 still pending at its takeover (UpgradeSuccessor) this way: only
+    /// the named signal goes, another pending one stays. SIGWINCH and SIGURG (default: ignore,
+    /// so a slip cannot end the test process), sent to this thread, blocked here only.
+    @Test func discardPendingSignalTakesOnlyThatSignal() throws {
+        try Sys.blockSignals([SIGWINCH, SIGURG])
+        defer { _ = try? Sys.unblockSignals([SIGWINCH, SIGURG]) }
+        #expect(try Sys.discardPendingSignal(SIGWINCH) == 0)
+        #expect(raise(SIGWINCH) == 0)
+        #expect(raise(SIGURG) == 0)
+        #expect(try Sys.discardPendingSignal(SIGWINCH) == 1)
+        #expect(try Sys.discardPendingSignal(SIGWINCH) == 0)
+        var pending = sigset_t()
+        #expect(sigpending(&pending) == 0)
+        #expect(sigismember(&pending, SIGURG) == 1)
+        #expect(sigismember(&pending, SIGWINCH) == 0)
+        #expect(try Sys.discardPendingSignal(SIGURG) == 1)
+    }
 }

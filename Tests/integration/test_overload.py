@@ -339,3 +339,49 @@ def test_watcher_sheds_at_arrival_while_the_limit_is_hit(herd_factory):
     assert queue_time >= 1 and arrival >= quick >= 5, f"{queue_time} {arrival} {[round(d, 3) for d in took]}"
     for t in blockers:
         t.join(timeout=15)
+
+
+def test_refused_at_arrival_before_anything_was_shed(herd_factory):
+    """A request that would wait past the limit behind the dispatch queue is answered 503 at
+    arrival even while nothing has been shed yet (the limit not being hit): its admission
+    looks at the queue every time (Worker/Admission.swift), not only once some request has
+    waited out the limit. Before, it joined the queue and was shed a whole limit later."""
+    h, port, mport = start(herd_factory, "--max-queue-time", "1000")
+    # Two keep-alive connections, each owned by a worker once it served a first request.
+    a = socket.create_connection((LOCALHOST, port), timeout=10)
+    b = socket.create_connection((LOCALHOST, port), timeout=10)
+    try:
+        for s in (a, b):
+            assert exchange(s, b"GET /sleep/1 HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        blockers = block_workers(port, mport, 2, 8000)
+        # b's request arrives at a blocked worker: the queue is empty, it joins it (its head).
+        results: dict[str, tuple] = {}
+
+        def ask(name: str, s: socket.socket):
+            t0 = time.monotonic()
+            r = exchange(s, b"GET /sleep/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            results[name] = (r, time.monotonic() - t0)
+        tb = threading.Thread(target=ask, args=("b", b))
+        tb.start()
+        time.sleep(0.7)  # the head's age is what the test is about: past half the limit
+        text = http_get(mport, "/metrics").body.decode()
+        assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == 0
+        assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival") == 0
+        # a's request finds a queue whose head waited 0.7 s of a 1 s limit: refused at once.
+        ask("a", a)
+        (status, headers, _), took = results["a"]
+        assert status == 503 and headers.get("retry-after") == "1", (status, headers)
+        assert took < 0.5, f"not refused at arrival: {took:.3f} s"
+        tb.join(timeout=10)
+        (status_b, _, _), took_b = results["b"]
+        # b waited out the limit in the queue: shed for its queue time (the workers still block).
+        assert status_b == 503 and took_b > 0.9, (status_b, took_b)
+        assert all(t.is_alive() for t in blockers), "the blockers ended before the 503s came"
+        text = http_get(mport, "/metrics").body.decode()
+        assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="arrival") == 1
+        assert metric_sample(text, "herdd_requests_shed_total", listener="http", reason="queue-time") == 1
+        for t in blockers:
+            t.join(timeout=15)
+    finally:
+        a.close()
+        b.close()

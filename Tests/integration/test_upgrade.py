@@ -15,6 +15,7 @@ import shutil
 import signal
 import stat
 import time
+from typing import Optional
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def metrics_info(port: int) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def upgradable_herd(tmp_path, notify, handler: str = "health", upgrade_timeout: str = "3"):
+def upgradable_herd(tmp_path, notify, handler: str = "health", upgrade_timeout: str = "3", env: Optional[dict] = None):
     """A socket-activated herdd (2 workers, `handler` on http, metrics) running a copy of the
     binary that a test may replace; yields (herd, binary, http port, metrics port, notify,
     extra pids to end), and ends them all."""
@@ -93,6 +94,7 @@ def upgradable_herd(tmp_path, notify, handler: str = "health", upgrade_timeout: 
         activate=[(http_port, "http"), (metrics_port, "metrics")],
         notify=notify,
         workdir=tmp_path,
+        env=env,
     )
     extra: list[int] = []
     herd.start()
@@ -223,10 +225,17 @@ def test_upgrade_timeout_kills_the_new_master_and_refuses_a_second_usr2(upgrade_
     assert herd.stop() == 0
 
 
-def test_usr2_to_every_process_of_the_unit(upgrade_env):
+def test_usr2_to_every_process_of_the_unit(tmp_path, notify):
     """`systemctl kill -s USR2 herdd` (no --kill-who=main) signals the master, its workers, and
-    - racing with the upgrade - the new master while it starts. Nobody may die of it."""
-    herd, binary, port, mport, notify, extra = upgrade_env
+    - racing with the upgrade - the new master while it starts. Nobody may die of it, and the
+    new master does not take that USR2 as an upgrade of its own, even when it is read only
+    after the takeover (the successor here reports ready 0.5 s late, a test hook, so that the
+    signal surely arrives before the commit)."""
+    with upgradable_herd(tmp_path, notify, env={"HERDD_TEST_SUCCESSOR_READY_DELAY_MS": "500"}) as env:
+        usr2_to_every_process_of_the_unit(*env)
+
+
+def usr2_to_every_process_of_the_unit(herd, binary, port, mport, notify, extra):
     assert wait_http(port).status == 200
     notify.wait_for("READY=1", timeout=15)
     old_pid = herd.pid
@@ -252,6 +261,8 @@ def test_usr2_to_every_process_of_the_unit(upgrade_env):
                     pass
             time.sleep(0.002)  # pacing: a fan-out every 2 ms until the new master exists
         assert signalled_new
+        # The fan-out reached the new master before its takeover (else this test proves nothing).
+        assert not herd.events("upgrade-takeover"), herd.log_tail()
         msg = notify.wait_for(lambda m: "MAINPID=" in m, timeout=20, start=n_before)
         new_pid = int(re.search(r"MAINPID=(\d+)", msg).group(1))
         extra.append(new_pid)
@@ -266,6 +277,34 @@ def test_usr2_to_every_process_of_the_unit(upgrade_env):
     time.sleep(0.5)  # a duration: no second upgrade starts a while later either
     assert len(herd.events("upgrade-start")) == 1, herd.log_tail()
     assert pid_alive(new_pid) and len(children_of(new_pid)) == 2
+    # It got that USR2: refused while it waited for the commit, or dropped at the takeover.
+    new_master_refusals = [l for l in herd.events("upgrade-refused") if l.pid == new_pid]
+    assert new_master_refusals or herd.events("upgrade-usr2-dropped"), herd.log_tail()
+
+
+def test_a_usr2_pending_at_the_takeover_is_dropped(tmp_path, notify):
+    """The race of the fan-out above, made certain: a USR2 that reaches the new master after the
+    old master committed but before the new one read the commit (it sleeps 0.5 s after its "R",
+    a test hook) is dropped at the takeover, not read afterwards as a second upgrade."""
+    env = {"HERDD_TEST_SUCCESSOR_COMMIT_DELAY_MS": "500"}
+    with upgradable_herd(tmp_path, notify, env=env) as (herd, binary, port, mport, notify, extra):
+        assert wait_http(port).status == 200
+        notify.wait_for("READY=1", timeout=15)
+        old_pid = herd.pid
+        os.kill(old_pid, signal.SIGUSR2)
+        done = herd.wait_log("upgrade-done", timeout=15)[0]  # logged after the "C" went out
+        new_pid = int(done["new_pid"])
+        extra.append(new_pid)
+        os.kill(new_pid, signal.SIGUSR2)
+        # Still asleep after its "R": the signal waits, behind the commit, for its loop.
+        assert not herd.events("upgrade-takeover"), herd.log_tail()
+        herd.wait_log("upgrade-takeover", timeout=10)
+        herd.wait_log("upgrade-usr2-dropped", timeout=5, pred=lambda l: l.pid == new_pid)
+        assert herd.wait(20) == 0
+        time.sleep(0.5)  # a duration: no second upgrade starts a while later either
+        assert len(herd.events("upgrade-start")) == 1, herd.log_tail()
+        assert pid_alive(new_pid) and len(children_of(new_pid)) == 2
+        assert http_get(port, "/").status == 200
 
 
 @pytest.mark.serial  # watchdog gaps < 0.6 s: run alone (test.sh)

@@ -242,25 +242,36 @@ def section(peers, cfg):
            "spike_capacity": spike_capacity, "mix_capacity": mix_capacity, "mix_rate": 2 * mix_capacity,
            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
     from .blocking import gunicorn_server  # the same WSGI app as the blocking section
+    # --overload-cases, --overload-shed-only: one scenario, or herdd with the option alone (a
+    # shorter locked run while working on one case; the full table needs both peers).
+    cases = set(getattr(cfg, "overload_cases", "spike,mix").split(","))
+    peers_too = not getattr(cfg, "overload_shed_only", False)
+    spike_servers = [n for n in ("herdd-shed", "herdd-off", "gunicorn-sync") if "spike" in cases and (peers_too or n == "herdd-shed")]
+    mix_servers = [n for n in ("herdd-shed-mix", "herdd-off", "gunicorn-sync") if "mix" in cases and (peers_too or n == "herdd-shed-mix")]
     srvs = {}
     try:
-        srvs["herdd-shed"] = peers.start_herdd("herdd-shed", WORKERS, [("web", "debug")],
-                                               ["--max-queue-time", str(SPIKE_LIMIT_MS)], dirname="herdd-overload-shed").wait_ready()
-        srvs["herdd-shed-mix"] = peers.start_herdd("herdd-shed-mix", WORKERS, [("web", "debug")],
-                                                   ["--max-queue-time", str(MIX_LIMIT_MS)], dirname="herdd-overload-shed-mix").wait_ready()
-        srvs["herdd-off"] = peers.start_herdd("herdd-off", WORKERS, [("web", "debug")], dirname="herdd-overload-off").wait_ready()
-        srvs["gunicorn-sync"] = gunicorn_server(peers, WORKERS).wait_ready()
-        for name in ("herdd-shed", "herdd-off", "gunicorn-sync"):
+        if spike_servers:
+            srvs["herdd-shed"] = peers.start_herdd("herdd-shed", WORKERS, [("web", "debug")],
+                                                   ["--max-queue-time", str(SPIKE_LIMIT_MS)], dirname="herdd-overload-shed").wait_ready()
+        if mix_servers:
+            srvs["herdd-shed-mix"] = peers.start_herdd("herdd-shed-mix", WORKERS, [("web", "debug")],
+                                                       ["--max-queue-time", str(MIX_LIMIT_MS)], dirname="herdd-overload-shed-mix").wait_ready()
+        if peers_too:
+            srvs["herdd-off"] = peers.start_herdd("herdd-off", WORKERS, [("web", "debug")], dirname="herdd-overload-off").wait_ready()
+            srvs["gunicorn-sync"] = gunicorn_server(peers, WORKERS).wait_ready()
+        for name in spike_servers:
             log(f"  [overload] spike: {SPIKE_CLIENTS} keep-alive clients on {SPIKE_PATH}, {name}")
             out["spike"][name] = run_spike(srvs[name], secs, warm).summary(spike_capacity)
             log(f"    {out['spike'][name]}")
             time.sleep(2)  # let the previous run's connections close before the next server's
-        for name in ("herdd-shed-mix", "herdd-off", "gunicorn-sync"):
+        for name in mix_servers:
             log(f"  [overload] mix at {2 * mix_capacity:.0f} req/s open loop, {name}")
             out["mix"][name] = run_mix(srvs[name], 2 * mix_capacity, secs, warm).summary(mix_capacity)
             log(f"    {out['mix'][name]}")
             time.sleep(2)
         for name in ("herdd-shed", "herdd-shed-mix"):
+            if name not in srvs:
+                continue
             m = srvs[name].metrics()
             if m:
                 out[f"{name}_metrics"] = {"shed": msum(m, "herdd_requests_shed_total"),

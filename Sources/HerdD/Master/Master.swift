@@ -128,12 +128,7 @@ final class Master {
     func run() throws -> Int32 {
         ProcessTitle.set("\(ProgramName.current): master")
         try Sys.ignoreSignal(SIGPIPE)
-        if successor.awaitingCommit {
-            // A USR2 that `systemctl kill` fanned out to the whole unit may be pending (blocked
-            // since our spawn): it was meant for the old master. Setting SIG_IGN discards it.
-            try Sys.ignoreSignal(SIGUSR2)
-            try Sys.defaultSignal(SIGUSR2)
-        }
+        if successor.awaitingCommit { successor.dropUSR2MeantForPredecessor(when: "while this master started") }
         sigfd = try Sys.signalFD(Master.handledSignals)
         epoll = try Epoll(what: "master")
         try epoll.add(sigfd, .input, .signals, what: "signalfd")

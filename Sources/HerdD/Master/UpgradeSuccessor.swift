@@ -41,14 +41,25 @@ final class UpgradeSuccessor {
     /// Our workers serve. True if this master waits for a commit (it told the old master).
     func reportReady() -> Bool {
         guard let h = handover else { return false }
+        Self.testDelay("HERDD_TEST_SUCCESSOR_READY_DELAY_MS")
         if sendHandoverMessage(h.fd, "R") {
             log.info("upgrade: ready, waiting for master \(h.oldPID) to hand over", metadata: ["event": "upgrade-ready-sent", "old_pid": "\(h.oldPID)"])
+            Self.testDelay("HERDD_TEST_SUCCESSOR_COMMIT_DELAY_MS")
         } else {
             log.error("upgrade: cannot reach the old master \(h.oldPID); stopping", metadata: ["event": "upgrade-abandoned"])
             // Gracefully: our workers may have accepted connections from the shared listeners.
             host?.beginStop(immediate: false)
         }
         return true
+    }
+
+    /// Test builds only: a successor slow to say it is ready (..._READY_DELAY_MS) or slow to read
+    /// the commit (..._COMMIT_DELAY_MS), so that a test's signal surely arrives in that window
+    /// (test_upgrade.py). The master's loop blocks meanwhile, as a loaded machine would make it.
+    private static func testDelay(_ variable: String) {
+        #if HERDD_TEST_HOOKS
+        if let ms = Sys.environment(variable).flatMap({ UInt32($0) }) { Sys.sleep(micros: ms * 1000) }
+        #endif
     }
 
     /// A message (or EOF) from the old master on the handover socket.
@@ -100,5 +111,23 @@ final class UpgradeSuccessor {
         log.notice("upgrade: now serving, replaced master \(h.oldPID) (version \(h.oldVersion)) with version \(herddVersionString)", metadata: [
             "event": "upgrade-takeover", "old_pid": "\(h.oldPID)", "old_version": "\(h.oldVersion)", "new_version": "\(herddVersionString)",
         ])
+        dropUSR2MeantForPredecessor(when: "before the takeover")
+    }
+
+    /// `systemctl kill -s USR2` without `--kill-who=main` signals every process of the unit, and
+    /// systemd's pass over the cgroup can reach us while we start. Such a USR2 was meant for the
+    /// old master. USR2 is blocked from our spawn on (Spawn.masterOnlySignals), so it waits in
+    /// the pending set: dropped here at the loop's start, refused when the loop reads it before
+    /// the commit (`awaitingCommit`), and dropped here again right after the takeover line (a
+    /// USR2 sent after that line is a new upgrade, of us). Without the second drop, a USR2 still
+    /// pending when the "C" arrived was read after it and started a second upgrade.
+    func dropUSR2MeantForPredecessor(when: String) {
+        do {
+            if try Sys.discardPendingSignal(SIGUSR2) > 0 {
+                log.info("upgrade: dropped a SIGUSR2 that arrived \(when) (meant for the old master)", metadata: ["event": "upgrade-usr2-dropped"])
+            }
+        } catch {
+            log.warning("upgrade: \(error)", metadata: ["event": "upgrade-usr2-dropped"])
+        }
     }
 }

@@ -247,8 +247,8 @@ extension Worker {
         guard (try? Sys.datagramQueued(dispatch.receiveFD)) == true else { return false }
         // A stale edge (nothing to read) or EOF: the event loop deals with it.
         guard Sys.hasInput(fd) else { return false }
-        // --max-queue-time: while the limit is being hit, not to the tail of a queue where it
-        // would wait too long: answered now (WatcherShedding.swift).
+        // --max-queue-time: not to the tail of a queue where it would likely wait past the
+        // limit: answered now (Admission.swift).
         if watcher.shedConfig != nil, watcher.shedAtArrival(fd, listener: conn.listener, now: turnClock) {
             staleFDs.append(fd)
             conn.forget(because: .responseDone)

@@ -9,8 +9,8 @@ enum ShedReason: Int, CaseIterable, Sendable {
     case queueTime = 0
     /// A trusted front proxy's `X-Request-Start` says it is older than --max-queue-time.
     case requestStart
-    /// Refused at arrival by a busy worker's watcher while the limit was being hit: it had not
-    /// waited over the limit yet, but would likely have (`Watcher.admits`, docs/overload.md).
+    /// Refused at arrival by a busy worker's watcher: it had not waited over the limit yet, but
+    /// would likely have in the dispatch queue (`Admission.admits`, docs/overload.md).
     case arrival
 
     var label: String {

@@ -189,8 +189,8 @@ final class Watcher: @unchecked Sendable {
               worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.
         guard Sys.hasInput(fd) else { return }
-        // --max-queue-time: while the limit is being hit, a request that would wait too long
-        // in the queue is answered now (WatcherShedding.swift).
+        // --max-queue-time: a request that would likely wait past the limit in the queue is
+        // answered now (Admission.swift).
         // (One it could not answer, a health check, is handed off as usual.)
         if let shedConfig, !admits(now: now, shedConfig), shedOwn(fd, listener: conn.listener, now: now) { return }
         // Send first, then remove from our epolls and close (Worker.handOff): if the queue is

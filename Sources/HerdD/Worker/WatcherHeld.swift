@@ -47,7 +47,9 @@ extension Watcher {
     func releaseHeld() {
         for h in held {
             unwatchHeld(h.fd)
-            report.kept.append((h.fd, h.listener, monotonicNanos(), false))
+            // No request yet: its wait starts when it comes (readyAt 0: the turn that reads it),
+            // not now; a client that writes long after connecting must not be shed for it.
+            report.kept.append((h.fd, h.listener, 0, false))
         }
         held.removeAll(keepingCapacity: true)
     }

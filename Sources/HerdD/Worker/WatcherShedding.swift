@@ -12,12 +12,12 @@ import HerdSys
 ///   dispatch queue while it is over the limit (a recvmsg MSG_PEEK of the payload tells its age
 ///   without taking it), and new connections from the accept queue (one a tick to the dispatch
 ///   queue, where their age shows; all of them while the limit is being hit);
-/// - while the limit is being hit (`overloaded`: any worker shed a request for its queue time
-///   within the last limit, or the dispatch queue stayed non-empty since; a scoreboard header
-///   word all of them share), new requests at arrival: its worker's connections that turn
-///   readable, those the event loop would put behind the queue, and the connections it
-///   accepts. Each joins the dispatch queue if it would likely be served within the limit
-///   (`admits`), else it is answered 503 at once, not after waiting out the limit.
+/// - new requests at arrival: its worker's connections that turn readable, those the event
+///   loop would put behind the queue, and the connections it accepts. Each joins the dispatch
+///   queue if it would likely be served within the limit (`admits`, Admission.swift), else it
+///   is answered 503 at once, not after waiting out the limit. The estimate is stricter while
+///   the limit is being hit (`overloaded`: any worker shed a request within the last limit, or
+///   the dispatch queue stayed non-empty since; a scoreboard header word all of them share).
 ///
 /// The watcher writes a canned 503 after reading the request bytes that are there (so close()
 /// sends FIN, not RST, and the client reads its answer), parses nothing but the request line's
@@ -100,7 +100,7 @@ extension Watcher {
         return last != 0 && (now < last || now - last <= cfg.limitNanos)
     }
 
-    /// A request shed for its queue time, or the queue still not empty while overloaded.
+    /// A request shed (late, or at arrival), or the queue still not empty while overloaded.
     private func markOverloadSeen(_ now: UInt64) { worker.scoreboard.setHeader(.overloadSeenAt, now) }
 
     /// The epoll_wait timeout: none without --max-queue-time; a tick while our worker was in a
@@ -158,40 +158,38 @@ extension Watcher {
                 let readyAt = now &- min(waited, now)
                 if waited > cfg.limitNanos {
                     overloaded = true
-                } else if admits(now: now, cfg), dispatch.send(fd, listener: l.index, readyAt: readyAt) == 0 {
-                    Sys.close(fd)
-                    report.queued.append(l.index)
-                    continue
-                } else if !overloaded {
-                    report.kept.append((fd, l.index, readyAt, false))  // lost a race for the last place
-                    continue
+                } else if admits(now: now, cfg) {
+                    if dispatch.send(fd, listener: l.index, readyAt: readyAt) == 0 {
+                        Sys.close(fd)
+                        report.queued.append(l.index)
+                        continue
+                    }
+                    if !overloaded {
+                        report.kept.append((fd, l.index, readyAt, false))  // lost a race for the last place
+                        continue
+                    }
                 }
-                // Over the limit already, or no place in the queue while the limit is being hit.
+                // Over the limit already, refused at arrival, or no place in the queue while the
+                // limit is being hit.
                 markOverloadSeen(now)
                 answerTaken(fd, listener: l.index, readyAt: readyAt, now: now, accepted: true)
             }
         }
     }
 
-    /// Under mutex: whether a new request may join the dispatch queue. While the limit is being
-    /// hit, not when it would likely wait so long there that it would be shed late; it is
-    /// answered now instead. Its wait is estimated two ways, and either can refuse it:
-    /// - the queue's length times the mean blocking handler time of our worker
-    ///   (`serviceNanos`, a moving average) over the workers, against a quarter of the limit:
-    ///   the workers also serve their own keep-alive connections and what they accept, so the
-    ///   queue drains slower than that (with half, the served requests waited up to the limit
-    ///   and some were shed late: docs/overload.md);
-    /// - what the queue's oldest entry has waited (FIFO, and that one is not served yet),
-    ///   against half the limit.
-    /// The queue then holds a fraction of a limit of work, enough to keep every worker busy.
-    /// (The head's age alone lets a burst in: it is small when many arrive at once.)
+    /// Under mutex: whether a new request may join the dispatch queue, or would likely wait
+    /// there past the limit and is answered now instead (`Admission.admits`, which says how).
+    /// Asked at every arrival while our worker is in a blocking handler, whether or not the
+    /// limit is being hit: one ioctl (SIOCOUTQ), and a peek at the head when the queue is not
+    /// empty. (Only while it was being hit, as first built, the arrivals in between were
+    /// queued whatever the queue held, and were most of the late sheds.)
     func admits(now: UInt64, _ cfg: WatcherShedConfig) -> Bool {
-        guard overloaded(now: now, cfg) else { return true }
-        let half = cfg.limitNanos / 2
-        if let entry = cfg.entryBytes, let length = dispatch.queued(entryBytes: entry),
-           UInt64(length) &* serviceNanos / cfg.workers > half / 2 { return false }
-        guard let head = Sys.peekDispatch(dispatch.receiveFD) else { return true }
-        return now < head.readyAt &+ half
+        let length = cfg.entryBytes.flatMap { dispatch.queued(entryBytes: $0) }
+        if length == 0 { return true }  // nothing ahead of it (and no head to peek)
+        let head = Sys.peekDispatch(dispatch.receiveFD)
+        return Admission.admits(queueLength: length, serviceNanos: serviceNanos, workers: cfg.workers,
+                                headAgeNanos: head.map { now > $0.readyAt ? now - $0.readyAt : 0 },
+                                limitNanos: cfg.limitNanos, limitBeingHit: overloaded(now: now, cfg))
     }
 
     /// Under mutex, active: our own readable idle connection `fd` that may not join the queue

@@ -80,8 +80,12 @@ extension Worker {
             scoreboard.bump(slot, .accepted)
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
             let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
-            // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
-            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
+            // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md),
+            // if the request is there: with no bytes yet, TCP_INFO counts from the handshake, and
+            // a client that writes later would be shed for its own delay.
+            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0, Sys.hasInput(fd) {
+                conn.queuedSince = now &- ms * 1_000_000
+            }
             // Served before its registration where the handler cannot block: under load the
             // request is usually in already (the client wrote it as the handshake completed),
             // and a `Connection: close` answered now never costs an EPOLL_CTL_ADD and its
