@@ -112,6 +112,15 @@ extension Worker {
                     acceptsSinceRotation = 0
                     rotate(listener: index)
                 }
+                // The rotation orders wake-ups, not who gets a burst: while the other workers
+                // are off the CPU, the one that runs takes every queued connection (wrk -c50 on
+                // 2 workers: 48/2, 31/19), and its keep-alive clients then wait on one
+                // overloaded loop (the p99). Above the share by more than a slack, step out as
+                // spread does; back in when within the share (resumesAccepting).
+                if overShare(slack: Worker.rotateShareSlack) {
+                    unwatchListeners()
+                    return last
+                }
             }
         }
         return last
@@ -179,21 +188,32 @@ extension Worker {
     /// least one worker always watches the listeners (with two criteria every worker could be
     /// above one of them, and connections would wait). Connection-per-request load, where nobody
     /// holds connections, is spread by the re-arm rotation instead.
-    func overShare() -> Bool {
+    /// `slack`: how far above the share counts (--balance rotate steps out only then).
+    func overShare(slack: UInt64 = 0) -> Bool {
         let hw = min(Int(scoreboard.header(.slotHighWater)), scoreboard.slotCount)
-        var total: UInt64 = 0
+        var others: UInt64 = 0
         var n: UInt64 = 0
         for s in 0..<hw where s != slot {
             let st = scoreboard.state(s)
             guard st == .idle || st == .busy else { continue }
-            total &+= scoreboard.load(s, .active)
+            others &+= scoreboard.load(s, .active)
             n += 1
         }
-        if n == 0 { return false } // alone: never step back
-        total &+= UInt64(activeCount)
-        n += 1
-        let share = (total + n - 1) / n
-        return UInt64(activeCount) > share
+        return Worker.aboveShare(mine: UInt64(activeCount), others: others, otherWorkers: n, slack: slack)
+    }
+
+    /// --balance rotate's slack over the share (overShare): 1 keeps a 50-connection burst on 2
+    /// workers within 27/23, and a worker whose count wobbles by one around the share
+    /// (connection-per-request load) from stepping out and back on every accept.
+    static let rotateShareSlack: UInt64 = 1
+
+    /// Whether `mine` open connections are more than `slack` above the share, ceil(total /
+    /// workers), of a pool where `otherWorkers` serving workers hold `others`. Alone: never.
+    static func aboveShare(mine: UInt64, others: UInt64, otherWorkers: UInt64, slack: UInt64) -> Bool {
+        guard otherWorkers > 0 else { return false }
+        let n = otherWorkers + 1
+        let share = (others &+ mine + n - 1) / n
+        return mine > share &+ slack
     }
 
     func connectionEvent(_ fd: Int32, _ events: EpollEvents) {
