@@ -79,9 +79,9 @@ extension Worker {
             scoreboard.bump(slot, listener: index, .accepted)
             scoreboard.bump(slot, .accepted)
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
-            let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
+            let conn = Connection(fd: fd, listener: index, peer: peer, host: self, settings: connectionSettings)
             // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md).
-            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { conn.queuedSince = now &- ms * 1_000_000 }
+            if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0 { dispatchState.arrived(fd, readySince: now &- ms * 1_000_000) }
             guard register(conn, what: "connection") else { continue }
             // A saturated turn's accept (single) is watched after it is served (takeNewWork).
             // (Not in a sweep: the drain that follows hands nothing off.)
@@ -208,8 +208,9 @@ extension Worker {
 
     func connectionTag(_ fd: Int32) -> EpollTag { .connection(fd) }
 
-    /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    /// Called by a connection about to close its fd (or forgotten: `forgetReleased`), with the reason.
     func connectionClosed(_ conn: Connection, reason: CloseReason) {
+        if dispatchState.remove(conn.fd) { unregisterReceived(conn.fd) }
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }
         activeCount -= 1
