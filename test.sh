@@ -80,7 +80,7 @@ release_lane() {
     step "app .deb build (notes-api, static)" build_app_release
     # Tests/tsan.sh (herdd lane, at the end) finds this build up to date. Here, not in the
     # examples lane: that one is the longest.
-    step "TSan build" swift build --sanitize=thread --scratch-path .build-tsan --product herdd
+    step "TSan build" Tests/tsan.sh --build-only
     signal release-built
     check "packaging" Tests/packaging/run_all.sh
 }
@@ -131,7 +131,7 @@ build_app_release() {
 # on herdd by path, two of them on the same swift-nio, and each would compile them again.
 example_build() {
     local dir="$1"; shift
-    (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" "$@")
+    (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" --disable-index-store "$@")
 }
 
 # example_test DIR BINVAR PRODUCT: its unit tests (when it has any) and its pytest suite.

@@ -7,10 +7,13 @@
 # of its own
 # (TSAN_OPTIONS log_path, one per process); any report fails the lane, even if the tests pass.
 #   Tests/tsan.sh [pytest args...]     (default: the seven files below)
+#   Tests/tsan.sh --build-only         (the build alone: test.sh's release lane)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build --sanitize=thread --scratch-path .build-tsan --product herdd
-bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)/herdd"
+# No index store: nobody browses this build, and indexing costs compile time.
+swift build --sanitize=thread --scratch-path .build-tsan --disable-index-store --product herdd
+[ "${1:-}" = --build-only ] && exit 0
+bin="$(swift build --sanitize=thread --scratch-path .build-tsan --disable-index-store --show-bin-path)/herdd"
 reports="$(mktemp -d /tmp/herdd-tsan.XXXXXX)"
 files=(Tests/integration/test_dispatch.py Tests/integration/test_http_fairness.py
        Tests/integration/test_drain.py Tests/integration/test_upgrade.py Tests/integration/test_upgrade_handshake.py
