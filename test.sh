@@ -131,7 +131,7 @@ build_app_release() {
 # on herdd by path, two of them on the same swift-nio, and each would compile them again.
 example_build() {
     local dir="$1"; shift
-    (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" --disable-index-store "$@")
+    (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" "$@")
 }
 
 # example_test DIR BINVAR PRODUCT: its unit tests (when it has any) and its pytest suite.

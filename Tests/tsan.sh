@@ -10,7 +10,8 @@
 #   Tests/tsan.sh --build-only         (the build alone: test.sh's release lane)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# No index store: nobody browses this build, and indexing costs compile time.
+# No index store: nobody browses this build, and indexing costs compile time. (A build with
+# tests needs it on Linux: XCTest discovery reads it; this one has none.)
 swift build --sanitize=thread --scratch-path .build-tsan --disable-index-store --product herdd
 [ "${1:-}" = --build-only ] && exit 0
 bin="$(swift build --sanitize=thread --scratch-path .build-tsan --disable-index-store --show-bin-path)/herdd"
