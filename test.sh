@@ -13,13 +13,14 @@
 # step of any lane failed. Stage times: docs/testing.md (Tests/ci/lanes.sh: step, check).
 #   herdd     debug build, unit tests, shim rebuild, syscall check, mutation list, DocC,
 #             integration tests (the files marked serial in Tests/integration/conftest.py run
-#             alone, after the other lanes' compiles; the rest under pytest-xdist), TSan
+#             alone, after the other lanes' compiles; the rest under pytest-xdist), the short
+#             fuzzing run (Tests/fuzz/run.sh), TSan's serial tests
 #   release   the shipped (static) release build, once: the strings check and the .deb use it;
-#             the app .deb's binary; the ThreadSanitizer build; packaging: units, .deb +
-#             lintian, the app .deb, end to end under systemd
+#             the app .deb's binary; the ThreadSanitizer build and its tests not marked serial;
+#             packaging: units, .deb + lintian, the app .deb, end to end under systemd
 #   examples  notes-api, HerdHummingbird, todos-pg: one scratch path (.build-examples), so
-#             herdd's modules and swift-nio & co. compile once for the three packages; then
-#             the short fuzzing run (Tests/fuzz/run.sh)
+#             herdd's modules and swift-nio & co. compile once for the three packages (the
+#             longest lane: nothing else goes here)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -64,11 +65,16 @@ herdd_lane() {
     check "DocC" docc_check
     local bin; bin="$(swift build --show-bin-path)/herdd"
     check "integration (xdist)" env HERDD_BIN="$bin" python3 -m pytest -q -n 3 -m "not serial" Tests/integration
-    # The timing-sensitive files (latency, fairness, balance, memory, the herd meter, paced
-    # uploads) run alone, once no other lane compiles (the packaging suite may still run).
+    # libFuzzer targets (-sanitize=fuzzer,address; docs/fuzzing.md): the crash inputs found so
+    # far replayed, then 5 s of fuzzing each. Here, while the examples lane (the longest)
+    # still compiles: this lane would only wait.
+    check "fuzzing (5 s per target)" Tests/fuzz/run.sh --seconds 5
+    # The timing-sensitive tests (latency, fairness, balance, memory, the herd meter, paced
+    # uploads) run alone, once no other lane compiles (the packaging suite may still run);
+    # so do the ThreadSanitizer lane's (its other tests ran in the release lane).
     await examples-built release-built
     check "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
-    check "ThreadSanitizer" Tests/tsan.sh
+    check "ThreadSanitizer (serial tests)" Tests/tsan.sh -m serial
 }
 
 # One release build, the one that ships (static runtime, lld: packaging/build-release.sh); the
@@ -78,9 +84,10 @@ release_lane() {
     # A name can resolve in debug and not in release: this build is the release check too.
     check "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
     step "app .deb build (notes-api, static)" build_app_release
-    # Tests/tsan.sh (herdd lane, at the end) finds this build up to date. Here, not in the
-    # examples lane: that one is the longest.
+    # Here, not in the examples lane: that one is the longest. Its tests that are not
+    # timing-sensitive run now, beside the compiles; the serial ones at the end (herdd lane).
     step "TSan build" Tests/tsan.sh --build-only
+    check "ThreadSanitizer (not serial)" Tests/tsan.sh -m "not serial"
     signal release-built
     check "packaging" Tests/packaging/run_all.sh
 }
@@ -92,9 +99,6 @@ examples_lane() {
     check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
     step "todos-pg build" example_build Examples/todos-pg
     check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
-    # libFuzzer targets (-sanitize=fuzzer,address; docs/fuzzing.md): the crash inputs found so
-    # far replayed, then 5 s of fuzzing each. Before the signal: it compiles.
-    check "fuzzing (5 s per target)" Tests/fuzz/run.sh --seconds 5
     signal examples-built
 }
 
