@@ -6,7 +6,7 @@
 # on the real binary (pytest, Tests/integration), ThreadSanitizer, and the packaging suite
 # (.deb, lintian, systemd end to end). Installs what it needs first. Used as-is by .ci/run.
 #
-# Three lanes run side by side (the machine has 2 cores; a lane that waits on a test leaves
+# Four lanes run side by side (the machine has 2 cores; a lane that waits on a test leaves
 # the CPU to a lane that compiles). Each step's output goes to .build-ci/LANE.N.log, shown in
 # full when the step fails; the table of step times is printed at the end (.build-ci/times).
 # A failed build stops its lane; a failed test does not. The exit code is non-zero when any
@@ -21,6 +21,7 @@
 #   examples  notes-api, HerdHummingbird, todos-pg: one scratch path (.build-examples), so
 #             herdd's modules and swift-nio & co. compile once for the three packages (the
 #             longest lane: nothing else goes here)
+#   ex-tests  the pytest suites of notes-api and HerdHummingbird, beside the next build
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -72,7 +73,7 @@ herdd_lane() {
     # The timing-sensitive tests (latency, fairness, balance, memory, the herd meter, paced
     # uploads) run alone, once no other lane compiles (the packaging suite may still run);
     # so do the ThreadSanitizer lane's (its other tests ran in the release lane).
-    await examples-built release-built
+    await examples-built release-built example-tests-done
     check "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
     check "ThreadSanitizer (serial tests)" Tests/tsan.sh -m serial
 }
@@ -94,12 +95,25 @@ release_lane() {
 
 examples_lane() {
     step "notes-api build" example_build Examples/notes-api --build-tests
-    check "notes-api tests" example_test Examples/notes-api NOTES_API_BIN notes-api
+    check "notes-api swift test" example_unit Examples/notes-api
+    signal notes-api-built
     step "HerdHummingbird build" example_build Integrations/HerdHummingbird --build-tests
-    check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
+    check "HerdHummingbird swift test" example_unit Integrations/HerdHummingbird
+    signal hummingbird-built
     step "todos-pg build" example_build Examples/todos-pg
-    check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
+    check "todos-pg pytest" example_pytest Examples/todos-pg TODOS_PG_BIN todos-pg
     signal examples-built
+}
+
+# The examples' pytest suites use no SwiftPM (which would wait for the scratch path's lock
+# while the next example builds): each runs here, beside the next build, off the examples
+# lane (the longest).
+example_tests_lane() {
+    await notes-api-built
+    check "notes-api pytest" example_pytest Examples/notes-api NOTES_API_BIN notes-api
+    await hummingbird-built
+    check "HerdHummingbird pytest" example_pytest Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
+    signal example-tests-done
 }
 
 # check_hooks debug|release BINARY: fault-injection hooks (HERDD_TEST_*) are compiled into debug
@@ -138,17 +152,20 @@ example_build() {
     (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" "$@")
 }
 
-# example_test DIR BINVAR PRODUCT: its unit tests (when it has any) and its pytest suite.
-example_test() {
-    local dir="$1" var="$2" product="$3" bin
-    if [ -d "$dir/Tests" ]; then
-        (cd "$dir" && swift test --skip-build --scratch-path "$EXAMPLES_SCRATCH")
-    fi
-    bin="$(cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" --show-bin-path)/$product"
-    env "$var=$bin" python3 -m pytest -q "$dir/tests"
+# example_unit DIR: its unit tests (`swift test`; the package has a Tests directory).
+example_unit() {
+    (cd "$1" && swift test --skip-build --scratch-path "$EXAMPLES_SCRATCH")
+}
+
+# example_pytest DIR BINVAR PRODUCT: its pytest suite against its executable (the debug build's
+# path in the scratch directory, without asking SwiftPM).
+example_pytest() {
+    local dir="$1" var="$2" product="$3"
+    env "$var=$EXAMPLES_SCRATCH/debug/$product" python3 -m pytest -q "$dir/tests"
 }
 
 lane herdd herdd_lane
 lane release release_lane
 lane examples examples_lane
+lane ex-tests example_tests_lane
 finish_lanes
