@@ -6,20 +6,22 @@
 # on the real binary (pytest, Tests/integration), ThreadSanitizer, and the packaging suite
 # (.deb, lintian, systemd end to end). Installs what it needs first. Used as-is by .ci/run.
 #
-# Three lanes run side by side (the machine has 2 cores; a lane that waits on a test leaves
+# Four lanes run side by side (the machine has 2 cores; a lane that waits on a test leaves
 # the CPU to a lane that compiles). Each step's output goes to .build-ci/LANE.N.log, shown in
 # full when the step fails; the table of step times is printed at the end (.build-ci/times).
 # A failed build stops its lane; a failed test does not. The exit code is non-zero when any
 # step of any lane failed. Stage times: docs/testing.md (Tests/ci/lanes.sh: step, check).
 #   herdd     debug build, unit tests, shim rebuild, syscall check, mutation list, DocC,
 #             integration tests (the files marked serial in Tests/integration/conftest.py run
-#             alone, after the other lanes' compiles; the rest under pytest-xdist), TSan
+#             alone, after the other lanes' compiles; the rest under pytest-xdist), the short
+#             fuzzing run (Tests/fuzz/run.sh), TSan's serial tests
 #   release   the shipped (static) release build, once: the strings check and the .deb use it;
-#             the app .deb's binary; the ThreadSanitizer build; packaging: units, .deb +
-#             lintian, the app .deb, end to end under systemd
+#             the app .deb's binary; the ThreadSanitizer build and its tests not marked serial;
+#             packaging: units, .deb + lintian, the app .deb, end to end under systemd
 #   examples  notes-api, HerdHummingbird, todos-pg: one scratch path (.build-examples), so
-#             herdd's modules and swift-nio & co. compile once for the three packages; then
-#             the short fuzzing run (Tests/fuzz/run.sh)
+#             herdd's modules and swift-nio & co. compile once for the three packages (the
+#             longest lane: nothing else goes here)
+#   ex-tests  the pytest suites of notes-api and HerdHummingbird, beside the next build
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -64,11 +66,16 @@ herdd_lane() {
     check "DocC" docc_check
     local bin; bin="$(swift build --show-bin-path)/herdd"
     check "integration (xdist)" env HERDD_BIN="$bin" python3 -m pytest -q -n 3 -m "not serial" Tests/integration
-    # The timing-sensitive files (latency, fairness, balance, memory, the herd meter, paced
-    # uploads) run alone, once no other lane compiles (the packaging suite may still run).
-    await examples-built release-built
+    # libFuzzer targets (-sanitize=fuzzer,address; docs/fuzzing.md): the crash inputs found so
+    # far replayed, then 5 s of fuzzing each. Here, while the examples lane (the longest)
+    # still compiles: this lane would only wait.
+    check "fuzzing (5 s per target)" Tests/fuzz/run.sh --seconds 5
+    # The timing-sensitive tests (latency, fairness, balance, memory, the herd meter, paced
+    # uploads) run alone, once no other lane compiles (the packaging suite may still run);
+    # so do the ThreadSanitizer lane's (its other tests ran in the release lane).
+    await examples-built release-built example-tests-done
     check "integration (serial)" env HERDD_BIN="$bin" python3 -m pytest -q -m serial Tests/integration
-    check "ThreadSanitizer" Tests/tsan.sh
+    check "ThreadSanitizer (serial tests)" Tests/tsan.sh -m serial
 }
 
 # One release build, the one that ships (static runtime, lld: packaging/build-release.sh); the
@@ -78,24 +85,35 @@ release_lane() {
     # A name can resolve in debug and not in release: this build is the release check too.
     check "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
     step "app .deb build (notes-api, static)" build_app_release
-    # Tests/tsan.sh (herdd lane, at the end) finds this build up to date. Here, not in the
-    # examples lane: that one is the longest.
-    step "TSan build" swift build --sanitize=thread --scratch-path .build-tsan --product herdd
+    # Here, not in the examples lane: that one is the longest. Its tests that are not
+    # timing-sensitive run now, beside the compiles; the serial ones at the end (herdd lane).
+    step "TSan build" Tests/tsan.sh --build-only
+    check "ThreadSanitizer (not serial)" Tests/tsan.sh -m "not serial"
     signal release-built
     check "packaging" Tests/packaging/run_all.sh
 }
 
 examples_lane() {
     step "notes-api build" example_build Examples/notes-api --build-tests
-    check "notes-api tests" example_test Examples/notes-api NOTES_API_BIN notes-api
+    check "notes-api swift test" example_unit Examples/notes-api
+    signal notes-api-built
     step "HerdHummingbird build" example_build Integrations/HerdHummingbird --build-tests
-    check "HerdHummingbird tests" example_test Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
+    check "HerdHummingbird swift test" example_unit Integrations/HerdHummingbird
+    signal hummingbird-built
     step "todos-pg build" example_build Examples/todos-pg
-    check "todos-pg tests" example_test Examples/todos-pg TODOS_PG_BIN todos-pg
-    # libFuzzer targets (-sanitize=fuzzer,address; docs/fuzzing.md): the crash inputs found so
-    # far replayed, then 5 s of fuzzing each. Before the signal: it compiles.
-    check "fuzzing (5 s per target)" Tests/fuzz/run.sh --seconds 5
+    check "todos-pg pytest" example_pytest Examples/todos-pg TODOS_PG_BIN todos-pg
     signal examples-built
+}
+
+# The examples' pytest suites use no SwiftPM (which would wait for the scratch path's lock
+# while the next example builds): each runs here, beside the next build, off the examples
+# lane (the longest).
+example_tests_lane() {
+    await notes-api-built
+    check "notes-api pytest" example_pytest Examples/notes-api NOTES_API_BIN notes-api
+    await hummingbird-built
+    check "HerdHummingbird pytest" example_pytest Integrations/HerdHummingbird HB_EXAMPLE_BIN hb-example
+    signal example-tests-done
 }
 
 # check_hooks debug|release BINARY: fault-injection hooks (HERDD_TEST_*) are compiled into debug
@@ -134,17 +152,20 @@ example_build() {
     (cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" "$@")
 }
 
-# example_test DIR BINVAR PRODUCT: its unit tests (when it has any) and its pytest suite.
-example_test() {
-    local dir="$1" var="$2" product="$3" bin
-    if [ -d "$dir/Tests" ]; then
-        (cd "$dir" && swift test --skip-build --scratch-path "$EXAMPLES_SCRATCH")
-    fi
-    bin="$(cd "$dir" && swift build --scratch-path "$EXAMPLES_SCRATCH" --show-bin-path)/$product"
-    env "$var=$bin" python3 -m pytest -q "$dir/tests"
+# example_unit DIR: its unit tests (`swift test`; the package has a Tests directory).
+example_unit() {
+    (cd "$1" && swift test --skip-build --scratch-path "$EXAMPLES_SCRATCH")
+}
+
+# example_pytest DIR BINVAR PRODUCT: its pytest suite against its executable (the debug build's
+# path in the scratch directory, without asking SwiftPM).
+example_pytest() {
+    local dir="$1" var="$2" product="$3"
+    env "$var=$EXAMPLES_SCRATCH/debug/$product" python3 -m pytest -q "$dir/tests"
 }
 
 lane herdd herdd_lane
 lane release release_lane
 lane examples examples_lane
+lane ex-tests example_tests_lane
 finish_lanes

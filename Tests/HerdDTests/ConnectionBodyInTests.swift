@@ -25,7 +25,7 @@ import HerdSys
         let (server, client) = try socketPair()
         let host = RecordingHost()
         host.streamPaths = ["/up"]
-        return (host, HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host), client)
+        return (host, host.connection(server), client)
     }
 
     private func head(_ length: Int) -> [UInt8] { Array("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: \(length)\r\n\r\n".utf8) }

@@ -6,17 +6,25 @@ import Testing
 import HerdSys
 
 /// A host with no worker, no epoll and no scoreboard: what `HTTPConnection` asks of its host
-/// is exactly `ConnectionHost`, so a connection runs on a socketpair with this alone.
+/// is exactly `ConnectionHost` (and its settings at init), so a connection runs on a
+/// socketpair with this alone.
 final class RecordingHost: ConnectionHost {
     var now: UInt64 = 1_000_000_000
     let limits = HTTPLimits()
     let buffers = BufferPool()
     var httpDate: String { "Thu, 01 Jan 2026 00:00:00 GMT" }
-    var requestTimeouts = RequestTimeouts(headerNanos: 10_000_000_000, bodyNanos: 10_000_000_000, bodyMinRate: 500)
+    let requestTimeouts = RequestTimeouts(headerNanos: 10_000_000_000, bodyNanos: 10_000_000_000, bodyMinRate: 500)
     var headerTimeoutNanos: UInt64 { requestTimeouts.headerNanos }
     let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
-    var draining = false
     var keepAliveAllowed = true
+
+    /// A connection of this host on `fd` (listener 0), with these limits and timeouts; its
+    /// bodies may stream if `streamPaths` is set by then.
+    func connection(_ fd: Int32) -> HTTPConnection<RecordingHost> {
+        let settings = ConnectionSettings(limits: limits, buffers: buffers, requestTimeouts: requestTimeouts,
+                                          keepAliveTimeoutNanos: keepAliveTimeoutNanos, bodiesMayStream: [!streamPaths.isEmpty])
+        return HTTPConnection(fd: fd, listener: 0, peer: PeerAddress(text: "unix"), host: self, settings: settings)
+    }
 
     var handledPaths: [String] = []
     var statuses: [Int] = []
@@ -24,23 +32,26 @@ final class RecordingHost: ConnectionHost {
     var bytesOut = 0
     var closed: [Int32] = []
     var closeReasons: [CloseReason] = []
-
-    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? { nil }
+    /// Per `connectionClosed`: whether the connection's fd was still open when it was told.
+    var fdOpenAtClose: [Bool] = []
+    /// Paths answered 503 without their handler, as --max-queue-time does.
+    var refusedPaths: Set<String> = []
     /// The producer of `/produced`'s body (StreamedBody), and its wake-ups so far.
     var producer: StreamedBody.Producer? = nil
     let wakes = AtomicCount()
 
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>, readyAt: UInt64) -> HTTPResponse? {
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<RecordingHost>) -> HostAnswer {
+        if refusedPaths.contains(request.path) { return .refused(.errorResponse(status: 503)) }
         handledPaths.append(request.path)
         if streamPaths.contains(request.path) {
             // Answered later by the test (conn.finishAsync), as the worker's task would.
             conn.asyncCall = AsyncCall(request: request, work: { .text(200, "late\n") }, startedAt: now, readyAt: now, deadline: now + 60_000_000_000)
-            return nil
+            return .pending
         }
         if request.path == "/produced", let producer {
-            return HTTPResponse(status: 200, body: .stream(StreamedBody(producer)))
+            return .response(HTTPResponse(status: 200, body: .stream(StreamedBody(producer))))
         }
-        return HTTPResponse.text(200, "hi \(request.path)\n")
+        return .response(HTTPResponse.text(200, "hi \(request.path)\n"))
     }
     func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<RecordingHost>) {
         let wakes = self.wakes
@@ -50,27 +61,28 @@ final class RecordingHost: ConnectionHost {
     var streamPaths: Set<String> = []
     var bodiesIn: [RequestBodyStream] = []
     let roomWakes = AtomicCount()
-    func mayStreamBodies(_ listener: Int) -> Bool { !streamPaths.isEmpty }
-    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<RecordingHost>) -> Bool { streamPaths.contains(head.path) }
-    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<RecordingHost>) {
+    func bodyStream(for head: HTTPRequest, on conn: HTTPConnection<RecordingHost>) -> RequestBodyStream? {
+        guard streamPaths.contains(head.path) else { return nil }
+        let body = RequestBodyStream()
         bodiesIn.append(body)
         let wakes = roomWakes
         body.onRoom { wakes.add() }
+        return body
     }
     var abandoned: [AsyncCall] = []
     func asyncAbandoned(_ call: AsyncCall) { abandoned.append(call) }
     func asyncExpired(_ conn: HTTPConnection<RecordingHost>) {}
-    func responded(status: Int) { statuses.append(status) }
-    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<RecordingHost>, startedAt: UInt64) {
-        finished += 1
+    func responded(status: Int, to request: HTTPRequest?, startedAt: UInt64, on conn: HTTPConnection<RecordingHost>) {
+        statuses.append(status)
+        if request != nil { finished += 1 }
     }
     func countBytesOut(_ n: Int) { bytesOut += n }
     func longWrite(_ delta: Int) {}
     func yieldWrite(_ conn: HTTPConnection<RecordingHost>) -> Bool { true }
-    func unregisterReceived(_ fd: Int32) {}
     func connectionClosed(_ conn: HTTPConnection<RecordingHost>, reason: CloseReason) {
         closed.append(conn.fd)
         closeReasons.append(reason)
+        fdOpenAtClose.append(fcntl(conn.fd, F_GETFD) != -1)
     }
 }
 
@@ -115,7 +127,7 @@ func receiveAll(_ fd: Int32) -> String {
         let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        let conn = host.connection(server)
         send(client, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
         let reply = receiveAll(client)
@@ -128,7 +140,7 @@ func receiveAll(_ fd: Int32) -> String {
         #expect(reply.hasSuffix("hi /b\n"))
         #expect(conn.isIdle && !conn.closed)
         // Idle past the host's keep-alive timeout: the sweep closes it and tells the host.
-        conn.checkTimeouts(now: host.now + host.keepAliveTimeoutNanos + 1)
+        conn.checkTimeouts(now: host.now + host.keepAliveTimeoutNanos + 1, draining: false)
         #expect(conn.closed)
         #expect(host.closed == [server])
         #expect(host.closeReasons == [.keepAliveTimeout])
@@ -148,7 +160,7 @@ func receiveAll(_ fd: Int32) -> String {
         let host = RecordingHost()
         let (lines, feed) = AsyncStream<String>.makeStream()
         host.producer = { writer in for await line in lines { try await writer.write(line) } }
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        let conn = host.connection(server)
         // A pipelined request waits for the produced body's end.
         send(client, "GET /produced HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
@@ -157,7 +169,7 @@ func receiveAll(_ fd: Int32) -> String {
         #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n") && head.contains("Transfer-Encoding: chunked\r\n") && head.hasSuffix("\r\n\r\n"))
         #expect(!conn.isIdle && !conn.closed)
         // The producer is slow, not the client: no write-stall close however long it waits.
-        conn.checkTimeouts(now: host.now + 120_000_000_000)
+        conn.checkTimeouts(now: host.now + 120_000_000_000, draining: false)
         #expect(!conn.closed)
         feed.yield("one")
         try await awaitWake(host, after: 0)
@@ -187,7 +199,7 @@ func receiveAll(_ fd: Int32) -> String {
                 try await Task.sleep(for: .milliseconds(1))
             }
         }
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        let conn = host.connection(server)
         send(client, "GET /produced HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
         try await awaitWake(host, after: 0)
@@ -202,7 +214,7 @@ func receiveAll(_ fd: Int32) -> String {
         defer { close(client) }
         let host = RecordingHost()
         host.keepAliveAllowed = false
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        let conn = host.connection(server)
         send(client, "GET /only HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.readable()
         let reply = receiveAll(client)
@@ -216,13 +228,13 @@ func receiveAll(_ fd: Int32) -> String {
         let (server, client) = try socketPair()
         defer { close(client) }
         let host = RecordingHost()
-        let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+        let conn = host.connection(server)
         send(client, "GET /slow HTTP/1.1\r\nHost: x\r\n")
         conn.readable()
         #expect(host.handledPaths.isEmpty)
-        conn.checkTimeouts(now: host.now + host.headerTimeoutNanos - 1)
+        conn.checkTimeouts(now: host.now + host.headerTimeoutNanos - 1, draining: false)
         #expect(receiveAll(client).isEmpty)
-        conn.checkTimeouts(now: host.now + host.headerTimeoutNanos + 1)
+        conn.checkTimeouts(now: host.now + host.headerTimeoutNanos + 1, draining: false)
         #expect(receiveAll(client).hasPrefix("HTTP/1.1 408 "))
         #expect(host.statuses == [408])
         #expect(host.finished == 0)
@@ -241,7 +253,7 @@ func receiveAll(_ fd: Int32) -> String {
         func run(_ body: (HTTPConnection<RecordingHost>, Int32, RecordingHost) -> Void) throws -> [CloseReason] {
             let (server, client) = try socketPair()
             let host = RecordingHost()
-            let conn = HTTPConnection(fd: server, listener: 0, peer: PeerAddress(text: "unix"), host: host)
+            let conn = host.connection(server)
             body(conn, client, host)
             close(client)
             return host.closeReasons
@@ -266,15 +278,48 @@ func receiveAll(_ fd: Int32) -> String {
         #expect(try run { conn, client, host in
             send(client, "GARBAGE\r\n\r\n")
             conn.readable()
-            conn.checkTimeouts(now: host.now + 3_000_000_000)
+            conn.checkTimeouts(now: host.now + 3_000_000_000, draining: false)
         } == [.protocolError])
         // Idle while the host drains, past DrainPolicy's grace.
         #expect(try run { conn, _, host in
-            host.draining = true
-            conn.checkTimeouts(now: host.now + DrainPolicy.idleNanos)
+            conn.checkTimeouts(now: host.now + DrainPolicy.idleNanos, draining: true)
         } == [.drain])
         // Handed to another worker.
         #expect(try run { conn, _, _ in conn.handedOff() } == [.handOff])
+    }
+
+    /// A request the host refuses (--max-queue-time's 503): its handler does not run, the 503
+    /// is counted with the request (latency, access log), and the connection closes after it
+    /// without serving what was pipelined behind.
+    @Test func aRefusedRequestIsAnsweredAndTheConnectionCloses() throws {
+        let (server, client) = try socketPair()
+        defer { close(client) }
+        let host = RecordingHost()
+        host.refusedPaths = ["/late"]
+        let conn = host.connection(server)
+        send(client, "GET /late HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.readable()
+        let reply = receiveAll(client)
+        #expect(reply.hasPrefix("HTTP/1.1 503 ") && reply.contains("Connection: close\r\n"))
+        #expect(!reply.contains("hi /next"))
+        #expect(host.handledPaths.isEmpty && host.statuses == [503] && host.finished == 1)
+        // Lingers for the unread pipelined request; the client's EOF ends it.
+        Glibc.shutdown(client, Int32(SHUT_WR))
+        conn.readable()
+        #expect(conn.closed && host.closeReasons == [.responseDone])
+    }
+
+    /// `close` tells the host while its fd is still open (a worker removes the epoll
+    /// registration of a connection from the dispatch socket then: DispatchState.swift), and
+    /// closes it after.
+    @Test func closeTellsTheHostBeforeTheFdCloses() throws {
+        let (server, client) = try socketPair()
+        defer { close(client) }
+        let host = RecordingHost()
+        let conn = host.connection(server)
+        conn.close(because: .clientClosed)
+        #expect(host.fdOpenAtClose == [true])
+        #expect(fcntl(server, F_GETFD) == -1)
     }
 
     @Test func labelsRoundTripAndFitTheirScoreboardWords() {

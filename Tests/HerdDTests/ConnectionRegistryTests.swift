@@ -27,29 +27,28 @@ final class TableHost: ConnectionRegistry {
 
     // The rest of ConnectionHost: a plain host that answers every request 200.
     let now: UInt64 = 1_000_000_000
-    let limits = HTTPLimits()
     let buffers = BufferPool()
     var httpDate: String { "Thu, 01 Jan 2026 00:00:00 GMT" }
-    let requestTimeouts = RequestTimeouts(headerNanos: 10_000_000_000, bodyNanos: 10_000_000_000, bodyMinRate: 500)
-    let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
-    let draining = false
     let keepAliveAllowed = true
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<TableHost>, readyAt: UInt64) -> HTTPResponse? {
-        HTTPResponse.text(200, "hi\n")
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<TableHost>) -> HostAnswer {
+        .response(HTTPResponse.text(200, "hi\n"))
     }
-    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<TableHost>, readyAt: UInt64) -> HTTPResponse? { nil }
     func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<TableHost>) { body.abandon() }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<TableHost>) {}
-    func responded(status: Int) {}
-    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<TableHost>, startedAt: UInt64) {}
+    func responded(status: Int, to request: HTTPRequest?, startedAt: UInt64, on conn: HTTPConnection<TableHost>) {}
     func countBytesOut(_ n: Int) {}
     func longWrite(_ delta: Int) {}
     func yieldWrite(_ conn: HTTPConnection<TableHost>) -> Bool { true }
-    func unregisterReceived(_ fd: Int32) {}
-    func mayStreamBodies(_ listener: Int) -> Bool { false }
-    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<TableHost>) -> Bool { false }
-    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<TableHost>) {}
+    func bodyStream(for head: HTTPRequest, on conn: HTTPConnection<TableHost>) -> RequestBodyStream? { nil }
+
+    /// A connection of this host on `fd` (listener 0).
+    func connection(_ fd: Int32, peer: String) -> HTTPConnection<TableHost> {
+        let settings = ConnectionSettings(limits: HTTPLimits(), buffers: buffers,
+                                          requestTimeouts: RequestTimeouts(headerNanos: 10_000_000_000, bodyNanos: 10_000_000_000, bodyMinRate: 500),
+                                          keepAliveTimeoutNanos: 5_000_000_000)
+        return HTTPConnection(fd: fd, listener: 0, peer: PeerAddress(text: peer), host: self, settings: settings)
+    }
 }
 
 /// Issue 26: one way in for every connection, so each counts in the table and the memory peak
@@ -85,7 +84,7 @@ final class TableHost: ConnectionRegistry {
         // Accepted (and kept by the watcher: the same call): table, peak, epoll.
         let (a, ca) = try pair()
         clients.append(ca)
-        let accepted = HTTPConnection(fd: a, listener: 0, peer: PeerAddress(text: "a"), host: host)
+        let accepted = host.connection(a, peer: "a")
         #expect(host.register(accepted, what: "accepted"))
         #expect(accepted.registered && host.buffers.peak == 1)
 
@@ -93,8 +92,7 @@ final class TableHost: ConnectionRegistry {
         let (d, cd) = try pair()
         clients.append(cd)
         send(cd, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
-        let dispatched = HTTPConnection(fd: d, listener: 0, peer: PeerAddress(text: "d"), host: host)
-        dispatched.received = true
+        let dispatched = host.connection(d, peer: "d")
         #expect(host.register(dispatched, what: "dispatched", serveFirst: true))
         #expect(dispatched.registered && !dispatched.closed)
         #expect(host.buffers.peak == 2) // the dispatched connection counts in the peak
@@ -120,7 +118,7 @@ final class TableHost: ConnectionRegistry {
         let (d, cd) = try pair()
         defer { Sys.close(cd) }
         send(cd, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-        let conn = HTTPConnection(fd: d, listener: 0, peer: PeerAddress(text: "d"), host: host)
+        let conn = host.connection(d, peer: "d")
         #expect(!host.register(conn, what: "dispatched", serveFirst: true))
         #expect(conn.closed && !conn.registered)
         #expect(host.buffers.peak == 1 && host.table.isEmpty)
@@ -132,7 +130,7 @@ final class TableHost: ConnectionRegistry {
         let host = TableHost(epoll: .none) // every epoll_ctl fails (EBADF)
         let (a, ca) = try pair()
         defer { Sys.close(ca) }
-        let conn = HTTPConnection(fd: a, listener: 0, peer: PeerAddress(text: "a"), host: host)
+        let conn = host.connection(a, peer: "a")
         #expect(!host.register(conn, what: "accepted"))
         #expect(conn.closed && !conn.registered && host.table.isEmpty)
         #expect(host.closeReasons == [.internalError])

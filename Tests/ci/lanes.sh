@@ -30,11 +30,14 @@ run_step() {
     t0=$(date +%s)
     echo "== [$LANE +$((t0 - CI_START))s] $title"
     # In the background and then waited for: a function run here keeps `set -e` (in the left
-    # side of `||` bash would ignore it for the whole function).
-    "$@" >"$log" 2>&1 &
+    # side of `||` bash would ignore it for the whole function). The subshell's EXIT trap
+    # writes `times`: the CPU time of every process of the step it waited for (a build's
+    # compiler jobs included), whether the step passed or not.
+    ( trap 'times >"$log.cpu"' EXIT; "$@" ) >"$log" 2>&1 &
     wait $! || rc=$?
-    local t1; t1=$(date +%s)
-    printf '%6ss  %-9s %-40s %6ss  %s\n' "$((t0 - CI_START))" "$LANE" "$title" "$((t1 - t0))" \
+    local t1 cpu; t1=$(date +%s)
+    cpu=$(cpu_seconds "$log.cpu")
+    printf '%6ss  %-9s %-40s %6ss %7ss  %s\n' "$((t0 - CI_START))" "$LANE" "$title" "$((t1 - t0))" "$cpu" \
         "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)")" >>"$LOGS/times"
     if [ $rc -ne 0 ]; then
         printf '%s\t%s\n' "$title" "$log" >>"$LOGS/failed"
@@ -46,6 +49,14 @@ run_step() {
         return 0
     fi
     echo "== [$LANE +$((t1 - CI_START))s] done: $title ($((t1 - t0)) s)"
+}
+
+# cpu_seconds FILE: user + system seconds of the children in the output of `times` (its second
+# line, e.g. "1m2.500s 0m3.250s"), rounded; "?" if there is none.
+cpu_seconds() {
+    awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+                   printf "%d", t + 0.5; found = 1 }
+         END { if (!found) printf "?" }' "$1" 2>/dev/null || printf '?'
 }
 
 signal() { touch "$LOGS/event.$1"; }
@@ -76,8 +87,10 @@ finish_lanes() {
             cat "$log"
         done <"$LOGS/failed"
     fi
-    echo; echo "== steps (started at, lane, step, took, result); total $(( $(date +%s) - CI_START )) s"
+    echo; echo "== steps (started at, lane, step, took, CPU time, result); total $(( $(date +%s) - CI_START )) s"
     sort -n "$LOGS/times" 2>/dev/null || true
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+s$/ && $(i + 1) ~ /^[0-9]+s$/) { cpu += $(i + 1); break } }
+         END { printf "== CPU time of all steps: %d s (%.0f s on 2 cores)\n", cpu, cpu / 2 }' "$LOGS/times" 2>/dev/null || true
     if [ $status -eq 0 ]; then echo "== all lanes passed"; else echo "== FAILED (steps above)"; fi
     return $status
 }

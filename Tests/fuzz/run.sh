@@ -34,7 +34,7 @@ BUILD="${FUZZ_BUILD_PATH:-.build-fuzz}"  # a fresh path measures a cold run
 # own: a whole-package build would also link herdd's own executable against libFuzzer's main.
 export HERDD_FUZZ=1
 for t in "${targets[@]}"; do
-    swift build --build-path "$BUILD" -Xswiftc -sanitize=fuzzer,address --product "$t" 2>&1 \
+    swift build --build-path "$BUILD" --disable-index-store -Xswiftc -sanitize=fuzzer,address --product "$t" 2>&1 \
         | grep -v 'Cannot export local symbol' | grep -E 'error|warning: unre|Compiling|complete' | grep -v '^\[' || true
     [ -x "$BUILD/debug/$t" ] || { echo "build of $t failed" >&2; exit 1; }
 done

@@ -4,9 +4,9 @@ import Handlers
 /// bodies"): the handler's work starts at the end of the head, and the connection feeds the
 /// body's pieces into a `RequestBodyStream` as it reads them, on the worker's loop.
 ///
-/// - The decision: where the listener's handler may stream (`host.mayStreamBodies`), the
-///   parser stops after a head with a body; `host.streamsBody` asks the handler. No: the body
-///   is gathered as usual (the parser goes on where it stopped).
+/// - The decision: where the listener's handler may stream (`settings.bodiesMayStream`), the
+///   parser stops after a head with a body; `host.bodyStream` asks the handler. No stream: the
+///   body is gathered as usual (the parser goes on where it stopped).
 /// - Back-pressure: once the stream holds its limit unread, the connection stops reading
 ///   (`bodyInPaused`: readable() reads nothing, and edge-triggered epoll wakes nobody); the
 ///   reader's take below the limit wakes it through the host (`producerWoke()`), and it reads on.
@@ -24,17 +24,15 @@ extension HTTPConnection {
     /// and what a read brought with it), not all that a large upload's socket holds.
     var readLimit: Int {
         if bodyIn != nil { return ConnectionTuning.bodyInReadAhead }
-        if mayStreamBodies && !(parserBox?.parser.bodyGathered ?? false) { return host.limits.maxHeaderBytes + ConnectionTuning.bodyInReadAhead }
-        return maxBuffered
+        if mayStreamBodies && !(parserBox?.parser.bodyGathered ?? false) { return settings.limits.maxHeaderBytes + ConnectionTuning.bodyInReadAhead }
+        return settings.maxBuffered
     }
 
     /// The parser paused after `head`, which has a body: stream it, or gather it as usual.
     func decideBody(_ head: HTTPRequest) {
-        guard host.streamsBody(head, on: self) else { parser.collectBody(); return }
+        guard let body = host.bodyStream(for: head, on: self) else { parser.collectBody(); return }
         parser.streamBody()
-        let body = RequestBodyStream()
         bodyIn = body
-        host.startBodyIn(body, for: self)
         serve(head) // the handler starts now; its body is `context.requestBody`
     }
 
@@ -96,7 +94,7 @@ extension HTTPConnection {
     /// one that waits (paused). Like for a gathered body, what waits in the socket is read first.
     func checkBodyInTimeout(now: UInt64) {
         guard !bodyInPaused, let started = requestStartedAt else { return }
-        let timeouts = host.requestTimeouts
+        let timeouts = settings.requestTimeouts
         func overdue() -> CloseReason? {
             timeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
                              bodyBytes: bytesRead &- bytesReadAtBodyStart, lastReadAt: lastActivity)

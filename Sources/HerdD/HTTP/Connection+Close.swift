@@ -7,7 +7,8 @@ import HerdSys
 extension HTTPConnection {
     // MARK: - Timeouts and close
 
-    func checkTimeouts(now: UInt64) {
+    /// The host's sweep; `draining`: the host drains (idle connections close, DrainPolicy).
+    func checkTimeouts(now: UInt64, draining: Bool) {
         guard !closed else { return }
         if let call = asyncCall {
             // Waiting for its handler: only the async deadline applies (no header, keep-alive
@@ -39,17 +40,17 @@ extension HTTPConnection {
             flush()
             return
         }
-        if host.draining {
+        if draining {
             closeIfDrainIdle(now: now)
             return
         }
-        if now - lastActivity > host.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
+        if now - lastActivity > settings.keepAliveTimeoutNanos { close(because: .keepAliveTimeout) }
     }
 
     /// The request in progress missed its deadline (RequestTimeouts): which one, or nil.
     private func requestOverdue(now: UInt64) -> CloseReason? {
         guard let started = requestStartedAt else { return nil }
-        return host.requestTimeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
+        return settings.requestTimeouts.overdue(now: now, requestStartedAt: started, bodyStartedAt: bodyStartedAt,
                                             bodyBytes: bytesRead &- bytesReadAtBodyStart, lastReadAt: lastActivity)
     }
 
@@ -102,10 +103,10 @@ extension HTTPConnection {
         stream = nil
         if let p = produced { produced = nil; p.abandon() } // the producer's write throws
         releaseBuffers()
-        // close() also removes the fd from the epoll set (it is its only reference; for a
-        // connection handed over by another worker, not necessarily: see unregisterReceived).
-        if received { host.unregisterReceived(fd) }
-        Sys.close(fd)
+        // Before the fd's close: close() removes the fd from the epoll set only if it is the
+        // file's last reference, which a connection handed over by another worker may not be
+        // (Worker.connectionClosed removes its registration then).
         host.connectionClosed(self, reason: reason)
+        Sys.close(fd)
     }
 }

@@ -8,6 +8,7 @@ import HerdSys
 extension HTTPConnection {
     func sendError(_ status: Int, reason: CloseReason = .protocolError) {
         queue(HTTPResponse.errorResponse(status: status), isHEAD: false, keepAlive: false, versionMinor: 1)
+        host.responded(status: status, to: nil, startedAt: host.now, on: self)
         closeReason = reason
         // After a protocol error the rest of the input is garbage: drop it and linger-close so
         // the client reads the error instead of a reset.
@@ -17,7 +18,7 @@ extension HTTPConnection {
     }
 
     func queue(_ response: HTTPResponse, isHEAD: Bool, keepAlive: Bool, versionMinor: Int) {
-        if output.capacity == 0 { output = host.buffers.takeOutput() }
+        if output.capacity == 0 { output = settings.buffers.takeOutput() }
         let framing = HTTPResponseHead.serialize(response, requestIsHEAD: isHEAD, keepAlive: keepAlive,
                                                  versionMinor: versionMinor, date: host.httpDate, into: &output)
         var keep = keepAlive
@@ -48,7 +49,6 @@ extension HTTPConnection {
             keep = false
         }
         if !keep { closeAfterWrite = true; closeReason = .responseDone }
-        host.responded(status: response.status)
     }
 
     /// The body to send after the head: a produced one starts its producer now.

@@ -29,7 +29,8 @@ enum ConnectionTuning {
 
 /// One accepted HTTP/1.1 connection: input buffer and incremental parser (pipelining), output
 /// buffer, sendfile for file bodies, chunked streams, timeouts and a lingering close after
-/// errors. Edge-triggered: every read and write goes until EAGAIN. Everything else (clock,
+/// errors. Edge-triggered: every read and write goes until EAGAIN. What its host fixes (limits,
+/// buffer pool, timeouts) it is given at init (`ConnectionSettings`); everything else (clock,
 /// handler, counters, epoll) it asks of its `Host` through `ConnectionHost` (ConnectionHost.swift);
 /// a worker's connections are `HTTPConnection<Worker>` (`Connection`).
 final class HTTPConnection<Host: ConnectionHost> {
@@ -40,6 +41,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// no reference counting on this hot reference: unowned(unsafe) skips the unowned-retain
     /// each access would otherwise pay.
     unowned(unsafe) let host: Host
+    let settings: ConnectionSettings
 
     /// Input bytes: valid ones are inputStart..<inputEnd. Raw memory owned by the connection
     /// while it holds it, rather than an array: recv and the parser take pointers into it, and
@@ -60,7 +62,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     }
     private func heldParser() -> ParserBox {
         if let box = parserBox { return box }
-        let box = host.buffers.takeParser(limits: host.limits)
+        let box = settings.buffers.takeParser(limits: settings.limits)
         // Only where the handler may stream bodies does a head with a body stop for a decision.
         box.parser.pauseAfterHead = mayStreamBodies
         parserBox = box
@@ -96,12 +98,6 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Bytes read over the connection's life (the body rule's progress).
     var bytesRead = 0
     var closed = false
-    /// When the next request's wait began, if before the turn that reads it: the moment the
-    /// worker that handed the connection over saw it readable (queue-time histogram); 0: the
-    /// start of the turn that read it.
-    var queuedSince: UInt64 = 0
-    /// Taken from the dispatch socket (another worker may still hold the file briefly).
-    var received = false
     /// In the host's epoll set. A connection taken from the dispatch socket is served before it
     /// is registered (Worker.adopt): a write that yields meanwhile has no registration to re-arm.
     var registered = false
@@ -120,9 +116,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// some (the stream's wake-up, `producerWoke()`).
     var bodyInPaused = false
 
-    /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
-    let maxBuffered: Int
-    /// The listener's handler may stream request bodies (host.mayStreamBodies).
+    /// The listener's handler may stream request bodies (ConnectionSettings.bodiesMayStream).
     let mayStreamBodies: Bool
 
     /// Write budget left in this turn (ConnectionTuning.writeBudget); `budgetTurn` is the loop
@@ -132,24 +126,22 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// This response yielded at least once: counted by host.longWrite(+1) until it is out (-1).
     var inLongWrite = false
 
-    init(fd: Int32, listener: Int, peer: PeerAddress, host: Host) {
+    init(fd: Int32, listener: Int, peer: PeerAddress, host: Host, settings: ConnectionSettings) {
         self.fd = fd
         self.listener = listener
         self.peer = peer
         self.host = host
+        self.settings = settings
         self.lastActivity = host.now
-        self.maxBuffered = host.limits.maxHeaderBytes + host.limits.maxBodyBytes + 65536
-        self.mayStreamBodies = host.mayStreamBodies(listener)
+        self.mayStreamBodies = settings.bodiesMayStream(on: listener)
     }
 
-    /// No request in progress and nothing to send: safe to close at drain or idle timeout.
+    /// No request in progress and nothing to send: safe to close at drain or idle timeout, and
+    /// to move to another worker (Worker/Watcher.swift, Worker/Dispatch.swift).
     var isIdle: Bool { !closed && !lingering && inputEnd == inputStart && !hasPartialRequest && !hasPendingOutput && asyncCall == nil }
     /// A request has started and is not complete (its decoded part may already be released from
     /// the input buffer). Reads the held parser only: an idle connection holds none.
     private var hasPartialRequest: Bool { parserBox?.parser.hasPartialRequest ?? false }
-    /// Between requests with nothing buffered, to send or half-parsed: the connection may move
-    /// to another worker (Worker/Watcher.swift).
-    var canHandOff: Bool { isIdle }
     var hasPendingOutput: Bool { outputOffset < output.count || file != nil || stream != nil || produced != nil }
     /// Sending a produced body (StreamedBody), which ends when its producer ends.
     var producesBody: Bool { produced != nil }
@@ -178,7 +170,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// Reads what the socket has straight into the spare capacity of `input` (valid bytes:
     /// inputStart..<inputEnd). Returns true if it stopped because maxBuffered bytes wait.
     private func fill() -> Bool {
-        if input.baseAddress == nil { input = host.buffers.takeInput() }
+        if input.baseAddress == nil { input = settings.buffers.takeInput() }
         let limit = readLimit
         while inputEnd - inputStart < limit {
             if input.count - inputEnd < 4096 {
@@ -300,17 +292,17 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     func releaseBuffers() {
         if input.baseAddress != nil {
-            host.buffers.giveInput(input)
+            settings.buffers.giveInput(input)
             input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         }
         inputStart = 0
         inputEnd = 0
         if output.capacity > 0 {
-            host.buffers.giveOutput(&output)
+            settings.buffers.giveOutput(&output)
             outputOffset = 0
         }
         if let box = parserBox {
-            host.buffers.giveParser(box)
+            settings.buffers.giveParser(box)
             parserBox = nil
         }
     }
@@ -318,23 +310,24 @@ final class HTTPConnection<Host: ConnectionHost> {
     func serve(_ request: HTTPRequest) {
         // host.now is when this turn of the loop began, i.e. when the request's bytes were read.
         let started = host.now
-        let readyAt = queuedSince != 0 ? queuedSince : started
-        queuedSince = 0
-        // Overload: a request that waited too long is answered 503 at once and the connection
-        // closed (its client's next try goes to the back of the queue, or elsewhere).
-        if let shed = host.shedResponse(request, on: self, readyAt: readyAt) {
-            queue(shed, isHEAD: request.isHEAD, keepAlive: false, versionMinor: request.versionMinor)
-            if bodyIn != nil { abandonBodyIn() }
-            host.requestFinished(request, status: shed.status, on: self, startedAt: started)
-            return
+        let response: HTTPResponse
+        let keepAlive: Bool
+        switch host.handle(request, on: self) {
+        case .pending:
+            return // an async request; the response comes later, through finishAsync
+        case .refused(let refusal):
+            // Overload: a request that waited too long is answered 503 at once and the
+            // connection closed (its client's next try goes to the back of the queue, or elsewhere).
+            response = refusal
+            keepAlive = false
+        case .response(let answer):
+            response = answer
+            // A streamed body the handler did not wait for: the connection closes after the answer.
+            keepAlive = request.keepAlive && host.keepAliveAllowed && bodyIn == nil
         }
-        // nil: an async request; the response comes later, through finishAsync.
-        guard let response = host.handle(request, on: self, readyAt: readyAt) else { return }
-        // A streamed body the handler did not wait for: the connection closes after the answer.
-        queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed && bodyIn == nil,
-              versionMinor: request.versionMinor)
+        queue(response, isHEAD: request.isHEAD, keepAlive: keepAlive, versionMinor: request.versionMinor)
         if bodyIn != nil { abandonBodyIn() }
-        host.requestFinished(request, status: response.status, on: self, startedAt: started)
+        host.responded(status: response.status, to: request, startedAt: started, on: self)
     }
 
     /// The async request's response (its handler's, or the host's when it gave up): queued like
@@ -346,7 +339,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         queue(response, isHEAD: request.isHEAD, keepAlive: request.keepAlive && host.keepAliveAllowed && bodyIn == nil,
               versionMinor: request.versionMinor)
         if bodyIn != nil { abandonBodyIn() }
-        host.requestFinished(request, status: response.status, on: self, startedAt: call.startedAt)
+        host.responded(status: response.status, to: request, startedAt: call.startedAt, on: self)
         lastActivity = host.now
         process() // flushes, and serves what was read meanwhile
         if peerClosed && !closed && !hasPendingOutput { close(because: .clientClosed) }

@@ -4,62 +4,50 @@ import Handlers
 ///
 /// A connection drives HTTP/1.1 on one socket (HerdHTTP's parser and serializer, the buffers,
 /// sendfile, timeouts, close); its host owns the epoll set, the clock, the handler and the
-/// counters. The connection only ever calls these members; the host calls the connection's
-/// `readable()`, `writable()`, `checkTimeouts(now:)`, `drain()`, `handedOff()` and `close(because:)`, reads
-/// `isIdle`/`canHandOff`/`closed`, and sets `peerHangUpReported`, `queuedSince`, `received`
-/// and `registered`.
-/// A worker process (Worker/Worker.swift) is the host of its connections.
+/// counters. What the host fixes for all its connections (limits, buffer pool, timeouts) is
+/// given to each at its init (`ConnectionSettings`); what changes, or is done by the host, is
+/// asked through the requirements below, and nothing else.
+///
+/// The host calls the connection's `readable()`, `writable()`, `checkTimeouts(now:draining:)`,
+/// `drain()`, `handedOff()`, `forget(because:)`, `close(because:)`, `finishAsync(_:)` and
+/// `producerWoke()`, reads `isIdle`/`closed`, and sets `peerHangUpReported`, `registered` and
+/// `asyncCall`. What the worker knows about a connection's road in (when its first request
+/// became ready elsewhere, whether it came from the dispatch socket) is the worker's
+/// (Worker/DispatchState.swift), not the connection's.
+/// A worker process (Worker/Worker.swift) is the host of its connections; the master's metrics
+/// endpoint (Metrics/MetricsServer.swift) is another.
 ///
 /// The connection is generic over its host rather than holding an `any ConnectionHost`: every
 /// call below is a direct (specialized, inlinable) call on the concrete host type, as it was
 /// when the connection held the `Worker` itself. No existential dispatch on the hot path.
 protocol ConnectionHost: AnyObject {
-    // MARK: clock, limits, memory
+    // MARK: the moment
 
     /// Start of the current turn of the event loop (monotonic nanoseconds): the time of every
-    /// read in the turn, the key of the per-turn write budget.
+    /// read in the turn, the key of the per-turn write budget, a request's start.
     var now: UInt64 { get }
-    /// Parser limits for the connection's requests (also sizes its input back-pressure).
-    var limits: HTTPLimits { get }
-    /// Input/output buffers and parser states lent to connections while a request is in progress.
-    var buffers: BufferPool { get }
     /// The `Date` field value for the current second.
     var httpDate: String { get }
-
-    // MARK: timeouts and drain
-
-    /// How long a request's head and body may take to arrive (RequestTimeouts.swift).
-    var requestTimeouts: RequestTimeouts { get }
-    /// How long an idle keep-alive connection stays open, in nanoseconds.
-    var keepAliveTimeoutNanos: UInt64 { get }
-    /// The host is draining: idle connections close (DrainPolicy), none is kept alive.
-    var draining: Bool { get }
-    /// Whether the response being queued may keep its connection open.
+    /// Whether the response being queued may keep its connection open (not while draining).
     var keepAliveAllowed: Bool { get }
 
     // MARK: requests
 
-    /// Runs the handler for `request`; `readyAt`: when the request became readable. Nil: the
-    /// request is served asynchronously (the host set `conn.asyncCall`, and calls
-    /// `conn.finishAsync` with the response later).
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse?
-    /// --max-queue-time: the 503 for a request that waited too long (its handler is not run).
-    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<Self>, readyAt: UInt64) -> HTTPResponse?
-    /// A response (handler's or error) was queued with `status`: request counters.
-    func responded(status: Int)
-    /// The handler's response was queued: latency since `startedAt`, access log.
-    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<Self>, startedAt: UInt64)
+    /// Runs the handler for `request`, unless the host refuses it first (--max-queue-time).
+    /// `.pending`: the request is served asynchronously (the host set `conn.asyncCall`, and
+    /// calls `conn.finishAsync` with the response later).
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<Self>) -> HostAnswer
+    /// The stream the body of `head` goes to if its handler takes it while it arrives (asked
+    /// once per such head, only where `ConnectionSettings.bodiesMayStream` says so), wired so
+    /// that its reader's room after a pause calls `conn.producerWoke()` on the loop thread.
+    /// Nil: the body is gathered as usual.
+    func bodyStream(for head: HTTPRequest, on conn: HTTPConnection<Self>) -> RequestBodyStream?
+    /// A response was queued with `status`: the counters. `request`: the request whose handler
+    /// (or refusal) answered, with `startedAt` the start of its serving: latency, access log.
+    /// Nil for the connection's own error answers (400, 408, 413, ...), which ran no handler.
+    func responded(status: Int, to request: HTTPRequest?, startedAt: UInt64, on conn: HTTPConnection<Self>)
 
-    /// Whether the handler of `listener` may stream request bodies: then the parser stops
-    /// after a head with a body, for `streamsBody` to decide (Connection+BodyIn.swift).
-    func mayStreamBodies(_ listener: Int) -> Bool
-    /// Whether the body of `head` streams in to its handler (asked once per such head).
-    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<Self>) -> Bool
-    /// `conn` streams a request body into `body`: when its reader makes room after the
-    /// connection paused, call `conn.producerWoke()` on the loop thread.
-    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<Self>)
-
-    /// The connection closed while waiting for `call`'s response: cancel it.
+    /// The connection closed, or gave the request up, while waiting for `call`'s response: cancel it.
     func asyncAbandoned(_ call: AsyncCall)
     /// The sweep found the connection's async request past its deadline.
     func asyncExpired(_ conn: HTTPConnection<Self>)
@@ -79,9 +67,52 @@ protocol ConnectionHost: AnyObject {
 
     // MARK: close
 
-    /// A connection that came from another process (`received`) is about to close its fd:
-    /// remove it from the epoll set first (the other copy may keep the registration alive).
-    func unregisterReceived(_ fd: Int32)
-    /// `conn` is closed (or handed off) for `reason`: forget it, count and log the reason.
+    /// `conn` is done for `reason`: forget it, count and log the reason. Called by `close`
+    /// while its fd is still open (it is closed right after: a host with a second reference to
+    /// the file, like a connection taken from the dispatch socket, removes its epoll
+    /// registration now), and by `forget`, whose fd is gone already.
     func connectionClosed(_ conn: HTTPConnection<Self>, reason: CloseReason)
+}
+
+/// What a host's `handle` did with a request.
+enum HostAnswer {
+    /// The handler's response (keep-alive if the request and `keepAliveAllowed` say so).
+    case response(HTTPResponse)
+    /// Refused without running the handler (--max-queue-time's 503): the connection closes
+    /// after it.
+    case refused(HTTPResponse)
+    /// The handler answers later: the host set `conn.asyncCall` (Worker/AsyncRequests.swift).
+    case pending
+}
+
+/// What a host fixes for all its connections, given to each at its init (one shared object, so
+/// a connection holds one reference for it, and no call per use).
+final class ConnectionSettings {
+    /// Parser limits for the connection's requests.
+    let limits: HTTPLimits
+    /// Stop reading when this much unparsed input is buffered (back-pressure on pipelining).
+    let maxBuffered: Int
+    /// Input/output buffers and parser states lent to connections while a request is in progress.
+    let buffers: BufferPool
+    /// How long a request's head and body may take to arrive (RequestTimeouts.swift).
+    let requestTimeouts: RequestTimeouts
+    /// How long an idle keep-alive connection stays open, in nanoseconds.
+    let keepAliveTimeoutNanos: UInt64
+    /// Per listener: whether its handler may stream request bodies; then the parser stops after
+    /// a head with a body, for `ConnectionHost.bodyStream` to decide (Connection+BodyIn.swift).
+    let bodiesMayStream: [Bool]
+
+    init(limits: HTTPLimits, buffers: BufferPool, requestTimeouts: RequestTimeouts, keepAliveTimeoutNanos: UInt64,
+         bodiesMayStream: [Bool] = []) {
+        self.limits = limits
+        self.maxBuffered = limits.maxHeaderBytes + limits.maxBodyBytes + 65536
+        self.buffers = buffers
+        self.requestTimeouts = requestTimeouts
+        self.keepAliveTimeoutNanos = keepAliveTimeoutNanos
+        self.bodiesMayStream = bodiesMayStream
+    }
+
+    func bodiesMayStream(on listener: Int) -> Bool {
+        listener >= 0 && listener < bodiesMayStream.count && bodiesMayStream[listener]
+    }
 }

@@ -9,6 +9,8 @@ import Logging
 protocol ConnectionRegistry: ConnectionHost {
     var epoll: Epoll { get }
     var log: Logger { get }
+    /// The pool its connections' settings lend from (`noteOpen`: the memory peak).
+    var buffers: BufferPool { get }
     /// Enters `conn` in the host's table and counts; returns how many connections are open now.
     func enter(_ conn: HTTPConnection<Self>) -> Int
     /// The epoll tag of a connection of this host (`.connection(fd)` in a worker).

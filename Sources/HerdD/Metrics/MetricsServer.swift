@@ -22,20 +22,21 @@ final class MetricsServer: ConnectionRegistry {
 
     // ConnectionHost: what the connections read.
     private(set) var now: UInt64 = monotonicNanos()
-    let limits = HTTPLimits(maxRequestLine: 2048, maxHeaderBytes: 8192, maxHeaderCount: 50, maxBodyBytes: 0)
-    let buffers = BufferPool()
     var httpDate: String { HTTPDate.format(epochSeconds: wallClockSeconds()) }
-    /// A scraper gets 5 s to send its request, from the accept on.
-    let requestTimeouts = RequestTimeouts(headerNanos: 5_000_000_000, bodyNanos: 5_000_000_000, bodyMinRate: 500)
-    let keepAliveTimeoutNanos: UInt64 = 5_000_000_000
-    let draining = false
     /// One request per connection.
     let keepAliveAllowed = false
+    let buffers = BufferPool()
+    /// Small limits, no body; a scraper gets 5 s to send its request, from the accept on.
+    private let settings: ConnectionSettings
 
     init(listeners: [Listener], epoll: Epoll, log: Logger) throws {
         self.listeners = listeners
         self.epoll = epoll
         self.log = log
+        self.settings = ConnectionSettings(
+            limits: HTTPLimits(maxRequestLine: 2048, maxHeaderBytes: 8192, maxHeaderCount: 50, maxBodyBytes: 0), buffers: buffers,
+            requestTimeouts: RequestTimeouts(headerNanos: 5_000_000_000, bodyNanos: 5_000_000_000, bodyMinRate: 500),
+            keepAliveTimeoutNanos: 5_000_000_000)
         for (i, l) in listeners.enumerated() {
             try Sys.setNonBlocking(l.fd)
             try epoll.add(l.fd, .input, .metricsListener(i), what: "metrics listener \(l.name)")
@@ -84,7 +85,7 @@ final class MetricsServer: ConnectionRegistry {
                 return
             }
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
-            let conn = HTTPConnection(fd: fd, listener: i, peer: peer, host: self)
+            let conn = HTTPConnection(fd: fd, listener: i, peer: peer, host: self, settings: settings)
             guard register(conn, what: "metrics client") else { continue }
             service(conn)
         }
@@ -104,29 +105,24 @@ final class MetricsServer: ConnectionRegistry {
     /// Closes clients that did not send their request in time (a 408) or stopped reading.
     func sweep(now: UInt64) {
         self.now = now
-        for conn in Array(clients.values) { conn.checkTimeouts(now: now) }
+        for conn in Array(clients.values) { conn.checkTimeouts(now: now, draining: false) }
     }
 
     // MARK: - ConnectionHost
 
-    // The metrics endpoint answers at once: never nil (no async requests).
-    func handle(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> HTTPResponse? {
-        respond?(request) ?? HTTPResponse.errorResponse(status: 503)
+    // The metrics endpoint answers at once (no async requests), and is never shed: it is how
+    // an operator sees the overload.
+    func handle(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>) -> HostAnswer {
+        .response(respond?(request) ?? HTTPResponse.errorResponse(status: 503))
     }
-
-    // The metrics listener is never shed: it is how an operator sees the overload.
-    func shedResponse(_ request: HTTPRequest, on conn: HTTPConnection<MetricsServer>, readyAt: UInt64) -> HTTPResponse? { nil }
 
     /// The metrics handlers answer with bytes; a produced body (none today) is refused: it
     /// polls as failed and the connection closes.
     func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<MetricsServer>) { body.abandon() }
-    func mayStreamBodies(_ listener: Int) -> Bool { false }
-    func streamsBody(_ head: HTTPRequest, on conn: HTTPConnection<MetricsServer>) -> Bool { false }
-    func startBodyIn(_ body: RequestBodyStream, for conn: HTTPConnection<MetricsServer>) {}
+    func bodyStream(for head: HTTPRequest, on conn: HTTPConnection<MetricsServer>) -> RequestBodyStream? { nil }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<MetricsServer>) {}
-    func responded(status: Int) {}
-    func requestFinished(_ request: HTTPRequest, status: Int, on conn: HTTPConnection<MetricsServer>, startedAt: UInt64) {}
+    func responded(status: Int, to request: HTTPRequest?, startedAt: UInt64, on conn: HTTPConnection<MetricsServer>) {}
     func countBytesOut(_ n: Int) {}
     func longWrite(_ delta: Int) {}
 
@@ -139,8 +135,6 @@ final class MetricsServer: ConnectionRegistry {
         }
         return true
     }
-
-    func unregisterReceived(_ fd: Int32) {}
 
     // MARK: - ConnectionRegistry
 

@@ -89,8 +89,7 @@ extension Worker {
 
     /// Starts the call's task on the loop executor (its first job runs at the end of this turn).
     private func launch(_ call: AsyncCall, on conn: Connection) {
-        let start = turnClock
-        scoreboard.observeQueue(slot, listener: conn.listener, micros: start > call.readyAt ? (start - call.readyAt) / 1000 : 0)
+        scoreboard.observeQueue(slot, listener: conn.listener, micros: dispatchState.queueMicros(readyAt: call.readyAt))
         call.state = .running
         asyncRequests.running += 1
         scoreboard.store(slot, .asyncInFlight, UInt64(asyncRequests.running))

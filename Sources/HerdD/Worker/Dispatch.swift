@@ -156,7 +156,7 @@ extension Worker {
         for fd in staleFDs[first...] {
             let i = Int(fd)
             guard i < connections.count, let conn = connections[i] else { continue }
-            conn.handedOff()
+            forgetReleased(conn, because: .handOff)
             scoreboard.bump(slot, listener: conn.listener, Scoreboard.QueueField.handedOff)
         }
         // Last: connections it kept may have the numbers of those just forgotten.
@@ -169,9 +169,8 @@ extension Worker {
     /// queue, though it was its oldest entry. Taking and serving are one step, so the dispatch
     /// queue stays first in, first out.
     func adopt(fd: Int32, listener index: Int, peer: PeerAddress, readyAt: UInt64) {
-        let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
-        conn.queuedSince = readyAt
-        conn.received = true
+        let conn = Connection(fd: fd, listener: index, peer: peer, host: self, settings: connectionSettings)
+        dispatchState.arrived(fd, readySince: readyAt, received: true)
         // Registered after the read: EPOLL_CTL_ADD reports what is ready then (bytes that came
         // meanwhile, room for output still waiting), so nothing is missed in between.
         guard register(conn, what: "dispatched connection", serveFirst: true) else { return }
@@ -188,6 +187,15 @@ extension Worker {
 }
 
 extension Worker {
+    /// Forgets a connection whose fd already left this process (handed off, or answered by the
+    /// watcher: `release` closed it) without touching the fd, whose number may be another
+    /// connection's by now: what `dispatchState` keeps for it goes first, so `connectionClosed`
+    /// removes no registration.
+    func forgetReleased(_ conn: Connection, because reason: CloseReason) {
+        dispatchState.remove(conn.fd)
+        conn.forget(because: reason)
+    }
+
     /// Before a connection taken from the dispatch socket is closed: its sender may still hold
     /// the file for a moment (it closes its copy right after sending), and an epoll registration
     /// lives as long as the file, not the fd: remove ours, or a later connection on the same fd
@@ -241,7 +249,7 @@ extension Worker {
     func queueBehindDispatched(_ conn: Connection, events: EpollEvents) -> Bool {
         guard let dispatch, let watcher, listenerMayBlock[conn.listener], !draining,
               events.isDisjoint(with: [.readHangUp, .hangUp, .error]), events.contains(.input),
-              conn.canHandOff else { return false }
+              conn.isIdle else { return false }
         let fd = conn.fd
         // Is anything queued on the receive end? (An error reads as "no": serve it here.)
         guard (try? Sys.datagramQueued(dispatch.receiveFD)) == true else { return false }
@@ -249,17 +257,17 @@ extension Worker {
         guard Sys.hasInput(fd) else { return false }
         // --max-queue-time: not to the tail of a queue where it would likely wait past the
         // limit: answered now (Admission.swift).
-        if watcher.shedConfig != nil, watcher.shedAtArrival(fd, listener: conn.listener, now: turnClock) {
+        if watcher.shedConfig != nil, watcher.shedAtArrival(fd, listener: conn.listener, now: dispatchState.lastHandlerEnd) {
             staleFDs.append(fd)
-            conn.forget(because: .responseDone)
+            forgetReleased(conn, because: .responseDone)
             // Counted by the watcher as it answered; the shedding episode is ours.
             noteShed(ShedDecision(reason: .arrival, waitedMicros: 0), listener: conn.listener)
             return true
         }
-        guard handOff(fd, listener: conn.listener, readyAt: turnClock, via: dispatch, watcher: watcher) else { return false }
+        guard handOff(fd, listener: conn.listener, readyAt: dispatchState.lastHandlerEnd, via: dispatch, watcher: watcher) else { return false }
         // Its events later in this batch are stale (the number may be reused by an accept).
         staleFDs.append(fd)
-        conn.handedOff()
+        forgetReleased(conn, because: .handOff)
         scoreboard.bump(slot, listener: conn.listener, Scoreboard.QueueField.handedOff)
         return true
     }

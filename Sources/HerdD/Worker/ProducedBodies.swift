@@ -12,15 +12,13 @@ extension Worker {
         body.start(on: asyncRequests.executor, wake: wakeOnLoop(conn))
     }
 
-    /// Where an async handler may stream request bodies.
-    func mayStreamBodies(_ listener: Int) -> Bool { asyncRequests.handlers[listener] != nil }
-
-    func streamsBody(_ head: HTTPRequest, on conn: Connection) -> Bool {
-        asyncRequests.handlers[conn.listener]?.streamsBody(of: head) ?? false
-    }
-
-    func startBodyIn(_ body: RequestBodyStream, for conn: Connection) {
+    /// The async handler of the listener decides (`streamsBody(of:)`); its reader's room wakes
+    /// the connection through the loop, like a producer's write.
+    func bodyStream(for head: HTTPRequest, on conn: Connection) -> RequestBodyStream? {
+        guard asyncRequests.handlers[conn.listener]?.streamsBody(of: head) ?? false else { return nil }
+        let body = RequestBodyStream()
         body.onRoom(wakeOnLoop(conn))
+        return body
     }
 
     /// A wake-up, callable from any thread, that has the loop call `conn.producerWoke()`.

@@ -148,13 +148,13 @@ extension ShedDecision {
 }
 
 extension Worker {
-    /// The 503 for a request that waited too long, or nil to serve it (Connection.serve asks
-    /// before it runs anything, so a shed request's handler never runs). One branch when off.
+    /// The 503 for a request that waited too long, or nil to serve it (`handle` asks before it
+    /// runs anything, so a shed request's handler never runs). One branch when off.
     func shedResponse(_ request: HTTPRequest, on conn: Connection, readyAt: UInt64) -> HTTPResponse? {
         guard shedding.limitMicros != 0 else { return nil }
         let header = shedding.trustRequestStart ? request.headers["X-Request-Start"].map { Substring($0) } : nil
         guard !shedding.exempt(request, listener: conn.listener),
-              let verdict = ShedDecision.decide(queuedSince: readyAt, now: turnClock, limitMicros: shedding.limitMicros,
+              let verdict = ShedDecision.decide(queuedSince: readyAt, now: dispatchState.lastHandlerEnd, limitMicros: shedding.limitMicros,
                                                 requestStart: header, wallNowMicros: header == nil ? 0 : realtimeMicros())
         else { return nil }
         scoreboard.observeShed(slot, listener: conn.listener, reason: verdict.reason, micros: verdict.waitedMicros)

@@ -184,7 +184,7 @@ final class Watcher: @unchecked Sendable {
         // Not a number we closed (or hold, not yet in the table) during this handler.
         guard fd != busyFD, fd >= 0, !handedOff.contains(fd), !report.shedOwn.contains(fd),
               !report.kept.contains(where: { $0.fd == fd }), Int(fd) < worker.connections.count,
-              let conn = worker.connections[Int(fd)], conn.canHandOff, !worker.draining,
+              let conn = worker.connections[Int(fd)], conn.isIdle, !worker.draining,
               // A pending fd number may have been reused by a connection of another listener.
               worker.listenerMayBlock[conn.listener] else { return }
         // Stale edge (the event loop read those bytes before the handler started) or EOF: keep.

@@ -319,16 +319,15 @@ extension Worker {
         for fd in fds {
             let i = Int(fd)
             guard i < connections.count, let conn = connections[i] else { continue }
-            conn.forget(because: .responseDone)
+            forgetReleased(conn, because: .responseDone)
         }
     }
 
     /// A connection the watcher took but could not answer: ours now, like an accepted one.
     private func register(kept fd: Int32, listener index: Int, readyAt: UInt64, received: Bool) {
-        let conn = Connection(fd: fd, listener: index, peer: peerAddress(of: fd), host: self)
-        conn.queuedSince = readyAt
+        let conn = Connection(fd: fd, listener: index, peer: peerAddress(of: fd), host: self, settings: connectionSettings)
         // From the dispatch queue: its sender may still hold the file a moment (see adopt).
-        conn.received = received
+        dispatchState.arrived(fd, readySince: readyAt, received: received)
         guard register(conn, what: "connection kept by the watcher") else { return }
         if listenerMayBlock[index], let watcher { watch(fd, watcher) }
     }

@@ -79,12 +79,12 @@ extension Worker {
             scoreboard.bump(slot, listener: index, .accepted)
             scoreboard.bump(slot, .accepted)
             let peer = withUnsafeBytes(of: &storage) { PeerAddress(sockaddr: $0, length: Int(len)) }
-            let conn = Connection(fd: fd, listener: index, peer: peer, host: self)
+            let conn = Connection(fd: fd, listener: index, peer: peer, host: self, settings: connectionSettings)
             // --max-queue-time: the wait in the kernel's accept queue counts too (docs/overload.md),
             // if the request is there: with no bytes yet, TCP_INFO counts from the handshake, and
             // a client that writes later would be shed for its own delay.
             if shedding.limitMicros != 0, let ms = Sys.tcpWaitedMillis(fd), ms > 0, Sys.hasInput(fd) {
-                conn.queuedSince = now &- ms * 1_000_000
+                dispatchState.arrived(fd, readySince: now &- ms * 1_000_000)
             }
             // Served before its registration where the handler cannot block: under load the
             // request is usually in already (the client wrote it as the handshake completed),
@@ -240,8 +240,9 @@ extension Worker {
 
     func connectionTag(_ fd: Int32) -> EpollTag { .connection(fd) }
 
-    /// Called by a connection when it closed its fd (or was handed off), with the reason.
+    /// Called by a connection about to close its fd (or forgotten: `forgetReleased`), with the reason.
     func connectionClosed(_ conn: Connection, reason: CloseReason) {
+        if dispatchState.remove(conn.fd) { unregisterReceived(conn.fd) }
         let i = Int(conn.fd)
         if i < connections.count { connections[i] = nil }
         activeCount -= 1

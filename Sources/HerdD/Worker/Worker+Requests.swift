@@ -12,12 +12,15 @@ extension Worker {
         HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peerAddress: conn.peer)
     }
 
-    /// Runs the listener's handler, once per request. `readyAt`: when the request became
-    /// readable (or its connection was accepted or handed over), for the queue-time histogram.
-    /// Nil: the handler answers asynchronously; the connection waits for `finishAsync`
-    /// (AsyncRequests.swift).
-    func handle(_ request: HTTPRequest, on conn: Connection, readyAt: UInt64) -> HTTPResponse? {
-        let queueMicros = turnClock > readyAt ? (turnClock - readyAt) / 1000 : 0
+    /// Runs the listener's handler, once per request, unless --max-queue-time refuses the
+    /// request first (Shedding.swift). `.pending`: the handler answers asynchronously; the
+    /// connection waits for `finishAsync` (AsyncRequests.swift).
+    func handle(_ request: HTTPRequest, on conn: Connection) -> HostAnswer {
+        // When the request became readable (or its connection was accepted or handed over):
+        // the queue-time histogram and the shedding verdict.
+        let readyAt = dispatchState.takeReadyAt(conn.fd, turnStart: now)
+        if let refusal = shedResponse(request, on: conn, readyAt: readyAt) { return .refused(refusal) }
+        let queueMicros = dispatchState.queueMicros(readyAt: readyAt)
         scoreboard.store(slot, .state, Scoreboard.State.busy.rawValue)
         // A handler that may block: let the watcher pass our other connections that turn
         // readable meanwhile to idle workers (Watcher.swift). Not while draining: then we close
@@ -49,15 +52,16 @@ extension Worker {
         switch outcome {
         case .response(let response):
             scoreboard.observeQueue(slot, listener: conn.listener, micros: queueMicros)
-            return response
+            return .response(response)
         case .async(let work):
             startAsync(request, work: work, on: conn, readyAt: readyAt)
-            return nil
+            return .pending
         }
     }
 
-    /// Bookkeeping after a response was queued.
-    func responded(status: Int) {
+    /// Bookkeeping after a response was queued: the counters (and max-requests); for a
+    /// handler's response, the latency histogram and the access log (`requestFinished`).
+    func responded(status: Int, to request: HTTPRequest?, startedAt: UInt64, on conn: Connection) {
         scoreboard.bump(slot, .requests)
         let cls = min(max(status / 100, 1), 5)
         scoreboard.bump(slot, Scoreboard.Field(rawValue: Scoreboard.Field.status1xx.rawValue + cls - 1) ?? .status5xx)
@@ -66,12 +70,13 @@ extension Worker {
             log.info("served \(requestsServed) requests (max-requests); recycling", metadata: ["event": "max-requests"])
             beginDrain(reason: .maxRequests)
         }
+        if let request { requestFinished(request, status: status, on: conn, startedAt: startedAt) }
     }
 
     /// Latency histogram and optional access log, after the response was queued.
-    func requestFinished(_ request: HTTPRequest, status: Int, on conn: Connection, startedAt: UInt64) {
+    private func requestFinished(_ request: HTTPRequest, status: Int, on conn: Connection, startedAt: UInt64) {
         let end = monotonicNanos()
-        turnClock = end
+        dispatchState.handlerEnded(at: end)
         let micros = end > startedAt ? (end - startedAt) / 1000 : 0
         scoreboard.observeLatency(slot, listener: conn.listener, micros: micros)
         guard config.accessLog else { return }
@@ -99,14 +104,6 @@ extension Worker {
     /// and not for the response that reaches max-requests (it says `Connection: close`, so its
     /// client reconnects instead of sending into a connection we are about to close).
     var keepAliveAllowed: Bool { !draining && requestsServed + 1 < requestLimit }
-
-    /// --header-timeout, --body-timeout, --body-min-rate and --keepalive-timeout (read by the
-    /// connections' sweep).
-    var requestTimeouts: RequestTimeouts {
-        RequestTimeouts(headerNanos: UInt64(config.headerTimeout * 1e9), bodyNanos: UInt64(config.bodyTimeout * 1e9),
-                        bodyMinRate: UInt64(config.bodyMinRate))
-    }
-    var keepAliveTimeoutNanos: UInt64 { UInt64(config.keepAliveTimeout * 1e9) }
 
     var httpDate: String {
         let t = wallClockSeconds()

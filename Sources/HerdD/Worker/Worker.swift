@@ -26,7 +26,8 @@ final class Worker: ConnectionRegistry {
     let config: ServerConfig
     let scoreboard: Scoreboard
     var listeners: [BoundListener]
-    let limits: HTTPLimits
+    /// Limits, timeouts and the buffer pool, fixed for every connection (ConnectionHost.swift).
+    let connectionSettings: ConnectionSettings
     var log = Logger(label: "herdd.worker")
     let pid = Sys.processID()
 
@@ -35,7 +36,7 @@ final class Worker: ConnectionRegistry {
     /// Connections indexed by fd (fds are small and dense: an array beats a dictionary).
     var connections: [Connection?] = []
     /// Input and output buffers of the connections with a request in progress (issue 17).
-    let buffers = BufferPool()
+    let buffers: BufferPool
     var activeCount = 0
     var draining = false
     var requestsServed = 0
@@ -76,9 +77,9 @@ final class Worker: ConnectionRegistry {
     var accessLogSecond: UInt64 = 0
     var accessLogCount = 0
     var accessLogDropped = 0
-    /// When the current handler started (for queue time): the turn's start, then the end of
-    /// each request served in the turn (pipelined and batched requests wait for earlier ones).
-    var turnClock: UInt64 = 0
+    /// Where its connections came from and since when their first request waits, and the end
+    /// of the turn's last handler: the queue-time clock (DispatchState.swift).
+    var dispatchState = DispatchState()
     /// Async requests: the loop executor, tasks in flight, --worker-concurrency (AsyncRequests.swift).
     let asyncRequests: AsyncRequests
     /// --max-queue-time: the limit and the shedding episode (Shedding.swift).
@@ -96,9 +97,17 @@ final class Worker: ConnectionRegistry {
         self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
         self.listenerDecidesPerRequest = listeners.map { $0.handler is any DecidesBlockingPerRequest }
         self.shedding = WorkerShedding(config: config, handlers: listeners.map(\.handler))
+        let pool = BufferPool()
+        self.buffers = pool
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
-        self.limits = l
+        self.connectionSettings = ConnectionSettings(
+            limits: l, buffers: pool,
+            requestTimeouts: RequestTimeouts(headerNanos: UInt64(config.headerTimeout * 1e9), bodyNanos: UInt64(config.bodyTimeout * 1e9),
+                                             bodyMinRate: UInt64(config.bodyMinRate)),
+            keepAliveTimeoutNanos: UInt64(config.keepAliveTimeout * 1e9),
+            // Where an async handler may stream request bodies (ProducedBodies.swift).
+            bodiesMayStream: listeners.map { $0.handler is any AsyncHandler })
         if config.maxRequests > 0 {
             self.requestLimit = config.maxRequests + (config.maxRequestsJitter > 0 ? Int.random(in: 0...config.maxRequestsJitter) : 0)
         } else {
@@ -212,7 +221,7 @@ final class Worker: ConnectionRegistry {
         if n > 0, Worker.testTurnDelayMicros > 0 { Sys.sleep(micros: Worker.testTurnDelayMicros) }
         #endif
         now = monotonicNanos()
-        turnClock = now
+        dispatchState.beginTurn(at: now)
         // Hand-offs of the last turn: their fds no longer need skipping (the batch is new).
         if !staleFDs.isEmpty { staleFDs.removeAll(keepingCapacity: true) }
         // Heartbeat on every turn of the loop (at least every idleWaitMillis thanks to the timeout):
@@ -289,7 +298,7 @@ final class Worker: ConnectionRegistry {
     /// Every second (every 100 ms while draining): timeouts, the drain's deadline for async
     /// requests, a master that is gone, the shedding episode, memory.
     private func sweep() {
-        for case let c? in connections { c.checkTimeouts(now: now) }
+        for case let c? in connections { c.checkTimeouts(now: now, draining: draining) }
         checkSheddingEpisode()
         // Many connections went away: give their memory back (connection table, pool, heap).
         if buffers.shouldReclaim(active: activeCount) { buffers.reclaim(active: activeCount, table: &connections) }
