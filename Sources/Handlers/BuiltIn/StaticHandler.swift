@@ -131,12 +131,7 @@ public struct StaticHandler: Handler {
         let etag = file.etag
         // A plain file's fields for a 200 are made once per lookup (`typed`); otherwise here.
         let plain = hasVariant ? nil : file.plainHeaders
-        var headers = plain ?? HTTPHeaders()
-        if plain == nil {
-            headers.add("Last-Modified", file.lastModified)
-            headers.add("ETag", etag)
-            if hasVariant { headers.add("Vary", "Accept-Encoding") }
-        }
+        var headers = plain ?? validators(file, hasVariant)
 
         // Preconditions in RFC 9110 13.2.2's order.
         if let ifMatch = request.headers["If-Match"] {
@@ -193,7 +188,8 @@ public struct StaticHandler: Handler {
         return HTTPResponse(status: status, headers: headers, body: body)
     }
 
-    /// The fields of a 304: the validators (and Vary when a sibling exists).
+    /// The fields of a 304, and the first ones of every 200: the validators (and Vary when a
+    /// sibling exists).
     private func validators(_ file: StaticFile, _ hasVariant: Bool) -> HTTPHeaders {
         var h = HTTPHeaders()
         h.add("Last-Modified", file.lastModified)
@@ -294,10 +290,7 @@ public struct StaticHandler: Handler {
         let type = MIMETypes.contentType(forFileName: name, charset: options.charset)
         f.contentType = type
         // The fields of a 200 without precompressed siblings, in the order `handle` adds them.
-        var h = HTTPHeaders()
-        h.reserveCapacity(5)
-        h.add("Last-Modified", f.lastModified)
-        h.add("ETag", f.etag)
+        var h = validators(f, false)
         h.add("Content-Type", type)
         h.add("Accept-Ranges", "bytes")
         f.plainHeaders = h

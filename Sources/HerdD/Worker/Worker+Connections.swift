@@ -190,6 +190,9 @@ extension Worker {
     /// holds connections, is spread by the re-arm rotation instead.
     /// `slack`: how far above the share counts (--balance rotate steps out only then).
     func overShare(slack: UInt64 = 0) -> Bool {
+        // Asked per accept: with at most slack + 1 connections no share can be exceeded by more
+        // than the slack (the share is at least 1), so the scoreboard need not be read.
+        if UInt64(activeCount) <= slack &+ 1 { return false }
         let hw = min(Int(scoreboard.header(.slotHighWater)), scoreboard.slotCount)
         var others: UInt64 = 0
         var n: UInt64 = 0
