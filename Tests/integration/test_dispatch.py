@@ -182,6 +182,91 @@ def test_request_arriving_between_handlers_goes_to_the_idle_worker(herd_factory)
             c.close()
 
 
+def watcher_switches(pid):
+    """Voluntary context switches of worker `pid`'s dispatch watcher thread (named "watcher"):
+    one per wake-up."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() != "watcher":
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M).group(1))
+        except OSError:
+            continue
+    raise AssertionError(f"worker {pid} has no thread named watcher")
+
+
+def park_watcher(conn, pid, n=300):
+    """Sends `n` requests that do not block (`/`) on `conn`, held by worker `pid`, one at a
+    time: each comes while the worker is idle, an edge on the watcher's epoll. Returns the
+    watcher's wake-ups meanwhile."""
+    before = watcher_switches(pid)
+    for _ in range(n):
+        status_, body = conn.get("/")
+        assert status_ == 200 and pid_of(body) == pid
+    return watcher_switches(pid) - before
+
+
+def test_watcher_parks_while_no_handler_blocks_and_a_blocking_handler_wakes_it(herd_factory):
+    """Issue 22: a blocking listener's requests to routes that do not block (json20 beside
+    GRDB routes; here the debug handler's `/`) woke the watcher once each, for nothing. After
+    Watcher.parkAfter (32) such wake-ups in a row it parks on an eventfd: 300 requests wake it
+    about 32 times, not 300. A blocking handler's start() wakes it, and it hands off at once."""
+    h, port, mport = start(herd_factory)
+    conns = []
+    try:
+        busy_pid, parked, other = two_on_one_worker(port, conns)
+        woke = park_watcher(other, busy_pid)
+        assert woke < 100, f"the watcher woke {woke} times for 300 requests that do not block"
+        # Parked: the next blocking handler wakes it, and the request that comes meanwhile on
+        # the worker's other connection goes to the idle worker at once.
+        parked.send("/sleep/1500")
+        wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
+                   5, what="the worker running /sleep/1500")
+        t0 = time.monotonic()
+        status_, body = other.get("/")
+        elapsed = time.monotonic() - t0
+        assert status_ == 200
+        assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
+        assert elapsed < 0.5, f"answered in {elapsed:.2f} s"
+        assert parked.read() == (200, b"slept 1500\n")
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_edge_that_comes_while_the_watcher_is_parked_is_handed_off_at_the_next_handler(herd_factory):
+    """An edge that comes while the watcher is parked (not in epoll_wait) stays on its epoll's
+    ready list: when the next blocking handler wakes it, it sees that connection and hands it
+    off. Here the worker is busy in `/spin` (CPU, a route that does not block: nothing starts
+    the watcher) when the other connection's request comes; `/sleep` is pipelined behind it."""
+    h, port, mport = start(herd_factory)
+    conns = []
+    try:
+        busy_pid, parked, other = two_on_one_worker(port, conns)
+        woke = park_watcher(other, busy_pid)
+        assert woke < 100, f"the watcher woke {woke} times for 300 requests that do not block"
+        before = web(mport)
+        parked.s.sendall(b"GET /spin/400000 HTTP/1.1\r\nHost: x\r\n\r\nGET /sleep/1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.15)  # a duration: into the worker's 400 ms of CPU (a turn that reads nothing else)
+        t0 = time.monotonic()
+        status_, body = other.get("/")
+        elapsed = time.monotonic() - t0
+        assert status_ == 200
+        # Handed off when /sleep/1500 starts (after the spin, about 0.25 s from now). Lost, it
+        # would be served by its own worker after the sleep: about 1.75 s.
+        assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
+        assert elapsed < 1.2, f"answered in {elapsed:.2f} s"
+        assert parked.read() == (200, b"worked 400000\n")
+        assert parked.read() == (200, b"slept 1500\n")
+        after = web(mport)
+        assert after["handed_off"] - before["handed_off"] == 1
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_connection_per_request_load_at_saturation_goes_through_the_accept_queue_only(herd_factory):
     """Saturated by `Connection: close` clients, a worker coming back from a handler takes one
     piece of new work per turn and serves it at once: it does not accept a connection it cannot

@@ -10,6 +10,9 @@ import HerdSys
 /// - `/async-error`: an async request whose handler throws (herdd answers 500 and logs it).
 /// - `/work/<us>`: burns CPU (a busy loop) for `us` microseconds of this thread's CPU time
 ///   (capped at 60 s), then "worked <us>\n": a CPU-bound handler for benchmarks.
+/// - `/spin/<us>`: the same CPU work as `/work/<us>`, but a route that does not block (no
+///   `mayBlockNow()`): the worker's other connections stay with it meanwhile (the dispatch
+///   watcher's tests: a busy event loop that starts no watcher).
 /// - `/hang`: never returns (to exercise the master's heartbeat timeout).
 /// - `/exit/<code>`: terminates the worker with `exit(code)` (code 0...255; simulates a crash).
 /// - `/health`: "ok\n" (a health check: never shed by --max-queue-time, docs/overload.md).
@@ -82,10 +85,10 @@ package struct DebugHandler: AsyncHandler, DecidesBlockingPerRequest {
                 left -= step
             }
             return .text(200, "slept \(total)\n")
-        case ("work", 2):
+        case ("work", 2), ("spin", 2):
             guard let us = arg, us >= 0 else { return .errorResponse(status: 400) }
             let total = min(us, DebugHandler.maxWorkMicros)
-            context.mayBlockNow()
+            if cmd == "work" { context.mayBlockNow() }
             // CLOCK_THREAD_CPUTIME_ID: CPU time actually spent, so on a loaded machine the
             // request costs `us` of CPU like real work would (not `us` of wall time).
             let end = DebugHandler.cpuNanos() + UInt64(total) * 1000

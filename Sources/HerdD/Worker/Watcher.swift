@@ -13,11 +13,17 @@ import Logging
 /// forgets them. Edges that come while the event loop serves (inactive) are only noted; the next
 /// `start()` considers them on the event loop's thread.
 ///
-/// Why not park the thread on a condition variable between handlers: at saturation every
-/// request is a blocking handler, so a wake-up at each start() would be a futex wake and two
-/// context switches per request, on the cores the handlers need. The price is a wake-up per
-/// request that comes while the worker is idle, when CPU is not short. (Measured figures and the
-/// earlier design: docs/design.md, "No wake-up to start the watcher".)
+/// Parked only when its wake-ups are of no use (docs/design.md, "The watcher parks when no
+/// handler blocks"). At saturation every request is a blocking handler: a wake-up at each
+/// start() would be a syscall and two context switches per request, on the cores the handlers
+/// need, so normally the thread stays in epoll_wait and start() wakes nothing. But a listener
+/// whose blocking routes are seldom used (herd-notes' /json20 beside its GRDB routes) woke the
+/// watcher for nearly every request, for nothing (issue 22). So after `parkAfter` wake-ups in a
+/// row with no handler started, the watcher parks on an eventfd of its own; the next start()
+/// finds `parked` set (under the mutex it takes anyway: no atomic, no syscall while unparked)
+/// and writes the eventfd. Edges that come while it is parked stay on its epoll's ready list
+/// (edge-triggered items are queued once, until an epoll_wait reports them), so once woken it
+/// sees them while active and hands them off as if it had been awake.
 ///
 /// Synchronization: everything the watcher does to a connection happens under `mutex` while
 /// `active` is true; `stop()` clears `active` under the same mutex, so once it returns the
@@ -44,6 +50,20 @@ final class Watcher: @unchecked Sendable {
     /// of going to an idle one. They are considered first when the watcher is started again
     /// (`consider` filters what the event loop has read meanwhile).
     private var pending: [Int32] = []
+    /// Parking (see the type's comment): set by the watcher, under mutex, when it is about to
+    /// block on `parkFD`; cleared by the start() that then writes `parkFD`. `starts` counts
+    /// start() calls, so that the watcher tells a handler it did not see (started and stopped
+    /// between two of its wake-ups) from none.
+    private var parked = false
+    private var starts: UInt64 = 0
+    /// A blocking eventfd: the parked watcher reads it, start() writes it.
+    private let parkFD: Int32
+    /// Wake-ups in a row, with no handler started, after which the watcher parks. A blocking
+    /// listener's own requests start a handler between two wake-ups (each request is one), so
+    /// they never count up to it; only requests to routes that do not block do. 32: a parked
+    /// watcher costs the next start() a write and a wake-up, so a worker whose blocking routes
+    /// take one request in 32 or more pays for at most one such write per 32 requests saved.
+    static let parkAfter = 32
     /// --max-queue-time (WatcherShedding.swift); nil when off. Guarded by mutex: what to tell
     /// the event loop, the buffer for request bytes and the canned 503.
     let shedConfig: WatcherShedConfig?
@@ -71,6 +91,7 @@ final class Watcher: @unchecked Sendable {
         shedConfig = WatcherShedConfig(worker: worker)
         epoll = try Epoll(what: "watcher")
         mutex = try ThreadMutex(what: "watcher")
+        parkFD = try Sys.eventFD(blocking: true, what: "watcher park")
         handedOff.reserveCapacity(64)
         pending.reserveCapacity(64)
     }
@@ -89,11 +110,15 @@ final class Watcher: @unchecked Sendable {
 
     /// Event loop, before a blocking handler: hand off readable idle connections other than `busy`.
     /// Edges the watcher saw while inactive are considered here, on the event loop's thread
-    /// (under the mutex, like the watcher would): the watcher needs no wake-up to start.
+    /// (under the mutex, like the watcher would): the watcher needs no wake-up to start, unless
+    /// it parked (then one eventfd write, after the unlock).
     func start(busy: Int32) {
         mutex.lock()
         active = true
         busyFD = busy
+        starts &+= 1
+        let wake = parked
+        parked = false
         if let shedConfig {
             let now = monotonicNanos()
             // The time from one blocking handler's start to the next: the handler, and what
@@ -112,6 +137,10 @@ final class Watcher: @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
         }
         mutex.unlock()
+        // No lost wake-up: the watcher set `parked` under the mutex before it reads parkFD, so
+        // either it saw `starts` move and did not park, or we saw `parked`; a write that comes
+        // before its read leaves the counter at 1 and the read returns at once.
+        if wake { Sys.signalEventFD(parkFD) }
     }
 
     /// Event loop, after the handler: from now on the watcher touches nothing. Returns the fds
@@ -135,13 +164,19 @@ final class Watcher: @unchecked Sendable {
     }
 
     private func loop() -> Never {
+        // Its own name in `top -H` and /proc/PID/task/TID/comm (the tests count its context
+        // switches there). Cosmetic: nothing to report.
+        do { try Sys.setThreadName("watcher") } catch {}
         var events = EpollReadyList(capacity: 64)
         var wasActive = false
+        // Wake-ups in a row with no handler started, and `starts` at our last look.
+        var quiet = 0
+        var startsSeen: UInt64 = 0
         while true {
-            // Always in epoll_wait, never parked elsewhere: starting the watcher costs the event
-            // loop no wake-up (a futex wake and two context switches per handler, which at
-            // saturation is every request). Edges that come while the event loop itself serves
-            // (inactive) wake us too; they are noted and considered at the next start().
+            // In epoll_wait unless parked: starting the watcher costs the event loop no wake-up
+            // (a syscall and two context switches per handler, which at saturation is every
+            // request). Edges that come while the event loop itself serves (inactive) wake us
+            // too; they are noted and considered at the next start().
             // EINTR: 0. Nothing else can fail on a valid epoll fd; should it, say so, and pause
             // rather than spin.
             // With --max-queue-time, also a tick (WatcherShedding.swift): short while the worker
@@ -170,7 +205,31 @@ final class Watcher: @unchecked Sendable {
                 }
             }
             wasActive = active
+            if active || starts != startsSeen {
+                startsSeen = starts
+                quiet = 0
+            } else {
+                quiet += 1
+            }
+            guard quiet >= Watcher.parkAfter else {
+                mutex.unlock()
+                continue
+            }
+            // Park: no handler started for `parkAfter` wake-ups. `parked` is set under the
+            // mutex, with `active` false and no start() since our last look; the start() that
+            // comes next sees it and writes parkFD (see start()).
+            quiet = 0
+            parked = true
             mutex.unlock()
+            do { try Sys.waitEventFD(parkFD, what: "watcher park") } catch {
+                // Cannot happen on our blocking eventfd; should it, say so and go back to
+                // epoll_wait (a start() that still sees `parked` only writes the counter once
+                // more, and our next park returns at once).
+                log.error("\(error)", metadata: ["event": "dispatch-error"])
+                Sys.sleep(micros: 50_000)
+            }
+            // A handler started: with --max-queue-time, tick at once.
+            wasActive = true
         }
     }
 
