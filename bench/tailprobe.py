@@ -6,7 +6,10 @@ are spread over herdd's workers (ss, sampled mid-run). Not a test; wrap it in th
     flock /tmp/bench.lock bench/tailprobe.py --bindir bench/app/.build/release \
         --variant w2= --variant w1=--workers,1 --path /json20 --conns 50
 
-A variant is NAME=ARGS (comma-separated extra herdd arguments; --workers defaults to 2).
+A variant is NAME=ARGS (comma-separated extra herdd arguments; --workers defaults to 2);
+--variant-bindir NAME=DIR takes that variant's binary from another build (an A/B of two builds
+in one run). Each herd row also gives the workers' voluntary context switches per request: their
+loop threads, and their other threads (the dispatch watchers).
 Every process is started in its own session and ended by its PID's group.
 """
 import argparse
@@ -57,13 +60,45 @@ def spread(port):
     return sorted(c.values(), reverse=True)
 
 
-def wrk(port, path, conns, secs, script):
+def thread_switches(master_pid):
+    """(workers' loop threads, their other threads: the dispatch watchers): voluntary context
+    switches summed over the worker processes of a herdd master (its children)."""
+    loop = other = 0
+    try:
+        with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
+            workers = [int(x) for x in f.read().split()]
+    except OSError:
+        return 0, 0
+    for w in workers:
+        try:
+            tids = os.listdir(f"/proc/{w}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{w}/task/{tid}/status") as f:
+                    v = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M).group(1))
+            except (OSError, AttributeError):
+                continue
+            if int(tid) == w:
+                loop += v
+            else:
+                other += v
+    return loop, other
+
+
+def wrk(port, path, conns, secs, script, master_pid=None):
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--latency"] + (["-s", script] if script else []) + [f"http://127.0.0.1:{port}{path}"]
+    before = thread_switches(master_pid) if master_pid else (0, 0)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     time.sleep(min(1.5, secs / 2))
     dist = spread(port)
     out, _ = p.communicate(timeout=secs + 30)
+    after = thread_switches(master_pid) if master_pid else (0, 0)
     r = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "spread": dist}
+    reqs = max(1, int(re.search(r"(\d+) requests in", out).group(1)))
+    r["loop_cs"] = (after[0] - before[0]) / reqs
+    r["other_cs"] = (after[1] - before[1]) / reqs
     for pct in ("50", "75", "90", "99"):
         r[f"p{pct}"] = ms(re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M).group(1))
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -82,7 +117,10 @@ def main():
     ap.add_argument("--script")
     ap.add_argument("--no-hb", action="store_true")
     ap.add_argument("--herd-cmd", default="herd-notes:{db}", help="herd binary and --handler spec")
+    ap.add_argument("--variant-bindir", action="append", default=[],
+                    help="NAME=DIR: variant NAME's herd binary from DIR (an A/B of two builds)")
     a = ap.parse_args()
+    bindirs = dict(x.split("=", 1) for x in a.variant_bindir)
     db = tempfile.mkdtemp(prefix="tailprobe-", dir="/dev/shm")
     procs = []
     servers = {}
@@ -95,7 +133,10 @@ def main():
                 extra = ["--workers", "2"] + extra
             port = free_port()
             binary, _, spec = a.herd_cmd.partition(":")
-            cmd = [os.path.join(a.bindir, binary), "--listen", f"127.0.0.1:{port}", "--log-level", "warning",
+            bindir = a.bindir
+            if name in bindirs:  # --variant-bindir: this variant's binary from another build
+                bindir = bindirs[name]
+            cmd = [os.path.join(bindir, binary), "--listen", f"127.0.0.1:{port}", "--log-level", "warning",
                    "--handler", f"http={binary}:{spec.format(db=db)}/{name}.sqlite"] + extra
             p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             procs.append(p)
@@ -116,20 +157,22 @@ def main():
         names = list(servers)
         for r in range(a.rounds):
             for name in (names if r % 2 == 0 else names[::-1]):
-                x = wrk(servers[name][0], a.path, a.conns, a.secs, a.script)
+                x = wrk(servers[name][0], a.path, a.conns, a.secs, a.script, None if name == "hb" else servers[name][1].pid)
                 res[name].append(x)
                 print(f"round {r + 1} {name:10s} {x['rps']:8.0f} req/s  p50 {x['p50']:6.2f}  p75 {x['p75']:6.2f}  "
-                      f"p90 {x['p90']:6.2f}  p99 {x['p99']:6.2f} ms  spread {x['spread']}  load {open('/proc/loadavg').read().split()[0]}",
+                      f"p90 {x['p90']:6.2f}  p99 {x['p99']:6.2f} ms  spread {x['spread']}  "
+                      f"vcs/req loop {x['loop_cs']:.3f} other {x['other_cs']:.3f}  load {open('/proc/loadavg').read().split()[0]}",
                       flush=True)
         print("median:")
         hb = res.get("hb")
         for name, lst in res.items():
-            m = {k: statistics.median(x[k] for x in lst) for k in ("rps", "p50", "p90", "p99")}
+            m = {k: statistics.median(x[k] for x in lst) for k in ("rps", "p50", "p90", "p99", "loop_cs", "other_cs")}
             q = ""
             if hb and name != "hb":
                 mh = {k: statistics.median(x[k] for x in hb) for k in ("rps", "p50", "p99")}
                 q = f"  vs hb: req/s {m['rps'] / mh['rps']:.2f}  p50 {m['p50'] / mh['p50']:.2f}  p99 {m['p99'] / mh['p99']:.2f}"
-            print(f"  {name:10s} {m['rps']:8.0f} req/s  p50 {m['p50']:6.2f}  p90 {m['p90']:6.2f}  p99 {m['p99']:6.2f} ms{q}")
+            cs = "" if name == "hb" else f"  vcs/req loop {m['loop_cs']:.3f} other {m['other_cs']:.3f}"
+            print(f"  {name:10s} {m['rps']:8.0f} req/s  p50 {m['p50']:6.2f}  p90 {m['p90']:6.2f}  p99 {m['p99']:6.2f} ms{cs}{q}")
     finally:
         for p in procs:
             if p.poll() is None:

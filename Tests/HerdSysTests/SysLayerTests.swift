@@ -30,6 +30,27 @@ import Testing
         #expect(throws: SysError.self) { try ep.remove(a) }  // ENOENT: not registered
     }
 
+    /// What the parked dispatch watcher relies on (Watcher.swift): an edge-triggered item that
+    /// turns ready while no thread is in epoll_wait stays on the ready list until a later
+    /// epoll_wait reports it, once; and a blocking eventfd written before its read returns at once.
+    @Test func edgeWhileNobodyWaitsIsReportedLaterOnceAndEventFDKeepsAWrite() throws {
+        let ep = try Epoll(what: "test")
+        defer { Sys.close(ep.fd) }
+        let (a, b) = try Sys.seqpacketPair(nonBlocking: true)
+        defer { Sys.close(a); Sys.close(b) }
+        try ep.add(a, [.input, .edgeTriggered], data: 7)
+        let byte: [UInt8] = [1]
+        #expect(byte.withUnsafeBytes { Sys.send(b, $0.baseAddress, 1) } == .done(1))
+        var list = EpollReadyList(capacity: 4)
+        #expect(try ep.wait(&list, timeoutMillis: 0) == 1)
+        #expect(list[0].data == 7)
+        #expect(try ep.wait(&list, timeoutMillis: 0) == 0)  // reported once
+        let park = try Sys.eventFD(blocking: true, what: "test park")
+        defer { Sys.close(park) }
+        Sys.signalEventFD(park)
+        try Sys.waitEventFD(park)  // does not block: the write came first
+    }
+
     @Test func recvSendResults() throws {
         let (a, b) = try Sys.seqpacketPair(nonBlocking: true)
         defer { Sys.close(a) }
