@@ -8,7 +8,8 @@ then the other (the order alternates), and reads the workers' CPU time from /pro
 --blocking: the debug handler (blocking, with dispatch) and the blocking section's CPU mix
 (bench/herdbench/blocking.py: 90% /work/500, 10% /work/10000) from wrk -t1 -c16 -d3s, keep-alive
 and `Connection: close` in alternate rounds. Prints the
-medians of req/s and CPU microseconds per request, and their ratios. The servers are started
+medians of req/s, CPU microseconds per request, wrk's p99 and the voluntary context switches per
+request of the workers' other threads (the dispatch watchers, with --blocking), and the ratios. The servers are started
 through Tests/support/herdtest.py (a notify socket each: measuring starts after READY=1 and both
 workers); every process it starts is ended by PID.
 """
@@ -43,7 +44,31 @@ def ticks(pids):
 started = Started()
 raise_on_signals()
 tmp = tempfile.mkdtemp(prefix="herdd-ab-")
-res = {k: {"rps": [], "us": []} for k in BIN}
+res = {k: {"rps": [], "us": [], "p99": [], "wcs": []} for k in BIN}
+
+
+def p99_ms(out):
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out, re.M)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)] if m else float("nan")
+
+
+def watcher_switches(pids):
+    """Voluntary context switches of the workers' threads other than their event loops (the
+    dispatch watchers)."""
+    v = 0
+    for pid in pids:
+        try:
+            tids = [t for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    v += int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M).group(1))
+            except (OSError, AttributeError):
+                pass
+    return v
+
 try:
     srv = {}
     for k, b in BIN.items():
@@ -65,12 +90,13 @@ try:
         close = ["-H", "Connection: close"] if BLOCKING and r % 4 >= 2 else []
         for k in (list(BIN) if r % 2 == 0 else list(BIN)[::-1]):
             h, port = srv[k]
-            w = h.children(); a = ticks(w)
-            out = subprocess.run(["wrk", "-t1", *load, *close, "-d3s", f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+            w = h.children(); a = ticks(w); wa = watcher_switches(w)
+            out = subprocess.run(["wrk", "-t1", "--latency", *load, *close, "-d3s", f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
                                  timeout=30).stdout
-            b = ticks(w)
+            b = ticks(w); wb = watcher_switches(w)
             n = int(re.search(r"(\d+) requests in", out).group(1)); rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
             res[k]["rps"].append(rps); res[k]["us"].append((b - a) / os.sysconf("SC_CLK_TCK") * 1e6 / n)
+            res[k]["p99"].append(p99_ms(out)); res[k]["wcs"].append((wb - wa) / max(1, n))
 except KeyboardInterrupt:
     sys.exit(130)
 finally:
@@ -78,5 +104,7 @@ finally:
     shutil.rmtree(tmp, ignore_errors=True)
 for k, v in res.items():
     print(k, "median rps %.0f" % statistics.median(v["rps"]), "median cpu us/req %.2f" % statistics.median(v["us"]), "rps", [round(x) for x in v["rps"]], "us", [round(x, 1) for x in v["us"]])
+    print(" " * len(k), "median p99 %.2f ms" % statistics.median(v["p99"]), "p99", [round(x, 2) for x in v["p99"]],
+          "watcher vcs/req %.3f" % statistics.median(v["wcs"]))
 b, n = res["base"], res["new"]
 print("new/base rps %.3f, cpu/req %.3f; per-round paired rps ratio median %.3f" % (statistics.median(n["rps"]) / statistics.median(b["rps"]), statistics.median(n["us"]) / statistics.median(b["us"]), statistics.median([x / y for x, y in zip(n["rps"], b["rps"])])))
