@@ -63,7 +63,7 @@ def spread(port):
 def thread_switches(master_pid):
     """(workers' loop threads, their other threads: the dispatch watchers): voluntary context
     switches summed over the worker processes of a herdd master (its children)."""
-    loop = other = 0
+    loop = other = cpu = 0
     try:
         with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
             workers = [int(x) for x in f.read().split()]
@@ -72,7 +72,10 @@ def thread_switches(master_pid):
     for w in workers:
         try:
             tids = os.listdir(f"/proc/{w}/task")
-        except OSError:
+            with open(f"/proc/{w}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+        except (OSError, IndexError, ValueError):
             continue
         for tid in tids:
             try:
@@ -84,21 +87,27 @@ def thread_switches(master_pid):
                 loop += v
             else:
                 other += v
-    return loop, other
+    return loop, other, cpu
 
 
 def wrk(port, path, conns, secs, script, master_pid=None):
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--latency"] + (["-s", script] if script else []) + [f"http://127.0.0.1:{port}{path}"]
-    before = thread_switches(master_pid) if master_pid else (0, 0)
+    before = thread_switches(master_pid) if master_pid else (0, 0, 0)
+    t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     time.sleep(min(1.5, secs / 2))
     dist = spread(port)
     out, _ = p.communicate(timeout=secs + 30)
-    after = thread_switches(master_pid) if master_pid else (0, 0)
+    after = thread_switches(master_pid) if master_pid else (0, 0, 0)
+    wall = time.monotonic() - t0
     r = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "spread": dist}
     reqs = max(1, int(re.search(r"(\d+) requests in", out).group(1)))
     r["loop_cs"] = (after[0] - before[0]) / reqs
     r["other_cs"] = (after[1] - before[1]) / reqs
+    # The workers' CPU: microseconds per request, and cores used on average over the run.
+    ticks = (after[2] - before[2]) / os.sysconf("SC_CLK_TCK")
+    r["cpu_us"] = ticks * 1e6 / reqs
+    r["cores"] = ticks / wall
     for pct in ("50", "75", "90", "99"):
         r[f"p{pct}"] = ms(re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M).group(1))
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -161,17 +170,17 @@ def main():
                 res[name].append(x)
                 print(f"round {r + 1} {name:10s} {x['rps']:8.0f} req/s  p50 {x['p50']:6.2f}  p75 {x['p75']:6.2f}  "
                       f"p90 {x['p90']:6.2f}  p99 {x['p99']:6.2f} ms  spread {x['spread']}  "
-                      f"vcs/req loop {x['loop_cs']:.3f} other {x['other_cs']:.3f}  load {open('/proc/loadavg').read().split()[0]}",
+                      f"vcs/req loop {x['loop_cs']:.3f} other {x['other_cs']:.3f}  cpu {x['cpu_us']:.0f} us/req {x['cores']:.2f} cores  load {open('/proc/loadavg').read().split()[0]}",
                       flush=True)
         print("median:")
         hb = res.get("hb")
         for name, lst in res.items():
-            m = {k: statistics.median(x[k] for x in lst) for k in ("rps", "p50", "p90", "p99", "loop_cs", "other_cs")}
+            m = {k: statistics.median(x[k] for x in lst) for k in ("rps", "p50", "p90", "p99", "loop_cs", "other_cs", "cpu_us", "cores")}
             q = ""
             if hb and name != "hb":
                 mh = {k: statistics.median(x[k] for x in hb) for k in ("rps", "p50", "p99")}
                 q = f"  vs hb: req/s {m['rps'] / mh['rps']:.2f}  p50 {m['p50'] / mh['p50']:.2f}  p99 {m['p99'] / mh['p99']:.2f}"
-            cs = "" if name == "hb" else f"  vcs/req loop {m['loop_cs']:.3f} other {m['other_cs']:.3f}"
+            cs = "" if name == "hb" else f"  vcs/req loop {m['loop_cs']:.3f} other {m['other_cs']:.3f}  cpu {m['cpu_us']:.0f} us/req {m['cores']:.2f} cores"
             print(f"  {name:10s} {m['rps']:8.0f} req/s  p50 {m['p50']:6.2f}  p90 {m['p90']:6.2f}  p99 {m['p99']:6.2f} ms{cs}{q}")
     finally:
         for p in procs:
