@@ -117,6 +117,17 @@ def park_in_sleep(mport, port, conns, ms):
     return busy_pid, parked, other, before
 
 
+def served_elsewhere(other, busy_pid, within):
+    """Sends `/` on `other` (a connection of the busy worker `busy_pid`) and checks that the
+    idle worker answered it (handed off), within `within` seconds."""
+    t0 = time.monotonic()
+    status_, body = other.get("/")
+    elapsed = time.monotonic() - t0
+    assert status_ == 200
+    assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
+    assert elapsed < within, f"answered in {elapsed:.2f} s"
+
+
 @pytest.mark.parametrize("balance", ["rotate", "hot", "spread"])
 def test_request_on_a_busy_workers_connection_is_served_by_the_idle_worker(herd_factory, balance):
     h, port, mport = start(herd_factory, extra=("--balance", balance))
@@ -164,15 +175,10 @@ def test_request_arriving_between_handlers_goes_to_the_idle_worker(herd_factory)
         # second request comes 100 ms into that turn, so it is not in the turn's batch.
         parked.send("/sleep/1500")
         time.sleep(0.1)  # a duration: 100 ms into the worker's slow (300 ms) turn, not its batch
-        t0 = time.monotonic()
-        status_, body = other.get("/")
-        elapsed = time.monotonic() - t0
-        assert status_ == 200
         # Handed off when /sleep/1500 starts (about 200 ms from now), served after the other
         # worker's own 300 ms turn: about 0.5 s. Kept by its worker, it would come after the
         # sleep: about 1.7 s.
-        assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
-        assert elapsed < 1.2, f"answered in {elapsed:.2f} s"
+        served_elsewhere(other, busy_pid, 1.2)
         assert (parked.read()) == (200, b"slept 1500\n")
         after = web(mport)
         assert after["handed_off"] - before["handed_off"] == 1
@@ -208,6 +214,16 @@ def park_watcher(conn, pid, n=300):
     return watcher_switches(pid) - before
 
 
+def parked_watcher(port, conns):
+    """Two connections on one worker (appended to `conns`) whose watcher is parked: 300 requests
+    that do not block woke it fewer than 100 times (about Watcher.parkAfter). Returns (that
+    worker's pid, the two connections)."""
+    busy_pid, parked, other = two_on_one_worker(port, conns)
+    woke = park_watcher(other, busy_pid)
+    assert woke < 100, f"the watcher woke {woke} times for 300 requests that do not block"
+    return busy_pid, parked, other
+
+
 def test_watcher_parks_while_no_handler_blocks_and_a_blocking_handler_wakes_it(herd_factory):
     """Issue 22: a blocking listener's requests to routes that do not block (json20 beside
     GRDB routes; here the debug handler's `/`) woke the watcher once each, for nothing. After
@@ -216,20 +232,13 @@ def test_watcher_parks_while_no_handler_blocks_and_a_blocking_handler_wakes_it(h
     h, port, mport = start(herd_factory)
     conns = []
     try:
-        busy_pid, parked, other = two_on_one_worker(port, conns)
-        woke = park_watcher(other, busy_pid)
-        assert woke < 100, f"the watcher woke {woke} times for 300 requests that do not block"
+        busy_pid, parked, other = parked_watcher(port, conns)
         # Parked: the next blocking handler wakes it, and the request that comes meanwhile on
         # the worker's other connection goes to the idle worker at once.
         parked.send("/sleep/1500")
         wait_until(lambda: any(w["pid"] == busy_pid and w["state"] == "busy" for w in status(mport)["workers"]),
                    5, what="the worker running /sleep/1500")
-        t0 = time.monotonic()
-        status_, body = other.get("/")
-        elapsed = time.monotonic() - t0
-        assert status_ == 200
-        assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
-        assert elapsed < 0.5, f"answered in {elapsed:.2f} s"
+        served_elsewhere(other, busy_pid, 0.5)
         assert parked.read() == (200, b"slept 1500\n")
     finally:
         for c in conns:
@@ -244,20 +253,13 @@ def test_edge_that_comes_while_the_watcher_is_parked_is_handed_off_at_the_next_h
     h, port, mport = start(herd_factory)
     conns = []
     try:
-        busy_pid, parked, other = two_on_one_worker(port, conns)
-        woke = park_watcher(other, busy_pid)
-        assert woke < 100, f"the watcher woke {woke} times for 300 requests that do not block"
+        busy_pid, parked, other = parked_watcher(port, conns)
         before = web(mport)
         parked.s.sendall(b"GET /spin/400000 HTTP/1.1\r\nHost: x\r\n\r\nGET /sleep/1500 HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.15)  # a duration: into the worker's 400 ms of CPU (a turn that reads nothing else)
-        t0 = time.monotonic()
-        status_, body = other.get("/")
-        elapsed = time.monotonic() - t0
-        assert status_ == 200
         # Handed off when /sleep/1500 starts (after the spin, about 0.25 s from now). Lost, it
         # would be served by its own worker after the sleep: about 1.75 s.
-        assert pid_of(body) != busy_pid, f"served after the handler by its own worker ({elapsed:.2f} s)"
-        assert elapsed < 1.2, f"answered in {elapsed:.2f} s"
+        served_elsewhere(other, busy_pid, 1.2)
         assert parked.read() == (200, b"worked 400000\n")
         assert parked.read() == (200, b"slept 1500\n")
         after = web(mport)
