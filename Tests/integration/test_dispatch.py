@@ -227,8 +227,8 @@ def parked_watcher(port, conns):
 def test_watcher_parks_while_no_handler_blocks_and_a_blocking_handler_wakes_it(herd_factory):
     """Issue 22: a blocking listener's requests to routes that do not block (json20 beside
     GRDB routes; here the debug handler's `/`) woke the watcher once each, for nothing. After
-    Watcher.parkAfter (32) such wake-ups in a row it parks on an eventfd: 300 requests wake it
-    about 32 times, not 300. A blocking handler's start() wakes it, and it hands off at once."""
+    Watcher.parkAfter (8) such wake-ups in a row it parks on an eventfd: 300 requests wake it
+    about 8 times, not 300. A blocking handler's start() wakes it, and it hands off at once."""
     h, port, mport = start(herd_factory)
     conns = []
     try:
