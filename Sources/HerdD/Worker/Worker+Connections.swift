@@ -92,7 +92,11 @@ extension Worker {
             // event; if it is not in, the read says EAGAIN and EPOLL_CTL_ADD reports it later.
             // (A blocking listener's connection waits for its event: the watcher's rules.)
             // Closed by then (answered, or epoll_ctl failed): still an accept for the balance.
-            let serveFirst = !sweep && !single && !listenerMayBlock[index]
+            // Not with --balance spread: its rotation (the re-arm after the EAGAIN below) must
+            // come before the answer, or the client's next connection arrives while we still
+            // head the wait queue: we would take it too, or (off epoll_wait, so the kernel also
+            // wakes the next waiter) race that worker for it, an empty wake-up for one of us.
+            let serveFirst = !sweep && !single && !listenerMayBlock[index] && config.balance != .spread
             if register(conn, what: "connection", serveFirst: serveFirst) {
                 // A saturated turn's accept (single) is watched after it is served (takeNewWork).
                 // (Not in a sweep: the drain that follows hands nothing off.)
