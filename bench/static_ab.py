@@ -4,8 +4,7 @@
 
     flock /tmp/bench.lock python3 bench/static_ab.py nginx=nginx old=herdd:OLD_BIN new=herdd:NEW_BIN
 
-Each argument is LABEL=nginx, LABEL=nginx:PAD (an extra header of PAD bytes) or
-LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
+Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
 (8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
 inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters.
@@ -17,23 +16,6 @@ import os, sys, subprocess, time, resource, json, statistics
 from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent / "herdbench"), str(Path(__file__).resolve().parents[1] / "Tests" / "support")]
 import staticbench as sb
-_orig_start = sb.start
-def _start(kind, binary, root, port, tmp):
-    if kind == "nginx" and binary:
-        pad = int(binary)
-        conf = os.path.join(tmp, f"nginx-{port}.conf")
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 2; daemon off; pid {tmp}/nginx-{port}.pid; error_log stderr error;
-events {{ worker_connections 4096; }}
-http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  open_file_cache max=1000 inactive=20s; open_file_cache_valid 1s;
-  server {{ listen 127.0.0.1:{port}; root {root}; add_header X-P "{'p' * pad}"; }} }}
-""")
-        p = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        sb.wait_port(port)
-        return p
-    return _orig_start(kind, binary, root, port, tmp)
-sb.start = _start
 from herdtest import free_port, process_group_pids
 servers = []
 for a in sys.argv[1:]:
