@@ -108,7 +108,13 @@ extension HTTPConnection {
             if outputOffset < output.count {
                 // MSG_MORE when a sendfile follows (nginx's tcp_nopush): the head waits to share
                 // a segment with the file's first bytes instead of leaving alone.
-                let more = file != nil ? Int32(MSG_MORE) : 0
+                var more = file != nil ? Int32(MSG_MORE) : 0
+                if !corked, closeAfterWrite, let f = file, f.remaining > ConnectionTuning.corkedFileBytes {
+                    // Best effort: without the cork the response still goes out, as before.
+                    do { try Sys.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, Int32(1), what: "TCP_CORK") } catch {}
+                    corked = true
+                }
+                if corked { more = 0 }
                 let r = output.withUnsafeBytes { raw in
                     Sys.send(fd, raw.baseAddress.map { $0 + outputOffset }, output.count - outputOffset, flags: more)
                 }

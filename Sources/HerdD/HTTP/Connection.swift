@@ -18,6 +18,14 @@ enum ConnectionTuning {
     /// body leave in one send (one TCP segment) instead of send + sendfile (issue 25). Above it
     /// the copies (into the buffer, then into the socket) cost more than the second call.
     static let inlineFileBytes = 8 * 1024
+    /// A last response (`Connection: close`) whose file body is larger than this goes under
+    /// TCP_CORK, never lifted (the close sends what is held), as nginx's `tcp_nopush` does:
+    /// with TCP_NODELAY and MSG_MORE alone, the head shared an skb with the first 64 KiB of
+    /// the file and an ACK-driven transmit sent its partial tail as a segment of its own, one
+    /// more per response for the client to take (docs/static.md, "The 1 MB Connection: close
+    /// gap"). Below it the head and body leave in one push anyway, and the setsockopt would
+    /// only cost.
+    static let corkedFileBytes = 64 * 1024
     /// A stream's pieces cost CPU per byte (the handler makes them): it also yields once the
     /// turn of the loop is this old (checked per batch; the clock is a vDSO call).
     static let streamSliceNanos: UInt64 = 5_000_000
@@ -81,6 +89,8 @@ final class HTTPConnection<Host: ConnectionHost> {
     var producedPending = false
     var streamChunked = false
     var closeAfterWrite = false
+    /// TCP_CORK is set (a last response with a large file body; see `ConnectionTuning.corkedFileBytes`).
+    var corked = false
     /// Why the connection closes once its last response is out (set with `closeAfterWrite`).
     var closeReason = CloseReason.responseDone
     var lingering = false

@@ -22,7 +22,9 @@ extension Worker {
     @discardableResult
     func acceptConnections(_ index: Int, single: Bool = false, sweep: Bool = false) -> Connection? {
         guard index < listeners.count, !draining || sweep else { return nil }
-        let l = listeners[index]
+        // The fd alone: a copy of the BoundListener (its name, its handler existential) cost
+        // retains and releases per accept; the name is read only where a message needs it.
+        let listenerFD = listeners[index].fd
         let drainQueue = sweep || (!single && (config.multiAccept || config.balance == .spread))
         var last: Connection? = nil
         var first = true
@@ -31,12 +33,13 @@ extension Worker {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd: Int32
-            let result = Sys.accept(l.fd, &storage, &len)
+            let result = Sys.accept(listenerFD, &storage, &len)
             if case .failed(let e) = result, e == EINVAL {
                 // The listener left the LISTEN state: the master shut it down (SHUT_RD) at the
                 // start of a stop (Stop.swift), which wakes us before our own SIGTERM arrives.
                 // Not a herd wakeup and not an error: stop watching listeners; the drain follows.
-                log.debug("listener \(l.name) shut down; not accepting", metadata: ["event": "listener-shut-down", "listener": "\(l.name)"])
+                let name = listeners[index].name
+                log.debug("listener \(name) shut down; not accepting", metadata: ["event": "listener-shut-down", "listener": "\(name)"])
                 unwatchListeners()
                 acceptResumeAt = .max
                 return last
@@ -70,7 +73,8 @@ extension Worker {
                 // worker (or for us once connections close). The listener stays readable, so
                 // a level-triggered registration would wake us again at once and spin: step
                 // out of the listeners for 100 ms instead (nginx does the same).
-                log.error("accept4 on \(l.name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(l.name)"])
+                let name = listeners[index].name
+                log.error("accept4 on \(name): \(SysError("accept4", errno: e)); not accepting for 100 ms", metadata: ["event": "accept-error", "listener": "\(name)"])
                 unwatchListeners()
                 acceptResumeAt = now + 100_000_000
                 return last
@@ -92,7 +96,11 @@ extension Worker {
             // event; if it is not in, the read says EAGAIN and EPOLL_CTL_ADD reports it later.
             // (A blocking listener's connection waits for its event: the watcher's rules.)
             // Closed by then (answered, or epoll_ctl failed): still an accept for the balance.
-            let serveFirst = !sweep && !single && !listenerMayBlock[index]
+            // Not with --balance spread: its rotation (the re-arm after the EAGAIN below) must
+            // come before the answer, or the client's next connection arrives while we still
+            // head the wait queue: we would take it too, or (off epoll_wait, so the kernel also
+            // wakes the next waiter) race that worker for it, an empty wake-up for one of us.
+            let serveFirst = !sweep && !single && !listenerMayBlock[index] && config.balance != .spread
             if register(conn, what: "connection", serveFirst: serveFirst) {
                 // A saturated turn's accept (single) is watched after it is served (takeNewWork).
                 // (Not in a sweep: the drain that follows hands nothing off.)
@@ -135,14 +143,14 @@ extension Worker {
     /// next connections wake the others first. Level-triggered: a connection queued meanwhile
     /// is reported again after the ADD.
     private func rotate(listener index: Int) {
-        let l = listeners[index]
+        let fd = listeners[index].fd
         // ENOENT: not registered (accepting is paused, an event of the same batch got us here):
         // nothing to rotate; the listeners are re-added when the pause ends.
-        do { try epoll.remove(l.fd, what: "listener \(l.name)") } catch {
+        do { try epoll.remove(fd, what: "listener \(listeners[index].name)") } catch {
             if error.errno == ENOENT { return }
             log.error("\(error)", metadata: ["event": "accept-error"]) // the ADD below says what follows
         }
-        do { try epoll.add(l.fd, listenerEvents, .listener(index), what: "re-adding listener \(l.name)") } catch {
+        do { try epoll.add(fd, listenerEvents, .listener(index), what: "re-adding listener \(listeners[index].name)") } catch {
             // Not watching this listener any more would silently shrink the pool: re-add all
             // listeners on the next turn of the loop (acceptPaused path).
             log.error("\(error)", metadata: ["event": "accept-error"])
@@ -251,6 +259,10 @@ extension Worker {
         activeCount -= 1
         scoreboard.store(slot, .active, UInt64(activeCount))
         scoreboard.bump(slot, closed: reason)
-        log.debug("connection closed", metadata: ["event": "connection-closed", "reason": "\(reason.label)", "peer": "\(conn.peer)"])
+        // Asked first: Logger.debug reads the level through a copy of the handler existential,
+        // once per connection (Worker.logsDebug).
+        if logsDebug {
+            log.debug("connection closed", metadata: ["event": "connection-closed", "reason": "\(reason.label)", "peer": "\(conn.peer)"])
+        }
     }
 }

@@ -28,7 +28,9 @@ final class Worker: ConnectionRegistry {
     var listeners: [BoundListener]
     /// Limits, timeouts and the buffer pool, fixed for every connection (ConnectionHost.swift).
     let connectionSettings: ConnectionSettings
-    var log = Logger(label: "herdd.worker")
+    var log = Logger(label: "herdd.worker") { didSet { logsDebug = log.logLevel <= .debug } }
+    /// Whether `log` writes debug messages (asked once; the level is fixed for the worker's life).
+    private(set) lazy var logsDebug = log.logLevel <= .debug
     let pid = Sys.processID()
 
     var epoll = Epoll.none

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""One static-file case, servers alternating per round, with more than staticbench.py reads
+(docs/static.md, "The 1 MB Connection: close gap"):
+
+    flock /tmp/bench.lock python3 bench/static_ab.py nginx=nginx old=herdd:OLD_BIN new=herdd:NEW_BIN
+
+Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
+(8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3); PERF=1 records the workers with
+`perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
+inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters.
+Per round: req/s; the server's CPU per request from /proc/PID/schedstat (ns, every process of
+its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); wrk's own CPU
+per request (its rusage); TCP segments per request (nstat, both directions). Then medians.
+Every server it starts is stopped by PID (staticbench.stop)."""
+import os, sys, subprocess, time, resource, json, statistics
+from pathlib import Path
+sys.path[:0] = [str(Path(__file__).resolve().parent / "herdbench"), str(Path(__file__).resolve().parents[1] / "Tests" / "support")]
+import staticbench as sb
+from herdtest import free_port, process_group_pids
+servers = []
+for a in sys.argv[1:]:
+    label, spec = a.split("=", 1); kind, _, binary = spec.partition(":")
+    servers.append((label, kind, binary or None))
+fname = os.environ.get("FILE", "1m.bin"); conns = int(os.environ.get("CONNS", "8")); close = os.environ.get("CLOSE", "1") == "1"
+secs = int(os.environ.get("SECS", "3")); rounds = int(os.environ.get("ROUNDS", "3"))
+tmp, root = sb.make_root()
+tk = os.sysconf("SC_CLK_TCK")
+def sched(pid): return int(open(f"/proc/{pid}/schedstat").read().split()[0])
+def ut(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split(); return int(f[11]), int(f[12])
+def nstat():
+    return json.loads(subprocess.run(["nstat", "-a", "-z", "--json"], capture_output=True, text=True).stdout)["kernel"]
+res = {l: [] for l, _, _ in servers}
+print("load", open("/proc/loadavg").read().strip(), f"{fname} c{conns} close={close} secs={secs}")
+for r in range(rounds):
+    for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):
+        port = free_port(); p = sb.start(kind, binary, root, port, tmp)
+        try:
+            sb.wrk(port, fname, conns, 1, close)
+            pids = process_group_pids(p.pid)
+            s0 = {x: sched(x) for x in pids}; u0 = {x: ut(x) for x in pids}; n0 = nstat(); ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            perfp = None
+            if os.environ.get("PERF"):
+                pdata = os.path.join(tmp, f"perf-{label}-{r}.data")
+                perfp = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", os.environ.get("FREQ", "5000"), "-g", "-o", pdata, "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.3)
+            n, err = sb.wrk(port, fname, conns, secs, close)
+            if perfp:
+                import signal as _s; perfp.send_signal(_s.SIGINT); perfp.wait()
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN); n1 = nstat(); s1 = {x: sched(x) for x in pids}; u1 = {x: ut(x) for x in pids}
+        finally:
+            sb.stop(p)
+        cpu = sum(s1[x] - s0[x] for x in pids) / n / 1e3
+        print("   per pid us/req:", {x: round((s1[x] - s0[x]) / n / 1e3, 1) for x in pids}, "master", p.pid)
+        us = sum(u1[x][0] - u0[x][0] for x in pids) / tk / n * 1e6; sy = sum(u1[x][1] - u0[x][1] for x in pids) / tk / n * 1e6
+        wu = (ru1.ru_utime - ru0.ru_utime) / n * 1e6; ws = (ru1.ru_stime - ru0.ru_stime) / n * 1e6
+        segs = (n1["TcpOutSegs"] - n0["TcpOutSegs"]) / n
+        odd = {k: n1[k] - n0[k] for k in n1 if k in n0 and n1[k] != n0[k] and any(w in k for w in ("Overflow", "Drop", "Retrans", "Timeout", "Probe", "Abort", "Reset", "RTO", "Loss", "Syn", "ZeroWindow", "Prune", "Collapse", "OFO", "Defer", "Persist"))}
+        if os.environ.get("ODD"): print("   ", odd)
+        res[label].append((n / secs, cpu, us, sy, wu, ws, segs))
+        if perfp:
+            out = subprocess.run(["perf", "report", "-i", pdata, "--sort", "dso", "--stdio", "-g", "none"], capture_output=True, text=True).stdout
+            import re as _re
+            ev = float(_re.search(r"Event count \(approx.\): (\d+)", out).group(1))
+            kern = sum(float(m.group(1)) for m in _re.finditer(r"([\d.]+)%\s+\[kernel", out))
+            out2 = subprocess.run(["perf", "report", "-i", pdata, "--children", "--sort", "sym", "--stdio", "-g", "none"], capture_output=True, text=True).stdout
+            agg = {}
+            for m in _re.finditer(r"^\s+([\d.]+)%\s+[\d.]+%\s+\[k\] (\S+)", out2, _re.M):
+                sym = m.group(2)
+                if sym.startswith("__x64_sys_") or sym.startswith("__sys_") and False or sym in ("net_rx_action", "handle_softirqs", "do_softirq", "__local_bh_enable_ip", "release_sock", "tcp_sendmsg_locked", "tcp_write_xmit", "tcp_v4_rcv", "__tcp_transmit_skb", "tcp_close", "__tcp_close", "inet_csk_destroy_sock", "tcp_ack", "sock_def_readable", "asm_sysvec_apic_timer_interrupt", "finish_task_switch.isra.0", "schedule", "do_splice_direct", "splice_to_socket", "inet_accept", "tcp_rcv_established", "tcp_rcv_state_process", "tcp_v4_do_rcv", "__release_sock"):
+                    agg[sym] = ev * float(m.group(1)) / 100 / n / 1e3
+            print("   " + "  ".join(f"{k.replace('__x64_sys_','')}={v:.1f}" for k, v in sorted(agg.items(), key=lambda kv: -kv[1])))
+            print(f"   perf: kernel {ev*kern/100/n/1e3:6.1f} us/req  user {ev*(100-kern)/100/n/1e3:6.1f} us/req")
+        print(f"r{r+1} {label:6} {n/secs:8.0f} req/s  cpu {cpu:6.1f} us/req (u {us:5.1f} s {sy:6.1f})  wrk u {wu:5.1f} s {ws:6.1f}  segs {segs:5.1f} {err or ''}", flush=True)
+print("load", open("/proc/loadavg").read().strip())
+import shutil
+shutil.rmtree(tmp, ignore_errors=True)
+names = ["req/s", "cpu", "user", "sys", "wrk u", "wrk s", "segs", "total"]
+for label in res: res[label] = [x + (x[1] + x[4] + x[5],) for x in res[label]]
+for label in res:
+    med = [statistics.median(x[i] for x in res[label]) for i in range(8)]
+    print(f"MED {label:6} " + "  ".join(f"{n} {v:.1f}" for n, v in zip(names, med)))
