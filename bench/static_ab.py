@@ -2,7 +2,7 @@
 """One static-file case, servers alternating per round, with more than staticbench.py reads
 (docs/static.md, "The 1 MB Connection: close gap"):
 
-    flock /tmp/bench.lock python3 bench/static_ab.py nginx=nginx old=herdd:OLD_BIN new=herdd:NEW_BIN
+    flock /tmp/herdd-bench.lock python3 bench/static_ab.py nginx=nginx old=herdd:OLD_BIN new=herdd:NEW_BIN
 
 Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
 (8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3); PERF=1 records the workers with

@@ -3,7 +3,7 @@
 hb-notes, one route, alternating rounds, wrk --latency (p50/p90/p99) plus how wrk's connections
 are spread over herdd's workers (ss, sampled mid-run). Not a test; wrap it in the bench lock:
 
-    flock /tmp/bench.lock bench/tailprobe.py --bindir bench/app/.build/release \
+    flock /tmp/herdd-bench.lock bench/tailprobe.py --bindir bench/app/.build/release \
         --variant w2= --variant w1=--workers,1 --path /json20 --conns 50
 
 A variant is NAME=ARGS (comma-separated extra herdd arguments; --workers defaults to 2);

@@ -5,6 +5,7 @@ processes) per request. Also runnable alone:
     python3 bench/herdbench/staticbench.py HERDD [HERDD_BEFORE] [--secs S] [--rounds N]"""
 
 import os
+import shutil
 import re
 import socket
 import subprocess
@@ -97,6 +98,14 @@ def section(servers, secs=3, rounds=3, log=print, cases=CASES, slow=True):
     """servers: [(label, kind, binary)]; returns {case: {label: [(req/s, cpu µs/req)]}}, and under
     "slow readers" the slow-reader run's figures per server (slowreaders.py)."""
     tmp, root = make_root()
+    try:
+        return _rounds(servers, tmp, root, secs, rounds, log, cases, slow)
+    finally:
+        # The root holds a 20 MB file and the servers' logs: not left behind in /tmp.
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rounds(servers, tmp, root, secs, rounds, log, cases, slow):
     results = {}
     for r in range(rounds):
         for name, conns, close in cases:
