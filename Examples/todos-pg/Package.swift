@@ -11,12 +11,16 @@ let package = Package(
         .package(name: "herdd", path: "../.."),
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        // NIOPosix directly: the worker's event loop is made the global executor (TodosServices).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         .target(name: "TodosPG", dependencies: [
             .product(name: "Herd", package: "herdd"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "todos-pg", dependencies: [
             "TodosPG",

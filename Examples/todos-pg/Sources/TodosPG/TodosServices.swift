@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Herd
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresNIO
 
 /// What the routes of one worker use: its own PostgreSQL pool and the shared HTTP client.
@@ -22,7 +24,17 @@ public struct TodosServices: Sendable {
     /// singleton group, a thread per core, made in every worker process: with 2 workers on 2
     /// cores, 4 NIO threads beside the 2 worker loops, each query's answer crossing threads
     /// on an oversubscribed machine (bench/pg-route: docs/postgres.md).
-    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    ///
+    /// That thread is also the process's Swift global concurrent executor (NIO's hook): the
+    /// pool's `run()` task and its timers (an idle timer started at each release, cancelled at
+    /// the next lease) would otherwise run on the global pool's own threads, two more per core
+    /// in every worker, woken several times per query (measured: docs/postgres.md).
+    static let eventLoops: MultiThreadedEventLoopGroup = {
+        NIOSingletons.groupLoopCountSuggestion = 1
+        // false only where the hook is missing (then the global pool stays Dispatch's): not an error.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        return MultiThreadedEventLoopGroup.singleton
+    }()
 
     /// Opens the worker's pool (connections are made on the first queries, up to poolSize).
     public static func start(_ config: TodosConfig) -> TodosServices {
