@@ -110,9 +110,9 @@ extension HTTPConnection {
                 // a segment with the file's first bytes instead of leaving alone.
                 var more = file != nil ? Int32(MSG_MORE) : 0
                 if !corked, closeAfterWrite, let f = file, f.remaining > ConnectionTuning.corkedFileBytes {
-                    // Best effort: without the cork the response still goes out, as before.
-                    do { try Sys.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, Int32(1), what: "TCP_CORK") } catch {}
-                    corked = true
+                    // Best effort: where the cork cannot be set (not TCP), MSG_MORE below still
+                    // holds the head back, as before the cork.
+                    corked = (try? Sys.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, Int32(1), what: "TCP_CORK")) != nil
                 }
                 if corked { more = 0 }
                 let r = output.withUnsafeBytes { raw in
