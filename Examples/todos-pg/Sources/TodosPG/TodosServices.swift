@@ -50,6 +50,16 @@ public struct TodosServices: Sendable {
                                   database: config.database, tls: .disable)
         }
         configuration.options.maximumConnections = config.poolSize
+        // A fixed pool and no keep-alive by default: postgres-nio's pool starts a keep-alive timer
+        // (30 s) and, above `minimumConnections`, an idle timer (60 s) at every release of a
+        // connection, and cancels them at the next lease. A cancelled Task.sleep leaves its
+        // Dispatch timer armed until the deadline, so at 3,000 queries/s a worker carried ~300,000
+        // dead timers (RSS 38 -> 90 MB in a minute), and Dispatch's timer and pool threads fired
+        // them on the worker's 2 cores: p99 10 ms in the first 20 s, 40-340 ms a minute later
+        // (docs/postgres.md). With both off, a release schedules nothing.
+        configuration.options.minimumConnections = config.poolMinimum
+        configuration.options.keepAliveBehavior = config.keepAliveSeconds > 0
+            ? .init(frequency: .seconds(config.keepAliveSeconds)) : nil
         let client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoops, backgroundLogger: logger)
         Task.detached { await client.run() }
         return TodosServices(postgres: client, http: HTTPClient.shared, upstream: config.upstream, logger: logger)

@@ -2,7 +2,8 @@
 // (AsyncHTTPClient), all on async routes of herdd's router. Configured by environment:
 //
 //   TODOS_PG_HOST=/run/postgresql (a unix socket directory) or 127.0.0.1, TODOS_PG_PORT=5432,
-//   TODOS_PG_USER=todos, TODOS_PG_DATABASE=todos, TODOS_PG_POOL=8,
+//   TODOS_PG_USER=todos, TODOS_PG_DATABASE=todos, TODOS_PG_POOL=8 (connections per worker),
+//   TODOS_PG_POOL_MIN=TODOS_PG_POOL (kept open when idle), TODOS_PG_KEEPALIVE=0 (seconds; 0: off),
 //   TODOS_UPSTREAM=127.0.0.1:8081 (for GET /proxy/**; optional)
 //
 //   todos-pg --listen 127.0.0.1:8080 --workers 2

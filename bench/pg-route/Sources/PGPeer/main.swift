@@ -16,6 +16,11 @@ var configuration = PostgresClient.Configuration(
     unixSocketPath: "\(env["TODOS_PG_HOST"] ?? "/run/postgresql")/.s.PGSQL.\(env["TODOS_PG_PORT"] ?? "5432")",
     username: env["TODOS_PG_USER"] ?? "todos", password: nil, database: env["TODOS_PG_DATABASE"] ?? "todos")
 configuration.options.maximumConnections = Int(env["TODOS_PG_POOL"] ?? "16") ?? 16
+// postgres-nio's defaults unless the run asks for todos-pg's fixed pool (bench/pg-route/run --peer-fixed-pool).
+if let minimum = env["TODOS_PG_POOL_MIN"].flatMap({ Int($0) }) { configuration.options.minimumConnections = minimum }
+if let seconds = env["TODOS_PG_KEEPALIVE"].flatMap({ Int($0) }) {
+    configuration.options.keepAliveBehavior = seconds > 0 ? .init(frequency: .seconds(seconds)) : nil
+}
 let db = PostgresClient(configuration: configuration, backgroundLogger: logger)
 
 let router = Router()
