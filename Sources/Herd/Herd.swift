@@ -42,24 +42,30 @@ public enum HerdServer {
     ///   - version: Shown by `--version`, in the start-up log and in metrics.
     ///   - abstract: One line for `--help` (default: "NAME: an HTTP server on herdd ...").
     ///   - handlers: More handlers by name, for listeners that serve something else.
+    ///   - threadsPerWorker: The threads each worker keeps busy: 1 (its loop) unless the program
+    ///     runs an event loop of its own in every worker (a postgres-nio pool or an
+    ///     AsyncHTTPClient on a `MultiThreadedEventLoopGroup` of one thread: 2). The default
+    ///     `--workers` is the online CPUs divided by it, at least 1, so that the workers' busy
+    ///     threads match the cores (docs/postgres.md, "Sizing"). 1...64.
     ///   - validate: Checks the router's argument (the text after `NAME:`, nil without one) in
     ///     the master, before any worker starts; throw `HandlerSpecError` to refuse it (the
     ///     start fails with exit code 78 and the message). It must not open resources.
     ///   - makeRouter: Builds the router in each worker, after the worker started: open
     ///     per-process resources (database connections) here. Never run in the master.
     public static func main(name: String, version: String, abstract: String? = nil,
-                            handlers: [String: HandlerRegistry.Factory] = [:],
+                            handlers: [String: HandlerRegistry.Factory] = [:], threadsPerWorker: Int = 1,
                             validate: @escaping HandlerRegistry.Validator = { _ in },
                             router makeRouter: @escaping @Sendable (String?) throws -> Router) -> Never {
-        main(name: name, version: version, abstract: abstract, handlers: handlers, validate: validate) { argument in
+        main(name: name, version: version, abstract: abstract, handlers: handlers, threadsPerWorker: threadsPerWorker,
+             validate: validate) { argument in
             try makeRouter(argument).handler()
         }
     }
 
-    /// Like ``main(name:version:abstract:handlers:validate:router:)`` with a `Handler` of your
-    /// own instead of a router.
+    /// Like ``main(name:version:abstract:handlers:threadsPerWorker:validate:router:)`` with a
+    /// `Handler` of your own instead of a router.
     public static func main(name: String, version: String, abstract: String? = nil,
-                            handlers: [String: HandlerRegistry.Factory] = [:],
+                            handlers: [String: HandlerRegistry.Factory] = [:], threadsPerWorker: Int = 1,
                             validate: @escaping HandlerRegistry.Validator = { _ in },
                             handler makeHandler: @escaping HandlerRegistry.Factory) -> Never {
         guard HerdEntry.isValidName(name) else {
@@ -67,9 +73,14 @@ public enum HerdServer {
             message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
             Sys.exit(70)
         }
+        guard (1...64).contains(threadsPerWorker) else {
+            let message = Array("\(name): threadsPerWorker must be 1...64, not \(threadsPerWorker)\n".utf8)
+            message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
+            Sys.exit(70)
+        }
         AppIdentity.set(name: name, version: version,
                         abstract: abstract ?? "\(name): an HTTP server on herdd (prefork workers, systemd socket activation).",
-                        defaultHandler: name)
+                        defaultHandler: name, threadsPerWorker: threadsPerWorker)
         HandlerRegistry.register(name, validator: validate, makeHandler)
         HerdEntry.main(handlers: handlers)
     }

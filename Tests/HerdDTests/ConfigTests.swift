@@ -173,3 +173,21 @@ import Testing
         }
     }
 }
+
+@Suite struct DefaultWorkersTests {
+    @Test func oneWorkerPerCPUForAProgramWithOneBusyThreadPerWorker() {
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 8, threadsPerWorker: 1) == 8)
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 1, threadsPerWorker: 1) == 1)
+    }
+
+    @Test func fewerWorkersWhenEachKeepsAnEventLoopOfItsOwnBusy() {
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 8, threadsPerWorker: 2) == 4)
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 3, threadsPerWorker: 2) == 1)
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 2, threadsPerWorker: 2) == 1)
+    }
+
+    @Test func neverBelowOneNorAboveTheLimit() {
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 1, threadsPerWorker: 4) == 1)
+        #expect(ServerConfig.defaultWorkers(onlineCPUs: 1024, threadsPerWorker: 1) == ServerConfig.workerLimit)
+    }
+}

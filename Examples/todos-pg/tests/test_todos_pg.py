@@ -72,7 +72,7 @@ class Upstream:
 
 
 class Server:
-    def __init__(self, tmp_path, postgres, upstream_port: int | None, workers: int = 2, env_extra: dict | None = None):
+    def __init__(self, tmp_path, postgres, upstream_port: int | None, workers: int | None = 2, env_extra: dict | None = None):
         assert BIN and os.access(BIN, os.X_OK), "set TODOS_PG_BIN to the built todos-pg executable"
         self.port, self.metrics = free_port(), free_port()
         self.log_path = tmp_path / "server.log"
@@ -82,7 +82,7 @@ class Server:
             env["TODOS_UPSTREAM"] = f"127.0.0.1:{upstream_port}"
         env.update(env_extra or {})
         self.proc = subprocess.Popen(
-            [BIN, "--workers", str(workers), "--listen", f"127.0.0.1:{self.port},name=http",
+            [BIN] + ([] if workers is None else ["--workers", str(workers)]) + ["--listen", f"127.0.0.1:{self.port},name=http",
              "--listen", f"127.0.0.1:{self.metrics},name=metrics", "--handler", "http=todos-pg",
              "--handler", "metrics=metrics", "--graceful-timeout", "20"],
             stdout=self.log, stderr=self.log, env=env, cwd=tmp_path, start_new_session=True)
@@ -372,3 +372,19 @@ def test_bad_pool_settings_are_refused_at_start(postgres, bad, message):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert message in p.stderr, p.stderr[-2000:]
+
+
+def test_default_workers_are_half_the_cpus(tmp_path, postgres):
+    """todos-pg declares two busy threads per worker (its loop and its pool's event loop), so
+    without --workers it starts one worker per two online CPUs, at least one."""
+    server = Server(tmp_path, postgres, None, workers=None)
+    try:
+        expected = max(1, os.cpu_count() // 2)
+        wait_for(lambda: len(worker_pids(server)) == expected, 10, f"{expected} workers")
+        time.sleep(0.5)
+        assert len(worker_pids(server)) == expected
+        assert request(server.port, "GET", "/health")[0] == 200
+    finally:
+        server.kill_all()
+    out = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
+    assert "default: online CPUs / 2" in out, out

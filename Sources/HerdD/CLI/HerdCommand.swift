@@ -66,7 +66,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("default-handler"), help: "Handler for listeners without a --handler entry (default: hello).")
     var defaultHandler: String?
 
-    @Option(name: .long, help: "Number of worker processes (default: online CPUs).")
+    @Option(name: .long, help: AppIdentity.threadsPerWorker > 1
+        ? "Number of worker processes (default: online CPUs / \(AppIdentity.threadsPerWorker), the busy threads of each worker of this program)."
+        : "Number of worker processes (default: online CPUs).")
     var workers: String?
 
     @Option(name: .long, help: "listen(2) backlog for sockets herdd binds itself (default 1024).")

@@ -33,7 +33,7 @@ struct ServerConfig: Equatable, Sendable {
     /// listener name -> handler spec (`hello`, `health`, `debug`, `static:/dir`, `metrics`).
     var handlers: [String: String] = [:]
     var defaultHandler = AppIdentity.defaultHandler ?? "hello"
-    var workers = min(ServerConfig.onlineCPUs(), ServerConfig.workerLimit)
+    var workers = ServerConfig.defaultWorkers(onlineCPUs: ServerConfig.onlineCPUs(), threadsPerWorker: AppIdentity.threadsPerWorker)
     var backlog: Int32 = 1024
     var acceptMode: AcceptMode = .exclusive
     var balance: BalancePolicy = .rotate
@@ -104,6 +104,13 @@ struct ServerConfig: Equatable, Sendable {
 
     static func onlineCPUs() -> Int {
         Sys.onlineProcessorCount() ?? 1
+    }
+
+    /// One worker per `threadsPerWorker` online CPUs, at least one: a worker that keeps an event
+    /// loop of its own busy beside its loop (postgres-nio, AsyncHTTPClient) is two threads, and
+    /// more busy threads than cores only queue on the run queue (docs/postgres.md, "Sizing").
+    static func defaultWorkers(onlineCPUs: Int, threadsPerWorker: Int) -> Int {
+        min(max(1, onlineCPUs / max(1, threadsPerWorker)), workerLimit)
     }
 
     /// Handler spec for a listener name.

@@ -8,11 +8,14 @@
 //
 //   todos-pg --listen 127.0.0.1:8080 --workers 2
 //
-// The master only checks the configuration; each worker opens its own pool (TodosPG.swift).
+// The master only checks the configuration; each worker opens its own pool (TodosServices.swift),
+// on an event loop thread of its own: two busy threads per worker, so the default --workers is
+// half the online CPUs (threadsPerWorker: 2; docs/postgres.md, "Sizing").
 import Herd
 import TodosPG
 
 HerdServer.main(
     name: "todos-pg", version: "0.1.0", abstract: "Todos JSON API over PostgreSQL (postgres-nio), on herdd.",
+    threadsPerWorker: 2,
     validate: { _ in _ = try TodosConfig.fromEnvironment() },
     router: { _ in makeTodosRouter(try TodosServices.start(TodosConfig.fromEnvironment())) })
