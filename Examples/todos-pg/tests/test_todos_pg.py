@@ -351,7 +351,7 @@ def test_worker_memory_stays_flat_under_sustained_queries(tmp_path, postgres, po
         (worker,) = worker_pids(server)
         assert queries(server.port, path, 2_000, 30) == 2_000  # pool filled, code paged in, arenas warm
         before = rss_kib(worker)
-        made = queries(server.port, path, 10_000, 25)
+        made = queries(server.port, path, 10_000, 40)
         assert made >= 6_000, made  # enough releases to show 2.7 MB (release build) to 8.7 MB (debug) of dead timers
         grown = rss_kib(worker) - before
         print(f"worker RSS {before} KiB, then +{grown} KiB over {made} queries")
