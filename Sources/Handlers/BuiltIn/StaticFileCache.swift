@@ -257,12 +257,8 @@ final class StaticFileCacheBox: Sendable {
     /// `cache.lookup` for a path below `root`; entries of a former root are dropped first, so a
     /// flipped release's fds are closed at once.
     func lookup(_ path: String, root: String, load: (String) -> StaticLookup) -> StaticLookup {
-        lookup(path, root: root, now: monotonicNanos(), load: load)
-    }
-
-    /// `lookup` as of `now` (monotonic nanoseconds), the clock the request read for its root.
-    func lookup(_ path: String, root: String, now: UInt64, load: (String) -> StaticLookup) -> StaticLookup {
-        state.withLock { s in
+        let now = monotonicNanos()
+        return state.withLock { s in
             if s.root != root {
                 s.cache.removeAll()
                 s.root = root

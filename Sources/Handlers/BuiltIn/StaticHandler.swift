@@ -65,9 +65,7 @@ public struct StaticHandler: Handler {
             return r
         }
         if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
-        // One clock read for the root's and the open-file cache's validity.
-        let now = monotonicNanos()
-        guard let root = resolvedRoot.current(at: now), request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        guard let root = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
         let base = root.path
 
         // `normal`: the path as its segments joined ("/" for the root); `fileName`: the last one.
@@ -90,9 +88,7 @@ public struct StaticHandler: Handler {
         }
         let trailingSlash = request.path.hasSuffix("/")
         var full = (base == "/" ? "" : base) + normal
-        // A local function, not a closure value: a closure stored in a `let` escapes, so it was
-        // allocated per request with a copy of the handler (its strings and classes retained).
-        func lookup(_ path: String) -> StaticLookup { files.lookup(path, root: base, now: now) { load($0, root: root) } }
+        let lookup = { (path: String) in files.lookup(path, root: base) { load($0, root: root) } }
 
         var found = lookup(full)
         if case .directory = found {

@@ -31,12 +31,9 @@ final class StaticRoot: Sendable {
     }
 
     /// The root as of at most `validityNanos` ago; nil if it does not resolve.
-    var current: Resolved? { current(at: monotonicNanos()) }
-
-    /// `current` as of `now` (monotonic nanoseconds): a request reads the clock once for the
-    /// root and the open-file cache.
-    func current(at now: UInt64) -> Resolved? {
-        cached.withLock { c in
+    var current: Resolved? {
+        let now = monotonicNanos()
+        return cached.withLock { c in
             if now &- c.resolvedAt >= StaticRoot.validityNanos {
                 c = Cached(resolved: StaticRoot.resolve(configured), resolvedAt: now)
             }

@@ -45,9 +45,6 @@ final class AsyncRequests {
     /// Per listener: its handler, if it may answer asynchronously (the worker then calls its
     /// `respond(to:context:)` instead of `handle`).
     let handlers: [(any AsyncHandler)?]
-    /// Per listener: `handlers[i] != nil`, read first on every request (a Bool is read in
-    /// place; the optional existential would be copied, with a retain and release).
-    let isAsync: [Bool]
     /// --worker-concurrency: tasks in flight at most.
     let limit: Int
     let timeoutNanos: UInt64
@@ -65,7 +62,6 @@ final class AsyncRequests {
     init(handlers: [any Handler], config: ServerConfig) throws(SysError) {
         executor = try LoopExecutor()
         self.handlers = handlers.map { $0 as? any AsyncHandler }
-        self.isAsync = self.handlers.map { $0 != nil }
         limit = config.workerConcurrency
         timeoutNanos = UInt64(config.asyncTimeout * 1e9)
     }

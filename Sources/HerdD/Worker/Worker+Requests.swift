@@ -39,12 +39,11 @@ extension Worker {
         }
         // An async handler decides here, in the same call, whether the request is async.
         let outcome: HandlerOutcome
-        // (Asked of the Bool first: the optional existential is copied only for an async handler.)
-        if asyncRequests.isAsync[conn.listener], let asyncHandler = asyncRequests.handlers[conn.listener] {
+        if let asyncHandler = asyncRequests.handlers[conn.listener] {
             context.requestBody = conn.bodyIn // a body that streams in (Connection+BodyIn.swift)
             outcome = asyncHandler.respond(to: request, context: context)
         } else {
-            outcome = .response(listenerHandlers[conn.listener].handle(request, context: context))
+            outcome = .response(listeners[conn.listener].handler.handle(request, context: context))
         }
         let blocked = mayBlock && (!perRequest || blockingGate.opened)
         if blocked { blockingHandlersRun &+= 1 }

@@ -25,11 +25,7 @@ final class Worker: ConnectionRegistry {
     let masterPID: pid_t
     let config: ServerConfig
     let scoreboard: Scoreboard
-    /// Fixed at init: a `let`, so reading it costs no dynamic exclusivity check (a class's `var`
-    /// pays one per access) and an element's fields are read in place, not copied out.
-    let listeners: [BoundListener]
-    /// Per listener: its handler, apart from the name and fd (the request path reads it alone).
-    let listenerHandlers: [any Handler]
+    var listeners: [BoundListener]
     /// Limits, timeouts and the buffer pool, fixed for every connection (ConnectionHost.swift).
     let connectionSettings: ConnectionSettings
     var log = Logger(label: "herdd.worker") { didSet { logsDebug = log.logLevel <= .debug } }
@@ -98,7 +94,6 @@ final class Worker: ConnectionRegistry {
         self.config = config
         self.scoreboard = scoreboard
         self.listeners = listeners
-        self.listenerHandlers = listeners.map(\.handler)
         self.dispatch = dispatch
         self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
         self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
