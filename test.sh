@@ -84,6 +84,7 @@ release_lane() {
     step "static release build" packaging/build-release.sh
     # A name can resolve in debug and not in release: this build is the release check too.
     check "release binary lacks the test hooks" check_hooks release .build-release-static/release/herdd
+    check "release binary has its hot functions together" Tests/packaging/check_hot_layout.py .build-release-static/release/herdd
     step "app .deb build (notes-api, static)" build_app_release
     # Here, not in the examples lane: that one is the longest. Its tests that are not
     # timing-sensitive run now, beside the compiles; the serial ones at the end (herdd lane).
