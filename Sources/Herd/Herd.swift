@@ -3,9 +3,7 @@
 // handler API (Handler, HTTPRequest, HTTPResponse, ... from the Handlers module, re-exported so
 // that `import Herd` is all it takes).
 @_exported import Handlers
-import HerdLibc
 import HerdD
-import HerdSys
 
 /// The entry point of herdd, for herdd itself and for a program of your own that embeds it.
 ///
@@ -69,14 +67,10 @@ public enum HerdServer {
                             validate: @escaping HandlerRegistry.Validator = { _ in },
                             handler makeHandler: @escaping HandlerRegistry.Factory) -> Never {
         guard HerdEntry.isValidName(name) else {
-            let message = Array("\(name): the program's name must be non-empty, without ':', '=', ',' or spaces, and not 'metrics'\n".utf8)
-            message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
-            Sys.exit(70)
+            HerdEntry.refuse("\(name): the program's name must be non-empty, without ':', '=', ',' or spaces, and not 'metrics'")
         }
         guard (1...64).contains(threadsPerWorker) else {
-            let message = Array("\(name): threadsPerWorker must be 1...64, not \(threadsPerWorker)\n".utf8)
-            message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
-            Sys.exit(70)
+            HerdEntry.refuse("\(name): threadsPerWorker must be 1...64, not \(threadsPerWorker)")
         }
         AppIdentity.set(name: name, version: version,
                         abstract: abstract ?? "\(name): an HTTP server on herdd (prefork workers, systemd socket activation).",

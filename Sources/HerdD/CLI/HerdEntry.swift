@@ -11,9 +11,7 @@ public enum HerdEntry {
     public static func main(handlers: [String: HandlerRegistry.Factory] = [:]) -> Never {
         for (name, factory) in handlers.sorted(by: { $0.key < $1.key }) {
             guard isValidName(name) else {
-                let message = Array("herdd: cannot register handler '\(name)': names are non-empty, without ':', '=', ',' or spaces, and 'metrics' is reserved\n".utf8)
-                message.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
-                Sys.exit(ExitStatus.software)
+                refuse("herdd: cannot register handler '\(name)': names are non-empty, without ':', '=', ',' or spaces, and 'metrics' is reserved")
             }
             HandlerRegistry.register(name, factory)
         }
@@ -26,6 +24,14 @@ public enum HerdEntry {
         }
         HerdCommand.main()
         Sys.exit(0)
+    }
+
+    /// Writes `message` and a newline to stderr and exits with 70 (EX_SOFTWARE): the program
+    /// registered what cannot be registered, found before any logger or argument parser exists.
+    package static func refuse(_ message: String) -> Never {
+        let bytes = Array("\(message)\n".utf8)
+        bytes.withUnsafeBytes { Sys.writeAll(STDERR_FILENO, $0) }
+        Sys.exit(ExitStatus.software)
     }
 
     /// Can `name` be used in `--handler LISTENER=name:arg`?
