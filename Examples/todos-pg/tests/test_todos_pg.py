@@ -301,36 +301,16 @@ def rss_kib(pid: int) -> int:
         return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
 
 
-def queries(port: int, path: str, count: int, seconds: float, clients: int = 8) -> int:
-    """GET `path` `count` times in all over `clients` keep-alive connections (bounded by
-    `seconds` too); asserts every answer is 200; returns how many were made."""
-    done = [0] * clients
-    failures: list[str] = []
-
-    def run(i: int):
-        end = time.monotonic() + seconds
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            while done[i] < count // clients and time.monotonic() < end:
-                c.request("GET", path)
-                r = c.getresponse()
-                r.read()
-                if r.status != 200:
-                    failures.append(str(r.status))
-                    return
-                done[i] += 1
-        except OSError as e:
-            failures.append(repr(e))
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 15)
-    assert not failures, failures[:3]
-    return sum(done)
+def queries(port: int, path: str, count: int, seconds: float) -> int:
+    """GET `path` from `Load`'s keep-alive clients until `count` answers or `seconds`; every
+    answer a 200; returns how many were made."""
+    load = Load(port, path, clients=8, seconds=seconds)
+    end = time.monotonic() + seconds
+    while load.ok < count and time.monotonic() < end:
+        time.sleep(0.05)
+    load.stop()
+    assert load.failures == [], load.failures[:3]
+    return load.ok
 
 
 @pytest.mark.parametrize("pool_env, flat", [
@@ -349,7 +329,7 @@ def test_worker_memory_stays_flat_under_sustained_queries(tmp_path, postgres, po
         assert status == 201
         path = f"/todos/{todo['id']}"
         (worker,) = worker_pids(server)
-        assert queries(server.port, path, 2_000, 30) == 2_000  # pool filled, code paged in, arenas warm
+        assert queries(server.port, path, 2_000, 30) >= 2_000  # pool filled, code paged in, arenas warm
         before = rss_kib(worker)
         made = queries(server.port, path, 10_000, 40)
         assert made >= 6_000, made  # enough releases to show 2.7 MB (release build) to 8.7 MB (debug) of dead timers
