@@ -43,6 +43,11 @@ public struct HandlerContext: Sendable {
     /// (``AsyncHandler/streamsBody(of:)``); nil otherwise (the body is in `request.body`).
     /// Settable for tests and for a handler that passes a request on to another.
     public var requestBody: RequestBodyStream? = nil
+    /// A recent `monotonicNanos()` reading: the end of the worker's previous handler in this
+    /// turn of its loop, or the turn's start; 0 where no worker set it (tests, a context made
+    /// by hand). A handler that needs a clock only to the millisecond (the static handler's
+    /// 1 s validity periods) reads it instead of the clock.
+    package var recentNanos: UInt64 = 0
     /// Peer address as text, formatted when read.
     public var peer: String {
         get { peerAddress.description }

@@ -11,7 +11,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         var value: String
     }
 
-    private var fields: [Field] = []
+    /// Any change forgets the prepared form.
+    private var fields: [Field] = [] { didSet { prepared = nil } }
+
+    /// The fields as a response head carries them, checked and serialized once
+    /// (`prepareForResponses()`); nil after any change.
+    package private(set) var prepared: PreparedFields? = nil
 
     /// No fields.
     public init() {}
@@ -93,6 +98,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         return false
     }
 
+    /// Serializes the fields as `HTTPResponseHead.serialize` would write them and keeps the
+    /// result with the fields: for fields sent unchanged with many responses (a static file's
+    /// validators and type, made once per lookup), a response then copies one block instead
+    /// of checking and appending field by field. A later change to the fields drops it.
+    package mutating func prepareForResponses() {
+        let p = PreparedFields(self)
+        prepared = p
+    }
+
     /// Calls `body` with each field in order (no tuple iterator in between).
     @inline(__always)
     func forEachField(_ body: (String, String) -> Void) {
@@ -116,5 +130,21 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     /// `Name: value` lines, for logs and tests.
     public var description: String {
         fields.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+    }
+}
+
+/// Response fields checked and serialized once (`HTTPHeaders.prepareForResponses()`).
+package final class PreparedFields: Sendable {
+    /// The `Name: value\r\n` lines a head carries for the fields.
+    package let bytes: [UInt8]
+    /// Whether the fields name Server or Date (then the serializer adds none).
+    package let hasServer: Bool
+    package let hasDate: Bool
+
+    init(_ headers: HTTPHeaders) {
+        var out: [UInt8] = []
+        HTTPResponseHead.appendHandlerFields(headers, into: &out)
+        bytes = out
+        (hasServer, hasDate) = HTTPResponseHead.namesServerOrDate(headers)
     }
 }

@@ -34,26 +34,17 @@ package enum HTTPResponseHead {
 
         // Handler fields, except the framing ones the serializer owns and any that would
         // corrupt the head (response splitting). Server and Date unless the handler set them.
-        // Names are compared by length first: most fields are none of these.
-        var hasServer = false, hasDate = false
-        response.headers.forEachField { name, _ in
-            switch name.utf8.count {
-            case 4 where ASCII.equalsLowercase(name, "date"): hasDate = true
-            case 6 where ASCII.equalsLowercase(name, "server"): hasServer = true
-            default: break
-            }
-        }
-        if !hasServer { appendLiteral("Server: herdd\r\n", &out) }
-        if !hasDate { appendField("Date", date, &out) }
-        response.headers.forEachField { name, value in
-            switch name.utf8.count {
-            case 10 where ASCII.equalsLowercase(name, "connection"): return
-            case 14 where ASCII.equalsLowercase(name, "content-length"): return
-            case 17 where ASCII.equalsLowercase(name, "transfer-encoding"): return
-            default: break
-            }
-            guard ASCII.isToken(name), ASCII.isSafeValue(value) else { return }
-            appendField(name, value, &out)
+        // Fields prepared once (`HTTPHeaders.prepareForResponses`) are copied as they were
+        // serialized then.
+        if let prepared = response.headers.prepared {
+            if !prepared.hasServer { appendLiteral("Server: herdd\r\n", &out) }
+            if !prepared.hasDate { appendField("Date", date, &out) }
+            out.append(contentsOf: prepared.bytes)
+        } else {
+            let (hasServer, hasDate) = namesServerOrDate(response.headers)
+            if !hasServer { appendLiteral("Server: herdd\r\n", &out) }
+            if !hasDate { appendField("Date", date, &out) }
+            appendHandlerFields(response.headers, into: &out)
         }
 
         var keep = keepAlive
@@ -101,6 +92,36 @@ package enum HTTPResponseHead {
         out.append(contentsOf: "\r\n".utf8)
         out.append(contentsOf: bytes)
         out.append(contentsOf: "\r\n".utf8)
+    }
+
+    /// Whether `headers` name Server or Date. Names are compared by length first: most fields
+    /// are neither.
+    static func namesServerOrDate(_ headers: HTTPHeaders) -> (server: Bool, date: Bool) {
+        var hasServer = false, hasDate = false
+        headers.forEachField { name, _ in
+            switch name.utf8.count {
+            case 4 where ASCII.equalsLowercase(name, "date"): hasDate = true
+            case 6 where ASCII.equalsLowercase(name, "server"): hasServer = true
+            default: break
+            }
+        }
+        return (hasServer, hasDate)
+    }
+
+    /// Appends the handler's fields but the framing ones the serializer owns (Connection,
+    /// Content-Length, Transfer-Encoding) and any that would corrupt the head (a name that is
+    /// not a token, a value with CR, LF or NUL: response splitting).
+    static func appendHandlerFields(_ headers: HTTPHeaders, into out: inout [UInt8]) {
+        headers.forEachField { name, value in
+            switch name.utf8.count {
+            case 10 where ASCII.equalsLowercase(name, "connection"): return
+            case 14 where ASCII.equalsLowercase(name, "content-length"): return
+            case 17 where ASCII.equalsLowercase(name, "transfer-encoding"): return
+            default: break
+            }
+            guard ASCII.isToken(name), ASCII.isSafeValue(value) else { return }
+            appendField(name, value, &out)
+        }
     }
 
     /// Status lines of the usual statuses as literals (a switch, no table to initialise or hash).

@@ -292,3 +292,53 @@ final class ArrayStream: BodyStream, @unchecked Sendable {
         }
     }
 }
+
+/// `HTTPHeaders.prepareForResponses()`: a prepared block must serialize exactly as the fields
+/// do one by one, and any change to the fields must drop it.
+@Suite struct PreparedResponseFields {
+    /// Fields with every case the serializer treats apart: framing fields it owns, a name that
+    /// is not a token, a value that would split the head, Server and Date set by the handler.
+    static let samples: [HTTPHeaders] = [
+        ["Last-Modified": "Sun, 06 Nov 1994 08:49:37 GMT", "ETag": "\"a-b-c\"", "Content-Type": "text/css",
+         "Accept-Ranges": "bytes"],
+        ["Content-Length": "7", "Connection": "close", "Transfer-Encoding": "chunked", "X-Kept": "yes"],
+        ["Bad Name": "x", "X-Split": "a\r\nInjected: 1", "X-Fine": "ok"],
+        ["Server": "mine", "DATE": "Mon, 07 Nov 1994 08:49:37 GMT", "X-A": "1"],
+        [:],
+    ]
+
+    @Test func aPreparedBlockSerializesAsTheFieldsDo() {
+        for fields in Self.samples {
+            for body in [ResponseBody.bytes(bytes("hi")), .file(fd: -1, offset: 0, count: 5)] {
+                var prepared = fields
+                prepared.prepareForResponses()
+                #expect(prepared.prepared != nil)
+                for (head, keepAlive, minor) in [(false, true, 1), (true, false, 0), (false, false, 1)] {
+                    let plain = serialize(HTTPResponse(status: 200, headers: fields, body: body), head: head, keepAlive: keepAlive, minor: minor)
+                    let fast = serialize(HTTPResponse(status: 200, headers: prepared, body: body), head: head, keepAlive: keepAlive, minor: minor)
+                    #expect(fast.0 == plain.0, "\(fields)")
+                    #expect(fast.1 == plain.1)
+                }
+            }
+        }
+    }
+
+    @Test func anyChangeDropsThePreparedBlock() {
+        var h: HTTPHeaders = ["ETag": "\"1\"", "Content-Type": "text/plain"]
+        h.prepareForResponses()
+        var added = h
+        added.add("Content-Range", "bytes 0-1/2")
+        #expect(added.prepared == nil)
+        #expect(serialize(HTTPResponse(status: 206, headers: added)).0.contains("Content-Range: bytes 0-1/2\r\n"))
+        var replaced = h
+        replaced.set("ETag", "\"2\"")
+        #expect(replaced.prepared == nil)
+        #expect(serialize(HTTPResponse(status: 200, headers: replaced)).0.contains("ETag: \"2\"\r\n"))
+        var removed = h
+        removed.remove("Content-Type")
+        #expect(removed.prepared == nil)
+        #expect(!serialize(HTTPResponse(status: 200, headers: removed)).0.contains("Content-Type"))
+        // The copy that was not changed keeps it.
+        #expect(h.prepared != nil)
+    }
+}

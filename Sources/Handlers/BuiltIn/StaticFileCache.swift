@@ -12,7 +12,11 @@ package final class StaticOpenFile: SharedFile {
 }
 
 /// A regular file below the root, as one lookup found it: the validators and the content.
-package struct StaticFile: Sendable {
+///
+/// A class, all constant: the cache hands the same lookup to every request of its validity
+/// period, and passing it on then costs one reference count, not one per field (a struct of
+/// eight fields cost ~8 retains and releases per copy, several copies per request).
+package final class StaticFile: Sendable {
     /// The whole file in memory (small files: a hit costs no system call), or its open fd.
     package enum Content: Sendable {
         case bytes([UInt8])
@@ -26,18 +30,30 @@ package struct StaticFile: Sendable {
     package let etag: String
     package let lastModified: String
     /// The Content-Type of the looked-up name (set by the handler's lookup; nil: not known).
-    package var contentType: String? = nil
+    package let contentType: String?
     /// The fields of a plain 200 of this file (Last-Modified, ETag, Content-Type, Accept-Ranges),
     /// made with `contentType`.
-    package var plainHeaders: HTTPHeaders? = nil
+    package let plainHeaders: HTTPHeaders?
 
-    package init(size: Int, mtime: Int, inode: UInt64, content: Content) {
+    /// `contentType`: the type of the looked-up name; with it, `plainHeaders` is made too.
+    package init(size: Int, mtime: Int, inode: UInt64, content: Content, contentType: String? = nil) {
         self.size = size
         self.mtime = mtime
         self.inode = inode
         self.content = content
-        etag = StaticConditions.etag(size: size, mtime: mtime, inode: inode)
-        lastModified = HTTPDate.format(epochSeconds: mtime)
+        let etag = StaticConditions.etag(size: size, mtime: mtime, inode: inode)
+        let lastModified = HTTPDate.format(epochSeconds: mtime)
+        self.etag = etag
+        self.lastModified = lastModified
+        self.contentType = contentType
+        // The fields of a 200 without precompressed siblings, in the order `StaticHandler`
+        // adds them to a response that has siblings.
+        // Serialized once here: a response that sends them unchanged copies one block.
+        plainHeaders = contentType.map {
+            var h: HTTPHeaders = ["Last-Modified": lastModified, "ETag": etag, "Content-Type": $0, "Accept-Ranges": "bytes"]
+            h.prepareForResponses()
+            return h
+        }
     }
 
     /// Appends bytes `range` of the file to `out`; false if the file no longer has them.
@@ -256,9 +272,9 @@ final class StaticFileCacheBox: Sendable {
 
     /// `cache.lookup` for a path below `root`; entries of a former root are dropped first, so a
     /// flipped release's fds are closed at once.
-    func lookup(_ path: String, root: String, load: (String) -> StaticLookup) -> StaticLookup {
-        let now = monotonicNanos()
-        return state.withLock { s in
+    /// `now`: `monotonicNanos()`, read once by the handler for the root and the cache.
+    func lookup(_ path: String, root: String, now: UInt64, load: (String) -> StaticLookup) -> StaticLookup {
+        state.withLock { s in
             if s.root != root {
                 s.cache.removeAll()
                 s.root = root

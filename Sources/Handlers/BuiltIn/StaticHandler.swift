@@ -65,8 +65,11 @@ public struct StaticHandler: Handler {
             return r
         }
         if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
-        guard let root = resolvedRoot.current, request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
-        let base = root.path
+        // The root's and the cache's validity periods are measured with the worker's recent
+        // clock reading (no clock read per request: it is at most a turn old, milliseconds
+        // against the 1 s validity).
+        let now = context.recentNanos != 0 ? context.recentNanos : monotonicNanos()
+        guard let root = resolvedRoot.current(now: now), request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
 
         // `normal`: the path as its segments joined ("/" for the root); `fileName`: the last one.
         let normal: String
@@ -87,10 +90,17 @@ public struct StaticHandler: Handler {
             fileName = segments.last.map(String.init) ?? ""
         }
         let trailingSlash = request.path.hasSuffix("/")
-        var full = (base == "/" ? "" : base) + normal
-        let lookup = { (path: String) in files.lookup(path, root: base) { load($0, root: root) } }
+        // Cache keys are paths below the root (the cache forgets a former root's entries); the
+        // full path is joined only when a lookup is made. `load` is static and the closure
+        // holds the root and the charset only, not a copy of the handler.
+        var key = normal
+        let charset = options.charset
+        // A local function, not a closure in a constant: that one would be allocated per request.
+        func lookup(_ key: String) -> StaticLookup {
+            files.lookup(key, root: root.path, now: now) { StaticHandler.load($0, root: root, charset: charset) }
+        }
 
-        var found = lookup(full)
+        var found = lookup(key)
         if case .directory = found {
             guard trailingSlash || normal == "/" else {
                 // nginx's behaviour: the directory's URL is the slash form.
@@ -100,9 +110,9 @@ public struct StaticHandler: Handler {
                 r.headers.set("Location", location)
                 return r
             }
-            full += normal == "/" ? "index.html" : "/index.html"
+            key += normal == "/" ? "index.html" : "/index.html"
             fileName = "index.html"
-            found = lookup(full)
+            found = lookup(key)
         } else if trailingSlash {
             // "/file.txt/" names a directory that does not exist.
             return .errorResponse(status: 404)
@@ -118,7 +128,7 @@ public struct StaticHandler: Handler {
         var hasVariant = false
         if let acceptEncoding = request.headers["Accept-Encoding"] {
             for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
-                guard case .file(let variant) = lookup(full + suffix) else { continue }
+                guard case .file(let variant) = lookup(key + suffix) else { continue }
                 hasVariant = true
                 if StaticConditions.accepts(acceptEncoding, coding) {
                     file = variant
@@ -129,9 +139,10 @@ public struct StaticHandler: Handler {
         }
 
         let etag = file.etag
-        // A plain file's fields for a 200 are made once per lookup (`typed`); otherwise here.
+        // A plain file's fields for a 200 are made once per lookup (`StaticFile.plainHeaders`);
+        // otherwise here.
         let plain = hasVariant ? nil : file.plainHeaders
-        var headers = plain ?? validators(file, hasVariant)
+        var headers = plain ?? StaticHandler.validators(file, hasVariant)
 
         // Preconditions in RFC 9110 13.2.2's order.
         if let ifMatch = request.headers["If-Match"] {
@@ -145,11 +156,11 @@ public struct StaticHandler: Handler {
         if let ifNoneMatch = request.headers["If-None-Match"] {
             // Present: If-Modified-Since is ignored, even when this one is malformed.
             if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
-                return HTTPResponse(status: 304, headers: validators(file, hasVariant), body: .bytes([]))
+                return HTTPResponse(status: 304, headers: StaticHandler.validators(file, hasVariant), body: .bytes([]))
             }
         } else if let ims = request.headers["If-Modified-Since"], let date = StaticConditions.parseHTTPDate(ims),
                   file.mtime <= date {
-            return HTTPResponse(status: 304, headers: validators(file, hasVariant), body: .bytes([]))
+            return HTTPResponse(status: 304, headers: StaticHandler.validators(file, hasVariant), body: .bytes([]))
         }
 
         if plain == nil {
@@ -190,7 +201,7 @@ public struct StaticHandler: Handler {
 
     /// The fields of a 304, and the first ones of every 200: the validators (and Vary when a
     /// sibling exists).
-    private func validators(_ file: StaticFile, _ hasVariant: Bool) -> HTTPHeaders {
+    private static func validators(_ file: StaticFile, _ hasVariant: Bool) -> HTTPHeaders {
         var h = HTTPHeaders()
         h.add("Last-Modified", file.lastModified)
         h.add("ETag", file.etag)
@@ -240,14 +251,16 @@ public struct StaticHandler: Handler {
         return StaticConditions.parseHTTPDate(String(trimmed)) == mtime
     }
 
-    /// Looks `path` up as an uncached request would: open (no symlink as the last component),
-    /// fstat, and for a regular file the check that the opened file lies inside the root. A file
-    /// up to `StaticFileCache.inlineBytes` is read and closed; a larger one keeps its fd.
-    func load(_ path: String, root: StaticRoot.Resolved) -> StaticLookup {
+    /// Looks `key` (a normal path below the root, "/" first) up as an uncached request would:
+    /// open (no symlink as the last component), fstat, and for a regular file the check that the
+    /// opened file lies inside the root. A file up to `StaticFileCache.inlineBytes` is read and
+    /// closed; a larger one keeps its fd. The file carries the Content-Type of the key's last
+    /// component (with `charset`), so a hit does not look it up.
+    static func load(_ key: String, root: StaticRoot.Resolved, charset: String?) -> StaticLookup {
         let fd: Int32
         let confined: Bool
         do {
-            (fd, confined) = try open(path, root: root)
+            (fd, confined) = try open(key, root: root)
         } catch {
             // Absent, a symlink (ELOOP from O_NOFOLLOW), not permitted: a stable answer, cached.
             // Out of fds or memory may pass: not cached.
@@ -270,6 +283,8 @@ public struct StaticHandler: Handler {
         guard confined || isUnderRoot(fd: fd, base: root.path) else { Sys.close(fd); return .missing }
         let size = Int(st.st_size)
         let (mtime, inode) = (Int(st.st_mtim.tv_sec), UInt64(st.st_ino))
+        let name = key.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(key[key.utf8.index(after: $0)...]) } ?? key
+        let type = MIMETypes.contentType(forFileName: name, charset: charset)
         let open = StaticOpenFile(fd: fd)  // closes fd when released
         if size <= StaticFileCache.inlineBytes {
             var bytes: [UInt8] = []
@@ -277,37 +292,22 @@ public struct StaticHandler: Handler {
             // A short read (the file shrank since fstat): keep the fd, the connection's sendfile
             // notices, as it would without the cache.
             if size == 0 || StaticRanges.appendPread(fd, 0...(size - 1), to: &bytes) {
-                return .file(typed(StaticFile(size: size, mtime: mtime, inode: inode, content: .bytes(bytes)), path))
+                return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .bytes(bytes), contentType: type))
             }
         }
-        return .file(typed(StaticFile(size: size, mtime: mtime, inode: inode, content: .descriptor(open)), path))
-    }
-
-    /// `file` with the Content-Type of `path`'s last component, so a hit does not look it up.
-    private func typed(_ file: StaticFile, _ path: String) -> StaticFile {
-        var f = file
-        let name = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[path.utf8.index(after: $0)...]) } ?? path
-        let type = MIMETypes.contentType(forFileName: name, charset: options.charset)
-        f.contentType = type
-        // The fields of a 200 without precompressed siblings, in the order `handle` adds them.
-        var h = validators(f, false)
-        h.add("Content-Type", type)
-        h.add("Accept-Ranges", "bytes")
-        f.plainHeaders = h
-        return f
+        return .file(StaticFile(size: size, mtime: mtime, inode: inode, content: .descriptor(open), contentType: type))
     }
 
     /// Does openat2 work here? Cleared at the first ENOSYS (a kernel before 5.6, a seccomp filter
     /// that does not know it); then every lookup takes the /proc/self/fd check.
     static let beneathAvailable = Atomic<Bool>(true)
 
-    /// Opens `path` (below `root.path`); `confined`: the kernel already kept the resolution
+    /// Opens `key` (below `root.path`); `confined`: the kernel already kept the resolution
     /// inside the root (openat2 RESOLVE_BENEATH below the root's fd), so the /proc/self/fd check
     /// (a readlink, the dearest call of a lookup) is not needed.
-    private func open(_ path: String, root: StaticRoot.Resolved) throws(SysError) -> (fd: Int32, confined: Bool) {
+    private static func open(_ key: String, root: StaticRoot.Resolved) throws(SysError) -> (fd: Int32, confined: Bool) {
         if let dir = root.directory, StaticHandler.beneathAvailable.load(ordering: .relaxed) {
-            let prefix = root.path == "/" ? 1 : root.path.utf8.count + 1
-            let relative = String(Substring(path.utf8.dropFirst(prefix)))
+            let relative = String(Substring(key.utf8.dropFirst()))
             do {
                 let fd = try withExtendedLifetime(dir) { () throws(SysError) -> Int32 in
                     try Sys.openBeneath(dir.fd, relative.isEmpty ? "." : relative, StaticHandler.openFlags)
@@ -323,7 +323,7 @@ public struct StaticHandler: Handler {
                 }
             }
         }
-        return (try Sys.open(path, StaticHandler.openFlags), false)
+        return (try Sys.open((root.path == "/" ? "" : root.path) + key, StaticHandler.openFlags), false)
     }
 
     /// Percent-encodes a decoded path for a Location field: unreserved characters, sub-delims,
@@ -349,7 +349,7 @@ public struct StaticHandler: Handler {
 
     /// Is the file actually opened as `fd` inside the root? Uses the kernel's view of the
     /// descriptor's path, so there is no window between the check and the open.
-    private func isUnderRoot(fd: Int32, base: String) -> Bool {
+    private static func isUnderRoot(fd: Int32, base: String) -> Bool {
         guard let path = Sys.readLink("/proc/self/fd/\(fd)") else { return false }
         if base == "/" { return path.hasPrefix("/") }
         return path == base || path.hasPrefix(base + "/")

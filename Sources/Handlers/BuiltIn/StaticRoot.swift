@@ -30,10 +30,10 @@ final class StaticRoot: Sendable {
         cached = Mutex(Cached(resolved: StaticRoot.resolve(configured), resolvedAt: monotonicNanos()))
     }
 
-    /// The root as of at most `validityNanos` ago; nil if it does not resolve.
-    var current: Resolved? {
-        let now = monotonicNanos()
-        return cached.withLock { c in
+    /// The root as of at most `validityNanos` before `now` (`monotonicNanos()`); nil if it does
+    /// not resolve.
+    func current(now: UInt64) -> Resolved? {
+        cached.withLock { c in
             if now &- c.resolvedAt >= StaticRoot.validityNanos {
                 c = Cached(resolved: StaticRoot.resolve(configured), resolvedAt: now)
             }

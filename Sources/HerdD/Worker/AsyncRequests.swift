@@ -45,6 +45,9 @@ final class AsyncRequests {
     /// Per listener: its handler, if it may answer asynchronously (the worker then calls its
     /// `respond(to:context:)` instead of `handle`).
     let handlers: [(any AsyncHandler)?]
+    /// Per listener: whether `handlers` has one (asked per request without copying the
+    /// optional existential out of the array).
+    let isAsync: [Bool]
     /// --worker-concurrency: tasks in flight at most.
     let limit: Int
     let timeoutNanos: UInt64
@@ -62,6 +65,7 @@ final class AsyncRequests {
     init(handlers: [any Handler], config: ServerConfig) throws(SysError) {
         executor = try LoopExecutor()
         self.handlers = handlers.map { $0 as? any AsyncHandler }
+        self.isAsync = self.handlers.map { $0 != nil }
         limit = config.workerConcurrency
         timeoutNanos = UInt64(config.asyncTimeout * 1e9)
     }

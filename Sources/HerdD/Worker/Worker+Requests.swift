@@ -9,7 +9,9 @@ extension Worker {
     // MARK: - Requests
 
     func handlerContext(_ conn: Connection) -> HandlerContext {
-        HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peerAddress: conn.peer)
+        var context = HandlerContext(listenerName: listeners[conn.listener].name, workerID: slot, pid: pid, peerAddress: conn.peer)
+        context.recentNanos = dispatchState.lastHandlerEnd
+        return context
     }
 
     /// Runs the listener's handler, once per request, unless --max-queue-time refuses the
@@ -39,11 +41,11 @@ extension Worker {
         }
         // An async handler decides here, in the same call, whether the request is async.
         let outcome: HandlerOutcome
-        if let asyncHandler = asyncRequests.handlers[conn.listener] {
+        if asyncRequests.isAsync[conn.listener], let asyncHandler = asyncRequests.handlers[conn.listener] {
             context.requestBody = conn.bodyIn // a body that streams in (Connection+BodyIn.swift)
             outcome = asyncHandler.respond(to: request, context: context)
         } else {
-            outcome = .response(listeners[conn.listener].handler.handle(request, context: context))
+            outcome = .response(listenerHandlers[conn.listener].handle(request, context: context))
         }
         let blocked = mayBlock && (!perRequest || blockingGate.opened)
         if blocked { blockingHandlersRun &+= 1 }

@@ -25,7 +25,7 @@ final class Worker: ConnectionRegistry {
     let masterPID: pid_t
     let config: ServerConfig
     let scoreboard: Scoreboard
-    var listeners: [BoundListener]
+    let listeners: [BoundListener]
     /// Limits, timeouts and the buffer pool, fixed for every connection (ConnectionHost.swift).
     let connectionSettings: ConnectionSettings
     var log = Logger(label: "herdd.worker") { didSet { logsDebug = log.logLevel <= .debug } }
@@ -60,6 +60,9 @@ final class Worker: ConnectionRegistry {
     // Work-conserving dispatch (Dispatch.swift, Watcher.swift).
     let dispatch: DispatchPair?
     var watcher: Watcher? = nil
+    /// Per listener: its handler, apart from `listeners` so a request copies out the handler
+    /// only (one reference), not the whole `BoundListener` with its name.
+    let listenerHandlers: [any Handler]
     /// Per listener: its handler may block (then its connections are watched for hand-off).
     let listenerMayBlock: [Bool]
     /// Per listener: its handler decides per request whether it blocks (BlockingGate.swift).
@@ -95,6 +98,7 @@ final class Worker: ConnectionRegistry {
         self.scoreboard = scoreboard
         self.listeners = listeners
         self.dispatch = dispatch
+        self.listenerHandlers = listeners.map(\.handler)
         self.listenerMayBlock = listeners.map { $0.handler.mayBlock }
         self.asyncRequests = try AsyncRequests(handlers: listeners.map(\.handler), config: config)
         self.listenerDecidesPerRequest = listeners.map { $0.handler is any DecidesBlockingPerRequest }
