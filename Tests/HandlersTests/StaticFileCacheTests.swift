@@ -206,6 +206,26 @@ import Testing
         #expect(seen == "two" && now() - changed < StaticRoot.validityNanos + 200_000_000)
     }
 
+    /// A worker gives the handler its recent clock reading (`HandlerContext.recentNanos`): the
+    /// validity period is measured with it, not with a clock read per request.
+    @Test func theValidityPeriodRunsOnTheContextsClock() throws {
+        let dir = TempDir()
+        dir.write("v.txt", "one")
+        let h = StaticHandler(root: dir.path)
+        var context = ctx
+        let start = now()
+        func read(at t: UInt64) -> String? {
+            context.recentNanos = t
+            return fileContents(h.handle(HTTPRequest(method: "GET", target: "/v.txt", headers: ["Host": "h"]), context: context))
+        }
+        #expect(read(at: start) == "one")
+        replace(dir, "v.txt", "two")
+        // Half a period later by the context's clock: the cached lookup.
+        #expect(read(at: start + StaticRoot.validityNanos / 2) == "one")
+        // A period and a bit later by the context's clock (though not by the real one): looked up again.
+        #expect(read(at: start + StaticRoot.validityNanos + 100_000_000) == "two")
+    }
+
     @Test func cacheOffSeesAChangeAtOnce() throws {
         let dir = TempDir()
         dir.write("v.txt", "one")
