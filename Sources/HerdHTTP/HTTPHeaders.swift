@@ -53,6 +53,9 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         return out
     }
 
+    /// Do two field names match (ASCII case-insensitive, as lookups compare them)?
+    package static func namesEqual(_ a: String, _ b: String) -> Bool { ASCII.caseInsensitiveEquals(a, b) }
+
     /// Is there a field named `name` (case-insensitive)?
     public func contains(_ name: String) -> Bool { self[name] != nil }
 

@@ -125,6 +125,33 @@ func get(_ h: any Handler, _ target: String, method: String = "GET", headers: HT
 
     /// A normal path takes the fast way (no split and join); any other the segment by segment
     /// one. Both give the same answers, types included (the type is cached with the lookup).
+    /// The one pass over the request's fields finds what `headers[name]` would: the first
+    /// field of each name, whatever its case, and nothing for other names of the same length.
+    @Test func askedFieldsAreTheFirstOfEachName() {
+        let h: HTTPHeaders = ["Host": "h", "range": "bytes=0-1", "RANGE": "bytes=5-6", "If-Range": "\"x\"",
+                              "if-match": "\"m\"", "Accept-Encoding": "gzip", "If-None-Match": "\"n\"",
+                              "If-Modified-Since": "a", "IF-UNMODIFIED-SINCE": "b", "X-Not-Asked": "c", "Rangx": "d"]
+        let a = StaticHandler.AskedFields(h)
+        for (value, name) in [(a.range, "Range"), (a.ifRange, "If-Range"), (a.ifMatch, "If-Match"),
+                              (a.acceptEncoding, "Accept-Encoding"), (a.ifNoneMatch, "If-None-Match"),
+                              (a.ifModifiedSince, "If-Modified-Since"), (a.ifUnmodifiedSince, "If-Unmodified-Since")] {
+            #expect(value == h[name], "\(name)")
+            #expect(value != nil, "\(name)")
+        }
+        #expect(a.range == "bytes=0-1")
+        let none = StaticHandler.AskedFields(["Host": "h", "Rangx": "d", "If-Matcx": "e"])
+        #expect(none.range == nil && none.ifMatch == nil && none.ifRange == nil && none.acceptEncoding == nil)
+    }
+
+    /// The one pass over the path: a NUL anywhere (400), and the plain paths.
+    @Test func pathScan() {
+        for p in ["/a\0b", "\0", "/x/\0", "//\0", "/./\0"] { #expect(StaticHandler.scanPath(p).hasNUL, "\(p)") }
+        #expect(StaticHandler.scanPath("/a/b.css").plainLastSlash == 2)
+        #expect(StaticHandler.scanPath("/a/b.css").hasNUL == false)
+        #expect(get(handler, "/hello.txt\0").status == 400)
+        #expect(get(handler, "/site/").status == 200 && get(handler, "/hello.txt/").status == 404)
+    }
+
     @Test func plainPathsAndTheOthersAgree() {
         #expect(StaticHandler.plainPathLastSlash("/a/b.css").map { "/a/b.css".utf8.distance(from: "/a/b.css".startIndex, to: $0) } == 2)
         #expect(StaticHandler.plainPathLastSlash("/x") != nil)

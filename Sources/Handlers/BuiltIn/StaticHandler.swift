@@ -64,20 +64,19 @@ public struct StaticHandler: Handler {
             r.headers.set("Allow", "GET, HEAD")
             return r
         }
-        if request.path.utf8.contains(0) { return .errorResponse(status: 400) }
+        let shape = StaticHandler.scanPath(request.path)
+        if shape.hasNUL { return .errorResponse(status: 400) }
         // The root's and the cache's validity periods are measured with the worker's recent
         // clock reading (no clock read per request: it is at most a turn old, milliseconds
         // against the 1 s validity).
         let now = context.recentNanos != 0 ? context.recentNanos : monotonicNanos()
-        guard let root = resolvedRoot.current(now: now), request.path.hasPrefix("/") else { return .errorResponse(status: 404) }
+        guard let root = resolvedRoot.current(now: now), request.path.utf8.first == UInt8(ascii: "/") else { return .errorResponse(status: 404) }
 
-        // `normal`: the path as its segments joined ("/" for the root); `fileName`: the last one.
+        // `normal`: the path as its segments joined ("/" for the root).
         let normal: String
-        var fileName: String
-        if let lastSlash = StaticHandler.plainPathLastSlash(request.path) {
+        if shape.plainLastSlash != nil {
             // Already normal (most requests): no split and join.
             normal = request.path
-            fileName = String(request.path[request.path.utf8.index(after: lastSlash)...])
         } else {
             var segments: [Substring] = []
             for seg in request.path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -87,9 +86,8 @@ public struct StaticHandler: Handler {
             }
             if options.denyDotfiles && StaticOptions.isDotPath(segments) { return .errorResponse(status: 404) }
             normal = "/" + segments.joined(separator: "/")
-            fileName = segments.last.map(String.init) ?? ""
         }
-        let trailingSlash = request.path.hasSuffix("/")
+        let trailingSlash = shape.plainLastSlash == nil && request.path.utf8.last == UInt8(ascii: "/")
         // Cache keys are paths below the root (the cache forgets a former root's entries); the
         // full path is joined only when a lookup is made. `load` is static and the closure
         // holds the root and the charset only, not a copy of the handler.
@@ -111,7 +109,6 @@ public struct StaticHandler: Handler {
                 return r
             }
             key += normal == "/" ? "index.html" : "/index.html"
-            fileName = "index.html"
             found = lookup(key)
         } else if trailingSlash {
             // "/file.txt/" names a directory that does not exist.
@@ -119,14 +116,16 @@ public struct StaticHandler: Handler {
         }
         guard case .file(var file) = found else { return .errorResponse(status: 404) }
         // The type of the name asked for (a precompressed sibling has it too); made once per
-        // lookup (`load`), as the cache key's last component is `fileName`.
-        let contentType = file.contentType ?? MIMETypes.contentType(forFileName: fileName, charset: options.charset)
+        // lookup (`load`), of the cache key's last component.
+        let contentType = file.contentType ?? MIMETypes.contentType(forFileName: StaticHandler.lastComponent(key), charset: options.charset)
+        // The request fields read below, found in one pass.
+        let asked = AskedFields(request.headers)
 
         // Precompressed siblings, best first. Looked for only when the client sends
         // Accept-Encoding (a client without it takes the identity file, cached or not).
         var encoding: String? = nil
         var hasVariant = false
-        if let acceptEncoding = request.headers["Accept-Encoding"] {
+        if let acceptEncoding = asked.acceptEncoding {
             for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
                 guard case .file(let variant) = lookup(key + suffix) else { continue }
                 hasVariant = true
@@ -145,20 +144,20 @@ public struct StaticHandler: Handler {
         var headers = plain ?? StaticHandler.validators(file, hasVariant)
 
         // Preconditions in RFC 9110 13.2.2's order.
-        if let ifMatch = request.headers["If-Match"] {
+        if let ifMatch = asked.ifMatch {
             if !(StaticConditions.parseTagList(ifMatch).map { StaticConditions.strongMatch($0, etag: etag) } ?? false) {
                 return .errorResponse(status: 412)
             }
-        } else if let ius = request.headers["If-Unmodified-Since"], let date = StaticConditions.parseHTTPDate(ius),
+        } else if let ius = asked.ifUnmodifiedSince, let date = StaticConditions.parseHTTPDate(ius),
                   file.mtime > date {
             return .errorResponse(status: 412)
         }
-        if let ifNoneMatch = request.headers["If-None-Match"] {
+        if let ifNoneMatch = asked.ifNoneMatch {
             // Present: If-Modified-Since is ignored, even when this one is malformed.
             if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
                 return HTTPResponse(status: 304, headers: StaticHandler.validators(file, hasVariant), body: .bytes([]))
             }
-        } else if let ims = request.headers["If-Modified-Since"], let date = StaticConditions.parseHTTPDate(ims),
+        } else if let ims = asked.ifModifiedSince, let date = StaticConditions.parseHTTPDate(ims),
                   file.mtime <= date {
             return HTTPResponse(status: 304, headers: StaticHandler.validators(file, hasVariant), body: .bytes([]))
         }
@@ -172,7 +171,7 @@ public struct StaticHandler: Handler {
         // Range applies to GET only (RFC 9110 14.2); HEAD shows what a plain GET would get.
         var range: ClosedRange<Int>? = nil  // nil: the whole file
         var status = 200
-        if request.method == "GET", let value = request.headers["Range"], ifRangeHolds(request, etag: etag, mtime: file.mtime) {
+        if request.method == "GET", let value = asked.range, StaticHandler.ifRangeHolds(asked.ifRange, etag: etag, mtime: file.mtime) {
             switch StaticRanges.parse(value, length: file.size) {
             case .full:
                 break
@@ -209,21 +208,74 @@ public struct StaticHandler: Handler {
         return h
     }
 
-    /// For a path that is already normal (starts with "/", no empty segment, no segment that
-    /// starts with ".", so no "." or ".." and no dotfile, no trailing "/"): the index of its last
-    /// "/"; nil for any other path, which takes the segment by segment way.
-    static func plainPathLastSlash(_ path: String) -> String.Index? {
-        let u = path.utf8
-        guard u.first == UInt8(ascii: "/"), u.count > 1 else { return nil }
+    /// What `handle` needs of a request path, found in one pass over its bytes.
+    struct PathShape {
+        /// A NUL byte anywhere (400).
+        var hasNUL = false
+        /// For a path that is already normal (starts with "/", no empty segment, no segment that
+        /// starts with ".", so no "." or ".." and no dotfile, no trailing "/"): the byte offset
+        /// of its last "/"; nil for any other path, which takes the segment by segment way.
+        var plainLastSlash: Int? = nil
+    }
+
+    static func scanPath(_ path: String) -> PathShape {
+        if let shape = path.utf8.withContiguousStorageIfAvailable({ scanPath($0) }) { return shape }
+        return Array(path.utf8).withUnsafeBufferPointer { scanPath($0) }
+    }
+
+    static func scanPath(_ u: UnsafeBufferPointer<UInt8>) -> PathShape {
+        var shape = PathShape()
+        var plain = u.count > 1 && u[0] == UInt8(ascii: "/")
         var previous: UInt8 = 0
-        var last = u.startIndex
-        for i in u.indices {
+        var last = 0
+        for i in 0..<u.count {
             let b = u[i]
-            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return nil }
+            if b == 0 { shape.hasNUL = true; return shape }
+            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { plain = false }
             if b == UInt8(ascii: "/") { last = i }
             previous = b
         }
-        return previous == UInt8(ascii: "/") ? nil : last
+        if plain && previous != UInt8(ascii: "/") { shape.plainLastSlash = last }
+        return shape
+    }
+
+    /// `scanPath(path).plainLastSlash` as an index of `path`.
+    static func plainPathLastSlash(_ path: String) -> String.Index? {
+        scanPath(path).plainLastSlash.map { path.utf8.index(path.utf8.startIndex, offsetBy: $0) }
+    }
+
+    /// The last component of a normal path (after its last "/").
+    static func lastComponent(_ path: String) -> String {
+        path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[path.utf8.index(after: $0)...]) } ?? path
+    }
+
+    /// The request fields the handler reads, each the first of its name (as `headers[name]`),
+    /// found in one pass over the fields instead of one per name.
+    struct AskedFields {
+        var acceptEncoding: String? = nil
+        var ifMatch: String? = nil
+        var ifUnmodifiedSince: String? = nil
+        var ifNoneMatch: String? = nil
+        var ifModifiedSince: String? = nil
+        var range: String? = nil
+        var ifRange: String? = nil
+
+        init(_ headers: HTTPHeaders) {
+            for (name, value) in headers {
+                // By length first: most fields (Host, User-Agent, Accept, Cookie) are none of these.
+                switch name.utf8.count {
+                case 5: if range == nil && HTTPHeaders.namesEqual(name, "Range") { range = value }
+                case 8:
+                    if ifMatch == nil && HTTPHeaders.namesEqual(name, "If-Match") { ifMatch = value }
+                    else if ifRange == nil && HTTPHeaders.namesEqual(name, "If-Range") { ifRange = value }
+                case 13: if ifNoneMatch == nil && HTTPHeaders.namesEqual(name, "If-None-Match") { ifNoneMatch = value }
+                case 15: if acceptEncoding == nil && HTTPHeaders.namesEqual(name, "Accept-Encoding") { acceptEncoding = value }
+                case 17: if ifModifiedSince == nil && HTTPHeaders.namesEqual(name, "If-Modified-Since") { ifModifiedSince = value }
+                case 19: if ifUnmodifiedSince == nil && HTTPHeaders.namesEqual(name, "If-Unmodified-Since") { ifUnmodifiedSince = value }
+                default: break
+                }
+            }
+        }
     }
 
     /// The body for bytes `range` of `file` (nil: all of it): the bytes in memory (or a slice),
@@ -241,8 +293,8 @@ public struct StaticHandler: Handler {
 
     /// If-Range: the range is served only if the validator still describes the file (a strong
     /// ETag, or exactly the Last-Modified date); otherwise the whole new file is sent.
-    func ifRangeHolds(_ request: HTTPRequest, etag: String, mtime: Int) -> Bool {
-        guard let value = request.headers["If-Range"] else { return true }
+    static func ifRangeHolds(_ ifRange: String?, etag: String, mtime: Int) -> Bool {
+        guard let value = ifRange else { return true }
         let trimmed = Substring(value).trimmingSpacesAndTabs()
         if trimmed.hasPrefix("\"") || trimmed.hasPrefix("W/") {
             guard let list = StaticConditions.parseTagList(String(trimmed)), list.count == 1 else { return false }
@@ -283,8 +335,7 @@ public struct StaticHandler: Handler {
         guard confined || isUnderRoot(fd: fd, base: root.path) else { Sys.close(fd); return .missing }
         let size = Int(st.st_size)
         let (mtime, inode) = (Int(st.st_mtim.tv_sec), UInt64(st.st_ino))
-        let name = key.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(key[key.utf8.index(after: $0)...]) } ?? key
-        let type = MIMETypes.contentType(forFileName: name, charset: charset)
+        let type = MIMETypes.contentType(forFileName: lastComponent(key), charset: charset)
         let open = StaticOpenFile(fd: fd)  // closes fd when released
         if size <= StaticFileCache.inlineBytes {
             var bytes: [UInt8] = []

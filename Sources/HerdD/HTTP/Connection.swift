@@ -301,18 +301,19 @@ final class HTTPConnection<Host: ConnectionHost> {
     }
 
     func releaseBuffers() {
+        let pool = settings.buffers  // once: each `settings.buffers` is a retain and a release
         if input.baseAddress != nil {
-            settings.buffers.giveInput(input)
+            pool.giveInput(input)
             input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         }
         inputStart = 0
         inputEnd = 0
         if output.capacity > 0 {
-            settings.buffers.giveOutput(&output)
+            pool.giveOutput(&output)
             outputOffset = 0
         }
         if let box = parserBox {
-            settings.buffers.giveParser(box)
+            pool.giveParser(box)
             parserBox = nil
         }
     }
