@@ -106,8 +106,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     /// validators and type, made once per lookup), a response then copies one block instead
     /// of checking and appending field by field. A later change to the fields drops it.
     package mutating func prepareForResponses() {
-        let p = PreparedFields(self)
-        prepared = p
+        prepared = PreparedFields(self)
     }
 
     /// Calls `body` with each field in order (no tuple iterator in between).

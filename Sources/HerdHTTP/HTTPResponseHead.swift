@@ -36,16 +36,11 @@ package enum HTTPResponseHead {
         // corrupt the head (response splitting). Server and Date unless the handler set them.
         // Fields prepared once (`HTTPHeaders.prepareForResponses`) are copied as they were
         // serialized then.
-        if let prepared = response.headers.prepared {
-            if !prepared.hasServer { appendLiteral("Server: herdd\r\n", &out) }
-            if !prepared.hasDate { appendField("Date", date, &out) }
-            out.append(contentsOf: prepared.bytes)
-        } else {
-            let (hasServer, hasDate) = namesServerOrDate(response.headers)
-            if !hasServer { appendLiteral("Server: herdd\r\n", &out) }
-            if !hasDate { appendField("Date", date, &out) }
-            appendHandlerFields(response.headers, into: &out)
-        }
+        let prepared = response.headers.prepared
+        let (hasServer, hasDate) = prepared.map { ($0.hasServer, $0.hasDate) } ?? namesServerOrDate(response.headers)
+        if !hasServer { appendLiteral("Server: herdd\r\n", &out) }
+        if !hasDate { appendField("Date", date, &out) }
+        if let prepared { out.append(contentsOf: prepared.bytes) } else { appendHandlerFields(response.headers, into: &out) }
 
         var keep = keepAlive
         let framing: BodyFraming

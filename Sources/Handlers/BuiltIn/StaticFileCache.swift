@@ -47,10 +47,12 @@ package final class StaticFile: Sendable {
         self.lastModified = lastModified
         self.contentType = contentType
         // The fields of a 200 without precompressed siblings, in the order `StaticHandler`
-        // adds them to a response that has siblings.
-        // Serialized once here: a response that sends them unchanged copies one block.
+        // adds them to a response that has siblings. Serialized once here: a response that
+        // sends them unchanged copies one block.
         plainHeaders = contentType.map {
-            var h: HTTPHeaders = ["Last-Modified": lastModified, "ETag": etag, "Content-Type": $0, "Accept-Ranges": "bytes"]
+            var h = StaticHandler.validators(lastModified: lastModified, etag: etag, false)
+            h.add("Content-Type", $0)
+            h.add("Accept-Ranges", "bytes")
             h.prepareForResponses()
             return h
         }

@@ -141,7 +141,7 @@ public struct StaticHandler: Handler {
         // A plain file's fields for a 200 are made once per lookup (`StaticFile.plainHeaders`);
         // otherwise here.
         let plain = hasVariant ? nil : file.plainHeaders
-        var headers = plain ?? StaticHandler.validators(file, hasVariant)
+        var headers = plain ?? StaticHandler.validators(lastModified: file.lastModified, etag: file.etag, hasVariant)
 
         // Preconditions in RFC 9110 13.2.2's order.
         if let ifMatch = asked.ifMatch {
@@ -155,11 +155,11 @@ public struct StaticHandler: Handler {
         if let ifNoneMatch = asked.ifNoneMatch {
             // Present: If-Modified-Since is ignored, even when this one is malformed.
             if let list = StaticConditions.parseTagList(ifNoneMatch), StaticConditions.noneMatchHits(list, etag: etag) {
-                return HTTPResponse(status: 304, headers: StaticHandler.validators(file, hasVariant), body: .bytes([]))
+                return HTTPResponse(status: 304, headers: StaticHandler.validators(lastModified: file.lastModified, etag: file.etag, hasVariant), body: .bytes([]))
             }
         } else if let ims = asked.ifModifiedSince, let date = StaticConditions.parseHTTPDate(ims),
                   file.mtime <= date {
-            return HTTPResponse(status: 304, headers: StaticHandler.validators(file, hasVariant), body: .bytes([]))
+            return HTTPResponse(status: 304, headers: StaticHandler.validators(lastModified: file.lastModified, etag: file.etag, hasVariant), body: .bytes([]))
         }
 
         if plain == nil {
@@ -200,10 +200,10 @@ public struct StaticHandler: Handler {
 
     /// The fields of a 304, and the first ones of every 200: the validators (and Vary when a
     /// sibling exists).
-    private static func validators(_ file: StaticFile, _ hasVariant: Bool) -> HTTPHeaders {
+    static func validators(lastModified: String, etag: String, _ hasVariant: Bool) -> HTTPHeaders {
         var h = HTTPHeaders()
-        h.add("Last-Modified", file.lastModified)
-        h.add("ETag", file.etag)
+        h.add("Last-Modified", lastModified)
+        h.add("ETag", etag)
         if hasVariant { h.add("Vary", "Accept-Encoding") }
         return h
     }
@@ -237,11 +237,6 @@ public struct StaticHandler: Handler {
         }
         if plain && previous != UInt8(ascii: "/") { shape.plainLastSlash = last }
         return shape
-    }
-
-    /// `scanPath(path).plainLastSlash` as an index of `path`.
-    static func plainPathLastSlash(_ path: String) -> String.Index? {
-        scanPath(path).plainLastSlash.map { path.utf8.index(path.utf8.startIndex, offsetBy: $0) }
     }
 
     /// The last component of a normal path (after its last "/").
