@@ -134,17 +134,28 @@ def median(xs):
     return xs[len(xs) // 2] if xs else None
 
 
+def paired(per, label, ref, i):
+    """Median over the rounds of label's figure i divided by ref's in the same round. The two
+    ran back to back (the order alternating), so a swing of the host's speed between rounds
+    (this bench's VMs swung 2x within minutes) cancels out of each ratio; the ratio of the
+    medians does not cancel it."""
+    return median([a[i] / b[i] for a, b in zip(per[label], per[ref]) if a[i] and b[i]])
+
+
 def table(results, labels, ref="nginx"):
+    others = [l for l in labels if l != ref]
     lines = ["| case | " + " | ".join(f"{l} req/s | µs CPU/req" for l in labels) + " | "
-             + " | ".join(f"{l}/{ref}" for l in labels if l != ref) + " |"]
+             + " | ".join(f"{l}/{ref}" for l in others) + " | "
+             + " | ".join(f"{l}/{ref} paired req/s | CPU" for l in others) + " |"]
     for key, per in results.items():
         if key == "slow readers":
             continue
         cells = []
         for l in labels:
             cells += [f"{median([a for a, _ in per[l]]):.0f}", f"{median([b for _, b in per[l]]):.1f}"]
-        ratios = [f"{median([a for a, _ in per[l]]) / median([a for a, _ in per[ref]]):.2f}" for l in labels if l != ref]
-        lines.append(f"| {key} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        ratios = [f"{median([a for a, _ in per[l]]) / median([a for a, _ in per[ref]]):.2f}" for l in others]
+        pairs = [f"{paired(per, l, ref, 0):.2f} | {paired(per, l, ref, 1):.2f}" for l in others]
+        lines.append(f"| {key} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " | " + " | ".join(pairs) + " |")
     out = "\n".join(lines)
     if "slow readers" in results:
         out += "\n\n" + slowreaders.table(results["slow readers"])
