@@ -66,17 +66,25 @@ public enum HerdServer {
                             handlers: [String: HandlerRegistry.Factory] = [:], threadsPerWorker: Int = 1,
                             validate: @escaping HandlerRegistry.Validator = { _ in },
                             handler makeHandler: @escaping HandlerRegistry.Factory) -> Never {
-        guard HerdEntry.isValidName(name) else {
-            HerdEntry.refuse("\(name): the program's name must be non-empty, without ':', '=', ',' or spaces, and not 'metrics'")
-        }
-        guard (1...64).contains(threadsPerWorker) else {
-            HerdEntry.refuse("\(name): threadsPerWorker must be 1...64, not \(threadsPerWorker)")
+        if let message = refusal(name: name, threadsPerWorker: threadsPerWorker) {
+            HerdEntry.refuse(message)
         }
         AppIdentity.set(name: name, version: version,
                         abstract: abstract ?? "\(name): an HTTP server on herdd (prefork workers, systemd socket activation).",
                         defaultHandler: name, threadsPerWorker: threadsPerWorker)
         HandlerRegistry.register(name, validator: validate, makeHandler)
         HerdEntry.main(handlers: handlers)
+    }
+
+    /// Why `main` refuses `name` or `threadsPerWorker` (it exits with 70 and this message), or nil.
+    package static func refusal(name: String, threadsPerWorker: Int) -> String? {
+        guard HerdEntry.isValidName(name) else {
+            return "\(name): the program's name must be non-empty, without ':', '=', ',' or spaces, and not 'metrics'"
+        }
+        guard (1...64).contains(threadsPerWorker) else {
+            return "\(name): threadsPerWorker must be 1...64, not \(threadsPerWorker)"
+        }
+        return nil
     }
 
     /// Registers `handlers`, then runs the role the command line asks for (the master and its

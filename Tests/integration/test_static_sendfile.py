@@ -5,6 +5,7 @@ send; a connection of a handler that cannot block served before it is registered
 same bytes as the slow ways, whatever the size, the order of arrival or the pipelining."""
 
 import socket
+import sys
 import time
 
 import pytest
@@ -142,14 +143,24 @@ def _capture_lo():
     return cap
 
 
-def _server_data_segments(cap, port):
-    """Payload sizes of the TCP segments sent from `port`, in capture order (each once)."""
-    sizes = []
+def _drain(cap):
+    """Drops every packet captured so far."""
+    while True:
+        try:
+            cap.recvfrom(1 << 17)
+        except BlockingIOError:
+            return
+
+
+def _server_data_segments(cap, server_port, client_port):
+    """(sequence number, payload size) of the TCP data segments of one connection sent from
+    `server_port` to `client_port`, in capture order, retransmissions included."""
+    segments = []
     while True:
         try:
             pkt, addr = cap.recvfrom(1 << 17)
         except BlockingIOError:
-            return sizes
+            return segments
         if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 14 + 20:
             continue  # on lo each packet shows twice: out and in
         ip = pkt[14:]
@@ -158,11 +169,35 @@ def _server_data_segments(cap, port):
         ihl = (ip[0] & 15) * 4
         total = int.from_bytes(ip[2:4], "big")
         tcp = ip[ihl:]
-        if int.from_bytes(tcp[0:2], "big") != port:
+        if len(tcp) < 20 or int.from_bytes(tcp[0:2], "big") != server_port \
+                or int.from_bytes(tcp[2:4], "big") != client_port:
             continue
         payload = total - ihl - (tcp[12] >> 4) * 4
         if payload > 0:
-            sizes.append(payload)
+            segments.append((int.from_bytes(tcp[4:8], "big"), payload))
+
+
+def _first_transmissions(segments):
+    """The sizes of the segments in sequence order, each range once (a retransmission of bytes
+    already seen is dropped), and the number of distinct bytes they cover."""
+    if not segments:
+        return [], 0
+    base = segments[0][0]
+    seen = {}  # offset from `base` -> size, first transmission
+    covered = []  # disjoint [start, end) ranges, sorted
+    for seq, size in segments:
+        start = (seq - base) % (1 << 32)
+        if start >= 1 << 31:
+            start -= 1 << 32  # before `base` (its first transmission was not captured first)
+        end = start + size
+        if any(a <= start and end <= b for a, b in covered):
+            continue  # a retransmission of bytes already seen
+        seen.setdefault(start, size)
+        merged = [(a, b) for a, b in covered if b < start or a > end]
+        joined = [(a, b) for a, b in covered if not (b < start or a > end)]
+        merged.append((min([start] + [a for a, _ in joined]), max([end] + [b for _, b in joined])))
+        covered = sorted(merged)
+    return [seen[k] for k in sorted(seen)], sum(b - a for a, b in covered)
 
 
 @pytest.mark.serial
@@ -176,10 +211,12 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
     cap = _capture_lo()
     if cap is None:
         pytest.skip("no packet capture on lo (needs CAP_NET_RAW)")
+    checked, missed = 0, []
     with cap:
         for attempt in range(3):  # the first request of the path is a miss (the lookup)
-            _server_data_segments(cap, port)  # drop what came before
+            _drain(cap)
             with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+                client_port = s.getsockname()[1]
                 s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 data = b""
                 while chunk := s.recv(1 << 20):
@@ -187,9 +224,18 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
             (r,) = parse_responses(data)
             assert r.status == 200 and r.body == content(1 << 20)
             time.sleep(0.1)
-            sizes = _server_data_segments(cap, port)
-            if sum(sizes) != len(data):
-                pytest.skip(f"the capture missed packets ({sum(sizes)} of {len(data)} bytes)")
+            # This connection's segments only (not another's on the same server port), each
+            # sequence range once: under load, retransmissions were counted twice.
+            segments = _server_data_segments(cap, port, client_port)
+            sizes, covered = _first_transmissions(segments)
+            print(f"attempt {attempt}: {len(segments)} segments captured, {len(sizes)} first "
+                  f"transmissions, {covered} of {len(data)} bytes", file=sys.stderr)
+            if covered != len(data):
+                missed.append(f"attempt {attempt}: {covered} of {len(data)} bytes")
+                continue  # the capture missed packets: the next attempt may see them all
+            checked += 1
             # Every segment but the last is a full one (the MSS here is tens of KiB); the head
             # alone would be a few hundred bytes.
-            assert min(sizes[:-1]) > 4096, sizes
+            assert min(sizes[:-1]) > 4096, (attempt, sizes)
+    if checked == 0:
+        pytest.skip(f"the capture missed packets on every attempt ({'; '.join(missed)})")
