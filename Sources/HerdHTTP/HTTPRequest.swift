@@ -69,7 +69,9 @@ public struct HTTPRequest: Sendable {
 
     /// HTTP/1.1: persistent unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
     public var keepAlive: Bool {
-        let options = connectionOptions ?? ConnectionOptions(headers)
+        // Not `??`: its autoclosure would copy `headers` (a retain and a release per request).
+        let options: ConnectionOptions
+        if let known = connectionOptions { options = known } else { options = ConnectionOptions(headers) }
         if options.close { return false }
         return versionMinor >= 1 || options.keepAlive
     }

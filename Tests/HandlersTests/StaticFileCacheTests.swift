@@ -226,6 +226,40 @@ import Testing
         #expect(read(at: start + StaticRoot.validityNanos + 100_000_000) == "two")
     }
 
+    /// A request that asks nothing beyond the file gets the lookup's prepared 200
+    /// (`StaticFile.plainResponse`): byte for byte what the full path makes, for GET and HEAD,
+    /// small (in memory) and large (the cached fd) files.
+    @Test func thePlainResponseIsWhatTheFullPathMakes() throws {
+        let dir = TempDir()
+        dir.write("a.txt", "small file\n")
+        dir.write("big.bin", String(repeating: "0123456789abcdef", count: 2048))
+        let h = StaticHandler(root: dir.path)
+        func wire(_ r: HTTPResponse, head: Bool) -> [UInt8] {
+            var out: [UInt8] = []
+            _ = HTTPResponseHead.serialize(r, requestIsHEAD: head, keepAlive: true, versionMinor: 1,
+                                           date: "Thu, 03 Dec 2026 18:00:00 GMT", into: &out)
+            return out
+        }
+        for path in ["/a.txt", "/big.bin"] {
+            for method in ["GET", "HEAD"] {
+                let plain = get(h, path, method: method)
+                // If-Range without Range is ignored (RFC 9110 13.1.5): the full path, same answer.
+                let full = get(h, path, method: method, headers: ["Host": "h", "If-Range": "\"x\""])
+                #expect(plain.status == 200 && full.status == 200)
+                #expect(wire(plain, head: method == "HEAD") == wire(full, head: method == "HEAD"), "\(method) \(path)")
+                #expect(fileContents(plain) == fileContents(full))
+                #expect(plain.headers["Content-Type"] != nil && plain.headers["ETag"] == full.headers["ETag"])
+            }
+        }
+        // Anything asked takes the full path: a condition, a range, an encoding.
+        let etag = get(h, "/a.txt").headers["ETag"] ?? ""
+        #expect(get(h, "/a.txt", headers: ["Host": "h", "If-None-Match": etag]).status == 304)
+        #expect(get(h, "/a.txt", headers: ["Host": "h", "If-Match": "\"other\""]).status == 412)
+        #expect(get(h, "/a.txt", headers: ["Host": "h", "Range": "bytes=0-4"]).status == 206)
+        dir.write("a.txt.gz", "gz")
+        #expect(get(h, "/a.txt", headers: ["Host": "h", "Accept-Encoding": "gzip"]).headers["Content-Encoding"] == "gzip")
+    }
+
     @Test func cacheOffSeesAChangeAtOnce() throws {
         let dir = TempDir()
         dir.write("v.txt", "one")

@@ -34,6 +34,10 @@ package final class StaticFile: Sendable {
     /// The fields of a plain 200 of this file (Last-Modified, ETag, Content-Type, Accept-Ranges),
     /// made with `contentType`.
     package let plainHeaders: HTTPHeaders?
+    /// The whole plain 200 (`plainHeaders`, the whole file as its body), for a request that
+    /// asks nothing more (no condition, range or encoding) of a file without siblings: made
+    /// once per lookup, handed out per request for one reference count per part.
+    package let plainResponse: HTTPResponse?
 
     /// `contentType`: the type of the looked-up name; with it, `plainHeaders` is made too.
     package init(size: Int, mtime: Int, inode: UInt64, content: Content, contentType: String? = nil) {
@@ -49,12 +53,23 @@ package final class StaticFile: Sendable {
         // The fields of a 200 without precompressed siblings, in the order `StaticHandler`
         // adds them to a response that has siblings. Serialized once here: a response that
         // sends them unchanged copies one block.
-        plainHeaders = contentType.map {
+        let plain = contentType.map {
             var h = StaticHandler.validators(lastModified: lastModified, etag: etag, false)
             h.add("Content-Type", $0)
             h.add("Accept-Ranges", "bytes")
             h.prepareForResponses()
             return h
+        }
+        plainHeaders = plain
+        plainResponse = plain.map { HTTPResponse(status: 200, headers: $0, body: StaticFile.wholeBody(content, size: size)) }
+    }
+
+    /// The whole file as a response body: the bytes, or the cache's fd itself, held by
+    /// reference (no dup and close per response).
+    static func wholeBody(_ content: Content, size: Int) -> ResponseBody {
+        switch content {
+        case .bytes(let b): return .bytes(b)
+        case .descriptor(let f): return .sharedFile(f, offset: 0, count: size)
         }
     }
 

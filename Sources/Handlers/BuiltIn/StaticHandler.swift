@@ -115,11 +115,14 @@ public struct StaticHandler: Handler {
             return .errorResponse(status: 404)
         }
         guard case .file(var file) = found else { return .errorResponse(status: 404) }
+        // The request fields read below, found in one pass.
+        let asked = AskedFields(request.headers)
+        // Nothing asked beyond the file (most requests): its plain 200, made once per lookup.
+        // (Without Accept-Encoding no sibling is looked for, as below.)
+        if asked.isEmpty, let plain = file.plainResponse { return plain }
         // The type of the name asked for (a precompressed sibling has it too); made once per
         // lookup (`load`), of the cache key's last component.
         let contentType = file.contentType ?? MIMETypes.contentType(forFileName: StaticHandler.lastComponent(key), charset: options.charset)
-        // The request fields read below, found in one pass.
-        let asked = AskedFields(request.headers)
 
         // Precompressed siblings, best first. Looked for only when the client sends
         // Accept-Encoding (a client without it takes the identity file, cached or not).
@@ -255,6 +258,12 @@ public struct StaticHandler: Handler {
         var range: String? = nil
         var ifRange: String? = nil
 
+        /// None of the seven fields was sent.
+        var isEmpty: Bool {
+            acceptEncoding == nil && ifMatch == nil && ifUnmodifiedSince == nil && ifNoneMatch == nil
+                && ifModifiedSince == nil && range == nil && ifRange == nil
+        }
+
         init(_ headers: HTTPHeaders) {
             for (name, value) in headers {
                 // By length first: most fields (Host, User-Agent, Accept, Cookie) are none of these.
@@ -277,12 +286,13 @@ public struct StaticHandler: Handler {
     /// or the cached fd, shared (the connection sends from it and lets go; an evicted entry's
     /// fd stays open until then).
     static func body(_ file: StaticFile, _ range: ClosedRange<Int>?) -> ResponseBody? {
+        guard let range else { return StaticFile.wholeBody(file.content, size: file.size) }
         switch file.content {
         case .bytes(let b):
-            return .bytes(range.map { Array(b[$0]) } ?? b)
+            return .bytes(Array(b[range]))
         case .descriptor(let f):
             // The cache's fd itself, held by reference: no dup and close per response.
-            return .sharedFile(f, offset: range?.lowerBound ?? 0, count: range?.count ?? file.size)
+            return .sharedFile(f, offset: range.lowerBound, count: range.count)
         }
     }
 
