@@ -31,15 +31,13 @@ package final class StaticFile: Sendable {
     package let lastModified: String
     /// The Content-Type of the looked-up name (set by the handler's lookup; nil: not known).
     package let contentType: String?
-    /// The fields of a plain 200 of this file (Last-Modified, ETag, Content-Type, Accept-Ranges),
-    /// made with `contentType`.
-    package let plainHeaders: HTTPHeaders?
-    /// The whole plain 200 (`plainHeaders`, the whole file as its body), for a request that
-    /// asks nothing more (no condition, range or encoding) of a file without siblings: made
-    /// once per lookup, handed out per request for one reference count per part.
+    /// The whole plain 200 of this file: its fields (Last-Modified, ETag, Content-Type,
+    /// Accept-Ranges, made with `contentType`, serialized once) and the whole file as its body.
+    /// A request that asks nothing more (no condition, range or encoding) gets it as it is, for
+    /// one reference count per part; others start from its fields.
     package let plainResponse: HTTPResponse?
 
-    /// `contentType`: the type of the looked-up name; with it, `plainHeaders` is made too.
+    /// `contentType`: the type of the looked-up name; with it, `plainResponse` is made too.
     package init(size: Int, mtime: Int, inode: UInt64, content: Content, contentType: String? = nil) {
         self.size = size
         self.mtime = mtime
@@ -53,15 +51,13 @@ package final class StaticFile: Sendable {
         // The fields of a 200 without precompressed siblings, in the order `StaticHandler`
         // adds them to a response that has siblings. Serialized once here: a response that
         // sends them unchanged copies one block.
-        let plain = contentType.map {
+        plainResponse = contentType.map {
             var h = StaticHandler.validators(lastModified: lastModified, etag: etag, false)
             h.add("Content-Type", $0)
             h.add("Accept-Ranges", "bytes")
             h.prepareForResponses()
-            return h
+            return HTTPResponse(status: 200, headers: h, body: StaticFile.wholeBody(content, size: size))
         }
-        plainHeaders = plain
-        plainResponse = plain.map { HTTPResponse(status: 200, headers: $0, body: StaticFile.wholeBody(content, size: size)) }
     }
 
     /// The whole file as a response body: the bytes, or the cache's fd itself, held by

@@ -141,9 +141,9 @@ public struct StaticHandler: Handler {
         }
 
         let etag = file.etag
-        // A plain file's fields for a 200 are made once per lookup (`StaticFile.plainHeaders`);
+        // A plain file's fields for a 200 are made once per lookup (`StaticFile.plainResponse`);
         // otherwise here.
-        let plain = hasVariant ? nil : file.plainHeaders
+        let plain = hasVariant ? nil : file.plainResponse?.headers
         var headers = plain ?? StaticHandler.validators(lastModified: file.lastModified, etag: file.etag, hasVariant)
 
         // Preconditions in RFC 9110 13.2.2's order.
