@@ -8,7 +8,7 @@ Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Envir
 (8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
 inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters.
-Per round: req/s; the server's CPU per request from /proc/PID/schedstat (ns, every process of
+Per round: req/s (from 1 MB on by the bytes read: staticbench.rate); the server's CPU per request from /proc/PID/schedstat (ns, every process of
 its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); wrk's own CPU
 per request (its rusage); TCP segments per request (nstat, both directions). Then medians.
 Every server it starts is stopped by PID (staticbench.stop)."""
@@ -44,7 +44,9 @@ for r in range(rounds):
                 pdata = os.path.join(tmp, f"perf-{label}-{r}.data")
                 perfp = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", os.environ.get("FREQ", "5000"), "-g", "-o", pdata, "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.3)
-            n, err = sb.wrk(port, fname, conns, secs, close)
+            run = sb.wrk(port, fname, conns, secs, close)
+            # Responses served (from 1 MB on, their worth in bytes: staticbench.rate) and per second.
+            rps = sb.rate(run, sb.FILES[fname]); n = rps * run.seconds; err = run.err
             if perfp:
                 import signal as _s; perfp.send_signal(_s.SIGINT); perfp.wait()
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN); n1 = nstat(); s1 = {x: sched(x) for x in pids}; u1 = {x: ut(x) for x in pids}
@@ -57,7 +59,7 @@ for r in range(rounds):
         segs = (n1["TcpOutSegs"] - n0["TcpOutSegs"]) / n
         odd = {k: n1[k] - n0[k] for k in n1 if k in n0 and n1[k] != n0[k] and any(w in k for w in ("Overflow", "Drop", "Retrans", "Timeout", "Probe", "Abort", "Reset", "RTO", "Loss", "Syn", "ZeroWindow", "Prune", "Collapse", "OFO", "Defer", "Persist"))}
         if os.environ.get("ODD"): print("   ", odd)
-        res[label].append((n / secs, cpu, us, sy, wu, ws, segs))
+        res[label].append((rps, cpu, us, sy, wu, ws, segs))
         if perfp:
             out = subprocess.run(["perf", "report", "-i", pdata, "--sort", "dso", "--stdio", "-g", "none"], capture_output=True, text=True).stdout
             import re as _re
@@ -71,7 +73,7 @@ for r in range(rounds):
                     agg[sym] = ev * float(m.group(1)) / 100 / n / 1e3
             print("   " + "  ".join(f"{k.replace('__x64_sys_','')}={v:.1f}" for k, v in sorted(agg.items(), key=lambda kv: -kv[1])))
             print(f"   perf: kernel {ev*kern/100/n/1e3:6.1f} us/req  user {ev*(100-kern)/100/n/1e3:6.1f} us/req")
-        print(f"r{r+1} {label:6} {n/secs:8.0f} req/s  cpu {cpu:6.1f} us/req (u {us:5.1f} s {sy:6.1f})  wrk u {wu:5.1f} s {ws:6.1f}  segs {segs:5.1f} {err or ''}", flush=True)
+        print(f"r{r+1} {label:6} {rps:8.1f} req/s  cpu {cpu:6.1f} us/req (u {us:5.1f} s {sy:6.1f})  wrk u {wu:5.1f} s {ws:6.1f}  segs {segs:5.1f} {err or ''}", flush=True)
 print("load", open("/proc/loadavg").read().strip())
 import shutil
 shutil.rmtree(tmp, ignore_errors=True)
