@@ -56,6 +56,9 @@ let package = Package(
         ]),
         // herdd itself: a thin main on top of the library.
         .executableTarget(name: "HerddMain", dependencies: ["Herd"]),
+        // A Herd program whose name comes from the environment: the test of HerdServer.main's
+        // refusals (Tests/integration/test_cli.py). Built with the tests, never packaged.
+        .executableTarget(name: "HerdMainProbe", dependencies: ["Herd"], path: "Tests/probes/HerdMainProbe"),
         // One test target per module (HerdHTTPTests: the parser and the response head).
         .testTarget(name: "HerdSysTests", dependencies: ["HerdSys", "HerdLibc"]),
         .testTarget(name: "HerdHTTPTests", dependencies: ["HerdHTTP"]),

@@ -7,7 +7,8 @@
 Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
 (8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
-inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters.
+inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters; SYSCALLS=1 the server's system calls
+(all, sendfile, epoll_wait, epoll_ctl, setsockopt) and context switches per response (perf stat).
 Per round: req/s (from 1 MB on by the bytes read: staticbench.rate); the server's CPU per request from /proc/PID/schedstat (ns, every process of
 its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); wrk's own CPU
 per request (its rusage); TCP segments per request (nstat, both directions). Then medians.
@@ -31,6 +32,10 @@ def ut(pid):
 def nstat():
     return json.loads(subprocess.run(["nstat", "-a", "-z", "--json"], capture_output=True, text=True).stdout)["kernel"]
 res = {l: [] for l, _, _ in servers}
+# SYSCALLS=1: the server's system calls and context switches per response (perf stat, every
+# process of its group), "sys_enter" being all of them.
+STAT_EVENTS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_sendfile64", "syscalls:sys_enter_epoll_wait",
+               "syscalls:sys_enter_epoll_ctl", "syscalls:sys_enter_setsockopt", "context-switches"]
 print("load", open("/proc/loadavg").read().strip(), f"{fname} c{conns} close={close} secs={secs}")
 for r in range(rounds):
     for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):
@@ -44,11 +49,17 @@ for r in range(rounds):
                 pdata = os.path.join(tmp, f"perf-{label}-{r}.data")
                 perfp = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", os.environ.get("FREQ", "5000"), "-g", "-o", pdata, "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.3)
+            statp = None
+            if os.environ.get("SYSCALLS"):
+                statout = os.path.join(tmp, f"stat-{label}-{r}.csv")
+                statp = subprocess.Popen(["perf", "stat", "-x,", "-o", statout, "-e", ",".join(STAT_EVENTS), "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.3)
             run = sb.wrk(port, fname, conns, secs, close)
             # Responses served (from 1 MB on, their worth in bytes: staticbench.rate) and per second.
             rps = sb.rate(run, sb.FILES[fname]); n = rps * run.seconds; err = run.err
-            if perfp:
-                import signal as _s; perfp.send_signal(_s.SIGINT); perfp.wait()
+            for pp in (perfp, statp):
+                if pp:
+                    import signal as _s; pp.send_signal(_s.SIGINT); pp.wait()
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN); n1 = nstat(); s1 = {x: sched(x) for x in pids}; u1 = {x: ut(x) for x in pids}
         finally:
             sb.stop(p)
@@ -59,6 +70,12 @@ for r in range(rounds):
         segs = (n1["TcpOutSegs"] - n0["TcpOutSegs"]) / n
         odd = {k: n1[k] - n0[k] for k in n1 if k in n0 and n1[k] != n0[k] and any(w in k for w in ("Overflow", "Drop", "Retrans", "Timeout", "Probe", "Abort", "Reset", "RTO", "Loss", "Syn", "ZeroWindow", "Prune", "Collapse", "OFO", "Defer", "Persist"))}
         if os.environ.get("ODD"): print("   ", odd)
+        if statp:
+            counts = {}
+            for line in open(statout):
+                f = line.split(",")
+                if len(f) > 3 and f[0].strip().isdigit(): counts[f[2].split(":")[-1].replace("sys_enter_", "")] = int(f[0]) / n
+            print("    per response:", "  ".join(f"{k} {v:.1f}" for k, v in counts.items()))
         res[label].append((rps, cpu, us, sy, wu, ws, segs))
         if perfp:
             out = subprocess.run(["perf", "report", "-i", pdata, "--sort", "dso", "--stdio", "-g", "none"], capture_output=True, text=True).stdout

@@ -1,8 +1,14 @@
-"""Command line: usage errors (64), configuration errors (78), --help, --version."""
+"""Command line: usage errors (64), configuration errors (78), --help, --version; a Herd
+program's refusals (70)."""
 
+import os
 import re
+import subprocess
+from pathlib import Path
 
-from conftest import free_port, run_herdd
+import pytest
+
+from conftest import HERDD_BIN, free_port, run_herdd
 
 
 def test_bad_workers_value():
@@ -50,3 +56,40 @@ def test_help_and_version():
     r = run_herdd(["--version"])
     assert r.returncode == 0, r
     assert re.fullmatch(r"\s*\d+\.\d+\.\d+\S*\s*", r.stdout), r.stdout
+
+
+# HerdServer.main's refusals, on a real Herd program (Tests/probes/HerdMainProbe, built beside
+# herdd by `swift build`): a name or thread count that cannot work ends the program before any
+# logger or argument parser exists, with exit code 70 (EX_SOFTWARE) and one line on stderr.
+PROBE_BIN = Path(os.environ.get("HERD_PROBE_BIN", str(HERDD_BIN.parent / "HerdMainProbe")))
+NAME_RULE = "the program's name must be non-empty, without ':', '=', ',' or spaces, and not 'metrics'"
+
+
+def run_probe(name, threads, args):
+    assert PROBE_BIN.is_file(), f"no {PROBE_BIN}: run `swift build` (or set HERD_PROBE_BIN)"
+    env = dict(os.environ, HERD_PROBE_NAME=name, HERD_PROBE_THREADS=str(threads))
+    return subprocess.run([str(PROBE_BIN)] + args, env=env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("name,threads,message", [
+    ("my app", 1, f"my app: {NAME_RULE}"),
+    ("my:app", 1, f"my:app: {NAME_RULE}"),
+    ("metrics", 1, f"metrics: {NAME_RULE}"),
+    ("", 1, f": {NAME_RULE}"),
+    ("my-app", 0, "my-app: threadsPerWorker must be 1...64, not 0"),
+    ("my-app", 65, "my-app: threadsPerWorker must be 1...64, not 65"),
+])
+def test_app_main_refuses(name, threads, message):
+    r = run_probe(name, threads, ["--version"])
+    assert r.returncode == 70, r
+    assert r.stderr == message + "\n", r.stderr
+    assert r.stdout == "", r.stdout
+
+
+def test_app_main_accepts_the_bounds():
+    # The same program with valid values runs (its --version): the refusals above come from
+    # the values, not from the probe.
+    for threads in (1, 64):
+        r = run_probe("my-app", threads, ["--version"])
+        assert r.returncode == 0, r
+        assert r.stdout.strip() == "0.0.1", r.stdout
