@@ -24,6 +24,8 @@ enum EpollTag: Equatable, Sendable {
     /// Worker: the eventfd that wakes its event loop for Swift concurrency jobs enqueued by
     /// other threads (Worker/LoopExecutor.swift).
     case executor
+    /// Watcher: the eventfd by which the event loop asks it to park (Worker/Watcher.swift).
+    case watcherWake
 
     @inline(__always)
     var rawValue: UInt64 {
@@ -37,6 +39,7 @@ enum EpollTag: Equatable, Sendable {
         case .metricsListener(let i): return 6 << 32 | UInt64(truncatingIfNeeded: i) & 0xffff_ffff
         case .metricsClient(let fd): return 7 << 32 | UInt64(UInt32(bitPattern: fd))
         case .executor: return 8 << 32
+        case .watcherWake: return 9 << 32
         }
     }
 
@@ -54,6 +57,7 @@ enum EpollTag: Equatable, Sendable {
         case 6: self = .metricsListener(Int(low))
         case 7: self = .metricsClient(Int32(bitPattern: low))
         case 8: self = .executor
+        case 9: self = .watcherWake
         default: return nil
         }
     }

@@ -6,7 +6,7 @@ import Testing
     @Test func epollTagsRoundTrip() {
         let tags: [EpollTag] = [
             .connection(0), .connection(7), .connection(Int32.max), .listener(0), .listener(15),
-            .signals, .dispatch, .upgradePipe, .upgradeHandover, .metricsListener(3), .metricsClient(1234), .executor,
+            .signals, .dispatch, .upgradePipe, .upgradeHandover, .metricsListener(3), .metricsClient(1234), .executor, .watcherWake,
         ]
         for t in tags { #expect(EpollTag(rawValue: t.rawValue) == t) }
         // A connection's tag is its fd, as before the enum (the worker's hot path decodes it).

@@ -58,6 +58,12 @@ final class Watcher: @unchecked Sendable {
     private var starts: UInt64 = 0
     /// A blocking eventfd: the parked watcher reads it, start() writes it.
     private let parkFD: Int32
+    /// The event loop's request to park (`requestPark`): `starts` when it asked, so that a
+    /// start() since then cancels it. Guarded by mutex.
+    private var parkRequest: UInt64? = nil
+    /// A non-blocking eventfd in the watcher's epoll (level-triggered): `requestPark` writes
+    /// it, the watcher drains it.
+    private let wakeFD: Int32
     /// Wake-ups in a row, with no handler started, after which the watcher parks. A blocking
     /// listener's own requests start a handler between two wake-ups (each request is one), so
     /// they never count up to it; only requests to routes that do not block do. A parked
@@ -66,6 +72,15 @@ final class Watcher: @unchecked Sendable {
     /// one request in 64 to a blocking route the watcher woke 0.18 times per request against
     /// 0.50 (0.88 without parking), p99 8.9 against 10.7 ms; json20 alone: none with either.
     static let parkAfter = 8
+    #if HERDD_TEST_HOOKS
+    /// HERDD_TEST_WATCHER_OWN_COUNT_OFF=1 (test builds only): the watcher's wake-ups by its
+    /// connections count for nothing, as when they all return nothing (the event loop read
+    /// first): neither its own count nor a pending park request; only `requestPark`'s wake-up
+    /// parks it (the test of that path).
+    static let countsItsWakeUps = Sys.environment("HERDD_TEST_WATCHER_OWN_COUNT_OFF") != "1"
+    #else
+    static let countsItsWakeUps = true
+    #endif
     /// --max-queue-time (WatcherShedding.swift); nil when off. Guarded by mutex: what to tell
     /// the event loop, the buffer for request bytes and the canned 503.
     let shedConfig: WatcherShedConfig?
@@ -94,6 +109,8 @@ final class Watcher: @unchecked Sendable {
         epoll = try Epoll(what: "watcher")
         mutex = try ThreadMutex(what: "watcher")
         parkFD = try Sys.eventFD(blocking: true, what: "watcher park")
+        wakeFD = try Sys.eventFD(what: "watcher wake")
+        try epoll.add(wakeFD, .input, .watcherWake, what: "watcher wake eventfd")
         handedOff.reserveCapacity(64)
         pending.reserveCapacity(64)
     }
@@ -145,6 +162,20 @@ final class Watcher: @unchecked Sendable {
         if wake { Sys.signalEventFD(parkFD) }
     }
 
+    /// Event loop, after `parkAfter` requests in a row of a blocking listener that blocked
+    /// nothing: park. The watcher's own count of wake-ups misses those that return nothing (a
+    /// request the event loop read before the woken watcher looked: the kernel's epoll_wait
+    /// then sleeps again without returning), which under a short CPU were most of them
+    /// (docs/design.md, "The watcher parks when no handler blocks"). One eventfd write per
+    /// run of quiet requests; nothing when the watcher parked already or a request is pending.
+    func requestPark() {
+        mutex.lock()
+        let wake = !parked && !active && parkRequest == nil
+        if wake { parkRequest = starts }
+        mutex.unlock()
+        if wake { Sys.signalEventFD(wakeFD) }
+    }
+
     /// Event loop, after the handler: from now on the watcher touches nothing. Returns the fds
     /// handed off meanwhile (already sent, removed from both epolls and closed), and what it
     /// shed, accepted or kept (`shed`, left empty when it did nothing).
@@ -191,7 +222,15 @@ final class Watcher: @unchecked Sendable {
                 continue
             }
             if n == 0 && shedConfig == nil { continue }
+            var woken = false
+            for i in 0..<n where events[i].tag == .watcherWake { Sys.drainEventFD(wakeFD); woken = true }
             mutex.lock()
+            // Asked to park, and no handler started since: park now (below).
+            var askedToPark = false
+            if let asked = parkRequest, woken || Watcher.countsItsWakeUps {
+                parkRequest = nil
+                askedToPark = !active && starts == asked
+            }
             if active {
                 let now = monotonicNanos()
                 for i in 0..<n {
@@ -210,9 +249,10 @@ final class Watcher: @unchecked Sendable {
             if active || starts != startsSeen {
                 startsSeen = starts
                 quiet = 0
-            } else {
+            } else if Watcher.countsItsWakeUps {
                 quiet += 1
             }
+            if askedToPark { quiet = Watcher.parkAfter }
             guard quiet >= Watcher.parkAfter else {
                 mutex.unlock()
                 continue

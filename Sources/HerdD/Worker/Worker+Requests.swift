@@ -48,7 +48,15 @@ extension Worker {
             outcome = .response(listenerHandlers[conn.listener].handle(request, context: context))
         }
         let blocked = mayBlock && (!perRequest || blockingGate.opened)
-        if blocked { blockingHandlersRun &+= 1 }
+        if blocked {
+            blockingHandlersRun &+= 1
+            quietRequests = 0
+        } else if let watched {
+            // A request of a blocking listener that blocked nothing: after `parkAfter` in a
+            // row, the watcher (woken by each for nothing) is asked to park.
+            quietRequests &+= 1
+            if quietRequests == Watcher.parkAfter { watched.requestPark() }
+        }
         if blocked, let watched { finishHandOffs(watched) }
         scoreboard.store(slot, .state, workerState.rawValue)
         switch outcome {

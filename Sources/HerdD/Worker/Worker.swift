@@ -244,6 +244,8 @@ final class Worker: ConnectionRegistry {
 
     /// Handlers of blocking listeners run so far (a saturated turn compares it around its events).
     var blockingHandlersRun = 0
+    /// Requests of blocking listeners in a row that blocked nothing (Watcher.requestPark).
+    var quietRequests = 0
     /// In a saturated turn where both a blocking listener and the dispatch socket have work:
     /// which one gives the turn's new work (they alternate, so neither queue starves).
     private var dispatchNext = true
