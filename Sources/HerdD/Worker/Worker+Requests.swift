@@ -51,13 +51,13 @@ extension Worker {
         if blocked {
             blockingHandlersRun &+= 1
             quietRequests = 0
+            if let watched { finishHandOffs(watched) }
         } else if let watched {
             // A request of a blocking listener that blocked nothing: after `parkAfter` in a
             // row, the watcher (woken by each for nothing) is asked to park.
             quietRequests &+= 1
             if quietRequests == Watcher.parkAfter { watched.requestPark() }
         }
-        if blocked, let watched { finishHandOffs(watched) }
         scoreboard.store(slot, .state, workerState.rawValue)
         switch outcome {
         case .response(let response):
