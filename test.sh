@@ -34,6 +34,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 dpkg -s media-types >/dev/null 2>&1 || need_apt+=(media-types)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 command -v strings >/dev/null || need_apt+=(binutils)
+# A C compiler for the bench's sink client (test_bench_sink.py); Swift's clang does.
+command -v cc >/dev/null || command -v clang >/dev/null || command -v gcc >/dev/null || need_apt+=(gcc)
 # PostgreSQL for Examples/todos-pg's tests (they run their own cluster on a unix socket).
 dpkg -s postgresql >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -5,12 +5,13 @@
     flock /tmp/herdd-bench.lock python3 bench/static_ab.py nginx=nginx old=herdd:OLD_BIN new=herdd:NEW_BIN
 
 Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
-(8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3); PERF=1 records the workers with
+(8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3), CLIENT (wrk, or sink: bodies discarded in the
+kernel, keep-alive only; staticbench.sink); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
 inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters; SYSCALLS=1 the server's system calls
 (all, sendfile, epoll_wait, epoll_ctl, setsockopt) and context switches per response (perf stat).
 Per round: req/s (from 1 MB on by the bytes read: staticbench.rate); the server's CPU per request from /proc/PID/schedstat (ns, every process of
-its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); wrk's own CPU
+its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); the client's own CPU
 per request (its rusage); TCP segments per request (nstat, both directions). Then medians.
 Every server it starts is stopped by PID (staticbench.stop)."""
 import os, sys, subprocess, time, resource, json, statistics
@@ -24,7 +25,11 @@ for a in sys.argv[1:]:
     servers.append((label, kind, binary or None))
 fname = os.environ.get("FILE", "1m.bin"); conns = int(os.environ.get("CONNS", "8")); close = os.environ.get("CLOSE", "1") == "1"
 secs = int(os.environ.get("SECS", "3")); rounds = int(os.environ.get("ROUNDS", "3"))
+client = os.environ.get("CLIENT", "wrk")
+if client not in ("wrk", "sink") or (client == "sink" and close):
+    sys.exit("static_ab.py: CLIENT is wrk or sink, and sink runs keep-alive only (CLOSE=0)")
 tmp, root = sb.make_root()
+sink_binary = sb.build_sink(tmp) if client == "sink" else None
 tk = os.sysconf("SC_CLK_TCK")
 def sched(pid): return int(open(f"/proc/{pid}/schedstat").read().split()[0])
 def ut(pid):
@@ -41,7 +46,7 @@ for r in range(rounds):
     for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):
         port = free_port(); p = sb.start(kind, binary, root, port, tmp)
         try:
-            sb.wrk(port, fname, conns, 1, close)
+            sb.load(client, sink_binary, port, fname, conns, 1, close)
             pids = process_group_pids(p.pid)
             s0 = {x: sched(x) for x in pids}; u0 = {x: ut(x) for x in pids}; n0 = nstat(); ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             perfp = None
@@ -54,7 +59,7 @@ for r in range(rounds):
                 statout = os.path.join(tmp, f"stat-{label}-{r}.csv")
                 statp = subprocess.Popen(["perf", "stat", "-x,", "-o", statout, "-e", ",".join(STAT_EVENTS), "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.3)
-            run = sb.wrk(port, fname, conns, secs, close)
+            run = sb.load(client, sink_binary, port, fname, conns, secs, close)
             # Responses served (from 1 MB on, their worth in bytes: staticbench.rate) and per second.
             rps = sb.rate(run, sb.FILES[fname]); n = rps * run.seconds; err = run.err
             for pp in (perfp, statp):
@@ -90,11 +95,11 @@ for r in range(rounds):
                     agg[sym] = ev * float(m.group(1)) / 100 / n / 1e3
             print("   " + "  ".join(f"{k.replace('__x64_sys_','')}={v:.1f}" for k, v in sorted(agg.items(), key=lambda kv: -kv[1])))
             print(f"   perf: kernel {ev*kern/100/n/1e3:6.1f} us/req  user {ev*(100-kern)/100/n/1e3:6.1f} us/req")
-        print(f"r{r+1} {label:6} {rps:8.1f} req/s  cpu {cpu:6.1f} us/req (u {us:5.1f} s {sy:6.1f})  wrk u {wu:5.1f} s {ws:6.1f}  segs {segs:5.1f} {err or ''}", flush=True)
+        print(f"r{r+1} {label:6} {rps:8.1f} req/s  cpu {cpu:6.1f} us/req (u {us:5.1f} s {sy:6.1f})  client u {wu:5.1f} s {ws:6.1f}  segs {segs:5.1f} {err or ''}", flush=True)
 print("load", open("/proc/loadavg").read().strip())
 import shutil
 shutil.rmtree(tmp, ignore_errors=True)
-names = ["req/s", "cpu", "user", "sys", "wrk u", "wrk s", "segs", "total"]
+names = ["req/s", "cpu", "user", "sys", "client u", "client s", "segs", "total"]
 for label in res: res[label] = [x + (x[1] + x[4] + x[5],) for x in res[label]]
 for label in res:
     med = [statistics.median(x[i] for x in res[label]) for i in range(8)]

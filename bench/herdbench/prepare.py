@@ -19,8 +19,11 @@ def sh(cmd, **kw):
 
 
 def ensure_tools(skip_install):
-    """apt: nginx-light (or nginx), wrk; pip: gunicorn. Only what is missing."""
+    """apt: nginx-light (or nginx), wrk, a C compiler (gcc, for the static section's sink client,
+    if neither cc nor Swift's clang is there); pip: gunicorn. Only what is missing."""
     apt_missing = []
+    if not (shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")):
+        apt_missing.append("gcc")
     if not shutil.which("wrk"):
         apt_missing.append("wrk")
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
