@@ -6,7 +6,7 @@
 
 Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
 (8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3), CLIENT (wrk, or sink: bodies discarded in the
-kernel, keep-alive only; staticbench.sink); PERF=1 records the workers with
+kernel; staticbench.sink); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
 inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters; SYSCALLS=1 the server's system calls
 (all, sendfile, epoll_wait, epoll_ctl, setsockopt) and context switches per response (perf stat).
@@ -26,8 +26,8 @@ for a in sys.argv[1:]:
 fname = os.environ.get("FILE", "1m.bin"); conns = int(os.environ.get("CONNS", "8")); close = os.environ.get("CLOSE", "1") == "1"
 secs = int(os.environ.get("SECS", "3")); rounds = int(os.environ.get("ROUNDS", "3"))
 client = os.environ.get("CLIENT", "wrk")
-if client not in ("wrk", "sink") or (client == "sink" and close):
-    sys.exit("static_ab.py: CLIENT is wrk or sink, and sink runs keep-alive only (CLOSE=0)")
+if client not in ("wrk", "sink"):
+    sys.exit("static_ab.py: CLIENT is wrk or sink")
 tmp, root = sb.make_root()
 sink_binary = sb.build_sink(tmp) if client == "sink" else None
 tk = os.sysconf("SC_CLK_TCK")

@@ -18,8 +18,13 @@ import Glibc
     /// Wake one of the epolls waiting on this fd, not all (only at EPOLL_CTL_ADD, never MOD).
     @inlinable package static var exclusive: EpollEvents { EpollEvents(rawValue: herd_epollexclusive()) }
 
-    /// An HTTP connection (worker, metrics endpoint): edge-triggered read, write and peer hang-up.
+    /// An HTTP connection (worker, metrics endpoint) that waits for room to write: edge-
+    /// triggered read, write and peer hang-up.
     @inlinable package static var connection: EpollEvents { [.input, .output, .readHangUp, .edgeTriggered] }
+    /// An HTTP connection that never found its socket full: without EPOLLOUT, whose report at
+    /// EPOLL_CTL_ADD (a new socket is writable) would cost a turn of the loop that does nothing
+    /// (ConnectionRegistry.register).
+    @inlinable package static var connectionInput: EpollEvents { [.input, .readHangUp, .edgeTriggered] }
 }
 
 /// One ready event from `Epoll.wait`: its bits and the 64-bit user data of its registration

@@ -26,13 +26,16 @@ final class TableHost: ConnectionRegistry {
     }
 
     // The rest of ConnectionHost: a plain host that answers every request 200.
-    let now: UInt64 = 1_000_000_000
+    /// The turn's start; a test moves it on to give a connection a new turn's write budget.
+    var now: UInt64 = 1_000_000_000
     let buffers = BufferPool()
     var httpDate: String { "Thu, 01 Jan 2026 00:00:00 GMT" }
     let keepAliveAllowed = true
     func handle(_ request: HTTPRequest, on conn: HTTPConnection<TableHost>) -> HostAnswer {
-        .response(HTTPResponse.text(200, "hi\n"))
+        .response(HTTPResponse.text(200, request.path == "/big" ? TableHost.big : "hi\n"))
     }
+    /// A body larger than a socketpair's buffers: its write finds the socket full.
+    static let big = String(repeating: "x", count: 4 << 20)
     func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<TableHost>) { body.abandon() }
     func asyncAbandoned(_ call: AsyncCall) {}
     func asyncExpired(_ conn: HTTPConnection<TableHost>) {}
@@ -97,7 +100,11 @@ final class TableHost: ConnectionRegistry {
         #expect(dispatched.registered && !dispatched.closed)
         #expect(host.buffers.peak == 2) // the dispatched connection counts in the peak
         #expect(host.table.count == 2)
-        // Both are in the epoll, edge-triggered: the ADD reported them (writable) once.
+        // Both are in the epoll, for input only: the ADD reported nothing (no request waits, and
+        // no EPOLLOUT, which a new socket would report at once: ConnectionRegistry.register).
+        #expect(try readyTags(epoll).isEmpty)
+        send(ca, "G")
+        send(cd, "G")
         let tags = try readyTags(epoll)
         #expect(Set(tags.map(\.rawValue)) == Set([EpollTag.connection(a).rawValue, EpollTag.connection(d).rawValue]))
         #expect(try readyTags(epoll).isEmpty)
@@ -124,6 +131,53 @@ final class TableHost: ConnectionRegistry {
         #expect(host.buffers.peak == 1 && host.table.isEmpty)
         #expect(host.closeReasons == [.responseDone])
         #expect(try readyTags(epoll).isEmpty)
+    }
+
+    /// A connection is registered without EPOLLOUT and gains it (one EPOLL_CTL_MOD) when a
+    /// write finds its socket full; the room the client makes is then reported.
+    @Test func outputIsWatchedOnceTheSocketIsFull() throws {
+        let epoll = try Epoll(what: "test")
+        defer { Sys.close(epoll.fd) }
+        let host = TableHost(epoll: epoll)
+        let (a, ca) = try pair()
+        defer { Sys.close(ca) }
+        let conn = host.connection(a, peer: "a")
+        #expect(host.register(conn, what: "accepted"))
+        #expect(!conn.watchesOutput)
+        #expect(try readyTags(epoll).isEmpty) // a writable new socket, not reported
+
+        // A small response leaves at once: still no EPOLLOUT.
+        send(ca, "GET /small HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try readyTags(epoll).map(\.rawValue) == [EpollTag.connection(a).rawValue])
+        conn.readable()
+        #expect(!conn.watchesOutput && !conn.hasPendingOutput)
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var got = buf.withUnsafeMutableBytes { recv(ca, $0.baseAddress, $0.count, 0) }
+        #expect(got > 0)
+        #expect(try readyTags(epoll).isEmpty)
+
+        // A large one fills the socket: EPOLLOUT is added, and reported once the client reads.
+        send(ca, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try readyTags(epoll).map(\.rawValue) == [EpollTag.connection(a).rawValue])
+        conn.readable()
+        #expect(conn.watchesOutput && conn.hasPendingOutput && !conn.closed)
+        #expect(try readyTags(epoll).isEmpty) // still full
+        var total = 0
+        var rounds = 0
+        while rounds < 10_000 {
+            rounds += 1
+            got = buf.withUnsafeMutableBytes { recv(ca, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if got > 0 { total += got; continue }
+            if !conn.hasPendingOutput { break }
+            // Drained what was sent: the room is reported (EPOLLOUT), and the connection writes on.
+            let tags = try readyTags(epoll)
+            #expect(tags.map(\.rawValue) == [EpollTag.connection(a).rawValue])
+            if tags.isEmpty { break }
+            host.now += 1_000_000 // a new turn of the loop
+            conn.writable()
+        }
+        #expect(total > TableHost.big.utf8.count && !conn.hasPendingOutput && !conn.closed)
+        conn.close(because: .clientClosed)
     }
 
     @Test func aFailedRegistrationClosesAndCountsTheConnection() throws {

@@ -239,3 +239,58 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
             assert min(sizes[:-1]) > 4096, (attempt, sizes)
     if checked == 0:
         pytest.skip(f"the capture missed packets on every attempt ({'; '.join(missed)})")
+
+
+def _server_segments(cap, server_port, client_port):
+    """(payload size, FIN set) of every TCP segment of one connection sent from `server_port` to
+    `client_port`, in capture order."""
+    out = []
+    while True:
+        try:
+            pkt, addr = cap.recvfrom(1 << 17)
+        except BlockingIOError:
+            return out
+        if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 14 + 20:
+            continue  # on lo each packet shows twice: out and in
+        ip = pkt[14:]
+        if ip[0] >> 4 != 4 or ip[9] != 6:
+            continue
+        ihl = (ip[0] & 15) * 4
+        total = int.from_bytes(ip[2:4], "big")
+        tcp = ip[ihl:]
+        if len(tcp) < 20 or int.from_bytes(tcp[0:2], "big") != server_port \
+                or int.from_bytes(tcp[2:4], "big") != client_port:
+            continue
+        out.append((total - ihl - (tcp[12] >> 4) * 4, bool(tcp[13] & 0x01)))
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("size", [1024, 16384, 300_000])
+def test_connection_close_response_carries_its_fin(site, size):
+    # A `Connection: close` response's last bytes wait for the close (MSG_MORE on an in-memory
+    # body, TCP_CORK on a sendfile one), so the FIN rides in the last data segment, as with
+    # nginx's tcp_nopush: no segment of its own (one fewer per exchange for both sides).
+    root, port = site
+    cap = _capture_lo()
+    if cap is None:
+        pytest.skip("no packet capture on lo (needs CAP_NET_RAW)")
+    path = f"/f{size}.bin"
+    # The first request of a path is a miss (the lookup); every exchange must carry its FIN.
+    with cap:
+        for attempt in range(3):
+            _drain(cap)
+            with socket.create_connection((LOCALHOST, port), timeout=10) as s:
+                client_port = s.getsockname()[1]
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(1 << 20):
+                    data += chunk
+            (r,) = parse_responses(data)
+            assert r.status == 200 and r.body == content(size)
+            time.sleep(0.1)
+            segs = _server_segments(cap, port, client_port)
+            fins = [n for n, fin in segs if fin]
+            data_segs = [n for n, _ in segs if n > 0]
+            print(f"attempt {attempt}: {segs}", file=sys.stderr)
+            assert sum(data_segs) >= len(data), (attempt, segs)  # the capture saw every byte
+            assert fins and all(n > 0 for n in fins), (attempt, segs)

@@ -1,5 +1,6 @@
-/* sink: a keep-alive HTTP/1.1 GET load client that throws the response bodies away inside the
- * kernel, so that the server, not the client, bounds a large-file run.
+/* sink: an HTTP/1.1 GET load client that throws the response bodies away inside the kernel, so
+ * that the server, not the client, bounds a large-file run. Keep-alive, or one request per
+ * connection with `Connection: close` (the last argument `close`).
  *
  * wrk reads every byte into user space: on a 20 MB file with 64 connections its copy takes ~90 %
  * of a 2-CPU host and both servers it measures look alike (docs/static.md). Here the body is read
@@ -7,7 +8,11 @@
  * as usual) without copying the bytes out. The head is read normally and checked (status 200,
  * Content-Length).
  *
- *   sink PORT PATH CONNECTIONS SECONDS
+ *   sink PORT PATH CONNECTIONS SECONDS [close]
+ *
+ * With `close`, each connection sends one request with `Connection: close`, reads the response
+ * (the head must then say `Connection: close` too) and is replaced by a new one, as wrk -H
+ * 'Connection: close' does.
  *
  * prints one line: sink-summary bytes=B requests=N duration_us=D errors=E
  * bytes counts every byte received (heads and partial bodies included), as wrk_summary.lua does.
@@ -42,6 +47,7 @@ static char request[512];
 static size_t request_len;
 static int epfd;
 static long long bytes, requests, errors;
+static int close_mode;
 
 static long long now_us(void) {
     struct timespec ts;
@@ -74,18 +80,28 @@ static void fail(struct conn *c, const char *why) {
     open_conn(c);
 }
 
-/* Parses a complete head in c->head[0..end): 200 and a Content-Length, or -1. */
+/* Parses a complete head in c->head[0..end): 200 and a Content-Length (in close mode also
+ * `Connection: close`), or -1. */
 static long long content_length(struct conn *c, size_t end) {
     if (end < 12 || memcmp(c->head, "HTTP/1.1 200", 12) != 0) return -1;
     c->head[end - 1] = 0;
+    long long length = -1;
+    int closes = 0;
     for (char *line = strstr(c->head, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
-        if (strncasecmp(line + 2, "content-length:", 15) == 0) return atoll(line + 17);
+        if (strncasecmp(line + 2, "content-length:", 15) == 0) length = atoll(line + 17);
+        if (strncasecmp(line + 2, "connection: close", 17) == 0) closes = 1;
     }
-    return -1;
+    return (close_mode && !closes) ? -1 : length;
 }
 
 static void done(struct conn *c) {
     requests++;
+    if (close_mode) {
+        /* The whole response is in: the server closes its side; a new connection replaces it. */
+        if (close(c->fd) != 0) die("close");
+        open_conn(c);
+        return;
+    }
     c->state = HEAD;
     c->headlen = 0;
     if (send(c->fd, request, request_len, MSG_NOSIGNAL) != (ssize_t)request_len) fail(c, "send failed");
@@ -120,7 +136,10 @@ static void readable(struct conn *c) {
             }
             size_t headend = (size_t)(end - c->head) + 4;
             long long length = content_length(c, headend);
-            if (length < 0) { fail(c, "not a 200 with a Content-Length"); return; }
+            if (length < 0) {
+                fail(c, close_mode ? "not a 200 with a Content-Length and Connection: close" : "not a 200 with a Content-Length");
+                return;
+            }
             long long body_in = (long long)(c->headlen - headend);
             if (body_in > length) { fail(c, "more bytes than the Content-Length"); return; }
             c->body_left = length - body_in;
@@ -128,22 +147,24 @@ static void readable(struct conn *c) {
         } else {
             c->body_left -= n;
         }
-        if (c->state == BODY && c->body_left == 0) done(c);
+        if (c->state == BODY && c->body_left == 0) { done(c); if (close_mode) return; }
     }
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: sink PORT PATH CONNECTIONS SECONDS\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "close") == 0)) {
+        fprintf(stderr, "usage: sink PORT PATH CONNECTIONS SECONDS [close]\n");
         return 2;
     }
+    close_mode = argc == 6;
     int port = atoi(argv[1]), conns = atoi(argv[3]);
     double secs = atof(argv[4]);
     if (port <= 0 || port > 65535 || conns <= 0 || conns > 10000 || secs <= 0) {
         fprintf(stderr, "sink: bad port, connection count or duration\n");
         return 2;
     }
-    int len = snprintf(request, sizeof request, "GET /%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", argv[2], port);
+    int len = snprintf(request, sizeof request, "GET /%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", argv[2], port,
+                       close_mode ? "Connection: close\r\n" : "");
     if (len < 0 || (size_t)len >= sizeof request) { fprintf(stderr, "sink: path too long\n"); return 2; }
     request_len = (size_t)len;
     addr.sin_family = AF_INET;

@@ -33,6 +33,7 @@ FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20, "20m.bin": 20 
 # in the kernel (recv MSG_TRUNC), so that the servers bound the run.
 CASES = [("1k.bin", 50, False, "wrk"), ("1k.bin", 50, True, "wrk"), ("16k.bin", 50, False, "wrk"),
          ("16k.bin", 50, True, "wrk"), ("1m.bin", 8, False, "wrk"), ("1m.bin", 8, True, "wrk"),
+         ("1m.bin", 8, True, "sink"),
          ("20m.bin", 4, False, "wrk"), ("20m.bin", 64, False, "wrk"),
          ("20m.bin", 4, False, "sink"), ("20m.bin", 64, False, "sink")]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -112,10 +113,11 @@ def build_sink(tmp):
     return out
 
 
-def sink(binary, port, path, conns, secs):
-    """One run of the sink client (keep-alive only): a WrkRun like wrk()'s."""
-    p = subprocess.run([binary, str(port), path, str(conns), str(secs)], capture_output=True, text=True,
-                       timeout=secs + 30)
+def sink(binary, port, path, conns, secs, close=False):
+    """One run of the sink client (keep-alive, or `Connection: close` and a new connection per
+    request): a WrkRun like wrk()'s."""
+    p = subprocess.run([binary, str(port), path, str(conns), str(secs)] + (["close"] if close else []),
+                       capture_output=True, text=True, timeout=secs + 30)
     m = re.search(r"sink-summary bytes=(\d+) requests=(\d+) duration_us=(\d+) errors=(\d+)", p.stdout)
     if p.returncode != 0 or not m:
         return WrkRun(0, 0, float(secs), f"sink failed ({p.returncode}): {p.stderr.strip()[-200:]}")
@@ -124,10 +126,9 @@ def sink(binary, port, path, conns, secs):
 
 
 def load(client, sink_binary, port, path, conns, secs, close):
-    """A run of the case's client: wrk, or sink (which never closes)."""
+    """A run of the case's client: wrk, or sink."""
     if client == "sink":
-        assert not close, "sink keeps its connections alive"
-        return sink(sink_binary, port, path, conns, secs)
+        return sink(sink_binary, port, path, conns, secs, close)
     return wrk(port, path, conns, secs, close)
 
 

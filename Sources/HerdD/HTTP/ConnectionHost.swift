@@ -10,7 +10,7 @@ import Handlers
 ///
 /// The host calls the connection's `readable()`, `writable()`, `checkTimeouts(now:draining:)`,
 /// `drain()`, `handedOff()`, `forget(because:)`, `close(because:)`, `finishAsync(_:)` and
-/// `producerWoke()`, reads `isIdle`/`closed`, and sets `peerHangUpReported`, `registered` and
+/// `producerWoke()`, reads `isIdle`/`closed`, and sets `peerHangUpReported`, `registered`, `watchesOutput` and
 /// `asyncCall`. What the worker knows about a connection's road in (when its first request
 /// became ready elsewhere, whether it came from the dispatch socket) is the worker's
 /// (Worker/DispatchState.swift), not the connection's.
@@ -64,6 +64,9 @@ protocol ConnectionHost: AnyObject {
     /// `conn` spent its write budget with the socket still writable: have it called again on a
     /// later turn. False if that failed (the connection then closes).
     func yieldWrite(_ conn: HTTPConnection<Self>) -> Bool
+    /// `conn`'s socket is full (a write said EAGAIN): report it writable when it has room
+    /// (ConnectionRegistry.watchOutput). False if that failed (the connection then closes).
+    func watchOutput(_ conn: HTTPConnection<Self>) -> Bool
 
     // MARK: close
 

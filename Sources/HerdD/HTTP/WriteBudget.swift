@@ -14,6 +14,9 @@ extension Worker {
         // at once, then added: Worker.adopt): nothing to re-arm, and nothing needed, as the
         // EPOLL_CTL_ADD that follows polls the socket and reports it writable. (MOD here failed
         // with ENOENT and cut the response after its first turn: issue 24.)
+        // With EPOLLOUT from now on (ConnectionRegistry.watchOutput): the re-arm's report is the
+        // writable edge; not registered yet, the ADD includes it.
+        conn.watchesOutput = true
         guard conn.registered else { return true }
         do { try epoll.modify(conn.fd, .connection, .connection(conn.fd), what: "re-arming a connection") } catch {
             log.error("\(error)", metadata: ["event": "write-yield-error"])

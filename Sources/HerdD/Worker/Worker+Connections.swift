@@ -94,6 +94,8 @@ extension Worker {
             // request is usually in already (the client wrote it as the handshake completed),
             // and a `Connection: close` answered now never costs an EPOLL_CTL_ADD and its
             // event; if it is not in, the read says EAGAIN and EPOLL_CTL_ADD reports it later.
+            // Only while the last such reads found their request (EarlyRequestGuess): a worker
+            // that is not saturated accepts before the client writes.
             // (A blocking listener's connection waits for its event: the watcher's rules.)
             // Closed by then (answered, or epoll_ctl failed): still an accept for the balance.
             // Not with --balance spread: its rotation (the re-arm after the EAGAIN below) must
@@ -101,7 +103,10 @@ extension Worker {
             // head the wait queue: we would take it too, or (off epoll_wait, so the kernel also
             // wakes the next waiter) race that worker for it, an empty wake-up for one of us.
             let serveFirst = !sweep && !single && !listenerMayBlock[index] && config.balance != .spread
-            if register(conn, what: "connection", serveFirst: serveFirst) {
+                && earlyRequests.readFirst()
+            let registered = register(conn, what: "connection", serveFirst: serveFirst)
+            if serveFirst { earlyRequests.record(found: conn.closed || conn.bytesRead > 0) }
+            if registered {
                 // A saturated turn's accept (single) is watched after it is served (takeNewWork).
                 // (Not in a sweep: the drain that follows hands nothing off.)
                 if listenerMayBlock[index], !single, !sweep, let watcher { watch(fd, watcher) }

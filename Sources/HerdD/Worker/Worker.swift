@@ -77,6 +77,8 @@ final class Worker: ConnectionRegistry {
     /// --balance rotate: accepts since this worker last moved to the tail of a wait queue
     /// (Worker+Connections.swift).
     var acceptsSinceRotation = 0
+    /// Whether new connections have their request in at accept (EarlyRequestGuess.swift).
+    var earlyRequests = EarlyRequestGuess()
     /// The access log's rate limit (Worker+Requests.swift): this second, lines logged in it,
     /// lines dropped.
     var accessLogSecond: UInt64 = 0
