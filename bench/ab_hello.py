@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A/B of the hello hot path between two herdd binaries, interleaved in one run:
 
-    flock /tmp/herdd-bench.lock bench/ab_hello.py BASE_BINARY NEW_BINARY [ROUNDS] [--blocking]
+    flock /tmp/herdd-bench.lock bench/ab_hello.py BASE_BINARY NEW_BINARY [ROUNDS] [--blocking] [--close] [--workers=N]
 
-Both run `--workers 2` with the default handler (hello); each round runs wrk -t1 -c50 -d3s keep-alive against one
+Both run `--workers 2` (or N) with the default handler (hello); each round runs wrk -t1 -c50 -d3s keep-alive
+(with --close: `Connection: close`) against one
 then the other (the order alternates), and reads the workers' CPU time from /proc. With
 --blocking: the debug handler (blocking, with dispatch) and the blocking section's CPU mix
 (bench/herdbench/blocking.py: 90% /work/500, 10% /work/10000) from wrk -t1 -c16 -d3s, keep-alive
@@ -27,14 +28,18 @@ from herdtest import HerddProcess, Started, free_port, proc_cpu_ticks, raise_on_
 from herdbench.blocking import MIXES, lua_script  # noqa: E402
 
 BLOCKING = "--blocking" in sys.argv[1:]
-ARGS = [a for a in sys.argv[1:] if a != "--blocking"]
+CLOSE = "--close" in sys.argv[1:]
+WORKERS_GIVEN = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--workers=")]
+ARGS = [a for a in sys.argv[1:] if a not in ("--blocking", "--close") and not a.startswith("--workers=")]
 if len(ARGS) < 2:
     sys.exit(__doc__)
 BIN = {"base": str(Path(ARGS[0]).resolve()), "new": str(Path(ARGS[1]).resolve())}
 ROUNDS = int(ARGS[2]) if len(ARGS) > 2 else 8
 if not 1 <= ROUNDS <= 100:
     sys.exit("ROUNDS: 1 to 100")
-WORKERS = 2
+WORKERS = int(WORKERS_GIVEN[-1]) if WORKERS_GIVEN and WORKERS_GIVEN[-1].isdigit() else 2
+if WORKERS_GIVEN and not (WORKERS_GIVEN[-1].isdigit() and 1 <= WORKERS <= 64):
+    sys.exit("--workers=N: 1 to 64")
 
 
 def ticks(pids):
@@ -87,7 +92,7 @@ try:
         script.write_text(lua_script(MIXES["cpu"][0]))
         load = ["-c16", "-s", str(script)]
     for r in range(ROUNDS):
-        close = ["-H", "Connection: close"] if BLOCKING and r % 4 >= 2 else []
+        close = ["-H", "Connection: close"] if CLOSE or (BLOCKING and r % 4 >= 2) else []
         for k in (list(BIN) if r % 2 == 0 else list(BIN)[::-1]):
             h, port = srv[k]
             w = h.children(); a = ticks(w); wa = watcher_switches(w)

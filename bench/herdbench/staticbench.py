@@ -30,10 +30,11 @@ FILES = {"1k.bin": 1024, "16k.bin": 16 * 1024, "1m.bin": 1 << 20, "20m.bin": 20 
 # keep-alive only, few and many clients (issue 25's cases). The 20 MB cases run twice: with wrk,
 # which copies every byte into user space and at 64 connections takes ~90 % of a 2-CPU host with
 # either server (then the run measures wrk), and with `sink` (sink.c), which discards the bodies
-# in the kernel (recv MSG_TRUNC), so that the servers bound the run.
+# in the kernel (recv MSG_TRUNC), so that the servers bound the run. (1 MB `Connection: close`
+# with sink is not here: bound by neither side's CPU, its per-round ratios ran 0.73-1.33
+# (docs/static.md); `bench/static_ab.py CLIENT=sink CLOSE=1` runs it.)
 CASES = [("1k.bin", 50, False, "wrk"), ("1k.bin", 50, True, "wrk"), ("16k.bin", 50, False, "wrk"),
          ("16k.bin", 50, True, "wrk"), ("1m.bin", 8, False, "wrk"), ("1m.bin", 8, True, "wrk"),
-         ("1m.bin", 8, True, "sink"),
          ("20m.bin", 4, False, "wrk"), ("20m.bin", 64, False, "wrk"),
          ("20m.bin", 4, False, "sink"), ("20m.bin", 64, False, "sink")]
 TICK = os.sysconf("SC_CLK_TCK")
