@@ -155,26 +155,7 @@ def _drain(cap):
 def _server_data_segments(cap, server_port, client_port):
     """(sequence number, payload size) of the TCP data segments of one connection sent from
     `server_port` to `client_port`, in capture order, retransmissions included."""
-    segments = []
-    while True:
-        try:
-            pkt, addr = cap.recvfrom(1 << 17)
-        except BlockingIOError:
-            return segments
-        if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 14 + 20:
-            continue  # on lo each packet shows twice: out and in
-        ip = pkt[14:]
-        if ip[0] >> 4 != 4 or ip[9] != 6:
-            continue
-        ihl = (ip[0] & 15) * 4
-        total = int.from_bytes(ip[2:4], "big")
-        tcp = ip[ihl:]
-        if len(tcp) < 20 or int.from_bytes(tcp[0:2], "big") != server_port \
-                or int.from_bytes(tcp[2:4], "big") != client_port:
-            continue
-        payload = total - ihl - (tcp[12] >> 4) * 4
-        if payload > 0:
-            segments.append((int.from_bytes(tcp[4:8], "big"), payload))
+    return [(seq, n) for seq, n, _ in _server_segments(cap, server_port, client_port) if n > 0]
 
 
 def _first_transmissions(segments):
@@ -242,8 +223,8 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
 
 
 def _server_segments(cap, server_port, client_port):
-    """(payload size, FIN set) of every TCP segment of one connection sent from `server_port` to
-    `client_port`, in capture order."""
+    """(sequence number, payload size, FIN set) of every TCP segment of one connection sent from
+    `server_port` to `client_port`, in capture order, retransmissions included."""
     out = []
     while True:
         try:
@@ -261,7 +242,7 @@ def _server_segments(cap, server_port, client_port):
         if len(tcp) < 20 or int.from_bytes(tcp[0:2], "big") != server_port \
                 or int.from_bytes(tcp[2:4], "big") != client_port:
             continue
-        out.append((total - ihl - (tcp[12] >> 4) * 4, bool(tcp[13] & 0x01)))
+        out.append((int.from_bytes(tcp[4:8], "big"), total - ihl - (tcp[12] >> 4) * 4, bool(tcp[13] & 0x01)))
 
 
 @pytest.mark.serial
@@ -289,8 +270,8 @@ def test_connection_close_response_carries_its_fin(site, size):
             assert r.status == 200 and r.body == content(size)
             time.sleep(0.1)
             segs = _server_segments(cap, port, client_port)
-            fins = [n for n, fin in segs if fin]
-            data_segs = [n for n, _ in segs if n > 0]
+            fins = [n for _, n, fin in segs if fin]
+            data_segs = [n for _, n, _ in segs if n > 0]
             print(f"attempt {attempt}: {segs}", file=sys.stderr)
             assert sum(data_segs) >= len(data), (attempt, segs)  # the capture saw every byte
             assert fins and all(n > 0 for n in fins), (attempt, segs)
