@@ -78,14 +78,7 @@ final class RecordingHost: ConnectionHost {
     }
     func countBytesOut(_ n: Int) { bytesOut += n }
     func longWrite(_ delta: Int) {}
-    func yieldWrite(_ conn: HTTPConnection<RecordingHost>) -> Bool { true }
-    /// Times a connection asked for EPOLLOUT (its socket full).
-    var outputWatches = 0
-    func watchOutput(_ conn: HTTPConnection<RecordingHost>) -> Bool {
-        outputWatches += 1
-        conn.watchesOutput = true
-        return true
-    }
+    func armOutput(_ conn: HTTPConnection<RecordingHost>) -> Bool { true }
     func connectionClosed(_ conn: HTTPConnection<RecordingHost>, reason: CloseReason) {
         closed.append(conn.fd)
         closeReasons.append(reason)

@@ -42,7 +42,11 @@ final class TableHost: ConnectionRegistry {
     func responded(status: Int, to request: HTTPRequest?, startedAt: UInt64, on conn: HTTPConnection<TableHost>) {}
     func countBytesOut(_ n: Int) {}
     func longWrite(_ delta: Int) {}
-    func yieldWrite(_ conn: HTTPConnection<TableHost>) -> Bool { true }
+    /// A worker's re-arm (WriteBudget.swift): EPOLLOUT by EPOLL_CTL_MOD once registered.
+    func armOutput(_ conn: HTTPConnection<TableHost>) -> Bool {
+        guard conn.registered else { return true }
+        return (try? epoll.modify(conn.fd, .connection, .connection(conn.fd), what: "test")) != nil
+    }
     func bodyStream(for head: HTTPRequest, on conn: HTTPConnection<TableHost>) -> RequestBodyStream? { nil }
 
     /// A connection of this host on `fd` (listener 0).

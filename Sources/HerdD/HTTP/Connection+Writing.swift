@@ -102,7 +102,8 @@ extension HTTPConnection {
                 || (stream != nil && outputOffset == output.count && monotonicNanos() &- host.now > ConnectionTuning.streamSliceNanos)) {
                 // Budget spent, socket still writable: yield (back after the other ready events).
                 if !inLongWrite { inLongWrite = true; host.longWrite(1) }
-                if !host.yieldWrite(self) { close(because: .internalError) }
+                watchesOutput = true
+                if !host.armOutput(self) { close(because: .internalError) }
                 return
             }
             if outputOffset < output.count {
@@ -175,10 +176,12 @@ extension HTTPConnection {
         }
     }
 
-    /// The socket is full: the host reports it writable when it has room (its registration
-    /// gains EPOLLOUT the first time: ConnectionRegistry.watchOutput).
+    /// The socket is full: the host reports it writable when it has room (the first time, its
+    /// registration gains EPOLLOUT: `armOutput`; after that, EPOLLOUT's edge comes by itself).
     private func waitForRoom() {
-        if !watchesOutput && !host.watchOutput(self) { close(because: .internalError) }
+        guard !watchesOutput else { return }
+        watchesOutput = true
+        if !host.armOutput(self) { close(because: .internalError) }
     }
 
     /// The file body is done (sent, failed or cut): close its fd, or let go of a shared one.

@@ -110,7 +110,7 @@ final class HTTPConnection<Host: ConnectionHost> {
     /// is registered (Worker.adopt): a write that yields meanwhile has no registration to re-arm.
     var registered = false
     /// Its registration includes EPOLLOUT (`Epoll.connection`): set the first time a write
-    /// found the socket full or the turn's write budget spent (`ConnectionRegistry.watchOutput`),
+    /// found the socket full or the turn's write budget spent (the host's `armOutput`),
     /// and kept for the connection's life. Before that, `Epoll.connectionInput`.
     var watchesOutput = false
     /// Requests this connection has carried.

@@ -61,12 +61,11 @@ protocol ConnectionHost: AnyObject {
     /// `conn` queued a response whose body has a producer (StreamedBody): start it on the
     /// loop, with a wake-up that calls `conn.producerWoke()` on the loop thread.
     func startProducer(_ body: any ProducedBodyStream, for conn: HTTPConnection<Self>)
-    /// `conn` spent its write budget with the socket still writable: have it called again on a
-    /// later turn. False if that failed (the connection then closes).
-    func yieldWrite(_ conn: HTTPConnection<Self>) -> Bool
-    /// `conn`'s socket is full (a write said EAGAIN): report it writable when it has room
-    /// (ConnectionRegistry.watchOutput). False if that failed (the connection then closes).
-    func watchOutput(_ conn: HTTPConnection<Self>) -> Bool
+    /// Report `conn` writable (EPOLLOUT) when it is: called when it spent its write budget with
+    /// the socket still writable (have it called again on a later turn), and the first time a
+    /// write found its socket full (its registration gains EPOLLOUT: `watchesOutput`). False if
+    /// that failed (the connection then closes).
+    func armOutput(_ conn: HTTPConnection<Self>) -> Bool
 
     // MARK: close
 

@@ -23,7 +23,7 @@ extension ConnectionRegistry {
     /// registration serves its whole life with no EPOLL_CTL_MOD per request; EPOLL_CTL_ADD
     /// reports what is ready already (input that came before it).
     ///
-    /// Without EPOLLOUT until a write finds the socket full (`watchOutput`): a new socket is
+    /// Without EPOLLOUT until a write finds the socket full (`armOutput`): a new socket is
     /// writable, so an ADD with EPOLLOUT queues an event at once, and the next epoll_wait
     /// returns for nothing to do (strace of a 1 MB `Connection: close` load: 2.7 epoll_wait and
     /// 11.1 system calls per response against nginx's 1.7 and 8.9, which registers EPOLLIN
@@ -48,21 +48,6 @@ extension ConnectionRegistry {
             return false
         }
         conn.registered = true
-        return true
-    }
-
-    /// `conn`'s write said EAGAIN (or yielded its turn's budget: `yieldWrite`) while its
-    /// registration lacks EPOLLOUT: EPOLL_CTL_MOD adds it, once in the connection's life. The
-    /// MOD polls the socket, so room that came between the EAGAIN and the MOD is reported too.
-    /// Not registered yet (served first): `register` adds EPOLLOUT with the rest.
-    func watchOutput(_ conn: HTTPConnection<Self>) -> Bool {
-        guard !conn.watchesOutput else { return true }
-        conn.watchesOutput = true
-        guard conn.registered else { return true }
-        do { try epoll.modify(conn.fd, .connection, connectionTag(conn.fd), what: "watching a connection's output") } catch {
-            log.error("\(error)", metadata: ["event": "register-error"])
-            return false
-        }
         return true
     }
 }

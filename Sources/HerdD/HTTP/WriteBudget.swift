@@ -9,14 +9,14 @@ extension Worker {
     /// EPOLL_CTL_MOD with the same events queues the fd as ready again when it is (ep_modify
     /// polls it), and the next epoll_wait returns it after the events already waiting: one
     /// syscall per budget, nothing to keep in the worker's loop. Returns false if epoll_ctl failed.
-    func yieldWrite(_ conn: Connection) -> Bool {
+    /// The same MOD adds EPOLLOUT the first time a write finds the socket full (connections are
+    /// registered without it: ConnectionRegistry.register); room that came between the EAGAIN
+    /// and the MOD is reported, as the MOD polls the socket.
+    func armOutput(_ conn: Connection) -> Bool {
         // Served before its registration (a connection taken from the dispatch socket is served
         // at once, then added: Worker.adopt): nothing to re-arm, and nothing needed, as the
         // EPOLL_CTL_ADD that follows polls the socket and reports it writable. (MOD here failed
         // with ENOENT and cut the response after its first turn: issue 24.)
-        // With EPOLLOUT from now on (ConnectionRegistry.watchOutput): the re-arm's report is the
-        // writable edge; not registered yet, the ADD includes it.
-        conn.watchesOutput = true
         guard conn.registered else { return true }
         do { try epoll.modify(conn.fd, .connection, .connection(conn.fd), what: "re-arming a connection") } catch {
             log.error("\(error)", metadata: ["event": "write-yield-error"])

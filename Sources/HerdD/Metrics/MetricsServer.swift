@@ -128,8 +128,7 @@ final class MetricsServer: ConnectionRegistry {
 
     /// Write budget spent (a very large /metrics): EPOLL_CTL_MOD re-queues the fd as ready, as
     /// in a worker (WriteBudget.swift).
-    func yieldWrite(_ conn: HTTPConnection<MetricsServer>) -> Bool {
-        conn.watchesOutput = true
+    func armOutput(_ conn: HTTPConnection<MetricsServer>) -> Bool {
         do { try epoll.modify(conn.fd, .connection, .metricsClient(conn.fd), what: "metrics client") } catch {
             log.warning("metrics endpoint: \(error)", metadata: ["event": "metrics-error"])
             return false
