@@ -153,27 +153,39 @@ def _drain(cap):
 
 
 def _server_data_segments(cap, server_port, client_port):
-    """(sequence number, payload size) of the TCP data segments of one connection sent from
-    `server_port` to `client_port`, in capture order, retransmissions included."""
-    return [(seq, n) for seq, n, _ in _server_segments(cap, server_port, client_port) if n > 0]
+    """(sequence number, payload size, window-limited) of the TCP data segments of one connection
+    sent from `server_port` to `client_port`, in capture order, retransmissions included.
+    Window-limited: the segment ends exactly at the right edge of the receive window the client
+    last advertised (its ACK number plus its scaled window), where the kernel cuts a segment
+    short whatever the server asked (a client starved of CPU reads late and its window closes)."""
+    out, wscale, edge = [], 0, None
+    for from_server, seq, ack, window, size, flags, scale in _connection_segments(cap, server_port, client_port):
+        if not from_server:
+            if flags & 0x02 and scale is not None:
+                wscale = scale  # the client's SYN: its window scale (not applied to the SYN's window)
+            elif flags & 0x10:
+                edge = (ack + (window << wscale)) % (1 << 32)
+        elif size > 0:
+            out.append((seq, size, edge is not None and (seq + size) % (1 << 32) == edge))
+    return out
 
 
 def _first_transmissions(segments):
-    """The sizes of the segments in sequence order, each range once (a retransmission of bytes
-    already seen is dropped), and the number of distinct bytes they cover."""
+    """(size, window-limited) of the segments in sequence order, each range once (a
+    retransmission of bytes already seen is dropped), and the number of distinct bytes they cover."""
     if not segments:
         return [], 0
     base = segments[0][0]
-    seen = {}  # offset from `base` -> size, first transmission
+    seen = {}  # offset from `base` -> (size, window-limited), first transmission
     covered = []  # disjoint [start, end) ranges, sorted
-    for seq, size in segments:
+    for seq, size, limited in segments:
         start = (seq - base) % (1 << 32)
         if start >= 1 << 31:
             start -= 1 << 32  # before `base` (its first transmission was not captured first)
         end = start + size
         if any(a <= start and end <= b for a, b in covered):
             continue  # a retransmission of bytes already seen
-        seen.setdefault(start, size)
+        seen.setdefault(start, (size, limited))
         merged = [(a, b) for a, b in covered if b < start or a > end]
         joined = [(a, b) for a, b in covered if not (b < start or a > end)]
         merged.append((min([start] + [a for a, _ in joined]), max([end] + [b for _, b in joined])))
@@ -210,14 +222,18 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
             segments = _server_data_segments(cap, port, client_port)
             sizes, covered = _first_transmissions(segments)
             print(f"attempt {attempt}: {len(segments)} segments captured, {len(sizes)} first "
-                  f"transmissions, {covered} of {len(data)} bytes", file=sys.stderr)
+                  f"transmissions, {covered} of {len(data)} bytes, window-limited "
+                  f"{[n for n, limited in sizes if limited]}", file=sys.stderr)
             if covered != len(data):
                 missed.append(f"attempt {attempt}: {covered} of {len(data)} bytes")
                 continue  # the capture missed packets: the next attempt may see them all
             checked += 1
             # Every segment but the last is a full one (the MSS here is tens of KiB); the head
-            # alone would be a few hundred bytes.
-            assert min(sizes[:-1]) > 4096, (attempt, sizes)
+            # alone would be a few hundred bytes. One that ends at the client's window edge was
+            # cut there by the kernel (a client starved of CPU; seen with a TSan build beside
+            # busy loops: 371 and 873 bytes mid-stream), whatever the server asked.
+            short = [(i, n) for i, (n, limited) in enumerate(sizes[:-1]) if n <= 4096 and not limited]
+            assert not short, (attempt, short, sizes)
     if checked == 0:
         pytest.skip(f"the capture missed packets on every attempt ({'; '.join(missed)})")
 
@@ -225,6 +241,15 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
 def _server_segments(cap, server_port, client_port):
     """(sequence number, payload size, FIN set) of every TCP segment of one connection sent from
     `server_port` to `client_port`, in capture order, retransmissions included."""
+    return [(seq, size, bool(flags & 0x01))
+            for from_server, seq, _, _, size, flags, _ in _connection_segments(cap, server_port, client_port)
+            if from_server]
+
+
+def _connection_segments(cap, server_port, client_port):
+    """Every TCP segment of one connection captured so far, both ways, in capture order:
+    (sent by the server, sequence number, ACK number, window as sent, payload size, flags,
+    window scale option or None)."""
     out = []
     while True:
         try:
@@ -239,10 +264,32 @@ def _server_segments(cap, server_port, client_port):
         ihl = (ip[0] & 15) * 4
         total = int.from_bytes(ip[2:4], "big")
         tcp = ip[ihl:]
-        if len(tcp) < 20 or int.from_bytes(tcp[0:2], "big") != server_port \
-                or int.from_bytes(tcp[2:4], "big") != client_port:
+        if len(tcp) < 20:
             continue
-        out.append((int.from_bytes(tcp[4:8], "big"), total - ihl - (tcp[12] >> 4) * 4, bool(tcp[13] & 0x01)))
+        ports = (int.from_bytes(tcp[0:2], "big"), int.from_bytes(tcp[2:4], "big"))
+        if ports not in ((server_port, client_port), (client_port, server_port)):
+            continue
+        header = (tcp[12] >> 4) * 4
+        out.append((ports[0] == server_port, int.from_bytes(tcp[4:8], "big"), int.from_bytes(tcp[8:12], "big"),
+                    int.from_bytes(tcp[14:16], "big"), total - ihl - header, tcp[13], _window_scale(tcp[20:header])))
+
+
+def _window_scale(options):
+    """The window scale option's shift in a TCP header's options, or None."""
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            return None  # end of the options
+        if kind == 1:
+            i += 1  # no-operation
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            return None
+        if kind == 3 and options[i + 1] == 3 and i + 2 < len(options):
+            return options[i + 2]
+        i += options[i + 1]
+    return None
 
 
 @pytest.mark.serial
