@@ -104,3 +104,11 @@ for label in res: res[label] = [x + (x[1] + x[4] + x[5],) for x in res[label]]
 for label in res:
     med = [statistics.median(x[i] for x in res[label]) for i in range(8)]
     print(f"MED {label:6} " + "  ".join(f"{n} {v:.1f}" for n, v in zip(names, med)))
+# Paired against the first server (the two back to back in each round): req/s with its interval
+# and the rounds ahead (staticbench.paired_summary), CPU per request.
+ref = servers[0][0]
+for label in list(res)[1:]:
+    pairs = list(zip(res[label], res[ref]))
+    cpu = sb.paired_summary([a[1] / b[1] for a, b in pairs if b[1]])
+    print(f"PAIRED {label}/{ref}  req/s {sb.paired_summary([a[0] / b[0] for a, b in pairs if b[0]])}"
+          f"  cpu {cpu.median:.2f} ({cpu.low:.2f}-{cpu.high:.2f})" if cpu else "")

@@ -5,6 +5,7 @@ processes) per request, from 1 MB on counted by the bytes served (`rate`). Also 
     python3 bench/herdbench/staticbench.py HERDD [HERDD_BEFORE] [--secs S] [--rounds N]"""
 
 import os
+import random
 import statistics
 import shutil
 import re
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import namedtuple
+from typing import NamedTuple
 from pathlib import Path
 
 if __name__ == "__main__":  # run alone: herdtest is in Tests/support
@@ -224,11 +226,41 @@ def paired(per, label, ref, i):
     return median([a[i] / b[i] for a, b in zip(per[label], per[ref]) if a[i] and b[i]])
 
 
+class PairedSummary(NamedTuple):
+    """Per-round ratios of two servers' figure: their median, the 95 % bootstrap interval of that
+    median, the rounds where the first was ahead (ratio above 1) and the rounds counted."""
+    median: float
+    low: float
+    high: float
+    ahead: int
+    rounds: int
+
+    def __str__(self):
+        return f"{self.median:.2f} ({self.low:.2f}-{self.high:.2f}), {self.ahead}/{self.rounds} ahead"
+
+
+def paired_summary(ratios, resamples=2000, seed=0):
+    """PairedSummary of per-round ratios, or None without any. The interval comes from resampling
+    the rounds with replacement (a seeded generator: the same rounds give the same interval), so
+    a median that one or two rounds carry shows a wide one: 0.99 (0.96-1.10) is parity, not a
+    lead. With one round the interval is that round."""
+    ratios = [r for r in ratios if r is not None]
+    if not ratios:
+        return None
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return PairedSummary(statistics.median(ratios), meds[int(0.025 * resamples)],
+                         meds[min(resamples - 1, int(0.975 * resamples))], sum(r > 1 for r in ratios), len(ratios))
+
+
 def table(results, labels, ref="nginx"):
+    """Markdown tables of a section: per case the medians, their ratio, and the paired ratio of
+    req/s (with its interval and the rounds ahead, paired_summary) and of CPU per request."""
     others = [l for l in labels if l != ref]
     lines = ["| case | " + " | ".join(f"{l} req/s | µs CPU/req" for l in labels) + " | "
              + " | ".join(f"{l}/{ref}" for l in others) + " | "
-             + " | ".join(f"{l}/{ref} paired req/s | CPU" for l in others) + " |"]
+             + " | ".join(f"{l}/{ref} paired req/s (95 % interval), rounds ahead | CPU" for l in others) + " |"]
+    lines.append("|" + "---|" * (1 + 2 * len(labels) + 3 * len(others)))
     for key, per in results.items():
         if key == "slow readers":
             continue
@@ -236,7 +268,8 @@ def table(results, labels, ref="nginx"):
         for l in labels:
             cells += [f"{median([a for a, _ in per[l]]):.0f}", f"{median([b for _, b in per[l]]):.1f}"]
         ratios = [f"{median([a for a, _ in per[l]]) / median([a for a, _ in per[ref]]):.2f}" for l in others]
-        pairs = [f"{paired(per, l, ref, 0):.2f} | {paired(per, l, ref, 1):.2f}" for l in others]
+        pairs = [f"{paired_summary([a[0] / b[0] for a, b in zip(per[l], per[ref]) if a[0] and b[0]])} | "
+                 f"{paired(per, l, ref, 1):.2f}" for l in others]
         lines.append(f"| {key} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " | " + " | ".join(pairs) + " |")
     out = "\n".join(lines)
     if "slow readers" in results:
