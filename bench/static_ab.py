@@ -108,7 +108,7 @@ for label in res:
 # and the rounds ahead (staticbench.paired_summary), CPU per request.
 ref = servers[0][0]
 for label in list(res)[1:]:
-    pairs = list(zip(res[label], res[ref]))
-    cpu = sb.paired_summary([a[1] / b[1] for a, b in pairs if b[1]])
-    print(f"PAIRED {label}/{ref}  req/s {sb.paired_summary([a[0] / b[0] for a, b in pairs if b[0]])}"
-          f"  cpu {cpu.median:.2f} ({cpu.low:.2f}-{cpu.high:.2f})" if cpu else "")
+    rps = sb.paired_summary(sb.round_ratios(res, label, ref, 0))
+    cpu = sb.paired_summary(sb.round_ratios(res, label, ref, 1))
+    print(f"PAIRED {label}/{ref}  req/s {rps}  cpu "
+          + (f"{cpu.median:.2f} ({cpu.low:.2f}-{cpu.high:.2f})" if cpu else "none"))

@@ -218,12 +218,18 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def round_ratios(per, label, ref, i):
+    """label's figure i divided by ref's, round by round (rounds where either is missing or 0
+    left out)."""
+    return [a[i] / b[i] for a, b in zip(per[label], per[ref]) if a[i] and b[i]]
+
+
 def paired(per, label, ref, i):
     """Median over the rounds of label's figure i divided by ref's in the same round. The two
     ran back to back (the order alternating), so a swing of the host's speed between rounds
     (this bench's VMs swung 2x within minutes) cancels out of each ratio; the ratio of the
     medians does not cancel it."""
-    return median([a[i] / b[i] for a, b in zip(per[label], per[ref]) if a[i] and b[i]])
+    return median(round_ratios(per, label, ref, i))
 
 
 class PairedSummary(NamedTuple):
@@ -268,8 +274,7 @@ def table(results, labels, ref="nginx"):
         for l in labels:
             cells += [f"{median([a for a, _ in per[l]]):.0f}", f"{median([b for _, b in per[l]]):.1f}"]
         ratios = [f"{median([a for a, _ in per[l]]) / median([a for a, _ in per[ref]]):.2f}" for l in others]
-        pairs = [f"{paired_summary([a[0] / b[0] for a, b in zip(per[l], per[ref]) if a[0] and b[0]])} | "
-                 f"{paired(per, l, ref, 1):.2f}" for l in others]
+        pairs = [f"{paired_summary(round_ratios(per, l, ref, 0))} | {paired(per, l, ref, 1):.2f}" for l in others]
         lines.append(f"| {key} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " | " + " | ".join(pairs) + " |")
     out = "\n".join(lines)
     if "slow readers" in results:
