@@ -159,6 +159,28 @@ import Testing
         #expect(throws: ServerConfig.ConfigError.self) { try c.apply(key: "multi-accept", value: "maybe", origin: "test") }
     }
 
+    @Test func deferAcceptSetting() throws {
+        #expect(ServerConfig().deferAccept)  // on by default, as Apache's AcceptFilter on Linux
+        var c = ServerConfig()
+        try c.apply(key: "defer-accept", value: "off", origin: "test")
+        #expect(!c.deferAccept)
+        #expect(try ServerConfig.deserialize(c.serialized()).deferAccept == false)
+        do {
+            try c.apply(key: "defer-accept", value: "1s", origin: "f.conf:3")
+            Issue.record("accepted 1s")
+        } catch {
+            #expect("\(error)" == "f.conf:3: defer-accept: expected on or off, got '1s'")
+        }
+    }
+
+    @Test func serializedKeysAreKnownOnce() throws {
+        // Every key a worker receives is one the config knows, and each is sent once.
+        let keys = ServerConfig().serialized().compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) }
+        #expect(Set(keys).count == keys.count)
+        #expect(Set(keys).isSubset(of: Set(ServerConfig.keys)))
+        #expect(Set(ServerConfig.keys).count == ServerConfig.keys.count)
+    }
+
     @Test func balanceRotate() throws {
         var c = ServerConfig()
         #expect(c.balance == .rotate)  // the default (issue 7: p99 at parity with nginx)

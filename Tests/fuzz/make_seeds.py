@@ -85,6 +85,7 @@ upgrade-timeout = 30
 backlog-alarm = 0
 access-log = on
 multi-accept = off
+defer-accept = on
 worker-concurrency = 8
 async-timeout = 30
 max-queue-time = 250

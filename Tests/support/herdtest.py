@@ -211,19 +211,36 @@ def unread_by_server(*clients: socket.socket) -> list[Optional[int]]:
     """For each client (a TCP connection to 127.0.0.1): the bytes it sent that the server has
     not read yet, the receive queue of the server's end in /proc/net/tcp (read once for all);
     None while the server's end is not there."""
+    return [None if f is None else int(f[4].split(":")[1], 16)  # tx_queue:rx_queue
+            for f in _server_ends(clients)]
+
+
+# /proc/net/tcp's `st` column (include/net/tcp_states.h)
+TCP_ESTABLISHED, TCP_SYN_RECV = 0x01, 0x03
+
+
+def server_end_states(*clients: socket.socket) -> list[Optional[int]]:
+    """For each client (a TCP connection to 127.0.0.1): the TCP state of the server's end in
+    /proc/net/tcp (TCP_ESTABLISHED, TCP_SYN_RECV: a request the kernel holds back, as under
+    TCP_DEFER_ACCEPT until data arrives, ...); None while it is not there."""
+    return [None if f is None else int(f[3], 16) for f in _server_ends(clients)]
+
+
+def _server_ends(clients) -> list[Optional[list[str]]]:
+    """The /proc/net/tcp line (split) of each client's server end, read once for all."""
     want = {}
     for i, c in enumerate(clients):
         lhost, lport = c.getsockname()[:2]
         rhost, rport = c.getpeername()[:2]
         want[(f"{_proc_net_addr(rhost)}:{rport:04X}", f"{_proc_net_addr(lhost)}:{lport:04X}")] = i
-    out: list[Optional[int]] = [None] * len(clients)
+    out: list[Optional[list[str]]] = [None] * len(clients)
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             fields = line.split()
             i = want.get((fields[1], fields[2]))
             if i is not None:
-                out[i] = int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+                out[i] = fields
     return out
 
 

@@ -119,6 +119,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("multi-accept"), help: "on or off (default): accept every queued connection per wakeup instead of one.")
     var multiAccept: String?
 
+    @Option(name: .customLong("defer-accept"), help: "on (default) or off: TCP_DEFER_ACCEPT on TCP listeners, a connection is accepted once its request arrives (nginx's listen ... deferred).")
+    var deferAccept: String?
+
     @Option(name: .customLong("worker-concurrency"), help: "Async requests in flight per worker at most; at the bound it stops accepting (default 1000).")
     var workerConcurrency: String?
 
@@ -154,7 +157,7 @@ struct Serve: ParsableCommand {
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
             ("header-timeout", headerTimeout), ("body-timeout", bodyTimeout), ("body-min-rate", bodyMinRate), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
-            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept),
+            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept), ("defer-accept", deferAccept),
             ("worker-concurrency", workerConcurrency), ("async-timeout", asyncTimeout),
             ("log-level", logLevel), ("max-queue-time", maxQueueTime), ("trust-request-start", trustRequestStart),
         ]

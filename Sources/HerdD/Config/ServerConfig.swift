@@ -67,6 +67,12 @@ struct ServerConfig: Equatable, Sendable {
     /// multi_accept). Off by default: one per wakeup leaves the next connection to wake another
     /// idle worker, which spreads a burst of connections, and saves the EAGAIN that ends a loop.
     var multiAccept = false
+    /// TCP_DEFER_ACCEPT of 1 s on TCP listeners (nginx's `listen ... deferred`, Apache's
+    /// `AcceptFilter http data`): a connection reaches the accept queue when its first bytes
+    /// arrive, so a worker wakes once per connection with the request in, not once to accept
+    /// and once more to read. A client that connects and stays silent is accepted after ~1 s
+    /// (the kernel's first SYN-ACK retransmission) and then meets header-timeout as before.
+    var deferAccept = true
     /// Async requests in flight per worker at most (docs/async.md); at the bound the worker
     /// stops accepting and further requests on its connections wait for a place.
     var workerConcurrency = 1000
@@ -84,8 +90,8 @@ struct ServerConfig: Equatable, Sendable {
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
-        "multi-accept", "worker-concurrency", "async-timeout",
-        "multi-accept", "body-timeout", "body-min-rate", "log-level", "max-queue-time", "trust-request-start",
+        "multi-accept", "defer-accept", "worker-concurrency", "async-timeout",
+        "body-timeout", "body-min-rate", "log-level", "max-queue-time", "trust-request-start",
     ]
 
     /// Hard upper bound of the pool (the scoreboard is sized for it at start).
@@ -192,6 +198,7 @@ struct ServerConfig: Equatable, Sendable {
         case "backlog-alarm": backlogAlarm = try int(0, 1 << 30)
         case "access-log": accessLog = try onOff()
         case "multi-accept": multiAccept = try onOff()
+        case "defer-accept": deferAccept = try onOff()
         case "worker-concurrency": workerConcurrency = try int(1, 1_000_000)
         case "async-timeout": asyncTimeout = try seconds()
         case "max-queue-time": maxQueueTimeMillis = try int(0, 3_600_000)
@@ -241,9 +248,9 @@ struct ServerConfig: Equatable, Sendable {
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
-            "multi-accept=\(multiAccept ? "on" : "off")",
+            "multi-accept=\(multiAccept ? "on" : "off")", "defer-accept=\(deferAccept ? "on" : "off")",
             "worker-concurrency=\(workerConcurrency)", "async-timeout=\(asyncTimeout)",
-            "multi-accept=\(multiAccept ? "on" : "off")", "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
+            "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
             "log-level=\(logLevel.rawValue)", "max-queue-time=\(maxQueueTimeMillis)",
             "trust-request-start=\(trustRequestStart ? "on" : "off")",
         ]

@@ -25,6 +25,10 @@ extension Master {
             if new.listen != config.listen && !new.listen.isEmpty {
                 log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
             }
+            if new.deferAccept != config.deferAccept {
+                try Master.setDeferAccept(allListeners, on: new.deferAccept)
+                log.info("defer-accept \(new.deferAccept ? "on" : "off") on the TCP listeners", metadata: ["event": "reload-defer-accept"])
+            }
             reload.begin(serving: .init(config: config, wanted: wanted, generation: generation))
             config = new
             wanted = new.workers

@@ -102,7 +102,7 @@ final class Master {
         self.overrides = overrides
         self.pool = PoolPolicy(wanted: config.workers)
         self.generation = handover?.generation ?? 1
-        let moved = try Master.prepareListeners(listeners, handover: handover)
+        let moved = try Master.prepareListeners(listeners, handover: handover, deferAccept: config.deferAccept)
         self.allListeners = moved
         self.listeners = moved.filter { config.handlerSpec(for: $0.name) != metricsHandlerName }
         self.metricsListeners = moved.filter { config.handlerSpec(for: $0.name) == metricsHandlerName }
