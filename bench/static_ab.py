@@ -4,7 +4,8 @@
 
     flock /tmp/herdd-bench.lock python3 bench/static_ab.py nginx=nginx old=herdd:OLD_BIN new=herdd:NEW_BIN
 
-Each argument is LABEL=nginx (staticbench's config) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
+Each argument is LABEL=nginx (staticbench's config), LABEL=nginx:PARAMS (the same with
+`listen` parameters added, commas for spaces: nx=nginx:deferred) or LABEL=herdd:BINARY. Environment: FILE (1k.bin, 16k.bin, 1m.bin, 20m.bin; default 1m.bin), CONNS
 (8), CLOSE (1: `Connection: close`), SECS (3), ROUNDS (3), CLIENT (wrk, or sink: bodies discarded in the
 kernel; staticbench.sink); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
@@ -44,7 +45,9 @@ STAT_EVENTS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_sendfile64", "sysca
 print("load", open("/proc/loadavg").read().strip(), f"{fname} c{conns} close={close} secs={secs}")
 for r in range(rounds):
     for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):
-        port = free_port(); p = sb.start(kind, binary, root, port, tmp)
+        port = free_port()
+        p = sb.start(kind, None, root, port, tmp, nginx_listen=(binary or "").replace(",", " ")) if kind == "nginx" \
+            else sb.start(kind, binary, root, port, tmp)
         try:
             sb.load(client, sink_binary, port, fname, conns, 1, close)
             pids = process_group_pids(p.pid)

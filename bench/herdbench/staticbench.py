@@ -58,7 +58,9 @@ def group_cpu(pgid):
     return sum(proc_cpu_ticks(pid) for pid in process_group_pids(pgid)) / TICK
 
 
-def start(kind, binary, root, port, tmp):
+def start(kind, binary, root, port, tmp, nginx_listen=""):
+    """Starts nginx (staticbench's config; `nginx_listen`: extra `listen` parameters, such as
+    "deferred") or herdd (`binary`) on 127.0.0.1:port serving `root`."""
     if kind == "nginx":
         conf = os.path.join(tmp, f"nginx-{port}.conf")
         with open(conf, "w") as f:
@@ -66,7 +68,7 @@ def start(kind, binary, root, port, tmp):
 events {{ worker_connections 4096; }}
 http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   open_file_cache max=1000 inactive=20s; open_file_cache_valid 1s;
-  server {{ listen 127.0.0.1:{port}; root {root}; }} }}
+  server {{ listen 127.0.0.1:{port}{" " + nginx_listen if nginx_listen else ""}; root {root}; }} }}
 """)
         cmd = ["/usr/sbin/nginx", "-c", conf, "-p", tmp]
     else:
