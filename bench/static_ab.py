@@ -45,9 +45,7 @@ STAT_EVENTS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_sendfile64", "sysca
 print("load", open("/proc/loadavg").read().strip(), f"{fname} c{conns} close={close} secs={secs}")
 for r in range(rounds):
     for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):
-        port = free_port()
-        p = sb.start(kind, None, root, port, tmp, nginx_listen=(binary or "").replace(",", " ")) if kind == "nginx" \
-            else sb.start(kind, binary, root, port, tmp)
+        port = free_port(); p = sb.start(kind, binary.replace(",", " ") if binary else None, root, port, tmp)
         try:
             sb.load(client, sink_binary, port, fname, conns, 1, close)
             pids = process_group_pids(p.pid)

@@ -58,10 +58,12 @@ def group_cpu(pgid):
     return sum(proc_cpu_ticks(pid) for pid in process_group_pids(pgid)) / TICK
 
 
-def start(kind, binary, root, port, tmp, nginx_listen=""):
-    """Starts nginx (staticbench's config; `nginx_listen`: extra `listen` parameters, such as
-    "deferred") or herdd (`binary`) on 127.0.0.1:port serving `root`."""
+def start(kind, spec, root, port, tmp):
+    """Starts nginx or herdd on 127.0.0.1:port serving `root`. `spec` is herdd's binary, or
+    nginx's extra `listen` parameters ("deferred": TCP_DEFER_ACCEPT, which herdd's
+    `defer-accept` sets by default; None: staticbench's config as it is)."""
     if kind == "nginx":
+        nginx_listen = spec or ""
         conf = os.path.join(tmp, f"nginx-{port}.conf")
         with open(conf, "w") as f:
             f.write(f"""worker_processes 2; daemon off; pid {tmp}/nginx-{port}.pid; error_log stderr error;
@@ -72,7 +74,7 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
 """)
         cmd = ["/usr/sbin/nginx", "-c", conf, "-p", tmp]
     else:
-        cmd = [binary, "--workers", "2", "--listen", f"127.0.0.1:{port}", "--handler", f"http=static:{root}"]
+        cmd = [spec, "--workers", "2", "--listen", f"127.0.0.1:{port}", "--handler", f"http=static:{root}"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_port(port)
     return p
@@ -261,6 +263,20 @@ def paired_summary(ratios, resamples=2000, seed=0):
                          meds[min(resamples - 1, int(0.975 * resamples))], sum(r > 1 for r in ratios), len(ratios))
 
 
+# nginx with TCP_DEFER_ACCEPT, as herdd's default `defer-accept = on` (bench/run --nginx-deferred).
+NGINX_DEFERRED = ("nginx-deferred", "nginx", "deferred")
+
+
+def tables(results, labels):
+    """table() against nginx; with nginx-deferred in the run, a second one against it."""
+    out = table(results, labels)
+    if NGINX_DEFERRED[0] in labels:
+        out += "\n\nAgainst nginx with `deferred`:\n\n" + table(
+            {k: v for k, v in results.items() if k != "slow readers"},
+            [NGINX_DEFERRED[0]] + [l for l in labels if l not in ("nginx", NGINX_DEFERRED[0])], ref=NGINX_DEFERRED[0])
+    return out
+
+
 def table(results, labels, ref="nginx"):
     """Markdown tables of a section: per case the medians, their ratio, and the paired ratio of
     req/s (with its interval and the rounds ahead, paired_summary) and of CPU per request."""
@@ -293,12 +309,16 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cases", help="comma list of files (1k.bin,16k.bin,1m.bin,20m.bin): only their cases")
     ap.add_argument("--no-slow", action="store_true", help="skip the slow-reader run")
+    ap.add_argument("--nginx-deferred", action="store_true",
+                    help="a third server: nginx with `listen ... deferred` (TCP_DEFER_ACCEPT, herdd's default)")
     a = ap.parse_args()
     servers = [("nginx", "nginx", None), ("herdd", "herdd", os.path.abspath(a.herdd))]
     if a.herdd_before:
         servers.append(("herdd-before", "herdd", os.path.abspath(a.herdd_before)))
+    if a.nginx_deferred:
+        servers.append(NGINX_DEFERRED)
     cases = [c for c in CASES if not a.cases or c[0] in a.cases.split(",")]
     print(f"loadavg at start: {open('/proc/loadavg').read().strip()}")
     res = section(servers, secs=a.secs, rounds=a.rounds, cases=cases, slow=not a.no_slow)
     print(f"loadavg at end: {open('/proc/loadavg').read().strip()}")
-    print(table(res, [s[0] for s in servers]))
+    print(tables(res, [s[0] for s in servers]))
