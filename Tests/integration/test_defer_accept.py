@@ -14,6 +14,7 @@ import time
 
 from conftest import LOCALHOST, closed_reasons, free_ports, http_get, metric, wait_until
 from herdtest import TCP_ESTABLISHED, TCP_SYN_RECV, server_end_states
+from test_close_reasons import start as start_with_metrics
 
 
 def silent_connection(port: int) -> tuple[socket.socket, int]:
@@ -66,11 +67,7 @@ def test_defer_accept_on_sockets_from_systemd_and_off_by_reload(herd_factory, no
 
 
 def test_silent_client_is_let_through_by_the_kernel_then_closed_as_idle(herd_factory):
-    port, mport = free_ports(2)
-    h = herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", "http=debug",
-                      "--listen", f"{LOCALHOST}:{mport},name=metrics", "--handler", "metrics=metrics",
-                      "--keepalive-timeout", "1"])
-    h.wait_workers(1)
+    h, port, mport = start_with_metrics(herd_factory, "--keepalive-timeout", "1")
     t = time.monotonic()
     s, state = silent_connection(port)
     assert state == TCP_SYN_RECV

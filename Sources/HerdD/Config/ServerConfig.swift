@@ -71,7 +71,8 @@ struct ServerConfig: Equatable, Sendable {
     /// `AcceptFilter http data`): a connection reaches the accept queue when its first bytes
     /// arrive, so a worker wakes once per connection with the request in, not once to accept
     /// and once more to read. A client that connects and stays silent is accepted after ~1 s
-    /// (the kernel's first SYN-ACK retransmission) and then meets header-timeout as before.
+    /// (the kernel's first SYN-ACK retransmission) and then closed as idle (keepalive-timeout),
+    /// as without it.
     var deferAccept = true
     /// Async requests in flight per worker at most (docs/async.md); at the bound the worker
     /// stops accepting and further requests on its connections wait for a place.
