@@ -45,7 +45,8 @@ STAT_EVENTS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_sendfile64", "sysca
 print("load", open("/proc/loadavg").read().strip(), f"{fname} c{conns} close={close} secs={secs}")
 for r in range(rounds):
     for label, kind, binary in (servers if r % 2 == 0 else servers[::-1]):
-        port = free_port(); p = sb.start(kind, binary.replace(",", " ") if binary else None, root, port, tmp)
+        # nginx's spec: listen parameters, commas for spaces; herdd's: the binary's path as given.
+        port = free_port(); p = sb.start(kind, binary.replace(",", " ") if kind == "nginx" and binary else binary, root, port, tmp)
         try:
             sb.load(client, sink_binary, port, fname, conns, 1, close)
             pids = process_group_pids(p.pid)

@@ -2,7 +2,8 @@
 a connection back (the server's end in SYN_RECV) until its first bytes arrive, so a worker is
 woken once per connection with the request in. Checked on the kernel's own state of the
 server's end (/proc/net/tcp), on sockets that systemd-socket-activate bound (herdd sets it on
-sockets it inherits), through a reload that turns it off, and for a client that stays silent:
+sockets it inherits), through a reload that turns it off, a reload rolled back and an upgrade
+that failed (each puts the running master's value back), and for a client that stays silent:
 accepted after the kernel's ~1 s, then closed as any connection idle before its first byte
 (keepalive-timeout), as without it."""
 
@@ -12,9 +13,10 @@ import signal
 import socket
 import time
 
-from conftest import LOCALHOST, closed_reasons, free_ports, http_get, metric, wait_until
+from conftest import LOCALHOST, closed_reasons, free_ports, http_get, metric, pid_alive, run_herdd, stop_process_tree, wait_until
 from herdtest import TCP_ESTABLISHED, TCP_SYN_RECV, server_end_states
 from test_close_reasons import start as start_with_metrics
+from test_upgrade_handshake import begin_upgrade
 
 
 def silent_connection(port: int) -> tuple[socket.socket, int]:
@@ -58,7 +60,7 @@ def test_defer_accept_on_sockets_from_systemd_and_off_by_reload(herd_factory, no
     mark = notify.count()
     h.signal(signal.SIGHUP)
     notify.wait_for("READY=1", timeout=20, start=mark)
-    h.wait_log("reload-defer-accept", timeout=5)
+    h.wait_log("defer-accept", reason="reload", timeout=5)
     s, state = silent_connection(port)
     assert state == TCP_ESTABLISHED, f"server end in state {state:#x} after defer-accept = off"
     wait_until(lambda: metric(mport, "herdd_connections_accepted_total", listener="http") == accepted + 2, 0.9,
@@ -96,3 +98,59 @@ def test_defer_accept_off_from_the_command_line(herd_factory):
     assert state == TCP_ESTABLISHED
     s.close()
 
+
+
+def fresh_state(port: int) -> int:
+    """The server end's state of a new silent connection (closed again)."""
+    s, state = silent_connection(port)
+    s.close()
+    return state
+
+
+def test_reload_rolled_back_puts_defer_accept_back(herd_factory, tmp_path):
+    """A reload that turns it off and whose workers die at start is rolled back: the sockets get
+    the running configuration's value again, not the refused one's."""
+    (port,) = free_ports(1)
+    conf = tmp_path / "herdd.conf"
+    conf.write_text(f"workers = 1\nlisten = {LOCALHOST}:{port}\n")
+    # Workers of generation 2 and later exit at start (fault injection honoured by the worker).
+    h = herd_factory(["--config", str(conf)], env={"HERDD_TEST_WORKER_EXIT_AT_START": "generation>=2"})
+    h.wait_workers(1)
+    assert fresh_state(port) == TCP_SYN_RECV
+    conf.write_text(f"workers = 1\nlisten = {LOCALHOST}:{port}\ndefer-accept = off\n")
+    p = run_herdd(["reload", "--pid", str(h.pid), "--timeout", "30"], timeout=40)
+    assert p.returncode == 1 and "new workers die right after they start" in p.stderr, p.stderr
+    h.wait_log("defer-accept", reason="reload", timeout=5)
+    h.wait_log("defer-accept", reason="reload-rollback", timeout=5)
+    assert fresh_state(port) == TCP_SYN_RECV, "the rolled-back reload's defer-accept = off stayed on the sockets"
+    assert http_get(port, "/").status == 200
+
+
+def test_failed_upgrade_puts_defer_accept_back(herd_factory, notify, tmp_path):
+    """The new master sets its own configuration's value on the shared sockets at its start; when
+    it does not take over (here its workers die at start, so it is never ready), the old master,
+    still serving, sets its own again."""
+    port, mport = free_ports(2)
+    conf = tmp_path / "herdd.conf"
+    conf.write_text(f"workers = 1\nlisten = {LOCALHOST}:{port}\nlisten = {LOCALHOST}:{mport},name=metrics\n"
+                    "handler = metrics=metrics\nupgrade-timeout = 4\ngraceful-timeout = 5\n")
+    # The new master is generation 2: its workers exit at start (fault injection of the worker).
+    h = herd_factory(["--config", str(conf)], notify=notify, env={"HERDD_TEST_WORKER_EXIT_AT_START": "generation>=2"})
+    notify.wait_for("READY=1", timeout=15)
+    h.wait_workers(1)
+    assert fresh_state(port) == TCP_SYN_RECV
+    conf.write_text(conf.read_text() + "defer-accept = off\n")
+    _, new_pid = begin_upgrade(h, notify)
+    try:
+        # The new master's start put its defer-accept = off on the sockets it shares with us.
+        wait_until(lambda: fresh_state(port) == TCP_ESTABLISHED, 3.5,
+                   what="the new master's defer-accept = off on the shared socket")
+        h.wait_log("upgrade-failed", timeout=15)
+        wait_until(lambda: not pid_alive(new_pid), 20, what="the failed new master gone")
+        h.wait_log("defer-accept", reason="upgrade-failed", timeout=5)
+        assert fresh_state(port) == TCP_SYN_RECV, "the old master's defer-accept = on was not put back"
+        assert fresh_state(mport) == TCP_SYN_RECV
+    finally:
+        stop_process_tree(new_pid)
+    assert h.poll() is None
+    assert http_get(port, "/").status == 200

@@ -25,10 +25,7 @@ extension Master {
             if new.listen != config.listen && !new.listen.isEmpty {
                 log.warning("listen addresses changed in the configuration; a reload keeps the current sockets (restart or upgrade to change them)", metadata: ["event": "reload-listen-unchanged"])
             }
-            if new.deferAccept != config.deferAccept {
-                try Master.setDeferAccept(allListeners, on: new.deferAccept)
-                log.info("defer-accept \(new.deferAccept ? "on" : "off") on the TCP listeners", metadata: ["event": "reload-defer-accept"])
-            }
+            if new.deferAccept != config.deferAccept { try applyDeferAccept(new.deferAccept, reason: "reload") }
             reload.begin(serving: .init(config: config, wanted: wanted, generation: generation))
             config = new
             wanted = new.workers
@@ -45,6 +42,7 @@ extension Master {
     /// and generation (whose workers are still serving, or are respawned), and report failure.
     func abortReload(_ rb: ReloadPolicy.Rollback, why: String) {
         let failed = generation
+        if rb.config.deferAccept != config.deferAccept { restoreDeferAccept(rb.config.deferAccept, reason: "reload-rollback") }
         config = rb.config
         wanted = rb.wanted
         generation = rb.generation
@@ -55,5 +53,21 @@ extension Master {
         log.error("reload failed: \(why); back to generation \(generation)", metadata: ["event": "reload-failed", "generation": "\(generation)"])
         SystemdNotify.ready(status: "reload failed: \(why)")
         scoreboard.publish(reload: .failed, message: "reload failed: \(why); previous configuration restored")
+    }
+
+    /// TCP_DEFER_ACCEPT of the running listeners set to `on`, where the value that holds for them
+    /// can change after start: a reload that changes it, that reload's rollback, and a failed
+    /// upgrade (the new master set its own configuration's value on the shared sockets).
+    func applyDeferAccept(_ on: Bool, reason: String) throws {
+        try Master.setDeferAccept(allListeners, on: on)
+        log.info("defer-accept \(on ? "on" : "off") on the TCP listeners (\(reason))", metadata: ["event": "defer-accept", "reason": "\(reason)"])
+    }
+
+    /// applyDeferAccept where nothing is left to refuse (a rollback, a failed upgrade): a failure
+    /// is logged, and the listeners keep serving with the value they have.
+    func restoreDeferAccept(_ on: Bool, reason: String) {
+        do { try applyDeferAccept(on, reason: reason) } catch {
+            log.error("defer-accept not restored (\(reason)): \(error)", metadata: ["event": "defer-accept-failed", "reason": "\(reason)"])
+        }
     }
 }
