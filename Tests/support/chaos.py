@@ -552,11 +552,15 @@ class ChaosRun:
         self.stop_chaos.set()
         # Quiet end: the pool back to its start size, under load, so the end sample compares with
         # the warm one (a master's fds grow with its workers).
-        wanted = self.scrape()["desired"]
-        for _ in range(abs(wanted - self.workers)):
-            os.kill(self.master, signal.SIGTTIN if wanted < self.workers else signal.SIGTTOU)
+        # One signal at a time, each seen in `desired` before the next: standard signals do not
+        # queue, so a second TTOU sent before the master read the first was lost (4 -> 3, not 2).
         try:
-            wait_until(lambda: self.scrape()["desired"] == self.workers, 10, what="pool size back")
+            deadline = time.monotonic() + 10 + 5 * abs(self.scrape()["desired"] - self.workers)
+            while (wanted := self.scrape()["desired"]) != self.workers:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"pool size back: desired {wanted}, want {self.workers}")
+                os.kill(self.master, signal.SIGTTIN if wanted < self.workers else signal.SIGTTOU)
+                wait_until(lambda: self.scrape()["desired"] != wanted, 10, what=f"pool size away from {wanted}")
             self._wait_workers(self.workers, 30)
         except AssertionError as e:
             self.errors.append(str(e))
