@@ -154,3 +154,42 @@ def test_failed_upgrade_puts_defer_accept_back(herd_factory, notify, tmp_path):
         stop_process_tree(new_pid)
     assert h.poll() is None
     assert http_get(port, "/").status == 200
+
+
+def test_new_master_vanished_at_the_handover_puts_defer_accept_back(herd_factory, notify, tmp_path):
+    """The rarest way an upgrade fails: the new master dies after its "R" and before the old
+    master's commit, its exit not reaped yet (its "R" and its EOF read at once, the SIGCHLD after
+    them; forced by the test hook HERDD_TEST_UPGRADE_VANISH_AT_COMMIT). The handover fails, the
+    old master claims the service back (MAINPID= its own pid, after the one it had just sent for
+    the new master) and keeps serving with its workers, and its defer-accept = on holds again on
+    the sockets the new master had set to off. That exit is no longer the launcher's upgrade when
+    it is reaped, so the handover's failure itself must put the value back."""
+    port, mport = free_ports(2)
+    conf = tmp_path / "herdd.conf"
+    conf.write_text(f"workers = 2\nlisten = {LOCALHOST}:{port}\nlisten = {LOCALHOST}:{mport},name=metrics\n"
+                    "handler = metrics=metrics\nupgrade-timeout = 20\ngraceful-timeout = 5\n")
+    h = herd_factory(["--config", str(conf)], notify=notify, env={"HERDD_TEST_UPGRADE_VANISH_AT_COMMIT": "1"})
+    notify.wait_for("READY=1", timeout=15)
+    workers = h.wait_workers(2)
+    conf.write_text(conf.read_text() + "defer-accept = off\n")
+    n0, new_pid = begin_upgrade(h, notify)
+    try:
+        failed = h.wait_log("upgrade-failed", timeout=20)
+        assert "vanished at the handover" in failed[0].raw, failed[0].raw
+        wait_until(lambda: not pid_alive(new_pid), 10, what="the vanished new master reaped")
+        h.wait_log("defer-accept", reason="upgrade-failed", timeout=5)
+        assert fresh_state(port) == TCP_SYN_RECV, "the old master's defer-accept = on was not put back"
+        assert fresh_state(mport) == TCP_SYN_RECV
+        # Claimed back: the last MAINPID= names the old master, which alone spoke.
+        sent = notify.sender_messages(n0)
+        assert [p for p, _ in sent if p != h.pid] == [], sent
+        mainpids = [l for _, m in sent for l in m.split("\n") if l.startswith("MAINPID=")]
+        assert mainpids == [f"MAINPID={new_pid}", f"MAINPID={h.pid}"], sent
+        assert not any("STOPPING=1" in m.split("\n") for _, m in sent), sent
+        assert not h.events("upgrade-done"), h.log_tail()
+        assert h.poll() is None and h.worker_pids() == workers, h.log_tail()
+        for _ in range(5):
+            assert http_get(port, "/").status == 200
+    finally:
+        stop_process_tree(new_pid)
+    assert h.stop() == 0

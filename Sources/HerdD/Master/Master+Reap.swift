@@ -9,12 +9,8 @@ extension Master {
     func reap() {
         while true {
             guard case let (pid, status)? = Sys.reapChild() else { break }
-            if launcher.childExited(pid, status: describeWaitStatus(status)) {
-                // A new master that did not take over set its configuration's defer-accept on
-                // the listeners it shares with us at its start: ours holds again.
-                restoreDeferAccept(config.deferAccept, reason: "upgrade-failed")
-                continue
-            }
+            // The new master of an upgrade that failed (the launcher puts our socket options back).
+            if launcher.childExited(pid, status: describeWaitStatus(status)) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             let now = monotonicNanos()
             let snap = scoreboard.snapshot(w.slot)

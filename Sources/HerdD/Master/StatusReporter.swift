@@ -130,4 +130,6 @@ extension Master: UpgradeHost {
     }
 
     func stopServingMetrics() { metricsServer?.stopListening() }
+
+    func newMasterFailed() { restoreDeferAccept(config.deferAccept, reason: "upgrade-failed") }
 }

@@ -114,6 +114,9 @@ protocol UpgradeHost: AnyObject {
     func tookOver()
     /// The old master handed over: the new master answers /metrics from now on.
     func stopServingMetrics()
+    /// A new master did not take over (it failed, was stopped, or vanished at the handover): put
+    /// back what its start changed on the listeners we share (its configuration's defer-accept).
+    func newMasterFailed()
 }
 
 /// Removes a handover socket from the master's epoll (before it is closed, or once it reported

@@ -159,6 +159,12 @@ final class UpgradeLauncher {
     /// service manager from now on), hand over the counters, then drain without STOPPING=1.
     func commit() {
         guard let host, let u = upgrade, u.killedAt == nil, !u.pipeClosed, !host.isStopping else { return }
+        #if HERDD_TEST_HOOKS
+        // Test hook (debug builds only): the new master dies after its "R" and before this commit,
+        // its exit not reaped yet (the race this path exists for: its "R" and its EOF read at once,
+        // the SIGCHLD after them), so the handover below fails.
+        if Sys.environment("HERDD_TEST_UPGRADE_VANISH_AT_COMMIT") != nil { killAndAwaitExitUnreaped(u.pid) }
+        #endif
         // Only a live new master can take over (SIGCHLD may not have been read yet).
         guard Sys.canSignal(u.pid) else { return }
         upgrades += 1
@@ -176,6 +182,8 @@ final class UpgradeLauncher {
             Sys.close(u.fd)
             upgrades -= 1
             scoreboard.publish(upgrade: .failed, newPID: u.pid, message: "new master \(u.pid) exited at the handover")
+            // No longer our upgrade: its exit, reaped later, is not a childExited() of ours.
+            host.newMasterFailed()
             return
         }
         successorFD = u.fd
@@ -204,6 +212,7 @@ final class UpgradeLauncher {
         let alreadyReported = u.killedAt != nil
         endUpgrade()
         scoreboard.removeUnpublished(ofMaster: pid)
+        host?.newMasterFailed()
         if alreadyReported { return true }
         log.error("upgrade failed: new master \(pid) exited (\(status)) before it was ready; still serving", metadata: [
             "event": "upgrade-failed", "new_pid": "\(pid)", "exit_status": "\(status)",
@@ -254,6 +263,21 @@ final class UpgradeLauncher {
         unregisterHandoverSocket(u.fd, from: epoll, log: log)
         SystemdNotify.status("upgrade failed; " + (host?.statusLine() ?? ""))
     }
+
+    #if HERDD_TEST_HOOKS
+    /// SIGKILL to the new master, then wait (up to 5 s) until it has exited, without reaping it:
+    /// its pidfd becomes readable at the exit, the zombie stays for reap().
+    private func killAndAwaitExitUnreaped(_ pid: pid_t) {
+        do {
+            let pidfd = try Sys.pidfdOpen(pid)
+            defer { Sys.close(pidfd) }
+            try Sys.kill(pid, SIGKILL)
+            _ = try Sys.waitReadable(pidfd, timeoutMillis: 5000)
+        } catch {
+            log.error("test hook HERDD_TEST_UPGRADE_VANISH_AT_COMMIT: \(error)", metadata: ["event": "test-hook"])
+        }
+    }
+    #endif
 
     private func endUpgrade() {
         guard let u = upgrade else { return }
