@@ -10,7 +10,13 @@ Each argument is LABEL=nginx (staticbench's config), LABEL=nginx:PARAMS (the sam
 kernel; staticbench.sink); PERF=1 records the workers with
 `perf record -e cpu-clock -g` (FREQ samples/s) and prints user and kernel µs per request and the
 inclusive cost of the main system calls; ODD=1 prints the changed TCP error/probe counters; SYSCALLS=1 the server's system calls
-(all, sendfile, epoll_wait, epoll_ctl, setsockopt) and context switches per response (perf stat).
+(all, sendfile, epoll_wait, epoll_ctl, setsockopt) and context switches per response (perf stat);
+SEGS=1 the server's sockets' own TCP counters (`ss -ti`, summed over its connections between 1 s
+into the run and 0.5 s before its end; keep-alive cases, whose connections last the run): the
+average data segment, data segments and segments in (the client's ACKs) per MB sent; and how many
+of the client's sockets still have the smallest receive window threshold (`rcv_ssthresh`) at the
+second sample: the kernel cuts segments to half the largest window the client advertised
+(docs/static.md, "20 MB at 64 connections: the client's windows").
 Per round: req/s (from 1 MB on by the bytes read: staticbench.rate); the server's CPU per request from /proc/PID/schedstat (ns, every process of
 its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); the client's own CPU
 per request (its rusage); TCP segments per request (nstat, both directions). Then medians.
@@ -38,6 +44,22 @@ def ut(pid):
 def nstat():
     return json.loads(subprocess.run(["nstat", "-a", "-z", "--json"], capture_output=True, text=True).stdout)["kernel"]
 res = {l: [] for l, _, _ in servers}
+def tcp_counters(port):
+    """bytes_sent, data_segs_out and segs_in summed over the established sockets of `port`."""
+    import re
+    out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True).stdout
+    return {k: sum(int(m.group(1)) for m in re.finditer(rf"(?<![\w]){k}:(\d+)", out)) for k in ("bytes_sent", "data_segs_out", "segs_in")}
+def sample_segments(port, secs, into):
+    """SEGS=1: the counters' change over the middle of the run (a thread beside the load)."""
+    import threading
+    def run():
+        time.sleep(1.0); a = tcp_counters(port); time.sleep(max(0.5, secs - 1.5)); b = tcp_counters(port)
+        into.update({k: b[k] - a[k] for k in a})
+        import re
+        out = subprocess.run(["ss", "-tiH", "state", "established", f"( dport = :{port} )"], capture_output=True, text=True).stdout
+        th = [int(x) for x in re.findall(r"rcv_ssthresh:(\d+)", out)]
+        if th: into["clients"] = (sum(1 for x in th if x == min(th)), len(th), min(th))
+    t = threading.Thread(target=run); t.start(); return t
 # SYSCALLS=1: the server's system calls and context switches per response (perf stat, every
 # process of its group), "sys_enter" being all of them.
 STAT_EVENTS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_sendfile64", "syscalls:sys_enter_epoll_wait",
@@ -61,7 +83,9 @@ for r in range(rounds):
                 statout = os.path.join(tmp, f"stat-{label}-{r}.csv")
                 statp = subprocess.Popen(["perf", "stat", "-x,", "-o", statout, "-e", ",".join(STAT_EVENTS), "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.3)
+            segs_delta = {}; segs_thread = sample_segments(port, secs, segs_delta) if os.environ.get("SEGS") else None
             run = sb.load(client, sink_binary, port, fname, conns, secs, close)
+            if segs_thread: segs_thread.join()
             # Responses served (from 1 MB on, their worth in bytes: staticbench.rate) and per second.
             rps = sb.rate(run, sb.FILES[fname]); n = rps * run.seconds; err = run.err
             for pp in (perfp, statp):
@@ -77,6 +101,12 @@ for r in range(rounds):
         segs = (n1["TcpOutSegs"] - n0["TcpOutSegs"]) / n
         odd = {k: n1[k] - n0[k] for k in n1 if k in n0 and n1[k] != n0[k] and any(w in k for w in ("Overflow", "Drop", "Retrans", "Timeout", "Probe", "Abort", "Reset", "RTO", "Loss", "Syn", "ZeroWindow", "Prune", "Collapse", "OFO", "Defer", "Persist"))}
         if os.environ.get("ODD"): print("   ", odd)
+        if os.environ.get("SEGS"):
+            mb = segs_delta.get("bytes_sent", 0) / 1e6
+            if mb > 0:
+                print(f"    server sockets: data segment {segs_delta['bytes_sent'] / max(1, segs_delta['data_segs_out']) / 1024:.1f} KiB,"
+                      f" {segs_delta['data_segs_out'] / mb:.2f} data segments and {segs_delta['segs_in'] / mb:.2f} segments in per MB"
+                      + (" ; client sockets at rcv_ssthresh {2}: {0} of {1}".format(*segs_delta["clients"]) if "clients" in segs_delta else ""))
         if statp:
             counts = {}
             for line in open(statout):
