@@ -126,18 +126,26 @@ def test_reload_rolled_back_puts_defer_accept_back(herd_factory, tmp_path):
     assert http_get(port, "/").status == 200
 
 
+def start_from_config(herd_factory, notify, tmp_path, *, workers: int, upgrade_timeout: int, env: dict):
+    """A herdd started from a config file (which a test then changes before an upgrade), with an
+    http and a metrics listener, serving with its workers: (herdd, port, metrics port, config path)."""
+    port, mport = free_ports(2)
+    conf = tmp_path / "herdd.conf"
+    conf.write_text(f"workers = {workers}\nlisten = {LOCALHOST}:{port}\nlisten = {LOCALHOST}:{mport},name=metrics\n"
+                    f"handler = metrics=metrics\nupgrade-timeout = {upgrade_timeout}\ngraceful-timeout = 5\n")
+    h = herd_factory(["--config", str(conf)], notify=notify, env=env)
+    notify.wait_for("READY=1", timeout=15)
+    h.wait_workers(workers)
+    return h, port, mport, conf
+
+
 def test_failed_upgrade_puts_defer_accept_back(herd_factory, notify, tmp_path):
     """The new master sets its own configuration's value on the shared sockets at its start; when
     it does not take over (here its workers die at start, so it is never ready), the old master,
     still serving, sets its own again."""
-    port, mport = free_ports(2)
-    conf = tmp_path / "herdd.conf"
-    conf.write_text(f"workers = 1\nlisten = {LOCALHOST}:{port}\nlisten = {LOCALHOST}:{mport},name=metrics\n"
-                    "handler = metrics=metrics\nupgrade-timeout = 4\ngraceful-timeout = 5\n")
     # The new master is generation 2: its workers exit at start (fault injection of the worker).
-    h = herd_factory(["--config", str(conf)], notify=notify, env={"HERDD_TEST_WORKER_EXIT_AT_START": "generation>=2"})
-    notify.wait_for("READY=1", timeout=15)
-    h.wait_workers(1)
+    h, port, mport, conf = start_from_config(herd_factory, notify, tmp_path, workers=1, upgrade_timeout=4,
+                                             env={"HERDD_TEST_WORKER_EXIT_AT_START": "generation>=2"})
     assert fresh_state(port) == TCP_SYN_RECV
     conf.write_text(conf.read_text() + "defer-accept = off\n")
     _, new_pid = begin_upgrade(h, notify)
@@ -164,13 +172,9 @@ def test_new_master_vanished_at_the_handover_puts_defer_accept_back(herd_factory
     the new master) and keeps serving with its workers, and its defer-accept = on holds again on
     the sockets the new master had set to off. That exit is no longer the launcher's upgrade when
     it is reaped, so the handover's failure itself must put the value back."""
-    port, mport = free_ports(2)
-    conf = tmp_path / "herdd.conf"
-    conf.write_text(f"workers = 2\nlisten = {LOCALHOST}:{port}\nlisten = {LOCALHOST}:{mport},name=metrics\n"
-                    "handler = metrics=metrics\nupgrade-timeout = 20\ngraceful-timeout = 5\n")
-    h = herd_factory(["--config", str(conf)], notify=notify, env={"HERDD_TEST_UPGRADE_VANISH_AT_COMMIT": "1"})
-    notify.wait_for("READY=1", timeout=15)
-    workers = h.wait_workers(2)
+    h, port, mport, conf = start_from_config(herd_factory, notify, tmp_path, workers=2, upgrade_timeout=20,
+                                             env={"HERDD_TEST_UPGRADE_VANISH_AT_COMMIT": "1"})
+    workers = h.worker_pids()
     conf.write_text(conf.read_text() + "defer-accept = off\n")
     n0, new_pid = begin_upgrade(h, notify)
     try:
