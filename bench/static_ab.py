@@ -21,7 +21,7 @@ Per round: req/s (from 1 MB on by the bytes read: staticbench.rate); the server'
 its group) and user/system from /proc/PID/stat (ticks, what staticbench reads); the client's own CPU
 per request (its rusage); TCP segments per request (nstat, both directions). Then medians.
 Every server it starts is stopped by PID (staticbench.stop)."""
-import os, sys, subprocess, time, resource, json, statistics
+import os, re, sys, subprocess, threading, time, resource, json, statistics
 from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent / "herdbench"), str(Path(__file__).resolve().parents[1] / "Tests" / "support")]
 import staticbench as sb
@@ -44,20 +44,19 @@ def ut(pid):
 def nstat():
     return json.loads(subprocess.run(["nstat", "-a", "-z", "--json"], capture_output=True, text=True).stdout)["kernel"]
 res = {l: [] for l, _, _ in servers}
+def tcp_info(port, side):
+    """`ss -ti` of the established sockets whose `side` (sport: the server's, dport: the client's) is `port`."""
+    return subprocess.run(["ss", "-tinH", "state", "established", f"( {side} = :{port} )"], capture_output=True, text=True).stdout
 def tcp_counters(port):
-    """bytes_sent, data_segs_out and segs_in summed over the established sockets of `port`."""
-    import re
-    out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True).stdout
-    return {k: sum(int(m.group(1)) for m in re.finditer(rf"(?<![\w]){k}:(\d+)", out)) for k in ("bytes_sent", "data_segs_out", "segs_in")}
+    """bytes_sent, data_segs_out and segs_in summed over the server's established sockets."""
+    out = tcp_info(port, "sport")
+    return {k: sum(int(m.group(1)) for m in re.finditer(rf"(?<!\w){k}:(\d+)", out)) for k in ("bytes_sent", "data_segs_out", "segs_in")}
 def sample_segments(port, secs, into):
     """SEGS=1: the counters' change over the middle of the run (a thread beside the load)."""
-    import threading
     def run():
         time.sleep(1.0); a = tcp_counters(port); time.sleep(max(0.5, secs - 1.5)); b = tcp_counters(port)
         into.update({k: b[k] - a[k] for k in a})
-        import re
-        out = subprocess.run(["ss", "-tiH", "state", "established", f"( dport = :{port} )"], capture_output=True, text=True).stdout
-        th = [int(x) for x in re.findall(r"rcv_ssthresh:(\d+)", out)]
+        th = [int(x) for x in re.findall(r"rcv_ssthresh:(\d+)", tcp_info(port, "dport"))]
         if th: into["clients"] = (sum(1 for x in th if x == min(th)), len(th), min(th))
     t = threading.Thread(target=run); t.start(); return t
 # SYSCALLS=1: the server's system calls and context switches per response (perf stat, every
