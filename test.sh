@@ -30,6 +30,8 @@ dpkg -s libsystemd-dev >/dev/null 2>&1 || need_apt+=(libsystemd-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v systemd-socket-activate >/dev/null || need_apt+=(systemd)
 command -v curl >/dev/null || need_apt+=(curl)
+# ss: a socket's unsent bytes (test_static_sendfile.py, notsent-lowat).
+command -v ss >/dev/null || need_apt+=(iproute2)
 # /etc/mime.types (static handler types), SQLite for Examples/notes-api (GRDB).
 dpkg -s media-types >/dev/null 2>&1 || need_apt+=(media-types)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)

@@ -130,6 +130,7 @@ package func timegm(_ t: UnsafeMutablePointer<Glibc.tm>!) -> Int {
 @inlinable package var IPV6_V6ONLY: Int32 { Glibc.IPV6_V6ONLY }
 @inlinable package var TCP_NODELAY: Int32 { Glibc.TCP_NODELAY }
 @inlinable package var TCP_CORK: Int32 { Glibc.TCP_CORK }
+@inlinable package var TCP_NOTSENT_LOWAT: Int32 { Glibc.TCP_NOTSENT_LOWAT }
 @inlinable package var TCP_DEFER_ACCEPT: Int32 { Glibc.TCP_DEFER_ACCEPT }
 @inlinable package var O_CLOEXEC: Int32 { Glibc.O_CLOEXEC }
 @inlinable package var O_CREAT: Int32 { Glibc.O_CREAT }

@@ -1,3 +1,4 @@
+import Handlers
 import Testing
 @testable import HerdD
 
@@ -171,6 +172,45 @@ import Testing
         } catch {
             #expect("\(error)" == "f.conf:3: defer-accept: expected on or off, got '1s'")
         }
+    }
+
+    @Test func notsentLowatSetting() throws {
+        #expect(ServerConfig().notsentLowat == nil)  // auto
+        var c = ServerConfig()
+        try c.apply(key: "notsent-lowat", value: "64k", origin: "test")
+        #expect(c.notsentLowat == 65536)
+        #expect(try ServerConfig.deserialize(c.serialized()).notsentLowat == 65536)
+        try c.apply(key: "notsent-lowat", value: "0", origin: "test")  // the system's
+        #expect(c.notsentLowat == 0)
+        #expect(try ServerConfig.deserialize(c.serialized()).notsentLowat == 0)
+        try c.apply(key: "notsent-lowat", value: "auto", origin: "test")
+        #expect(c.notsentLowat == nil)
+        #expect(try ServerConfig.deserialize(c.serialized()).notsentLowat == nil)
+        for bad in ["2g", "-1", "16 k", "lots", "Auto"] {
+            do {
+                try c.apply(key: "notsent-lowat", value: bad, origin: "f.conf:7")
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect("\(error)" == "f.conf:7: notsent-lowat: expected auto or bytes (an integer up to 1073741824, optionally with k, m or g), got '\(bad)'")
+            }
+        }
+    }
+
+    @Test func notsentLowatOfAWorker() throws {
+        // auto: 16 KiB where no handler may block; none (the system's) in a worker that may
+        // block, whose downloads would stall during a handler with a short queue. A value set
+        // applies either way.
+        func bound(_ specs: [String]) throws -> [Worker.BoundListener] {
+            try specs.enumerated().map { Worker.BoundListener(fd: 3 + Int32($0.offset), name: "l\($0.offset)", handler: try HandlerRegistry.make($0.element)) }
+        }
+        let auto = ServerConfig()
+        #expect(Worker.notsentLowat(auto, try bound(["static:/tmp", "hello"])) == 16384)
+        #expect(Worker.notsentLowat(auto, try bound(["static:/tmp", "debug"])) == 0)
+        var set = ServerConfig()
+        try set.apply(key: "notsent-lowat", value: "32k", origin: "test")
+        #expect(Worker.notsentLowat(set, try bound(["static:/tmp", "debug"])) == 32768)
+        try set.apply(key: "notsent-lowat", value: "0", origin: "test")
+        #expect(Worker.notsentLowat(set, try bound(["static:/tmp"])) == 0)
     }
 
     @Test func serializedKeysAreKnownOnce() throws {

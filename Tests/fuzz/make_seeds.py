@@ -86,6 +86,7 @@ backlog-alarm = 0
 access-log = on
 multi-accept = off
 defer-accept = on
+notsent-lowat = 16k
 worker-concurrency = 8
 async-timeout = 30
 max-queue-time = 250

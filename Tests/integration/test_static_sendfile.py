@@ -4,7 +4,10 @@ send; a connection of a handler that cannot block served before it is registered
 `Connection: close` request that came with the handshake costs no epoll_ctl. Each must give the
 same bytes as the slow ways, whatever the size, the order of arrival or the pipelining."""
 
+import os
+import re
 import socket
+import subprocess
 import sys
 import time
 
@@ -322,3 +325,65 @@ def test_connection_close_response_carries_its_fin(site, size):
             print(f"attempt {attempt}: {segs}", file=sys.stderr)
             assert sum(data_segs) >= len(data), (attempt, segs)  # the capture saw every byte
             assert fins and all(n > 0 for n in fins), (attempt, segs)
+
+
+# notsent-lowat: once a connection's socket has been full, the worker's refills keep at most the
+# setting unsent beyond what the kernel can send at once (TCP_NOTSENT_LOWAT). Seen from outside
+# with ss: a client with a small locked receive buffer (so a small window) reads half of a large
+# file, then stops. The first fill of the socket (before the limit is set, at the first EAGAIN)
+# is long gone by then; the server's unsent bytes ("notsent") stay below the setting plus one
+# skb (the kernel checks the limit before it starts a new one, of up to 64 KiB). With the
+# system's value they are most of a send buffer, which the kernel grows to megabytes here.
+BIG = 16 << 20
+
+
+def _unsent_bytes(server_port, client_port):
+    out = subprocess.run(["ss", "-tinH", "state", "established",
+                          f"( sport = :{server_port} and dport = :{client_port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"notsent:(\d+)", out)
+    assert "cwnd:" in out, f"no such socket in ss's answer: {out!r}"
+    return int(m.group(1)) if m else 0
+
+
+@pytest.mark.parametrize("setting, most, least", [(None, 16384 + 65536, 0), ("32k", 32768 + 65536, 0),
+                                                  ("0", None, 512 << 10)])
+def test_refills_leave_little_unsent(herd_factory, tmp_path, setting, most, least):
+    root = tmp_path / "www"
+    root.mkdir()
+    body = os.urandom(BIG)
+    (root / "big.bin").write_bytes(body)
+    port = free_port()
+    herd_factory(["--workers", "1", "--listen", f"{LOCALHOST}:{port}", "--handler", f"http=static:{root}"]
+                 + (["--notsent-lowat", setting] if setting is not None else []))
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)  # locked: no window growth
+    s.settimeout(10)
+    with s:
+        s.connect((LOCALHOST, port))
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        client_port = s.getsockname()[1]
+        data = b""
+        while len(data) < BIG // 2:
+            chunk = s.recv(1 << 20)
+            assert chunk, "closed early"
+            data += chunk
+        # The client stops reading: its window closes and the server's socket stops moving.
+        last, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            now = _unsent_bytes(port, client_port)
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since > 0.5:
+                break
+            time.sleep(0.05)
+        if most is not None:
+            assert last <= most, f"{last} bytes unsent with notsent-lowat {setting or 'default'}"
+        if least is not None:
+            assert last >= least, f"only {last} bytes unsent without a limit: the test shows nothing here"
+        # Nothing is lost on the way: the whole file arrives once the client reads on.
+        while chunk := s.recv(1 << 20):
+            data += chunk
+    (r,) = parse_responses(data)
+    assert r.status == 200 and len(r.body) == BIG and r.body == body

@@ -122,6 +122,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("defer-accept"), help: "on (default) or off: TCP_DEFER_ACCEPT on TCP listeners, a connection is accepted once its request arrives (nginx's listen ... deferred).")
     var deferAccept: String?
 
+    @Option(name: .customLong("notsent-lowat"), help: "TCP_NOTSENT_LOWAT of a connection once its socket was full: bytes the kernel holds beyond what it can send now (k, m suffixes; 0 = the system's; default auto = 16k in workers whose handlers never block, else 0).")
+    var notsentLowat: String?
+
     @Option(name: .customLong("worker-concurrency"), help: "Async requests in flight per worker at most; at the bound it stops accepting (default 1000).")
     var workerConcurrency: String?
 
@@ -157,7 +160,7 @@ struct Serve: ParsableCommand {
             ("max-requests-jitter", maxRequestsJitter), ("keepalive-timeout", keepaliveTimeout),
             ("header-timeout", headerTimeout), ("body-timeout", bodyTimeout), ("body-min-rate", bodyMinRate), ("max-body", maxBody), ("upgrade-timeout", upgradeTimeout),
             ("backlog-alarm", backlogAlarm), ("access-log", accessLog), ("max-workers", maxWorkers),
-            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept), ("defer-accept", deferAccept),
+            ("min-spare", minSpare), ("max-spare", maxSpare), ("multi-accept", multiAccept), ("defer-accept", deferAccept), ("notsent-lowat", notsentLowat),
             ("worker-concurrency", workerConcurrency), ("async-timeout", asyncTimeout),
             ("log-level", logLevel), ("max-queue-time", maxQueueTime), ("trust-request-start", trustRequestStart),
         ]

@@ -74,6 +74,13 @@ struct ServerConfig: Equatable, Sendable {
     /// (the kernel's first SYN-ACK retransmission) and then closed as idle (keepalive-timeout),
     /// as without it.
     var deferAccept = true
+    /// TCP_NOTSENT_LOWAT in bytes on a connection once its socket was full (0 = the system's,
+    /// net.ipv4.tcp_notsent_lowat): the kernel then holds at most this much beyond what it can
+    /// send now (Connection+Writing.swift, docs/static.md). nil (`auto`, the default):
+    /// `autoNotsentLowat` in a worker none of whose handlers may block, the system's in the
+    /// others, where a handler that blocks stops the refills and a short queue would run dry.
+    var notsentLowat: Int? = nil
+    static let autoNotsentLowat = 16 * 1024
     /// Async requests in flight per worker at most (docs/async.md); at the bound the worker
     /// stops accepting and further requests on its connections wait for a place.
     var workerConcurrency = 1000
@@ -91,7 +98,7 @@ struct ServerConfig: Equatable, Sendable {
         "listen", "handler", "default-handler", "workers", "backlog", "accept-mode", "graceful-timeout",
         "timeout", "max-requests", "max-requests-jitter", "keepalive-timeout", "header-timeout", "max-body",
         "upgrade-timeout", "backlog-alarm", "access-log", "min-spare", "max-spare", "max-workers", "balance",
-        "multi-accept", "defer-accept", "worker-concurrency", "async-timeout",
+        "multi-accept", "defer-accept", "notsent-lowat", "worker-concurrency", "async-timeout",
         "body-timeout", "body-min-rate", "log-level", "max-queue-time", "trust-request-start",
     ]
 
@@ -200,6 +207,12 @@ struct ServerConfig: Equatable, Sendable {
         case "access-log": accessLog = try onOff()
         case "multi-accept": multiAccept = try onOff()
         case "defer-accept": deferAccept = try onOff()
+        case "notsent-lowat":
+            if value == "auto" { notsentLowat = nil; break }
+            guard let b = try? bytes(1 << 30) else {
+                throw fail("expected auto or bytes (an integer up to \(1 << 30), optionally with k, m or g), got '\(value)'")
+            }
+            notsentLowat = b
         case "worker-concurrency": workerConcurrency = try int(1, 1_000_000)
         case "async-timeout": asyncTimeout = try seconds()
         case "max-queue-time": maxQueueTimeMillis = try int(0, 3_600_000)
@@ -249,7 +262,7 @@ struct ServerConfig: Equatable, Sendable {
             "keepalive-timeout=\(keepAliveTimeout)", "header-timeout=\(headerTimeout)", "max-body=\(maxBodyBytes)",
             "upgrade-timeout=\(upgradeTimeout)", "backlog-alarm=\(backlogAlarm)", "max-workers=\(maxWorkers)",
             "min-spare=\(minSpare)", "max-spare=\(maxSpare)", "access-log=\(accessLog ? "on" : "off")",
-            "multi-accept=\(multiAccept ? "on" : "off")", "defer-accept=\(deferAccept ? "on" : "off")",
+            "multi-accept=\(multiAccept ? "on" : "off")", "defer-accept=\(deferAccept ? "on" : "off")", "notsent-lowat=\(notsentLowat.map { "\($0)" } ?? "auto")",
             "worker-concurrency=\(workerConcurrency)", "async-timeout=\(asyncTimeout)",
             "body-timeout=\(bodyTimeout)", "body-min-rate=\(bodyMinRate)",
             "log-level=\(logLevel.rawValue)", "max-queue-time=\(maxQueueTimeMillis)",

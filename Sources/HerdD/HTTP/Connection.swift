@@ -130,6 +130,8 @@ final class HTTPConnection<Host: ConnectionHost> {
 
     /// The listener's handler may stream request bodies (ConnectionSettings.bodiesMayStream).
     let mayStreamBodies: Bool
+    /// TCP_NOTSENT_LOWAT to set the first time the socket is full (0: none); then 0.
+    var notsentLowatPending: Int32
 
     /// Write budget left in this turn (ConnectionTuning.writeBudget); `budgetTurn` is the loop
     /// turn (host.now) the budget was given for.
@@ -146,6 +148,7 @@ final class HTTPConnection<Host: ConnectionHost> {
         self.settings = settings
         self.lastActivity = host.now
         self.mayStreamBodies = settings.bodiesMayStream(on: listener)
+        self.notsentLowatPending = settings.notsentLowat(on: listener)
     }
 
     /// No request in progress and nothing to send: safe to close at drain or idle timeout, and

@@ -103,15 +103,23 @@ final class ConnectionSettings {
     /// Per listener: whether its handler may stream request bodies; then the parser stops after
     /// a head with a body, for `ConnectionHost.bodyStream` to decide (Connection+BodyIn.swift).
     let bodiesMayStream: [Bool]
+    /// Per listener: the TCP_NOTSENT_LOWAT its connections get the first time their socket is
+    /// full (config `notsent-lowat`; 0 = the system's, and for Unix sockets).
+    let notsentLowat: [Int32]
 
     init(limits: HTTPLimits, buffers: BufferPool, requestTimeouts: RequestTimeouts, keepAliveTimeoutNanos: UInt64,
-         bodiesMayStream: [Bool] = []) {
+         bodiesMayStream: [Bool] = [], notsentLowat: [Int32] = []) {
         self.limits = limits
         self.maxBuffered = limits.maxHeaderBytes + limits.maxBodyBytes + 65536
         self.buffers = buffers
         self.requestTimeouts = requestTimeouts
         self.keepAliveTimeoutNanos = keepAliveTimeoutNanos
         self.bodiesMayStream = bodiesMayStream
+        self.notsentLowat = notsentLowat
+    }
+
+    func notsentLowat(on listener: Int) -> Int32 {
+        listener >= 0 && listener < notsentLowat.count ? notsentLowat[listener] : 0
     }
 
     func bodiesMayStream(on listener: Int) -> Bool {

@@ -19,6 +19,8 @@ final class Worker: ConnectionRegistry {
         var fd: Int32
         var name: String
         var handler: any Handler
+        /// A TCP socket (else Unix): TCP options apply to its connections.
+        var isTCP = true
     }
 
     let slot: Int
@@ -115,7 +117,8 @@ final class Worker: ConnectionRegistry {
                                              bodyMinRate: UInt64(config.bodyMinRate)),
             keepAliveTimeoutNanos: UInt64(config.keepAliveTimeout * 1e9),
             // Where an async handler may stream request bodies (ProducedBodies.swift).
-            bodiesMayStream: listeners.map { $0.handler is any AsyncHandler })
+            bodiesMayStream: listeners.map { $0.handler is any AsyncHandler },
+            notsentLowat: listeners.map { $0.isTCP ? Int32(Worker.notsentLowat(config, listeners)) : 0 })
         if config.maxRequests > 0 {
             self.requestLimit = config.maxRequests + (config.maxRequestsJitter > 0 ? Int.random(in: 0...config.maxRequestsJitter) : 0)
         } else {
@@ -124,6 +127,15 @@ final class Worker: ConnectionRegistry {
         self.idleWaitMillis = Int32(max(10, min(1000, config.timeout * 1000 / 3)))
         log[metadataKey: "worker_id"] = "\(slot)"
         blockingGate.start = { [unowned self] fd in self.watcher?.start(busy: fd) }
+    }
+
+    /// `notsent-lowat` for this worker's TCP connections. `auto`: 16 KiB unless one of its
+    /// handlers may block. The worker refills a socket only from its event loop; a handler that
+    /// blocks for 50 ms stops the refills of every download the worker has in progress, and with
+    /// 16 KiB queued such a download would stall for those 50 ms, where the kernel's own
+    /// buffer (up to 4 MiB) keeps it going.
+    static func notsentLowat(_ config: ServerConfig, _ listeners: [BoundListener]) -> Int {
+        config.notsentLowat ?? (listeners.contains { $0.handler.mayBlock } ? 0 : ServerConfig.autoNotsentLowat)
     }
 
     func run() throws -> Never {

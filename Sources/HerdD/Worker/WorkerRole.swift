@@ -130,7 +130,7 @@ enum WorkerRole {
             for (i, name) in parsed.listenerNames.enumerated() {
                 let fd = 3 + Int32(i)
                 let handler = try HandlerRegistry.make(config.handlerSpec(for: name))
-                bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler))
+                bound.append(Worker.BoundListener(fd: fd, name: name, handler: handler, isTCP: !Sys.isListeningUnixSocket(fd)))
             }
             let worker = try Worker(slot: parsed.slot, masterPID: parsed.masterPID, config: config,
                                 scoreboard: scoreboard, listeners: bound,
