@@ -25,7 +25,7 @@ import os, re, sys, subprocess, threading, time, resource, json, statistics
 from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent / "herdbench"), str(Path(__file__).resolve().parents[1] / "Tests" / "support")]
 import staticbench as sb
-from herdtest import free_port, process_group_pids
+from herdtest import free_port, process_group_pids, tcp_socket_info
 servers = []
 for a in sys.argv[1:]:
     label, spec = a.split("=", 1); kind, _, binary = spec.partition(":")
@@ -46,7 +46,7 @@ def nstat():
 res = {l: [] for l, _, _ in servers}
 def tcp_info(port, side):
     """`ss -ti` of the established sockets whose `side` (sport: the server's, dport: the client's) is `port`."""
-    return subprocess.run(["ss", "-tinH", "state", "established", f"( {side} = :{port} )"], capture_output=True, text=True).stdout
+    return tcp_socket_info(f"{side} = :{port}")
 def tcp_counters(port):
     """bytes_sent, data_segs_out and segs_in summed over the server's established sockets."""
     out = tcp_info(port, "sport")

@@ -7,13 +7,13 @@ same bytes as the slow ways, whatever the size, the order of arrival or the pipe
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 
 import pytest
 
 from conftest import LOCALHOST, free_port, parse_responses, raw_exchange
+from herdtest import tcp_socket_info
 
 # Around the memory/sendfile limit (8 KiB), the bench's sizes, an empty file and a large one.
 SIZES = [0, 1, 1024, 8191, 8192, 8193, 16384, 16385, 300_000]
@@ -338,9 +338,7 @@ BIG = 16 << 20
 
 
 def _unsent_bytes(server_port, client_port):
-    out = subprocess.run(["ss", "-tinH", "state", "established",
-                          f"( sport = :{server_port} and dport = :{client_port} )"],
-                         capture_output=True, text=True, check=True).stdout
+    out = tcp_socket_info(f"sport = :{server_port} and dport = :{client_port}")
     m = re.search(r"notsent:(\d+)", out)
     assert "cwnd:" in out, f"no such socket in ss's answer: {out!r}"
     return int(m.group(1)) if m else 0

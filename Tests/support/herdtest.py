@@ -132,6 +132,13 @@ def metric(port: int, name: str, **labels) -> float:
     return metric_sample(http_get(port, "/metrics").body.decode(), name, **labels)
 
 
+def tcp_socket_info(ss_filter: str) -> str:
+    """`ss -tinH` of the established TCP sockets matching `ss_filter` (e.g. `sport = :8080`):
+    one block per socket with its TCP counters (notsent, bytes_sent, rcv_ssthresh...)."""
+    return subprocess.run(["ss", "-tinH", "state", "established", f"( {ss_filter} )"],
+                          capture_output=True, text=True, check=True).stdout
+
+
 def pid_alive(pid: int) -> bool:
     """True if pid exists and is not a zombie."""
     try:

@@ -111,6 +111,7 @@ final class Worker: ConnectionRegistry {
         self.buffers = pool
         var l = HTTPLimits()
         l.maxBodyBytes = config.maxBodyBytes
+        let lowat = Int32(Worker.notsentLowat(config, listeners))
         self.connectionSettings = ConnectionSettings(
             limits: l, buffers: pool,
             requestTimeouts: RequestTimeouts(headerNanos: UInt64(config.headerTimeout * 1e9), bodyNanos: UInt64(config.bodyTimeout * 1e9),
@@ -118,7 +119,7 @@ final class Worker: ConnectionRegistry {
             keepAliveTimeoutNanos: UInt64(config.keepAliveTimeout * 1e9),
             // Where an async handler may stream request bodies (ProducedBodies.swift).
             bodiesMayStream: listeners.map { $0.handler is any AsyncHandler },
-            notsentLowat: listeners.map { $0.isTCP ? Int32(Worker.notsentLowat(config, listeners)) : 0 })
+            notsentLowat: listeners.map { $0.isTCP ? lowat : 0 })
         if config.maxRequests > 0 {
             self.requestLimit = config.maxRequests + (config.maxRequestsJitter > 0 ? Int.random(in: 0...config.maxRequestsJitter) : 0)
         } else {
