@@ -35,6 +35,7 @@ from herdtest import (  # noqa: E402,F401
     SOCKET_ACTIVATE,
     NotifySocket,
     Resp,
+    all_in_epoll_wait,
     children_of,
     clean_env,
     descendants,

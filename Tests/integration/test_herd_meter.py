@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, free_ports, in_epoll_wait, proc_status_field, recv_until, wait_until
+from conftest import LOCALHOST, all_in_epoll_wait, free_ports, in_epoll_wait, proc_status_field, recv_until, wait_until
 
 # Timing-sensitive (it counts context switches and empty wakeups):
 # run alone, after the other CI lanes' compiles (test.sh).
@@ -42,15 +42,6 @@ def _one_connection(port: int) -> bytes:
     with socket.create_connection((LOCALHOST, port), timeout=5) as s:
         s.sendall(REQUEST)
         return recv_until(s, time.monotonic() + 5)
-
-
-def _whole_herd_asleep(workers: list, deadline: float) -> bool:
-    """Spins (bounded by `deadline`) until every worker sleeps in epoll_wait."""
-    while time.monotonic() < deadline:
-        if all(in_epoll_wait(w) for w in workers):
-            return True
-        time.sleep(0.0002)
-    return False
 
 
 def _measure(herd_factory, mode: str, multi_accept: bool = False, paced: bool = False) -> dict:
@@ -73,7 +64,7 @@ def _measure(herd_factory, mode: str, multi_accept: bool = False, paced: bool = 
     t0 = time.monotonic()
     unpaced = 0
     for i in range(N_CONNECTIONS):
-        if paced and not _whole_herd_asleep(workers, time.monotonic() + 1.0):
+        if paced and not all_in_epoll_wait(workers, time.monotonic() + 1.0):
             unpaced += 1
         data = _one_connection(pa if i % 2 == 0 else pb)
         if not (data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\nhello\n")):

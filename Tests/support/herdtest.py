@@ -214,6 +214,17 @@ def in_epoll_wait(pid: int) -> bool:
         return False
 
 
+def all_in_epoll_wait(pids: Iterable[int], deadline: float) -> bool:
+    """Spins (bounded by `deadline`, a time.monotonic() value) until every pid sleeps in
+    epoll_wait; False if the deadline came first."""
+    pids = list(pids)
+    while time.monotonic() < deadline:
+        if all(in_epoll_wait(p) for p in pids):
+            return True
+        time.sleep(0.0002)
+    return False
+
+
 def unread_by_server(*clients: socket.socket) -> list[Optional[int]]:
     """For each client (a TCP connection to 127.0.0.1): the bytes it sent that the server has
     not read yet, the receive queue of the server's end in /proc/net/tcp (read once for all);
