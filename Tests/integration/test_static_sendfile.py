@@ -7,6 +7,7 @@ same bytes as the slow ways, whatever the size, the order of arrival or the pipe
 import os
 import re
 import socket
+import struct
 import sys
 import time
 
@@ -131,6 +132,9 @@ def test_many_close_connections_at_once(site):
         assert r.status == 200 and r.body == content(size)
 
 
+SO_TIMESTAMPNS = 35  # asm-generic/socket.h (SCM_TIMESTAMPNS, the control message, has the same number)
+
+
 def _capture_lo():
     """A raw socket seeing every packet on lo (root or CAP_NET_RAW), or None."""
     try:
@@ -141,6 +145,7 @@ def _capture_lo():
         cap.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE: a MiB arrives at once
     except OSError:
         cap.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+    cap.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # each packet's arrival time (recvmsg)
     cap.bind(("lo", 0))
     cap.setblocking(False)
     return cap
@@ -155,40 +160,56 @@ def _drain(cap):
             return
 
 
+# The first bytes of a `Connection: close` response with a file, where the head's segment would show.
+HEAD_SPAN = 256 << 10
+
+# A gap before a data segment at least this long means a timer sent it, not the worker's call.
+TIMER_GAP = 0.002  # seconds: the tail-loss probe's floor (TCP_TIMEOUT_MIN, 2 jiffies at HZ=1000)
+
+
 def _server_data_segments(cap, server_port, client_port):
-    """(sequence number, payload size, window-limited) of the TCP data segments of one connection
-    sent from `server_port` to `client_port`, in capture order, retransmissions included.
-    Window-limited: the segment ends exactly at the right edge of the receive window the client
-    last advertised (its ACK number plus its scaled window), where the kernel cuts a segment
-    short whatever the server asked (a client starved of CPU reads late and its window closes)."""
-    out, wscale, edge = [], 0, None
-    for from_server, seq, ack, window, size, flags, scale in _connection_segments(cap, server_port, client_port):
+    """(sequence number, payload size, excuse) of the TCP data segments of one connection sent
+    from `server_port` to `client_port`, in capture order, retransmissions included. The excuse
+    says why the kernel may have cut the segment short whatever the server asked, else None:
+    - "window": it ends exactly at the right edge of a receive window the client advertised (its
+      ACK number plus its scaled window): a client starved of CPU reads late and its window
+      closes. Any edge advertised so far, not only the last: an ACK the capture saw may still sit
+      in the socket's backlog while the worker's sendfile holds the socket, so the kernel cut at
+      the edge before it.
+    - "timer": it follows a gap of TIMER_GAP or more since the previous data segment: the kernel
+      sent it from a timer (the tail-loss probe transmits with Nagle and cork off, so a partial
+      corked skb goes out) while the client, starved of CPU, had not yet ACKed."""
+    out, wscale, edges, last = [], 0, set(), None
+    for from_server, seq, ack, window, size, flags, scale, t in _connection_segments(cap, server_port, client_port):
         if not from_server:
             if flags & 0x02 and scale is not None:
                 wscale = scale  # the client's SYN: its window scale (not applied to the SYN's window)
             elif flags & 0x10:
-                edge = (ack + (window << wscale)) % (1 << 32)
+                edges.add((ack + (window << wscale)) % (1 << 32))
         elif size > 0:
-            out.append((seq, size, edge is not None and (seq + size) % (1 << 32) == edge))
+            excuse = ("window" if (seq + size) % (1 << 32) in edges
+                      else "timer" if last is not None and t - last >= TIMER_GAP else None)
+            out.append((seq, size, excuse))
+            last = t
     return out
 
 
 def _first_transmissions(segments):
-    """(size, window-limited) of the segments in sequence order, each range once (a
-    retransmission of bytes already seen is dropped), and the number of distinct bytes they cover."""
+    """(size, excuse) of the segments in sequence order, each range once (a retransmission of
+    bytes already seen is dropped), and the number of distinct bytes they cover."""
     if not segments:
         return [], 0
     base = segments[0][0]
-    seen = {}  # offset from `base` -> (size, window-limited), first transmission
+    seen = {}  # offset from `base` -> (size, excuse), first transmission
     covered = []  # disjoint [start, end) ranges, sorted
-    for seq, size, limited in segments:
+    for seq, size, excuse in segments:
         start = (seq - base) % (1 << 32)
         if start >= 1 << 31:
             start -= 1 << 32  # before `base` (its first transmission was not captured first)
         end = start + size
         if any(a <= start and end <= b for a, b in covered):
             continue  # a retransmission of bytes already seen
-        seen.setdefault(start, (size, limited))
+        seen.setdefault(start, (size, excuse))
         merged = [(a, b) for a, b in covered if b < start or a > end]
         joined = [(a, b) for a, b in covered if not (b < start or a > end)]
         merged.append((min([start] + [a for a, _ in joined]), max([end] + [b for _, b in joined])))
@@ -225,17 +246,29 @@ def test_large_file_with_connection_close_leaves_in_full_segments(site):
             segments = _server_data_segments(cap, port, client_port)
             sizes, covered = _first_transmissions(segments)
             print(f"attempt {attempt}: {len(segments)} segments captured, {len(sizes)} first "
-                  f"transmissions, {covered} of {len(data)} bytes, window-limited "
-                  f"{[n for n, limited in sizes if limited]}", file=sys.stderr)
+                  f"transmissions, {covered} of {len(data)} bytes, excused "
+                  f"{[(n, excuse) for n, excuse in sizes if excuse]}", file=sys.stderr)
             if covered != len(data):
                 missed.append(f"attempt {attempt}: {covered} of {len(data)} bytes")
                 continue  # the capture missed packets: the next attempt may see them all
             checked += 1
-            # Every segment but the last is a full one (the MSS here is tens of KiB); the head
-            # alone would be a few hundred bytes. One that ends at the client's window edge was
-            # cut there by the kernel (a client starved of CPU; seen with a TSan build beside
-            # busy loops: 371 and 873 bytes mid-stream), whatever the server asked.
-            short = [(i, n) for i, (n, limited) in enumerate(sizes[:-1]) if n <= 4096 and not limited]
+            # The head alone would leave as a segment of a few hundred bytes within the first
+            # skbs of the response (255 bytes at offset 64 KiB without the cork), so every segment
+            # that starts in the first HEAD_SPAN bytes is a full one (the MSS here is tens of
+            # KiB), but one the kernel cut short whatever the server asked, which is excused
+            # (_server_data_segments): at the client's window edge (371 and 873 bytes with a TSan
+            # build beside busy loops) or sent by a timer. Not further on: there the kernel
+            # itself sometimes pushes a corked partial skb with the window open (1032 bytes with
+            # PSH at offset 900 KiB, 1085 bytes as the 20th segment: 2 in 190 runs of that TSan
+            # setup; 0 in 60 with this bound), which neither the head nor the cork decide; those
+            # are printed.
+            offsets = [sum(n for n, _ in sizes[:i]) for i in range(len(sizes))]
+            unexcused = [(i, off, n) for i, ((n, excuse), off) in enumerate(zip(sizes[:-1], offsets))
+                         if n <= 4096 and not excuse]
+            short = [(i, n) for i, off, n in unexcused if off < HEAD_SPAN]
+            if len(short) < len(unexcused):
+                print(f"attempt {attempt}: short segments past the head's span (index, offset, size): "
+                      f"{[u for u in unexcused if u[1] >= HEAD_SPAN]}", file=sys.stderr)
             assert not short, (attempt, short, sizes)
     if checked == 0:
         pytest.skip(f"the capture missed packets on every attempt ({'; '.join(missed)})")
@@ -245,20 +278,26 @@ def _server_segments(cap, server_port, client_port):
     """(sequence number, payload size, FIN set) of every TCP segment of one connection sent from
     `server_port` to `client_port`, in capture order, retransmissions included."""
     return [(seq, size, bool(flags & 0x01))
-            for from_server, seq, _, _, size, flags, _ in _connection_segments(cap, server_port, client_port)
+            for from_server, seq, _, _, size, flags, _, _ in _connection_segments(cap, server_port, client_port)
             if from_server]
 
 
 def _connection_segments(cap, server_port, client_port):
     """Every TCP segment of one connection captured so far, both ways, in capture order:
     (sent by the server, sequence number, ACK number, window as sent, payload size, flags,
-    window scale option or None)."""
+    window scale option or None, capture time in seconds of CLOCK_REALTIME)."""
     out = []
     while True:
         try:
-            pkt, addr = cap.recvfrom(1 << 17)
+            pkt, ancillary, _, addr = cap.recvmsg(1 << 17, socket.CMSG_SPACE(16))
         except BlockingIOError:
             return out
+        t = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                sec, nsec = struct.unpack("qq", value[:16])
+                t = sec + nsec / 1e9
+        assert t is not None, "the capture gave no timestamp (SO_TIMESTAMPNS)"
         if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 14 + 20:
             continue  # on lo each packet shows twice: out and in
         ip = pkt[14:]
@@ -274,7 +313,7 @@ def _connection_segments(cap, server_port, client_port):
             continue
         header = (tcp[12] >> 4) * 4
         out.append((ports[0] == server_port, int.from_bytes(tcp[4:8], "big"), int.from_bytes(tcp[8:12], "big"),
-                    int.from_bytes(tcp[14:16], "big"), total - ihl - header, tcp[13], _window_scale(tcp[20:header])))
+                    int.from_bytes(tcp[14:16], "big"), total - ihl - header, tcp[13], _window_scale(tcp[20:header]), t))
 
 
 def _window_scale(options):
