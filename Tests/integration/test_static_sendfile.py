@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, free_port, parse_responses, raw_exchange
-from herdtest import tcp_socket_info
+from herdtest import settled, tcp_socket_info
 
 # Around the memory/sendfile limit (8 KiB), the bench's sizes, an empty file and a large one.
 SIZES = [0, 1, 1024, 8191, 8192, 8193, 16384, 16385, 300_000]
@@ -405,16 +405,9 @@ def test_refills_leave_little_unsent(herd_factory, tmp_path, setting, most, leas
             chunk = s.recv(1 << 20)
             assert chunk, "closed early"
             data += chunk
-        # The client stops reading: its window closes and the server's socket stops moving.
-        last, stable_since = -1, time.monotonic()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            now = _unsent_bytes(port, client_port)
-            if now != last:
-                last, stable_since = now, time.monotonic()
-            elif time.monotonic() - stable_since > 0.5:
-                break
-            time.sleep(0.05)
+        # The client stops reading: its window closes and the server's socket stops moving
+        # (three equal samples over half a second, at most 5 s).
+        last = settled(lambda: _unsent_bytes(port, client_port), tolerance=0, interval=0.25, timeout=5)
         if most is not None:
             assert last <= most, f"{last} bytes unsent with notsent-lowat {setting or 'default'}"
         if least is not None:
